@@ -1,0 +1,55 @@
+# storepack — see README.md.
+GO          ?= go
+DOCKER      ?= docker
+VERSION     ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+IMAGE       ?= storepack:latest
+PLUGIN_DIR  ?= $(HOME)/.docker/cli-plugins
+LDFLAGS     := -s -w -X github.com/storepack/storepack/internal/version.Version=$(VERSION)
+GOBUILD     := CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)'
+
+.PHONY: all build install plugin frontend-image demo test unit-test e2e-test bench fmt vet clean
+
+all: build
+
+build: bin/docker-storepack bin/storepack-frontend
+
+bin/docker-storepack: FORCE
+	$(GOBUILD) -o $@ ./cmd/docker-storepack
+
+bin/storepack-frontend: FORCE
+	$(GOBUILD) -o $@ ./cmd/storepack-frontend
+
+# The frontend image, built from the static binary alone (offline, no base image).
+frontend-image: bin/storepack-frontend
+	DOCKER_BUILDKIT=0 $(DOCKER) build -q -f Dockerfile.frontend -t $(IMAGE) bin
+
+plugin: bin/docker-storepack
+	install -D -m 0755 bin/docker-storepack $(PLUGIN_DIR)/docker-storepack
+
+# The plugin into ~/.docker/cli-plugins, the frontend image into the running engine.
+install: plugin frontend-image
+
+# Starts Debian's Docker Engine if none answers, installs storepack, builds
+# the built-in example with `docker build` and runs it.
+demo:
+	hack/demo.sh
+
+# Everything: unit tests, then end-to-end tests against real engines that
+# hack/testbed.sh installs and starts under a temporary directory.
+test: unit-test e2e-test
+
+unit-test:
+	$(GO) vet ./...
+	$(GO) test ./...
+
+e2e-test:
+	hack/testbed.sh install
+	$(GO) test -tags e2e -count=1 -timeout 80m -v ./e2e/...
+
+fmt:
+	gofmt -w $$(git ls-files '*.go')
+
+clean:
+	rm -rf bin
+
+FORCE:

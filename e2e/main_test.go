@@ -1,0 +1,170 @@
+//go:build e2e
+
+// Package e2e drives storepack against real engines: Debian's Docker Engine
+// 20.10 (the Chain path), buildkitd through buildx (the Merge path), a
+// registry and Nix-built store closures. TestMain starts them all under one
+// temporary directory with hack/testbed.sh and stops them at the end.
+//
+//	go test -tags e2e ./e2e/
+package e2e
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// bed is the running test bed.
+var bed struct {
+	repo     string // repository root
+	dir      string // everything the test bed started lives here
+	registry string // host:port of the local registry
+	docker   string // Debian's docker client, for Docker 20.10's BuildKit
+	frontend string // the frontend image in the registry
+}
+
+func TestMain(m *testing.M) {
+	code, err := run(m)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "e2e:", err)
+		code = 1
+	}
+	os.Exit(code)
+}
+
+func run(m *testing.M) (code int, err error) {
+	repo, err := filepath.Abs("..")
+	if err != nil {
+		return 1, err
+	}
+	bed.repo = repo
+	dir, err := os.MkdirTemp("", "storepack-e2e-")
+	if err != nil {
+		return 1, err
+	}
+	bed.dir = dir
+	testbed := filepath.Join(repo, "hack", "testbed.sh")
+	defer func() {
+		if code != 0 {
+			cmd := exec.Command(testbed, "logs", dir)
+			cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+			_ = cmd.Run()
+		}
+		cmd := exec.Command(testbed, "down", dir)
+		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+		if derr := cmd.Run(); derr != nil && err == nil {
+			err = fmt.Errorf("testbed down: %w", derr)
+		}
+		if rerr := os.RemoveAll(dir); rerr != nil && err == nil {
+			err = rerr
+		}
+	}()
+	for _, args := range [][]string{{"install"}, {"up", dir}} {
+		cmd := exec.Command(testbed, args...)
+		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+		if err := cmd.Run(); err != nil {
+			return 1, fmt.Errorf("testbed %s: %w", args[0], err)
+		}
+	}
+	if err := loadEnv(filepath.Join(dir, "env")); err != nil {
+		return 1, err
+	}
+	bed.registry = os.Getenv("STOREPACK_REGISTRY")
+	bed.docker = os.Getenv("STOREPACK_DOCKER")
+	if err := installFrontend(); err != nil {
+		return 1, err
+	}
+	return m.Run(), nil
+}
+
+// loadEnv applies the test bed's env file (bash export lines) to this process.
+func loadEnv(file string) error {
+	out, err := exec.Command("bash", "-c", `set -a; source "$1"; env -0`, "bash", file).Output()
+	if err != nil {
+		return fmt.Errorf("source %s: %w", file, err)
+	}
+	for _, kv := range strings.Split(string(out), "\x00") {
+		if k, v, ok := strings.Cut(kv, "="); ok && k != "" {
+			os.Setenv(k, v)
+		}
+	}
+	return nil
+}
+
+// installFrontend builds the frontend image into the test engine (where
+// `# syntax=storepack` finds it in the local image store) and pushes it to
+// the registry, which buildkitd mirrors docker.io to.
+func installFrontend() error {
+	steps := [][]string{
+		{"make", "-C", bed.repo, "--no-print-directory", "build"},
+		{"make", "-C", bed.repo, "--no-print-directory", "frontend-image", "DOCKER=" + bed.docker},
+	}
+	bed.frontend = bed.registry + "/library/storepack:latest"
+	steps = append(steps,
+		[]string{bed.docker, "tag", "storepack:latest", bed.frontend},
+		[]string{bed.docker, "push", bed.frontend},
+	)
+	for _, s := range steps {
+		if out, err := exec.Command(s[0], s[1:]...).CombinedOutput(); err != nil {
+			return fmt.Errorf("%s: %w\n%s", strings.Join(s, " "), err, out)
+		}
+	}
+	return nil
+}
+
+// result is a finished command.
+type result struct {
+	out  string // stdout and stderr, interleaved
+	err  error
+	args []string
+}
+
+func (r result) String() string {
+	return fmt.Sprintf("$ %s\n%s", strings.Join(r.args, " "), r.out)
+}
+
+// cmd runs a command with the test bed's environment plus env.
+func cmd(env []string, name string, args ...string) result {
+	c := exec.Command(name, args...)
+	c.Env = append(os.Environ(), env...)
+	var buf bytes.Buffer
+	c.Stdout, c.Stderr = &buf, &buf
+	err := c.Run()
+	return result{out: buf.String(), err: err, args: append([]string{name}, args...)}
+}
+
+// must runs a command and fails the test if it fails.
+func must(t *testing.T, env []string, name string, args ...string) string {
+	t.Helper()
+	r := cmd(env, name, args...)
+	if r.err != nil {
+		t.Fatalf("%v\n%s", r.err, r)
+	}
+	return r.out
+}
+
+// engineBuild runs `docker build` on Docker 20.10's own BuildKit.
+func engineBuild(t *testing.T, args ...string) result {
+	t.Helper()
+	return cmd([]string{"DOCKER_BUILDKIT=1", "BUILDKIT_PROGRESS=plain"}, bed.docker, append([]string{"build", "--progress=plain"}, args...)...)
+}
+
+// buildxBuild runs `docker buildx build` on the test bed's buildkitd.
+func buildxBuild(t *testing.T, args ...string) result {
+	t.Helper()
+	return cmd(nil, "docker", append([]string{"buildx", "build", "--builder", os.Getenv("BUILDX_BUILDER"), "--progress=plain"}, args...)...)
+}
+
+// writeFile writes a test file and returns its path.
+func writeFile(t *testing.T, dir, name, content string) string {
+	t.Helper()
+	p := filepath.Join(dir, name)
+	if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}

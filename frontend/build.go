@@ -1,0 +1,232 @@
+// Package frontend is storepack's BuildKit gateway frontend: it reads a
+// manifest, loads the closure graph from the build context, plans layers
+// and returns the image as LLB for every target platform.
+//
+// The flow is one way: manifest → closure graph → layer plan → LLB and
+// image config. Each step lives in its own package (frontend/manifest,
+// store, layering, llb); this package only gathers the inputs from the
+// build context and hands them on.
+package frontend
+
+import (
+	"context"
+	"strconv"
+	"time"
+
+	"github.com/containerd/platforms"
+	"github.com/moby/buildkit/client/llb"
+	"github.com/moby/buildkit/frontend/dockerfile/parser"
+	"github.com/moby/buildkit/frontend/dockerui"
+	"github.com/moby/buildkit/frontend/gateway/client"
+	"github.com/moby/buildkit/solver/errdefs"
+	"github.com/moby/buildkit/solver/pb"
+	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
+	"github.com/pkg/errors"
+	"github.com/storepack/storepack/frontend/manifest"
+	"github.com/storepack/storepack/layering"
+	splb "github.com/storepack/storepack/llb"
+)
+
+// Language names manifests in source maps, as "Dockerfile" does for
+// Dockerfiles.
+const Language = "storepack"
+
+// HelperBinary is where Dockerfile.frontend puts the frontend binary.
+const HelperBinary = "/bin/storepack-frontend"
+
+const (
+	// buildArgEpoch is the mtime of every entry and the created time of
+	// the image, as in reproducible-builds.org's SOURCE_DATE_EPOCH.
+	buildArgEpoch = "SOURCE_DATE_EPOCH"
+	// buildArgMethod forces the Chain method on a builder that could
+	// merge; used to compare the two methods on one builder.
+	buildArgMethod = "STOREPACK_LAYER_METHOD"
+)
+
+// Build is the frontend's gateway entry point.
+func Build(ctx context.Context, c client.Client) (_ *client.Result, err error) {
+	bc, err := dockerui.NewClient(c)
+	if err != nil {
+		return nil, err
+	}
+	src, err := bc.ReadEntrypoint(ctx, Language)
+	if err != nil {
+		return nil, err
+	}
+	defer func() { err = withSource(err, src.SourceMap) }()
+
+	m, err := manifest.Parse(src.Data, bc.BuildArgs)
+	if err != nil {
+		return nil, err
+	}
+	epoch, err := epochFromArgs(bc.BuildArgs)
+	if err != nil {
+		return nil, err
+	}
+	method := splb.MethodFor(bc.BuildOpts().LLBCaps)
+	switch v := bc.BuildArgs[buildArgMethod]; v {
+	case "":
+	case string(splb.Chain):
+		method = splb.Chain
+	case string(splb.Merge):
+		if method != splb.Merge {
+			return nil, errors.Errorf("%s=merge: this builder has no MergeOp", buildArgMethod)
+		}
+	default:
+		return nil, errors.Errorf("%s=%q: want chain or merge", buildArgMethod, v)
+	}
+
+	b := &build{c: c, bc: bc, m: m, epoch: epoch, method: method}
+	rb, err := bc.Build(ctx, b.platform)
+	if err != nil {
+		return nil, err
+	}
+	return rb.Finalize()
+}
+
+// build holds what every platform's build shares.
+type build struct {
+	c      client.Client
+	bc     *dockerui.Client
+	m      *manifest.Manifest
+	epoch  time.Time
+	method splb.Method
+}
+
+// platform builds the image for one target platform (nil: the builder's).
+func (b *build) platform(ctx context.Context, target *ocispecs.Platform, _ int) (*dockerui.BuildResult, error) {
+	p := b.bc.BuildPlatforms[0]
+	if target != nil {
+		p = *target
+	}
+	p = platforms.Normalize(p)
+
+	in, err := b.readInputs(ctx, p)
+	if err != nil {
+		return nil, err
+	}
+	custom := b.customisation(in)
+	budget := b.m.Layers.Max
+	if !custom.Empty() {
+		budget-- // the customisation layer counts against the budget
+	}
+	if budget < 1 {
+		return nil, parser.WithLocation(errors.Errorf("LAYERS --max=%d leaves no layer for the store paths after the customisation layer", b.m.Layers.Max), b.m.Layers.Location)
+	}
+	plan, err := layering.Build(in.closure, layering.Options{Strategy: b.m.Layers.Strategy, MaxLayers: budget})
+	if err != nil {
+		return nil, parser.WithLocation(err, b.m.Layers.Location)
+	}
+
+	src, err := b.storeSource(ctx, in)
+	if err != nil {
+		return nil, err
+	}
+	opt := splb.Options{StoreDir: b.m.StoreDir, Epoch: b.epoch, Method: b.method}
+	st := splb.StoreLayers(llb.Scratch(), plan, src, opt)
+	if !custom.Empty() {
+		st, err = splb.CustomisationLayer(st, custom, b.bc.BuildOpts().LLBCaps, b.helper(), opt)
+		if err != nil {
+			return nil, err
+		}
+	}
+	img, err := splb.Image(plan, splb.ImageOptions{
+		Platform:      p,
+		Config:        b.m.Image,
+		Epoch:         b.epoch,
+		Customisation: !custom.Empty(),
+	})
+	if err != nil {
+		return nil, err
+	}
+
+	def, err := st.Marshal(ctx, llb.WithCaps(b.bc.BuildOpts().LLBCaps), llb.Platform(p))
+	if err != nil {
+		return nil, errors.Wrap(err, "marshal LLB")
+	}
+	res, err := b.c.Solve(ctx, client.SolveRequest{Definition: def.ToPB(), CacheImports: b.bc.CacheImports})
+	if err != nil {
+		return nil, err
+	}
+	ref, err := res.SingleRef()
+	if err != nil {
+		return nil, err
+	}
+	return &dockerui.BuildResult{Reference: ref, Image: img, Epoch: &b.epoch}, nil
+}
+
+// customisation resolves LINK targets against the first root and gathers
+// the DIR entries.
+func (b *build) customisation(in *inputs) splb.Customisation {
+	var c splb.Customisation
+	for _, d := range b.m.Dirs {
+		c.Dirs = append(c.Dirs, splb.Dir{Path: d.Path, Mode: d.Mode})
+	}
+	for _, l := range b.m.Links {
+		target := l.Target
+		if target[0] != '/' {
+			target = in.roots[0].String() + "/" + target
+		}
+		c.Links = append(c.Links, splb.Link{Path: l.Path, Target: target})
+	}
+	return c
+}
+
+// helper returns the frontend image, which writes the customisation stage
+// on builders whose FileOps cannot, or nil when it is unknown.
+func (b *build) helper() *splb.Helper {
+	if cf, ok := b.c.(interface{ CurrentFrontend() (*llb.State, error) }); ok {
+		if st, err := cf.CurrentFrontend(); err == nil && st != nil {
+			return &splb.Helper{Image: *st, Binary: HelperBinary}
+		}
+	}
+	if ref := b.bc.BuildOpts().Opts["source"]; ref != "" {
+		return &splb.Helper{
+			Image:  llb.Image(ref, llb.Platform(b.bc.BuildPlatforms[0]), llb.WithMetaResolver(b.c)),
+			Binary: HelperBinary,
+		}
+	}
+	return nil
+}
+
+func epochFromArgs(args map[string]string) (time.Time, error) {
+	v, ok := args[buildArgEpoch]
+	if !ok || v == "" {
+		return time.Unix(1, 0).UTC(), nil
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || n < 0 {
+		return time.Time{}, errors.Errorf("%s=%q: want seconds since 1970 as a whole number", buildArgEpoch, v)
+	}
+	return time.Unix(n, 0).UTC(), nil
+}
+
+// withSource names the manifest file and line of a located error in its
+// message, and attaches the lines so that `docker build` prints them under
+// the error.
+func withSource(err error, sm *llb.SourceMap) error {
+	var le *parser.LocationError
+	if err == nil || sm == nil || !errors.As(err, &le) || len(le.Locations) == 0 || len(le.Locations[0]) == 0 {
+		return err
+	}
+	locations := le.Locations
+	err = errors.Wrapf(err, "%s:%d", sm.Filename, locations[0][0].Start.Line)
+	for _, loc := range locations {
+		s := &errdefs.Source{
+			Info: &pb.SourceInfo{
+				Data:       sm.Data,
+				Filename:   sm.Filename,
+				Language:   sm.Language,
+				Definition: sm.Definition.ToPB(),
+			},
+		}
+		for _, r := range loc {
+			s.Ranges = append(s.Ranges, &pb.Range{
+				Start: &pb.Position{Line: int32(r.Start.Line), Character: int32(r.Start.Character)},
+				End:   &pb.Position{Line: int32(r.End.Line), Character: int32(r.End.Character)},
+			})
+		}
+		err = errdefs.WithSource(err, s)
+	}
+	return err
+}

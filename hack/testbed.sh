@@ -1,0 +1,693 @@
+#!/usr/bin/env bash
+# hack/testbed.sh — the end-to-end test bed: real engines on this machine.
+#
+#   hack/testbed.sh install      install Debian packages (Docker Engine 20.10, containerd, runc,
+#                                qemu-user-static, binfmt-support, Nix 2.8, busybox-static),
+#                                configure Nix and binfmt, and build buildkitd/buildctl (the
+#                                buildkit version of go.mod), buildx and the distribution
+#                                registry into ${STOREPACK_CACHE:-$HOME/.cache/storepack}/tools.
+#                                Idempotent: a second run installs and builds nothing.
+#   hack/testbed.sh up DIR       start a registry, containerd + dockerd and buildkitd with every
+#                                socket, data root, log and pid file under DIR, create the buildx
+#                                builder "storepack-test", and write DIR/env (export lines).
+#   hack/testbed.sh down DIR     stop everything `up DIR` started (by PID), unmount what is left
+#                                mounted under DIR. Safe to repeat and after a partial `up`.
+#   hack/testbed.sh logs DIR     print the tail of every daemon log under DIR.
+#   hack/testbed.sh check DIR    exercise a running test bed (docker run, docker build, buildctl
+#                                build, buildx build to an OCI tar, push to the registry).
+#
+# Environment:
+#   STOREPACK_CACHE               cache root (default $HOME/.cache/storepack)
+#   STOREPACK_BUILDKIT_VERSION    override the buildkit version (default: go.mod's)
+#   STOREPACK_BUILDX_VERSION      buildx version (default v0.38.2)
+#   STOREPACK_REGISTRY_VERSION    distribution registry version (default v3.1.2)
+#   TESTBED_TIMEOUT               seconds `up` may spend waiting for daemons (default 120)
+#   TESTBED_STOP_TIMEOUT          seconds `down` waits for each daemon to exit (default 30)
+#   TESTBED_KEEP_ON_FAILURE=1     leave a failed `up` running (default: it runs `down` itself)
+#   TESTBED_LOG_LINES             lines per log printed by `logs` and on failure (default 60)
+set -euo pipefail
+
+ORIG_PATH=$PATH
+export PATH=$PATH:/usr/local/go/bin:/usr/sbin:/sbin
+REPO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+CACHE=${STOREPACK_CACHE:-$HOME/.cache/storepack}
+TOOLS=$CACHE/tools
+BUILDX_VERSION=${STOREPACK_BUILDX_VERSION:-v0.38.2}
+REGISTRY_VERSION=${STOREPACK_REGISTRY_VERSION:-v3.1.2}
+DEBIAN_DOCKER=/usr/bin/docker
+BUILDER_NAME=storepack-test
+BUSYBOX_IMAGE=busybox:latest
+LOG_LINES=${TESTBED_LOG_LINES:-60}
+PACKAGES=(docker.io containerd runc iptables qemu-user-static binfmt-support nix-bin
+	busybox-static curl ca-certificates util-linux)
+QEMU_FORMATS=(qemu-mips64el qemu-arm qemu-i386)
+# Tracing exporters default to OTLP on localhost in some of these daemons: keep them quiet.
+export OTEL_SDK_DISABLED=true OTEL_TRACES_EXPORTER=none OTEL_METRICS_EXPORTER=none
+
+log() { printf 'testbed: %s\n' "$*" >&2; }
+die() { log "error: $*"; exit 1; }
+need_root() { [[ $(id -u) == 0 ]] || die "must run as root"; }
+
+# ---------------------------------------------------------------------------------------------
+# versions and tool paths
+
+buildkit_version() {
+	if [[ -n ${STOREPACK_BUILDKIT_VERSION:-} ]]; then
+		echo "$STOREPACK_BUILDKIT_VERSION"
+		return
+	fi
+	local v
+	v=$(cd "$REPO_ROOT" && GOWORK=off GOFLAGS=-mod=mod go list -m -f '{{.Version}}' github.com/moby/buildkit) ||
+		die "cannot read the buildkit version from $REPO_ROOT/go.mod"
+	[[ -n $v ]] || die "go.mod has no github.com/moby/buildkit requirement"
+	echo "$v"
+}
+
+set_tool_paths() {
+	BUILDKIT_VERSION=$(buildkit_version)
+	BUILDKIT_DIR=$TOOLS/buildkit-$BUILDKIT_VERSION
+	BUILDX_DIR=$TOOLS/buildx-$BUILDX_VERSION
+	REGISTRY_DIR=$TOOLS/registry-$REGISTRY_VERSION
+	BUILDKITD=$BUILDKIT_DIR/buildkitd
+	BUILDCTL=$BUILDKIT_DIR/buildctl
+	BUILDX=$BUILDX_DIR/buildx
+	REGISTRY=$REGISTRY_DIR/registry
+}
+
+# ---------------------------------------------------------------------------------------------
+# install
+
+pkg_installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'; }
+
+install_packages() {
+	local missing=() p
+	for p in "${PACKAGES[@]}"; do pkg_installed "$p" || missing+=("$p"); done
+	if ((${#missing[@]} == 0)); then
+		log "packages: all present"
+		return
+	fi
+	log "packages: installing ${missing[*]}"
+	# Install without starting services (dockerd, containerd, nix-daemon): the test bed runs
+	# its own daemons and must not find an engine it did not start.
+	local policy=/usr/sbin/policy-rc.d made_policy=
+	if [[ ! -e $policy ]]; then
+		printf '#!/bin/sh\nexit 101\n' >"$policy"
+		chmod 0755 "$policy"
+		made_policy=1
+	fi
+	local rc=0
+	{
+		DEBIAN_FRONTEND=noninteractive apt-get update -q &&
+			DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
+	} || rc=$?
+	[[ -z $made_policy ]] || rm -f "$policy"
+	((rc == 0)) || die "apt-get failed ($rc)"
+}
+
+ensure_nix_conf() {
+	local f=/etc/nix/nix.conf s key changed=
+	local settings=(
+		'build-users-group ='
+		'sandbox = false'
+		'substituters ='
+		'experimental-features = nix-command'
+		'extra-platforms = i686-linux armv7l-linux mips64el-linux'
+	)
+	mkdir -p /etc/nix
+	[[ -e $f ]] || : >"$f"
+	for s in "${settings[@]}"; do
+		grep -qxF -- "$s" "$f" && continue
+		key=${s%% =*}
+		sed -i "/^[[:space:]]*${key}[[:space:]]*=/d" "$f"
+		printf '%s\n' "$s" >>"$f"
+		changed=1
+	done
+	if [[ -n $changed ]]; then log "nix: wrote $f"; else log "nix: $f already configured"; fi
+}
+
+# binfmt entries are kernel state: they vanish on reboot, so `up` calls this too.
+ensure_binfmt() {
+	local bm=/proc/sys/fs/binfmt_misc fmt
+	if [[ ! -e $bm/status ]]; then
+		mount -t binfmt_misc binfmt_misc "$bm" || { log "binfmt: cannot mount $bm"; return 1; }
+	fi
+	command -v update-binfmts >/dev/null || { log "binfmt: update-binfmts missing (run install)"; return 1; }
+	local enabled=() native=()
+	for fmt in "${QEMU_FORMATS[@]}"; do
+		if [[ ! -e /var/lib/binfmts/$fmt ]]; then
+			# Debian registers no entry for an architecture the host CPU runs itself (i386 on
+			# amd64: the kernel's IA32 emulation runs those binaries natively).
+			native+=("$fmt")
+			continue
+		fi
+		if [[ ! -e $bm/$fmt ]] || ! grep -qx enabled "$bm/$fmt"; then
+			update-binfmts --enable "$fmt" || { log "binfmt: cannot enable $fmt"; return 1; }
+		fi
+		grep -qx enabled "$bm/$fmt" || { log "binfmt: $fmt not enabled"; return 1; }
+		grep -q '^flags:.*F' "$bm/$fmt" || log "binfmt: warning: $fmt lacks the F flag (foreign binaries will not run in containers)"
+		enabled+=("$fmt[$(sed -n 's/^flags: //p' "$bm/$fmt")]")
+	done
+	log "binfmt: enabled ${enabled[*]:-none}${native:+; no entry (native on this host): ${native[*]}}"
+}
+
+# go_tool DEST_DIR VERSION LDFLAGS PKG=NAME... — build Go commands at VERSION inside a throw-away
+# module (`go install pkg@version` is refused for buildkit: its go.mod has exclude directives)
+# into DEST_DIR/NAME. A complete DEST_DIR is reused as is; it appears atomically.
+go_tool() {
+	local dest=$1 version=$2 ldflags=$3
+	shift 3
+	local spec missing=
+	for spec in "$@"; do [[ -x $dest/${spec#*=} ]] || missing=1; done
+	if [[ -z $missing ]]; then
+		log "tools: reusing $dest"
+		return
+	fi
+	local start=$SECONDS work gets=()
+	work=$(mktemp -d "$TOOLS/.build.XXXXXX")
+	for spec in "$@"; do gets+=("${spec%%=*}@$version"); done
+	log "tools: building ${gets[*]}"
+	(
+		set -e
+		mkdir -p "$work/mod" "$work/out"
+		cd "$work/mod"
+		export GOWORK=off GOFLAGS=-mod=mod CGO_ENABLED=0
+		go mod init storepack-testbed-tools >/dev/null 2>&1
+		go get "${gets[@]}"
+		for spec in "$@"; do
+			go build -trimpath -ldflags "-s -w $ldflags" -o "$work/out/${spec#*=}" "${spec%%=*}"
+		done
+	) >"$work/build.log" 2>&1 || {
+		tail -n 40 "$work/build.log" >&2
+		rm -rf "$work"
+		die "tools: building ${gets[*]} failed"
+	}
+	rm -rf "$dest"
+	mv -T "$work/out" "$dest"
+	rm -rf "$work"
+	log "tools: built $dest in $((SECONDS - start))s"
+}
+
+build_tools() {
+	set_tool_paths
+	mkdir -p "$TOOLS"
+	exec 9>"$TOOLS/.lock"
+	flock 9
+	go_tool "$BUILDKIT_DIR" "$BUILDKIT_VERSION" \
+		"-X github.com/moby/buildkit/version.Version=$BUILDKIT_VERSION -X github.com/moby/buildkit/version.Package=github.com/moby/buildkit" \
+		github.com/moby/buildkit/cmd/buildkitd=buildkitd github.com/moby/buildkit/cmd/buildctl=buildctl
+	go_tool "$BUILDX_DIR" "$BUILDX_VERSION" \
+		"-X github.com/docker/buildx/version.Version=$BUILDX_VERSION -X github.com/docker/buildx/version.Package=github.com/docker/buildx" \
+		github.com/docker/buildx/cmd/buildx=buildx
+	go_tool "$REGISTRY_DIR" "$REGISTRY_VERSION" \
+		"-X github.com/distribution/distribution/v3/version.version=$REGISTRY_VERSION" \
+		github.com/distribution/distribution/v3/cmd/registry=registry
+	flock -u 9
+}
+
+cmd_install() {
+	need_root
+	local start=$SECONDS
+	install_packages
+	ensure_nix_conf
+	ensure_binfmt || die "binfmt setup failed"
+	command -v go >/dev/null || die "go not found (needed to build the tools)"
+	build_tools
+	log "install: done in $((SECONDS - start))s; tools in $TOOLS"
+}
+
+# ---------------------------------------------------------------------------------------------
+# process helpers
+
+# alive PID — true while PID runs (a zombie counts as exited).
+alive() {
+	local st
+	[[ -r /proc/$1/stat ]] || return 1
+	st=$(sed 's/^.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f1) || return 1
+	[[ -n $st && $st != Z && $st != X ]]
+}
+
+# ours PID DIR — PID runs and its command line names DIR (guards against recycled PIDs).
+ours() { alive "$1" && tr '\0' ' ' <"/proc/$1/cmdline" 2>/dev/null | grep -qF -- "$2"; }
+
+# spawn NAME CMD... — start a daemon in its own session, detached from our stdio (so a caller
+# capturing our output does not wait for it), log to $D/logs/NAME.log, pid to $D/pids/NAME.pid.
+spawn() {
+	local name=$1
+	shift
+	setsid "$@" </dev/null >>"$D/logs/$name.log" 2>&1 &
+	echo $! >"$D/pids/$name.pid"
+	SPAWNED=$!
+}
+
+show_log() {
+	local f=$1
+	[[ -e $f ]] || return 0
+	printf '==> %s (last %s lines) <==\n' "$f" "$LOG_LINES" >&2
+	tail -n "$LOG_LINES" "$f" >&2 || true
+}
+
+# wait_ready NAME PID CMD... — poll CMD until it succeeds; fail when PID exits or the deadline of
+# `up` passes.
+wait_ready() {
+	local name=$1 pid=$2
+	shift 2
+	while :; do
+		if "$@" >/dev/null 2>&1; then
+			log "$name: ready after $((SECONDS - UP_START))s (pid $pid, log $D/logs/$name.log)"
+			return 0
+		fi
+		if ! alive "$pid"; then
+			log "$name: exited before it was ready"
+			return 1
+		fi
+		if ((SECONDS >= UP_DEADLINE)); then
+			log "$name: not ready within ${TESTBED_TIMEOUT:-120}s"
+			return 1
+		fi
+		sleep 0.2
+	done
+}
+
+port_in_use() {
+	local hex
+	hex=$(printf ':%04X' "$1")
+	awk -v p="$hex" 'FNR > 1 && $4 == "0A" && substr($2, length($2) - 4) == p { f = 1 } END { exit !f }' \
+		/proc/net/tcp /proc/net/tcp6 2>/dev/null
+}
+
+# a port below the usual ephemeral range (32768-60999) that nothing listens on.
+free_port() {
+	local p i
+	for ((i = 0; i < 200; i++)); do
+		p=$((20000 + RANDOM % 12000))
+		port_in_use "$p" || { echo "$p"; return; }
+	done
+	die "no free port found"
+}
+
+abs_dir() { (cd "$1" 2>/dev/null && pwd -P); }
+
+# ---------------------------------------------------------------------------------------------
+# up
+
+start_registry() {
+	local attempt pid
+	mkdir -p "$D/registry/data"
+	for attempt in 1 2 3 4 5; do
+		PORT=$(free_port)
+		cat >"$D/registry/config.yml" <<-EOF
+			version: 0.1
+			log:
+			  level: info
+			  accesslog:
+			    disabled: true
+			storage:
+			  filesystem:
+			    rootdirectory: $D/registry/data
+			  delete:
+			    enabled: true
+			http:
+			  addr: 127.0.0.1:$PORT
+		EOF
+		spawn registry "$REGISTRY" serve "$D/registry/config.yml"
+		pid=$SPAWNED
+		if wait_ready registry "$pid" curl -fsS "http://127.0.0.1:$PORT/v2/"; then
+			log "registry: listening on 127.0.0.1:$PORT"
+			return 0
+		fi
+		if ! alive "$pid" && grep -q 'address already in use' "$D/logs/registry.log"; then
+			log "registry: port $PORT taken meanwhile, trying another"
+			continue
+		fi
+		show_log "$D/logs/registry.log"
+		return 1
+	done
+	return 1
+}
+
+start_containerd() {
+	local c=$D/containerd
+	mkdir -p "$c/root" "$c/state" "$c/opt"
+	# An own containerd: dockerd 20.10 would otherwise attach to /run/containerd/containerd.sock
+	# whenever a system containerd runs, and share its "moby" namespace with the host engine.
+	cat >"$c/config.toml" <<-EOF
+		version = 2
+		root = "$c/root"
+		state = "$c/state"
+		disabled_plugins = ["io.containerd.grpc.v1.cri"]
+		[grpc]
+		  address = "$c/containerd.sock"
+		[ttrpc]
+		  address = "$c/containerd.sock.ttrpc"
+		[plugins."io.containerd.internal.v1.opt"]
+		  path = "$c/opt"
+	EOF
+	spawn containerd containerd --config "$c/config.toml"
+	wait_ready containerd "$SPAWNED" ctr --address "$c/containerd.sock" version ||
+		{ show_log "$D/logs/containerd.log"; return 1; }
+}
+
+# setup_bridge — a bridge of our own for the engine's default "bridge" network: docker0 may
+# belong to another engine, and with --bridge=none the engine's BuildKit fails every RUN step
+# ("network bridge not found"). Name and a free /24 of 10.213.0.0/16 are recorded in
+# $D/docker/bridge so that `down` deletes it. Without iproute2 the engine gets --bridge=none.
+setup_bridge() {
+	BRIDGE=none
+	if ! command -v ip >/dev/null; then
+		log "dockerd: no ip command; --bridge=none (RUN steps in engine builds need --network=host|none)"
+		return 0
+	fi
+	local name n cidr
+	name=spk$(printf '%s' "$D" | sha256sum | cut -c1-8)
+	exec 8>/run/storepack-testbed.lock
+	flock 8
+	ip link del "$name" >/dev/null 2>&1 || true
+	for n in $(shuf -i 1-254); do
+		cidr=10.213.$n.0/24
+		[[ -z $(ip -4 route show root "$cidr") ]] || continue
+		[[ -z $(ip -4 route show match "$cidr" | grep -v '^default') ]] || continue
+		ip link add "$name" type bridge || break
+		printf '%s\n' "$name" >"$D/docker/bridge"
+		ip addr add "10.213.$n.1/24" dev "$name" && ip link set "$name" up || break
+		BRIDGE=$name
+		log "dockerd: bridge $name 10.213.$n.1/24"
+		break
+	done
+	flock -u 8
+	exec 8>&-
+	[[ $BRIDGE != none ]] || log "dockerd: could not set up a bridge; --bridge=none"
+}
+
+start_dockerd() {
+	mkdir -p "$D/docker/data" "$D/docker/exec"
+	setup_bridge
+	cat >"$D/docker/daemon.json" <<-EOF
+		{
+		  "features": {"buildkit": true},
+		  "registry-mirrors": ["http://127.0.0.1:$PORT"]
+		}
+	EOF
+	# Own bridge (not docker0), --iptables=false --ip-masq=false --ip-forward=false: this engine
+	# neither needs nor disturbs the network state of another engine on the machine.
+	spawn dockerd dockerd \
+		--host "unix://$D/docker.sock" \
+		--data-root "$D/docker/data" \
+		--exec-root "$D/docker/exec" \
+		--pidfile "$D/docker/dockerd.pid" \
+		--config-file "$D/docker/daemon.json" \
+		--containerd "$D/containerd/containerd.sock" \
+		--shutdown-timeout 2 \
+		--bridge="$BRIDGE" --iptables=false --ip-masq=false --ip-forward=false --userland-proxy=false \
+		--insecure-registry "127.0.0.1:$PORT"
+	wait_ready dockerd "$SPAWNED" "$DEBIAN_DOCKER" -H "unix://$D/docker.sock" version ||
+		{ show_log "$D/logs/dockerd.log"; return 1; }
+}
+
+# a tiny busybox image for `docker run`, in the engine (busybox:latest) and in the registry
+# (library/busybox:latest, which is also docker.io/library/busybox for buildkitd's mirror).
+seed_busybox() {
+	local rootfs=$D/tmp/busybox-rootfs out bb=/bin/busybox a
+	[[ -x $bb ]] || bb=$(command -v busybox) || die "busybox-static not installed"
+	rm -rf "$rootfs"
+	mkdir -p "$rootfs/bin" "$rootfs/tmp" "$rootfs/etc"
+	cp "$bb" "$rootfs/bin/busybox"
+	for a in $("$bb" --list); do [[ $a == busybox ]] || ln -sf busybox "$rootfs/bin/$a"; done
+	echo 'root:x:0:0:root:/:/bin/sh' >"$rootfs/etc/passwd"
+	echo 'root:x:0:' >"$rootfs/etc/group"
+	tar -C "$rootfs" -c . | dk import --change 'CMD ["/bin/sh"]' \
+		--change 'ENV PATH=/bin' - "$BUSYBOX_IMAGE" >/dev/null
+	rm -rf "$rootfs"
+	out=$(dk run --rm "$BUSYBOX_IMAGE" /bin/sh -c 'echo run-ok') ||
+		{ show_log "$D/logs/dockerd.log"; die "docker run failed"; }
+	[[ $out == run-ok ]] || die "docker run printed '$out'"
+	dk tag "$BUSYBOX_IMAGE" "127.0.0.1:$PORT/library/busybox:latest"
+	dk push -q "127.0.0.1:$PORT/library/busybox:latest" >/dev/null ||
+		{ show_log "$D/logs/registry.log"; die "docker push to 127.0.0.1:$PORT failed"; }
+	dk rmi "127.0.0.1:$PORT/library/busybox:latest" >/dev/null
+	log "dockerd: docker run and push of $BUSYBOX_IMAGE work"
+}
+
+dk() { DOCKER_CONFIG=$D/docker-config "$DEBIAN_DOCKER" -H "unix://$D/docker.sock" "$@"; }
+
+start_buildkitd() {
+	local snap
+	mkdir -p "$D/buildkit"
+	for snap in overlayfs native; do
+		cat >"$D/buildkitd.toml" <<-EOF
+			root = "$D/buildkit"
+			[grpc]
+			  address = ["unix://$D/buildkitd.sock"]
+			[worker.oci]
+			  enabled = true
+			  snapshotter = "$snap"
+			[worker.containerd]
+			  enabled = false
+			[registry."docker.io"]
+			  mirrors = ["127.0.0.1:$PORT"]
+			[registry."127.0.0.1:$PORT"]
+			  http = true
+		EOF
+		spawn buildkitd "$BUILDKITD" \
+			--config "$D/buildkitd.toml" \
+			--root "$D/buildkit" \
+			--addr "unix://$D/buildkitd.sock" \
+			--oci-worker-snapshotter="$snap" \
+			--containerd-worker=false \
+			--otel-socket-path "$D/buildkit/otel-grpc.sock"
+		if wait_ready buildkitd "$SPAWNED" "$BUILDCTL" --addr "unix://$D/buildkitd.sock" debug workers; then
+			SNAPSHOTTER=$snap
+			log "buildkitd: snapshotter $snap"
+			return 0
+		fi
+		show_log "$D/logs/buildkitd.log"
+		if [[ $snap == overlayfs ]] && ((SECONDS < UP_DEADLINE)); then
+			stop_pid buildkitd
+			log "buildkitd: overlayfs failed, falling back to the native snapshotter"
+			continue
+		fi
+		return 1
+	done
+}
+
+setup_buildx() {
+	local cfg=$D/docker-config
+	mkdir -p "$cfg/cli-plugins"
+	[[ -e $cfg/config.json ]] || echo '{}' >"$cfg/config.json"
+	ln -sfn "$BUILDX" "$cfg/cli-plugins/docker-buildx"
+	dk buildx create --name "$BUILDER_NAME" --driver remote "unix://$D/buildkitd.sock" >/dev/null
+	dk buildx inspect --bootstrap "$BUILDER_NAME" >"$D/tmp/buildx-inspect.txt" 2>&1 ||
+		{ cat "$D/tmp/buildx-inspect.txt" >&2; die "buildx builder $BUILDER_NAME does not work"; }
+	log "buildx: builder $BUILDER_NAME -> unix://$D/buildkitd.sock"
+}
+
+write_env() {
+	local tools_path=$BUILDKIT_DIR:$BUILDX_DIR:$REGISTRY_DIR
+	local -a vars=(
+		TESTBED_DIR "$D"
+		DOCKER_HOST "unix://$D/docker.sock"
+		DOCKER_CONFIG "$D/docker-config"
+		BUILDKIT_HOST "unix://$D/buildkitd.sock"
+		BUILDX_BUILDER "$BUILDER_NAME"
+		STOREPACK_REGISTRY "127.0.0.1:$PORT"
+		STOREPACK_DOCKER "$DEBIAN_DOCKER"
+		TESTBED_TOOLS_PATH "$tools_path"
+		TESTBED_BUILDKIT_VERSION "$BUILDKIT_VERSION"
+		TESTBED_BUILDKIT_SNAPSHOTTER "$SNAPSHOTTER"
+		TESTBED_BUSYBOX_IMAGE "$BUSYBOX_IMAGE"
+		TESTBED_ENGINE_BRIDGE "$BRIDGE"
+		PATH "$tools_path:$ORIG_PATH"
+	)
+	local i
+	: >"$D/env.tmp"
+	for ((i = 0; i < ${#vars[@]}; i += 2)); do
+		printf 'export %s=%q\n' "${vars[i]}" "${vars[i + 1]}" >>"$D/env.tmp"
+	done
+	mv "$D/env.tmp" "$D/env"
+}
+
+up_failed() {
+	local rc=$?
+	((rc != 0)) || return 0
+	[[ -z ${UP_OK:-} ]] || return 0
+	log "up failed (exit $rc); logs are under $D/logs"
+	if [[ ${TESTBED_KEEP_ON_FAILURE:-} == 1 ]]; then
+		log "TESTBED_KEEP_ON_FAILURE=1: leaving it running; run: $0 down $D"
+	else
+		log "stopping what was started"
+		cmd_down "$D" || true
+	fi
+}
+
+cmd_up() {
+	need_root
+	[[ $# == 1 ]] || die "usage: $0 up DIR"
+	mkdir -p "$1"
+	D=$(abs_dir "$1")
+	[[ ! -e $D/env ]] || die "$D is already up (run: $0 down $D)"
+	set_tool_paths
+	local t
+	for t in "$BUILDKITD" "$BUILDCTL" "$BUILDX" "$REGISTRY"; do
+		[[ -x $t ]] || die "missing $t (run: $0 install)"
+	done
+	for t in dockerd containerd ctr runc curl "$DEBIAN_DOCKER"; do
+		command -v "$t" >/dev/null || die "missing $t (run: $0 install)"
+	done
+	ensure_binfmt || log "warning: binfmt setup failed; foreign-platform builds will not run"
+	mkdir -p "$D/logs" "$D/pids" "$D/tmp"
+	UP_START=$SECONDS
+	UP_DEADLINE=$((SECONDS + ${TESTBED_TIMEOUT:-120}))
+	trap up_failed EXIT
+	start_registry
+	start_containerd
+	start_dockerd
+	start_buildkitd
+	setup_buildx
+	seed_busybox
+	write_env
+	UP_OK=1
+	log "up: ready in $((SECONDS - UP_START))s"
+	log "logs: $D/logs/{registry,containerd,dockerd,buildkitd}.log"
+	log "env:  source $D/env"
+}
+
+# ---------------------------------------------------------------------------------------------
+# down
+
+# stop_pid NAME — SIGTERM the daemon recorded in $D/pids/NAME.pid, wait, then SIGKILL.
+stop_pid() {
+	local name=$1 f=$D/pids/$1.pid pid i
+	[[ -e $f ]] || return 0
+	pid=$(<"$f")
+	if [[ $pid =~ ^[0-9]+$ ]] && ours "$pid" "$D"; then
+		kill -TERM "$pid" 2>/dev/null || true
+		for ((i = 0; i < ${TESTBED_STOP_TIMEOUT:-30} * 10; i++)); do
+			alive "$pid" || break
+			sleep 0.1
+		done
+		if alive "$pid"; then
+			log "$name: still running after SIGTERM, sending SIGKILL"
+			kill -KILL "$pid" 2>/dev/null || true
+			for ((i = 0; i < 100; i++)); do
+				alive "$pid" || break
+				sleep 0.1
+			done
+		fi
+		alive "$pid" && log "$name: pid $pid does not exit" || log "$name: stopped (pid $pid)"
+	fi
+	rm -f "$f"
+}
+
+# Processes left behind by a killed daemon (containerd shims, runc) that name DIR in their
+# command line: e.g. containerd-shim-runc-v2 -address DIR/containerd/containerd.sock.
+sweep_leftovers() {
+	local p comm
+	for p in /proc/[0-9]*; do
+		p=${p#/proc/}
+		[[ $p != "$$" ]] || continue
+		comm=$(cat "/proc/$p/comm" 2>/dev/null) || continue
+		case $comm in
+		containerd-shim* | runc | buildkit-runc | containerd | dockerd | buildkitd | registry | docker-proxy) ;;
+		*) continue ;;
+		esac
+		ours "$p" "$D" || continue
+		log "killing leftover $comm (pid $p)"
+		kill -KILL "$p" 2>/dev/null || true
+	done
+}
+
+unmount_all() {
+	local mp i pass
+	for pass in 1 2 3; do
+		local -a mps=()
+		# mountinfo field 5 is the mount point, octal-escaped; reverse order = children first.
+		while IFS= read -r mp; do
+			mp=$(printf '%b' "$mp")
+			[[ $mp == "$D" || $mp == "$D"/* ]] && mps+=("$mp")
+		done < <(awk '{ print $5 }' /proc/self/mountinfo | tac)
+		((${#mps[@]})) || return 0
+		for mp in "${mps[@]}"; do
+			umount "$mp" 2>/dev/null || umount -l "$mp" 2>/dev/null || log "cannot unmount $mp"
+		done
+	done
+}
+
+cmd_down() {
+	[[ $# == 1 ]] || die "usage: $0 down DIR"
+	local dir
+	dir=$(abs_dir "$1") || { log "down: $1 does not exist; nothing to do"; return 0; }
+	D=$dir
+	if [[ -d $D/pids ]]; then
+		stop_pid buildkitd
+		stop_pid dockerd
+		stop_pid containerd
+		stop_pid registry
+	fi
+	sweep_leftovers
+	if [[ -e $D/docker/bridge ]]; then
+		local br
+		br=$(<"$D/docker/bridge")
+		[[ -z $br ]] || ! ip link show "$br" >/dev/null 2>&1 || ip link del "$br" || log "cannot delete bridge $br"
+		rm -f "$D/docker/bridge"
+	fi
+	unmount_all
+	rm -f "$D/env"
+	log "down: $D stopped"
+}
+
+# ---------------------------------------------------------------------------------------------
+# logs, check
+
+cmd_logs() {
+	[[ $# == 1 ]] || die "usage: $0 logs DIR"
+	local f
+	for f in "$1"/logs/*.log; do
+		[[ -e $f ]] || continue
+		printf '==> %s <==\n' "$f"
+		tail -n "$LOG_LINES" "$f"
+		echo
+	done
+}
+
+cmd_check() {
+	[[ $# == 1 ]] || die "usage: $0 check DIR"
+	local dir w
+	dir=$(abs_dir "$1") || die "no such dir $1"
+	[[ -e $dir/env ]] || die "$dir is not up"
+	# shellcheck disable=SC1091
+	source "$dir/env"
+	w=$(mktemp -d "$dir/tmp/check.XXXXXX")
+	mkdir "$w/scratch" "$w/run"
+	printf 'FROM scratch\nCOPY a.txt /\n' >"$w/scratch/Dockerfile"
+	echo check >"$w/scratch/a.txt"
+	printf 'FROM busybox\nRUN echo run-step >/out.txt\n' >"$w/run/Dockerfile"
+	set -x
+	"$STOREPACK_DOCKER" run --rm "$TESTBED_BUSYBOX_IMAGE" /bin/sh -c 'echo hello from docker run'
+	DOCKER_BUILDKIT=1 "$STOREPACK_DOCKER" build -q -t testbed-check:scratch "$w/scratch"
+	DOCKER_BUILDKIT=1 "$STOREPACK_DOCKER" build -q -t testbed-check:run "$w/run"
+	"$STOREPACK_DOCKER" run --rm testbed-check:run cat /out.txt
+	buildctl build --progress=quiet --frontend dockerfile.v0 --local context="$w/scratch" \
+		--local dockerfile="$w/scratch" --output "type=oci,dest=$w/buildctl.tar"
+	buildctl build --progress=quiet --frontend dockerfile.v0 --local context="$w/run" \
+		--local dockerfile="$w/run" --output "type=oci,dest=$w/buildctl-run.tar"
+	"$STOREPACK_DOCKER" buildx build -q --builder "$BUILDX_BUILDER" -o "type=oci,dest=$w/buildx.tar" "$w/scratch"
+	docker buildx build -q --builder "$BUILDX_BUILDER" --push -t "$STOREPACK_REGISTRY/testbed-check:latest" "$w/scratch"
+	"$STOREPACK_DOCKER" tag testbed-check:run "$STOREPACK_REGISTRY/testbed-check:run"
+	"$STOREPACK_DOCKER" push -q "$STOREPACK_REGISTRY/testbed-check:run"
+	curl -fsS "http://$STOREPACK_REGISTRY/v2/testbed-check/tags/list"
+	tar -tf "$w/buildx.tar" index.json
+	{ set +x; } 2>/dev/null
+	rm -rf "$w"
+	log "check: all good"
+}
+
+case ${1:-} in
+install) shift; cmd_install "$@" ;;
+up) shift; cmd_up "$@" ;;
+down) shift; cmd_down "$@" ;;
+logs) shift; cmd_logs "$@" ;;
+check) shift; cmd_check "$@" ;;
+*)
+	sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//' >&2
+	exit 2
+	;;
+esac

@@ -1,0 +1,159 @@
+// Package layering turns a closure graph into an ordered list of image layers.
+//
+// It is pure and deterministic: no I/O, and nothing in a plan depends on map
+// order, time or the machine, so the same graph and options always give the
+// same plan. Each strategy is a function registered in strategies; adding one
+// (popularity, auto, storepack) means writing that function and adding it to
+// the table, while Build keeps checking every plan against the same rules.
+package layering
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/storepack/storepack/store"
+)
+
+// DefaultStrategy is used when Options.Strategy is empty.
+const DefaultStrategy = "per-path"
+
+// Layer is one image layer: a set of whole store paths.
+type Layer struct {
+	// Key identifies the layer across builds, so that tools can tell which
+	// layers of two plans correspond. It is derived from the content's
+	// names, never from a rank or a position.
+	Key   string       `json:"key"`
+	Paths []store.Path `json:"paths"` // sorted; encoded as strings (store.Path is a TextMarshaler)
+	Size  uint64       `json:"size"`  // sum of the paths' NarSize; 0 when unknown
+}
+
+// Plan is the result of Build: the layers of the store part of an image.
+type Plan struct {
+	Strategy string  `json:"strategy"` // the strategy that made the plan, never empty
+	Layers   []Layer `json:"layers"`   // bottom (applied first) to top
+}
+
+// Options selects and tunes a strategy.
+type Options struct {
+	Strategy string // one of Strategies(); "" means DefaultStrategy
+
+	// MaxLayers is the number of layers the plan may use, at least 1. The
+	// caller has already subtracted the layers it needs for itself (base
+	// image, customisation layer).
+	MaxLayers int
+}
+
+// strategyFunc builds the layers of one strategy. It gets a validated
+// Options (MaxLayers >= 1) and must return layers that Build's checks accept.
+type strategyFunc func(g *store.Graph, opt Options) ([]Layer, error)
+
+var strategies = map[string]strategyFunc{
+	"single":   single,
+	"per-path": perPath,
+}
+
+// Strategies returns the names of the known strategies, sorted.
+func Strategies() []string {
+	names := make([]string, 0, len(strategies))
+	for name := range strategies {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	return names
+}
+
+// Build plans the layers for g.
+func Build(g *store.Graph, opt Options) (Plan, error) {
+	if opt.Strategy == "" {
+		opt.Strategy = DefaultStrategy
+	}
+	build, ok := strategies[opt.Strategy]
+	if !ok {
+		return Plan{}, fmt.Errorf("unknown layering strategy %q (known: %s)", opt.Strategy, strings.Join(Strategies(), ", "))
+	}
+	if opt.MaxLayers < 1 {
+		return Plan{}, fmt.Errorf("layer budget %d is too small: a plan needs at least 1 layer", opt.MaxLayers)
+	}
+	if g == nil {
+		return Plan{}, errors.New("layering: no graph")
+	}
+	layers, err := build(g, opt)
+	if err != nil {
+		return Plan{}, err
+	}
+	if layers == nil {
+		layers = []Layer{} // encode as [], not null
+	}
+	plan := Plan{Strategy: opt.Strategy, Layers: layers}
+	if err := plan.check(g, opt.MaxLayers); err != nil {
+		// A strategy broke a rule: a bug, not bad input.
+		return Plan{}, fmt.Errorf("layering strategy %s: internal error: %w", opt.Strategy, err)
+	}
+	return plan, nil
+}
+
+// check verifies the rules every plan follows, whatever the strategy: within
+// budget, every path in exactly one non-empty layer, paths sorted, sizes
+// right, keys unique. Layer order is the strategy's business: an image works
+// whatever the order, since layers hold disjoint sets of paths.
+func (p Plan) check(g *store.Graph, maxLayers int) error {
+	if len(p.Layers) > maxLayers {
+		return fmt.Errorf("%d layers, more than the budget of %d", len(p.Layers), maxLayers)
+	}
+	layerOf := make(map[store.Path]int, g.Len())
+	keys := make(map[string]bool, len(p.Layers))
+	for i, layer := range p.Layers {
+		if len(layer.Paths) == 0 {
+			return fmt.Errorf("layer %d (%s) is empty", i, layer.Key)
+		}
+		if layer.Key == "" || keys[layer.Key] {
+			return fmt.Errorf("layer %d has an empty or repeated key %q", i, layer.Key)
+		}
+		keys[layer.Key] = true
+		if !slices.IsSortedFunc(layer.Paths, store.Path.Compare) {
+			return fmt.Errorf("layer %s: paths are not sorted", layer.Key)
+		}
+		var size uint64
+		for _, path := range layer.Paths {
+			info, ok := g.Info(path)
+			if !ok {
+				return fmt.Errorf("layer %s: %s is not in the graph", layer.Key, path)
+			}
+			if _, dup := layerOf[path]; dup {
+				return fmt.Errorf("%s is in two layers", path)
+			}
+			layerOf[path] = i
+			size = addSaturating(size, info.NarSize)
+		}
+		if size != layer.Size {
+			return fmt.Errorf("layer %s: size %d, want %d", layer.Key, layer.Size, size)
+		}
+	}
+	if len(layerOf) != g.Len() {
+		return fmt.Errorf("%d of %d paths are in no layer", g.Len()-len(layerOf), g.Len())
+	}
+	return nil
+}
+
+// newLayer makes a layer of paths, which it sorts.
+func newLayer(g *store.Graph, key string, paths []store.Path) Layer {
+	paths = slices.Clone(paths)
+	slices.SortFunc(paths, store.Path.Compare)
+	var size uint64
+	for _, path := range paths {
+		info, _ := g.Info(path)
+		size = addSaturating(size, info.NarSize)
+	}
+	return Layer{Key: key, Paths: paths, Size: size}
+}
+
+// addSaturating adds NAR sizes. Real sizes never come near 2^64, but graph
+// files are untrusted and a wrapped sum would be silently wrong.
+func addSaturating(a, b uint64) uint64 {
+	if a+b < a {
+		return ^uint64(0)
+	}
+	return a + b
+}

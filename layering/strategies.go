@@ -1,0 +1,81 @@
+package layering
+
+import "github.com/storepack/storepack/store"
+
+const (
+	// singleKey is the key of the one layer of the single strategy.
+	singleKey = "closure"
+	// catchAllKey is the key of per-path's last layer when the budget is
+	// too small for one layer per path.
+	catchAllKey = "rest"
+)
+
+// single puts the whole closure into one layer: the smallest image
+// metadata, and no reuse at all between versions.
+func single(g *store.Graph, _ Options) ([]Layer, error) {
+	if g.Len() == 0 {
+		return nil, nil
+	}
+	return []Layer{newLayer(g, singleKey, g.Paths())}, nil
+}
+
+// perPath gives each store path its own layer, in dependency order. When
+// there are more paths than MaxLayers, the first MaxLayers-1 paths of that
+// order (the deepest dependencies, shared the most) get their own layers and
+// the rest (the paths closest to the roots, which change most often) share
+// a catch-all layer on top.
+func perPath(g *store.Graph, opt Options) ([]Layer, error) {
+	order, err := dependencyOrder(g)
+	if err != nil {
+		return nil, err
+	}
+	own, rest := order, []store.Path(nil)
+	var reserved []string
+	if len(order) > opt.MaxLayers {
+		own, rest = order[:opt.MaxLayers-1], order[opt.MaxLayers-1:]
+		reserved = []string{catchAllKey}
+	}
+	keys := layerKeys(own, reserved...)
+	layers := make([]Layer, 0, len(own)+1)
+	for i, path := range own {
+		layers = append(layers, newLayer(g, keys[i], []store.Path{path}))
+	}
+	if len(rest) > 0 {
+		layers = append(layers, newLayer(g, catchAllKey, rest))
+	}
+	return layers, nil
+}
+
+// layerKeys returns the key of each single-path layer: the path's name
+// ("glibc-2.39-52"), which survives a rebuild with a new hash, so that a tool
+// comparing two plans can pair the layers up. Where that name is not unique
+// (two paths named "source", a path named like a reserved key) the key is the
+// full base name instead, hash included: still stable, and unique.
+func layerKeys(paths []store.Path, reserved ...string) []string {
+	keys := make([]string, len(paths))
+	for i, path := range paths {
+		keys[i] = path.Name
+	}
+	// A name could even equal another path's base name, so repeat until no
+	// key is taken twice. Each round turns at least one name into a base
+	// name and base names never clash, so this ends.
+	for {
+		uses := make(map[string]int, len(keys)+len(reserved))
+		for _, key := range keys {
+			uses[key]++
+		}
+		for _, key := range reserved {
+			uses[key]++
+		}
+		changed := false
+		for i, key := range keys {
+			if uses[key] > 1 && key != paths[i].Base() {
+				keys[i] = paths[i].Base()
+				changed = true
+			}
+		}
+		if !changed {
+			return keys
+		}
+	}
+}

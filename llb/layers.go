@@ -1,0 +1,143 @@
+// Package llb turns a layer plan into BuildKit LLB and an OCI image config.
+//
+// Every store layer holds whole store paths copied from a Source, with the
+// store directory's parents (/nix, /nix/store) at mode 0755, every entry at
+// the fixed mtime and owned by 0:0, so the same closure gives the same
+// layers on every run. Two ways of stacking layers exist, chosen from the
+// builder's capabilities: Merge (each layer built on scratch and joined by a
+// MergeOp, so an unchanged layer keeps its blob and cache whatever changes
+// below it) and Chain (successive FileOps, for builders without MergeOp such
+// as Docker's classic image store).
+package llb
+
+import (
+	"fmt"
+	"path"
+	"strings"
+	"time"
+
+	bk "github.com/moby/buildkit/client/llb"
+	"github.com/moby/buildkit/solver/pb"
+	"github.com/moby/buildkit/util/apicaps"
+	"github.com/storepack/storepack/layering"
+	"github.com/storepack/storepack/store"
+)
+
+// Method is how layers are stacked.
+type Method string
+
+const (
+	// Merge builds each layer from scratch and joins them with a MergeOp.
+	Merge Method = "merge"
+	// Chain applies each layer's copies on top of the previous layer.
+	Chain Method = "chain"
+)
+
+// MethodFor picks Merge when the builder supports MergeOp, else Chain.
+func MethodFor(caps apicaps.CapSet) Method {
+	if caps.Supports(pb.CapMergeOp) == nil {
+		return Merge
+	}
+	return Chain
+}
+
+// Source is a state holding store path entries, such as a local context.
+type Source struct {
+	State bk.State
+	// Dir is the directory of State that holds the entries <hash>-<name>:
+	// "/" for a context that is the store itself, "/nix/store" for a context
+	// that is the host's root.
+	Dir string
+}
+
+func (s Source) pathOf(p store.Path) string { return path.Join("/", s.Dir, p.Base()) }
+
+// Options are the settings every layer shares.
+type Options struct {
+	StoreDir string    // store directory inside the image, e.g. /nix/store
+	Epoch    time.Time // mtime of every entry
+	Method   Method
+}
+
+// root owns every entry of the image.
+var root = &bk.ChownOpt{User: &bk.UserOpt{UID: 0}, Group: &bk.UserOpt{UID: 0}}
+
+// StoreLayers returns the state holding every layer of the plan, bottom
+// first, on top of base (bk.Scratch() for an image without a base).
+func StoreLayers(base bk.State, plan layering.Plan, src Source, opt Options) bk.State {
+	skeleton := storeSkeleton(opt.StoreDir)
+	states := []bk.State{base}
+	top := base
+	for i, layer := range plan.Layers {
+		name := bk.WithCustomName(fmt.Sprintf("layer %d/%d: %s", i+1, len(plan.Layers), describe(layer)))
+		actions := copyLayer(layer, src, skeleton, opt)
+		switch opt.Method {
+		case Merge:
+			states = append(states, bk.Scratch().File(actions, name))
+		default:
+			top = top.File(actions, name)
+		}
+	}
+	if opt.Method == Merge {
+		return bk.Merge(states, bk.WithCustomName(fmt.Sprintf("merge %d layers", len(plan.Layers))))
+	}
+	return top
+}
+
+// copyLayer copies the layer's store paths into place and then copies the
+// skeleton's directories over their parents. The last copy matters: parent
+// directories a FileOp creates, or whose children it adds, get the wall-clock
+// mtime on every BuildKit measured; a contents-only copy with a fixed time
+// applied after the children resets them.
+func copyLayer(layer layering.Layer, src Source, skeleton bk.State, opt Options) *bk.FileAction {
+	var fa *bk.FileAction
+	add := func(input bk.CopyInput, from, to string, info *bk.CopyInfo) {
+		if fa == nil {
+			fa = bk.Copy(input, from, to, info)
+		} else {
+			fa = fa.Copy(input, from, to, info)
+		}
+	}
+	for _, p := range layer.Paths {
+		add(src.State, src.pathOf(p), path.Join(opt.StoreDir, p.Base()), &bk.CopyInfo{
+			CreateDestPath: true,
+			ChownOpt:       root,
+			CreatedTime:    &opt.Epoch,
+		})
+	}
+	add(skeleton, "/", "/", &bk.CopyInfo{
+		CopyDirContentsOnly: true,
+		ChownOpt:            root,
+		CreatedTime:         &opt.Epoch,
+	})
+	return fa
+}
+
+// storeSkeleton is a state that holds only the store directory and its
+// parents, each at mode 0755.
+func storeSkeleton(storeDir string) bk.State {
+	return bk.Scratch().File(
+		bk.Mkdir(storeDir, 0o755, bk.WithParents(true)),
+		bk.WithCustomName("store directory "+storeDir),
+	)
+}
+
+// describe names a layer for progress output.
+func describe(l layering.Layer) string {
+	switch len(l.Paths) {
+	case 0:
+		return l.Key
+	case 1:
+		return l.Paths[0].Name
+	}
+	return fmt.Sprintf("%s (+%d paths)", l.Key, len(l.Paths)-1)
+}
+
+// layerComment is the history comment of a store layer: its store paths.
+func layerComment(l layering.Layer) string {
+	names := make([]string, len(l.Paths))
+	for i, p := range l.Paths {
+		names[i] = p.String()
+	}
+	return "store paths: " + strings.Join(names, " ")
+}

@@ -1,0 +1,282 @@
+package llb
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	bk "github.com/moby/buildkit/client/llb"
+	"github.com/moby/buildkit/solver/pb"
+	"github.com/moby/buildkit/util/apicaps"
+	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
+	"github.com/storepack/storepack/layering"
+	"github.com/storepack/storepack/store"
+)
+
+func mustPath(t *testing.T, s string) store.Path {
+	t.Helper()
+	p, err := store.ParsePath(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func testPlan(t *testing.T) layering.Plan {
+	libc := mustPath(t, "/nix/store/0000000000000000000000000000000a-glibc-2.39")
+	lib := mustPath(t, "/nix/store/0000000000000000000000000000000b-zlib-1.3")
+	app := mustPath(t, "/nix/store/0000000000000000000000000000000c-hello-1.0")
+	return layering.Plan{Strategy: "per-path", Layers: []layering.Layer{
+		{Key: "glibc-2.39", Paths: []store.Path{libc}},
+		{Key: "zlib-1.3", Paths: []store.Path{lib}},
+		{Key: "hello-1.0", Paths: []store.Path{app}},
+	}}
+}
+
+// ops marshals st and returns its ops, keyed by kind.
+func ops(t *testing.T, st bk.State, caps apicaps.CapSet) map[string][]*pb.Op {
+	t.Helper()
+	def, err := st.Marshal(context.Background(), bk.WithCaps(caps))
+	if err != nil {
+		t.Fatal(err)
+	}
+	byKind := map[string][]*pb.Op{}
+	for _, dt := range def.Def {
+		var op pb.Op
+		if err := op.UnmarshalVT(dt); err != nil {
+			t.Fatal(err)
+		}
+		switch {
+		case op.GetFile() != nil:
+			byKind["file"] = append(byKind["file"], &op)
+		case op.GetMerge() != nil:
+			byKind["merge"] = append(byKind["merge"], &op)
+		case op.GetExec() != nil:
+			byKind["exec"] = append(byKind["exec"], &op)
+		case op.GetSource() != nil:
+			byKind["source"] = append(byKind["source"], &op)
+		}
+	}
+	return byKind
+}
+
+func allCaps() apicaps.CapSet { return pb.Caps.CapSet(pb.Caps.All()) }
+
+// capsWithout is every LLB cap but the given ones, like an older builder.
+func capsWithout(ids ...apicaps.CapID) apicaps.CapSet {
+	var list []*apicaps.PBCap
+	for _, c := range pb.Caps.All() {
+		keep := true
+		for _, id := range ids {
+			keep = keep && apicaps.CapID(c.ID) != id
+		}
+		if keep {
+			list = append(list, c)
+		}
+	}
+	return pb.Caps.CapSet(list)
+}
+
+func TestMethodFor(t *testing.T) {
+	if m := MethodFor(allCaps()); m != Merge {
+		t.Errorf("with MergeOp: %s", m)
+	}
+	if m := MethodFor(capsWithout(pb.CapMergeOp)); m != Chain {
+		t.Errorf("without MergeOp: %s", m)
+	}
+}
+
+func TestStoreLayers(t *testing.T) {
+	epoch := time.Unix(42, 0)
+	plan := testPlan(t)
+	src := Source{State: bk.Local("store"), Dir: "/"}
+	for _, method := range []Method{Merge, Chain} {
+		t.Run(string(method), func(t *testing.T) {
+			st := StoreLayers(bk.Scratch(), plan, src, Options{StoreDir: "/nix/store", Epoch: epoch, Method: method})
+			byKind := ops(t, st, allCaps())
+			// One FileOp per layer plus the store skeleton.
+			if got := len(byKind["file"]); got != len(plan.Layers)+1 {
+				t.Errorf("%d FileOps, want %d", got, len(plan.Layers)+1)
+			}
+			merges := byKind["merge"]
+			if method == Merge && (len(merges) != 1 || len(merges[0].Inputs) != len(plan.Layers)) {
+				t.Errorf("want one MergeOp of %d layers, have %v", len(plan.Layers), merges)
+			}
+			if method == Chain && len(merges) != 0 {
+				t.Errorf("Chain has a MergeOp")
+			}
+			var copies []*pb.FileActionCopy
+			for _, op := range byKind["file"] {
+				for _, a := range op.GetFile().Actions {
+					if c := a.GetCopy(); c != nil {
+						copies = append(copies, c)
+					}
+				}
+			}
+			// Each layer: one copy per store path, then the skeleton.
+			if len(copies) != 2*len(plan.Layers) {
+				t.Fatalf("%d copies, want %d", len(copies), 2*len(plan.Layers))
+			}
+			for _, c := range copies {
+				if c.Timestamp != epoch.UnixNano() {
+					t.Errorf("copy %s → %s has timestamp %d", c.Src, c.Dest, c.Timestamp)
+				}
+				if c.Owner == nil || c.Owner.User.GetByID() != 0 || c.Owner.Group.GetByID() != 0 {
+					t.Errorf("copy %s → %s not owned by 0:0: %v", c.Src, c.Dest, c.Owner)
+				}
+			}
+			for i, l := range plan.Layers {
+				c := copies[2*i]
+				if c.Src != "/"+l.Paths[0].Base() || c.Dest != l.Paths[0].String() {
+					t.Errorf("layer %d copies %s → %s", i, c.Src, c.Dest)
+				}
+				if s := copies[2*i+1]; !s.DirCopyContents || s.Src != "/" || s.Dest != "/" {
+					t.Errorf("layer %d does not end with the skeleton copy: %+v", i, s)
+				}
+			}
+		})
+	}
+}
+
+func TestStoreLayersMainContext(t *testing.T) {
+	plan := testPlan(t)
+	src := Source{State: bk.Local("context"), Dir: "/nix/store"}
+	st := StoreLayers(bk.Scratch(), plan, src, Options{StoreDir: "/nix/store", Epoch: time.Unix(1, 0), Method: Chain})
+	for _, op := range ops(t, st, allCaps())["file"] {
+		for _, a := range op.GetFile().Actions {
+			if c := a.GetCopy(); c != nil && c.Src != "/" && !strings.HasPrefix(c.Src, "/nix/store/") {
+				t.Errorf("copy from %s, want a path under /nix/store of the context", c.Src)
+			}
+		}
+	}
+}
+
+func TestCustomisationFileOps(t *testing.T) {
+	c := Customisation{
+		Dirs:  []Dir{{Path: "/var/cache", Mode: 0o700}},
+		Links: []Link{{Path: "/usr/bin", Target: "/nix/store/0000000000000000000000000000000c-hello-1.0/bin"}},
+	}
+	st, err := CustomisationLayer(bk.Scratch(), c, allCaps(), nil, Options{Epoch: time.Unix(1, 0), Method: Merge})
+	if err != nil {
+		t.Fatal(err)
+	}
+	byKind := ops(t, st, allCaps())
+	if len(byKind["exec"]) != 0 {
+		t.Errorf("a capable builder runs a helper")
+	}
+	var symlinks int
+	for _, op := range byKind["file"] {
+		for _, a := range op.GetFile().Actions {
+			if a.GetSymlink() != nil {
+				symlinks++
+			}
+		}
+	}
+	if symlinks != 1 {
+		t.Errorf("%d symlink actions, want 1", symlinks)
+	}
+}
+
+func TestCustomisationHelper(t *testing.T) {
+	helper := &Helper{Image: bk.Image("storepack:latest"), Binary: "/bin/storepack-frontend"}
+	for name, tc := range map[string]struct {
+		c    Customisation
+		caps apicaps.CapSet
+	}{
+		"no symlink FileOp": {Customisation{Links: []Link{{Path: "/bin", Target: "x/bin"}}}, capsWithout(pb.CapFileSymlinkCreate, pb.CapMergeOp)},
+		"sticky dir":        {Customisation{Dirs: []Dir{{Path: "/tmp", Mode: 0o1777}}}, allCaps()},
+	} {
+		t.Run(name, func(t *testing.T) {
+			st, err := CustomisationLayer(bk.Scratch(), tc.c, tc.caps, helper, Options{Epoch: time.Unix(1, 0), Method: Chain})
+			if err != nil {
+				t.Fatal(err)
+			}
+			execs := ops(t, st, tc.caps)["exec"]
+			if len(execs) != 1 {
+				t.Fatalf("%d ExecOps, want the helper", len(execs))
+			}
+			args := execs[0].GetExec().Meta.Args
+			if len(args) != 4 || args[0] != helper.Binary || args[1] != HelperCommand || args[2] != "/out" {
+				t.Fatalf("helper args %q", args)
+			}
+			var back Customisation
+			if err := json.Unmarshal([]byte(args[3]), &back); err != nil {
+				t.Fatal(err)
+			}
+			if len(back.Dirs) != len(tc.c.Dirs) || len(back.Links) != len(tc.c.Links) {
+				t.Errorf("spec round trip: %+v", back)
+			}
+			if execs[0].GetExec().Network != pb.NetMode_NONE {
+				t.Errorf("helper has network")
+			}
+		})
+	}
+	_, err := CustomisationLayer(bk.Scratch(), Customisation{Links: []Link{{Path: "/bin", Target: "bin"}}}, capsWithout(pb.CapFileSymlinkCreate), nil, Options{Method: Chain})
+	if err == nil || !strings.Contains(err.Error(), "symlink") {
+		t.Errorf("no helper on an old builder: err = %v", err)
+	}
+}
+
+func TestWriteStage(t *testing.T) {
+	dir := t.TempDir()
+	c := Customisation{
+		Dirs:  []Dir{{Path: "/tmp", Mode: 0o1777}, {Path: "/var/lib/app", Mode: 0o750}},
+		Links: []Link{{Path: "/bin", Target: "/nix/store/x-hello/bin"}, {Path: "/etc/ssl/certs", Target: "../../x"}},
+	}
+	if err := WriteStage(dir, c); err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Lstat(filepath.Join(dir, "tmp"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode()&os.ModeSticky == 0 || fi.Mode().Perm() != 0o777 {
+		t.Errorf("/tmp mode %v", fi.Mode())
+	}
+	if fi, _ := os.Lstat(filepath.Join(dir, "var/lib/app")); fi == nil || fi.Mode().Perm() != 0o750 {
+		t.Errorf("/var/lib/app: %v", fi)
+	}
+	for _, l := range c.Links {
+		if got, err := os.Readlink(filepath.Join(dir, l.Path)); err != nil || got != l.Target {
+			t.Errorf("%s -> %q (%v), want %q", l.Path, got, err, l.Target)
+		}
+	}
+}
+
+func TestImage(t *testing.T) {
+	plan := testPlan(t)
+	epoch := time.Unix(1700000000, 0)
+	img, err := Image(plan, ImageOptions{
+		Platform:      ocispecs.Platform{OS: "linux", Architecture: "arm", Variant: "v7"},
+		Epoch:         epoch,
+		Customisation: true,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if img.Architecture != "arm" || img.Variant != "v7" || img.OS != "linux" {
+		t.Errorf("platform %+v", img.Platform)
+	}
+	if !img.Created.Equal(epoch) || len(img.History) != len(plan.Layers)+1 {
+		t.Fatalf("created %v, %d history entries", img.Created, len(img.History))
+	}
+	for i, h := range img.History {
+		if !h.Created.Equal(epoch) || h.EmptyLayer {
+			t.Errorf("history %d: %+v", i, h)
+		}
+	}
+	if !strings.Contains(img.History[1].Comment, plan.Layers[1].Paths[0].String()) {
+		t.Errorf("history comment %q does not name the store path", img.History[1].Comment)
+	}
+	var back layering.Plan
+	if err := json.Unmarshal([]byte(img.Config.Labels[PlanLabel]), &back); err != nil {
+		t.Fatal(err)
+	}
+	if len(back.Layers) != 3 || back.Layers[2].Paths[0] != plan.Layers[2].Paths[0] {
+		t.Errorf("plan label round trip: %+v", back)
+	}
+}

@@ -1,0 +1,262 @@
+package store
+
+import (
+	"errors"
+	"fmt"
+	"path"
+	"strings"
+)
+
+const (
+	// hashLen is the length of the hash part of a store path: 160 bits
+	// rendered in Nix's base-32 ("nix32").
+	hashLen = 32
+
+	// hashAlphabet is nix32's digit set: 0-9 and a-z without e, o, u and t
+	// (left out so that hashes never spell words).
+	hashAlphabet = "0123456789abcdfghijklmnpqrsvwxyz"
+
+	// maxNameLen is Nix's limit on the name part; with the hash and the
+	// dash the base name stays within 255 bytes, the usual file name limit.
+	maxNameLen = 211
+)
+
+// Path is a validated store path such as /nix/store/<32-char hash>-<name>.
+//
+// Values returned by this package are always valid. A Path built by hand is
+// checked again wherever it enters the package (NewGraph, MarshalText).
+type Path struct {
+	Dir  string // the store directory, e.g. /nix/store or /gnu/store
+	Hash string // 32 characters of nix32
+	Name string // e.g. glibc-2.39-52
+}
+
+// ParsePath parses and validates an absolute store path. The store directory
+// may be any absolute, clean directory other than "/"; the last component must
+// be <hash>-<name>. A trailing slash or a sub-path ("…/bin/sh") is rejected:
+// use SplitSubPath for those.
+func ParsePath(s string) (Path, error) {
+	slash := strings.LastIndexByte(s, '/')
+	if slash < 0 {
+		return Path{}, pathError(s, errors.New("not an absolute path"))
+	}
+	dir, base := s[:slash], s[slash+1:]
+	if base == "" {
+		return Path{}, pathError(s, errors.New("trailing slash"))
+	}
+	if err := CheckStoreDir(dir); err != nil {
+		return Path{}, pathError(s, err)
+	}
+	hash, name, err := splitBase(base)
+	if err != nil {
+		return Path{}, pathError(s, err)
+	}
+	return Path{Dir: dir, Hash: hash, Name: name}, nil
+}
+
+// ParsePathIn is ParsePath for a path that must lie in the store directory dir.
+func ParsePathIn(dir, s string) (Path, error) {
+	p, err := ParsePath(s)
+	if err != nil {
+		return Path{}, err
+	}
+	if p.Dir != dir {
+		return Path{}, pathError(s, fmt.Errorf("not in store directory %s", dir))
+	}
+	return p, nil
+}
+
+// SplitSubPath splits a path that points into a store path, such as a symlink
+// target, into the store path and the rest relative to it:
+// "/nix/store/<hash>-bash/bin/sh" gives the bash path and "bin/sh"; the store
+// path itself gives rest "". s must be absolute and clean (path.Clean(s) == s):
+// ".." is refused rather than resolved, because resolving it lexically is wrong
+// when a component is a symlink; callers that need resolution must do it
+// against the file system.
+func SplitSubPath(s string) (p Path, rest string, err error) {
+	if !strings.HasPrefix(s, "/") || path.Clean(s) != s {
+		return Path{}, "", pathError(s, errors.New("not an absolute clean path"))
+	}
+	// The store path ends at the first component that starts like a base
+	// name; the store directory itself may not contain such components (see
+	// CheckStoreDir), so this split is the only possible one.
+	for start := 1; start < len(s); {
+		end := strings.IndexByte(s[start:], '/')
+		if end < 0 {
+			end = len(s)
+		} else {
+			end += start
+		}
+		if hasHashPrefix(s[start:end]) {
+			p, err := ParsePath(s[:end])
+			if err != nil {
+				return Path{}, "", err
+			}
+			if end < len(s) {
+				rest = s[end+1:]
+			}
+			return p, rest, nil
+		}
+		start = end + 1
+	}
+	return Path{}, "", pathError(s, errors.New("no store path in it"))
+}
+
+// CheckStoreDir reports whether dir can be a store directory: absolute, clean,
+// not "/", no control characters (they would corrupt the line-based graph
+// formats), and no component that looks like a store path's base name (so
+// that a path inside a store path is never mistaken for a store path in a
+// nested store directory).
+func CheckStoreDir(dir string) error {
+	switch {
+	case dir == "":
+		return errors.New("no store directory")
+	case dir[0] != '/':
+		return fmt.Errorf("store directory %s is not absolute", quote(dir))
+	case dir == "/":
+		return errors.New("the store directory cannot be /")
+	case path.Clean(dir) != dir:
+		return fmt.Errorf("store directory %s is not clean", quote(dir))
+	}
+	for i := 0; i < len(dir); i++ {
+		if c := dir[i]; c < 0x20 || c == 0x7f {
+			return fmt.Errorf("store directory %s contains a control character", quote(dir))
+		}
+	}
+	for _, component := range strings.Split(dir[1:], "/") {
+		if hasHashPrefix(component) {
+			return fmt.Errorf("%s is inside store path %s, not a store directory", quote(dir), quote(component))
+		}
+	}
+	return nil
+}
+
+// String returns the full path, Dir/Hash-Name, or "" for the zero Path.
+func (p Path) String() string {
+	if p == (Path{}) {
+		return ""
+	}
+	return p.Dir + "/" + p.Hash + "-" + p.Name
+}
+
+// Base returns the last component of the path, Hash-Name.
+func (p Path) Base() string {
+	return p.Hash + "-" + p.Name
+}
+
+// Compare orders paths like their String forms (the order used for every
+// sorted slice in this package) without building the strings.
+func (p Path) Compare(q Path) int {
+	if p.Dir != q.Dir {
+		// Dir+"/" is compared rather than Dir: "/a/store-x" sorts before
+		// "/a/store/", but after "/a/store".
+		return strings.Compare(p.Dir+"/", q.Dir+"/")
+	}
+	// Hashes have a fixed length, so Hash+"-"+Name compares as Hash, then Name.
+	if c := strings.Compare(p.Hash, q.Hash); c != 0 {
+		return c
+	}
+	return strings.Compare(p.Name, q.Name)
+}
+
+// MarshalText encodes the path as its String form, so that Paths appear as
+// plain strings in JSON.
+func (p Path) MarshalText() ([]byte, error) {
+	if err := p.check(); err != nil {
+		return nil, err
+	}
+	return []byte(p.String()), nil
+}
+
+// UnmarshalText parses a path with ParsePath.
+func (p *Path) UnmarshalText(text []byte) error {
+	parsed, err := ParsePath(string(text))
+	if err != nil {
+		return err
+	}
+	*p = parsed
+	return nil
+}
+
+// check validates a Path that may have been built by hand: it must survive a
+// round trip through its string form.
+func (p Path) check() error {
+	parsed, err := ParsePath(p.String())
+	if err != nil {
+		return err
+	}
+	if parsed != p {
+		return fmt.Errorf("invalid store path %+v", p)
+	}
+	return nil
+}
+
+// splitBase splits and validates a base name <hash>-<name>.
+func splitBase(base string) (hash, name string, err error) {
+	if !hasHashPrefix(base) {
+		if len(base) > hashLen && base[hashLen] == '-' {
+			return "", "", fmt.Errorf("hash part %s is not nix32 (digits and a-z without e, o, u, t)", quote(base[:hashLen]))
+		}
+		return "", "", fmt.Errorf("%s does not start with a %d-character hash and a dash", quote(base), hashLen)
+	}
+	hash, name = base[:hashLen], base[hashLen+1:]
+	if err := checkName(name); err != nil {
+		return "", "", err
+	}
+	return hash, name, nil
+}
+
+// hasHashPrefix reports whether s starts with 32 nix32 characters and a dash,
+// i.e. whether s looks like a store path's base name.
+func hasHashPrefix(s string) bool {
+	if len(s) <= hashLen || s[hashLen] != '-' {
+		return false
+	}
+	for i := 0; i < hashLen; i++ {
+		if strings.IndexByte(hashAlphabet, s[i]) < 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// checkName validates the name part of a store path.
+func checkName(name string) error {
+	switch {
+	case name == "":
+		return errors.New("empty name")
+	case len(name) > maxNameLen:
+		return fmt.Errorf("name is %d bytes long, more than %d", len(name), maxNameLen)
+	case name[0] == '.':
+		// This also rules out "." and "..".
+		return fmt.Errorf("name %s starts with a dot", quote(name))
+	}
+	for i := 0; i < len(name); i++ {
+		if !isNameChar(name[i]) {
+			return fmt.Errorf("name %s contains %q, allowed are 0-9 a-z A-Z + - . _ ? =", quote(name), name[i])
+		}
+	}
+	return nil
+}
+
+func isNameChar(c byte) bool {
+	switch {
+	case '0' <= c && c <= '9', 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z':
+		return true
+	}
+	return strings.IndexByte("+-._?=", c) >= 0
+}
+
+func pathError(s string, err error) error {
+	return fmt.Errorf("invalid store path %s: %w", quote(s), err)
+}
+
+// quote quotes s for an error message, shortened so that garbage input
+// cannot produce huge messages.
+func quote(s string) string {
+	const max = 120
+	if len(s) > max {
+		return fmt.Sprintf("%q…", s[:max])
+	}
+	return fmt.Sprintf("%q", s)
+}

@@ -1,0 +1,279 @@
+package store
+
+import (
+	"bufio"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+)
+
+// Registration records are Nix's oldest graph format, read back by
+// `nix-store --register-validity` and `--load-db`. Each record is a run of
+// lines:
+//
+//	/nix/store/<hash>-<name>     the store path
+//	<nar hash>                   long form only: sha256, base16 (dump-db) or sha256:<nix32> (closureInfo)
+//	<nar size>                   long form only: decimal
+//	<deriver>                    a .drv store path, or empty
+//	<n>                          the number of references
+//	<reference>                  n lines, one store path each
+//
+// The long form is printed by `nix-store --dump-db` and closureInfo's
+// `registration`; the short form by exportReferencesGraph (Nix and Guix),
+// where the deriver line is always empty. A file uses one form throughout;
+// the line after the first path tells which: a store path or an empty line
+// is a deriver (short form), a hash means the long form.
+
+// recordForm is the shape of the records of one file.
+type recordForm int
+
+const (
+	shortForm recordForm = iota // path, deriver, count, references
+	longForm                    // path, nar hash, nar size, deriver, count, references
+)
+
+// recordScanner reads a record file line by line, counting lines for errors.
+type recordScanner struct {
+	name    string
+	scanner *bufio.Scanner
+	line    int // number of the line last returned
+}
+
+// next returns the next line; ok is false at the end of the input.
+func (s *recordScanner) next() (line string, ok bool, err error) {
+	if !s.scanner.Scan() {
+		if err := s.scanner.Err(); err != nil {
+			if errors.Is(err, bufio.ErrTooLong) {
+				return "", false, fmt.Errorf("%s:%d: line longer than %d bytes", s.name, s.line+1, maxLineLen)
+			}
+			return "", false, fmt.Errorf("%s: %w", s.name, err)
+		}
+		return "", false, nil
+	}
+	s.line++
+	return s.scanner.Text(), true, nil
+}
+
+// expect is next for a line that must exist; what names it in the error.
+func (s *recordScanner) expect(what string) (string, error) {
+	line, ok, err := s.next()
+	if err != nil {
+		return "", err
+	}
+	if !ok {
+		return "", fmt.Errorf("%s:%d: unexpected end of file, expected %s", s.name, s.line+1, what)
+	}
+	return line, nil
+}
+
+// errorf returns an error located at the current line.
+func (s *recordScanner) errorf(format string, args ...any) error {
+	return fmt.Errorf("%s:%d: %s", s.name, s.line, fmt.Sprintf(format, args...))
+}
+
+// record is one parsed record with the line numbers needed for later errors.
+type record struct {
+	info     Info
+	line     int // of the store path
+	refLines int // of the first reference; reference i is on refLines+i
+}
+
+// readRecords reads registration records in either form, and checks that
+// every reference names a path of the file.
+func readRecords(name string, r io.Reader) ([]Info, error) {
+	scanner := bufio.NewScanner(r)
+	scanner.Buffer(make([]byte, 0, 4096), maxLineLen)
+	s := &recordScanner{name: name, scanner: scanner}
+
+	var (
+		records  []record
+		form     recordForm
+		storeDir string
+	)
+	for {
+		line, ok, err := s.next()
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			break
+		}
+		if line == "" && len(records) > 0 {
+			// Tolerate blank lines at the end of the file (an extra
+			// newline from an editor or `echo`), nothing else after them.
+			if err := s.expectBlankToEnd(); err != nil {
+				return nil, err
+			}
+			break
+		}
+		rec, err := s.readRecord(line, &form, &storeDir, len(records) == 0)
+		if err != nil {
+			return nil, err
+		}
+		records = append(records, rec)
+	}
+	return checkRecords(name, records)
+}
+
+// readRecord reads the record whose path line has just been read.
+func (s *recordScanner) readRecord(pathLine string, form *recordForm, storeDir *string, first bool) (record, error) {
+	rec := record{line: s.line}
+	p, err := parseInStore(storeDir, pathLine)
+	if err != nil {
+		return record{}, s.errorf("%v", err)
+	}
+	rec.info.Path = p
+
+	line, err := s.expect("a NAR hash or a deriver")
+	if err != nil {
+		return record{}, err
+	}
+	if first {
+		switch {
+		case line == "" || strings.HasPrefix(line, "/"):
+			*form = shortForm
+		case isNarHash(line):
+			*form = longForm
+		default:
+			return record{}, s.errorf("after the store path expected a NAR hash (dump-db and registration form) or a deriver store path or empty line (exportReferencesGraph form), found %s", quote(line))
+		}
+	}
+	if *form == longForm {
+		if !isNarHash(line) {
+			return record{}, s.errorf("expected a sha256 NAR hash, found %s", quote(line))
+		}
+		if line, err = s.expect("a NAR size"); err != nil {
+			return record{}, err
+		}
+		if rec.info.NarSize, err = strconv.ParseUint(line, 10, 64); err != nil {
+			return record{}, s.errorf("NAR size %s is not a number", quote(line))
+		}
+		if line, err = s.expect("a deriver"); err != nil {
+			return record{}, err
+		}
+	}
+	// The deriver is not part of the graph, but it must be a derivation if
+	// it is there at all: anything else means the records are misaligned.
+	if line != "" {
+		deriver, err := ParsePathIn(*storeDir, line)
+		if err != nil {
+			return record{}, s.errorf("deriver: %v", err)
+		}
+		if !strings.HasSuffix(deriver.Name, ".drv") {
+			// The likeliest cause: a plain list of paths, one per line.
+			return record{}, s.errorf("deriver %s is not a .drv; is this a list of store paths (such as closureInfo's store-paths)? It has no references: use the registration file", deriver)
+		}
+	}
+
+	if line, err = s.expect("a reference count"); err != nil {
+		return record{}, err
+	}
+	count, err := strconv.ParseUint(line, 10, 64)
+	if err != nil {
+		return record{}, s.errorf("reference count %s is not a number", quote(line))
+	}
+	rec.refLines = s.line + 1
+	// References are read one by one rather than preallocated: count is
+	// untrusted, and a huge one must fail at the end of file, not in make.
+	for i := uint64(0); i < count; i++ {
+		line, err := s.expect(fmt.Sprintf("reference %d of %d", i+1, count))
+		if err != nil {
+			return record{}, err
+		}
+		ref, err := ParsePathIn(*storeDir, line)
+		if err != nil {
+			return record{}, s.errorf("reference: %v", err)
+		}
+		rec.info.References = append(rec.info.References, ref)
+	}
+	return rec, nil
+}
+
+// expectBlankToEnd checks that only blank lines remain.
+func (s *recordScanner) expectBlankToEnd() error {
+	for {
+		line, ok, err := s.next()
+		if err != nil || !ok {
+			return err
+		}
+		if line != "" {
+			return s.errorf("expected a store path, found %s after a blank line", quote(line))
+		}
+	}
+}
+
+// checkRecords checks what needs the whole file, so that errors can still
+// point at lines: every reference names a path of the file, and a path listed
+// twice has the same data both times.
+func checkRecords(name string, records []record) ([]Info, error) {
+	byPath := make(map[Path]int, len(records)) // first record of each path
+	infos := make([]Info, len(records))
+	for i, rec := range records {
+		infos[i] = rec.info
+		first, seen := byPath[rec.info.Path]
+		if !seen {
+			byPath[rec.info.Path] = i
+			continue
+		}
+		if !sameInfo(records[first].info, rec.info) {
+			return nil, fmt.Errorf("%s:%d: %s is listed again (first at line %d) with different data",
+				name, rec.line, rec.info.Path, records[first].line)
+		}
+	}
+	for _, rec := range records {
+		for i, ref := range rec.info.References {
+			if _, ok := byPath[ref]; !ok {
+				return nil, fmt.Errorf("%s:%d: %s references %s, which is not in the file",
+					name, rec.refLines+i, rec.info.Path, ref)
+			}
+		}
+	}
+	return infos, nil
+}
+
+// sameInfo compares two infos whose references may be in any order.
+func sameInfo(a, b Info) bool {
+	if a.NarSize != b.NarSize {
+		return false
+	}
+	refs := make(map[Path]bool, len(a.References))
+	for _, ref := range a.References {
+		refs[ref] = true
+	}
+	other := make(map[Path]bool, len(b.References))
+	for _, ref := range b.References {
+		if !refs[ref] {
+			return false
+		}
+		other[ref] = true
+	}
+	return len(other) == len(refs)
+}
+
+// isNarHash reports whether s is a SHA-256 hash in one of the notations Nix
+// accepts for a NAR hash: optional "sha256:" then base16 (64 digits, what
+// dump-db prints), nix32 (52, closureInfo) or base64 (44), or SRI
+// "sha256-<base64>". Only the shape is checked; the digest is not needed.
+func isNarHash(s string) bool {
+	if sri, ok := strings.CutPrefix(s, "sha256-"); ok {
+		return isBase64Digest(sri)
+	}
+	s, _ = strings.CutPrefix(s, "sha256:")
+	switch len(s) {
+	case 64:
+		return strings.Trim(s, "0123456789abcdef") == ""
+	case 52:
+		return strings.Trim(s, hashAlphabet) == ""
+	default:
+		return isBase64Digest(s)
+	}
+}
+
+// isBase64Digest reports whether s is 32 bytes in padded standard base64.
+func isBase64Digest(s string) bool {
+	digest, err := base64.StdEncoding.DecodeString(s)
+	return err == nil && len(digest) == 32
+}
