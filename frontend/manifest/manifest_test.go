@@ -96,7 +96,7 @@ func TestParseDefaults(t *testing.T) {
 func TestParseErrors(t *testing.T) {
 	for _, tc := range []struct {
 		name, src, want string
-		line           int
+		line            int
 	}{
 		{"unknown instruction", "CLOSURE ./result\nCLOSUR ./x\n", "unknown instruction: CLOSUR", 2},
 		{"suggestion", "CLOSURE ./result\nGRAHP x\n", "did you mean graph", 2},
