@@ -13,6 +13,7 @@ import (
 	"github.com/moby/buildkit/frontend/dockerui"
 	"github.com/moby/buildkit/frontend/gateway/client"
 	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
+	fstypes "github.com/tonistiigi/fsutil/types"
 	"github.com/pkg/errors"
 	"github.com/storepack/storepack/frontend/manifest"
 	splb "github.com/storepack/storepack/llb"
@@ -139,8 +140,18 @@ func (b *build) resolveRoot(ctx context.Context, ctxRef client.Reference, root s
 	target := root
 	if !b.isStorePath(root) {
 		rel, _ := contextPath(root)
-		st, err := ctxRef.StatFile(ctx, client.StatRequest{Path: rel})
-		if err != nil {
+		// StatFile follows symlinks; a listing of the parent does not.
+		entries, err := ctxRef.ReadDir(ctx, client.ReadDirRequest{Path: path.Dir(rel), IncludePattern: path.Base(rel)})
+		if err != nil && !isNotExist(err) {
+			return store.Path{}, errors.Wrapf(err, "root %s", root)
+		}
+		var st *fstypes.Stat
+		for _, e := range entries {
+			if e.Path == path.Base(rel) {
+				st = e
+			}
+		}
+		if st == nil {
 			return store.Path{}, errors.Errorf("root %s is not in the build context", root)
 		}
 		if fs.FileMode(st.Mode)&fs.ModeSymlink == 0 {
@@ -220,7 +231,7 @@ func (b *build) storeSource(ctx context.Context, in *inputs) (splb.Source, error
 		return splb.Source{}, err
 	}
 	entries, err := ref.ReadDir(ctx, client.ReadDirRequest{Path: src.Dir})
-	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+	if err != nil && !isNotExist(err) {
 		return splb.Source{}, errors.Wrapf(err, "list the store in %s", where)
 	}
 	present := map[string]bool{}
@@ -249,6 +260,12 @@ func (b *build) solve(ctx context.Context, st llb.State) (client.Reference, erro
 		return nil, err
 	}
 	return res.SingleRef()
+}
+
+// isNotExist recognises a missing file in a gateway error, which crosses
+// the gRPC boundary as text.
+func isNotExist(err error) bool {
+	return errors.Is(err, fs.ErrNotExist) || strings.Contains(err.Error(), "no such file or directory")
 }
 
 // contextPath turns a manifest file path into a path relative to the

@@ -16,6 +16,17 @@
 #   hack/testbed.sh check DIR    exercise a running test bed (docker run, docker build, buildctl
 #                                build, buildx build to an OCI tar, push to the registry).
 #
+# DIR/env (`source DIR/env`) exports: TESTBED_DIR, DOCKER_HOST (unix://DIR/docker.sock),
+# DOCKER_CONFIG (DIR/docker-config, holds the buildx plugin and builder), BUILDKIT_HOST
+# (unix://DIR/buildkitd.sock), BUILDX_BUILDER=storepack-test, STOREPACK_REGISTRY
+# (127.0.0.1:PORT, plain HTTP), STOREPACK_DOCKER=/usr/bin/docker (Debian's 20.10 client; a newer
+# `docker` on PATH would send `docker build` to buildx, i.e. to buildkitd), TESTBED_TOOLS_PATH,
+# TESTBED_BUILDKIT_VERSION, TESTBED_BUILDKIT_SNAPSHOTTER (overlayfs, or native as a fallback),
+# TESTBED_BUSYBOX_IMAGE (busybox:latest, in the engine and as library/busybox in the registry),
+# TESTBED_ENGINE_BRIDGE, and PATH with the tool directories first.
+# buildkitd resolves docker.io through the registry, so `# syntax=storepack` means
+# $STOREPACK_REGISTRY/library/storepack:latest there; the engine finds it in its image store.
+#
 # Environment:
 #   STOREPACK_CACHE               cache root (default $HOME/.cache/storepack)
 #   STOREPACK_BUILDKIT_VERSION    override the buildkit version (default: go.mod's)
@@ -77,7 +88,7 @@ set_tool_paths() {
 # ---------------------------------------------------------------------------------------------
 # install
 
-pkg_installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'; }
+pkg_installed() { [[ $(dpkg-query -W -f='${Status}' "$1" 2>/dev/null) == "install ok installed" ]]; }
 
 install_packages() {
 	local missing=() p
@@ -145,7 +156,7 @@ ensure_binfmt() {
 		fi
 		grep -qx enabled "$bm/$fmt" || { log "binfmt: $fmt not enabled"; return 1; }
 		grep -q '^flags:.*F' "$bm/$fmt" || log "binfmt: warning: $fmt lacks the F flag (foreign binaries will not run in containers)"
-		enabled+=("$fmt[$(sed -n 's/^flags: //p' "$bm/$fmt")]")
+		enabled+=("${fmt}[$(sed -n 's/^flags: //p' "$bm/$fmt")]")
 	done
 	log "binfmt: enabled ${enabled[*]:-none}${native:+; no entry (native on this host): ${native[*]}}"
 }
@@ -156,9 +167,9 @@ ensure_binfmt() {
 go_tool() {
 	local dest=$1 version=$2 ldflags=$3
 	shift 3
-	local spec missing=
-	for spec in "$@"; do [[ -x $dest/${spec#*=} ]] || missing=1; done
-	if [[ -z $missing ]]; then
+	local spec need_build=
+	for spec in "$@"; do [[ -x $dest/${spec#*=} ]] || need_build=1; done
+	if [[ -z $need_build ]]; then
 		log "tools: reusing $dest"
 		return
 	fi
@@ -227,7 +238,7 @@ alive() {
 }
 
 # ours PID DIR — PID runs and its command line names DIR (guards against recycled PIDs).
-ours() { alive "$1" && tr '\0' ' ' <"/proc/$1/cmdline" 2>/dev/null | grep -qF -- "$2"; }
+ours() { alive "$1" && [[ $(tr '\0' ' ' <"/proc/$1/cmdline" 2>/dev/null) == *"$2"* ]]; }
 
 # spawn NAME CMD... — start a daemon in its own session, detached from our stdio (so a caller
 # capturing our output does not wait for it), log to $D/logs/NAME.log, pid to $D/pids/NAME.pid.
@@ -287,13 +298,17 @@ free_port() {
 
 abs_dir() { (cd "$1" 2>/dev/null && pwd -P); }
 
+# dir_tag — a short tag derived from $D that names this test bed's bridge (spkTAG) and cgroup
+# parent (storepack-TAG), so `down` finds what the daemons left behind even after a crash.
+dir_tag() { printf '%s' "$D" | sha256sum | cut -c1-8; }
+
 # ---------------------------------------------------------------------------------------------
 # up
 
 start_registry() {
 	local attempt pid
 	mkdir -p "$D/registry/data"
-	for attempt in 1 2 3 4 5; do
+	for ((attempt = 1; attempt <= 5; attempt++)); do
 		PORT=$(free_port)
 		cat >"$D/registry/config.yml" <<-EOF
 			version: 0.1
@@ -357,18 +372,19 @@ setup_bridge() {
 		log "dockerd: no ip command; --bridge=none (RUN steps in engine builds need --network=host|none)"
 		return 0
 	fi
-	local name n cidr
-	name=spk$(printf '%s' "$D" | sha256sum | cut -c1-8)
+	local name n cidr routes
+	name=spk$(dir_tag)
 	exec 8>/run/storepack-testbed.lock
 	flock 8
 	ip link del "$name" >/dev/null 2>&1 || true
 	for n in $(shuf -i 1-254); do
 		cidr=10.213.$n.0/24
 		[[ -z $(ip -4 route show root "$cidr") ]] || continue
-		[[ -z $(ip -4 route show match "$cidr" | grep -v '^default') ]] || continue
+		routes=$(ip -4 route show match "$cidr" | grep -v '^default' || true)
+		[[ -z $routes ]] || continue
 		ip link add "$name" type bridge || break
 		printf '%s\n' "$name" >"$D/docker/bridge"
-		ip addr add "10.213.$n.1/24" dev "$name" && ip link set "$name" up || break
+		{ ip addr add "10.213.$n.1/24" dev "$name" && ip link set "$name" up; } || break
 		BRIDGE=$name
 		log "dockerd: bridge $name 10.213.$n.1/24"
 		break
@@ -397,6 +413,7 @@ start_dockerd() {
 		--config-file "$D/docker/daemon.json" \
 		--containerd "$D/containerd/containerd.sock" \
 		--shutdown-timeout 2 \
+		--exec-opt native.cgroupdriver=cgroupfs --cgroup-parent "/storepack-$(dir_tag)/docker" \
 		--bridge="$BRIDGE" --iptables=false --ip-masq=false --ip-forward=false --userland-proxy=false \
 		--insecure-registry "127.0.0.1:$PORT"
 	wait_ready dockerd "$SPAWNED" "$DEBIAN_DOCKER" -H "unix://$D/docker.sock" version ||
@@ -440,6 +457,7 @@ start_buildkitd() {
 			[worker.oci]
 			  enabled = true
 			  snapshotter = "$snap"
+			  defaultCgroupParent = "/storepack-$(dir_tag)/buildkit"
 			[worker.containerd]
 			  enabled = false
 			[registry."docker.io"]
@@ -572,32 +590,53 @@ stop_pid() {
 				sleep 0.1
 			done
 		fi
-		alive "$pid" && log "$name: pid $pid does not exit" || log "$name: stopped (pid $pid)"
+		if alive "$pid"; then log "$name: pid $pid does not exit"; else log "$name: stopped (pid $pid)"; fi
 	fi
 	rm -f "$f"
 }
 
-# Processes left behind by a killed daemon (containerd shims, runc) that name DIR in their
-# command line: e.g. containerd-shim-runc-v2 -address DIR/containerd/containerd.sock.
+# What a killed daemon leaves behind: container processes (in the cgroup parent storepack-TAG
+# that dockerd and buildkitd were given) and containerd shims / runc, which name DIR in their
+# command line (containerd-shim-runc-v2 -address DIR/containerd/containerd.sock).
 sweep_leftovers() {
-	local p comm
+	local cg p comm i killed=() d
+	cg=/storepack-$(dir_tag)/
 	for p in /proc/[0-9]*; do
 		p=${p#/proc/}
 		[[ $p != "$$" ]] || continue
 		comm=$(cat "/proc/$p/comm" 2>/dev/null) || continue
-		case $comm in
-		containerd-shim* | runc | buildkit-runc | containerd | dockerd | buildkitd | registry | docker-proxy) ;;
-		*) continue ;;
-		esac
-		ours "$p" "$D" || continue
+		if ! grep -qF -- ":$cg" "/proc/$p/cgroup" 2>/dev/null; then
+			case $comm in
+			containerd-shim* | runc | buildkit-runc | containerd | dockerd | buildkitd | registry | docker-proxy) ;;
+			*) continue ;;
+			esac
+			ours "$p" "$D" || continue
+		fi
 		log "killing leftover $comm (pid $p)"
-		kill -KILL "$p" 2>/dev/null || true
+		kill -KILL "$p" 2>/dev/null && killed+=("$p")
 	done
+	for p in "${killed[@]}"; do
+		for ((i = 0; i < 50; i++)); do
+			alive "$p" || break
+			sleep 0.1
+		done
+	done
+	# empty cgroup directories (one per controller hierarchy on cgroup v1), deepest first
+	if [[ -d /sys/fs/cgroup ]]; then
+		while IFS= read -r d; do
+			for ((i = 0; i < 20; i++)); do
+				rmdir "$d" 2>/dev/null && break
+				[[ -d $d ]] || break
+				sleep 0.1
+			done
+			[[ ! -d $d ]] || log "cannot remove cgroup $d"
+		done < <(find /sys/fs/cgroup -mindepth 1 -maxdepth 8 -depth -type d -path "*${cg%/}*" 2>/dev/null)
+	fi
 }
 
 unmount_all() {
-	local mp i pass
-	for pass in 1 2 3; do
+	local mp pass
+	for ((pass = 1; pass <= 3; pass++)); do
 		local -a mps=()
 		# mountinfo field 5 is the mount point, octal-escaped; reverse order = children first.
 		while IFS= read -r mp; do
