@@ -47,6 +47,7 @@ func nixClosure(t *testing.T, args ...string) closure {
 		}
 		c.paths = append(c.paths, p)
 	}
+	slices.SortFunc(c.paths, store.Path.Compare)
 	if len(c.paths) < 3 {
 		t.Fatalf("closure of %s has %d paths, want at least 3", c.root, len(c.paths))
 	}
@@ -86,20 +87,25 @@ func TestEngineBuildChain(t *testing.T) {
 
 // TestBuildxMerge builds the same closure with buildx on buildkitd (the
 // Merge path), with the store as the named context "store", exported as an
-// OCI archive that Docker 20.10 then loads and runs.
+// OCI archive, which is checked, and from the same build as a docker
+// archive, which Docker 20.10 (it cannot load OCI layouts) loads and runs.
 func TestBuildxMerge(t *testing.T) {
 	c := nixClosure(t)
 	df := writeFile(t, c.dir, "app.storepack", manifest("./result", "path-info.json"))
 	oci := filepath.Join(t.TempDir(), "image.tar")
+	archive := filepath.Join(t.TempDir(), "docker.tar")
 	tag := "storepack-e2e/merge:1"
 	if r := buildxBuild(t, "-f", df, "--build-context", "store=/nix/store",
-		"-o", "type=oci,dest="+oci+",name="+tag, c.dir); r.err != nil {
+		"-o", "type=oci,dest="+oci, "-o", "type=docker,dest="+archive+",name="+tag, c.dir); r.err != nil {
 		t.Fatalf("build failed:\n%s", r)
 	}
 	img := readArchive(t, oci)
 	checkImage(t, img, c, time.Unix(1, 0))
+	if loaded := readArchive(t, archive); !slices.Equal(loaded.diffIDs(), img.diffIDs()) {
+		t.Errorf("the docker archive's layers differ from the OCI archive's")
+	}
 
-	must(t, nil, bed.docker, "load", "-i", oci)
+	must(t, nil, bed.docker, "load", "-i", archive)
 	t.Cleanup(func() { cmd(nil, bed.docker, "rmi", "-f", tag) })
 	if out := must(t, nil, bed.docker, "run", "--rm", tag); strings.TrimSpace(out) != greeting {
 		t.Errorf("docker run printed %q, want %q", out, greeting)
