@@ -150,41 +150,59 @@ func TestReproducibleMerge(t *testing.T) {
 	t.Logf("Chain-path diffIDs equal Merge-path diffIDs on buildkitd: %v", slices.Equal(first.diffIDs(), chain.diffIDs()))
 }
 
-// TestIncrementalMerge changes only the application and checks that every
-// layer without a changed path keeps its diffID.
-func TestIncrementalMerge(t *testing.T) {
+// TestIncremental changes only the application and checks, for both
+// methods, that every layer without a changed path keeps its diffID.
+func TestIncremental(t *testing.T) {
 	v1 := nixClosure(t, "--argstr", "appVersion", "1")
 	v2 := nixClosure(t, "--argstr", "appVersion", "2")
 	if v1.root == v2.root {
 		t.Fatal("appVersion did not change the application path")
 	}
-	build := func(c closure) *image {
-		df := writeFile(t, c.dir, "app.storepack", manifest("./result", "path-info.json", "ENV GREETING_VERSION=1"))
-		oci := filepath.Join(t.TempDir(), "image.tar")
-		if r := buildxBuild(t, "-f", df, "--build-context", "store=/nix/store", "-o", "type=oci,dest="+oci, c.dir); r.err != nil {
-			t.Fatalf("build failed:\n%s", r)
-		}
-		return readArchive(t, oci)
-	}
-	img1, img2 := build(v1), build(v2)
-	old := map[string]string{} // layer paths → diffID in the first image
-	for i, l := range img1.plan(t).Layers {
-		old[pathsKey(l)] = img1.layers[i].diffID
-	}
-	unchanged := 0
-	for i, l := range img2.plan(t).Layers {
-		if id, ok := old[pathsKey(l)]; ok {
-			unchanged++
-			if img2.layers[i].diffID != id {
-				t.Errorf("layer %s holds no changed path but its diffID changed", pathsKey(l))
+	for _, method := range []string{"merge", "chain"} {
+		t.Run(method, func(t *testing.T) {
+			build := func(c closure) *image {
+				df := writeFile(t, c.dir, "app.storepack", manifest("./result", "path-info.json"))
+				oci := filepath.Join(t.TempDir(), "image.tar")
+				if r := buildxBuild(t, "-f", df, "--build-context", "store=/nix/store", "--build-arg", "STOREPACK_LAYER_METHOD="+method,
+					"-o", "type=oci,dest="+oci, c.dir); r.err != nil {
+					t.Fatalf("build failed:\n%s", r)
+				}
+				return readArchive(t, oci)
 			}
-		} else if !slices.Contains(l.Paths, v2.root) {
-			t.Errorf("layer %s is new but does not hold the changed application", pathsKey(l))
-		}
+			img1, img2 := build(v1), build(v2)
+			old := map[string]string{} // layer paths → diffID in the first image
+			for i, l := range img1.plan(t).Layers {
+				old[pathsKey(l)] = img1.layers[i].diffID
+			}
+			unchanged := 0
+			for i, l := range img2.plan(t).Layers {
+				if id, ok := old[pathsKey(l)]; ok {
+					unchanged++
+					if img2.layers[i].diffID != id {
+						t.Errorf("layer %s holds no changed path but its diffID changed", pathsKey(l))
+					}
+				} else if !slices.Contains(l.Paths, v2.root) {
+					t.Errorf("layer %s is new but does not hold the changed application", pathsKey(l))
+				}
+			}
+			if want := len(v2.paths) - 1; unchanged != want {
+				t.Errorf("%d layers kept, want %d (all but the application's)", unchanged, want)
+			}
+		})
 	}
-	if want := len(v2.paths) - 1; unchanged != want {
-		t.Errorf("%d layers kept, want %d (all but the application's)", unchanged, want)
+}
+
+// TestSourceDateEpoch checks that SOURCE_DATE_EPOCH sets every mtime and
+// every created time.
+func TestSourceDateEpoch(t *testing.T) {
+	c := nixClosure(t)
+	df := writeFile(t, c.dir, "app.storepack", manifest("./result", "path-info.json"))
+	oci := filepath.Join(t.TempDir(), "image.tar")
+	if r := buildxBuild(t, "-f", df, "--build-context", "store=/nix/store", "--build-arg", "SOURCE_DATE_EPOCH=1700000000",
+		"-o", "type=oci,dest="+oci, c.dir); r.err != nil {
+		t.Fatalf("build failed:\n%s", r)
 	}
+	checkImage(t, readArchive(t, oci), c, time.Unix(1700000000, 0))
 }
 
 // TestBuiltInExample builds what `make demo` builds, through Docker 20.10.
