@@ -40,6 +40,7 @@ test: unit-test e2e-test
 
 unit-test:
 	$(GO) vet ./...
+	$(GO) vet -tags e2e ./e2e/
 	$(GO) test ./...
 
 e2e-test:
