@@ -25,6 +25,7 @@ import (
 	"github.com/storepack/storepack/frontend/manifest"
 	"github.com/storepack/storepack/layering"
 	splb "github.com/storepack/storepack/llb"
+	"github.com/storepack/storepack/store"
 )
 
 // Language names manifests in source maps, as "Dockerfile" does for
@@ -55,7 +56,7 @@ func Build(ctx context.Context, c client.Client) (_ *client.Result, err error) {
 	}
 	defer func() { err = withSource(err, src.SourceMap) }()
 
-	m, err := manifest.Parse(src.Data, bc.BuildArgs)
+	m, err := manifest.Parse(src.Data, manifest.Options{BuildArgs: bc.BuildArgs})
 	if err != nil {
 		return nil, err
 	}
@@ -76,8 +77,14 @@ func Build(ctx context.Context, c client.Client) (_ *client.Result, err error) {
 		return nil, errors.Errorf("%s=%q: want chain or merge", buildArgMethod, v)
 	}
 
-	b := &build{c: c, bc: bc, m: m, epoch: epoch, method: method}
-	rb, err := bc.Build(ctx, b.platform)
+	b := &build{c: c, bc: bc, src: src.Data, m: m, epoch: epoch, method: method}
+	in, err := b.readInputs(ctx)
+	if err != nil {
+		return nil, err
+	}
+	rb, err := bc.Build(ctx, func(ctx context.Context, target *ocispecs.Platform, _ int) (*dockerui.BuildResult, error) {
+		return b.platform(ctx, in, target)
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -88,41 +95,47 @@ func Build(ctx context.Context, c client.Client) (_ *client.Result, err error) {
 type build struct {
 	c      client.Client
 	bc     *dockerui.Client
-	m      *manifest.Manifest
+	src    []byte             // the manifest, parsed again per platform
+	m      *manifest.Manifest // parsed without root variables
 	epoch  time.Time
 	method splb.Method
 }
 
 // platform builds the image for one target platform (nil: the builder's).
-func (b *build) platform(ctx context.Context, target *ocispecs.Platform, _ int) (*dockerui.BuildResult, error) {
+func (b *build) platform(ctx context.Context, in *inputs, target *ocispecs.Platform) (*dockerui.BuildResult, error) {
 	p := b.bc.BuildPlatforms[0]
 	if target != nil {
 		p = *target
 	}
 	p = platforms.Normalize(p)
 
-	in, err := b.readInputs(ctx, p)
+	c, err := in.forPlatform(p)
 	if err != nil {
 		return nil, err
 	}
-	custom := b.customisation(in)
-	budget := b.m.Layers.Max
+	// Parse again with this platform's root variables (${ROOT}, --name).
+	m, err := manifest.Parse(b.src, manifest.Options{BuildArgs: b.bc.BuildArgs, Roots: c.vars})
+	if err != nil {
+		return nil, err
+	}
+	custom := customisation(m, c.roots[0])
+	budget := m.Layers.Max
 	if !custom.Empty() {
 		budget-- // the customisation layer counts against the budget
 	}
 	if budget < 1 {
-		return nil, parser.WithLocation(errors.Errorf("LAYERS --max=%d leaves no layer for the store paths after the customisation layer", b.m.Layers.Max), b.m.Layers.Location)
+		return nil, parser.WithLocation(errors.Errorf("LAYERS --max=%d leaves no layer for the store paths after the customisation layer", m.Layers.Max), m.Layers.Location)
 	}
-	plan, err := layering.Build(in.closure, layering.Options{Strategy: b.m.Layers.Strategy, MaxLayers: budget})
+	plan, err := layering.Build(c.graph, layering.Options{Strategy: m.Layers.Strategy, MaxLayers: budget})
 	if err != nil {
-		return nil, parser.WithLocation(err, b.m.Layers.Location)
+		return nil, parser.WithLocation(err, m.Layers.Location)
 	}
 
-	src, err := b.storeSource(ctx, in)
+	src, _, err := b.storeSource(ctx, c.graph.Paths(), c.graph)
 	if err != nil {
 		return nil, err
 	}
-	opt := splb.Options{StoreDir: b.m.StoreDir, Epoch: b.epoch, Method: b.method}
+	opt := splb.Options{StoreDir: m.StoreDir, Epoch: b.epoch, Method: b.method}
 	st := splb.StoreLayers(llb.Scratch(), plan, src, opt)
 	if !custom.Empty() {
 		st, err = splb.CustomisationLayer(st, custom, b.bc.BuildOpts().LLBCaps, b.helper(), opt)
@@ -132,7 +145,7 @@ func (b *build) platform(ctx context.Context, target *ocispecs.Platform, _ int) 
 	}
 	img, err := splb.Image(plan, splb.ImageOptions{
 		Platform:      p,
-		Config:        b.m.Image,
+		Config:        m.Image,
 		Epoch:         b.epoch,
 		Customisation: !custom.Empty(),
 	})
@@ -155,17 +168,17 @@ func (b *build) platform(ctx context.Context, target *ocispecs.Platform, _ int) 
 	return &dockerui.BuildResult{Reference: ref, Image: img, Epoch: &b.epoch}, nil
 }
 
-// customisation resolves LINK targets against the first root and gathers
-// the DIR entries.
-func (b *build) customisation(in *inputs) splb.Customisation {
+// customisation gathers the LINK and DIR entries; a relative LINK target
+// resolves inside the first root.
+func customisation(m *manifest.Manifest, firstRoot store.Path) splb.Customisation {
 	var c splb.Customisation
-	for _, d := range b.m.Dirs {
+	for _, d := range m.Dirs {
 		c.Dirs = append(c.Dirs, splb.Dir{Path: d.Path, Mode: d.Mode})
 	}
-	for _, l := range b.m.Links {
+	for _, l := range m.Links {
 		target := l.Target
 		if target[0] != '/' {
-			target = in.roots[0].String() + "/" + target
+			target = firstRoot.String() + "/" + target
 		}
 		c.Links = append(c.Links, splb.Link{Path: l.Path, Target: target})
 	}

@@ -13,60 +13,46 @@ import (
 	"github.com/moby/buildkit/frontend/dockerui"
 	"github.com/moby/buildkit/frontend/gateway/client"
 	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
-	fstypes "github.com/tonistiigi/fsutil/types"
 	"github.com/pkg/errors"
 	"github.com/storepack/storepack/frontend/manifest"
-	splb "github.com/storepack/storepack/llb"
 	"github.com/storepack/storepack/store"
+	fstypes "github.com/tonistiigi/fsutil/types"
 )
 
-// storeContextName is the named build context that carries the store
-// (`--build-context store=/nix/store`). Without it the main context does,
-// rooted at the host's / (`docker build -f app.storepack /`).
-const storeContextName = "store"
-
-// inputs is what the build context gives one platform's image.
+// inputs is what the build context gives the manifest, read once for every
+// target platform.
 type inputs struct {
-	roots   []store.Path // in manifest order; the first resolves relative LINK targets
-	closure *store.Graph
+	closures []closureInput // in manifest order
+	graphs   []graphInput
 }
 
-// readInputs resolves the platform's roots and loads its closure graph from
-// the files the manifest names in the main context.
-func (b *build) readInputs(ctx context.Context, p ocispecs.Platform) (*inputs, error) {
-	var closures []manifest.Closure
-	for _, c := range b.m.Closures {
-		if ok, err := forPlatform(c.Platform, p); err != nil {
-			return nil, parser.WithLocation(err, c.Location)
-		} else if ok {
-			closures = append(closures, c)
-		}
-	}
-	var graphs []manifest.Graph
-	for _, g := range b.m.Graphs {
-		if ok, err := forPlatform(g.Platform, p); err != nil {
-			return nil, parser.WithLocation(err, g.Location)
-		} else if ok {
-			graphs = append(graphs, g)
-		}
-	}
-	if len(closures) == 0 {
-		return nil, errors.Errorf("no CLOSURE for platform %s", platforms.Format(p))
-	}
-	if len(graphs) == 0 {
-		return nil, parser.WithLocation(errors.New("no GRAPH for this CLOSURE: export the closure's reference graph, e.g. `nix path-info --json --recursive ./result > graph.json`, and add `GRAPH graph.json`"), closures[0].Location)
-	}
+type closureInput struct {
+	manifest.Closure
+	platform *ocispecs.Platform // from --platform; nil: untagged
+	roots    []store.Path
+	built    *ocispecs.Platform // from the roots' ELF files; nil: none found
+}
 
+type graphInput struct {
+	manifest.Graph
+	platform *ocispecs.Platform
+	graph    *store.Graph
+}
+
+// readInputs resolves every CLOSURE's roots, loads every GRAPH, and tells
+// from their ELF files which platform each closure's roots are built for.
+func (b *build) readInputs(ctx context.Context) (*inputs, error) {
+	in := &inputs{}
 	// Read every context file the manifest names in one transfer.
 	var files []string
-	for _, g := range graphs {
+	for _, g := range b.m.Graphs {
 		rel, err := contextPath(g.File)
 		if err != nil {
 			return nil, parser.WithLocation(err, g.Location)
 		}
 		files = append(files, rel)
 	}
-	for _, c := range closures {
+	for _, c := range b.m.Closures {
 		for _, r := range c.Roots {
 			if !b.isStorePath(r) {
 				rel, err := contextPath(r)
@@ -82,51 +68,144 @@ func (b *build) readInputs(ctx context.Context, p ocispecs.Platform) (*inputs, e
 		return nil, err
 	}
 
-	in := &inputs{}
-	var rootLocs []manifest.Location // the CLOSURE of each root
-	for _, c := range closures {
+	var allRoots []store.Path
+	for _, c := range b.m.Closures {
+		ci := closureInput{Closure: c}
+		if ci.platform, err = optionalPlatform(c.Platform); err != nil {
+			return nil, parser.WithLocation(err, c.Location)
+		}
 		for _, r := range c.Roots {
 			root, err := b.resolveRoot(ctx, ctxRef, r)
 			if err != nil {
 				return nil, parser.WithLocation(err, c.Location)
 			}
-			in.roots = append(in.roots, root)
-			rootLocs = append(rootLocs, c.Location)
+			ci.roots = append(ci.roots, root)
 		}
+		allRoots = append(allRoots, ci.roots...)
+		in.closures = append(in.closures, ci)
 	}
 
-	var infos []store.Info
-	for _, g := range graphs {
+	for _, g := range b.m.Graphs {
+		gi := graphInput{Graph: g}
+		if gi.platform, err = optionalPlatform(g.Platform); err != nil {
+			return nil, parser.WithLocation(err, g.Location)
+		}
 		rel, _ := contextPath(g.File)
 		data, err := ctxRef.ReadFile(ctx, client.ReadRequest{Filename: rel})
 		if err != nil {
 			return nil, parser.WithLocation(errors.Wrapf(err, "GRAPH %s: cannot read it from the build context", g.File), g.Location)
 		}
-		graph, err := store.Load(g.File, bytes.NewReader(data))
-		if err != nil {
+		if gi.graph, err = store.Load(g.File, bytes.NewReader(data)); err != nil {
 			return nil, parser.WithLocation(err, g.Location)
 		}
-		if graph.StoreDir() != b.m.StoreDir {
-			return nil, parser.WithLocation(errors.Errorf("GRAPH %s: its paths are in %s, but the store directory is %s (set it with STORE)", g.File, graph.StoreDir(), b.m.StoreDir), g.Location)
+		if dir := gi.graph.StoreDir(); dir != b.m.StoreDir {
+			return nil, parser.WithLocation(errors.Errorf("GRAPH %s: its paths are in %s, but the store directory is %s (set it with STORE)", g.File, dir, b.m.StoreDir), g.Location)
 		}
-		for _, path := range graph.Paths() {
-			info, _ := graph.Info(path)
+		in.graphs = append(in.graphs, gi)
+	}
+
+	// The roots alone tell the platform; the closures follow per platform.
+	src, rootsRef, err := b.storeSource(ctx, allRoots, nil)
+	if err != nil {
+		return nil, err
+	}
+	for i := range in.closures {
+		ci := &in.closures[i]
+		built, file, err := detectPlatform(ctx, rootsRef, src.Dir, ci.roots)
+		if err != nil {
+			return nil, parser.WithLocation(err, ci.Location)
+		}
+		ci.built = built
+		if built != nil && ci.platform != nil && !runsOn(*built, *ci.platform) {
+			return nil, parser.WithLocation(errors.Errorf("CLOSURE --platform=%s: its binaries are built for %s (%s)", ci.Platform, platforms.Format(*built), file), ci.Location)
+		}
+	}
+	return in, nil
+}
+
+// closure is one platform's closure and the values of its root variables.
+type closure struct {
+	roots    []store.Path
+	vars     map[string]string
+	graph    *store.Graph
+	location manifest.Location // of the first CLOSURE
+}
+
+// forPlatform selects the closures and graphs for p and computes the closure.
+func (in *inputs) forPlatform(p ocispecs.Platform) (*closure, error) {
+	c := &closure{vars: map[string]string{}}
+	var rootLocs []manifest.Location // the CLOSURE of each root
+	var builtFor []string
+	for _, ci := range in.closures {
+		applies := ci.platform == nil && (ci.built == nil || runsOn(*ci.built, p)) ||
+			ci.platform != nil && platforms.OnlyStrict(p).Match(*ci.platform)
+		if !applies {
+			if ci.built != nil {
+				builtFor = append(builtFor, ci.Roots[0]+" is built for "+platforms.Format(*ci.built))
+			}
+			continue
+		}
+		if len(c.roots) == 0 {
+			c.vars[manifest.RootVariable] = ci.roots[0].String()
+			c.location = ci.Location
+		}
+		if ci.Name != "" {
+			if _, dup := c.vars[ci.Name]; dup {
+				return nil, parser.WithLocation(errors.Errorf("two CLOSUREs named %s apply to %s", ci.Name, platforms.Format(p)), ci.Location)
+			}
+			c.vars[ci.Name] = ci.roots[0].String()
+		}
+		for range ci.roots {
+			rootLocs = append(rootLocs, ci.Location)
+		}
+		c.roots = append(c.roots, ci.roots...)
+	}
+	if len(c.roots) == 0 {
+		msg := "no CLOSURE for platform " + platforms.Format(p)
+		if len(builtFor) > 0 {
+			msg += ": " + strings.Join(builtFor, "; ")
+		}
+		return nil, errors.New(msg)
+	}
+
+	var infos []store.Info
+	var first *graphInput
+	for i, g := range in.graphs {
+		if g.platform != nil && !platforms.OnlyStrict(p).Match(*g.platform) {
+			continue
+		}
+		if first == nil {
+			first = &in.graphs[i]
+		}
+		for _, path := range g.graph.Paths() {
+			info, _ := g.graph.Info(path)
 			infos = append(infos, info)
 		}
 	}
+	if first == nil {
+		return nil, parser.WithLocation(errors.Errorf("no GRAPH for platform %s: export the closure's reference graph, e.g. `nix path-info --json --recursive ./result > graph.json`, and add `GRAPH graph.json`", platforms.Format(p)), c.location)
+	}
 	graph, err := store.NewGraph(infos)
 	if err != nil {
-		return nil, parser.WithLocation(err, graphs[0].Location)
+		return nil, parser.WithLocation(err, first.Location)
 	}
-	for i, root := range in.roots {
+	for i, root := range c.roots {
 		if _, ok := graph.Info(root); !ok {
 			return nil, parser.WithLocation(errors.Errorf("root %s is not in the GRAPH files", root), rootLocs[i])
 		}
 	}
-	if in.closure, err = graph.Closure(in.roots...); err != nil {
+	if c.graph, err = graph.Closure(c.roots...); err != nil {
 		return nil, err
 	}
-	return in, nil
+	return c, nil
+}
+
+func optionalPlatform(spec string) (*ocispecs.Platform, error) {
+	if spec == "" {
+		return nil, nil
+	}
+	p, err := parsePlatform(spec)
+	return &p, err
 }
 
 // isStorePath tells a root given as a store path from a context path.
@@ -185,71 +264,6 @@ func (b *build) contextFiles(ctx context.Context, files []string) (client.Refere
 	return b.solve(ctx, *st)
 }
 
-// storeSource returns the state holding the closure's store paths: the
-// named context "store" if the build has one, else the main context. Only
-// the closure's paths are transferred. A path the context lacks is an
-// error naming it.
-func (b *build) storeSource(ctx context.Context, in *inputs) (splb.Source, error) {
-	paths := in.closure.Paths()
-	bases := make([]string, len(paths))
-	for i, p := range paths {
-		bases[i] = p.Base()
-	}
-	nc, err := b.bc.NamedContext(storeContextName, dockerui.ContextOpt{
-		NoDockerignore: true,
-		AsyncLocalOpts: func() []llb.LocalOption {
-			return []llb.LocalOption{llb.IncludePatterns(bases)}
-		},
-	})
-	if err != nil {
-		return splb.Source{}, err
-	}
-	var src splb.Source
-	where := "the build context at " + b.m.StoreDir
-	if nc != nil {
-		st, _, err := nc.Load(ctx)
-		if err != nil {
-			return splb.Source{}, err
-		}
-		src = splb.Source{State: *st, Dir: "/"}
-		where = "the build context \"" + storeContextName + "\""
-	} else {
-		rel := strings.TrimPrefix(b.m.StoreDir, "/")
-		patterns := make([]string, len(bases))
-		for i, base := range bases {
-			patterns[i] = rel + "/" + base
-		}
-		st, err := b.bc.MainContext(ctx, llb.IncludePatterns(patterns))
-		if err != nil {
-			return splb.Source{}, err
-		}
-		src = splb.Source{State: *st, Dir: b.m.StoreDir}
-	}
-
-	ref, err := b.solve(ctx, src.State)
-	if err != nil {
-		return splb.Source{}, err
-	}
-	entries, err := ref.ReadDir(ctx, client.ReadDirRequest{Path: src.Dir})
-	if err != nil && !isNotExist(err) {
-		return splb.Source{}, errors.Wrapf(err, "list the store in %s", where)
-	}
-	present := map[string]bool{}
-	for _, e := range entries {
-		present[e.Path] = true
-	}
-	for _, p := range paths {
-		if !present[p.Base()] {
-			msg := "store path %s is not in %s"
-			if refs := in.closure.Referrers(p); len(refs) > 0 {
-				return splb.Source{}, errors.Errorf(msg+" (it is referenced by %s)", p, where, refs[0])
-			}
-			return splb.Source{}, errors.Errorf(msg, p, where)
-		}
-	}
-	return src, nil
-}
-
 func (b *build) solve(ctx context.Context, st llb.State) (client.Reference, error) {
 	def, err := st.Marshal(ctx, llb.WithCaps(b.bc.BuildOpts().LLBCaps))
 	if err != nil {
@@ -284,17 +298,4 @@ func contextPath(p string) (string, error) {
 		return "", errors.Errorf("%s: names the context root, not a file", p)
 	}
 	return rel, nil
-}
-
-// forPlatform reports whether an instruction scoped with --platform=spec
-// (empty: every platform) applies to the target p.
-func forPlatform(spec string, p ocispecs.Platform) (bool, error) {
-	if spec == "" {
-		return true, nil
-	}
-	want, err := platforms.Parse(spec)
-	if err != nil {
-		return false, errors.Wrapf(err, "--platform=%s", spec)
-	}
-	return platforms.OnlyStrict(p).Match(platforms.Normalize(want)), nil
 }

@@ -50,9 +50,26 @@ type Location []parser.Range
 // Closure is one CLOSURE instruction: roots given as store paths or as
 // context paths of symlinks into the store (such as ./result).
 type Closure struct {
-	Platform string // empty: every target platform
+	Platform string // empty: every target platform its binaries run on
+	Name     string // --name: ${Name} is the first root's store path
 	Roots    []string
 	Location Location
+}
+
+// RootVariable is the variable holding the store path of the first root of
+// the platform being built.
+const RootVariable = "ROOT"
+
+// Options are the inputs of Parse besides the source.
+type Options struct {
+	// BuildArgs are the --build-arg values; only those declared with ARG
+	// are visible, as in a Dockerfile.
+	BuildArgs map[string]string
+	// Roots are the store paths of the root variables for one platform:
+	// RootVariable and every CLOSURE --name. A manifest is parsed once
+	// without them, to find its roots, and then once per platform with
+	// them; without them a reference stays as written.
+	Roots map[string]string
 }
 
 // Graph is one GRAPH instruction: a reference graph file in the context.
@@ -90,19 +107,19 @@ var Instructions = []string{
 	"label", "layers", "link", "stopsignal", "store", "user", "workdir",
 }
 
-// Parse parses manifest source. buildArgs are the --build-arg values; only
-// those declared with ARG are visible, as in a Dockerfile.
-func Parse(src []byte, buildArgs map[string]string) (*Manifest, error) {
+// Parse parses manifest source.
+func Parse(src []byte, opt Options) (*Manifest, error) {
 	res, err := parser.Parse(bytes.NewReader(src))
 	if err != nil {
 		return nil, err
 	}
 	p := &parse{
-		m:         &Manifest{StoreDir: DefaultStoreDir, Layers: Layers{Max: DefaultMaxLayers}},
-		lex:       shell.NewLex(res.EscapeToken),
-		buildArgs: buildArgs,
-		seen:      map[string]bool{},
+		m:    &Manifest{StoreDir: DefaultStoreDir, Layers: Layers{Max: DefaultMaxLayers}},
+		lex:  shell.NewLex(res.EscapeToken),
+		opt:  opt,
+		seen: map[string]bool{},
 	}
+	p.defineRoot(RootVariable)
 	for _, node := range res.AST.Children {
 		if err := p.instruction(node); err != nil {
 			return nil, parser.WithLocation(err, node.Location())
@@ -111,15 +128,44 @@ func Parse(src []byte, buildArgs map[string]string) (*Manifest, error) {
 	if len(p.m.Closures) == 0 {
 		return nil, errors.New("manifest has no CLOSURE instruction: name at least one root")
 	}
+	// ENTRYPOINT and CMD are not expanded in a Dockerfile; here only root
+	// references are, so that a command can name a platform's store path.
+	p.m.Image.Entrypoint = p.expandRoots(p.m.Image.Entrypoint)
+	p.m.Image.Cmd = p.expandRoots(p.m.Image.Cmd)
 	return p.m, nil
 }
 
 type parse struct {
-	m         *Manifest
-	lex       *shell.Lex
-	buildArgs map[string]string
-	vars      vars
-	seen      map[string]bool // instructions allowed only once
+	m     *Manifest
+	lex   *shell.Lex
+	opt   Options
+	vars  vars
+	roots []string        // root variables defined so far
+	seen  map[string]bool // instructions allowed only once
+}
+
+// defineRoot makes ${name} a root variable: its store path when known,
+// else the reference itself, kept for the per-platform parse.
+func (p *parse) defineRoot(name string) {
+	value, ok := p.opt.Roots[name]
+	if !ok {
+		value = "${" + name + "}"
+	}
+	p.vars.set(name, value)
+	p.roots = append(p.roots, name)
+}
+
+func (p *parse) expandRoots(args []string) []string {
+	for _, name := range p.roots {
+		value, ok := p.opt.Roots[name]
+		if !ok {
+			continue
+		}
+		for i, a := range args {
+			args[i] = strings.ReplaceAll(a, "${"+name+"}", value)
+		}
+	}
+	return args
 }
 
 func (p *parse) instruction(node *parser.Node) error {
@@ -201,13 +247,20 @@ func (p *parse) storeInstruction(name string, flags map[string]string, args []st
 		}
 		p.m.StoreDir = dir
 	case "closure":
-		if err := checkFlags(name, flags, "platform"); err != nil {
+		if err := checkFlags(name, flags, "platform", "name"); err != nil {
 			return err
 		}
 		if len(args) == 0 {
 			return errors.New("CLOSURE needs at least one root: a store path or a symlink into the store such as ./result")
 		}
-		p.m.Closures = append(p.m.Closures, Closure{Platform: flags["platform"], Roots: args, Location: loc})
+		c := Closure{Platform: flags["platform"], Name: flags["name"], Roots: args, Location: loc}
+		if c.Name != "" {
+			if !isVariableName(c.Name) || c.Name == RootVariable {
+				return errors.Errorf("CLOSURE --name=%s: want a variable name other than %s (letters, digits, _)", c.Name, RootVariable)
+			}
+			p.defineRoot(c.Name)
+		}
+		p.m.Closures = append(p.m.Closures, c)
 	case "graph":
 		if err := checkFlags(name, flags, "platform"); err != nil {
 			return err
@@ -270,6 +323,16 @@ func (p *parse) storeInstruction(name string, flags map[string]string, args []st
 	return nil
 }
 
+func isVariableName(s string) bool {
+	for i, c := range s {
+		letter := c == '_' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z'
+		if !letter && (i == 0 || c < '0' || c > '9') {
+			return false
+		}
+	}
+	return s != ""
+}
+
 // checkImagePath accepts absolute paths inside the image other than "/".
 func checkImagePath(instr, s string) error {
 	if !path.IsAbs(s) || path.Clean(s) != s || s == "/" {
@@ -292,7 +355,7 @@ func (p *parse) imageInstruction(cmd any) error {
 	switch c := cmd.(type) {
 	case *instructions.ArgCommand:
 		for _, a := range c.Args {
-			v, given := p.buildArgs[a.Key]
+			v, given := p.opt.BuildArgs[a.Key]
 			if !given && a.Value != nil {
 				v, given = *a.Value, true
 			}

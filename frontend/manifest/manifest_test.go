@@ -34,7 +34,7 @@ CMD ["--help"]
 ENTRYPOINT ["/bin/app", "serve"]
 CMD ["--port", "8080"]
 `
-	m, err := Parse([]byte(src), map[string]string{"GREETING": "hi", "UNDECLARED": "x"})
+	m, err := Parse([]byte(src), Options{BuildArgs: map[string]string{"GREETING": "hi", "UNDECLARED": "x"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -81,7 +81,7 @@ CMD ["--port", "8080"]
 }
 
 func TestParseDefaults(t *testing.T) {
-	m, err := Parse([]byte("CLOSURE ./result\nENTRYPOINT /bin/hello world\n"), nil)
+	m, err := Parse([]byte("CLOSURE ./result\nENTRYPOINT /bin/hello world\n"), Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -114,10 +114,12 @@ func TestParseErrors(t *testing.T) {
 		{"dir mode", "CLOSURE ./r\nDIR --mode=999 /tmp\n", "octal", 2},
 		{"dir dotdot", "CLOSURE ./r\nDIR /tmp/../etc\n", "clean", 2},
 		{"expose", "CLOSURE ./r\nEXPOSE 80/http\n", "protocol", 2},
+		{"bad name", "CLOSURE --name=1x ./r\n", "variable name", 1},
+		{"name ROOT", "CLOSURE --name=ROOT ./r\n", "variable name", 1},
 		{"continuation line", "CLOSURE ./r\nLAYERS \\\n  --max=-1\n", "--max=-1", 2},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := Parse([]byte(tc.src), nil)
+			_, err := Parse([]byte(tc.src), Options{})
 			if err == nil {
 				t.Fatal("no error")
 			}
@@ -138,12 +140,47 @@ func TestParseErrors(t *testing.T) {
 	}
 }
 
+func TestRootReferences(t *testing.T) {
+	src := `CLOSURE --platform=linux/amd64 --name=app ./result-x86_64
+CLOSURE --platform=linux/arm/v7 --name=app ./result-armv7l
+ENV APP=${app} HOME=/root
+LINK /bin -> ${ROOT}/bin
+ENTRYPOINT ["${app}/bin/hello", "$HOME", "${HOME}"]
+CMD ${ROOT}/share
+`
+	first, err := Parse([]byte(src), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if first.Closures[0].Name != "app" || first.Links[0].Target != "${ROOT}/bin" || first.Image.Entrypoint[0] != "${app}/bin/hello" {
+		t.Errorf("without roots, references stay as written: %+v %+v", first.Links, first.Image)
+	}
+	roots := map[string]string{"ROOT": "/nix/store/rrrr-hello", "app": "/nix/store/aaaa-hello"}
+	m, err := Parse([]byte(src), Options{Roots: roots})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"APP=/nix/store/aaaa-hello", "HOME=/root"}; !reflect.DeepEqual(m.Image.Env, want) {
+		t.Errorf("env = %q", m.Image.Env)
+	}
+	if m.Links[0].Target != "/nix/store/rrrr-hello/bin" {
+		t.Errorf("link = %+v", m.Links[0])
+	}
+	// Only root references are expanded in ENTRYPOINT and CMD.
+	if want := []string{"/nix/store/aaaa-hello/bin/hello", "$HOME", "${HOME}"}; !reflect.DeepEqual(m.Image.Entrypoint, want) {
+		t.Errorf("entrypoint = %q", m.Image.Entrypoint)
+	}
+	if want := []string{"/bin/sh", "-c", "/nix/store/rrrr-hello/share"}; !reflect.DeepEqual(m.Image.Cmd, want) {
+		t.Errorf("cmd = %q", m.Image.Cmd)
+	}
+}
+
 func FuzzParse(f *testing.F) {
 	f.Add([]byte("# syntax=storepack\nCLOSURE ./result\nGRAPH g\nLINK /bin -> bin\nENTRYPOINT [\"/bin/hello\"]\n"))
 	f.Add([]byte("ARG A=1\nSTORE /gnu/store\nCLOSURE --platform=linux/amd64 ${A}\nLAYERS --max=3 --strategy=single\nDIR --mode=1777 /tmp\nENV A=$A B=\"x y\"\nEXPOSE 1-3/udp\n"))
 	f.Add([]byte("CLOSURE \\\n ./r\n# comment\nLABEL a=b\nCMD x\nUSER u\nWORKDIR w\nSTOPSIGNAL 9\n"))
 	f.Fuzz(func(t *testing.T, src []byte) {
-		m, err := Parse(src, map[string]string{"A": "2"})
+		m, err := Parse(src, Options{BuildArgs: map[string]string{"A": "2"}, Roots: map[string]string{"ROOT": "/nix/store/r", "app": "/nix/store/a"}})
 		if err != nil {
 			return
 		}
