@@ -18,6 +18,14 @@ func TestBadManifests(t *testing.T) {
 		t.Fatal(err)
 	}
 	writeFile(t, dir, "garbage.json", "{\"/nix/store/not-a-store-path\": {\"references\": 7}}\n")
+	// A graph that holds only the closure's busybox, not the root.
+	var busybox string
+	for _, p := range c.paths {
+		if p.Name == "busybox" {
+			busybox = p.String()
+		}
+	}
+	writeFile(t, dir, "partial.json", must(t, nil, "nix", "path-info", "--json", busybox))
 	graph := dir + "/path-info.json"
 	for _, tc := range []struct {
 		name     string
@@ -32,8 +40,10 @@ func TestBadManifests(t *testing.T) {
 			[]string{"app.storepack:3", "outside the store"}},
 		{"malformed graph", "# syntax=storepack\nCLOSURE " + dir + "/result\nGRAPH " + dir + "/garbage.json\n",
 			[]string{"app.storepack:3", "garbage.json"}},
-		{"root not in graph", "# syntax=storepack\nCLOSURE /nix/store/00000000000000000000000000000000-absent\nGRAPH " + graph + "\n",
-			[]string{"app.storepack:2", "/nix/store/00000000000000000000000000000000-absent", "not in the GRAPH"}},
+		{"root not in the store", "# syntax=storepack\nCLOSURE /nix/store/00000000000000000000000000000000-absent\nGRAPH " + graph + "\n",
+			[]string{"app.storepack:2", "root /nix/store/00000000000000000000000000000000-absent is not in the build context"}},
+		{"root not in graph", "# syntax=storepack\nCLOSURE " + dir + "/result\nGRAPH " + dir + "/partial.json\n",
+			[]string{"app.storepack:2", c.root.String(), "not in the GRAPH"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			df := writeFile(t, t.TempDir(), "app.storepack", tc.manifest)

@@ -5,6 +5,7 @@ import (
 	"context"
 	"io/fs"
 	"path"
+	"slices"
 	"strings"
 
 	"github.com/containerd/platforms"
@@ -106,6 +107,14 @@ func (b *build) readInputs(ctx context.Context) (*inputs, error) {
 
 	// The roots alone tell the platform; the closures follow per platform.
 	src, rootsRef, err := b.storeSource(ctx, allRoots, nil)
+	var missing *missingPathError
+	if errors.As(err, &missing) {
+		for _, ci := range in.closures {
+			if slices.Contains(ci.roots, missing.path) {
+				return nil, parser.WithLocation(errors.Errorf("root %s is not in %s", missing.path, missing.where), ci.Location)
+			}
+		}
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -73,12 +73,28 @@ func (b *build) storeSource(ctx context.Context, paths []store.Path, graph *stor
 		if present[p.Base()] {
 			continue
 		}
+		missing := &missingPathError{path: p, where: where}
 		if graph != nil {
 			if refs := graph.Referrers(p); len(refs) > 0 {
-				return splb.Source{}, nil, errors.Errorf("store path %s is not in %s (it is referenced by %s)", p, where, refs[0])
+				missing.referrer = &refs[0]
 			}
 		}
-		return splb.Source{}, nil, errors.Errorf("store path %s is not in %s", p, where)
+		return splb.Source{}, nil, missing
 	}
 	return src, ref, nil
+}
+
+// missingPathError is a store path the store context lacks.
+type missingPathError struct {
+	path     store.Path
+	referrer *store.Path
+	where    string
+}
+
+func (e *missingPathError) Error() string {
+	msg := "store path " + e.path.String() + " is not in " + e.where
+	if e.referrer != nil {
+		msg += " (it is referenced by " + e.referrer.String() + ")"
+	}
+	return msg
 }
