@@ -6,6 +6,10 @@
 #                                configure Nix and binfmt, and build buildkitd/buildctl (the
 #                                buildkit version of go.mod), buildx and the distribution
 #                                registry into ${STOREPACK_CACHE:-$HOME/.cache/storepack}/tools.
+#                                Also unpacks Debian's static busybox for i386, armhf and mips64el
+#                                (apt-get download, no dpkg --add-architecture) to
+#                                busybox/ARCH/bin/busybox in that cache, the foreign
+#                                builders of hack/nix-multiarch.sh (amd64: /bin/busybox).
 #                                Idempotent: a second run installs and builds nothing.
 #   hack/testbed.sh up DIR       start a registry, containerd + dockerd and buildkitd with every
 #                                socket, data root, log and pid file under DIR, create the buildx
@@ -52,6 +56,8 @@ LOG_LINES=${TESTBED_LOG_LINES:-60}
 PACKAGES=(docker.io containerd runc iptables qemu-user-static binfmt-support nix-bin
 	busybox-static curl ca-certificates util-linux)
 QEMU_FORMATS=(qemu-mips64el qemu-arm qemu-i386)
+# Debian architectures whose busybox-static `install` unpacks to $CACHE/busybox/ARCH/bin/busybox.
+BUSYBOX_ARCHES=(i386 armhf mips64el)
 # Tracing exporters default to OTLP on localhost in some of these daemons: keep them quiet.
 export OTEL_SDK_DISABLED=true OTEL_TRACES_EXPORTER=none OTEL_METRICS_EXPORTER=none
 
@@ -161,6 +167,62 @@ ensure_binfmt() {
 	log "binfmt: enabled ${enabled[*]:-none}${native:+; no entry (native on this host): ${native[*]}}"
 }
 
+# install_foreign_busyboxes — Debian's busybox-static of each of BUSYBOX_ARCHES, unpacked to
+# $CACHE/busybox/ARCH/bin/busybox after checking that it runs here (natively or through qemu
+# binfmt: ensure_binfmt must have run). Only missing ones are fetched. apt-get runs with private
+# package lists and APT::Architectures set on its command line instead of `dpkg
+# --add-architecture`: with foreign architectures in dpkg, every later `apt-get update` on the
+# machine also fetches their indexes, and one that fails (seen: bookworm-security's armhf and
+# i386 Packages with a size mismatch on the mirror) makes it exit 100, which breaks
+# install_packages. Here a failed index only matters if the download then fails.
+install_foreign_busyboxes() {
+	local arch missing=() work deb bin c out archs
+	for arch in "${BUSYBOX_ARCHES[@]}"; do
+		[[ -x $CACHE/busybox/$arch/bin/busybox ]] || missing+=("$arch")
+	done
+	if ((${#missing[@]})); then
+		log "busybox: fetching busybox-static for ${missing[*]}"
+		work=$(mktemp -d)
+		# apt drops privileges to _apt, which must reach the lists and write the download dir.
+		chmod 0755 "$work"
+		mkdir -p "$work/lists/partial" "$work/debs"
+		chown _apt "$work/debs" 2>/dev/null || true
+		archs=${missing[*]}
+		local apt=(apt-get -q -o "Dir::State::Lists=$work/lists" -o Dir::Cache::pkgcache=
+			-o Dir::Cache::srcpkgcache= -o "APT::Architectures=${archs// /,}")
+		DEBIAN_FRONTEND=noninteractive "${apt[@]}" update >"$work/update.log" 2>&1 ||
+			log "busybox: apt-get update reported errors (ignored unless the download fails)"
+		for arch in "${missing[@]}"; do
+			(cd "$work/debs" && "${apt[@]}" download "busybox-static:$arch") >"$work/download.log" 2>&1 || {
+				cat "$work/update.log" "$work/download.log" >&2
+				rm -rf "$work"
+				die "busybox: apt-get download busybox-static:$arch failed"
+			}
+			deb=$(find "$work/debs" -maxdepth 1 -name "busybox-static_*_$arch.deb" | head -n 1)
+			[[ -n $deb ]] || { rm -rf "$work"; die "busybox: no busybox-static .deb for $arch"; }
+			dpkg-deb -x "$deb" "$work/$arch"
+			bin=
+			for c in bin/busybox usr/bin/busybox; do
+				[[ -f $work/$arch/$c ]] && { bin=$work/$arch/$c; break; }
+			done
+			[[ -n $bin ]] || { rm -rf "$work"; die "busybox: $(basename "$deb") holds no busybox"; }
+			[[ $("$bin" echo ok 2>&1) == ok ]] ||
+				{ rm -rf "$work"; die "busybox: the $arch busybox does not run here (binfmt?)"; }
+			out=$CACHE/busybox/$arch/bin
+			mkdir -p "$out"
+			install -m 0755 "$bin" "$out/.busybox.tmp"
+			mv -f "$out/.busybox.tmp" "$out/busybox"
+			log "busybox: $arch <- $(basename "$deb")"
+		done
+		rm -rf "$work"
+	fi
+	for arch in "${BUSYBOX_ARCHES[@]}"; do
+		[[ $("$CACHE/busybox/$arch/bin/busybox" echo ok 2>&1) == ok ]] ||
+			die "busybox: $CACHE/busybox/$arch/bin/busybox does not run here (binfmt?)"
+	done
+	log "busybox: ${BUSYBOX_ARCHES[*]} run from $CACHE/busybox"
+}
+
 # go_tool DEST_DIR VERSION LDFLAGS PKG=NAME... — build Go commands at VERSION inside a throw-away
 # module (`go install pkg@version` is refused for buildkit: its go.mod has exclude directives)
 # into DEST_DIR/NAME. A complete DEST_DIR is reused as is; it appears atomically.
@@ -221,6 +283,7 @@ cmd_install() {
 	install_packages
 	ensure_nix_conf
 	ensure_binfmt || die "binfmt setup failed"
+	install_foreign_busyboxes
 	command -v go >/dev/null || die "go not found (needed to build the tools)"
 	build_tools
 	log "install: done in $((SECONDS - start))s; tools in $TOOLS"

@@ -1,0 +1,313 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/containerd/platforms"
+	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
+	"github.com/storepack/storepack/layering"
+	splb "github.com/storepack/storepack/llb"
+	"github.com/storepack/storepack/store"
+)
+
+// systems are the Nix systems of the multi-arch test and their platforms
+// and Go architectures (which the test program prints).
+var systems = []struct{ system, platform, goarch string }{
+	{"x86_64-linux", "linux/amd64", "amd64"},
+	{"i686-linux", "linux/386", "386"},
+	{"armv7l-linux", "linux/arm/v7", "arm"},
+	{"mips64el-linux", "linux/mips64le", "mips64le"},
+}
+
+// TestMultiArch builds one manifest for four platforms from per-system Nix
+// closures, pushes one index, runs every platform's image on Docker 20.10
+// (under qemu where foreign), and pushes a second release that uploads only
+// the changed layers.
+func TestMultiArch(t *testing.T) {
+	repo := bed.registry + "/storepack-e2e/multi"
+	var platformList []string
+	for _, s := range systems {
+		platformList = append(platformList, s.platform)
+	}
+
+	// Release 1: closures tagged by Nix system name.
+	dir1 := multiarchClosures(t, "1")
+	var m strings.Builder
+	m.WriteString("# syntax=storepack\n")
+	for _, s := range systems {
+		fmt.Fprintf(&m, "CLOSURE --platform=%s ./result-%s\nGRAPH --platform=%s graph-%s.json\n", s.system, s.system, s.system, s.system)
+	}
+	m.WriteString("ENTRYPOINT [\"${ROOT}/bin/hello\"]\n")
+	df := writeFile(t, dir1, "app.storepack", m.String())
+	if r := buildxBuild(t, "-f", df, "--build-context", "store=/nix/store", "--platform", strings.Join(platformList, ","),
+		"-t", repo+":1", "--push", dir1); r.err != nil {
+		t.Fatalf("build failed:\n%s", r)
+	}
+	index1 := fetchIndex(t, repo, "1")
+	images1 := checkIndex(t, repo, index1)
+	shared := sharedLayer(t, images1)
+	t.Logf("the architecture-independent layer %s is shared by all four platforms", shared)
+
+	for _, s := range systems {
+		t.Run("run "+s.platform, func(t *testing.T) {
+			must(t, nil, bed.docker, "pull", "--platform", s.platform, repo+":1")
+			out := must(t, nil, bed.docker, "run", "--rm", "--platform", s.platform, repo+":1")
+			if !strings.Contains(out, "arch="+s.goarch) || !strings.Contains(out, greeting) {
+				t.Errorf("%s printed %q, want arch=%s and the greeting", s.platform, out, s.goarch)
+			}
+		})
+	}
+
+	// Release 2: only the application changed on every platform, and the
+	// closures are untagged: their ELF files say which platform each is for.
+	dir2 := multiarchClosures(t, "2")
+	m.Reset()
+	m.WriteString("# syntax=storepack\n")
+	for _, s := range systems {
+		fmt.Fprintf(&m, "CLOSURE ./result-%s\nGRAPH --platform=%s graph-%s.json\n", s.system, s.platform, s.system)
+	}
+	m.WriteString("ENTRYPOINT [\"${ROOT}/bin/hello\"]\n")
+	df = writeFile(t, dir2, "app.storepack", m.String())
+	logBefore := registryLogSize(t)
+	if r := buildxBuild(t, "-f", df, "--build-context", "store=/nix/store", "--platform", strings.Join(platformList, ","),
+		"-t", repo+":2", "--push", dir2); r.err != nil {
+		t.Fatalf("build failed:\n%s", r)
+	}
+	images2 := checkIndex(t, repo, fetchIndex(t, repo, "2"))
+	old := map[string]bool{}          // release 1's layer blobs
+	oldPaths := map[store.Path]bool{} // release 1's store paths
+	for _, img := range images1 {
+		for _, l := range img.manifest.Layers {
+			old[l.Digest.String()] = true
+		}
+		for _, l := range img.plan.Layers {
+			for _, p := range l.Paths {
+				oldPaths[p] = true
+			}
+		}
+	}
+	var changed []string // layer blobs release 2 needs that release 1 did not have
+	for _, img := range images2 {
+		for i, l := range img.manifest.Layers {
+			if old[l.Digest.String()] {
+				continue
+			}
+			changed = append(changed, l.Digest.String())
+			if i >= len(img.plan.Layers) || !slices.ContainsFunc(img.plan.Layers[i].Paths, func(p store.Path) bool { return !oldPaths[p] }) {
+				t.Errorf("%s: layer %d changed but holds no new store path", platforms.Format(img.platform), i)
+			}
+		}
+	}
+	received := registryUploads(t, logBefore)
+	var receivedLayers []string
+	for _, d := range received {
+		if slices.Contains(changed, d) {
+			receivedLayers = append(receivedLayers, d)
+		} else if isLayerOf(images2, d) {
+			t.Errorf("the registry received layer %s, which release 1 already pushed", d)
+		}
+	}
+	slices.Sort(changed)
+	slices.Sort(receivedLayers)
+	if !slices.Equal(slices.Compact(changed), receivedLayers) {
+		t.Errorf("received layers %v, want exactly the changed ones %v", receivedLayers, changed)
+	}
+	if len(slices.Compact(changed)) != len(systems) {
+		t.Errorf("%d changed layers, want one per platform (the application's)", len(changed))
+	}
+	t.Logf("release 2 uploaded %d blobs: %d layers (the applications), the rest configs, manifests and the index", len(received), len(receivedLayers))
+}
+
+// multiarchClosures builds the four per-system closures with Nix.
+func multiarchClosures(t *testing.T, appVersion string) string {
+	t.Helper()
+	dir := t.TempDir()
+	must(t, nil, filepath.Join(bed.repo, "hack", "nix-multiarch.sh"), dir, "--argstr", "appVersion", appVersion)
+	return dir
+}
+
+// platformImage is one platform's image read from the registry.
+type platformImage struct {
+	platform ocispecs.Platform
+	manifest ocispecs.Manifest
+	config   ocispecs.Image
+	plan     layering.Plan
+}
+
+func registryGet(t *testing.T, repo, ref string, accept ...string) []byte {
+	t.Helper()
+	name := strings.TrimPrefix(repo, bed.registry+"/")
+	kind := "manifests"
+	if strings.HasPrefix(ref, "blob:") {
+		kind, ref = "blobs", strings.TrimPrefix(ref, "blob:")
+	}
+	req, err := http.NewRequest("GET", fmt.Sprintf("http://%s/v2/%s/%s/%s", bed.registry, name, kind, ref), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range accept {
+		req.Header.Add("Accept", a)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s %s: %s %v\n%s", kind, ref, resp.Status, err, data)
+	}
+	return data
+}
+
+func fetchIndex(t *testing.T, repo, tag string) ocispecs.Index {
+	t.Helper()
+	var idx ocispecs.Index
+	data := registryGet(t, repo, tag, ocispecs.MediaTypeImageIndex, "application/vnd.docker.distribution.manifest.list.v2+json")
+	if err := json.Unmarshal(data, &idx); err != nil {
+		t.Fatal(err)
+	}
+	return idx
+}
+
+// checkIndex checks that the index lists exactly the four platforms, each
+// image's config carries the same platform, and reads every image.
+func checkIndex(t *testing.T, repo string, idx ocispecs.Index) []platformImage {
+	t.Helper()
+	var got, want []string
+	var images []platformImage
+	for _, s := range systems {
+		want = append(want, s.platform)
+	}
+	for _, d := range idx.Manifests {
+		if d.Platform == nil {
+			t.Errorf("index entry %s has no platform", d.Digest)
+			continue
+		}
+		if d.Platform.OS == "unknown" { // attestation manifests
+			continue
+		}
+		got = append(got, platforms.Format(*d.Platform))
+		img := platformImage{platform: *d.Platform}
+		if err := json.Unmarshal(registryGet(t, repo, d.Digest.String(), d.MediaType), &img.manifest); err != nil {
+			t.Fatal(err)
+		}
+		if err := json.Unmarshal(registryGet(t, repo, "blob:"+img.manifest.Config.Digest.String()), &img.config); err != nil {
+			t.Fatal(err)
+		}
+		if img.config.OS != d.Platform.OS || img.config.Architecture != d.Platform.Architecture || img.config.Variant != d.Platform.Variant {
+			t.Errorf("index says %s, config says %s/%s/%s", platforms.Format(*d.Platform), img.config.OS, img.config.Architecture, img.config.Variant)
+		}
+		if err := json.Unmarshal([]byte(img.config.Config.Labels[splb.PlanLabel]), &img.plan); err != nil {
+			t.Fatal(err)
+		}
+		images = append(images, img)
+	}
+	slices.Sort(got)
+	slices.Sort(want)
+	if !slices.Equal(got, want) {
+		t.Errorf("index platforms %v, want %v", got, want)
+	}
+	return images
+}
+
+// sharedLayer finds the layer of the store path every platform's closure
+// shares and checks it has one digest everywhere.
+func sharedLayer(t *testing.T, images []platformImage) string {
+	t.Helper()
+	count := map[store.Path]int{}
+	for _, img := range images {
+		for _, l := range img.plan.Layers {
+			for _, p := range l.Paths {
+				count[p]++
+			}
+		}
+	}
+	var shared *store.Path
+	for p, n := range count {
+		if n == len(images) {
+			shared = &p
+		}
+	}
+	if shared == nil {
+		t.Fatal("no store path is shared by all platforms")
+	}
+	digest := ""
+	for _, img := range images {
+		for i, l := range img.plan.Layers {
+			if !slices.Contains(l.Paths, *shared) {
+				continue
+			}
+			d := img.manifest.Layers[i].Digest.String()
+			if digest == "" {
+				digest = d
+			} else if d != digest {
+				t.Errorf("%s: the shared path %s is in layer %s, elsewhere %s", platforms.Format(img.platform), shared, d, digest)
+			}
+		}
+	}
+	return digest
+}
+
+func isLayerOf(images []platformImage, digest string) bool {
+	for _, img := range images {
+		for _, l := range img.manifest.Layers {
+			if l.Digest.String() == digest {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func registryLog() string { return filepath.Join(os.Getenv("TESTBED_DIR"), "logs", "registry.log") }
+
+func registryLogSize(t *testing.T) int64 {
+	t.Helper()
+	fi, err := os.Stat(registryLog())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fi.Size()
+}
+
+var uploadDigest = regexp.MustCompile(`http\.request\.method=PUT .*http\.request\.uri="[^"]*/blobs/uploads/[^"]*[?&]digest=([^"&]+)".*http\.response\.status=201`)
+
+// registryUploads lists the blobs the registry received since offset of its log.
+func registryUploads(t *testing.T, offset int64) []string {
+	t.Helper()
+	f, err := os.Open(registryLog())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := f.Seek(offset, io.SeekStart); err != nil {
+		t.Fatal(err)
+	}
+	var digests []string
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		if m := uploadDigest.FindStringSubmatch(sc.Text()); m != nil {
+			d, err := url.QueryUnescape(m[1])
+			if err != nil {
+				t.Fatal(err)
+			}
+			digests = append(digests, d)
+		}
+	}
+	return digests
+}
