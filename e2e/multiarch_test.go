@@ -128,7 +128,46 @@ func TestMultiArch(t *testing.T) {
 	if len(slices.Compact(changed)) != len(systems) {
 		t.Errorf("%d changed layers, want one per platform (the application's)", len(changed))
 	}
-	t.Logf("release 2 uploaded %d blobs: %d layers (the applications), the rest configs, manifests and the index", len(received), len(receivedLayers))
+	configs := 0
+	for _, img := range images2 {
+		if slices.Contains(received, img.manifest.Config.Digest.String()) {
+			configs++
+		}
+	}
+	t.Logf("release 2 uploaded %d blobs: %d layers (the applications), %d image configs, %d attestation blobs", len(received), len(receivedLayers), configs, len(received)-len(receivedLayers)-configs)
+}
+
+// TestMultiArchErrors: a platform without a closure, and a closure tagged
+// for a platform its binaries are not built for.
+func TestMultiArchErrors(t *testing.T) {
+	dir := multiarchClosures(t, "1")
+	for _, tc := range []struct {
+		name, manifest, platforms string
+		want                      []string
+	}{
+		{"no closure for a platform",
+			"CLOSURE ./result-x86_64-linux\nCLOSURE ./result-mips64el-linux\nGRAPH graph-x86_64-linux.json\nGRAPH graph-mips64el-linux.json\n",
+			"linux/amd64,linux/arm64",
+			[]string{"no CLOSURE for platform linux/arm64", "./result-mips64el-linux is built for linux/mips64le"}},
+		{"tag disagrees with the binaries",
+			"CLOSURE --platform=x86_64-linux ./result-mips64el-linux\nGRAPH graph-mips64el-linux.json\n",
+			"linux/amd64",
+			[]string{"app.storepack:2", "CLOSURE --platform=x86_64-linux: its binaries are built for linux/mips64le", "/libexec/archapp"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			df := writeFile(t, dir, "app.storepack", "# syntax=storepack\n"+tc.manifest)
+			r := buildxBuild(t, "-f", df, "--build-context", "store=/nix/store", "--platform", tc.platforms,
+				"-o", "type=oci,dest="+filepath.Join(t.TempDir(), "x.tar"), dir)
+			if r.err == nil {
+				t.Fatalf("build succeeded:\n%s", r)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(r.out, w) {
+					t.Errorf("output lacks %q:\n%s", w, r)
+				}
+			}
+		})
+	}
 }
 
 // multiarchClosures builds the four per-system closures with Nix.
