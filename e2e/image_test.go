@@ -54,29 +54,7 @@ func (img *image) diffIDs() []string {
 // or of a `docker save` archive (manifest.json).
 func readArchive(t *testing.T, file string) *image {
 	t.Helper()
-	blobs := map[string][]byte{}
-	f, err := os.Open(file)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	tr := tar.NewReader(f)
-	for {
-		h, err := tr.Next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			t.Fatalf("%s: %v", file, err)
-		}
-		if h.Typeflag == tar.TypeReg {
-			data, err := io.ReadAll(tr)
-			if err != nil {
-				t.Fatal(err)
-			}
-			blobs[path.Clean(h.Name)] = data
-		}
-	}
+	blobs := readTar(t, file)
 	img := &image{}
 	var configData []byte
 	var layerFiles []string
@@ -106,6 +84,34 @@ func readArchive(t *testing.T, file string) *image {
 		img.layers = append(img.layers, readLayer(t, blobs[name]))
 	}
 	return img
+}
+
+// readTar returns the regular files of a tar archive by name.
+func readTar(t *testing.T, file string) map[string][]byte {
+	t.Helper()
+	blobs := map[string][]byte{}
+	f, err := os.Open(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	tr := tar.NewReader(f)
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			return blobs
+		}
+		if err != nil {
+			t.Fatalf("%s: %v", file, err)
+		}
+		if h.Typeflag == tar.TypeReg {
+			data, err := io.ReadAll(tr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			blobs[path.Clean(h.Name)] = data
+		}
+	}
 }
 
 // ociManifest follows index.json (and a nested index) to the image manifest.

@@ -61,6 +61,16 @@ func TestMultiArch(t *testing.T) {
 	shared := sharedLayer(t, images1)
 	t.Logf("the architecture-independent layer %s is shared by all four platforms", shared)
 
+	// The same build exported as an OCI archive holds the same index.
+	oci := filepath.Join(t.TempDir(), "image.tar")
+	if r := buildxBuild(t, "-f", df, "--build-context", "store=/nix/store", "--platform", strings.Join(platformList, ","),
+		"-o", "type=oci,dest="+oci, dir1); r.err != nil {
+		t.Fatalf("OCI export failed:\n%s", r)
+	}
+	if got, want := ociPlatforms(t, oci), sortedCopy(platformList); !slices.Equal(got, want) {
+		t.Errorf("OCI archive platforms %v, want %v", got, want)
+	}
+
 	for _, s := range systems {
 		t.Run("run "+s.platform, func(t *testing.T) {
 			must(t, nil, bed.docker, "pull", "--platform", s.platform, repo+":1")
@@ -310,6 +320,36 @@ func isLayerOf(images []platformImage, digest string) bool {
 		}
 	}
 	return false
+}
+
+// ociPlatforms lists the platforms of the image index in an OCI archive.
+func ociPlatforms(t *testing.T, file string) []string {
+	t.Helper()
+	blobs := readTar(t, file)
+	data := blobs["index.json"]
+	var got []string
+	for depth := 0; depth < 3 && got == nil; depth++ {
+		var idx ocispecs.Index
+		if err := json.Unmarshal(data, &idx); err != nil {
+			t.Fatal(err)
+		}
+		for _, d := range idx.Manifests {
+			switch {
+			case d.MediaType == ocispecs.MediaTypeImageIndex:
+				data = blobs[blobPath(d.Digest.String())]
+			case d.Platform != nil && d.Platform.OS != "unknown":
+				got = append(got, platforms.Format(*d.Platform))
+			}
+		}
+	}
+	slices.Sort(got)
+	return got
+}
+
+func sortedCopy(s []string) []string {
+	c := slices.Clone(s)
+	slices.Sort(c)
+	return c
 }
 
 func registryLog() string { return filepath.Join(os.Getenv("TESTBED_DIR"), "logs", "registry.log") }
