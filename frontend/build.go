@@ -22,6 +22,7 @@ import (
 	"github.com/moby/buildkit/solver/pb"
 	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/pkg/errors"
+	"github.com/storepack/storepack/frontend/inputs"
 	"github.com/storepack/storepack/frontend/manifest"
 	"github.com/storepack/storepack/layering"
 	splb "github.com/storepack/storepack/llb"
@@ -78,7 +79,7 @@ func Build(ctx context.Context, c client.Client) (_ *client.Result, err error) {
 	}
 
 	b := &build{c: c, bc: bc, src: src.Data, m: m, epoch: epoch, method: method}
-	in, err := b.readInputs(ctx)
+	in, err := inputs.Read(ctx, m, b)
 	if err != nil {
 		return nil, err
 	}
@@ -102,23 +103,23 @@ type build struct {
 }
 
 // platform builds the image for one target platform (nil: the builder's).
-func (b *build) platform(ctx context.Context, in *inputs, target *ocispecs.Platform) (*dockerui.BuildResult, error) {
+func (b *build) platform(ctx context.Context, in *inputs.Inputs, target *ocispecs.Platform) (*dockerui.BuildResult, error) {
 	p := b.bc.BuildPlatforms[0]
 	if target != nil {
 		p = *target
 	}
 	p = platforms.Normalize(p)
 
-	c, err := in.forPlatform(p)
+	c, err := in.ForPlatform(p)
 	if err != nil {
 		return nil, err
 	}
 	// Parse again with this platform's root variables (${ROOT}, --name).
-	m, err := manifest.Parse(b.src, manifest.Options{BuildArgs: b.bc.BuildArgs, Roots: c.vars})
+	m, err := manifest.Parse(b.src, manifest.Options{BuildArgs: b.bc.BuildArgs, Roots: c.Vars})
 	if err != nil {
 		return nil, err
 	}
-	custom := customisation(m, c.roots[0])
+	custom := customisation(m, c.Roots[0])
 	budget := m.Layers.Max
 	if !custom.Empty() {
 		budget-- // the customisation layer counts against the budget
@@ -126,12 +127,12 @@ func (b *build) platform(ctx context.Context, in *inputs, target *ocispecs.Platf
 	if budget < 1 {
 		return nil, parser.WithLocation(errors.Errorf("LAYERS --max=%d leaves no layer for the store paths after the customisation layer", m.Layers.Max), m.Layers.Location)
 	}
-	plan, err := layering.Build(c.graph, layering.Options{Strategy: m.Layers.Strategy, MaxLayers: budget})
+	plan, err := layering.Build(c.Graph, layering.Options{Strategy: m.Layers.Strategy, MaxLayers: budget})
 	if err != nil {
 		return nil, parser.WithLocation(err, m.Layers.Location)
 	}
 
-	src, _, err := b.storeSource(ctx, c.graph.Paths(), c.graph)
+	src, _, err := b.storeSource(ctx, c.Graph.Paths(), c.Graph)
 	if err != nil {
 		return nil, err
 	}

@@ -2,12 +2,14 @@ package frontend
 
 import (
 	"context"
+	"io/fs"
+	"path"
 	"strings"
 
 	"github.com/moby/buildkit/client/llb"
 	"github.com/moby/buildkit/frontend/dockerui"
 	"github.com/moby/buildkit/frontend/gateway/client"
-	"github.com/pkg/errors"
+	"github.com/storepack/storepack/frontend/inputs"
 	splb "github.com/storepack/storepack/llb"
 	"github.com/storepack/storepack/store"
 )
@@ -17,11 +19,35 @@ import (
 // rooted at the host's / (`docker build -f app.storepack /`).
 const storeContextName = "store"
 
+// Context implements inputs.Source: just the named files of the main
+// context are transferred.
+func (b *build) Context(ctx context.Context, names []string) (inputs.Files, error) {
+	st, err := b.bc.MainContext(ctx,
+		llb.IncludePatterns(names),
+		llb.SharedKeyHint("storepack-manifest-inputs"),
+		dockerui.WithInternalName("load GRAPH files and roots"),
+	)
+	if err != nil {
+		return nil, err
+	}
+	ref, err := b.solve(ctx, *st)
+	if err != nil {
+		return nil, err
+	}
+	return refFiles{ref: ref}, nil
+}
+
+// Store implements inputs.Source.
+func (b *build) Store(ctx context.Context, paths []store.Path, graph *store.Graph) (inputs.Files, error) {
+	_, files, err := b.storeSource(ctx, paths, graph)
+	return files, err
+}
+
 // storeSource returns a state holding the given store paths, from the named
 // context "store" if the build has one, else from the main context; only
-// those paths are transferred. A path the context lacks is an error naming
-// it and, when graph is given, a path that references it.
-func (b *build) storeSource(ctx context.Context, paths []store.Path, graph *store.Graph) (splb.Source, client.Reference, error) {
+// those paths are transferred. A path the context lacks is an
+// *inputs.MissingPathError.
+func (b *build) storeSource(ctx context.Context, paths []store.Path, graph *store.Graph) (splb.Source, inputs.Files, error) {
 	bases := make([]string, len(paths))
 	for i, p := range paths {
 		bases[i] = p.Base()
@@ -61,40 +87,47 @@ func (b *build) storeSource(ctx context.Context, paths []store.Path, graph *stor
 	if err != nil {
 		return splb.Source{}, nil, err
 	}
-	entries, err := ref.ReadDir(ctx, client.ReadDirRequest{Path: src.Dir})
-	if err != nil && !isNotExist(err) {
-		return splb.Source{}, nil, errors.Wrapf(err, "list the store in %s", where)
+	files := refFiles{ref: ref, dir: strings.TrimPrefix(src.Dir, "/")}
+	if err := inputs.CheckPresent(ctx, files, paths, graph, where); err != nil {
+		return splb.Source{}, nil, err
 	}
-	present := map[string]bool{}
-	for _, e := range entries {
-		present[e.Path] = true
-	}
-	for _, p := range paths {
-		if present[p.Base()] {
-			continue
-		}
-		missing := &missingPathError{path: p, where: where}
-		if graph != nil {
-			if refs := graph.Referrers(p); len(refs) > 0 {
-				missing.referrer = &refs[0]
-			}
-		}
-		return splb.Source{}, nil, missing
-	}
-	return src, ref, nil
+	return src, files, nil
 }
 
-// missingPathError is a store path the store context lacks.
-type missingPathError struct {
-	path     store.Path
-	referrer *store.Path
-	where    string
+func (b *build) solve(ctx context.Context, st llb.State) (client.Reference, error) {
+	def, err := st.Marshal(ctx, llb.WithCaps(b.bc.BuildOpts().LLBCaps))
+	if err != nil {
+		return nil, err
+	}
+	res, err := b.c.Solve(ctx, client.SolveRequest{Definition: def.ToPB()})
+	if err != nil {
+		return nil, err
+	}
+	return res.SingleRef()
 }
 
-func (e *missingPathError) Error() string {
-	msg := "store path " + e.path.String() + " is not in " + e.where
-	if e.referrer != nil {
-		msg += " (it is referenced by " + e.referrer.String() + ")"
+// refFiles reads a solved state through the gateway, below dir.
+type refFiles struct {
+	ref client.Reference
+	dir string
+}
+
+func (f refFiles) ReadFile(ctx context.Context, name string) ([]byte, error) {
+	return f.ref.ReadFile(ctx, client.ReadRequest{Filename: path.Join(f.dir, name)})
+}
+
+func (f refFiles) ReadHeader(ctx context.Context, name string, n int) ([]byte, error) {
+	return f.ref.ReadFile(ctx, client.ReadRequest{Filename: path.Join(f.dir, name), Range: &client.FileRange{Length: n}})
+}
+
+func (f refFiles) ReadDir(ctx context.Context, dir string) ([]inputs.Entry, error) {
+	stats, err := f.ref.ReadDir(ctx, client.ReadDirRequest{Path: path.Join("/", f.dir, dir)})
+	if err != nil {
+		return nil, err
 	}
-	return msg
+	entries := make([]inputs.Entry, len(stats))
+	for i, st := range stats {
+		entries[i] = inputs.Entry{Name: st.Path, Mode: fs.FileMode(st.Mode), Size: st.Size, Linkname: st.Linkname}
+	}
+	return entries, nil
 }

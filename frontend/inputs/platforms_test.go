@@ -1,4 +1,4 @@
-package frontend
+package inputs
 
 import (
 	"encoding/hex"
@@ -18,7 +18,7 @@ func TestParsePlatform(t *testing.T) {
 		"linux/arm":      "linux/arm/v7",
 		"linux/amd64":    "linux/amd64",
 	} {
-		p, err := parsePlatform(spec)
+		p, err := ParsePlatform(spec)
 		if err != nil {
 			t.Errorf("%s: %v", spec, err)
 			continue
@@ -27,7 +27,7 @@ func TestParsePlatform(t *testing.T) {
 			t.Errorf("%s gives %s, want %s", spec, got, want)
 		}
 	}
-	if _, err := parsePlatform("vax-ultrix!"); err == nil {
+	if _, err := ParsePlatform("vax-ultrix!"); err == nil {
 		t.Error("a bad platform parsed")
 	}
 }
@@ -62,8 +62,8 @@ func TestELFPlatform(t *testing.T) {
 }
 
 func TestRunsOn(t *testing.T) {
-	arm, _ := parsePlatform("linux/arm/v7")
-	amd64, _ := parsePlatform("linux/amd64")
+	arm, _ := ParsePlatform("linux/arm/v7")
+	amd64, _ := ParsePlatform("linux/amd64")
 	detectedARM, _, _ := elfPlatform(mustHex("7f454c4601010100000000000000000002002800"))
 	if !runsOn(detectedARM, arm) || runsOn(detectedARM, amd64) {
 		t.Error("arm detection")

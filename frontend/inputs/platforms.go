@@ -1,4 +1,4 @@
-package frontend
+package inputs
 
 import (
 	"debug/elf"
@@ -25,9 +25,9 @@ var systemPlatforms = map[string]string{
 	"loongarch64-linux": "linux/loong64",
 }
 
-// parsePlatform reads an OCI platform ("linux/arm/v7") or a Nix or Guix
+// ParsePlatform reads an OCI platform ("linux/arm/v7") or a Nix or Guix
 // system name ("armv7l-linux").
-func parsePlatform(spec string) (ocispecs.Platform, error) {
+func ParsePlatform(spec string) (ocispecs.Platform, error) {
 	if p, ok := systemPlatforms[spec]; ok {
 		spec = p
 	}

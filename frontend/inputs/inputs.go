@@ -1,4 +1,8 @@
-package frontend
+// Package inputs resolves what a manifest names (its roots, its GRAPH
+// files, the platforms its closures are built for) into one closure graph
+// per target platform. The caller does the I/O through a Source: the
+// frontend through the BuildKit gateway, the CLI plugin on the host.
+package inputs
 
 import (
 	"bytes"
@@ -9,20 +13,27 @@ import (
 	"strings"
 
 	"github.com/containerd/platforms"
-	"github.com/moby/buildkit/client/llb"
 	"github.com/moby/buildkit/frontend/dockerfile/parser"
-	"github.com/moby/buildkit/frontend/dockerui"
-	"github.com/moby/buildkit/frontend/gateway/client"
 	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/pkg/errors"
 	"github.com/storepack/storepack/frontend/manifest"
 	"github.com/storepack/storepack/store"
-	fstypes "github.com/tonistiigi/fsutil/types"
 )
 
-// inputs is what the build context gives the manifest, read once for every
+// Source gives access to the build context and the store.
+type Source interface {
+	// Context returns the build context, holding at least the named files
+	// (GRAPH files and root symlinks, relative to the context root).
+	Context(ctx context.Context, names []string) (Files, error)
+	// Store returns the store directory holding at least paths, or a
+	// *MissingPathError naming one it lacks (with a path that references
+	// it, when graph is given).
+	Store(ctx context.Context, paths []store.Path, graph *store.Graph) (Files, error)
+}
+
+// Inputs is what the build context gives a manifest, read once for every
 // target platform.
-type inputs struct {
+type Inputs struct {
 	closures []closureInput // in manifest order
 	graphs   []graphInput
 }
@@ -40,43 +51,43 @@ type graphInput struct {
 	graph    *store.Graph
 }
 
-// readInputs resolves every CLOSURE's roots, loads every GRAPH, and tells
-// from their ELF files which platform each closure's roots are built for.
-func (b *build) readInputs(ctx context.Context) (*inputs, error) {
-	in := &inputs{}
+// Read resolves every CLOSURE's roots, loads every GRAPH, and tells from
+// their ELF files which platform each closure's roots are built for.
+func Read(ctx context.Context, m *manifest.Manifest, src Source) (*Inputs, error) {
+	in := &Inputs{}
 	// Read every context file the manifest names in one transfer.
-	var files []string
-	for _, g := range b.m.Graphs {
-		rel, err := contextPath(g.File)
+	var names []string
+	for _, g := range m.Graphs {
+		rel, err := ContextPath(g.File)
 		if err != nil {
 			return nil, parser.WithLocation(err, g.Location)
 		}
-		files = append(files, rel)
+		names = append(names, rel)
 	}
-	for _, c := range b.m.Closures {
+	for _, c := range m.Closures {
 		for _, r := range c.Roots {
-			if !b.isStorePath(r) {
-				rel, err := contextPath(r)
+			if !isStorePath(m.StoreDir, r) {
+				rel, err := ContextPath(r)
 				if err != nil {
 					return nil, parser.WithLocation(err, c.Location)
 				}
-				files = append(files, rel)
+				names = append(names, rel)
 			}
 		}
 	}
-	ctxRef, err := b.contextFiles(ctx, files)
+	files, err := src.Context(ctx, names)
 	if err != nil {
 		return nil, err
 	}
 
 	var allRoots []store.Path
-	for _, c := range b.m.Closures {
+	for _, c := range m.Closures {
 		ci := closureInput{Closure: c}
 		if ci.platform, err = optionalPlatform(c.Platform); err != nil {
 			return nil, parser.WithLocation(err, c.Location)
 		}
 		for _, r := range c.Roots {
-			root, err := b.resolveRoot(ctx, ctxRef, r)
+			root, err := resolveRoot(ctx, files, m.StoreDir, r)
 			if err != nil {
 				return nil, parser.WithLocation(err, c.Location)
 			}
@@ -86,32 +97,32 @@ func (b *build) readInputs(ctx context.Context) (*inputs, error) {
 		in.closures = append(in.closures, ci)
 	}
 
-	for _, g := range b.m.Graphs {
+	for _, g := range m.Graphs {
 		gi := graphInput{Graph: g}
 		if gi.platform, err = optionalPlatform(g.Platform); err != nil {
 			return nil, parser.WithLocation(err, g.Location)
 		}
-		rel, _ := contextPath(g.File)
-		data, err := ctxRef.ReadFile(ctx, client.ReadRequest{Filename: rel})
+		rel, _ := ContextPath(g.File)
+		data, err := files.ReadFile(ctx, rel)
 		if err != nil {
 			return nil, parser.WithLocation(errors.Wrapf(err, "GRAPH %s: cannot read it from the build context", g.File), g.Location)
 		}
 		if gi.graph, err = store.Load(g.File, bytes.NewReader(data)); err != nil {
 			return nil, parser.WithLocation(err, g.Location)
 		}
-		if dir := gi.graph.StoreDir(); dir != b.m.StoreDir {
-			return nil, parser.WithLocation(errors.Errorf("GRAPH %s: its paths are in %s, but the store directory is %s (set it with STORE)", g.File, dir, b.m.StoreDir), g.Location)
+		if dir := gi.graph.StoreDir(); dir != m.StoreDir {
+			return nil, parser.WithLocation(errors.Errorf("GRAPH %s: its paths are in %s, but the store directory is %s (set it with STORE)", g.File, dir, m.StoreDir), g.Location)
 		}
 		in.graphs = append(in.graphs, gi)
 	}
 
 	// The roots alone tell the platform; the closures follow per platform.
-	src, rootsRef, err := b.storeSource(ctx, allRoots, nil)
-	var missing *missingPathError
+	storeFiles, err := src.Store(ctx, allRoots, nil)
+	var missing *MissingPathError
 	if errors.As(err, &missing) {
 		for _, ci := range in.closures {
-			if slices.Contains(ci.roots, missing.path) {
-				return nil, parser.WithLocation(errors.Errorf("root %s is not in %s", missing.path, missing.where), ci.Location)
+			if slices.Contains(ci.roots, missing.Path) {
+				return nil, parser.WithLocation(errors.Errorf("root %s is not in %s", missing.Path, missing.Where), ci.Location)
 			}
 		}
 	}
@@ -120,7 +131,7 @@ func (b *build) readInputs(ctx context.Context) (*inputs, error) {
 	}
 	for i := range in.closures {
 		ci := &in.closures[i]
-		built, file, err := detectPlatform(ctx, rootsRef, src.Dir, ci.roots)
+		built, file, err := detectPlatform(ctx, storeFiles, ci.roots)
 		if err != nil {
 			return nil, parser.WithLocation(err, ci.Location)
 		}
@@ -132,17 +143,17 @@ func (b *build) readInputs(ctx context.Context) (*inputs, error) {
 	return in, nil
 }
 
-// closure is one platform's closure and the values of its root variables.
-type closure struct {
-	roots    []store.Path
-	vars     map[string]string
-	graph    *store.Graph
-	location manifest.Location // of the first CLOSURE
+// Closure is one platform's closure and the values of its root variables.
+type Closure struct {
+	Roots    []store.Path
+	Vars     map[string]string // manifest.RootVariable and every CLOSURE --name
+	Graph    *store.Graph
+	Location manifest.Location // of the first CLOSURE
 }
 
-// forPlatform selects the closures and graphs for p and computes the closure.
-func (in *inputs) forPlatform(p ocispecs.Platform) (*closure, error) {
-	c := &closure{vars: map[string]string{}}
+// ForPlatform selects the closures and graphs for p and computes the closure.
+func (in *Inputs) ForPlatform(p ocispecs.Platform) (*Closure, error) {
+	c := &Closure{Vars: map[string]string{}}
 	var rootLocs []manifest.Location // the CLOSURE of each root
 	var builtFor []string
 	for _, ci := range in.closures {
@@ -154,22 +165,22 @@ func (in *inputs) forPlatform(p ocispecs.Platform) (*closure, error) {
 			}
 			continue
 		}
-		if len(c.roots) == 0 {
-			c.vars[manifest.RootVariable] = ci.roots[0].String()
-			c.location = ci.Location
+		if len(c.Roots) == 0 {
+			c.Vars[manifest.RootVariable] = ci.roots[0].String()
+			c.Location = ci.Location
 		}
 		if ci.Name != "" {
-			if _, dup := c.vars[ci.Name]; dup {
+			if _, dup := c.Vars[ci.Name]; dup {
 				return nil, parser.WithLocation(errors.Errorf("two CLOSUREs named %s apply to %s", ci.Name, platforms.Format(p)), ci.Location)
 			}
-			c.vars[ci.Name] = ci.roots[0].String()
+			c.Vars[ci.Name] = ci.roots[0].String()
 		}
 		for range ci.roots {
 			rootLocs = append(rootLocs, ci.Location)
 		}
-		c.roots = append(c.roots, ci.roots...)
+		c.Roots = append(c.Roots, ci.roots...)
 	}
-	if len(c.roots) == 0 {
+	if len(c.Roots) == 0 {
 		msg := "no CLOSURE for platform " + platforms.Format(p)
 		if len(builtFor) > 0 {
 			msg += ": " + strings.Join(builtFor, "; ")
@@ -192,18 +203,18 @@ func (in *inputs) forPlatform(p ocispecs.Platform) (*closure, error) {
 		}
 	}
 	if first == nil {
-		return nil, parser.WithLocation(errors.Errorf("no GRAPH for platform %s: export the closure's reference graph, e.g. `nix path-info --json --recursive ./result > graph.json`, and add `GRAPH graph.json`", platforms.Format(p)), c.location)
+		return nil, parser.WithLocation(errors.Errorf("no GRAPH for platform %s: export the closure's reference graph, e.g. `nix path-info --json --recursive ./result > graph.json`, and add `GRAPH graph.json`", platforms.Format(p)), c.Location)
 	}
 	graph, err := store.NewGraph(infos)
 	if err != nil {
 		return nil, parser.WithLocation(err, first.Location)
 	}
-	for i, root := range c.roots {
+	for i, root := range c.Roots {
 		if _, ok := graph.Info(root); !ok {
 			return nil, parser.WithLocation(errors.Errorf("root %s is not in the GRAPH files", root), rootLocs[i])
 		}
 	}
-	if c.graph, err = graph.Closure(c.roots...); err != nil {
+	if c.Graph, err = graph.Closure(c.Roots...); err != nil {
 		return nil, err
 	}
 	return c, nil
@@ -213,87 +224,90 @@ func optionalPlatform(spec string) (*ocispecs.Platform, error) {
 	if spec == "" {
 		return nil, nil
 	}
-	p, err := parsePlatform(spec)
+	p, err := ParsePlatform(spec)
 	return &p, err
 }
 
 // isStorePath tells a root given as a store path from a context path.
-func (b *build) isStorePath(root string) bool {
-	return strings.HasPrefix(root, b.m.StoreDir+"/")
+func isStorePath(storeDir, root string) bool {
+	return strings.HasPrefix(root, storeDir+"/")
 }
 
 // resolveRoot turns a root into its store path: a store path (or a path
 // inside one) as is, a context symlink by its target.
-func (b *build) resolveRoot(ctx context.Context, ctxRef client.Reference, root string) (store.Path, error) {
+func resolveRoot(ctx context.Context, files Files, storeDir, root string) (store.Path, error) {
 	target := root
-	if !b.isStorePath(root) {
-		rel, _ := contextPath(root)
-		// StatFile follows symlinks; a listing of the parent does not.
-		entries, err := ctxRef.ReadDir(ctx, client.ReadDirRequest{Path: path.Dir(rel), IncludePattern: path.Base(rel)})
-		if err != nil && !isNotExist(err) {
+	if !isStorePath(storeDir, root) {
+		rel, _ := ContextPath(root)
+		e, err := lookup(ctx, files, rel)
+		if err != nil {
 			return store.Path{}, errors.Wrapf(err, "root %s", root)
 		}
-		var st *fstypes.Stat
-		for _, e := range entries {
-			if e.Path == path.Base(rel) {
-				st = e
-			}
-		}
-		if st == nil {
+		if e == nil {
 			return store.Path{}, errors.Errorf("root %s is not in the build context", root)
 		}
-		if fs.FileMode(st.Mode)&fs.ModeSymlink == 0 {
+		if e.Mode&fs.ModeSymlink == 0 {
 			return store.Path{}, errors.Errorf("root %s is not a symlink into the store (such as nix-build's ./result) nor a store path", root)
 		}
-		target = st.Linkname
-		if !path.IsAbs(target) || !strings.HasPrefix(target, b.m.StoreDir+"/") {
-			return store.Path{}, errors.Errorf("root %s points to %s, which is outside the store %s", root, target, b.m.StoreDir)
+		target = e.Linkname
+		if !path.IsAbs(target) || !isStorePath(storeDir, target) {
+			return store.Path{}, errors.Errorf("root %s points to %s, which is outside the store %s", root, target, storeDir)
 		}
 	}
 	p, _, err := store.SplitSubPath(path.Clean(target))
 	if err != nil {
 		return store.Path{}, errors.Wrapf(err, "root %s", root)
 	}
-	if p.Dir != b.m.StoreDir {
-		return store.Path{}, errors.Errorf("root %s is outside the store %s", root, b.m.StoreDir)
+	if p.Dir != storeDir {
+		return store.Path{}, errors.Errorf("root %s is outside the store %s", root, storeDir)
 	}
 	return p, nil
 }
 
-// contextFiles transfers just the named files of the main context.
-func (b *build) contextFiles(ctx context.Context, files []string) (client.Reference, error) {
-	st, err := b.bc.MainContext(ctx,
-		llb.IncludePatterns(files),
-		llb.SharedKeyHint("storepack-manifest-inputs"),
-		dockerui.WithInternalName("load GRAPH files and roots"),
-	)
-	if err != nil {
-		return nil, err
-	}
-	return b.solve(ctx, *st)
+// MissingPathError is a store path the store lacks.
+type MissingPathError struct {
+	Path     store.Path
+	Referrer *store.Path // a path that references it, when known
+	Where    string      // the store, as a user knows it
 }
 
-func (b *build) solve(ctx context.Context, st llb.State) (client.Reference, error) {
-	def, err := st.Marshal(ctx, llb.WithCaps(b.bc.BuildOpts().LLBCaps))
-	if err != nil {
-		return nil, err
+func (e *MissingPathError) Error() string {
+	msg := "store path " + e.Path.String() + " is not in " + e.Where
+	if e.Referrer != nil {
+		msg += " (it is referenced by " + e.Referrer.String() + ")"
 	}
-	res, err := b.c.Solve(ctx, client.SolveRequest{Definition: def.ToPB()})
-	if err != nil {
-		return nil, err
-	}
-	return res.SingleRef()
+	return msg
 }
 
-// isNotExist recognises a missing file in a gateway error, which crosses
-// the gRPC boundary as text.
-func isNotExist(err error) bool {
-	return errors.Is(err, fs.ErrNotExist) || strings.Contains(err.Error(), "no such file or directory")
+// CheckPresent returns a *MissingPathError for the first path the store
+// directory lacks.
+func CheckPresent(ctx context.Context, storeFiles Files, paths []store.Path, graph *store.Graph, where string) error {
+	entries, err := storeFiles.ReadDir(ctx, "")
+	if err != nil && !IsNotExist(err) {
+		return errors.Wrapf(err, "list the store in %s", where)
+	}
+	present := map[string]bool{}
+	for _, e := range entries {
+		present[e.Name] = true
+	}
+	for _, p := range paths {
+		if present[p.Base()] {
+			continue
+		}
+		missing := &MissingPathError{Path: p, Where: where}
+		if graph != nil {
+			if refs := graph.Referrers(p); len(refs) > 0 {
+				missing.Referrer = &refs[0]
+			}
+		}
+		return missing
+	}
+	return nil
 }
 
-// contextPath turns a manifest file path into a path relative to the
+// ContextPath turns a manifest file path into a path relative to the
 // context root, refusing paths that leave the context.
-func contextPath(p string) (string, error) {
+func ContextPath(p string) (string, error) {
 	if p == "" {
 		return "", errors.New("empty path")
 	}

@@ -1,0 +1,117 @@
+package inputs
+
+import (
+	"context"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/storepack/storepack/frontend/manifest"
+)
+
+const (
+	amd64ELF = "7f454c4602010100000000000000000002003e00"
+	armELF   = "7f454c4601010100000000000000000002002800"
+)
+
+// testStore lays out a store under dir/nix/store: per architecture an app
+// holding an ELF header, all referencing one shared data path, plus a
+// registration graph and a result symlink in dir/ctx.
+func testStore(t *testing.T) (ctxDir, storeDir string) {
+	t.Helper()
+	dir := t.TempDir()
+	ctxDir, storeDir = filepath.Join(dir, "ctx"), filepath.Join(dir, "nix", "store")
+	data := "/nix/store/00000000000000000000000000000000-data"
+	write := func(name, content string) {
+		p := filepath.Join(dir, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(data+"/share/greeting", "hello")
+	for i, arch := range []struct{ name, header string }{{"amd64", amd64ELF}, {"arm", armELF}} {
+		app := fmt.Sprintf("/nix/store/%032d-app-%s", i+1, arch.name)
+		header, _ := hex.DecodeString(arch.header)
+		write(app+"/bin/app", string(header)+data)
+		write(app+"/bin/readme.txt", "not an ELF file, long enough to be read")
+		write("ctx/graph-"+arch.name, fmt.Sprintf("%s\n\n0\n%s\n\n1\n%s\n", data, app, data))
+		if err := os.Symlink(app, filepath.Join(ctxDir, "result-"+arch.name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return ctxDir, storeDir
+}
+
+func read(t *testing.T, src string) (*Inputs, error) {
+	t.Helper()
+	ctxDir, storeDir := testStore(t)
+	m, err := manifest.Parse([]byte(src), manifest.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return Read(context.Background(), m, HostSource{ContextDir: ctxDir, StoreDir: storeDir})
+}
+
+func TestForPlatformByDetection(t *testing.T) {
+	in, err := read(t, "CLOSURE ./result-amd64\nCLOSURE --name=app ./result-arm\nGRAPH graph-amd64\nGRAPH graph-arm\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for spec, wantApp := range map[string]string{"linux/amd64": "app-amd64", "linux/arm/v7": "app-arm", "armhf-linux": "app-arm"} {
+		p, _ := ParsePlatform(spec)
+		c, err := in.ForPlatform(p)
+		if err != nil {
+			t.Fatalf("%s: %v", spec, err)
+		}
+		if len(c.Roots) != 1 || c.Roots[0].Name != wantApp {
+			t.Errorf("%s: roots %v, want %s", spec, c.Roots, wantApp)
+		}
+		if c.Graph.Len() != 2 || c.Vars[manifest.RootVariable] != c.Roots[0].String() {
+			t.Errorf("%s: closure of %d paths, vars %v", spec, c.Graph.Len(), c.Vars)
+		}
+		if _, named := c.Vars["app"]; named != (wantApp == "app-arm") {
+			t.Errorf("%s: ${app} defined = %v", spec, named)
+		}
+	}
+	arm64, _ := ParsePlatform("linux/arm64")
+	_, err = in.ForPlatform(arm64)
+	if err == nil || !strings.Contains(err.Error(), "no CLOSURE for platform linux/arm64") || !strings.Contains(err.Error(), "./result-arm is built for linux/arm") {
+		t.Errorf("arm64: %v", err)
+	}
+}
+
+func TestTagDisagreesWithBinaries(t *testing.T) {
+	_, err := read(t, "CLOSURE --platform=x86_64-linux ./result-arm\nGRAPH graph-arm\n")
+	if err == nil || !strings.Contains(err.Error(), "its binaries are built for linux/arm") || !strings.Contains(err.Error(), "-app-arm/bin/app") {
+		t.Errorf("err = %v", err)
+	}
+}
+
+func TestReadErrors(t *testing.T) {
+	for _, tc := range []struct{ src, want string }{
+		{"CLOSURE ./no-such\nGRAPH graph-arm\n", "root ./no-such is not in the build context"},
+		{"CLOSURE ./graph-arm\nGRAPH graph-arm\n", "not a symlink into the store"},
+		{"CLOSURE ../escape\n", "may not leave the build context"},
+		{"CLOSURE /nix/store/99999999999999999999999999999999-gone\nGRAPH graph-arm\n", "root /nix/store/99999999999999999999999999999999-gone is not in"},
+		{"CLOSURE ./result-arm\nGRAPH no-graph\n", "GRAPH no-graph: cannot read it"},
+		{"STORE /gnu/store\nCLOSURE /gnu/store/00000000000000000000000000000000-data\nGRAPH graph-arm\n", "its paths are in /nix/store, but the store directory is /gnu/store"},
+	} {
+		if _, err := read(t, tc.src); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%q: err = %v, want %q", tc.src, err, tc.want)
+		}
+	}
+	in, err := read(t, "CLOSURE ./result-amd64\nGRAPH graph-arm\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	amd64, _ := ParsePlatform("linux/amd64")
+	if _, err := in.ForPlatform(amd64); err == nil || !strings.Contains(err.Error(), "is not in the GRAPH files") {
+		t.Errorf("root missing from the graph: %v", err)
+	}
+}
