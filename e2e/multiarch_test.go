@@ -56,8 +56,7 @@ func TestMultiArch(t *testing.T) {
 		"-t", repo+":1", "--push", dir1); r.err != nil {
 		t.Fatalf("build failed:\n%s", r)
 	}
-	index1 := fetchIndex(t, repo, "1")
-	images1 := checkIndex(t, repo, index1)
+	images1 := checkIndex(t, repo, "1")
 	shared := sharedLayer(t, images1)
 	t.Logf("the architecture-independent layer %s is shared by all four platforms", shared)
 
@@ -96,7 +95,7 @@ func TestMultiArch(t *testing.T) {
 		"-t", repo+":2", "--push", dir2); r.err != nil {
 		t.Fatalf("build failed:\n%s", r)
 	}
-	images2 := checkIndex(t, repo, fetchIndex(t, repo, "2"))
+	images2 := checkIndex(t, repo, "2")
 	old := map[string]bool{}          // release 1's layer blobs
 	oldPaths := map[store.Path]bool{} // release 1's store paths
 	for _, img := range images1 {
@@ -222,26 +221,24 @@ func registryGet(t *testing.T, repo, ref string, accept ...string) []byte {
 	return data
 }
 
-func fetchIndex(t *testing.T, repo, tag string) ocispecs.Index {
+// readImages reads the images of a tag: every platform of an index
+// (attestations left out), or the one image of a plain manifest.
+func readImages(t *testing.T, repo, tag string) []platformImage {
 	t.Helper()
-	var idx ocispecs.Index
-	data := registryGet(t, repo, tag, ocispecs.MediaTypeImageIndex, "application/vnd.docker.distribution.manifest.list.v2+json")
-	if err := json.Unmarshal(data, &idx); err != nil {
+	data := registryGet(t, repo, tag, ocispecs.MediaTypeImageIndex, ocispecs.MediaTypeImageManifest,
+		"application/vnd.docker.distribution.manifest.list.v2+json", "application/vnd.docker.distribution.manifest.v2+json")
+	var top struct {
+		MediaType string
+		Manifests []ocispecs.Descriptor
+	}
+	if err := json.Unmarshal(data, &top); err != nil {
 		t.Fatal(err)
 	}
-	return idx
-}
-
-// checkIndex checks that the index lists exactly the four platforms, each
-// image's config carries the same platform, and reads every image.
-func checkIndex(t *testing.T, repo string, idx ocispecs.Index) []platformImage {
-	t.Helper()
-	var got, want []string
-	var images []platformImage
-	for _, s := range systems {
-		want = append(want, s.platform)
+	if top.Manifests == nil {
+		return []platformImage{readImage(t, repo, data, nil)}
 	}
-	for _, d := range idx.Manifests {
+	var images []platformImage
+	for _, d := range top.Manifests {
 		if d.Platform == nil {
 			t.Errorf("index entry %s has no platform", d.Digest)
 			continue
@@ -249,21 +246,43 @@ func checkIndex(t *testing.T, repo string, idx ocispecs.Index) []platformImage {
 		if d.Platform.OS == "unknown" { // attestation manifests
 			continue
 		}
-		got = append(got, platforms.Format(*d.Platform))
-		img := platformImage{platform: *d.Platform}
-		if err := json.Unmarshal(registryGet(t, repo, d.Digest.String(), d.MediaType), &img.manifest); err != nil {
-			t.Fatal(err)
-		}
-		if err := json.Unmarshal(registryGet(t, repo, "blob:"+img.manifest.Config.Digest.String()), &img.config); err != nil {
-			t.Fatal(err)
-		}
-		if img.config.OS != d.Platform.OS || img.config.Architecture != d.Platform.Architecture || img.config.Variant != d.Platform.Variant {
-			t.Errorf("index says %s, config says %s/%s/%s", platforms.Format(*d.Platform), img.config.OS, img.config.Architecture, img.config.Variant)
-		}
-		if err := json.Unmarshal([]byte(img.config.Config.Labels[splb.PlanLabel]), &img.plan); err != nil {
-			t.Fatal(err)
-		}
-		images = append(images, img)
+		images = append(images, readImage(t, repo, registryGet(t, repo, d.Digest.String(), d.MediaType), d.Platform))
+	}
+	return images
+}
+
+// readImage reads one image manifest's config and plan; indexed, when not
+// nil, is the platform the index lists for it, which the config must match.
+func readImage(t *testing.T, repo string, manifest []byte, indexed *ocispecs.Platform) platformImage {
+	t.Helper()
+	var img platformImage
+	if err := json.Unmarshal(manifest, &img.manifest); err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(registryGet(t, repo, "blob:"+img.manifest.Config.Digest.String()), &img.config); err != nil {
+		t.Fatal(err)
+	}
+	img.platform = img.config.Platform
+	if indexed != nil && (img.config.OS != indexed.OS || img.config.Architecture != indexed.Architecture || img.config.Variant != indexed.Variant) {
+		t.Errorf("index says %s, config says %s", platforms.Format(*indexed), platforms.Format(img.platform))
+	}
+	if err := json.Unmarshal([]byte(img.config.Config.Labels[splb.PlanLabel]), &img.plan); err != nil {
+		t.Fatal(err)
+	}
+	return img
+}
+
+// checkIndex checks that a tag lists exactly the four platforms and
+// returns their images.
+func checkIndex(t *testing.T, repo, tag string) []platformImage {
+	t.Helper()
+	images := readImages(t, repo, tag)
+	var got, want []string
+	for _, s := range systems {
+		want = append(want, s.platform)
+	}
+	for _, img := range images {
+		got = append(got, platforms.Format(img.platform))
 	}
 	slices.Sort(got)
 	slices.Sort(want)

@@ -110,7 +110,7 @@ func (b *build) platform(ctx context.Context, in *inputs.Inputs, target *ocispec
 	}
 	p = platforms.Normalize(p)
 
-	c, err := in.ForPlatform(p)
+	c, err := in.ForPlatform(ctx, p)
 	if err != nil {
 		return nil, err
 	}
@@ -127,7 +127,13 @@ func (b *build) platform(ctx context.Context, in *inputs.Inputs, target *ocispec
 	if budget < 1 {
 		return nil, parser.WithLocation(errors.Errorf("LAYERS --max=%d leaves no layer for the store paths after the customisation layer", m.Layers.Max), m.Layers.Location)
 	}
-	plan, err := layering.Build(c.Graph, layering.Options{Strategy: m.Layers.Strategy, MaxLayers: budget})
+	opt := layering.Options{Strategy: m.Layers.Strategy, MaxLayers: budget}
+	if m.Layers.Previous != "" {
+		if opt.Previous, err = b.previousPlan(ctx, m.Layers.Previous, p); err != nil {
+			return nil, parser.WithLocation(err, m.Layers.Location)
+		}
+	}
+	plan, err := layering.Build(c.Graph, opt)
 	if err != nil {
 		return nil, parser.WithLocation(err, m.Layers.Location)
 	}
@@ -136,10 +142,10 @@ func (b *build) platform(ctx context.Context, in *inputs.Inputs, target *ocispec
 	if err != nil {
 		return nil, err
 	}
-	opt := splb.Options{StoreDir: m.StoreDir, Epoch: b.epoch, Method: b.method}
-	st := splb.StoreLayers(llb.Scratch(), plan, src, opt)
+	layerOpt := splb.Options{StoreDir: m.StoreDir, Epoch: b.epoch, Method: b.method}
+	st := splb.StoreLayers(llb.Scratch(), plan, src, layerOpt)
 	if !custom.Empty() {
-		st, err = splb.CustomisationLayer(st, custom, b.bc.BuildOpts().LLBCaps, b.helper(), opt)
+		st, err = splb.CustomisationLayer(st, custom, b.bc.BuildOpts().LLBCaps, b.helper(), layerOpt)
 		if err != nil {
 			return nil, err
 		}

@@ -43,55 +43,67 @@ func (b *build) Store(ctx context.Context, paths []store.Path, graph *store.Grap
 	return files, err
 }
 
-// storeSource returns a state holding the given store paths, from the named
-// context "store" if the build has one, else from the main context; only
-// those paths are transferred. A path the context lacks is an
-// *inputs.MissingPathError.
+// storeSource returns a state holding the given store paths; a path the
+// store lacks is an *inputs.MissingPathError.
 func (b *build) storeSource(ctx context.Context, paths []store.Path, graph *store.Graph) (splb.Source, inputs.Files, error) {
 	bases := make([]string, len(paths))
 	for i, p := range paths {
 		bases[i] = p.Base()
 	}
-	nc, err := b.bc.NamedContext(storeContextName, dockerui.ContextOpt{
-		NoDockerignore: true,
-		AsyncLocalOpts: func() []llb.LocalOption {
-			return []llb.LocalOption{llb.IncludePatterns(bases)}
-		},
-	})
+	src, files, where, err := b.storeEntries(ctx, bases)
 	if err != nil {
 		return splb.Source{}, nil, err
 	}
-	var src splb.Source
-	where := "the build context at " + b.m.StoreDir
+	if err := inputs.CheckPresent(ctx, files, paths, graph, where); err != nil {
+		return splb.Source{}, nil, err
+	}
+	return src, files, nil
+}
+
+// storeEntries returns a state holding the store entries that match
+// patterns (base names, wildcards allowed), from the named context "store"
+// if the build has one, else from the main context. Only those entries are
+// transferred. where names the store for error messages.
+func (b *build) storeEntries(ctx context.Context, patterns []string) (src splb.Source, files inputs.Files, where string, err error) {
+	// Nix's temporary entries beside a path are never store paths.
+	excludes := []string{"*.lock", "*.chroot", "*.check"}
+	nc, err := b.bc.NamedContext(storeContextName, dockerui.ContextOpt{
+		NoDockerignore: true,
+		AsyncLocalOpts: func() []llb.LocalOption {
+			return []llb.LocalOption{llb.IncludePatterns(patterns), llb.ExcludePatterns(excludes)}
+		},
+	})
+	if err != nil {
+		return splb.Source{}, nil, "", err
+	}
 	if nc != nil {
 		st, _, err := nc.Load(ctx)
 		if err != nil {
-			return splb.Source{}, nil, err
+			return splb.Source{}, nil, "", err
 		}
 		src = splb.Source{State: *st, Dir: "/"}
 		where = "the build context \"" + storeContextName + "\""
 	} else {
 		rel := strings.TrimPrefix(b.m.StoreDir, "/")
-		patterns := make([]string, len(bases))
-		for i, base := range bases {
-			patterns[i] = rel + "/" + base
+		prefixed := func(in []string) []string {
+			out := make([]string, len(in))
+			for i, p := range in {
+				out[i] = rel + "/" + p
+			}
+			return out
 		}
-		st, err := b.bc.MainContext(ctx, llb.IncludePatterns(patterns))
+		st, err := b.bc.MainContext(ctx, llb.IncludePatterns(prefixed(patterns)), llb.ExcludePatterns(prefixed(excludes)))
 		if err != nil {
-			return splb.Source{}, nil, err
+			return splb.Source{}, nil, "", err
 		}
 		src = splb.Source{State: *st, Dir: b.m.StoreDir}
+		where = "the build context at " + b.m.StoreDir
 	}
-
 	ref, err := b.solve(ctx, src.State)
 	if err != nil {
-		return splb.Source{}, nil, err
+		return splb.Source{}, nil, "", err
 	}
-	files := refFiles{ref: ref, dir: strings.TrimPrefix(src.Dir, "/")}
-	if err := inputs.CheckPresent(ctx, files, paths, graph, where); err != nil {
-		return splb.Source{}, nil, err
-	}
-	return src, files, nil
+	return src, refFiles{ref: ref, dir: strings.TrimPrefix(src.Dir, "/")}, where, nil
 }
 
 func (b *build) solve(ctx context.Context, st llb.State) (client.Reference, error) {

@@ -235,7 +235,8 @@ func TestSingle(t *testing.T) {
 }
 
 func TestKeys(t *testing.T) {
-	// Two paths named "source": both keyed by base name, the others by name.
+	// Two paths named "source": both keyed by base name, the others by name
+	// (per-path's keys; the other strategies share the scheme).
 	src1, src2 := pathFor("source", "1"), pathFor("source", "2")
 	g, err := store.NewGraph([]store.Info{
 		{Path: pathFor("app", ""), References: []store.Path{src1, src2}},
@@ -245,7 +246,7 @@ func TestKeys(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	plan, err := Build(g, Options{MaxLayers: 10})
+	plan, err := Build(g, Options{Strategy: "per-path", MaxLayers: 10})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -261,14 +262,14 @@ func TestKeys(t *testing.T) {
 	// catch-all layer to clash with.
 	rest := pathFor("rest", "")
 	restGraph := graphOf(t, []node{{name: "rest"}, {name: "a", refs: []string{"rest"}}, {name: "b"}})
-	plan, err = Build(restGraph, Options{MaxLayers: 2})
+	plan, err = Build(restGraph, Options{Strategy: "per-path", MaxLayers: 2})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if got := layerKeysOf(plan); !slices.Equal(got, []string{rest.Base(), "rest"}) {
 		t.Errorf("keys with catch-all = %v, want [%s rest]", got, rest.Base())
 	}
-	plan, err = Build(restGraph, Options{MaxLayers: 3})
+	plan, err = Build(restGraph, Options{Strategy: "per-path", MaxLayers: 3})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -284,7 +285,7 @@ func TestKeys(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	plan, err = Build(g, Options{MaxLayers: 3}) // Build checks that keys are unique
+	plan, err = Build(g, Options{Strategy: "per-path", MaxLayers: 3}) // Build checks that keys are unique
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -353,7 +354,7 @@ func TestBuildErrors(t *testing.T) {
 		opt     Options
 		wantErr string
 	}{
-		{"unknown strategy", g, Options{Strategy: "fancy", MaxLayers: 3}, `unknown layering strategy "fancy" (known: per-path, single)`},
+		{"unknown strategy", g, Options{Strategy: "fancy", MaxLayers: 3}, `unknown layering strategy "fancy" (known: auto, per-path, popularity, single, storepack)`},
 		{"zero budget", g, Options{MaxLayers: 0}, "layer budget 0 is too small"},
 		{"negative budget", g, Options{Strategy: "single", MaxLayers: -1}, "layer budget -1 is too small"},
 		{"no graph", nil, Options{MaxLayers: 3}, "no graph"},
@@ -369,11 +370,11 @@ func TestBuildErrors(t *testing.T) {
 }
 
 func TestStrategies(t *testing.T) {
-	if got := Strategies(); !slices.Equal(got, []string{"per-path", "single"}) {
+	if got := Strategies(); !slices.Equal(got, []string{"auto", "per-path", "popularity", "single", "storepack"}) {
 		t.Errorf("Strategies() = %v", got)
 	}
 	plan, err := Build(helloClosure(t), Options{MaxLayers: 3})
-	if err != nil || plan.Strategy != DefaultStrategy || DefaultStrategy != "per-path" {
+	if err != nil || plan.Strategy != DefaultStrategy || DefaultStrategy != "storepack" {
 		t.Errorf("default strategy: plan.Strategy = %q, %v", plan.Strategy, err)
 	}
 }
@@ -392,7 +393,7 @@ func TestSizeSaturates(t *testing.T) {
 
 func TestPlanJSON(t *testing.T) {
 	g := graphOf(t, []node{{name: "app", refs: []string{"lib"}, size: 7}, {name: "lib", size: 3}})
-	plan, err := Build(g, Options{MaxLayers: 1})
+	plan, err := Build(g, Options{Strategy: "per-path", MaxLayers: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -410,7 +411,7 @@ func TestPlanJSON(t *testing.T) {
 		t.Errorf("round trip = %+v, %v; want %+v", back, err, plan)
 	}
 
-	empty, err := Build(graphOf(t, nil), Options{MaxLayers: 1})
+	empty, err := Build(graphOf(t, nil), Options{Strategy: "per-path", MaxLayers: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -485,6 +486,25 @@ func TestDeterministicUnderShuffle(t *testing.T) {
 				if !reflect.DeepEqual(got, want) {
 					t.Fatalf("%s, budget %d, round %d: plan differs after shuffling the input", strategy, maxLayers, round)
 				}
+			}
+		}
+	}
+}
+
+func TestHashClash(t *testing.T) {
+	// Two paths with one hash part: Nix never makes them, a crafted
+	// graph file can.
+	a := pathFor("a", "")
+	b := store.Path{Dir: a.Dir, Hash: a.Hash, Name: "b"}
+	g, err := store.NewGraph([]store.Info{{Path: a, References: []store.Path{b}, NarSize: 1}, {Path: b, NarSize: 2}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, strategy := range Strategies() {
+		for _, maxLayers := range []int{1, 2} {
+			// Build checks that each path is in exactly one layer.
+			if _, err := Build(g, Options{Strategy: strategy, MaxLayers: maxLayers, Previous: &Plan{Layers: []Layer{{Paths: []store.Path{b}}}}}); err != nil {
+				t.Errorf("%s, budget %d: %v", strategy, maxLayers, err)
 			}
 		}
 	}

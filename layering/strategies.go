@@ -5,18 +5,22 @@ import "github.com/storepack/storepack/store"
 const (
 	// singleKey is the key of the one layer of the single strategy.
 	singleKey = "closure"
-	// catchAllKey is the key of per-path's last layer when the budget is
-	// too small for one layer per path.
+	// catchAllKey is the key of the last layer of per-path and popularity
+	// when the budget is too small for one layer per path.
 	catchAllKey = "rest"
 )
 
 // single puts the whole closure into one layer: the smallest image
 // metadata, and no reuse at all between versions.
-func single(g *store.Graph, _ Options) ([]Layer, error) {
-	if g.Len() == 0 {
+func single(v *view, _ Options) ([]Layer, error) {
+	if v.len() == 0 {
 		return nil, nil
 	}
-	return []Layer{newLayer(g, singleKey, g.Paths())}, nil
+	layer := Layer{Key: singleKey, Paths: v.paths}
+	for _, size := range v.sizes {
+		layer.Size = addSaturating(layer.Size, size)
+	}
+	return []Layer{layer}, nil
 }
 
 // perPath gives each store path its own layer, in dependency order. When
@@ -24,26 +28,16 @@ func single(g *store.Graph, _ Options) ([]Layer, error) {
 // order (the deepest dependencies, shared the most) get their own layers and
 // the rest (the paths closest to the roots, which change most often) share
 // a catch-all layer on top.
-func perPath(g *store.Graph, opt Options) ([]Layer, error) {
-	order, err := dependencyOrder(g)
+func perPath(v *view, opt Options) ([]Layer, error) {
+	x, err := index(v)
 	if err != nil {
 		return nil, err
 	}
-	own, rest := order, []store.Path(nil)
-	var reserved []string
-	if len(order) > opt.MaxLayers {
-		own, rest = order[:opt.MaxLayers-1], order[opt.MaxLayers-1:]
-		reserved = []string{catchAllKey}
+	order := make([]int32, x.len())
+	for i := range order {
+		order[i] = int32(i)
 	}
-	keys := layerKeys(own, reserved...)
-	layers := make([]Layer, 0, len(own)+1)
-	for i, path := range own {
-		layers = append(layers, newLayer(g, keys[i], []store.Path{path}))
-	}
-	if len(rest) > 0 {
-		layers = append(layers, newLayer(g, catchAllKey, rest))
-	}
-	return layers, nil
+	return x.singletonsThenRest(order, opt.MaxLayers), nil
 }
 
 // layerKeys returns the key of each single-path layer: the path's name

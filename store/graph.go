@@ -16,10 +16,15 @@ type Info struct {
 // node of the graph, and all nodes share one store directory. Its methods
 // return copies, so callers may modify what they get.
 type Graph struct {
-	storeDir  string
-	nodes     []Info       // sorted by Path; References normalized
-	index     map[Path]int // Path -> position in nodes
-	referrers [][]Path     // parallel to nodes: sorted, without self-references
+	storeDir string
+	nodes    []Info // sorted by Path; References normalized
+	// byHash finds a node by hash part: it holds the position of the first
+	// node with it. Nodes that share a hash part (Nix never makes any) are
+	// next to each other, as nodes are sorted.
+	byHash map[string]int
+	// Parallel to nodes: the positions of each node's references, and of
+	// the nodes that reference it (sorted, without the node itself).
+	refs, referrers [][]int32
 }
 
 // NewGraph validates infos and builds a graph from them. References are sorted
@@ -27,57 +32,170 @@ type Graph struct {
 // and is an error otherwise. Every path and reference must be valid and in the
 // same store directory, and every reference must name a listed path.
 func NewGraph(infos []Info) (*Graph, error) {
-	nodes := make([]Info, 0, len(infos))
-	storeDir := ""
-	for _, info := range infos {
-		if err := info.Path.check(); err != nil {
+	var (
+		storeDir string
+		ids      = make(map[Path]int, len(infos))
+		paths    []Path // by id
+		nodes    = make([]idNode, len(infos))
+	)
+	id := func(p Path) int {
+		i, ok := ids[p]
+		if !ok {
+			i = len(paths)
+			ids[p] = i
+			paths = append(paths, p)
+		}
+		return i
+	}
+	for k, info := range infos {
+		if err := checkIn(info.Path, &storeDir); err != nil {
 			return nil, err
 		}
-		if storeDir == "" {
-			storeDir = info.Path.Dir
-		}
-		if err := checkDir(info.Path, storeDir); err != nil {
-			return nil, err
-		}
-		refs := slices.Clone(info.References)
-		for _, ref := range refs {
-			if err := ref.check(); err != nil {
-				return nil, fmt.Errorf("%s: reference: %w", info.Path, err)
+		nodes[k] = idNode{path: id(info.Path), narSize: info.NarSize, refs: make([]int, len(info.References))}
+	}
+	for k, info := range infos {
+		for r, ref := range info.References {
+			if _, ok := ids[ref]; !ok {
+				// A reference that is a node is valid; say what is wrong
+				// with this one.
+				if err := checkIn(ref, &storeDir); err != nil {
+					return nil, fmt.Errorf("%s: reference: %w", info.Path, err)
+				}
+				return nil, fmt.Errorf("%s references %s, which is not in the graph", info.Path, ref)
 			}
-			if err := checkDir(ref, storeDir); err != nil {
-				return nil, fmt.Errorf("%s: reference: %w", info.Path, err)
-			}
+			nodes[k].refs[r] = id(ref)
 		}
-		slices.SortFunc(refs, Path.Compare)
-		nodes = append(nodes, Info{Path: info.Path, References: slices.Compact(refs), NarSize: info.NarSize})
+	}
+	return graphOfIDs(paths, nodes)
+}
+
+// idNode is a node whose path and references are given by ids, positions
+// in a slice of paths: what the loaders produce, having met each distinct
+// path once (see pathParser).
+type idNode struct {
+	path    int
+	narSize uint64
+	refs    []int
+}
+
+// graphOfIDs builds a graph from nodes, whose ids are positions in paths.
+// The paths must be valid, and those of nodes in one store directory; a
+// path may have several identical nodes.
+func graphOfIDs(paths []Path, nodes []idNode) (*Graph, error) {
+	// The node of each id, if any, and the ids of the nodes in path order.
+	nodeOf := make([]int, len(paths))
+	for i := range nodeOf {
+		nodeOf[i] = -1
+	}
+	var order []int
+	for k, node := range nodes {
+		if first := nodeOf[node.path]; first >= 0 {
+			if !sameNode(nodes[first], node) {
+				return nil, fmt.Errorf("%s is listed twice with different data", paths[node.path])
+			}
+			continue
+		}
+		nodeOf[node.path] = k
+		order = append(order, node.path)
+	}
+	slices.SortFunc(order, func(a, b int) int { return paths[a].Compare(paths[b]) })
+	position := make([]int32, len(paths)) // of each id with a node, in the graph's nodes
+	for i, id := range order {
+		position[id] = int32(i)
 	}
 
-	slices.SortFunc(nodes, func(a, b Info) int { return a.Path.Compare(b.Path) })
-	for i := 1; i < len(nodes); i++ {
-		prev, node := nodes[i-1], nodes[i]
-		if node.Path == prev.Path && (node.NarSize != prev.NarSize || !slices.Equal(node.References, prev.References)) {
-			return nil, fmt.Errorf("%s is listed twice with different data", node.Path)
-		}
+	g := &Graph{nodes: make([]Info, len(order)), refs: make([][]int32, len(order))}
+	if len(order) > 0 {
+		g.storeDir = paths[order[0]].Dir
 	}
-	g := newGraph(storeDir, slices.CompactFunc(nodes, func(a, b Info) bool { return a.Path == b.Path }))
-	for _, node := range g.nodes {
-		for _, ref := range node.References {
-			if _, ok := g.index[ref]; !ok {
-				return nil, fmt.Errorf("%s references %s, which is not in the graph", node.Path, ref)
+	total := 0
+	for _, id := range order {
+		total += len(nodes[nodeOf[id]].refs)
+	}
+	positions := make([]int32, 0, total) // one allocation for all nodes' references
+	for i, id := range order {
+		node := nodes[nodeOf[id]]
+		g.nodes[i] = Info{Path: paths[id], NarSize: node.narSize}
+		if err := checkDir(g.nodes[i].Path, g.storeDir); err != nil {
+			return nil, err
+		}
+		start := len(positions)
+		for _, ref := range node.refs {
+			if nodeOf[ref] < 0 {
+				return nil, fmt.Errorf("%s references %s, which is not in the graph", paths[id], paths[ref])
 			}
+			positions = append(positions, position[ref])
 		}
+		refs := positions[start:]
+		slices.Sort(refs) // positions follow the paths' order
+		refs = slices.Compact(refs)
+		positions = positions[:start+len(refs)]
+		g.refs[i] = refs[:len(refs):len(refs)]
 	}
-	g.referrers = make([][]Path, len(g.nodes))
-	for _, node := range g.nodes {
-		// nodes are visited in sorted order, so each referrers list comes out sorted.
-		for _, ref := range node.References {
-			if ref != node.Path {
-				i := g.index[ref]
-				g.referrers[i] = append(g.referrers[i], node.Path)
-			}
+	references := make([]Path, len(positions)) // one allocation for all References
+	for i, refs := range g.refs {
+		for k, j := range refs {
+			references[k] = g.nodes[j].Path
 		}
+		g.nodes[i].References, references = references[:len(refs):len(refs)], references[len(refs):]
 	}
+	g.indexHashes()
+	g.referrers = invert(g.refs)
 	return g, nil
+}
+
+// sameNode compares two nodes whose references may be in any order.
+func sameNode(a, b idNode) bool {
+	refsA, refsB := slices.Clone(a.refs), slices.Clone(b.refs)
+	slices.Sort(refsA)
+	slices.Sort(refsB)
+	return a.narSize == b.narSize && slices.Equal(slices.Compact(refsA), slices.Compact(refsB))
+}
+
+// invert turns the positions of each node's references into the positions
+// of each node's referrers, sorted and without self-references.
+func invert(refs [][]int32) [][]int32 {
+	counts := make([]int, len(refs))
+	total := 0
+	for i, positions := range refs {
+		for _, j := range positions {
+			if int(j) != i {
+				counts[j]++
+				total++
+			}
+		}
+	}
+	backing := make([]int32, total)
+	referrers := make([][]int32, len(refs))
+	for i, count := range counts {
+		referrers[i], backing = backing[:0:count], backing[count:]
+	}
+	// Visiting referrers in order keeps each list sorted.
+	for i, positions := range refs {
+		for _, j := range positions {
+			if int(j) != i {
+				referrers[j] = append(referrers[j], int32(i))
+			}
+		}
+	}
+	return referrers
+}
+
+// checkIn validates p, a path of a graph in *storeDir, which the first path
+// sets (and which is then valid, so that the others need only be compared
+// with it).
+func checkIn(p Path, storeDir *string) error {
+	if *storeDir == "" {
+		if err := p.check(); err != nil {
+			return err
+		}
+		*storeDir = p.Dir
+		return nil
+	}
+	if err := checkDir(p, *storeDir); err != nil {
+		return err
+	}
+	return p.checkBase()
 }
 
 func checkDir(p Path, storeDir string) error {
@@ -87,14 +205,32 @@ func checkDir(p Path, storeDir string) error {
 	return nil
 }
 
-// newGraph indexes nodes, which must be sorted, unique and normalized. It
-// leaves referrers to the caller.
-func newGraph(storeDir string, nodes []Info) *Graph {
-	g := &Graph{storeDir: storeDir, nodes: nodes, index: make(map[Path]int, len(nodes))}
-	for i, node := range nodes {
-		g.index[node.Path] = i
+// indexHashes fills byHash from nodes.
+func (g *Graph) indexHashes() {
+	g.byHash = make(map[string]int, len(g.nodes))
+	for i := len(g.nodes) - 1; i >= 0; i-- { // the first of equal hash parts wins
+		g.byHash[g.nodes[i].Path.Hash] = i
 	}
-	return g
+}
+
+// find returns the position of p in nodes.
+func (g *Graph) find(p Path) (int, bool) {
+	i, ok := g.byHash[p.Hash]
+	for ; ok && i < len(g.nodes) && g.nodes[i].Path.Hash == p.Hash; i++ {
+		if g.nodes[i].Path == p {
+			return i, true
+		}
+	}
+	return 0, false
+}
+
+// pathsAt returns the paths at positions.
+func (g *Graph) pathsAt(positions []int32) []Path {
+	paths := make([]Path, len(positions))
+	for k, i := range positions {
+		paths[k] = g.nodes[i].Path
+	}
+	return paths
 }
 
 // Paths returns every path of the graph, sorted.
@@ -108,7 +244,7 @@ func (g *Graph) Paths() []Path {
 
 // Info returns the node for p, if p is in the graph.
 func (g *Graph) Info(p Path) (Info, bool) {
-	i, ok := g.index[p]
+	i, ok := g.find(p)
 	if !ok {
 		return Info{}, false
 	}
@@ -125,54 +261,121 @@ func (g *Graph) StoreDir() string { return g.storeDir }
 
 // Referrers returns the paths that reference p, sorted, leaving out p itself.
 func (g *Graph) Referrers(p Path) []Path {
-	i, ok := g.index[p]
+	i, ok := g.find(p)
 	if !ok {
 		return nil
 	}
-	return slices.Clone(g.referrers[i])
+	return g.pathsAt(g.referrers[i])
 }
 
 // Closure returns the sub-graph of everything reachable from roots, roots
 // included. It is an error if a root is not in the graph.
 func (g *Graph) Closure(roots ...Path) (*Graph, error) {
 	reached := make([]bool, len(g.nodes))
-	var stack []int
+	var stack []int32
 	for _, root := range roots {
-		i, ok := g.index[root]
+		i, ok := g.find(root)
 		if !ok {
 			return nil, fmt.Errorf("closure root %s is not in the graph", root)
 		}
 		if !reached[i] {
 			reached[i] = true
-			stack = append(stack, i)
+			stack = append(stack, int32(i))
 		}
 	}
 	for len(stack) > 0 {
 		i := stack[len(stack)-1]
 		stack = stack[:len(stack)-1]
-		for _, ref := range g.nodes[i].References {
-			if j := g.index[ref]; !reached[j] {
+		for _, j := range g.refs[i] {
+			if !reached[j] {
 				reached[j] = true
 				stack = append(stack, j)
 			}
 		}
 	}
 
-	// Walking g.nodes in order keeps the sub-graph's nodes and referrers sorted.
-	var nodes []Info
+	// Walking g.nodes in order keeps the sub-graph's nodes sorted, and
+	// renumbering keeps the positions' order.
+	newPosition := make([]int32, len(g.nodes))
+	sub := &Graph{storeDir: g.storeDir}
 	for i, node := range g.nodes {
 		if reached[i] {
-			nodes = append(nodes, node) // References are never modified, so sharing them is safe.
+			newPosition[i] = int32(len(sub.nodes))
+			sub.nodes = append(sub.nodes, node) // References are never modified, so sharing them is safe.
 		}
 	}
-	sub := newGraph(g.storeDir, nodes)
-	sub.referrers = make([][]Path, len(nodes))
-	for i, node := range nodes {
-		for _, referrer := range g.referrers[g.index[node.Path]] {
-			if reached[g.index[referrer]] {
-				sub.referrers[i] = append(sub.referrers[i], referrer)
+	sub.indexHashes()
+	sub.refs = make([][]int32, 0, len(sub.nodes))
+	for i, refs := range g.refs {
+		if reached[i] {
+			positions := make([]int32, len(refs))
+			for k, j := range refs {
+				positions[k] = newPosition[j] // a closure holds all references
+			}
+			sub.refs = append(sub.refs, positions)
+		}
+	}
+	sub.referrers = invert(sub.refs)
+	return sub, nil
+}
+
+// Cycle returns a reference cycle between distinct paths in reference order,
+// its first path repeated at the end (a references b, b references a: a, b,
+// a), or nil if there is none. Self-references are not cycles.
+//
+// Nix and Guix cannot build such a cycle: a path's hash must be known before
+// anything can mention it. Graphs may still hold one (NewGraph does not
+// check), so that the layering can report it.
+func (g *Graph) Cycle() []Path {
+	const (
+		unvisited = iota
+		onStack
+		finished
+	)
+	state := make([]uint8, len(g.nodes))
+	// An iterative depth-first search: a deep graph must not exhaust the
+	// goroutine stack. next is the position in the node's references.
+	type frame struct{ node, next int }
+	var stack []frame
+	for start := range g.nodes {
+		if state[start] != unvisited {
+			continue
+		}
+		state[start] = onStack
+		stack = append(stack[:0], frame{node: start})
+		for len(stack) > 0 {
+			top := &stack[len(stack)-1]
+			refs := g.refs[top.node]
+			if top.next == len(refs) {
+				state[top.node] = finished
+				stack = stack[:len(stack)-1]
+				continue
+			}
+			ref := int(refs[top.next])
+			top.next++
+			switch {
+			case state[ref] == unvisited:
+				state[ref] = onStack
+				stack = append(stack, frame{node: ref})
+			case state[ref] == onStack && ref != top.node:
+				first := slices.IndexFunc(stack, func(f frame) bool { return f.node == ref })
+				var cycle []Path
+				for _, f := range stack[first:] {
+					cycle = append(cycle, g.nodes[f.node].Path)
+				}
+				return append(cycle, g.nodes[ref].Path)
 			}
 		}
 	}
-	return sub, nil
+	return nil
+}
+
+// checkAcyclic reports a reference cycle between distinct paths as an
+// error, for the loaders: a graph read from a file or a store has none
+// unless that input is corrupt.
+func checkAcyclic(g *Graph) error {
+	if cycle := g.Cycle(); cycle != nil {
+		return fmt.Errorf("reference cycle between distinct store paths, which Nix and Guix cannot build: %s", joinPaths(cycle, " -> "))
+	}
+	return nil
 }

@@ -16,40 +16,70 @@ const maxLineLen = 64 << 10
 // Load reads a graph file whose format is detected from its content (never
 // from its name):
 //
-//   - nix path-info --json [--recursive] output: the array form of Nix ≤ 2.18
-//     or the object form of Nix 2.19+ (first non-blank byte '[' or '{');
+//   - nix path-info --json [--recursive] output: the array form of Nix ≤ 2.18,
+//     the object form of Nix 2.19+ and the versioned form of
+//     --json-format 2 and 3 (first non-blank byte '[' or '{');
 //   - validity registration records, as written by exportReferencesGraph
 //     (Nix and Guix), closureInfo's registration file and
-//     nix-store --dump-db (first byte '/').
+//     nix-store --dump-db (first byte '/');
+//   - nix-store --query --graph output (DOT, starting with digraph), whose
+//     nodes are taken to be in /nix/store;
+//   - a Nix or Guix SQLite database (the SQLite header), read as a snapshot
+//     without its write-ahead log: use LoadDB for a database in use.
 //
-// name is used in error messages, which also give the line (records) or the
-// entry (JSON) at fault. A file without any store path is an error: it is
-// never a useful closure.
+// A plain list of store paths is refused: it has no references (see
+// ReadPathList).
+//
+// name is used in error messages, which also give the line (records, DOT),
+// the entry (JSON) or the row (SQLite) at fault. A file without any store
+// path is an error: it is never a useful closure. So is a reference cycle
+// between distinct paths, which Nix and Guix cannot build.
 func Load(name string, r io.Reader) (*Graph, error) {
 	br := bufio.NewReaderSize(r, maxLineLen)
+	if head, _ := br.Peek(len(sqliteHeader)); string(head) == sqliteHeader {
+		paths, nodes, err := loadDBStream(name, br)
+		if err != nil {
+			return nil, err
+		}
+		return graphFrom(name, paths, nodes)
+	}
 	first, skipped, err := firstByte(br)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}
-	var infos []Info
+	var (
+		paths []Path // by id
+		nodes []idNode
+	)
 	switch {
 	case first == '/' && skipped == 0:
-		infos, err = readRecords(name, br)
+		paths, nodes, err = readRecords(name, br)
 	case first == '/':
 		err = fmt.Errorf("%s: registration records must start with a store path on the first line, not with white space", name)
 	case first == '[' || first == '{':
-		infos, err = readPathInfoJSON(name, br)
+		paths, nodes, err = readPathInfoJSON(name, br)
+	case first == 'd' || first == 's': // digraph, strict digraph
+		paths, nodes, err = readDot(name, br)
 	default:
 		peek, _ := br.Peek(40)
-		err = fmt.Errorf("%s: unknown graph format: expected nix path-info JSON or registration records starting with a store path, found %s", name, quote(string(peek)))
+		err = fmt.Errorf("%s: unknown graph format: expected nix path-info JSON, registration records starting with a store path, nix-store --query --graph output or a store database, found %s", name, quote(string(peek)))
 	}
 	if err != nil {
 		return nil, err
 	}
-	if len(infos) == 0 {
+	return graphFrom(name, paths, nodes)
+}
+
+// graphFrom makes the graph that a file describes, with the checks that
+// need all of it.
+func graphFrom(name string, paths []Path, nodes []idNode) (*Graph, error) {
+	if len(nodes) == 0 {
 		return nil, fmt.Errorf("%s: no store paths", name)
 	}
-	g, err := NewGraph(infos)
+	g, err := graphOfIDs(paths, nodes)
+	if err == nil {
+		err = checkAcyclic(g)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}

@@ -3,33 +3,46 @@ package store
 import (
 	"errors"
 	"io"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
+	"time"
 )
 
 // The fixtures in testdata describe one closure, hello and its run-time
 // dependencies, in every supported format:
 //
 //	pathinfo-array.json    nix path-info --json --recursive, Nix ≤ 2.18
-//	pathinfo-object.json   the same, Nix 2.19+
+//	pathinfo-object.json   the same, Nix 2.19+ (and --json-format 1)
+//	pathinfo-v2.json       the same, --json-format 2 (Nix 2.33+): base names, storeDir
+//	pathinfo-v3.json       the same, --json-format 3: structured signatures
 //	dump-db.txt            nix-store --dump-db: base16 hashes, derivers
 //	registration           closureInfo: sha256:<nix32> hashes, empty derivers
 //	references-graph       exportReferencesGraph: no hashes, no sizes
 //	guix-references-graph  the same from Guix, in /gnu/store
+//	nix-graph.dot          nix-store --query --graph: no sizes, no self-references
+//	guix-requisites        guix gc --requisites: paths only (see TestReadPathList)
+//
+// The versioned JSON forms and the Guix files are written by hand from the
+// documented formats; Nix 2.8, the version at hand, cannot write them.
 func TestLoadFixtures(t *testing.T) {
 	tests := []struct {
-		file      string
-		storeDir  string
-		withSizes bool
+		file                   string
+		storeDir               string
+		withSizes, withSelfRef bool
 	}{
-		{"pathinfo-array.json", "/nix/store", true},
-		{"pathinfo-object.json", "/nix/store", true},
-		{"dump-db.txt", "/nix/store", true},
-		{"registration", "/nix/store", true},
-		{"references-graph", "/nix/store", false},
-		{"guix-references-graph", "/gnu/store", false},
+		{"pathinfo-array.json", "/nix/store", true, true},
+		{"pathinfo-object.json", "/nix/store", true, true},
+		{"pathinfo-v2.json", "/nix/store", true, true},
+		{"pathinfo-v3.json", "/nix/store", true, true},
+		{"dump-db.txt", "/nix/store", true, true},
+		{"registration", "/nix/store", true, true},
+		{"references-graph", "/nix/store", false, true},
+		{"guix-references-graph", "/gnu/store", false, true},
+		{"nix-graph.dot", "/nix/store", false, false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.file, func(t *testing.T) {
@@ -43,7 +56,7 @@ func TestLoadFixtures(t *testing.T) {
 				t.Fatal(err)
 			}
 			checkInvariants(t, g)
-			want := helloGraphIn(t, tc.storeDir, tc.withSizes)
+			want := helloGraphIn(t, tc.storeDir, tc.withSizes, tc.withSelfRef)
 			if !sameGraph(g, want) {
 				t.Errorf("loaded graph differs from the expected one:\n got %v\nwant %v", dumpGraph(g), dumpGraph(want))
 			}
@@ -51,15 +64,20 @@ func TestLoadFixtures(t *testing.T) {
 	}
 }
 
-// helloGraphIn is helloInfos moved to storeDir, with sizes or without.
-func helloGraphIn(t *testing.T, storeDir string, withSizes bool) *Graph {
+// helloGraphIn is helloInfos moved to storeDir, with sizes or without, with
+// self-references or without.
+func helloGraphIn(t testing.TB, storeDir string, withSizes, withSelfRefs bool) *Graph {
 	infos := helloInfos(t)
 	move := func(p Path) Path { p.Dir = storeDir; return p }
 	for i := range infos {
 		infos[i].Path = move(infos[i].Path)
-		for j := range infos[i].References {
-			infos[i].References[j] = move(infos[i].References[j])
+		var refs []Path
+		for _, ref := range infos[i].References {
+			if move(ref) != infos[i].Path || withSelfRefs {
+				refs = append(refs, move(ref))
+			}
 		}
+		infos[i].References = refs
 		if !withSizes {
 			infos[i].NarSize = 0
 		}
@@ -95,6 +113,13 @@ func TestLoadAccepts(t *testing.T) {
 		{"JSON after white space", " \n\t[{\"path\":\"" + helloPath + "\",\"references\":[]}]\n", 1},
 		{"JSON null narSize", `[{"path":"` + helloPath + `","narSize":null,"references":[]}]`, 1},
 		{"JSON unknown fields", `{"` + helloPath + `":{"references":[],"closureSize":5,"x":{"y":[1]}}}`, 1},
+		{"JSON v2 store dir only at the top", `{"info":{"` + helloBase + `":{"references":["` + helloBase + `"]}},"storeDir":"/nix/store"}`, 1},
+		{"JSON v2 store dir only in entries", `{"info":{"` + helloBase + `":{"storeDir":"/gnu/store","references":[]}}}`, 1},
+		{"JSON v3 unknown top-level member", `{"version":3,"storeDir":"/s","x":{"y":[{}]},"info":{"` + helloBase + `":{"version":3,"references":[]}}}`, 1},
+		{"DOT strict, bare name, no attributes", "strict digraph nix {\n\"" + helloBase + "\"\n}", 1},
+		{"DOT comments and defaults", "digraph G { // Nix writes no comments\n/* but DOT allows them */ node [shape=box]; rankdir = LR\n\"" + helloBase + "\";}", 1},
+		{"DOT edge chain", "digraph G {\"" + idn2Base + "\" -> \"" + glibcBase + "\" -> \"" + helloBase + "\" [color = \"black\"]}", 3},
+		{"DOT escaped quote", "digraph G {\"" + helloBase + "\" [label = \"a \\\"b\\\"\"]}", 1},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -112,6 +137,7 @@ func TestLoadAccepts(t *testing.T) {
 
 func TestLoadErrors(t *testing.T) {
 	guixHello := "/gnu/store/" + hashHello + "-hello"
+	versioned := func(members string) string { return "{" + members + "}" }
 	jsonEntry := func(path string, refs ...string) string {
 		return `{"path":"` + path + `","narSize":1,"references":["` + strings.Join(refs, `","`) + `"]}`
 	}
@@ -122,7 +148,7 @@ func TestLoadErrors(t *testing.T) {
 		// Format detection.
 		{"empty", "", "graph.txt: empty graph file"},
 		{"white space only", " \n\n", "graph.txt: empty graph file"},
-		{"garbage", "hello world", `graph.txt: unknown graph format: expected nix path-info JSON or registration records starting with a store path, found "hello world"`},
+		{"garbage", "hello world", `graph.txt: unknown graph format: expected nix path-info JSON, registration records starting with a store path, nix-store --query --graph output or a store database, found "hello world"`},
 		{"records after blank line", "\n" + helloPath + "\n\n0\n", "graph.txt: registration records must start with a store path on the first line"},
 
 		// Records.
@@ -161,22 +187,72 @@ func TestLoadErrors(t *testing.T) {
 		{"JSON missing reference", "[" + jsonEntry(helloPath, glibcPath) + "]",
 			"graph.txt: " + helloPath + " references " + glibcPath + ", which is not in the graph"},
 		{"JSON invalid reference", "[" + jsonEntry(helloPath, helloPath, "/nix/store/"+hashGlibc+"-a/b") + "]",
-			`graph.txt: entry 0 ("` + helloPath + `"): reference 1: invalid store path`},
+			`graph.txt: entry 0 ("` + helloPath + `"): references: reference 1: invalid store path`},
 		{"JSON invalid path", `[{"path":"/nix/store/x","references":[]}]`, `graph.txt: entry 0 ("/nix/store/x"): invalid store path`},
 		{"JSON mixed store dirs", "[" + jsonEntry(helloPath, helloPath) + "," + jsonEntry(guixHello, guixHello) + "]",
-			`graph.txt: entry 1 ("` + guixHello + `"): invalid store path "` + guixHello + `": not in store directory /nix/store`},
+			`graph.txt: entry 1 ("` + guixHello + `"): references: reference 0: invalid store path "` + guixHello + `": not in store directory /nix/store`},
 		{"JSON no path", `[{"references":[]}]`, `graph.txt: entry 0: no "path"`},
 		{"JSON no references", `[{"path":"` + helloPath + `"}]`, `graph.txt: entry 0 ("` + helloPath + `"): no "references"`},
-		{"JSON negative size", `[{"path":"` + helloPath + `","narSize":-1,"references":[]}]`, `graph.txt: entry 0 ("` + helloPath + `"): narSize "-1" is not a byte count`},
-		{"JSON fractional size", `[{"path":"` + helloPath + `","narSize":1.5,"references":[]}]`, `narSize "1.5" is not a byte count`},
-		{"JSON wrong type", `[{"path":"` + helloPath + `","references":"x"}]`, `graph.txt: entry 0: references: unexpected JSON string`},
-		{"JSON entry not an object", `[1]`, `graph.txt: entry 0: expected an object, found a JSON number`},
-		{"JSON object entry not an object", `{"` + helloPath + `":[]}`, `graph.txt: entry 0 ("` + helloPath + `"): expected an object, found a JSON array`},
-		{"JSON syntax error", "[\n{\"path\" \"x\"}]", `graph.txt: entry 0: invalid character '"' after object key`},
-		{"JSON truncated", `[{"path":"` + helloPath + `"`, "graph.txt: entry 0: unexpected end of JSON input"},
+		{"JSON negative size", `[{"path":"` + helloPath + `","narSize":-1,"references":[]}]`, `graph.txt: entry 0 ("` + helloPath + `"): narSize: "-1" is not a byte count`},
+		{"JSON fractional size", `[{"path":"` + helloPath + `","narSize":1.5,"references":[]}]`, `narSize: "1.5" is not a byte count`},
+		{"JSON wrong type", `[{"path":"` + helloPath + `","references":"x"}]`, `graph.txt: entry 0 ("` + helloPath + `"): references: offset 81: expected '[', found a string`},
+		{"JSON entry not an object", `[1]`, `graph.txt: entry 0: offset 1: expected '{', found a number`},
+		{"JSON object entry not an object", `{"` + helloPath + `":[]}`, `graph.txt: entry 0 ("` + helloPath + `"): offset 60: expected '{', found an array`},
+		{"JSON syntax error", "[\n{\"path\" \"x\"}]", `graph.txt: entry 0: offset 10: expected ':', found a string`},
+		{"JSON truncated", `[{"path":"` + helloPath + `"`, `graph.txt: entry 0 ("` + helloPath + `"): unexpected end of JSON input`},
 		{"JSON unclosed array", "[" + jsonEntry(helloPath, helloPath), "graph.txt: unexpected end of JSON input"},
-		{"JSON trailing data", "[" + jsonEntry(helloPath, helloPath) + "] []", "graph.txt: unexpected [ after the JSON value"},
-		{"JSON trailing garbage", "[" + jsonEntry(helloPath, helloPath) + "] x", "graph.txt: invalid character 'x'"},
+		{"JSON trailing data", "[" + jsonEntry(helloPath, helloPath) + "] []", "graph.txt: offset 156: found an array after the JSON value"},
+		{"JSON trailing garbage", "[" + jsonEntry(helloPath, helloPath) + "] x", "graph.txt: offset 156: found 'x' after the JSON value"},
+		{"JSON cycle", "[" + jsonEntry(helloPath, glibcPath) + "," + jsonEntry(glibcPath, helloPath) + "]",
+			"graph.txt: reference cycle between distinct store paths, which Nix and Guix cannot build: " + glibcPath + " -> " + helloPath + " -> " + glibcPath},
+
+		// nix path-info --json --json-format 2 and 3.
+		{"v2 unsupported version", versioned(`"version":4,"storeDir":"/nix/store","info":{}`), "graph.txt: unsupported path-info JSON version 4: expected 2 or 3"},
+		{"v2 unsupported entry version", versioned(`"storeDir":"/nix/store","info":{"` + helloBase + `":{"version":1,"references":[]}}`),
+			`graph.txt: info entry 0 ("` + helloBase + `"): unsupported path-info JSON version 1`},
+		{"v2 version mismatch", versioned(`"version":2,"storeDir":"/nix/store","info":{"` + helloBase + `":{"version":3,"references":[]}}`),
+			`graph.txt: info entry 0 ("` + helloBase + `"): version 3 differs from the top-level version 2`},
+		{"v2 no store dir", versioned(`"version":2,"info":{"` + helloBase + `":{"references":[]}}`),
+			`graph.txt: info entry 0 ("` + helloBase + `"): no "storeDir", neither in the entry nor at the top level`},
+		{"v2 store dir mismatch", versioned(`"info":{"` + helloBase + `":{"storeDir":"/gnu/store","references":[]}},"storeDir":"/nix/store"`),
+			`graph.txt: info entry 0 ("` + helloBase + `"): storeDir "/gnu/store" differs from the top-level storeDir "/nix/store"`},
+		{"v2 relative store dir", versioned(`"storeDir":"nix/store","info":{}`), `graph.txt: "storeDir": store directory "nix/store" is not absolute`},
+		{"v2 store dir with dotdot", versioned(`"storeDir":"/nix/../etc","info":{}`), `graph.txt: "storeDir": store directory "/nix/../etc" is not clean`},
+		{"v2 store dir not a string", versioned(`"storeDir":5,"info":{}`), `graph.txt: "storeDir": offset 12: expected '"', found a number`},
+		{"v2 invalid path", versioned(`"storeDir":"/nix/store","info":{"` + helloBase + `":null}`),
+			`graph.txt: info entry 0 ("` + helloBase + `"): not valid (null): the path is not in the store`},
+		{"v2 absolute reference", versioned(`"storeDir":"/nix/store","info":{"` + helloBase + `":{"references":["` + helloPath + `"]}}`),
+			`graph.txt: info entry 0 ("` + helloBase + `"): reference 0: invalid base name "` + helloPath + `"`},
+		{"v2 key with slash", versioned(`"storeDir":"/nix/store","info":{"x/` + helloBase + `":{"references":[]}}`), `graph.txt: info entry 0 ("x/` + helloBase + `"): invalid base name`},
+		{"v2 missing reference", versioned(`"storeDir":"/nix/store","info":{"` + helloBase + `":{"references":["` + glibcBase + `"]}}`),
+			"graph.txt: " + helloPath + " references " + glibcPath + ", which is not in the graph"},
+		{"v2 no info", versioned(`"version":2,"storeDir":"/nix/store"`), "graph.txt: unknown JSON graph format"},
+		{"unknown JSON object", versioned(`"hello":"world"`), "graph.txt: unknown JSON graph format"},
+		{"v2 info not an object", versioned(`"info":[]`), `graph.txt: "info" (an object keyed by base name): offset 8: expected '{', found an array`},
+		{"v2 truncated", `{"storeDir":"/nix/store","info":{"` + helloBase + `":{"references":[`, `graph.txt: info entry 0 ("` + helloBase + `"): references: unexpected end of JSON input`},
+		{"v2 truncated after info", `{"info":{}`, `graph.txt: unexpected end of JSON input`},
+
+		// nix-store --query --graph.
+		{"DOT truncated", "digraph G {\n\"" + helloBase + "\" [label = \"hello\"];\n", "graph.txt:3: expected a statement, found the end of the file"},
+		{"DOT truncated string", "digraph G {\n\"" + helloBase, "graph.txt:2: unexpected end of file in the string starting on this line"},
+		{"DOT truncated attributes", "digraph G {\n\"" + helloBase + "\" [label", "graph.txt:2: unexpected end of file in the attribute list starting on this line"},
+		{"DOT not a digraph", "digraphs {}", `graph.txt:1: unknown graph format: expected nix-store --query --graph output starting with digraph, found "digraphs"`},
+		{"DOT quoted keyword", `"digraph" {}`, "graph.txt: unknown graph format"},
+		{"DOT undirected edge", "digraph {\"" + helloBase + "\" -- \"" + glibcBase + "\"}", "graph.txt:1: expected -> (undirected edges"},
+		{"DOT invalid node", "digraph {\n\n\"hello\"}", `graph.txt:3: node: invalid base name "hello"`},
+		{"DOT node with dotdot", "digraph {\"" + hashHello + "-..\"}", "graph.txt:1: node: invalid base name"},
+		{"DOT full path node", "digraph {\"" + helloPath + "\"}", "graph.txt:1: node: invalid base name"},
+		{"DOT subgraph", "digraph { subgraph x {} }", "graph.txt:1: subgraphs are not part of a store graph"},
+		{"DOT garbage after graph", "digraph {\"" + helloBase + "\"} x", `graph.txt:1: unexpected "x" after the end of the graph`},
+		{"DOT HTML string", "digraph {<x>}", `graph.txt:1: unexpected '<'`},
+		{"DOT empty", "digraph {}", "graph.txt: no store paths"},
+		{"DOT cycle", "digraph {\"" + helloBase + "\" -> \"" + glibcBase + "\" -> \"" + helloBase + "\"}", "graph.txt: reference cycle between distinct store paths"},
+
+		// A plain list of paths is not a graph.
+		{"path list", helloPath + "\n" + glibcPath + "\n" + idn2Path + "\n", "graph.txt:2: deriver " + glibcPath + " is not a .drv; is this a plain list of store paths"},
+		{"path list with derivation", helloPath + "\n/nix/store/" + hashGlibc + "-x.drv\n" + idn2Path + "\n", `graph.txt:3: reference count "` + idn2Path + `" is not a number; is this a plain list of store paths`},
+		{"records cycle", helloPath + "\n\n1\n" + glibcPath + "\n" + glibcPath + "\n\n1\n" + helloPath + "\n", "graph.txt: reference cycle between distinct store paths"},
+
 		{"JSON duplicate key with other data", `{"` + helloPath + `":{"references":[]},"` + helloPath + `":{"references":["` + helloPath + `"]}}`,
 			"graph.txt: " + helloPath + " is listed twice with different data"},
 	}
@@ -197,11 +273,13 @@ func TestLoadErrors(t *testing.T) {
 	}
 }
 
-// endless is an endless stream of a repeated pattern after a prefix; it
-// counts what is read from it.
+// endless is an endless stream after a prefix, of a repeated byte pattern
+// or, if lines is set, of lines repeated; it counts what is read from it.
 type endless struct {
 	prefix  string
 	pattern byte
+	lines   string
+	next    int // position in lines
 	read    int
 }
 
@@ -209,7 +287,12 @@ func (e *endless) Read(p []byte) (int, error) {
 	n := copy(p, e.prefix)
 	e.prefix = e.prefix[n:]
 	for i := n; i < len(p); i++ {
-		p[i] = e.pattern
+		if e.lines == "" {
+			p[i] = e.pattern
+			continue
+		}
+		p[i] = e.lines[e.next]
+		e.next = (e.next + 1) % len(e.lines)
 	}
 	e.read += len(p)
 	return len(p), nil
@@ -230,6 +313,12 @@ func TestLoadGarbageIsBounded(t *testing.T) {
 		{"endless JSON string", &endless{prefix: `[{"path":"`, pattern: 'a'}, 2 * maxEntrySize, "larger than"},
 		{"endless JSON key", &endless{prefix: `{"`, pattern: 'a'}, 2 * maxEntrySize, "larger than"},
 		{"endless references", &endless{prefix: helloPath + "\n\n99999999999999\n", pattern: '\n'}, 2 * maxLineLen, "reference: invalid store path"},
+		{"endless DOT string", &endless{prefix: "digraph G {\"", pattern: 'a'}, 2 * maxLineLen, "string longer than"},
+		{"endless DOT ID", &endless{prefix: "digraph G {", pattern: 'a'}, 2 * maxLineLen, "ID longer than"},
+		{"endless DOT attributes", &endless{prefix: "digraph G {\"" + helloBase + "\" [", pattern: 'a'}, 2 * maxLineLen, "attribute list longer than"},
+		{"endless DOT comment", &endless{prefix: "digraph G {/*", pattern: 'a'}, 2 * maxLineLen, "comment longer than"},
+		{"endless v2 key", &endless{prefix: `{"info":{"`, pattern: 'a'}, 2 * maxEntrySize, "larger than"},
+		{"endless v2 member", &endless{prefix: `{"version":3,"x":[`, pattern: ' '}, 2 * maxEntrySize, "larger than"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -242,6 +331,77 @@ func TestLoadGarbageIsBounded(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestLoadGarbage100MB feeds 100 MB of garbage after the start of each
+// format: the error must name the file, and the memory used must stay far
+// below the size of the input.
+func TestLoadGarbage100MB(t *testing.T) {
+	if testing.Short() {
+		t.Skip("reads 100 MB per format")
+	}
+	const size = 100 << 20
+	random := func(seed uint64) io.Reader {
+		return io.LimitReader(rand.NewChaCha8([32]byte{byte(seed)}), size)
+	}
+	repeat := func(prefix, line string) io.Reader {
+		return io.MultiReader(strings.NewReader(prefix), io.LimitReader(&endless{pattern: 0, lines: line}, size))
+	}
+	tests := []struct {
+		name  string
+		input io.Reader
+	}{
+		{"random", random(1)},
+		{"records then random", io.MultiReader(strings.NewReader(helloPath+"\n\n1\n"), random(2))},
+		{"records with a reference count too large", repeat(helloPath+"\n\n99999999999\n", glibcPath+"\n")},
+		{"JSON then random", io.MultiReader(strings.NewReader(`[{"path":"`+helloPath+`","references":[`), random(3))},
+		{"JSON array of one endless entry", repeat(`[{"path":"`+helloPath+`","references":["`+helloPath+`"],"x":[`, "[1,2,3],")},
+		{"DOT then random", io.MultiReader(strings.NewReader("digraph G {\n"), random(4))},
+		{"DOT with endless edges, unclosed", repeat("digraph G {\n", "\""+helloBase+"\" -> \""+glibcBase+"\" [color = \"black\"];\n")},
+		{"database header then random", io.MultiReader(strings.NewReader(sqliteHeader), random(5))},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			peak := peakHeap(t, func() {
+				if _, err := Load("garbage", tc.input); err == nil || !strings.HasPrefix(err.Error(), "garbage:") {
+					t.Errorf("Load error = %v, want one naming the file", err)
+				} else {
+					t.Log(quote(err.Error()))
+				}
+			})
+			if peak > 64<<20 {
+				t.Errorf("the heap grew by %d MiB while reading 100 MiB of garbage", peak>>20)
+			}
+		})
+	}
+}
+
+// peakHeap runs f and returns by how much the heap in use grew at most.
+func peakHeap(t *testing.T, f func()) uint64 {
+	runtime.GC()
+	var stats runtime.MemStats
+	runtime.ReadMemStats(&stats)
+	base, peak := stats.HeapInuse, stats.HeapInuse
+	done := make(chan struct{})
+	sampled := make(chan struct{})
+	go func() {
+		defer close(sampled)
+		ticker := time.NewTicker(5 * time.Millisecond)
+		defer ticker.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-ticker.C:
+				runtime.ReadMemStats(&stats)
+				peak = max(peak, stats.HeapInuse)
+			}
+		}
+	}()
+	f()
+	close(done)
+	<-sampled
+	return peak - base
 }
 
 // TestLoadReaderError checks that a failing reader is reported, not taken

@@ -181,14 +181,101 @@ func (p *Path) UnmarshalText(text []byte) error {
 // check validates a Path that may have been built by hand: it must survive a
 // round trip through its string form.
 func (p Path) check() error {
-	parsed, err := ParsePath(p.String())
-	if err != nil {
-		return err
+	if err := CheckStoreDir(p.Dir); err != nil {
+		return pathError(p.String(), err)
 	}
-	if parsed != p {
-		return fmt.Errorf("invalid store path %+v", p)
+	return p.checkBase()
+}
+
+// checkBase is check for a path whose Dir is known to be valid.
+func (p Path) checkBase() error {
+	if !isHash(p.Hash) {
+		return fmt.Errorf("invalid store path %+v: hash part %s is not 32 characters of nix32", p, quote(p.Hash))
+	}
+	if err := checkName(p.Name); err != nil {
+		return pathError(p.String(), err)
 	}
 	return nil
+}
+
+// pathParser parses the store paths of one graph file, which must all be in
+// the store directory of the first one. A file names each path many times
+// (once per reference to it): each distinct text is validated once, and
+// gets an id, a position in paths. The paths of one text share its strings.
+type pathParser struct {
+	dir   string         // the store directory; set by the first path
+	ids   map[string]int // by text: an absolute path, or a base name
+	paths []Path         // by id
+}
+
+// path returns the path with id.
+func (pp *pathParser) path(id int) Path { return pp.paths[id] }
+
+// count returns the number of ids given out.
+func (pp *pathParser) count() int { return len(pp.paths) }
+
+// parse parses an absolute store path and returns its id.
+func (pp *pathParser) parse(s string) (int, error) {
+	if id, ok := pp.ids[s]; ok {
+		return id, nil
+	}
+	return pp.parseNew(s)
+}
+
+// parseBytes is parse for a path in a byte slice, which it does not retain.
+func (pp *pathParser) parseBytes(b []byte) (int, error) {
+	if id, ok := pp.ids[string(b)]; ok { // does not allocate
+		return id, nil
+	}
+	return pp.parseNew(string(b))
+}
+
+func (pp *pathParser) parseNew(s string) (int, error) {
+	var (
+		p   Path
+		err error
+	)
+	if pp.dir == "" {
+		if p, err = ParsePath(s); err == nil {
+			pp.dir = p.Dir
+		}
+	} else if len(s) > len(pp.dir) && s[len(pp.dir)] == '/' && strings.HasPrefix(s, pp.dir) {
+		// Most paths: the store directory needs no new check.
+		p.Dir = pp.dir
+		if p.Hash, p.Name, err = splitBase(s[len(pp.dir)+1:]); err != nil {
+			_, err = ParsePathIn(pp.dir, s) // for the error message
+		}
+	} else {
+		p, err = ParsePathIn(pp.dir, s)
+	}
+	if err != nil {
+		return 0, err
+	}
+	return pp.add(s, p), nil
+}
+
+// parseBase parses a base name <hash>-<name> as a path in the store
+// directory dir, which must be valid, and returns its id. It does not
+// retain base.
+func (pp *pathParser) parseBase(dir string, base []byte) (int, error) {
+	if id, ok := pp.ids[string(base)]; ok && pp.paths[id].Dir == dir { // does not allocate
+		return id, nil
+	}
+	text := string(base)
+	hash, name, err := splitBase(text)
+	if err != nil {
+		return 0, fmt.Errorf("invalid base name %s: %w", quote(text), err)
+	}
+	return pp.add(text, Path{Dir: dir, Hash: hash, Name: name}), nil
+}
+
+func (pp *pathParser) add(text string, p Path) int {
+	if pp.ids == nil {
+		pp.ids = make(map[string]int)
+	}
+	pp.ids[text] = len(pp.paths)
+	pp.paths = append(pp.paths, p)
+	return len(pp.paths) - 1
 }
 
 // splitBase splits and validates a base name <hash>-<name>.
@@ -197,7 +284,7 @@ func splitBase(base string) (hash, name string, err error) {
 		if len(base) > hashLen && base[hashLen] == '-' {
 			return "", "", fmt.Errorf("hash part %s is not nix32 (digits and a-z without e, o, u, t)", quote(base[:hashLen]))
 		}
-		return "", "", fmt.Errorf("%s does not start with a %d-character hash and a dash", quote(base), hashLen)
+		return "", "", fmt.Errorf("the base name does not start with a %d-character hash and a dash", hashLen)
 	}
 	hash, name = base[:hashLen], base[hashLen+1:]
 	if err := checkName(name); err != nil {
@@ -209,16 +296,29 @@ func splitBase(base string) (hash, name string, err error) {
 // hasHashPrefix reports whether s starts with 32 nix32 characters and a dash,
 // i.e. whether s looks like a store path's base name.
 func hasHashPrefix(s string) bool {
-	if len(s) <= hashLen || s[hashLen] != '-' {
+	return len(s) > hashLen && s[hashLen] == '-' && isHash(s[:hashLen])
+}
+
+// isHash reports whether s is a hash part: 32 characters of nix32.
+func isHash(s string) bool {
+	if len(s) != hashLen {
 		return false
 	}
 	for i := 0; i < hashLen; i++ {
-		if strings.IndexByte(hashAlphabet, s[i]) < 0 {
+		if !isHashByte[s[i]] {
 			return false
 		}
 	}
 	return true
 }
+
+// isHashByte tells which bytes can occur in a hash part.
+var isHashByte = func() (table [256]bool) {
+	for i := 0; i < len(hashAlphabet); i++ {
+		table[hashAlphabet[i]] = true
+	}
+	return table
+}()
 
 // checkName validates the name part of a store path.
 func checkName(name string) error {
@@ -245,6 +345,15 @@ func isNameChar(c byte) bool {
 		return true
 	}
 	return strings.IndexByte("+-._?=", c) >= 0
+}
+
+// joinPaths joins the String forms of paths with sep.
+func joinPaths(paths []Path, sep string) string {
+	s := make([]string, len(paths))
+	for i, p := range paths {
+		s[i] = p.String()
+	}
+	return strings.Join(s, sep)
 }
 
 func pathError(s string, err error) error {

@@ -20,6 +20,9 @@ const (
 	idn2Path   = "/nix/store/" + hashIdn2 + "-libidn2-2.3.7"
 	unistrPath = "/nix/store/" + hashUnistr + "-libunistring-1.2"
 	libgccPath = "/nix/store/" + hashLibgcc + "-xgcc-13.3.0-libgcc"
+	helloBase  = hashHello + "-hello-2.12.1"
+	glibcBase  = hashGlibc + "-glibc-2.39-52"
+	idn2Base   = hashIdn2 + "-libidn2-2.3.7"
 )
 
 func TestParsePathValid(t *testing.T) {

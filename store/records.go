@@ -2,6 +2,7 @@ package store
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -27,6 +28,11 @@ import (
 // the line after the first path tells which: a store path or an empty line
 // is a deriver (short form), a hash means the long form.
 
+// pathListHint explains the likeliest cause of a record file with store
+// paths where numbers or derivers belong.
+const pathListHint = "is this a plain list of store paths (guix gc --requisites, nix-store --query --requisites, closureInfo's store-paths)? " +
+	"A list has no references: leave the graph out so that the store is scanned for them, or export a graph (nix path-info --json --recursive, nix-store --dump-db, exportReferencesGraph)"
+
 // recordForm is the shape of the records of one file.
 type recordForm int
 
@@ -42,31 +48,39 @@ type recordScanner struct {
 	line    int // number of the line last returned
 }
 
-// next returns the next line; ok is false at the end of the input.
-func (s *recordScanner) next() (line string, ok bool, err error) {
+func newRecordScanner(name string, r io.Reader) *recordScanner {
+	scanner := bufio.NewScanner(r)
+	scanner.Buffer(make([]byte, 0, 4096), maxLineLen)
+	return &recordScanner{name: name, scanner: scanner}
+}
+
+// next returns the next line, valid until the following call; ok is false
+// at the end of the input.
+func (s *recordScanner) next() (line []byte, ok bool, err error) {
 	if !s.scanner.Scan() {
 		if err := s.scanner.Err(); err != nil {
 			if errors.Is(err, bufio.ErrTooLong) {
-				return "", false, fmt.Errorf("%s:%d: line longer than %d bytes", s.name, s.line+1, maxLineLen)
+				return nil, false, fmt.Errorf("%s:%d: line longer than %d bytes", s.name, s.line+1, maxLineLen)
 			}
-			return "", false, fmt.Errorf("%s: %w", s.name, err)
+			return nil, false, fmt.Errorf("%s: %w", s.name, err)
 		}
-		return "", false, nil
+		return nil, false, nil
 	}
 	s.line++
-	return s.scanner.Text(), true, nil
+	return s.scanner.Bytes(), true, nil
 }
 
 // expect is next for a line that must exist; what names it in the error.
-func (s *recordScanner) expect(what string) (string, error) {
+func (s *recordScanner) expect(what string) ([]byte, error) {
 	line, ok, err := s.next()
-	if err != nil {
-		return "", err
+	if err == nil && !ok {
+		err = s.unexpectedEOF(what)
 	}
-	if !ok {
-		return "", fmt.Errorf("%s:%d: unexpected end of file, expected %s", s.name, s.line+1, what)
-	}
-	return line, nil
+	return line, err
+}
+
+func (s *recordScanner) unexpectedEOF(what string) error {
+	return fmt.Errorf("%s:%d: unexpected end of file, expected %s", s.name, s.line+1, what)
 }
 
 // errorf returns an error located at the current line.
@@ -74,58 +88,57 @@ func (s *recordScanner) errorf(format string, args ...any) error {
 	return fmt.Errorf("%s:%d: %s", s.name, s.line, fmt.Sprintf(format, args...))
 }
 
-// record is one parsed record with the line numbers needed for later errors.
+// record is one parsed record, with the line numbers needed for later
+// errors.
 type record struct {
-	info     Info
+	idNode
 	line     int // of the store path
 	refLines int // of the first reference; reference i is on refLines+i
 }
 
 // readRecords reads registration records in either form, and checks that
-// every reference names a path of the file.
-func readRecords(name string, r io.Reader) ([]Info, error) {
-	scanner := bufio.NewScanner(r)
-	scanner.Buffer(make([]byte, 0, 4096), maxLineLen)
-	s := &recordScanner{name: name, scanner: scanner}
-
+// every reference names a path of the file. It returns the paths by id and
+// the nodes.
+func readRecords(name string, r io.Reader) ([]Path, []idNode, error) {
+	s := newRecordScanner(name, r)
 	var (
-		records  []record
-		form     recordForm
-		storeDir string
+		records []record
+		form    recordForm
+		paths   pathParser
 	)
 	for {
 		line, ok, err := s.next()
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		if !ok {
 			break
 		}
-		if line == "" && len(records) > 0 {
+		if len(line) == 0 && len(records) > 0 {
 			// Tolerate blank lines at the end of the file (an extra
 			// newline from an editor or `echo`), nothing else after them.
 			if err := s.expectBlankToEnd(); err != nil {
-				return nil, err
+				return nil, nil, err
 			}
 			break
 		}
-		rec, err := s.readRecord(line, &form, &storeDir, len(records) == 0)
+		rec, err := s.readRecord(line, &form, &paths, len(records) == 0)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		records = append(records, rec)
 	}
-	return checkRecords(name, records)
+	nodes, err := checkRecords(name, records, &paths)
+	return paths.paths, nodes, err
 }
 
 // readRecord reads the record whose path line has just been read.
-func (s *recordScanner) readRecord(pathLine string, form *recordForm, storeDir *string, first bool) (record, error) {
+func (s *recordScanner) readRecord(pathLine []byte, form *recordForm, paths *pathParser, first bool) (record, error) {
 	rec := record{line: s.line}
-	p, err := parseInStore(storeDir, pathLine)
-	if err != nil {
+	var err error
+	if rec.path, err = paths.parseBytes(pathLine); err != nil {
 		return record{}, s.errorf("%v", err)
 	}
-	rec.info.Path = p
 
 	line, err := s.expect("a NAR hash or a deriver")
 	if err != nil {
@@ -133,23 +146,23 @@ func (s *recordScanner) readRecord(pathLine string, form *recordForm, storeDir *
 	}
 	if first {
 		switch {
-		case line == "" || strings.HasPrefix(line, "/"):
+		case len(line) == 0 || line[0] == '/':
 			*form = shortForm
-		case isNarHash(line):
+		case isNarHash(string(line)):
 			*form = longForm
 		default:
-			return record{}, s.errorf("after the store path expected a NAR hash (dump-db and registration form) or a deriver store path or empty line (exportReferencesGraph form), found %s", quote(line))
+			return record{}, s.errorf("after the store path expected a NAR hash (dump-db and registration form) or a deriver store path or empty line (exportReferencesGraph form), found %s", quote(string(line)))
 		}
 	}
 	if *form == longForm {
-		if !isNarHash(line) {
-			return record{}, s.errorf("expected a sha256 NAR hash, found %s", quote(line))
+		if !isNarHash(string(line)) {
+			return record{}, s.errorf("expected a sha256 NAR hash, found %s", quote(string(line)))
 		}
 		if line, err = s.expect("a NAR size"); err != nil {
 			return record{}, err
 		}
-		if rec.info.NarSize, err = strconv.ParseUint(line, 10, 64); err != nil {
-			return record{}, s.errorf("NAR size %s is not a number", quote(line))
+		if rec.narSize, err = strconv.ParseUint(string(line), 10, 64); err != nil {
+			return record{}, s.errorf("NAR size %s is not a number", quote(string(line)))
 		}
 		if line, err = s.expect("a deriver"); err != nil {
 			return record{}, err
@@ -157,37 +170,43 @@ func (s *recordScanner) readRecord(pathLine string, form *recordForm, storeDir *
 	}
 	// The deriver is not part of the graph, but it must be a derivation if
 	// it is there at all: anything else means the records are misaligned.
-	if line != "" {
-		deriver, err := ParsePathIn(*storeDir, line)
+	if len(line) > 0 {
+		id, err := paths.parseBytes(line)
 		if err != nil {
 			return record{}, s.errorf("deriver: %v", err)
 		}
-		if !strings.HasSuffix(deriver.Name, ".drv") {
+		if deriver := paths.path(id); !strings.HasSuffix(deriver.Name, ".drv") {
 			// The likeliest cause: a plain list of paths, one per line.
-			return record{}, s.errorf("deriver %s is not a .drv; is this a list of store paths (such as closureInfo's store-paths)? It has no references: use the registration file", deriver)
+			return record{}, s.errorf("deriver %s is not a .drv; %s", deriver, pathListHint)
 		}
 	}
 
 	if line, err = s.expect("a reference count"); err != nil {
 		return record{}, err
 	}
-	count, err := strconv.ParseUint(line, 10, 64)
+	count, err := strconv.ParseUint(string(line), 10, 64)
 	if err != nil {
-		return record{}, s.errorf("reference count %s is not a number", quote(line))
+		if bytes.HasPrefix(line, []byte("/")) {
+			return record{}, s.errorf("reference count %s is not a number; %s", quote(string(line)), pathListHint)
+		}
+		return record{}, s.errorf("reference count %s is not a number", quote(string(line)))
 	}
 	rec.refLines = s.line + 1
 	// References are read one by one rather than preallocated: count is
 	// untrusted, and a huge one must fail at the end of file, not in make.
 	for i := uint64(0); i < count; i++ {
-		line, err := s.expect(fmt.Sprintf("reference %d of %d", i+1, count))
+		line, ok, err := s.next()
 		if err != nil {
 			return record{}, err
 		}
-		ref, err := ParsePathIn(*storeDir, line)
+		if !ok {
+			return record{}, s.unexpectedEOF(fmt.Sprintf("reference %d of %d", i+1, count))
+		}
+		ref, err := paths.parseBytes(line)
 		if err != nil {
 			return record{}, s.errorf("reference: %v", err)
 		}
-		rec.info.References = append(rec.info.References, ref)
+		rec.refs = append(rec.refs, ref)
 	}
 	return rec, nil
 }
@@ -199,8 +218,8 @@ func (s *recordScanner) expectBlankToEnd() error {
 		if err != nil || !ok {
 			return err
 		}
-		if line != "" {
-			return s.errorf("expected a store path, found %s after a blank line", quote(line))
+		if len(line) > 0 {
+			return s.errorf("expected a store path, found %s after a blank line", quote(string(line)))
 		}
 	}
 }
@@ -208,49 +227,29 @@ func (s *recordScanner) expectBlankToEnd() error {
 // checkRecords checks what needs the whole file, so that errors can still
 // point at lines: every reference names a path of the file, and a path listed
 // twice has the same data both times.
-func checkRecords(name string, records []record) ([]Info, error) {
-	byPath := make(map[Path]int, len(records)) // first record of each path
-	infos := make([]Info, len(records))
+func checkRecords(name string, records []record, paths *pathParser) ([]idNode, error) {
+	firstRecord := make([]int, paths.count()) // by path id: 1 + the index of its first record, or 0
+	nodes := make([]idNode, 0, len(records))
 	for i, rec := range records {
-		infos[i] = rec.info
-		first, seen := byPath[rec.info.Path]
-		if !seen {
-			byPath[rec.info.Path] = i
+		if first := firstRecord[rec.path]; first != 0 {
+			if !sameNode(records[first-1].idNode, rec.idNode) {
+				return nil, fmt.Errorf("%s:%d: %s is listed again (first at line %d) with different data",
+					name, rec.line, paths.path(rec.path), records[first-1].line)
+			}
 			continue
 		}
-		if !sameInfo(records[first].info, rec.info) {
-			return nil, fmt.Errorf("%s:%d: %s is listed again (first at line %d) with different data",
-				name, rec.line, rec.info.Path, records[first].line)
-		}
+		firstRecord[rec.path] = i + 1
+		nodes = append(nodes, rec.idNode)
 	}
 	for _, rec := range records {
-		for i, ref := range rec.info.References {
-			if _, ok := byPath[ref]; !ok {
+		for k, ref := range rec.refs {
+			if firstRecord[ref] == 0 {
 				return nil, fmt.Errorf("%s:%d: %s references %s, which is not in the file",
-					name, rec.refLines+i, rec.info.Path, ref)
+					name, rec.refLines+k, paths.path(rec.path), paths.path(ref))
 			}
 		}
 	}
-	return infos, nil
-}
-
-// sameInfo compares two infos whose references may be in any order.
-func sameInfo(a, b Info) bool {
-	if a.NarSize != b.NarSize {
-		return false
-	}
-	refs := make(map[Path]bool, len(a.References))
-	for _, ref := range a.References {
-		refs[ref] = true
-	}
-	other := make(map[Path]bool, len(b.References))
-	for _, ref := range b.References {
-		if !refs[ref] {
-			return false
-		}
-		other[ref] = true
-	}
-	return len(other) == len(refs)
+	return nodes, nil
 }
 
 // isNarHash reports whether s is a SHA-256 hash in one of the notations Nix

@@ -1,8 +1,10 @@
 // Command storepack-frontend is the BuildKit gateway frontend that builds
 // `# syntax=storepack` manifests. Dockerfile.frontend packs it into an image.
 //
-// Run inside the builder with the argument "write-stage" it writes the LINK
-// and DIR entries of an image instead, on builders whose FileOps cannot.
+// Run inside the builder it also does what FileOps cannot: with the
+// argument "write-stage" it writes the LINK and DIR entries of an image on
+// older builders, with "find-hashes" it scans store paths for references
+// when a manifest has no GRAPH.
 package main
 
 import (
@@ -17,14 +19,17 @@ import (
 )
 
 func main() {
-	if len(os.Args) == 4 && os.Args[1] == llb.HelperCommand {
-		if err := writeStage(os.Args[2], os.Args[3]); err != nil {
-			fmt.Fprintln(os.Stderr, "storepack-frontend:", err)
-			os.Exit(1)
-		}
-		return
+	ctx := appcontext.Context()
+	var err error
+	switch {
+	case len(os.Args) == 4 && os.Args[1] == llb.HelperCommand:
+		err = writeStage(os.Args[2], os.Args[3])
+	case len(os.Args) == 5 && os.Args[1] == frontend.FindHashesCommand:
+		err = frontend.RunFindHashes(ctx, os.Args[2], os.Args[3], os.Args[4])
+	default:
+		err = grpcclient.RunFromEnvironment(ctx, frontend.Build)
 	}
-	if err := grpcclient.RunFromEnvironment(appcontext.Context(), frontend.Build); err != nil {
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "storepack-frontend:", err)
 		os.Exit(1)
 	}

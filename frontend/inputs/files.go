@@ -120,6 +120,11 @@ func (h HostSource) Context(context.Context, []string) (Files, error) {
 	return DirFiles(h.ContextDir), nil
 }
 
+// Discover implements Source by scanning the store directory.
+func (h HostSource) Discover(ctx context.Context, roots []store.Path) (*store.Graph, error) {
+	return store.Discover(ctx, h.StoreDir, roots)
+}
+
 // Store implements Source.
 func (h HostSource) Store(ctx context.Context, paths []store.Path, graph *store.Graph) (Files, error) {
 	files := DirFiles(h.StoreDir)

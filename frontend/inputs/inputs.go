@@ -29,11 +29,15 @@ type Source interface {
 	// *MissingPathError naming one it lacks (with a path that references
 	// it, when graph is given).
 	Store(ctx context.Context, paths []store.Path, graph *store.Graph) (Files, error)
+	// Discover finds the closure of roots by scanning the store, for a
+	// platform that has no GRAPH.
+	Discover(ctx context.Context, roots []store.Path) (*store.Graph, error)
 }
 
 // Inputs is what the build context gives a manifest, read once for every
 // target platform.
 type Inputs struct {
+	src      Source
 	closures []closureInput // in manifest order
 	graphs   []graphInput
 }
@@ -54,7 +58,7 @@ type graphInput struct {
 // Read resolves every CLOSURE's roots, loads every GRAPH, and tells from
 // their ELF files which platform each closure's roots are built for.
 func Read(ctx context.Context, m *manifest.Manifest, src Source) (*Inputs, error) {
-	in := &Inputs{}
+	in := &Inputs{src: src}
 	// Read every context file the manifest names in one transfer.
 	var names []string
 	for _, g := range m.Graphs {
@@ -151,8 +155,9 @@ type Closure struct {
 	Location manifest.Location // of the first CLOSURE
 }
 
-// ForPlatform selects the closures and graphs for p and computes the closure.
-func (in *Inputs) ForPlatform(p ocispecs.Platform) (*Closure, error) {
+// ForPlatform selects the closures and graphs for p and computes the
+// closure; without a GRAPH for p, the Source discovers it.
+func (in *Inputs) ForPlatform(ctx context.Context, p ocispecs.Platform) (*Closure, error) {
 	c := &Closure{Vars: map[string]string{}}
 	var rootLocs []manifest.Location // the CLOSURE of each root
 	var builtFor []string
@@ -203,7 +208,14 @@ func (in *Inputs) ForPlatform(p ocispecs.Platform) (*Closure, error) {
 		}
 	}
 	if first == nil {
-		return nil, parser.WithLocation(errors.Errorf("no GRAPH for platform %s: export the closure's reference graph, e.g. `nix path-info --json --recursive ./result > graph.json`, and add `GRAPH graph.json`", platforms.Format(p)), c.Location)
+		graph, err := in.src.Discover(ctx, c.Roots)
+		if err != nil {
+			return nil, parser.WithLocation(err, c.Location)
+		}
+		if c.Graph, err = graph.Closure(c.Roots...); err != nil {
+			return nil, err
+		}
+		return c, nil
 	}
 	graph, err := store.NewGraph(infos)
 	if err != nil {

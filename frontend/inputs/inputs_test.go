@@ -65,7 +65,7 @@ func TestForPlatformByDetection(t *testing.T) {
 	}
 	for spec, wantApp := range map[string]string{"linux/amd64": "app-amd64", "linux/arm/v7": "app-arm", "armhf-linux": "app-arm"} {
 		p, _ := ParsePlatform(spec)
-		c, err := in.ForPlatform(p)
+		c, err := in.ForPlatform(context.Background(), p)
 		if err != nil {
 			t.Fatalf("%s: %v", spec, err)
 		}
@@ -80,7 +80,7 @@ func TestForPlatformByDetection(t *testing.T) {
 		}
 	}
 	arm64, _ := ParsePlatform("linux/arm64")
-	_, err = in.ForPlatform(arm64)
+	_, err = in.ForPlatform(context.Background(), arm64)
 	if err == nil || !strings.Contains(err.Error(), "no CLOSURE for platform linux/arm64") || !strings.Contains(err.Error(), "./result-arm is built for linux/arm") {
 		t.Errorf("arm64: %v", err)
 	}
@@ -111,7 +111,7 @@ func TestReadErrors(t *testing.T) {
 		t.Fatal(err)
 	}
 	amd64, _ := ParsePlatform("linux/amd64")
-	if _, err := in.ForPlatform(amd64); err == nil || !strings.Contains(err.Error(), "is not in the GRAPH files") {
+	if _, err := in.ForPlatform(context.Background(), amd64); err == nil || !strings.Contains(err.Error(), "is not in the GRAPH files") {
 		t.Errorf("root missing from the graph: %v", err)
 	}
 }

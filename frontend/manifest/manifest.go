@@ -83,6 +83,9 @@ type Graph struct {
 type Layers struct {
 	Max      int    // budget counting every layer of the image
 	Strategy string // empty: the default strategy
+	// Previous names an image whose recorded layer plan the new plan keeps
+	// where that ships fewer bytes; empty: none.
+	Previous string
 	Location Location
 }
 
@@ -270,13 +273,13 @@ func (p *parse) storeInstruction(name string, flags map[string]string, args []st
 		}
 		p.m.Graphs = append(p.m.Graphs, Graph{Platform: flags["platform"], File: args[0], Location: loc})
 	case "layers":
-		if err := checkFlags(name, flags, "max", "strategy"); err != nil {
+		if err := checkFlags(name, flags, "max", "strategy", "previous"); err != nil {
 			return err
 		}
 		if len(args) != 0 {
-			return errors.New("LAYERS takes only flags: LAYERS [--max=N] [--strategy=NAME]")
+			return errors.New("LAYERS takes only flags: LAYERS [--max=N] [--strategy=NAME] [--previous=IMAGE]")
 		}
-		l := Layers{Max: DefaultMaxLayers, Strategy: flags["strategy"], Location: loc}
+		l := Layers{Max: DefaultMaxLayers, Strategy: flags["strategy"], Previous: flags["previous"], Location: loc}
 		if v, ok := flags["max"]; ok {
 			n, err := strconv.Atoi(v)
 			if err != nil || n < 1 {

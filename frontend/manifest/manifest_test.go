@@ -17,7 +17,7 @@ STORE /gnu/store
 CLOSURE ./result /gnu/store/00000000000000000000000000000000-extra
 CLOSURE --platform=linux/arm/v7 ./result-arm
 GRAPH graph-$VERSION.json
-LAYERS --max=20 --strategy=per-path
+LAYERS --max=20 --strategy=per-path --previous=registry.example/app:$VERSION
 LINK /bin -> bin
 LINK /etc/ssl -> /gnu/store/00000000000000000000000000000000-extra/etc/ssl
 DIR --mode=1777 /tmp /var/tmp
@@ -53,7 +53,7 @@ CMD ["--port", "8080"]
 	if m.Graphs[0].File != "graph-1.0.json" {
 		t.Errorf("graph = %+v", m.Graphs[0])
 	}
-	if m.Layers.Max != 20 || m.Layers.Strategy != "per-path" {
+	if m.Layers.Max != 20 || m.Layers.Strategy != "per-path" || m.Layers.Previous != "registry.example/app:1.0" {
 		t.Errorf("layers = %+v", m.Layers)
 	}
 	if len(m.Links) != 2 || m.Links[0].Path != "/bin" || m.Links[0].Target != "bin" {

@@ -1,0 +1,72 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/storepack/storepack/layering"
+	"github.com/storepack/storepack/store"
+)
+
+// TestPreviousLayout builds two releases through the frontend; the second
+// reads the first image's plan from the registry (LAYERS --previous) and
+// must reuse every layer that holds no changed path, with the same digest.
+func TestPreviousLayout(t *testing.T) {
+	repo := bed.registry + "/storepack-e2e/previous"
+	v1 := nixClosure(t, "--argstr", "appVersion", "1")
+	v2 := nixClosure(t, "--argstr", "appVersion", "2")
+	build := func(c closure, tag, layers string) platformImage {
+		df := writeFile(t, c.dir, "app.storepack", manifest("./result", "path-info.json", layers))
+		if r := buildxBuild(t, "-f", df, "--build-context", "store=/nix/store", "-t", repo+":"+tag, "--push", c.dir); r.err != nil {
+			t.Fatalf("build failed:\n%s", r)
+		}
+		images := readImages(t, repo, tag)
+		if len(images) != 1 {
+			t.Fatalf("%s:%s has %d images", repo, tag, len(images))
+		}
+		return images[0]
+	}
+	// A budget smaller than the closure, so that paths share layers.
+	first := build(v1, "1", "LAYERS --max=3")
+	second := build(v2, "2", "LAYERS --max=3 --previous="+repo+":1")
+
+	oldPaths := map[store.Path]bool{}
+	for _, p := range v1.paths {
+		oldPaths[p] = true
+	}
+	reusable := 0 // layers of the first release without the application
+	for _, l := range first.plan.Layers {
+		if !slices.Contains(l.Paths, v1.root) {
+			reusable++
+		}
+	}
+	reused := 0
+	for i, l := range second.plan.Layers {
+		if slices.ContainsFunc(l.Paths, func(p store.Path) bool { return !oldPaths[p] }) {
+			continue // holds the new application
+		}
+		j := slices.IndexFunc(first.plan.Layers, func(o layering.Layer) bool { return slices.Equal(o.Paths, l.Paths) })
+		if j < 0 {
+			t.Errorf("layer %d (%s) holds only unchanged paths but is no layer of the previous release", i, l.Key)
+			continue
+		}
+		reused++
+		if first.manifest.Layers[j].Digest != second.manifest.Layers[i].Digest {
+			t.Errorf("layer %s is reused but its digest changed", l.Key)
+		}
+	}
+	if reused != reusable {
+		t.Errorf("reused %d layers of the previous release, want %d", reused, reusable)
+	}
+
+	// An image without a recorded plan is refused, naming it.
+	busybox := bed.registry + "/library/busybox:latest"
+	df := writeFile(t, v2.dir, "app.storepack", manifest("./result", "path-info.json", "LAYERS --previous="+busybox))
+	r := buildxBuild(t, "-f", df, "--build-context", "store=/nix/store", v2.dir)
+	if r.err == nil || !strings.Contains(r.out, "records no layer plan") || !strings.Contains(r.out, busybox) {
+		t.Errorf("previous image without a plan:\n%s", r)
+	}
+}

@@ -1,0 +1,220 @@
+package layering
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"reflect"
+	"slices"
+	"testing"
+
+	"github.com/storepack/storepack/layering/internal/corpus"
+	"github.com/storepack/storepack/store"
+)
+
+// pythonApp is an application with two small private modules on top of a
+// big interpreter library and libc.
+func pythonApp(t testing.TB, appSeed string) *store.Graph {
+	return graphOf(t, []node{
+		{name: "app-1.0", refs: []string{"mod1-1.0", "mod2-1.0", "libpython-3.12"}, size: 1 << 20, hashSeed: appSeed},
+		{name: "mod1-1.0", refs: []string{"libpython-3.12"}, size: 10 << 10},
+		{name: "mod2-1.0", refs: []string{"libpython-3.12"}, size: 10 << 10},
+		{name: "libpython-3.12", refs: []string{"glibc-2.39"}, size: 50 << 20},
+		{name: "glibc-2.39", size: 30 << 20},
+	})
+}
+
+func TestStorepack(t *testing.T) {
+	g := pythonApp(t, "")
+	tests := []struct {
+		maxLayers int
+		want      string
+	}{
+		// Room for every path: one layer each, the lower bound on what
+		// any plan pushes. Most stable first: glibc's closure is 1 path,
+		// libpython's 2, the modules' 3; the application counts as more.
+		{maxLayers: 5, want: "glibc-2.39[glibc-2.39]31457280 | libpython-3.12[libpython-3.12]52428800 | " +
+			"mod1-1.0[mod1-1.0]10240 | mod2-1.0[mod2-1.0]10240 | app-1.0[app-1.0]1048576"},
+		// The cheapest joins put the small modules with the application
+		// (they change with it whenever libpython or glibc does); the big
+		// libraries keep their own layers.
+		{maxLayers: 3, want: "glibc-2.39[glibc-2.39]31457280 | libpython-3.12[libpython-3.12]52428800 | " +
+			"app-1.0" + sortedNames("app-1.0", "mod1-1.0", "mod2-1.0") + "1069056"},
+		// Then libpython joins glibc, which re-ships glibc with every
+		// libpython release, rather than libpython joining the application,
+		// which would re-ship 50 MiB with every application release.
+		{maxLayers: 2, want: "libpython-3.12" + sortedNames("libpython-3.12", "glibc-2.39") + "83886080 | " +
+			"app-1.0" + sortedNames("app-1.0", "mod1-1.0", "mod2-1.0") + "1069056"},
+		{maxLayers: 1, want: "libpython-3.12" + sortedNames("app-1.0", "mod1-1.0", "mod2-1.0", "libpython-3.12", "glibc-2.39") + "84955136"},
+	}
+	for _, tc := range tests {
+		t.Run(fmt.Sprint("budget ", tc.maxLayers), func(t *testing.T) {
+			plan, err := Build(g, Options{Strategy: "storepack", MaxLayers: tc.maxLayers})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := summary(plan); got != tc.want {
+				t.Errorf("plan\n  %s\nwant\n  %s", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestStorepackKeepsPreviousLayers(t *testing.T) {
+	first, err := Build(pythonApp(t, "release 1"), Options{Strategy: "storepack", MaxLayers: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A new application build: its path changes, the rest stays.
+	second := pythonApp(t, "release 2")
+	plan, err := Build(second, Options{Strategy: "storepack", MaxLayers: 3, Previous: &first})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(plan.Layers[:2], first.Layers[:2]) {
+		t.Errorf("library layers changed:\n  %s\nwas\n  %s", summary(plan), summary(first))
+	}
+
+	// The previous layout only names paths: the same plan as if the
+	// application layer had never been there.
+	withoutApp := first
+	withoutApp.Layers = first.Layers[:2]
+	again, err := Build(second, Options{Strategy: "storepack", MaxLayers: 3, Previous: &withoutApp})
+	if err != nil || !reflect.DeepEqual(again, plan) {
+		t.Errorf("plan with the whole layers only = %s, %v; want %s", summary(again), err, summary(plan))
+	}
+}
+
+func TestStorepackGivesUpPreviousLayersForTheBudget(t *testing.T) {
+	g := pythonApp(t, "")
+	previous, err := Build(g, Options{Strategy: "storepack", MaxLayers: 5})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Five whole layers, a budget of three: the two cheapest joins are
+	// those of the small modules, which cost their own few bytes to push
+	// again, and the big libraries keep their layers.
+	plan, err := Build(g, Options{Strategy: "storepack", MaxLayers: 3, Previous: &previous})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(layerKeysOf(plan), []string{"glibc-2.39", "libpython-3.12", "app-1.0"}) || !reflect.DeepEqual(plan.Layers[:2], previous.Layers[:2]) {
+		t.Errorf("plan\n  %s\nfrom previous\n  %s", summary(plan), summary(previous))
+	}
+}
+
+func TestStorepackDistrustsThePreviousPlan(t *testing.T) {
+	g := helloClosure(t)
+	paths := g.Paths()
+	stranger := pathFor("not-in-the-graph", "")
+	previous := &Plan{Strategy: "whatever", Layers: []Layer{
+		{Key: "a", Paths: []store.Path{paths[0], paths[1]}},
+		{Key: "a", Paths: []store.Path{paths[1], paths[2]}}, // paths[1] again: not whole any more
+		{Key: "b", Paths: []store.Path{paths[3], stranger}}, // a path the graph does not have
+		{Key: "empty"},
+		{Key: "c", Paths: []store.Path{paths[4], paths[4]}}, // a path twice
+	}}
+	for _, maxLayers := range []int{1, 2, 3, 5} {
+		plan, err := Build(g, Options{Strategy: "storepack", MaxLayers: maxLayers, Previous: previous})
+		if err != nil {
+			t.Fatalf("budget %d: %v", maxLayers, err) // Build checks the plan
+		}
+		if maxLayers == 5 && !slices.ContainsFunc(plan.Layers, func(l Layer) bool { return slices.Equal(l.Paths, previous.Layers[0].Paths) }) {
+			t.Errorf("budget %d: the one whole layer is gone: %s", maxLayers, summary(plan))
+		}
+	}
+}
+
+func TestStorepackJoinsUnlinkedParts(t *testing.T) {
+	// Four roots with nothing in common: no reference links them, yet
+	// the budget must hold.
+	g := graphOf(t, []node{{name: "a", size: 1}, {name: "b", size: 2}, {name: "c", size: 3}, {name: "d", size: 4}})
+	for maxLayers := 1; maxLayers <= 4; maxLayers++ {
+		plan, err := Build(g, Options{Strategy: "storepack", MaxLayers: maxLayers})
+		if err != nil || len(plan.Layers) != maxLayers {
+			t.Errorf("budget %d: %s, %v", maxLayers, summary(plan), err)
+		}
+	}
+}
+
+// TestStorepackLargeGraph takes the coarsening shortcut for graphs of more
+// than coarsenAbove paths, and must stay within budget and deterministic.
+func TestStorepackLargeGraph(t *testing.T) {
+	g, err := corpus.Synthetic(3*coarsenAbove, 7)
+	if err != nil {
+		t.Fatal(err)
+	}
+	infos := make([]store.Info, 0, g.Len())
+	for _, p := range g.Paths() {
+		info, _ := g.Info(p)
+		infos = append(infos, info)
+	}
+	rng := rand.New(rand.NewPCG(3, 4))
+	rng.Shuffle(len(infos), func(i, j int) { infos[i], infos[j] = infos[j], infos[i] })
+	shuffled, err := store.NewGraph(infos)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, maxLayers := range []int{1, 20, 100, 3000} {
+		opt := Options{Strategy: "storepack", MaxLayers: maxLayers}
+		plan, err := Build(g, opt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(plan.Layers) != maxLayers {
+			t.Errorf("budget %d: %d layers", maxLayers, len(plan.Layers))
+		}
+		again, err := Build(shuffled, opt)
+		if err != nil || !reflect.DeepEqual(again, plan) {
+			t.Errorf("budget %d: plan differs after shuffling the input (%v)", maxLayers, err)
+		}
+		opt.Previous = &plan
+		if again, err := Build(g, opt); err != nil || !reflect.DeepEqual(again.Layers, plan.Layers) {
+			t.Errorf("budget %d: with itself as the previous plan, the plan changed (%v)", maxLayers, err)
+		}
+	}
+}
+
+func TestStorepackDeterministicWithPrevious(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	infos := randomDAG(rng, 120)
+	g, err := store.NewGraph(infos)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The previous release: the same graph less its first path, with
+	// another budget.
+	older, err := store.NewGraph(infos[1:])
+	if err != nil {
+		t.Fatal(err)
+	}
+	previous, err := Build(older, Options{Strategy: "storepack", MaxLayers: 9})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, maxLayers := range []int{1, 5, 9, 30, 200} {
+		want, err := Build(g, Options{Strategy: "storepack", MaxLayers: maxLayers, Previous: &previous})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for round := range 3 {
+			shuffled := slices.Clone(infos)
+			rng.Shuffle(len(shuffled), func(i, j int) { shuffled[i], shuffled[j] = shuffled[j], shuffled[i] })
+			g2, err := store.NewGraph(shuffled)
+			if err != nil {
+				t.Fatal(err)
+			}
+			reordered := previous
+			reordered.Layers = slices.Clone(previous.Layers)
+			rng.Shuffle(len(reordered.Layers), func(i, j int) {
+				reordered.Layers[i], reordered.Layers[j] = reordered.Layers[j], reordered.Layers[i]
+			})
+			got, err := Build(g2, Options{Strategy: "storepack", MaxLayers: maxLayers, Previous: &reordered})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(got, want) {
+				t.Fatalf("budget %d, round %d: plan differs after shuffling the input", maxLayers, round)
+			}
+		}
+	}
+}

@@ -1,0 +1,164 @@
+package store
+
+import (
+	"database/sql"
+	"errors"
+	"fmt"
+	"io"
+	"net/url"
+	"os"
+	"path/filepath"
+
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+)
+
+// sqliteHeader starts every SQLite 3 database file.
+const sqliteHeader = "SQLite format 3\x00"
+
+// LoadDB reads the graph of a whole store from its SQLite database: Nix's
+// /nix/var/nix/db/db.sqlite or Guix's /var/guix/db/db.sqlite. Both have the
+// tables ValidPaths (id, path, …, narSize, …; Nix has more columns than Guix)
+// and Refs (referrer, reference), which hold ValidPaths ids. A NULL narSize
+// (written by old versions) is an unknown size. Take the closure of the
+// paths you need with Graph.Closure.
+//
+// The database is opened read-only, through SQLite's own locking, so a
+// running Nix or Guix daemon is no problem, and its write-ahead log is
+// honoured: Nix keeps its database in WAL mode, and transactions committed
+// to the log but not yet copied into the database file are part of the
+// graph. SQLite may leave an empty log and its index (db.sqlite-wal and
+// db.sqlite-shm) beside the database, as every Nix command does. When it
+// cannot create them and no log exists (a store nobody is using, read by an
+// unprivileged user), the file is read as it is.
+func LoadDB(file string) (*Graph, error) {
+	abs, err := filepath.Abs(file)
+	if err != nil {
+		return nil, err
+	}
+	paths, nodes, err := readDB(file, abs, "mode=ro")
+	if cannotOpenLog(err) && !exists(abs+"-wal") {
+		paths, nodes, err = readDB(file, abs, "mode=ro&immutable=1")
+	}
+	if err != nil {
+		return nil, err
+	}
+	return graphFrom(file, paths, nodes)
+}
+
+// loadDBStream reads a database that Load found in a stream, through a
+// temporary copy. A stream carries no write-ahead log, so the copy is read
+// as it is: use LoadDB for a database in use.
+func loadDBStream(name string, r io.Reader) ([]Path, []idNode, error) {
+	tmp, err := os.CreateTemp("", "storepack-*.sqlite")
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", name, err)
+	}
+	defer os.Remove(tmp.Name())
+	_, err = io.Copy(tmp, r)
+	if closeErr := tmp.Close(); err == nil {
+		err = closeErr
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", name, err)
+	}
+	return readDB(name, tmp.Name(), "mode=ro&immutable=1")
+}
+
+// readDB reads the paths and references of the database at the absolute
+// path file, opened with the SQLite URI parameters params. name is used in
+// errors. It returns the paths by id and the nodes.
+func readDB(name, file, params string) ([]Path, []idNode, error) {
+	fail := func(err error) ([]Path, []idNode, error) {
+		return nil, nil, fmt.Errorf("%s: %w", name, err)
+	}
+	uri := url.URL{Scheme: "file", Path: file, RawQuery: params + "&_busy_timeout=10000"}
+	db, err := sql.Open("sqlite", uri.String())
+	if err != nil {
+		return fail(err)
+	}
+	defer db.Close()
+	// Both queries run in one read transaction, so that they see the same
+	// state of a database that Nix may be changing.
+	tx, err := db.Begin()
+	if err != nil {
+		return fail(err)
+	}
+	defer tx.Rollback()
+
+	rows, err := tx.Query("SELECT id, path, narSize FROM ValidPaths")
+	if err != nil {
+		return fail(fmt.Errorf("reading ValidPaths (is it a Nix or Guix store database?): %w", err))
+	}
+	var (
+		paths pathParser
+		nodes []idNode
+		byRow = make(map[int64]int) // ValidPaths id -> position in nodes
+	)
+	for rows.Next() {
+		var (
+			row     int64
+			path    string
+			narSize sql.NullInt64
+		)
+		if err := rows.Scan(&row, &path, &narSize); err != nil {
+			return fail(fmt.Errorf("ValidPaths: %w", err))
+		}
+		id, err := paths.parse(path)
+		if err != nil {
+			return fail(fmt.Errorf("ValidPaths row %d: %w", row, err))
+		}
+		if narSize.Int64 < 0 {
+			return fail(fmt.Errorf("ValidPaths row %d (%s): narSize %d is negative", row, path, narSize.Int64))
+		}
+		if _, dup := byRow[row]; dup {
+			return fail(fmt.Errorf("ValidPaths row %d (%s): the id is used twice", row, path))
+		}
+		byRow[row] = len(nodes)
+		nodes = append(nodes, idNode{path: id, narSize: uint64(narSize.Int64)})
+	}
+	if err := rows.Err(); err != nil {
+		return fail(fmt.Errorf("ValidPaths: %w", err))
+	}
+
+	if rows, err = tx.Query("SELECT referrer, reference FROM Refs"); err != nil {
+		return fail(fmt.Errorf("reading Refs (is it a Nix or Guix store database?): %w", err))
+	}
+	for rows.Next() {
+		var referrer, reference int64
+		if err := rows.Scan(&referrer, &reference); err != nil {
+			return fail(fmt.Errorf("Refs: %w", err))
+		}
+		from, ok := byRow[referrer]
+		to, ok2 := byRow[reference]
+		if !ok || !ok2 {
+			missing := referrer
+			if ok {
+				missing = reference
+			}
+			return fail(fmt.Errorf("Refs row (referrer %d, reference %d): no ValidPaths row has id %d", referrer, reference, missing))
+		}
+		nodes[from].refs = append(nodes[from].refs, nodes[to].path)
+	}
+	if err := rows.Err(); err != nil {
+		return fail(fmt.Errorf("Refs: %w", err))
+	}
+	return paths.paths, nodes, nil
+}
+
+// cannotOpenLog reports whether err is how SQLite fails when it can create
+// neither the write-ahead log nor its index: "unable to open database file"
+// or "attempt to write a readonly database".
+func cannotOpenLog(err error) bool {
+	sqliteErr, ok := errors.AsType[*sqlite.Error](err)
+	if !ok {
+		return false
+	}
+	primary := sqliteErr.Code() & 0xff // the extended code's low byte
+	return primary == sqlite3.SQLITE_CANTOPEN || primary == sqlite3.SQLITE_READONLY
+}
+
+func exists(file string) bool {
+	_, err := os.Lstat(file)
+	return err == nil
+}

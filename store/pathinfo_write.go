@@ -1,0 +1,97 @@
+package store
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"unicode/utf8"
+)
+
+// WritePathInfoJSON writes g in the object form of `nix path-info --json`
+// (Nix 2.19+), the form Load reads back into the same graph:
+//
+//	{
+//	  "/nix/store/<hash>-<name>": {
+//	    "narSize": 1234,
+//	    "references": [
+//	      "/nix/store/<hash>-<name>"
+//	    ]
+//	  }
+//	}
+//
+// Keys and references are sorted, the indent is two spaces and the output
+// ends with a newline, so that the same graph always gives the same bytes.
+// Only the fields a graph has are written: narSize (0 when unknown, as Load
+// reads it) and references (self-references included, as Nix lists them).
+// An empty graph gives {}, which Load refuses, as it refuses any file
+// without a store path.
+func WritePathInfoJSON(w io.Writer, g *Graph) error {
+	if g == nil {
+		return errors.New("write path-info JSON: no graph")
+	}
+	if dir := g.StoreDir(); !utf8.ValidString(dir) {
+		// JSON text is UTF-8: the store directory could not be written
+		// so that it reads back the same.
+		return fmt.Errorf("write path-info JSON: store directory %s is not valid UTF-8", quote(dir))
+	}
+	bw := bufio.NewWriter(w)
+	if len(g.nodes) == 0 {
+		bw.WriteString("{}\n")
+		return bw.Flush()
+	}
+	buf := make([]byte, 0, 256)
+	bw.WriteString("{\n")
+	for i, node := range g.nodes {
+		buf = append(buf[:0], "  "...)
+		buf = appendJSONPath(buf, node.Path)
+		buf = append(buf, ": {\n    \"narSize\": "...)
+		buf = strconv.AppendUint(buf, node.NarSize, 10)
+		buf = append(buf, ",\n    \"references\": ["...)
+		for k, ref := range node.References {
+			if k > 0 {
+				buf = append(buf, ',')
+			}
+			buf = append(buf, "\n      "...)
+			buf = appendJSONPath(buf, ref)
+		}
+		if len(node.References) > 0 {
+			buf = append(buf, "\n    "...)
+		}
+		buf = append(buf, "]\n  }"...)
+		if i < len(g.nodes)-1 {
+			buf = append(buf, ',')
+		}
+		buf = append(buf, '\n')
+		if _, err := bw.Write(buf); err != nil {
+			return err
+		}
+	}
+	bw.WriteString("}\n")
+	return bw.Flush()
+}
+
+// appendJSONPath appends p as a JSON string. Hash and name are plain ASCII;
+// the store directory may hold quotes, backslashes and other UTF-8 text
+// (never control characters, see CheckStoreDir), written as they are except
+// for the two escapes JSON requires.
+func appendJSONPath(buf []byte, p Path) []byte {
+	buf = append(buf, '"')
+	for i := 0; i < len(p.Dir); i++ {
+		switch c := p.Dir[i]; {
+		case c == '"' || c == '\\':
+			buf = append(buf, '\\', c)
+		case c < 0x20:
+			buf = append(buf, `\u00`...)
+			buf = append(buf, "0123456789abcdef"[c>>4], "0123456789abcdef"[c&0xf])
+		default:
+			buf = append(buf, c)
+		}
+	}
+	buf = append(buf, '/')
+	buf = append(buf, p.Hash...)
+	buf = append(buf, '-')
+	buf = append(buf, p.Name...)
+	return append(buf, '"')
+}
