@@ -7,7 +7,7 @@ PLUGIN_DIR  ?= $(HOME)/.docker/cli-plugins
 LDFLAGS     := -s -w -X github.com/storepack/storepack/internal/version.Version=$(VERSION)
 GOBUILD     := CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)'
 
-.PHONY: all build install plugin frontend-image demo test unit-test e2e-test bench fmt vet clean
+.PHONY: all build install plugin frontend-image demo test unit-test e2e-test bench bench-layering bench-store fmt clean
 
 all: build
 
@@ -46,6 +46,17 @@ unit-test:
 e2e-test:
 	hack/testbed.sh install
 	$(GO) test -tags e2e -count=1 -timeout 80m -v ./e2e/...
+
+# Measurements, never assertions: the layer-reuse table of every strategy
+# over the release-history corpus, and the store benchmarks, each beside
+# its floor measured in the same run (sha256 over the same bytes).
+bench: bench-layering bench-store
+
+bench-layering:
+	$(GO) run ./layering/internal/reusebench
+
+bench-store:
+	$(GO) test -run '^$$' -bench . -benchmem ./store/ ./layering/
 
 fmt:
 	gofmt -w $$(git ls-files '*.go')

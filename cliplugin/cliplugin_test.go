@@ -156,8 +156,8 @@ func TestRootCommand(t *testing.T) {
 	for _, c := range root.Commands() {
 		names = append(names, c.Name())
 	}
-	if strings.Join(names, ",") != "version" {
-		t.Errorf("subcommands = %v, want [version]", names)
+	if strings.Join(names, ",") != "graph,plan,version" {
+		t.Errorf("subcommands = %v, want [graph plan version]", names)
 	}
 
 	// Without a subcommand the help text goes to stderr, like docker's

@@ -170,7 +170,7 @@ func resolveRoot(arg, storeDir string) (store.Path, error) {
 			if storeDir != "" {
 				where = storeDir
 			}
-			if cur != filepath.Clean(arg) && hops > 0 {
+			if hops > 0 {
 				return store.Path{}, fmt.Errorf("root %s: it leads to %s, which is not in %s", arg, cur, where)
 			}
 			return store.Path{}, fmt.Errorf("root %s: not a store path, nor a symlink into %s (such as nix-build's ./result)", arg, where)
@@ -201,6 +201,9 @@ func storePathOf(s, storeDir string) (store.Path, bool, error) {
 	}
 	p, _, err := store.SplitSubPath(s)
 	if err != nil {
+		if storeDir != "" {
+			return store.Path{}, false, fmt.Errorf("%s is in the store directory %s, but not in a store path: %w", s, storeDir, err)
+		}
 		return store.Path{}, false, err
 	}
 	if storeDir != "" && p.Dir != storeDir {
@@ -260,7 +263,7 @@ func loadClosure(ctx context.Context, roots []root, storeDir, from string, warn 
 		if _, err := os.Stat(db); err != nil {
 			return nil, fmt.Errorf("--from db: store database of %s: %w", storeDir, err)
 		}
-		g, source, err = nil, db, nil
+		source = db
 		g, err = store.LoadDB(db)
 	case fromNix:
 		g, err = nixPathInfo(ctx, paths)
@@ -277,6 +280,10 @@ func loadClosure(ctx context.Context, roots []root, storeDir, from string, warn 
 	}
 	for _, r := range roots {
 		if _, ok := g.Info(r.path); !ok {
+			if from == fromNix && strings.HasSuffix(r.path.Name, ".drv") {
+				// nix path-info takes a derivation for its outputs.
+				return nil, fmt.Errorf("root %s is not in %s, which lists a derivation's outputs: use --from db or --from scan for the derivation itself", r, source)
+			}
 			return nil, fmt.Errorf("root %s is not in %s", r, source)
 		}
 	}

@@ -49,10 +49,12 @@ func NewRootCommand(dockerCli command.Cli) *cobra.Command {
 
 // addCommands registers the subcommands of `docker storepack`.
 //
-// Image-producing commands (build, load, run) and inspection commands
-// (plan, graph) are registered here as they are implemented.
+// Image-producing commands (build, load, run) are registered here as they
+// are implemented.
 func addCommands(cmd *cobra.Command, dockerCli command.Cli) {
 	cmd.AddCommand(
+		newGraphCommand(dockerCli),
+		newPlanCommand(dockerCli),
 		newVersionCommand(dockerCli),
 	)
 }

@@ -120,12 +120,9 @@ func (b *build) platform(ctx context.Context, in *inputs.Inputs, target *ocispec
 		return nil, err
 	}
 	custom := customisation(m, c.Roots[0])
-	budget := m.Layers.Max
-	if !custom.Empty() {
-		budget-- // the customisation layer counts against the budget
-	}
-	if budget < 1 {
-		return nil, parser.WithLocation(errors.Errorf("LAYERS --max=%d leaves no layer for the store paths after the customisation layer", m.Layers.Max), m.Layers.Location)
+	budget, err := m.StoreLayerBudget()
+	if err != nil {
+		return nil, err
 	}
 	opt := layering.Options{Strategy: m.Layers.Strategy, MaxLayers: budget}
 	if m.Layers.Previous != "" {
@@ -226,11 +223,11 @@ func epochFromArgs(args map[string]string) (time.Time, error) {
 // the error.
 func withSource(err error, sm *llb.SourceMap) error {
 	var le *parser.LocationError
-	if err == nil || sm == nil || !errors.As(err, &le) || len(le.Locations) == 0 || len(le.Locations[0]) == 0 {
+	if sm == nil || !errors.As(err, &le) {
 		return err
 	}
 	locations := le.Locations
-	err = errors.Wrapf(err, "%s:%d", sm.Filename, locations[0][0].Start.Line)
+	err = manifest.WithFileLine(sm.Filename, err)
 	for _, loc := range locations {
 		s := &errdefs.Source{
 			Info: &pb.SourceInfo{

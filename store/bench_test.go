@@ -132,7 +132,7 @@ func BenchmarkSHA256(b *testing.B) {
 
 // benchGraph is a random graph of n paths in which path i references about
 // 6 of the paths before it, and itself half the time.
-func benchGraph(b *testing.B, n int) *Graph {
+func benchGraph(b testing.TB, n int) *Graph {
 	rng := rand.New(rand.NewPCG(2, 2))
 	paths := make([]Path, n)
 	infos := make([]Info, n)

@@ -24,12 +24,12 @@ import (
 // is not there has no reference to it. Nix's temporary entries beside a path
 // (<path>.lock, <path>.chroot, <path>.check) are not candidates.
 //
-// Nix looks only for the hashes of a build's inputs and outputs, while
-// Discover looks for every path present. The graphs differ only when a path
-// mentions the hash of a present path that was not an input of its build,
-// which Nix permits only when the string context was discarded on purpose;
-// Discover then reports one reference more, which costs image size, never
-// correctness.
+// Nix looks only for the hashes of a build's inputs (with their closures)
+// and outputs, while Discover looks for every path present. The graphs
+// differ only when a path mentions the hash of a present path outside its
+// build's inputs, a hash that reached the build without string context
+// (discarded on purpose, or inside downloaded sources); Discover then
+// reports one reference more, which costs image size, never correctness.
 //
 // A reference cycle between distinct paths is an error: Nix and Guix cannot
 // build one, so the store on disk is not what it should be.

@@ -27,8 +27,10 @@ const dotStoreDir = "/nix/store"
 // The reader accepts the part of the DOT language such a graph can use: node
 // and edge statements (edge chains too) with attribute lists, default
 // attribute statements (graph, node, edge) and graph attributes (ID = ID),
-// quoted or bare IDs, and // and /* */ comments. Subgraphs, ports, HTML
-// strings and # lines are errors.
+// quoted or bare IDs, and // and /* */ comments. Attributes do not matter to
+// a store graph, so an attribute list is skipped up to its closing bracket
+// (outside quotes) without further checks. Subgraphs, ports, HTML strings
+// and # lines are errors.
 func readDot(name string, r *bufio.Reader) ([]Path, []idNode, error) {
 	lex := &dotLexer{name: name, r: r, line: 1}
 	graph := &dotGraph{}

@@ -113,8 +113,8 @@ func (j *jsonReader) more(end byte) (bool, error) {
 	return false, j.errorf("expected ',' or %q, found %s", end, describe(c))
 }
 
-// openArrayOrObject reads the opening bracket or brace open and reports
-// whether an element follows.
+// open reads the opening bracket or brace open of an array or object that
+// ends with end, and reports whether an element follows.
 func (j *jsonReader) open(open, end byte) (bool, error) {
 	if err := j.consume(open); err != nil {
 		return false, err
@@ -298,8 +298,11 @@ func (j *jsonReader) number() ([]byte, error) {
 	j.scratch = j.scratch[:0]
 	for {
 		c, err := j.r.ReadByte()
-		if err != nil {
+		if err == io.EOF {
 			break // the number ends with the input
+		}
+		if err != nil {
+			return nil, err
 		}
 		if !('0' <= c && c <= '9' || c == '-' || c == '+' || c == '.' || c == 'e' || c == 'E') {
 			j.r.UnreadByte()

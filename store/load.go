@@ -25,7 +25,9 @@ const maxLineLen = 64 << 10
 //   - nix-store --query --graph output (DOT, starting with digraph), whose
 //     nodes are taken to be in /nix/store;
 //   - a Nix or Guix SQLite database (the SQLite header), read as a snapshot
-//     without its write-ahead log: use LoadDB for a database in use.
+//     without its write-ahead log: use LoadDB for a database in use. SQLite
+//     reads at random: a reader that allows it (a bytes.Reader, an os.File)
+//     is read in place, others are copied to a temporary file first.
 //
 // A plain list of store paths is refused: it has no references (see
 // ReadPathList).
@@ -35,39 +37,41 @@ const maxLineLen = 64 << 10
 // path is an error: it is never a useful closure. So is a reference cycle
 // between distinct paths, which Nix and Guix cannot build.
 func Load(name string, r io.Reader) (*Graph, error) {
-	br := bufio.NewReaderSize(r, maxLineLen)
-	if head, _ := br.Peek(len(sqliteHeader)); string(head) == sqliteHeader {
-		paths, nodes, err := loadDBStream(name, br)
-		if err != nil {
-			return nil, err
-		}
-		return graphFrom(name, paths, nodes)
-	}
-	first, skipped, err := firstByte(br)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", name, err)
-	}
-	var (
-		paths []Path // by id
-		nodes []idNode
-	)
-	switch {
-	case first == '/' && skipped == 0:
-		paths, nodes, err = readRecords(name, br)
-	case first == '/':
-		err = fmt.Errorf("%s: registration records must start with a store path on the first line, not with white space", name)
-	case first == '[' || first == '{':
-		paths, nodes, err = readPathInfoJSON(name, br)
-	case first == 'd' || first == 's': // digraph, strict digraph
-		paths, nodes, err = readDot(name, br)
-	default:
-		peek, _ := br.Peek(40)
-		err = fmt.Errorf("%s: unknown graph format: expected nix path-info JSON, registration records starting with a store path, nix-store --query --graph output or a store database, found %s", name, quote(string(peek)))
-	}
+	paths, nodes, err := readGraph(name, r)
 	if err != nil {
 		return nil, err
 	}
 	return graphFrom(name, paths, nodes)
+}
+
+// readGraph detects the format of r and reads it, returning the paths by id
+// and the nodes.
+func readGraph(name string, r io.Reader) ([]Path, []idNode, error) {
+	// SQLite reads a database at random: where r allows that (a
+	// bytes.Reader, a file), it reads r itself, else a copy.
+	if section, ok := sectionOf(r); ok && isDatabase(section) {
+		return readDBSection(name, section)
+	}
+	br := bufio.NewReaderSize(r, maxLineLen)
+	if head, _ := br.Peek(len(sqliteHeader)); string(head) == sqliteHeader {
+		return readDBCopy(name, br)
+	}
+	first, skipped, err := firstByte(br)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", name, err)
+	}
+	switch {
+	case first == '/' && skipped == 0:
+		return readRecords(name, br)
+	case first == '/':
+		return nil, nil, fmt.Errorf("%s: registration records must start with a store path on the first line, not with white space", name)
+	case first == '[' || first == '{':
+		return readPathInfoJSON(name, br)
+	case first == 'd' || first == 's': // digraph, strict digraph
+		return readDot(name, br)
+	}
+	peek, _ := br.Peek(40)
+	return nil, nil, fmt.Errorf("%s: unknown graph format: expected nix path-info JSON, registration records starting with a store path, nix-store --query --graph output or a store database, found %s", name, quote(string(peek)))
 }
 
 // graphFrom makes the graph that a file describes, with the checks that

@@ -248,6 +248,14 @@ func TestLoadErrors(t *testing.T) {
 		{"DOT empty", "digraph {}", "graph.txt: no store paths"},
 		{"DOT cycle", "digraph {\"" + helloBase + "\" -> \"" + glibcBase + "\" -> \"" + helloBase + "\"}", "graph.txt: reference cycle between distinct store paths"},
 
+		// Names that are not ASCII, or too long.
+		{"records non-UTF-8 name", "/nix/store/" + hashHello + "-h\xffllo\n\n0\n", `graph.txt:1: invalid store path "/nix/store/` + hashHello + `-h\xffllo": name "h\xffllo" contains "\xff"`},
+		{"records over-long name", "/nix/store/" + hashHello + "-" + strings.Repeat("n", maxNameLen+1) + "\n\n0\n", "graph.txt:1: invalid store path"},
+		{"JSON non-UTF-8 reference", `[{"path":"` + helloPath + `","references":["` + helloPath + "\xff" + `"]}]`, `references: reference 0: invalid store path`},
+		{"JSON escaped non-ASCII name", `[{"path":"` + helloPath + `\u00e9","references":[]}]`, `graph.txt: entry 0 ("` + helloPath + `é"): invalid store path`},
+		{"v2 over-long name", versioned(`"storeDir":"/nix/store","info":{"` + hashHello + "-" + strings.Repeat("n", maxNameLen+1) + `":{"references":[]}}`), "is 212 bytes long, more than 211"},
+		{"DOT non-UTF-8 node", "digraph {\"" + hashHello + "-\xff\"}", "graph.txt:1: node: invalid base name"},
+
 		// A plain list of paths is not a graph.
 		{"path list", helloPath + "\n" + glibcPath + "\n" + idn2Path + "\n", "graph.txt:2: deriver " + glibcPath + " is not a .drv; is this a plain list of store paths"},
 		{"path list with derivation", helloPath + "\n/nix/store/" + hashGlibc + "-x.drv\n" + idn2Path + "\n", `graph.txt:3: reference count "` + idn2Path + `" is not a number; is this a plain list of store paths`},

@@ -5,12 +5,15 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net/url"
 	"os"
 	"path/filepath"
+	"time"
 
 	"modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
+	"modernc.org/sqlite/vfs"
 )
 
 // sqliteHeader starts every SQLite 3 database file.
@@ -36,9 +39,12 @@ func LoadDB(file string) (*Graph, error) {
 	if err != nil {
 		return nil, err
 	}
-	paths, nodes, err := readDB(file, abs, "mode=ro")
+	uri := func(params string) string {
+		return (&url.URL{Scheme: "file", Path: abs, RawQuery: params}).String()
+	}
+	paths, nodes, err := readDB(file, uri("mode=ro"))
 	if cannotOpenLog(err) && !exists(abs+"-wal") {
-		paths, nodes, err = readDB(file, abs, "mode=ro&immutable=1")
+		paths, nodes, err = readDB(file, uri("mode=ro&immutable=1"))
 	}
 	if err != nil {
 		return nil, err
@@ -46,34 +52,101 @@ func LoadDB(file string) (*Graph, error) {
 	return graphFrom(file, paths, nodes)
 }
 
-// loadDBStream reads a database that Load found in a stream, through a
-// temporary copy. A stream carries no write-ahead log, so the copy is read
-// as it is: use LoadDB for a database in use.
-func loadDBStream(name string, r io.Reader) ([]Path, []idNode, error) {
+// readDBCopy reads a database found at the start of a stream without
+// random access, which SQLite needs, through a temporary copy.
+func readDBCopy(name string, r io.Reader) ([]Path, []idNode, error) {
 	tmp, err := os.CreateTemp("", "storepack-*.sqlite")
 	if err != nil {
 		return nil, nil, fmt.Errorf("%s: %w", name, err)
 	}
 	defer os.Remove(tmp.Name())
-	_, err = io.Copy(tmp, r)
-	if closeErr := tmp.Close(); err == nil {
-		err = closeErr
-	}
+	defer tmp.Close()
+	size, err := io.Copy(tmp, r)
 	if err != nil {
 		return nil, nil, fmt.Errorf("%s: %w", name, err)
 	}
-	return readDB(name, tmp.Name(), "mode=ro&immutable=1")
+	return readDBSection(name, io.NewSectionReader(tmp, 0, size))
 }
 
-// readDB reads the paths and references of the database at the absolute
-// path file, opened with the SQLite URI parameters params. name is used in
-// errors. It returns the paths by id and the nodes.
-func readDB(name, file, params string) ([]Path, []idNode, error) {
+// readDBSection reads a database found in a stream with random access,
+// where it is. A stream carries no write-ahead log, so the database is read
+// as it is: use LoadDB for a database in use.
+func readDBSection(name string, section *io.SectionReader) ([]Path, []idNode, error) {
+	vfsName, fsys, err := vfs.New(sectionFS{section})
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", name, err)
+	}
+	defer fsys.Close() // after readDB has closed the database
+	return readDB(name, "file:"+sectionFileName+"?vfs="+vfsName+"&mode=ro&immutable=1")
+}
+
+// isDatabase reports whether section starts like a SQLite database.
+func isDatabase(section *io.SectionReader) bool {
+	head := make([]byte, len(sqliteHeader))
+	n, _ := section.ReadAt(head, 0)
+	return string(head[:n]) == sqliteHeader
+}
+
+// sectionOf returns the rest of r as a section, if r gives random access.
+// r's offset is left as it was.
+func sectionOf(r io.Reader) (*io.SectionReader, bool) {
+	ra, ok := r.(interface {
+		io.ReaderAt
+		io.Seeker
+	})
+	if !ok {
+		return nil, false
+	}
+	start, err := ra.Seek(0, io.SeekCurrent)
+	if err != nil {
+		return nil, false
+	}
+	end, err := ra.Seek(0, io.SeekEnd)
+	if _, err2 := ra.Seek(start, io.SeekStart); err != nil || err2 != nil {
+		return nil, false
+	}
+	return io.NewSectionReader(ra, start, end-start), true
+}
+
+// sectionFileName is the name of the one file of a sectionFS.
+const sectionFileName = "db.sqlite"
+
+// sectionFS is a file system of one file, sectionFileName, whose contents
+// are a section of an io.ReaderAt: what SQLite reads a database from when it
+// is not a file of its own.
+type sectionFS struct{ section *io.SectionReader }
+
+func (s sectionFS) Open(name string) (fs.File, error) {
+	if name != sectionFileName {
+		return nil, &fs.PathError{Op: "open", Path: name, Err: fs.ErrNotExist}
+	}
+	// Each opening reads at an offset of its own.
+	return sectionFile{io.NewSectionReader(s.section, 0, s.section.Size())}, nil
+}
+
+type sectionFile struct{ *io.SectionReader }
+
+func (f sectionFile) Stat() (fs.FileInfo, error) { return sectionFileInfo{f.Size()}, nil }
+func (f sectionFile) Close() error               { return nil }
+
+type sectionFileInfo struct{ size int64 }
+
+func (i sectionFileInfo) Name() string       { return sectionFileName }
+func (i sectionFileInfo) Size() int64        { return i.size }
+func (i sectionFileInfo) Mode() fs.FileMode  { return 0o444 }
+func (i sectionFileInfo) ModTime() time.Time { return time.Time{} }
+func (i sectionFileInfo) IsDir() bool        { return false }
+func (i sectionFileInfo) Sys() any           { return nil }
+
+// readDB reads the paths and references of the database that the SQLite
+// URI uri opens. name is used in errors. It returns the paths by id and the
+// nodes.
+func readDB(name, uri string) ([]Path, []idNode, error) {
 	fail := func(err error) ([]Path, []idNode, error) {
 		return nil, nil, fmt.Errorf("%s: %w", name, err)
 	}
-	uri := url.URL{Scheme: "file", Path: file, RawQuery: params + "&_busy_timeout=10000"}
-	db, err := sql.Open("sqlite", uri.String())
+	// Wait for a writer that holds a lock rather than fail at once.
+	db, err := sql.Open("sqlite", uri+"&_busy_timeout=10000")
 	if err != nil {
 		return fail(err)
 	}

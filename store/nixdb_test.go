@@ -3,6 +3,7 @@ package store
 import (
 	"bytes"
 	"database/sql"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -140,16 +141,19 @@ func TestLoadDB(t *testing.T) {
 				t.Errorf("LoadDB:\n got %v\nwant %v", dumpGraph(g), dumpGraph(want))
 			}
 
-			// Load recognizes a database in a stream.
+			// Load recognizes a database in a stream, read in place or,
+			// without random access, through a copy.
 			data, err := os.ReadFile(file)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if g, err = Load("db.sqlite", bytes.NewReader(data)); err != nil {
-				t.Fatal(err)
-			}
-			if !sameGraph(g, want) {
-				t.Errorf("Load:\n got %v\nwant %v", dumpGraph(g), dumpGraph(want))
+			for _, r := range []io.Reader{bytes.NewReader(data), io.MultiReader(bytes.NewReader(data))} {
+				if g, err = Load("db.sqlite", r); err != nil {
+					t.Fatal(err)
+				}
+				if !sameGraph(g, want) {
+					t.Errorf("Load(%T):\n got %v\nwant %v", r, dumpGraph(g), dumpGraph(want))
+				}
 			}
 		})
 	}
@@ -272,6 +276,25 @@ func TestLoadDBMissingFile(t *testing.T) {
 	}
 	if _, err := os.Stat(file); err == nil {
 		t.Errorf("LoadDB created %s", file)
+	}
+}
+
+// TestLoadTruncatedDB checks that a database cut short fails cleanly.
+func TestLoadTruncatedDB(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "db.sqlite")
+	db := openTestDB(t, file, nixDBSchema)
+	insertGraph(t, db, benchGraph(t, 2000))
+	checkpoint(t, db)
+	data, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, size := range []int{100, 4096, len(data) / 2, len(data) - 4096} {
+		if _, err := Load("cut.sqlite", bytes.NewReader(data[:size])); err == nil || !strings.HasPrefix(err.Error(), "cut.sqlite: ") {
+			t.Errorf("Load of %d of %d bytes: error %v, want one naming the file", size, len(data), err)
+		} else {
+			t.Log(err)
+		}
 	}
 }
 

@@ -333,7 +333,7 @@ func checkName(name string) error {
 	}
 	for i := 0; i < len(name); i++ {
 		if !isNameChar(name[i]) {
-			return fmt.Errorf("name %s contains %q, allowed are 0-9 a-z A-Z + - . _ ? =", quote(name), name[i])
+			return fmt.Errorf("name %s contains %s, allowed are 0-9 a-z A-Z + - . _ ? =", quote(name), quote(name[i:i+1]))
 		}
 	}
 	return nil

@@ -486,3 +486,28 @@ func (v *vars) Get(k string) (string, bool) {
 }
 
 func (v *vars) Keys() []string { return v.keys }
+
+// StoreLayerBudget is how many layers the store paths may use: the budget
+// of LAYERS --max counts every layer of the image, and the customisation
+// layer (any LINK or DIR) takes one. It is an error, located at LAYERS,
+// when none is left.
+func (m *Manifest) StoreLayerBudget() (int, error) {
+	budget := m.Layers.Max
+	if len(m.Links) > 0 || len(m.Dirs) > 0 {
+		budget--
+	}
+	if budget < 1 {
+		return 0, parser.WithLocation(errors.Errorf("LAYERS --max=%d leaves no layer for the store paths after the customisation layer (LINK, DIR)", m.Layers.Max), m.Layers.Location)
+	}
+	return budget, nil
+}
+
+// WithFileLine prefixes a located error with the manifest file and its
+// first line, as compilers do: "app.storepack:3: unknown instruction".
+func WithFileLine(file string, err error) error {
+	var le *parser.LocationError
+	if err == nil || !errors.As(err, &le) || len(le.Locations) == 0 || len(le.Locations[0]) == 0 {
+		return err
+	}
+	return errors.Wrapf(err, "%s:%d", file, le.Locations[0][0].Start.Line)
+}

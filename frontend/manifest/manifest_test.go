@@ -199,3 +199,31 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+func TestStoreLayerBudget(t *testing.T) {
+	for _, tc := range []struct {
+		src  string
+		want int // 0: an error
+	}{
+		{"CLOSURE ./r\n", DefaultMaxLayers},
+		{"CLOSURE ./r\nLAYERS --max=2\nLINK /bin -> bin\n", 1},
+		{"CLOSURE ./r\nLAYERS --max=2\n", 2},
+		{"CLOSURE ./r\nLAYERS --max=1\nDIR /tmp\n", 0},
+	} {
+		m, err := Parse([]byte(tc.src), Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := m.StoreLayerBudget()
+		if tc.want == 0 {
+			var le *parser.LocationError
+			if err == nil || !errors.As(err, &le) || le.Locations[0][0].Start.Line != 2 {
+				t.Errorf("%q: want an error at LAYERS, have %v", tc.src, err)
+			}
+			continue
+		}
+		if err != nil || got != tc.want {
+			t.Errorf("%q: %d, %v; want %d", tc.src, got, err, tc.want)
+		}
+	}
+}

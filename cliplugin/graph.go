@@ -1,0 +1,53 @@
+package cliplugin
+
+import (
+	"github.com/docker/cli/cli"
+	"github.com/docker/cli/cli/command"
+	"github.com/spf13/cobra"
+
+	"github.com/storepack/storepack/store"
+)
+
+type graphOptions struct {
+	closure closureOptions
+	roots   []string
+}
+
+func newGraphCommand(dockerCli command.Cli) *cobra.Command {
+	var opts graphOptions
+	cmd := &cobra.Command{
+		Use:   "graph [OPTIONS] ROOT [ROOT...]",
+		Short: "Print the closure graph of store paths as JSON",
+		Long: `Print the closure graph of store paths as JSON.
+
+The output is the object form of "nix path-info --json" (Nix 2.19+): one
+member per store path of the closure, with its NAR size and its references,
+sorted, so that the same closure always gives the same bytes. --from FILE
+and a manifest's GRAPH instruction read it back.
+
+` + fromHelp,
+		Example: `  docker storepack graph ./result
+  docker storepack graph --from scan /nix/store/...-hello-2.12.1 > graph.json
+  docker storepack graph --from path-info.json ./result`,
+		Args:                  cli.RequiresMinArgs(1),
+		DisableFlagsInUseLine: true,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			opts.roots = args
+			return runGraph(cmd, dockerCli, opts)
+		},
+	}
+	opts.closure.addFlags(cmd.Flags())
+	return cmd
+}
+
+func runGraph(cmd *cobra.Command, dockerCli command.Cli, opts graphOptions) error {
+	roots, storeDir, err := resolveRoots(opts.roots, opts.closure.storeDir)
+	if err != nil {
+		return err
+	}
+	g, err := loadClosure(cmd.Context(), roots, storeDir, opts.closure.from, dockerCli.Err())
+	if err != nil {
+		return err
+	}
+	return store.WritePathInfoJSON(dockerCli.Out(), g)
+}

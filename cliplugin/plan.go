@@ -1,0 +1,289 @@
+package cliplugin
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/containerd/platforms"
+	"github.com/docker/cli/cli"
+	"github.com/docker/cli/cli/command"
+	"github.com/docker/go-units"
+	"github.com/moby/buildkit/frontend/dockerfile/parser"
+	"github.com/spf13/cobra"
+
+	"github.com/storepack/storepack/frontend/inputs"
+	"github.com/storepack/storepack/frontend/manifest"
+	"github.com/storepack/storepack/layering"
+)
+
+const (
+	formatTable = "table"
+	formatJSON  = "json"
+)
+
+type planOptions struct {
+	closure  closureOptions
+	strategy string
+	max      int
+	format   string
+	platform string
+	context  string
+	args     []string
+}
+
+func newPlanCommand(dockerCli command.Cli) *cobra.Command {
+	var opts planOptions
+	cmd := &cobra.Command{
+		Use:   "plan [OPTIONS] MANIFEST|ROOT [ROOT...]",
+		Short: "Print the layer plan of an image without building it",
+		Long: `Print the layer plan of an image without building it: the store layers,
+bottom first, with the store paths of each.
+
+With one argument that is a file (and not a symlink into the store), the
+argument is a manifest, planned as "docker build" would plan it for one
+platform (--platform, default: this machine's). Its files are read from the
+build context, --context (default: the manifest's directory). The budget and
+the strategy are the manifest's LAYERS unless --max or --strategy are given.
+The budget counts every layer of the image: when the manifest has a
+customisation layer (LINK, DIR), the store layers get one fewer. The
+customisation layer is not listed.
+
+Otherwise the arguments are ROOTs, whose closure is planned with the budget
+--max (default 100) and the strategy --strategy (default ` + layering.DefaultStrategy + `).
+
+` + fromHelp,
+		Example: `  docker storepack plan app.storepack
+  docker storepack plan --platform linux/arm/v7 --format json app.storepack
+  docker storepack plan --max 10 --strategy popularity ./result`,
+		Args:                  cli.RequiresMinArgs(1),
+		DisableFlagsInUseLine: true,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			opts.args = args
+			return runPlan(cmd, dockerCli, opts)
+		},
+	}
+	flags := cmd.Flags()
+	flags.StringVar(&opts.strategy, "strategy", "", fmt.Sprintf("Layering strategy: %s (default: the manifest's, else %s)", strings.Join(layering.Strategies(), ", "), layering.DefaultStrategy))
+	flags.IntVar(&opts.max, "max", 0, fmt.Sprintf("Layer budget, counting every layer of the image (default: the manifest's, else %d)", manifest.DefaultMaxLayers))
+	flags.StringVar(&opts.format, "format", formatTable, `Output format: "table" or "json"`)
+	flags.StringVar(&opts.platform, "platform", "", "Target platform of a manifest, as os/arch[/variant] or a Nix system such as aarch64-linux (default: this machine's)")
+	flags.StringVar(&opts.context, "context", "", "Build context of a manifest (default: the manifest's directory)")
+	opts.closure.addFlags(flags)
+	return cmd
+}
+
+func runPlan(cmd *cobra.Command, dockerCli command.Cli, opts planOptions) error {
+	ctx := cmd.Context()
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	flags := cmd.Flags()
+	if opts.format != formatTable && opts.format != formatJSON {
+		return fmt.Errorf("--format=%s: want %s or %s", opts.format, formatTable, formatJSON)
+	}
+	if opts.strategy != "" && !slices.Contains(layering.Strategies(), opts.strategy) {
+		return fmt.Errorf("--strategy=%s: unknown layering strategy (known: %s)", opts.strategy, strings.Join(layering.Strategies(), ", "))
+	}
+	if flags.Changed("max") && opts.max < 1 {
+		return fmt.Errorf("--max=%d: want a whole number of at least 1", opts.max)
+	}
+
+	var (
+		plan layering.Plan
+		err  error
+	)
+	if file, ok := manifestArg(opts.args, opts.closure.storeDir); ok {
+		for _, name := range []string{"from", "store-dir"} {
+			if flags.Changed(name) {
+				return fmt.Errorf("--%s applies to ROOT arguments, not to a manifest (%s), which names its graph with GRAPH and its store with STORE", name, file)
+			}
+		}
+		plan, err = planManifest(ctx, file, manifestPlanOptions{
+			strategy: opts.strategy,
+			max:      opts.max,
+			context:  opts.context,
+			platform: opts.platform,
+			warn:     dockerCli.Err(),
+		})
+	} else {
+		for _, name := range []string{"platform", "context"} {
+			if flags.Changed(name) {
+				return fmt.Errorf("--%s applies to a manifest, not to ROOT arguments", name)
+			}
+		}
+		budget := opts.max
+		if budget == 0 {
+			budget = manifest.DefaultMaxLayers
+		}
+		plan, err = planRoots(ctx, opts.args, opts.closure, layering.Options{Strategy: opts.strategy, MaxLayers: budget}, dockerCli.Err())
+	}
+	if err != nil {
+		return err
+	}
+	if opts.format == formatJSON {
+		return writePlanJSON(dockerCli.Out(), plan)
+	}
+	return writePlanTable(dockerCli.Out(), plan)
+}
+
+// manifestArg tells whether the arguments are a manifest: one argument
+// that is a file and not a store path or a symlink into the store.
+func manifestArg(args []string, storeDir string) (string, bool) {
+	if len(args) != 1 {
+		return "", false
+	}
+	arg := args[0]
+	if storeDir != "" {
+		if abs, err := filepath.Abs(storeDir); err == nil {
+			storeDir = abs
+		}
+	}
+	abs, err := filepath.Abs(arg)
+	if err != nil || hasStoreComponent(abs) {
+		return "", false
+	}
+	fi, err := os.Lstat(arg)
+	if err != nil {
+		return "", false
+	}
+	if fi.Mode()&os.ModeSymlink != 0 {
+		if _, err := resolveRoot(arg, storeDir); err == nil {
+			return "", false
+		}
+		if fi, err = os.Stat(arg); err != nil {
+			return "", false
+		}
+	}
+	return arg, fi.Mode().IsRegular()
+}
+
+// planRoots plans the closure of ROOT arguments.
+func planRoots(ctx context.Context, args []string, co closureOptions, opt layering.Options, warn io.Writer) (layering.Plan, error) {
+	roots, storeDir, err := resolveRoots(args, co.storeDir)
+	if err != nil {
+		return layering.Plan{}, err
+	}
+	g, err := loadClosure(ctx, roots, storeDir, co.from, warn)
+	if err != nil {
+		return layering.Plan{}, err
+	}
+	return layering.Build(g, opt)
+}
+
+type manifestPlanOptions struct {
+	strategy string // "" : the manifest's
+	max      int    // 0: the manifest's
+	context  string // "": the manifest's directory
+	platform string // "": the host's
+	warn     io.Writer
+}
+
+// planManifest plans a manifest for one platform the way the frontend
+// does (frontend/build.go), reading the context and the store from the
+// host. Errors located in the manifest name its file and line.
+func planManifest(ctx context.Context, file string, opt manifestPlanOptions) (plan layering.Plan, err error) {
+	defer func() { err = manifest.WithFileLine(file, err) }()
+	src, err := os.ReadFile(file)
+	if err != nil {
+		return layering.Plan{}, err
+	}
+	m, err := manifest.Parse(src, manifest.Options{})
+	if err != nil {
+		return layering.Plan{}, err
+	}
+	p := platforms.DefaultSpec()
+	if opt.platform != "" {
+		if p, err = inputs.ParsePlatform(opt.platform); err != nil {
+			return layering.Plan{}, err
+		}
+	}
+	p = platforms.Normalize(p)
+	contextDir := opt.context
+	if contextDir == "" {
+		contextDir = filepath.Dir(file)
+	}
+	if fi, err := os.Stat(contextDir); err != nil {
+		return layering.Plan{}, fmt.Errorf("build context: %w", err)
+	} else if !fi.IsDir() {
+		return layering.Plan{}, fmt.Errorf("build context %s is not a directory", contextDir)
+	}
+	in, err := inputs.Read(ctx, m, inputs.HostSource{ContextDir: contextDir, StoreDir: m.StoreDir})
+	if err != nil {
+		return layering.Plan{}, err
+	}
+	c, err := in.ForPlatform(ctx, p)
+	if err != nil {
+		return layering.Plan{}, err
+	}
+	// Parse again with this platform's root variables, as the frontend
+	// does: they may name LINK targets, DIRs, the LAYERS settings.
+	m, err = manifest.Parse(src, manifest.Options{Roots: c.Vars})
+	if err != nil {
+		return layering.Plan{}, err
+	}
+	lo := layering.Options{Strategy: m.Layers.Strategy, MaxLayers: m.Layers.Max}
+	if opt.strategy != "" {
+		lo.Strategy = opt.strategy
+	}
+	if opt.max != 0 {
+		lo.MaxLayers = opt.max
+	}
+	m.Layers.Max = lo.MaxLayers
+	budget, err := m.StoreLayerBudget()
+	if err != nil {
+		if opt.max != 0 {
+			return layering.Plan{}, fmt.Errorf("--max=%d leaves no layer for the store paths after the customisation layer (LINK, DIR)", opt.max)
+		}
+		return layering.Plan{}, err
+	}
+	lo.MaxLayers = budget
+	if m.Layers.Previous != "" {
+		fmt.Fprintf(opt.warn, "WARNING: %s: LAYERS --previous=%s is not read by plan: the image built may keep layers of that image where this plan does not\n", file, m.Layers.Previous)
+	}
+	plan, err = layering.Build(c.Graph, lo)
+	if err != nil && opt.strategy == "" {
+		err = parser.WithLocation(err, m.Layers.Location)
+	}
+	return plan, err
+}
+
+func writePlanJSON(w io.Writer, plan layering.Plan) error {
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	enc.SetIndent("", "  ")
+	return enc.Encode(plan)
+}
+
+// writePlanTable writes one row per layer, bottom first, aligned like
+// docker's tables: its index (as in the JSON), key, number of paths, size
+// and the names of its store paths.
+func writePlanTable(w io.Writer, plan layering.Plan) error {
+	tw := tabwriter.NewWriter(w, 10, 1, 3, ' ', 0)
+	fmt.Fprintln(tw, "LAYER\tKEY\tPATHS\tSIZE\tSTORE PATHS")
+	for i, l := range plan.Layers {
+		// Names sorted for reading; the JSON keeps the plan's path order.
+		names := make([]string, len(l.Paths))
+		for k, p := range l.Paths {
+			names[k] = p.Name
+		}
+		slices.Sort(names)
+		fmt.Fprintf(tw, "%d\t%s\t%d\t%s\t%s\n", i, l.Key, len(l.Paths), humanSize(l.Size), strings.Join(names, ", "))
+	}
+	return tw.Flush()
+}
+
+// humanSize writes a size as docker does; 0 is an unknown size (a graph
+// without NAR sizes).
+func humanSize(size uint64) string {
+	if size == 0 {
+		return "-"
+	}
+	return units.HumanSize(float64(size))
+}
