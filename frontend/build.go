@@ -65,17 +65,9 @@ func Build(ctx context.Context, c client.Client) (_ *client.Result, err error) {
 	if err != nil {
 		return nil, err
 	}
-	method := splb.MethodFor(bc.BuildOpts().LLBCaps)
-	switch v := bc.BuildArgs[buildArgMethod]; v {
-	case "":
-	case string(splb.Chain):
-		method = splb.Chain
-	case string(splb.Merge):
-		if method != splb.Merge {
-			return nil, errors.Errorf("%s=merge: this builder has no MergeOp", buildArgMethod)
-		}
-	default:
-		return nil, errors.Errorf("%s=%q: want chain or merge", buildArgMethod, v)
+	method, err := methodFor(bc)
+	if err != nil {
+		return nil, err
 	}
 
 	b := &build{c: c, bc: bc, src: src.Data, m: m, epoch: epoch, method: method}
@@ -204,6 +196,24 @@ func (b *build) helper() *splb.Helper {
 		}
 	}
 	return nil
+}
+
+// methodFor picks how layers stack from the builder's capabilities,
+// unless the build argument forces the Chain method.
+func methodFor(bc *dockerui.Client) (splb.Method, error) {
+	method := splb.MethodFor(bc.BuildOpts().LLBCaps)
+	switch v := bc.BuildArgs[buildArgMethod]; v {
+	case "":
+	case string(splb.Chain):
+		method = splb.Chain
+	case string(splb.Merge):
+		if method != splb.Merge {
+			return "", errors.Errorf("%s=merge: this builder has no MergeOp", buildArgMethod)
+		}
+	default:
+		return "", errors.Errorf("%s=%q: want chain or merge", buildArgMethod, v)
+	}
+	return method, nil
 }
 
 func epochFromArgs(args map[string]string) (time.Time, error) {
