@@ -11,19 +11,27 @@ import (
 
 	"github.com/docker/cli/cli/command"
 	cliflags "github.com/docker/cli/cli/flags"
+	"github.com/moby/moby/api/types/image"
 	"github.com/moby/moby/client"
 	"github.com/spf13/cobra"
 
 	"github.com/storepack/storepack/internal/version"
 )
 
-// fakeAPIClient answers the calls `version` makes. Any other method
-// panics through the nil embedded interface, which flags unexpected
-// daemon access.
+// fakeAPIClient answers the calls `version` makes, and those that reading
+// a previous plan makes (previous_test.go). Any other method panics
+// through the nil embedded interface, which flags unexpected daemon
+// access.
 type fakeAPIClient struct {
 	client.APIClient
 	server    client.ServerVersionResult
 	serverErr error
+
+	images     map[string]image.InspectResponse // ImageInspect's images; others are not found
+	inspectErr error                            // ImageInspect's error, if not nil
+	inspected  []string                         // the references ImageInspect was asked for
+	info       client.SystemInfoResult          // Info's answer
+	infoCalls  int
 }
 
 func (f *fakeAPIClient) Ping(context.Context, client.PingOptions) (client.PingResult, error) {

@@ -3,6 +3,7 @@ package cliplugin
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -16,6 +17,7 @@ import (
 	"github.com/docker/cli/cli/command"
 	"github.com/docker/go-units"
 	"github.com/moby/buildkit/frontend/dockerfile/parser"
+	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/spf13/cobra"
 
 	"github.com/storepack/storepack/frontend/inputs"
@@ -35,6 +37,7 @@ type planOptions struct {
 	format   string
 	platform string
 	context  string
+	previous string
 	args     []string
 }
 
@@ -58,10 +61,22 @@ customisation layer is not listed.
 Otherwise the arguments are ROOTs, whose closure is planned with the budget
 --max (default 100) and the strategy --strategy (default ` + layering.DefaultStrategy + `).
 
+--previous IMAGE plans the next release of IMAGE, as a manifest's LAYERS
+--previous=IMAGE does (the flag overrides it; --previous "" ignores it): the
+plan keeps the layers of the plan that IMAGE records where that ships fewer
+bytes (only the storepack strategy uses it). The recorded plan is read from
+the config of IMAGE for the platform (--platform, default: this machine's)
+in the local engine, else in IMAGE's registry, where only the manifests and
+the config are fetched, no layer. Registry credentials are docker's (docker
+login). A registry on a loopback address, or one the engine lists as
+insecure (docker info), is tried with HTTPS without verifying its
+certificate, then with plain HTTP.
+
 ` + fromHelp,
 		Example: `  docker storepack plan app.storepack
   docker storepack plan --platform linux/arm/v7 --format json app.storepack
-  docker storepack plan --max 10 --strategy popularity ./result`,
+  docker storepack plan --max 10 --strategy popularity ./result
+  docker storepack plan --previous registry.example/app:1.0 ./result`,
 		Args:                  cli.RequiresMinArgs(1),
 		DisableFlagsInUseLine: true,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -73,8 +88,9 @@ Otherwise the arguments are ROOTs, whose closure is planned with the budget
 	flags.StringVar(&opts.strategy, "strategy", "", fmt.Sprintf("Layering strategy: %s (default: the manifest's, else %s)", strings.Join(layering.Strategies(), ", "), layering.DefaultStrategy))
 	flags.IntVar(&opts.max, "max", 0, fmt.Sprintf("Layer budget, counting every layer of the image (default: the manifest's, else %d)", manifest.DefaultMaxLayers))
 	flags.StringVar(&opts.format, "format", formatTable, `Output format: "table" or "json"`)
-	flags.StringVar(&opts.platform, "platform", "", "Target platform of a manifest, as os/arch[/variant] or a Nix system such as aarch64-linux (default: this machine's)")
+	flags.StringVar(&opts.platform, "platform", "", "Target platform of a manifest and of the --previous image, as os/arch[/variant] or a Nix system such as aarch64-linux (default: this machine's)")
 	flags.StringVar(&opts.context, "context", "", "Build context of a manifest (default: the manifest's directory)")
+	flags.StringVar(&opts.previous, "previous", "", `Image whose recorded layer plan to keep where that ships fewer bytes, read from the engine or a registry (default: the manifest's LAYERS --previous; "" for none)`)
 	opts.closure.addFlags(flags)
 	return cmd
 }
@@ -99,30 +115,54 @@ func runPlan(cmd *cobra.Command, dockerCli command.Cli, opts planOptions) error 
 		plan layering.Plan
 		err  error
 	)
+	// Read the previous plan only when there is an image to read, so
+	// that plans without one never contact the engine.
+	readPrevious := func(ctx context.Context, ref string, p ocispecs.Platform) (*layering.Plan, error) {
+		return readPreviousPlan(ctx, ref, p, dockerSources(dockerCli))
+	}
 	if file, ok := manifestArg(opts.args, opts.closure.storeDir); ok {
 		for _, name := range []string{"from", "store-dir"} {
 			if flags.Changed(name) {
 				return fmt.Errorf("--%s applies to ROOT arguments, not to a manifest (%s), which names its graph with GRAPH and its store with STORE", name, file)
 			}
 		}
-		plan, err = planManifest(ctx, file, manifestPlanOptions{
-			strategy: opts.strategy,
-			max:      opts.max,
-			context:  opts.context,
-			platform: opts.platform,
-			warn:     dockerCli.Err(),
-		})
+		mo := manifestPlanOptions{
+			strategy:     opts.strategy,
+			max:          opts.max,
+			context:      opts.context,
+			platform:     opts.platform,
+			readPrevious: readPrevious,
+		}
+		if flags.Changed("previous") {
+			mo.previous = &opts.previous
+		}
+		plan, err = planManifest(ctx, file, mo)
 	} else {
-		for _, name := range []string{"platform", "context"} {
-			if flags.Changed(name) {
-				return fmt.Errorf("--%s applies to a manifest, not to ROOT arguments", name)
-			}
+		if flags.Changed("context") {
+			return errors.New("--context applies to a manifest, not to ROOT arguments")
+		}
+		if flags.Changed("platform") && opts.previous == "" {
+			return errors.New("--platform applies to a manifest, or to the --previous image, not to ROOT arguments alone")
 		}
 		budget := opts.max
 		if budget == 0 {
 			budget = manifest.DefaultMaxLayers
 		}
-		plan, err = planRoots(ctx, opts.args, opts.closure, layering.Options{Strategy: opts.strategy, MaxLayers: budget}, dockerCli.Err())
+		var previous func(context.Context) (*layering.Plan, error)
+		if opts.previous != "" {
+			p, err := targetPlatform(opts.platform)
+			if err != nil {
+				return err
+			}
+			previous = func(ctx context.Context) (*layering.Plan, error) {
+				plan, err := readPrevious(ctx, opts.previous, p)
+				if err != nil {
+					return nil, fmt.Errorf("--previous: %w", err)
+				}
+				return plan, nil
+			}
+		}
+		plan, err = planRoots(ctx, opts.args, opts.closure, layering.Options{Strategy: opts.strategy, MaxLayers: budget}, previous, dockerCli.Err())
 	}
 	if err != nil {
 		return err
@@ -164,8 +204,9 @@ func manifestArg(args []string, storeDir string) (string, bool) {
 	return arg, fi.Mode().IsRegular()
 }
 
-// planRoots plans the closure of ROOT arguments.
-func planRoots(ctx context.Context, args []string, co closureOptions, opt layering.Options, warn io.Writer) (layering.Plan, error) {
+// planRoots plans the closure of ROOT arguments. previous, if not nil,
+// reads opt.Previous once the closure is known.
+func planRoots(ctx context.Context, args []string, co closureOptions, opt layering.Options, previous func(context.Context) (*layering.Plan, error), warn io.Writer) (layering.Plan, error) {
 	roots, storeDir, err := resolveRoots(args, co.storeDir)
 	if err != nil {
 		return layering.Plan{}, err
@@ -174,15 +215,30 @@ func planRoots(ctx context.Context, args []string, co closureOptions, opt layeri
 	if err != nil {
 		return layering.Plan{}, err
 	}
+	if previous != nil {
+		if opt.Previous, err = previous(ctx); err != nil {
+			return layering.Plan{}, err
+		}
+	}
 	return layering.Build(g, opt)
 }
 
 type manifestPlanOptions struct {
-	strategy string // "" : the manifest's
-	max      int    // 0: the manifest's
-	context  string // "": the manifest's directory
-	platform string // "": the host's
-	warn     io.Writer
+	strategy string  // "" : the manifest's
+	max      int     // 0: the manifest's
+	context  string  // "": the manifest's directory
+	platform string  // "": the host's
+	previous *string // nil: the manifest's LAYERS --previous; "": none
+	// readPrevious reads the plan recorded in an image for a platform.
+	readPrevious func(ctx context.Context, ref string, p ocispecs.Platform) (*layering.Plan, error)
+}
+
+// targetPlatform parses a --platform value; "" is the host's platform.
+func targetPlatform(spec string) (ocispecs.Platform, error) {
+	if spec == "" {
+		return platforms.Normalize(platforms.DefaultSpec()), nil
+	}
+	return inputs.ParsePlatform(spec)
 }
 
 // planManifest plans a manifest for one platform the way the frontend
@@ -198,13 +254,10 @@ func planManifest(ctx context.Context, file string, opt manifestPlanOptions) (pl
 	if err != nil {
 		return layering.Plan{}, err
 	}
-	p := platforms.DefaultSpec()
-	if opt.platform != "" {
-		if p, err = inputs.ParsePlatform(opt.platform); err != nil {
-			return layering.Plan{}, err
-		}
+	p, err := targetPlatform(opt.platform)
+	if err != nil {
+		return layering.Plan{}, err
 	}
-	p = platforms.Normalize(p)
 	contextDir := opt.context
 	if contextDir == "" {
 		contextDir = filepath.Dir(file)
@@ -244,8 +297,16 @@ func planManifest(ctx context.Context, file string, opt manifestPlanOptions) (pl
 		return layering.Plan{}, err
 	}
 	lo.MaxLayers = budget
-	if m.Layers.Previous != "" {
-		fmt.Fprintf(opt.warn, "WARNING: %s: LAYERS --previous=%s is not read by plan: the image built may keep layers of that image where this plan does not\n", file, m.Layers.Previous)
+	if opt.previous != nil {
+		if *opt.previous != "" {
+			if lo.Previous, err = opt.readPrevious(ctx, *opt.previous, p); err != nil {
+				return layering.Plan{}, fmt.Errorf("--previous: %w", err)
+			}
+		}
+	} else if m.Layers.Previous != "" {
+		if lo.Previous, err = opt.readPrevious(ctx, m.Layers.Previous, p); err != nil {
+			return layering.Plan{}, parser.WithLocation(fmt.Errorf("LAYERS --previous: %w", err), m.Layers.Location)
+		}
 	}
 	plan, err = layering.Build(c.Graph, lo)
 	if err != nil && opt.strategy == "" {

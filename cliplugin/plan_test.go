@@ -225,13 +225,6 @@ func TestPlanManifest(t *testing.T) {
 	}
 	checkTable(t, viaContext, buildPlan(t, g, layering.DefaultStrategy, 100))
 
-	// --previous is not read: said on stderr.
-	previous := s.manifestFile(t, "previous.storepack", "CLOSURE ./result", "LAYERS --previous=example/app:1")
-	_, stderr, err := runCommand(t, "plan", previous)
-	if err != nil || !strings.Contains(stderr, "--previous=example/app:1 is not read") {
-		t.Errorf("--previous: err %v, stderr %q", err, stderr)
-	}
-
 	// Errors name the manifest file and line.
 	bad := s.manifestFile(t, "bad.storepack", "CLOSURE ./result", "CLOSUR ./result")
 	mustFail(t, []string{bad + ":4:", "unknown instruction: CLOSUR"}, "plan", bad)

@@ -34,7 +34,22 @@ func (x *indexed) indexOf(p store.Path) (int32, bool) {
 
 // referrers returns, for each path, the paths that reference it.
 func (x *indexed) referrers() [][]int32 {
+	counts := make([]int, x.len())
+	total := 0
+	for _, refs := range x.refs {
+		for _, ref := range refs {
+			counts[ref]++
+			total++
+		}
+	}
+	// All in one array, each path's share cut to its count.
+	all := make([]int32, total)
 	referrers := make([][]int32, x.len())
+	start := 0
+	for i, count := range counts {
+		referrers[i] = all[start : start : start+count]
+		start += count
+	}
 	for i, refs := range x.refs {
 		for _, ref := range refs {
 			referrers[ref] = append(referrers[ref], int32(i))

@@ -1,6 +1,10 @@
 package layering
 
-import "github.com/storepack/storepack/store"
+import (
+	"slices"
+
+	"github.com/storepack/storepack/store"
+)
 
 // sketchSize is the number of hashes a sketch keeps. Estimates of larger
 // sets are off by about 1/sqrt(sketchSize), 18%: enough to rank joins (on
@@ -42,6 +46,29 @@ func union(into, a, b sketch) sketch {
 	return into[:n]
 }
 
+// covers reports whether the union of s and t is s: s is full, and holds
+// every hash of t below its largest. In a closure most references add
+// nothing to a sketch that is full already (their closures overlap), and
+// this check, unlike union, writes nothing.
+func covers(s, t sketch) bool {
+	if len(s) < sketchSize {
+		return len(t) == 0
+	}
+	largest, i := s[len(s)-1], 0
+	for _, h := range t {
+		if h >= largest {
+			return true
+		}
+		for s[i] < h { // stops at the largest at the latest
+			i++
+		}
+		if s[i] != h {
+			return false
+		}
+	}
+	return true
+}
+
 // hashSpace is 2^64, the number of possible hashes.
 const hashSpace = 1 << 64
 
@@ -62,22 +89,39 @@ func (s sketch) count() float64 {
 // share a name (several "source" paths, say) hash with their hash part too,
 // so that they still count as distinct.
 func closureSketches(x *indexed) []sketch {
-	nameUses := make(map[string]int, x.len())
-	for _, p := range x.paths {
-		nameUses[p.Name]++
-	}
+	shared := sharedNames(x.paths)
 	arena := make([]uint64, x.len()*sketchSize)
 	sketches := make([]sketch, x.len())
 	own, scratch := make(sketch, 0, sketchSize), make(sketch, 0, sketchSize)
 	for i, p := range x.paths {
-		own = append(own[:0], pathHash(p, nameUses[p.Name] > 1))
+		own = append(own[:0], pathHash(p, shared[pathHash(p, false)]))
 		for _, ref := range x.refs[i] {
-			scratch = union(scratch, own, sketches[ref])
-			own, scratch = scratch, own
+			if !covers(own, sketches[ref]) {
+				scratch = union(scratch, own, sketches[ref])
+				own, scratch = scratch, own
+			}
 		}
 		sketches[i] = append(arena[i*sketchSize:i*sketchSize:(i+1)*sketchSize], own...)
 	}
 	return sketches
+}
+
+// sharedNames returns the hashes (see pathHash) of the names that more
+// than one path has: few, so a small set; sorting the hashes finds them
+// faster than counting names in a map.
+func sharedNames(paths []store.Path) map[uint64]bool {
+	hashes := make([]uint64, len(paths))
+	for i, p := range paths {
+		hashes[i] = pathHash(p, false)
+	}
+	slices.Sort(hashes)
+	shared := make(map[uint64]bool)
+	for i := 1; i < len(hashes); i++ {
+		if hashes[i] == hashes[i-1] {
+			shared[hashes[i]] = true
+		}
+	}
+	return shared
 }
 
 // pathHash hashes a path's name, and its hash part if asked to, with

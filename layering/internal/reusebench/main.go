@@ -20,6 +20,7 @@ import (
 	"io"
 	"math"
 	"os"
+	"runtime"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -65,9 +66,22 @@ type replayed struct {
 // results is everything the benchmark measured.
 type results struct {
 	histories []corpus.History
-	bounds    []uint64                          // by history: what one layer per path pushes
-	replays   map[variant]map[int][]replayed    // by variant, budget and history
-	planTimes map[variant]map[int]time.Duration // nil if not measured
+	bounds    []uint64                       // by history: what one layer per path pushes
+	replays   map[variant]map[int][]replayed // by variant, budget and history
+	planTimes map[variant]map[int]planTime   // nil if not measured
+}
+
+// planTime is how long planning the synthetic closure took, the best of a
+// few runs: wall time, and CPU time (0 where not measured), which a busy
+// machine does not inflate.
+type planTime struct{ wall, cpu time.Duration }
+
+func (t planTime) String() string {
+	s := fmt.Sprintf("%.0f ms", t.wall.Seconds()*1000)
+	if t.cpu > 0 {
+		s += fmt.Sprintf(" (%.0f cpu)", t.cpu.Seconds()*1000)
+	}
+	return s
 }
 
 func main() {
@@ -165,16 +179,17 @@ func contentID(layer layering.Layer) string {
 }
 
 // timePlans measures each variant planning the synthetic closure at each
-// budget, best of three. The previous-layout variant gets the plan storepack
-// made without one, as for an unchanged rebuild.
-func timePlans() (map[variant]map[int]time.Duration, error) {
+// budget, best of timingRuns. The previous-layout variant gets the plan
+// storepack made without one, as for an unchanged rebuild.
+func timePlans() (map[variant]map[int]planTime, error) {
+	const timingRuns = 3
 	g, err := corpus.Synthetic(timingPaths, 1)
 	if err != nil {
 		return nil, err
 	}
-	times := make(map[variant]map[int]time.Duration)
+	times := make(map[variant]map[int]planTime)
 	for _, v := range variants {
-		times[v] = make(map[int]time.Duration)
+		times[v] = make(map[int]planTime)
 		for _, budget := range budgets {
 			opt := layering.Options{Strategy: v.strategy, MaxLayers: budget}
 			if v.withPrevious {
@@ -184,13 +199,16 @@ func timePlans() (map[variant]map[int]time.Duration, error) {
 				}
 				opt.Previous = &previous
 			}
-			best := time.Duration(math.MaxInt64)
-			for range 3 {
+			best := planTime{wall: math.MaxInt64, cpu: math.MaxInt64}
+			for range timingRuns {
+				runtime.GC() // not the previous run's garbage
 				start := time.Now()
+				startCPU, _ := cpuTime()
 				if _, err := layering.Build(g, opt); err != nil {
 					return nil, fmt.Errorf("timing %s: %w", v, err)
 				}
-				best = min(best, time.Since(start))
+				endCPU, _ := cpuTime()
+				best = planTime{wall: min(best.wall, time.Since(start)), cpu: min(best.cpu, endCPU-startCPU)}
 			}
 			times[v][budget] = best
 		}
@@ -210,7 +228,8 @@ func (r *results) printCorpus(w io.Writer) {
 // printTable prints the one table of all strategies: bytes pushed over the
 // whole corpus, as ratios to the lower bound and to auto, the overhead over
 // the bound as a ratio to auto's, layers per image, the smallest and
-// largest layer, and the time to plan the synthetic closure.
+// largest layer, and the time to plan the synthetic closure (wall time,
+// and CPU time in parentheses).
 func (r *results) printTable(w io.Writer) {
 	bound := sum(r.bounds)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
@@ -229,7 +248,7 @@ func (r *results) printTable(w io.Writer) {
 			}
 			planTime := ""
 			if r.planTimes != nil {
-				planTime = fmt.Sprintf("%.0f ms", r.planTimes[v][budget].Seconds()*1000)
+				planTime = r.planTimes[v][budget].String()
 			}
 			pushed := r.pushed(v, budget)
 			fmt.Fprintf(tw, "%s\t%d\t%s\t%.3f\t%.3f\t%.3f\t%.1f\t%s\t%s\t%s\t\n", v, budget, mib(pushed),
@@ -322,16 +341,16 @@ func (r *results) goals() []goal {
 	}
 	goals = append(goals, goal{name: "one layer per path with no budget is a lower bound", met: len(below) == 0, detail: listed("below it", below)})
 	if r.planTimes != nil {
-		var slowest time.Duration
+		var slowest planTime
 		for _, v := range []variant{storepack, storepackPrevious} {
 			for _, budget := range budgets {
-				slowest = max(slowest, r.planTimes[v][budget])
+				slowest = planTime{wall: max(slowest.wall, r.planTimes[v][budget].wall), cpu: max(slowest.cpu, r.planTimes[v][budget].cpu)}
 			}
 		}
 		goals = append(goals, goal{
 			name:   fmt.Sprintf("storepack plans a %d-path closure in under a second", timingPaths),
-			met:    slowest < time.Second,
-			detail: fmt.Sprintf("slowest %.0f ms", slowest.Seconds()*1000),
+			met:    slowest.wall < time.Second,
+			detail: fmt.Sprintf("slowest %s", slowest),
 		})
 	}
 	return goals
