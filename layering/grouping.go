@@ -33,8 +33,9 @@ const (
 //
 //	(size(A)+size(B))·|closure(A ∪ B)| − size(A)·|closure(A)| − size(B)·|closure(B)|
 //
-// which, divided by the number of paths, is what the join wastes on average
-// per changed path from then on. A group that is still a layer of the
+// which, divided by the closure's total weight (its paths, a root counting
+// for more), is what the join wastes on average per changed path from then
+// on. A group that is still a layer of the
 // previous image costs its size as well when it is first joined: that
 // layer must then be pushed again.
 //
@@ -45,7 +46,7 @@ type grouping struct {
 	x        *indexed
 	leader   []int32   // union-find forest over path indexes; a group is named by its root
 	size     []float64 // by group: the NAR size of its paths
-	closure  []sketch  // by group: the union of its paths' closures; by other path: its own closure
+	closure  []sketch  // by group: the union of its paths' closures (other paths' entries are stale)
 	weight   []float64 // by group: closure[group].count(), plus rootWeight per root in it
 	roots    []int     // by group: how many roots it holds
 	keptSize []float64 // by group: its size if it is a whole layer of the previous image, else 0
@@ -278,36 +279,24 @@ func (g *grouping) offerAbsorb(q *mergeQueue, referrers [][]int32, top int32) {
 
 // groups returns the groups, each ascending, ordered by their first path.
 func (g *grouping) groups() [][]int32 {
-	at := make(map[int32]int)
+	slot := make([]int32, g.x.len()) // by leader: 1 + its group's place in groups
 	var groups [][]int32
 	for i := range g.leader {
 		leader := g.find(int32(i))
-		k, ok := at[leader]
-		if !ok {
-			k = len(groups)
-			at[leader] = k
+		if slot[leader] == 0 {
 			groups = append(groups, nil)
+			slot[leader] = int32(len(groups))
 		}
+		k := slot[leader] - 1
 		groups[k] = append(groups[k], int32(i))
 	}
 	return groups
 }
 
-// byStability sorts groups by the estimated number of paths in their
-// closure, fewest first.
+// byStability sorts groups by weight, the estimated number of paths whose
+// change would change them, least first.
 func (g *grouping) byStability(groups [][]int32) [][]int32 {
-	closure, scratch := make(sketch, 0, sketchSize), make(sketch, 0, sketchSize)
-	return g.x.sortGroups(groups, func(group []int32) float64 {
-		closure = closure[:0]
-		for _, i := range group {
-			// A group's own sketch is in its leader's place, and the
-			// other paths still have their own closures: the union of
-			// them all is the group's closure, whichever holds which.
-			scratch = union(scratch, closure, g.closure[i])
-			closure, scratch = scratch, closure
-		}
-		return closure.count()
-	})
+	return g.x.sortGroups(groups, func(group []int32) float64 { return g.weight[g.find(group[0])] })
 }
 
 // candidate is a possible join of groups a and b (or absorption of b into

@@ -33,10 +33,10 @@ package layering
 // broken layers) must be pushed anyway and are grouped afresh.
 //
 // Layers are ordered most stable first: by the estimated size of their
-// closure, the number of paths whose change would change the layer. A
-// client that has the bottom layers of the chain can reuse them only if
-// everything below is the same, so the layers least likely to change go
-// first.
+// closure, the number of paths whose change would change the layer (a root
+// counting for many). A client that has the bottom layers of the chain can
+// reuse them only if everything below is the same, so the layers least
+// likely to change go first.
 //
 // Each layer is keyed by the name of its largest path, "package name and
 // version", which survives rebuilds.
