@@ -72,8 +72,15 @@ func manifest(result, graph string, extra ...string) string {
 func TestEngineBuildChain(t *testing.T) {
 	c := nixClosure(t)
 	df := writeFile(t, c.dir, "app.storepack", manifest(c.dir+"/result", c.dir+"/path-info.json"))
-	tag := "storepack-e2e/chain:1"
-	if r := engineBuild(t, "-f", df, "-t", tag, "/"); r.err != nil {
+	engineBuildRunCheck(t, df, "storepack-e2e/chain:1", c)
+}
+
+// engineBuildRunCheck builds a manifest of closure c with `docker build` on
+// Docker 20.10, with the host's / as the context, runs the image and
+// checks every layer.
+func engineBuildRunCheck(t *testing.T, manifestFile, tag string, c closure) {
+	t.Helper()
+	if r := engineBuild(t, "-f", manifestFile, "-t", tag, "/"); r.err != nil {
 		t.Fatalf("build failed:\n%s", r)
 	}
 	t.Cleanup(func() { cmd(nil, bed.docker, "rmi", "-f", tag) })

@@ -4,7 +4,6 @@ package e2e
 
 import (
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 )
@@ -19,17 +18,7 @@ func TestDiscoverClosure(t *testing.T) {
 	}
 	t.Run("docker build", func(t *testing.T) {
 		df := writeFile(t, t.TempDir(), "app.storepack", noGraph(c.dir+"/result"))
-		tag := "storepack-e2e/discover:1"
-		if r := engineBuild(t, "-f", df, "-t", tag, "/"); r.err != nil {
-			t.Fatalf("build failed:\n%s", r)
-		}
-		t.Cleanup(func() { cmd(nil, bed.docker, "rmi", "-f", tag) })
-		if out := must(t, nil, bed.docker, "run", "--rm", tag); strings.TrimSpace(out) != greeting {
-			t.Errorf("docker run printed %q, want %q", out, greeting)
-		}
-		saved := filepath.Join(t.TempDir(), "image.tar")
-		must(t, nil, bed.docker, "save", "-o", saved, tag)
-		checkImage(t, readArchive(t, saved), c, time.Unix(1, 0))
+		engineBuildRunCheck(t, df, "storepack-e2e/discover:1", c)
 	})
 	t.Run("buildx", func(t *testing.T) {
 		df := writeFile(t, c.dir, "app.storepack", noGraph("./result"))

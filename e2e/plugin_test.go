@@ -149,19 +149,7 @@ func TestPluginPlanPrevious(t *testing.T) {
 	v2 := nixClosure(t, "--argstr", "appVersion", "2")
 	// The manifest has a customisation layer (LINK): --max=4 leaves three
 	// store layers, as plan --max 3 on ROOTs plans.
-	build := func(c closure, tag, layers string) platformImage {
-		t.Helper()
-		df := writeFile(t, c.dir, "app.storepack", manifest("./result", "path-info.json", layers))
-		if r := buildxBuild(t, "-f", df, "--build-context", "store=/nix/store", "-t", repo+":"+tag, "--push", c.dir); r.err != nil {
-			t.Fatalf("build failed:\n%s", r)
-		}
-		images := readImages(t, repo, tag)
-		if len(images) != 1 {
-			t.Fatalf("%s:%s has %d images", repo, tag, len(images))
-		}
-		return images[0]
-	}
-	first := build(v1, "1", "LAYERS --max=4")
+	first := pushImage(t, v1, repo+":1", "LAYERS --max=4")
 	result2 := filepath.Join(v2.dir, "result")
 	planWith := func(previous string) layering.Plan {
 		t.Helper()
@@ -202,7 +190,7 @@ func TestPluginPlanPrevious(t *testing.T) {
 	// plan that release 2's image records. plan on the manifest reads its
 	// LAYERS --previous the same way.
 	layers2 := "LAYERS --max=4 --previous=" + repo + ":1"
-	second := build(v2, "2", layers2)
+	second := pushImage(t, v2, repo+":2", layers2)
 	if !pluginSamePlan(plan, second.plan) {
 		t.Errorf("plan --previous:\n%+v\nthe build's:\n%+v", plan, second.plan)
 	}

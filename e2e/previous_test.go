@@ -18,20 +18,9 @@ func TestPreviousLayout(t *testing.T) {
 	repo := bed.registry + "/storepack-e2e/previous"
 	v1 := nixClosure(t, "--argstr", "appVersion", "1")
 	v2 := nixClosure(t, "--argstr", "appVersion", "2")
-	build := func(c closure, tag, layers string) platformImage {
-		df := writeFile(t, c.dir, "app.storepack", manifest("./result", "path-info.json", layers))
-		if r := buildxBuild(t, "-f", df, "--build-context", "store=/nix/store", "-t", repo+":"+tag, "--push", c.dir); r.err != nil {
-			t.Fatalf("build failed:\n%s", r)
-		}
-		images := readImages(t, repo, tag)
-		if len(images) != 1 {
-			t.Fatalf("%s:%s has %d images", repo, tag, len(images))
-		}
-		return images[0]
-	}
 	// A budget smaller than the closure, so that paths share layers.
-	first := build(v1, "1", "LAYERS --max=3")
-	second := build(v2, "2", "LAYERS --max=3 --previous="+repo+":1")
+	first := pushImage(t, v1, repo+":1", "LAYERS --max=3")
+	second := pushImage(t, v2, repo+":2", "LAYERS --max=3 --previous="+repo+":1")
 
 	oldPaths := map[store.Path]bool{}
 	for _, p := range v1.paths {
@@ -69,4 +58,20 @@ func TestPreviousLayout(t *testing.T) {
 	if r.err == nil || !strings.Contains(r.out, "records no layer plan") || !strings.Contains(r.out, busybox) {
 		t.Errorf("previous image without a plan:\n%s", r)
 	}
+}
+
+// pushImage builds the test manifest of closure c with extra lines through
+// buildx, pushes it as ref (repo:tag) and reads it back from the registry.
+func pushImage(t *testing.T, c closure, ref string, extra ...string) platformImage {
+	t.Helper()
+	df := writeFile(t, c.dir, "app.storepack", manifest("./result", "path-info.json", extra...))
+	if r := buildxBuild(t, "-f", df, "--build-context", "store=/nix/store", "-t", ref, "--push", c.dir); r.err != nil {
+		t.Fatalf("build failed:\n%s", r)
+	}
+	repo, tag, _ := strings.Cut(ref[len(bed.registry):], ":")
+	images := readImages(t, bed.registry+repo, tag)
+	if len(images) != 1 {
+		t.Fatalf("%s has %d images", ref, len(images))
+	}
+	return images[0]
 }
