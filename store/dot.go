@@ -375,9 +375,14 @@ func (l *dotLexer) quotedID() (dotToken, error) {
 		if err != nil {
 			return dotToken{}, l.readError(err)
 		}
-		n := 0
-		for n < len(buf) && buf[n] != '"' && buf[n] != '\\' && buf[n] != '\n' {
-			n++
+		// The closing quote is usually all there is to find, and
+		// IndexByte finds it fast.
+		n := bytes.IndexByte(buf, '"')
+		if n < 0 {
+			n = len(buf)
+		}
+		if special := bytes.IndexAny(buf[:n], "\\\n"); special >= 0 {
+			n = special
 		}
 		text = append(text, buf[:n]...)
 		if len(text) > maxLineLen {

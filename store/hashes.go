@@ -43,14 +43,6 @@ func FindHashes(ctx context.Context, fsys fs.FS, p Path) (HashScan, error) {
 	return HashScan{Hashes: hashes, NarSize: size}, nil
 }
 
-// isNix32 tells the characters of hashAlphabet.
-var isNix32 = func() (t [256]bool) {
-	for i := 0; i < len(hashAlphabet); i++ {
-		t[hashAlphabet[i]] = true
-	}
-	return t
-}()
-
 type hashVisitor struct {
 	ctx   context.Context
 	fsys  fs.FS
@@ -64,7 +56,7 @@ type hashVisitor struct {
 // string and file, not across them.
 func (v *hashVisitor) feed(data []byte) {
 	for _, c := range data {
-		if !isNix32[c] {
+		if !isHashByte[c] {
 			v.run = v.run[:0]
 			continue
 		}
