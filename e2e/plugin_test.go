@@ -214,19 +214,8 @@ func TestPluginPlanPrevious(t *testing.T) {
 		{Key: "base", Paths: base},
 		{Key: "hello", Paths: []store.Path{v1.root}},
 	}}
-	label, err := json.Marshal(recorded)
-	if err != nil {
-		t.Fatal(err)
-	}
 	local, pushed := "storepack-e2e-local/plugin:recorded", repo+":recorded"
-	dir := t.TempDir()
-	writeFile(t, dir, "Dockerfile", "FROM "+os.Getenv("TESTBED_BUSYBOX_IMAGE")+"\n")
-	if r := engineBuild(t, "--label", "dev.storepack.plan="+string(label), "-t", local, "-t", pushed, dir); r.err != nil {
-		t.Fatalf("build failed:\n%s", r)
-	}
-	must(t, nil, bed.docker, "push", "-q", pushed)
-	must(t, nil, bed.docker, "rmi", pushed) // untags: local keeps the image
-	t.Cleanup(func() { cmd(nil, bed.docker, "rmi", local) })
+	imageRecording(t, recorded, local, pushed)
 
 	without := pluginDecodePlan(t, "plan", mustPlugin(t, "plan", "--format", "json", "--max", "3", result2))
 	fromEngine, fromRegistry := planWith(local), planWith(pushed)

@@ -3,11 +3,14 @@
 package e2e
 
 import (
+	"encoding/json"
+	"os"
 	"slices"
 	"strings"
 	"testing"
 
 	"github.com/storepack/storepack/layering"
+	splb "github.com/storepack/storepack/llb"
 	"github.com/storepack/storepack/store"
 )
 
@@ -51,6 +54,30 @@ func TestPreviousLayout(t *testing.T) {
 		t.Errorf("reused %d layers of the previous release, want %d", reused, reusable)
 	}
 
+	// On so small a closure the plan above may equal the one made without
+	// --previous; a recorded plan the strategy would not make tells. Every
+	// path but the application in one layer: keeping it ships nothing,
+	// giving it up would ship busybox again, so the build keeps it.
+	var base []store.Path
+	for _, p := range v1.paths {
+		if p != v1.root {
+			base = append(base, p)
+		}
+	}
+	recorded := layering.Plan{Strategy: "storepack", Layers: []layering.Layer{
+		{Key: "base", Paths: base},
+		{Key: "hello", Paths: []store.Path{v1.root}},
+	}}
+	imageRecording(t, recorded, "", repo+":recorded")
+	kept := pushImage(t, v2, repo+":3", "LAYERS --max=3 --previous="+repo+":recorded")
+	without := pushImage(t, v2, repo+":4", "LAYERS --max=3")
+	if !slices.ContainsFunc(kept.plan.Layers, func(l layering.Layer) bool { return slices.Equal(l.Paths, base) }) {
+		t.Errorf("the build with --previous does not keep the recorded layer of %v: %+v", base, kept.plan)
+	}
+	if slices.EqualFunc(kept.plan.Layers, without.plan.Layers, func(a, b layering.Layer) bool { return slices.Equal(a.Paths, b.Paths) }) {
+		t.Errorf("the plan with --previous equals the plan without, so the test tells nothing: %+v", without.plan)
+	}
+
 	// An image without a recorded plan is refused, naming it.
 	busybox := bed.registry + "/library/busybox:latest"
 	df := writeFile(t, v2.dir, "app.storepack", manifest("./result", "path-info.json", "LAYERS --previous="+busybox))
@@ -74,4 +101,29 @@ func pushImage(t *testing.T, c closure, ref string, extra ...string) platformIma
 		t.Fatalf("%s has %d images", ref, len(images))
 	}
 	return images[0]
+}
+
+// imageRecording makes an image that records plan in its label (built by
+// Docker 20.10 from the test bed's busybox), tagged local in the engine
+// (unless empty) and pushed to the registry as pushed, which the engine
+// then forgets.
+func imageRecording(t *testing.T, plan layering.Plan, local, pushed string) {
+	t.Helper()
+	label, err := json.Marshal(plan)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	writeFile(t, dir, "Dockerfile", "FROM "+os.Getenv("TESTBED_BUSYBOX_IMAGE")+"\n")
+	tags := []string{"-t", pushed}
+	if local != "" {
+		tags = append(tags, "-t", local)
+		t.Cleanup(func() { cmd(nil, bed.docker, "rmi", local) })
+	}
+	args := append([]string{"--label", splb.PlanLabel + "=" + string(label)}, tags...)
+	if r := engineBuild(t, append(args, dir)...); r.err != nil {
+		t.Fatalf("build failed:\n%s", r)
+	}
+	must(t, nil, bed.docker, "push", "-q", pushed)
+	must(t, nil, bed.docker, "rmi", pushed) // untags; a local tag keeps the image
 }
