@@ -199,21 +199,9 @@ func TestPluginPlanPrevious(t *testing.T) {
 		t.Errorf("plan of the manifest with %s:\n%+v\nthe build's:\n%+v", layers2, manifestPlan, second.plan)
 	}
 
-	// A recorded plan the default strategy would not make: every path
-	// but the application in one layer. Keeping that layer ships nothing,
-	// and giving it up would ship busybox again, so the plan keeps it. The
-	// image is made by Docker 20.10 (FROM busybox, LABEL): once under a
-	// name only the engine has, once only in the registry.
-	var base []store.Path
-	for _, p := range v1.paths {
-		if p != v1.root {
-			base = append(base, p)
-		}
-	}
-	recorded := layering.Plan{Strategy: "storepack", Layers: []layering.Layer{
-		{Key: "base", Paths: base},
-		{Key: "hello", Paths: []store.Path{v1.root}},
-	}}
+	// A recorded plan the default strategy would not make, in an image
+	// under a name only the engine has, and under one only the registry has.
+	recorded, base := unusualPlan(v1)
 	local, pushed := "storepack-e2e-local/plugin:recorded", repo+":recorded"
 	imageRecording(t, recorded, local, pushed)
 

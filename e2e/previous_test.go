@@ -55,19 +55,8 @@ func TestPreviousLayout(t *testing.T) {
 	}
 
 	// On so small a closure the plan above may equal the one made without
-	// --previous; a recorded plan the strategy would not make tells. Every
-	// path but the application in one layer: keeping it ships nothing,
-	// giving it up would ship busybox again, so the build keeps it.
-	var base []store.Path
-	for _, p := range v1.paths {
-		if p != v1.root {
-			base = append(base, p)
-		}
-	}
-	recorded := layering.Plan{Strategy: "storepack", Layers: []layering.Layer{
-		{Key: "base", Paths: base},
-		{Key: "hello", Paths: []store.Path{v1.root}},
-	}}
+	// --previous; a recorded plan the strategy would not make tells.
+	recorded, base := unusualPlan(v1)
 	imageRecording(t, recorded, "", repo+":recorded")
 	kept := pushImage(t, v2, repo+":3", "LAYERS --max=3 --previous="+repo+":recorded")
 	without := pushImage(t, v2, repo+":4", "LAYERS --max=3")
@@ -101,6 +90,22 @@ func pushImage(t *testing.T, c closure, ref string, extra ...string) platformIma
 		t.Fatalf("%s has %d images", ref, len(images))
 	}
 	return images[0]
+}
+
+// unusualPlan is a plan of closure c that the default strategy would not
+// make: every path but the application in one layer (base). A build that
+// reads it keeps that layer, since keeping it ships nothing and giving it up
+// would ship busybox again.
+func unusualPlan(c closure) (plan layering.Plan, base []store.Path) {
+	for _, p := range c.paths {
+		if p != c.root {
+			base = append(base, p)
+		}
+	}
+	return layering.Plan{Strategy: "storepack", Layers: []layering.Layer{
+		{Key: "base", Paths: base},
+		{Key: "hello", Paths: []store.Path{c.root}},
+	}}, base
 }
 
 // imageRecording makes an image that records plan in its label (built by
