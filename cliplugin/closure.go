@@ -196,7 +196,7 @@ func storePathOf(s, storeDir string) (store.Path, bool, error) {
 		if !strings.HasPrefix(s, storeDir+"/") {
 			return store.Path{}, false, nil
 		}
-	} else if !hasStoreComponent(s) {
+	} else if !store.LooksInStore(s) {
 		return store.Path{}, false, nil
 	}
 	p, _, err := store.SplitSubPath(s)
@@ -210,19 +210,6 @@ func storePathOf(s, storeDir string) (store.Path, bool, error) {
 		return store.Path{}, false, fmt.Errorf("%s is not a store path in %s", s, storeDir)
 	}
 	return p, true, nil
-}
-
-// hasStoreComponent reports whether a component of the slash-separated path
-// s starts like a store path's base name: 32 characters of Nix's base-32
-// alphabet and a dash.
-func hasStoreComponent(s string) bool {
-	const alphabet = "0123456789abcdfghijklmnpqrsvwxyz"
-	for _, c := range strings.Split(s, "/") {
-		if len(c) > 33 && c[32] == '-' && strings.Trim(c[:32], alphabet) == "" {
-			return true
-		}
-	}
-	return false
 }
 
 // loadClosure loads the graph that from names and returns the closure of

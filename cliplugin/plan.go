@@ -23,6 +23,7 @@ import (
 	"github.com/storepack/storepack/frontend/inputs"
 	"github.com/storepack/storepack/frontend/manifest"
 	"github.com/storepack/storepack/layering"
+	"github.com/storepack/storepack/store"
 )
 
 const (
@@ -186,7 +187,7 @@ func manifestArg(args []string, storeDir string) (string, bool) {
 		}
 	}
 	abs, err := filepath.Abs(arg)
-	if err != nil || hasStoreComponent(abs) {
+	if err != nil || store.LooksInStore(abs) {
 		return "", false
 	}
 	fi, err := os.Lstat(arg)

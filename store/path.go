@@ -293,6 +293,18 @@ func splitBase(base string) (hash, name string, err error) {
 	return hash, name, nil
 }
 
+// LooksInStore reports whether a component of the slash-separated path s
+// looks like a store path's base name (32 nix32 characters and a dash), so
+// that s may point into some store whose directory is not known.
+func LooksInStore(s string) bool {
+	for _, c := range strings.Split(s, "/") {
+		if hasHashPrefix(c) {
+			return true
+		}
+	}
+	return false
+}
+
 // hasHashPrefix reports whether s starts with 32 nix32 characters and a dash,
 // i.e. whether s looks like a store path's base name.
 func hasHashPrefix(s string) bool {

@@ -206,3 +206,17 @@ func mustParse(t testing.TB, s string) Path {
 	}
 	return p
 }
+
+func TestLooksInStore(t *testing.T) {
+	for s, want := range map[string]bool{
+		"/nix/store/00000000000000000000000000000000-hello/bin": true,
+		"/gnu/store/00000000000000000000000000000000-x":         true,
+		"/nix/store/00000000000000000000000000000000":           false, // no dash and name
+		"/nix/store/eeeeeeeeeeeeeeeeeeeeeeeeeeeeeeee-x":         false, // e is not nix32
+		"/home/me/result": false,
+	} {
+		if got := LooksInStore(s); got != want {
+			t.Errorf("LooksInStore(%q) = %v, want %v", s, got, want)
+		}
+	}
+}
