@@ -182,8 +182,7 @@ func (s *fakeStore) database(t *testing.T, infos []store.Info) string {
 	return file
 }
 
-func (s *fakeStore) result() string      { return filepath.Join(s.work, "result") }
-func (s *fakeStore) resultChain() string { return filepath.Join(s.work, "result-chain") }
+func (s *fakeStore) result() string { return filepath.Join(s.work, "result") }
 
 // writeFile writes a file in the work directory and returns its path.
 func (s *fakeStore) writeFile(t *testing.T, name, content string) string {
