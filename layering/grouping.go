@@ -25,6 +25,13 @@ const (
 	// ahead to (see grouping.horizon). The benchmark hardly moves between
 	// 1 and 16.
 	horizonChanges = 4
+
+	// marginFlips is how many joins are expected to come undone or be
+	// made anew, over the price's horizon, because the number of paths
+	// moves (see grouping.flipRisk). On the reuse benchmark's held-out
+	// histories, 1 to 4 all bring storepack's losses to auto down from
+	// about 10% of histories to about 2%; 2 loses least in total.
+	marginFlips = 2
 )
 
 // grouping partitions paths into groups for storepack and joins groups two
@@ -35,9 +42,23 @@ const (
 //
 // which, divided by the closure's total weight (its paths, a root counting
 // for more), is what the join wastes on average per changed path from then
-// on. A group that is still a layer of the
-// previous image costs its size as well when it is first joined: that
-// layer must then be pushed again.
+// on. A group that is still a layer of the previous image costs its size as
+// well when it is first joined: that layer must then be pushed again.
+//
+// A join also risks being made or undone from one release to the next:
+// with a budget of K and n paths the plan makes the n−K cheapest joins, so
+// when a release adds or removes paths, the joins at the margin change,
+// and each layer a changed join makes or breaks is pushed again even if
+// none of its paths changed. Nothing tells which joins will be at the
+// margin, so each of the n−K bears an equal share of the marginFlips
+// expected over the horizon (see flipRisk): near the budget every join is
+// marginal and a join of big paths costs what pushing them again costs;
+// far above it this share vanishes. The price counts what the join would
+// push again beyond what changes anyway: a group that nearly every change
+// reaches (the application's) costs little, a library far down a lot.
+// Without this, the previous budget's plan moved big libraries such as libc
+// from layer to layer as dependencies came and went, and shipped more than
+// nixpkgs' auto-layer on about one history in ten.
 //
 // Only groups joined by a reference are candidates: their closures overlap
 // the most, and on the reuse benchmark, pricing every pair of groups of
@@ -64,6 +85,14 @@ type grouping struct {
 	// wasted over the changes to come, to weigh it against pushing a
 	// previous layer again now.
 	horizon float64
+
+	// totalWeight is the closure's total weight: its paths, a root
+	// counting for rootWeight more.
+	totalWeight float64
+
+	// flipRisk is the share of the expected margin flips that each join
+	// bears, set by reduce for its budget.
+	flipRisk float64
 }
 
 // newGrouping starts with the given groups (whole layers of the previous
@@ -88,7 +117,6 @@ func newGrouping(x *indexed, kept [][]int32) *grouping {
 			referenced[ref] = true
 		}
 	}
-	totalWeight := 0.0
 	for i := range g.leader {
 		g.leader[i] = int32(i)
 		g.size[i] = float64(x.sizes[i])
@@ -96,9 +124,9 @@ func newGrouping(x *indexed, kept [][]int32) *grouping {
 			g.roots[i] = 1
 		}
 		g.weight[i] = g.closure[i].count() + g.rootWeight*float64(g.roots[i])
-		totalWeight += 1 + g.rootWeight*float64(g.roots[i])
+		g.totalWeight += 1 + g.rootWeight*float64(g.roots[i])
 	}
-	g.horizon = horizonChanges / totalWeight
+	g.horizon = horizonChanges / g.totalWeight
 	for _, group := range kept {
 		for _, i := range group[1:] {
 			g.join(group[0], i)
@@ -123,7 +151,14 @@ func (g *grouping) price(a, b int32) float64 {
 	g.scratch = union(g.scratch, g.closure[a], g.closure[b])
 	joined := g.scratch.count() + g.rootWeight*float64(g.roots[a]+g.roots[b])
 	growth := (g.size[a]+g.size[b])*joined - g.size[a]*g.weight[a] - g.size[b]*g.weight[b]
-	return g.horizon*growth + g.keptSize[a] + g.keptSize[b]
+	return g.horizon*growth + g.keptSize[a] + g.keptSize[b] + g.flipRisk*(g.unchanged(a)+g.unchanged(b))
+}
+
+// unchanged is the bytes of group a that a change is not expected to push
+// anyway: its size times the chance that a changed path is outside its
+// closure.
+func (g *grouping) unchanged(a int32) float64 {
+	return g.size[a] * max(0, 1-g.weight[a]/g.totalWeight)
 }
 
 // join merges the groups of paths a and b into one, named by the smaller
@@ -147,6 +182,7 @@ func (g *grouping) reduce(budget int) {
 	if g.count <= budget {
 		return
 	}
+	g.flipRisk = marginFlips / float64(g.count-budget)
 	if g.count > coarsenAbove {
 		g.coarsen(max(budget, coarsenAbove))
 	}

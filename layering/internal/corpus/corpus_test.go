@@ -133,3 +133,29 @@ func TestSynthetic(t *testing.T) {
 		t.Errorf("Synthetic(0) did not fail")
 	}
 }
+
+func TestHeldOut(t *testing.T) {
+	histories, err := HeldOut(12)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(histories) != 12 {
+		t.Fatalf("%d histories, want 12", len(histories))
+	}
+	roots := make(map[string]bool)
+	for _, shape := range shapes {
+		roots[shape.root] = true
+	}
+	for _, h := range histories {
+		if roots[h.Root] {
+			t.Errorf("%s: root %s is held out twice, or is a tuned shape's", h.Name, h.Root)
+		}
+		roots[h.Root] = true
+		for i, release := range h.Releases[1:] {
+			checkRelease(t, h.Name, i+1, h.Releases[i].Graph, release)
+		}
+	}
+	if _, err := HeldOut(100_000); err == nil {
+		t.Errorf("HeldOut(100000) did not fail")
+	}
+}

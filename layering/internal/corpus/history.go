@@ -72,6 +72,44 @@ func Histories() ([]History, error) {
 	return histories, nil
 }
 
+// HeldOut returns histories the strategies were not tuned on, to check
+// that what the benchmark shows is not an artefact of its seven shapes:
+// count histories rooted at other packages of the fixture, every package
+// whose closure has between minPaths and maxPaths paths taken in turn
+// (about every step-th of them, in the fixture's order), each with its own
+// seed.
+func HeldOut(count int) ([]History, error) {
+	const minPaths, maxPaths = 16, 1000
+	packages, names, err := universe()
+	if err != nil {
+		return nil, err
+	}
+	w := &world{packages: packages, names: names}
+	tuned := make(map[string]bool)
+	for _, shape := range shapes {
+		tuned[shape.root] = true
+	}
+	var roots []string
+	for _, name := range names {
+		if n := len(w.closureOf(name)); !tuned[name] && n >= minPaths && n <= maxPaths {
+			roots = append(roots, name)
+		}
+	}
+	if len(roots) < count {
+		return nil, fmt.Errorf("the fixture has %d roots with %d to %d paths, fewer than %d", len(roots), minPaths, maxPaths, count)
+	}
+	var histories []History
+	for k := range count {
+		root := roots[k*len(roots)/count]
+		h, err := newHistory("held-out/"+root, root)
+		if err != nil {
+			return nil, fmt.Errorf("held-out history %s: %w", root, err)
+		}
+		histories = append(histories, h)
+	}
+	return histories, nil
+}
+
 // world is a history's copy of the universe, changed release by release.
 type world struct {
 	packages map[string]*pkg
@@ -159,6 +197,10 @@ func (w *world) graph() (*store.Graph, error) {
 func (w *world) apply(change Change) {
 	closure := w.closure()
 	libraries := slices.DeleteFunc(slices.Clone(closure), func(name string) bool { return name == w.root })
+	if len(libraries) == 0 && change != MassRebuild && change != AddedDep {
+		// A removed dependency can leave the root alone.
+		change = AppOnly
+	}
 	switch change {
 	case AppOnly:
 		w.bump(w.root)
@@ -166,7 +208,7 @@ func (w *world) apply(change Change) {
 		w.bump(libraries[w.rng.IntN(len(libraries))])
 	case FewLibs:
 		w.rng.Shuffle(len(libraries), func(i, j int) { libraries[i], libraries[j] = libraries[j], libraries[i] })
-		for _, name := range libraries[:2+w.rng.IntN(3)] {
+		for _, name := range libraries[:min(len(libraries), 2+w.rng.IntN(3))] {
 			w.bump(name)
 		}
 	case MassRebuild:

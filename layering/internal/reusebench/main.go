@@ -2,7 +2,7 @@
 // receive over realistic release histories (see package corpus), and how
 // long each takes to plan a 100,000-path closure. Run it from the module:
 //
-//	go run ./layering/internal/reusebench [-histories] [-no-timing]
+//	go run ./layering/internal/reusebench [-histories] [-no-timing] [-held-out N]
 //
 // Over a history, a layer is pushed when its exact set of store paths was in
 // no earlier release's image; the first release pushes everything. The
@@ -12,6 +12,10 @@
 //
 // "storepack+previous" is storepack given, for each release, the plan it
 // made for the release before, as a build reading the previous image does.
+//
+// With -held-out N it also replays N histories rooted at other packages of
+// the fixture (corpus.HeldOut), which no constant of the strategies was
+// chosen on, and prints how storepack fares against auto on them.
 package main
 
 import (
@@ -87,11 +91,15 @@ func (t planTime) String() string {
 func main() {
 	perHistory := flag.Bool("histories", false, "also print every variant's bytes pushed per history, as a ratio to the bound")
 	skipTiming := flag.Bool("no-timing", false, "skip planning the 100,000-path closure")
+	heldOut := flag.Int("held-out", 0, "also replay this many held-out histories and compare storepack with auto on them")
 	flag.Parse()
-	r, err := measure(!*skipTiming)
+	histories, err := corpus.Histories()
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "reusebench:", err)
-		os.Exit(1)
+		fail(err)
+	}
+	r, err := measure(histories, !*skipTiming)
+	if err != nil {
+		fail(err)
 	}
 	r.printCorpus(os.Stdout)
 	r.printTable(os.Stdout)
@@ -102,15 +110,29 @@ func main() {
 	for _, g := range r.goals() {
 		fmt.Println(g)
 	}
+	if *heldOut > 0 {
+		histories, err := corpus.HeldOut(*heldOut)
+		if err != nil {
+			fail(err)
+		}
+		held, err := measure(histories, false)
+		if err != nil {
+			fail(err)
+		}
+		fmt.Println()
+		held.printAgainstAuto(os.Stdout)
+	}
+}
+
+func fail(err error) {
+	fmt.Fprintln(os.Stderr, "reusebench:", err)
+	os.Exit(1)
 }
 
 // measure replays every history with every variant and budget and, if
 // timing, times the plans of the synthetic closure.
-func measure(timing bool) (*results, error) {
-	histories, err := corpus.Histories()
-	if err != nil {
-		return nil, err
-	}
+func measure(histories []corpus.History, timing bool) (*results, error) {
+	var err error
 	r := &results{histories: histories, bounds: make([]uint64, len(histories)), replays: make(map[variant]map[int][]replayed)}
 	for h, history := range histories {
 		bound, err := replay(history, variant{strategy: "per-path"}, math.MaxInt)
@@ -278,6 +300,42 @@ func (r *results) printHistories(w io.Writer) {
 		}
 	}
 	tw.Flush()
+}
+
+// printAgainstAuto prints, for storepack with and without the previous
+// layout, its overhead over the bound as a ratio to auto's, on how many
+// histories it ships more than auto, and by how much at most.
+func (r *results) printAgainstAuto(w io.Writer) {
+	fewest, most := r.graphSizes()
+	fmt.Fprintf(w, "held-out: %d histories of %d releases, %d to %d paths\n\n", len(r.histories), len(r.histories[0].Releases), fewest, most)
+	bound := sum(r.bounds)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "strategy\tK\toverhead ÷ auto's\tmore than auto on\tat most\t")
+	for _, budget := range budgets {
+		autoOverhead := r.pushed(auto, budget) - bound
+		for _, v := range []variant{storepack, storepackPrevious} {
+			worse, worst := 0, 0.0
+			for h, replayed := range r.replays[v][budget] {
+				if other := r.replays[auto][budget][h].pushed; replayed.pushed > other {
+					worse++
+					worst = max(worst, ratio(replayed.pushed, other)-1)
+				}
+			}
+			fmt.Fprintf(tw, "%s\t%d\t%.3f\t%d of %d\t%.2f%%\t\n", v, budget, ratio(r.pushed(v, budget)-bound, autoOverhead), worse, len(r.histories), 100*worst)
+		}
+	}
+	tw.Flush()
+}
+
+// graphSizes returns the fewest and the most paths of any release.
+func (r *results) graphSizes() (fewest, most int) {
+	fewest = math.MaxInt
+	for _, h := range r.histories {
+		for _, release := range h.Releases {
+			fewest, most = min(fewest, release.Graph.Len()), max(most, release.Graph.Len())
+		}
+	}
+	return fewest, most
 }
 
 // pushed is what a variant pushed over the whole corpus at a budget.
