@@ -59,6 +59,30 @@ func TestStorepack(t *testing.T) {
 	}
 }
 
+func TestStorepackKeepsBigPathsOutOfMarginalJoins(t *testing.T) {
+	// One join too many paths. Joining libbig with base, which only it
+	// uses, wastes the least from then on (base's half MiB with each
+	// libbig release), but a plan one path away from the budget makes
+	// or undoes its last join whenever a dependency comes or goes, and
+	// each time that join would ship libbig's 100 MiB again. Joining the
+	// small libraries y and x risks 2 MiB.
+	g := graphOf(t, []node{
+		{name: "app-1.0", refs: []string{"y-1.0", "libbig-1.0"}, size: 1 << 20},
+		{name: "y-1.0", refs: []string{"x-1.0"}, size: 1 << 20},
+		{name: "x-1.0", size: 1 << 20},
+		{name: "libbig-1.0", refs: []string{"base-1.0"}, size: 100 << 20},
+		{name: "base-1.0", size: 512 << 10},
+	})
+	plan, err := Build(g, Options{Strategy: "storepack", MaxLayers: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "base-1.0[base-1.0]524288 | libbig-1.0[libbig-1.0]104857600 | x-1.0" + sortedNames("x-1.0", "y-1.0") + "2097152 | app-1.0[app-1.0]1048576"
+	if got := summary(plan); got != want {
+		t.Errorf("plan\n  %s\nwant\n  %s", got, want)
+	}
+}
+
 func TestStorepackKeepsPreviousLayers(t *testing.T) {
 	first, err := Build(pythonApp(t, "release 1"), Options{Strategy: "storepack", MaxLayers: 3})
 	if err != nil {
