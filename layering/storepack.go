@@ -20,7 +20,10 @@ package layering
 //
 // The greedy. Starting with one group per path, storepack repeatedly joins
 // the two groups, linked by a reference, whose union raises that sum the
-// least, until the groups fit the budget (see grouping). Closure sizes come
+// least, until the groups fit the budget (see grouping). Near the budget it
+// also prices the risk that a join is made or undone when the next release
+// adds or drops a few paths, which ships the joined layers again: there it
+// joins small paths rather than big ones. Closure sizes come
 // from sketches keyed by path names, so that small changes elsewhere in the
 // graph do not shift the plan.
 //
