@@ -78,3 +78,81 @@ func TestStorePathMissingFromContext(t *testing.T) {
 		t.Errorf("output does not name the missing store path:\n%s", r)
 	}
 }
+
+// TestUnfitStoreContents checks that a store path the copy would put into
+// the image as something Nix never builds (a setuid file, a fifo) or that
+// is not the path the GRAPH describes is refused, naming the file, on
+// Docker 20.10 (Chain path) and on buildkitd, and that nothing is tagged.
+func TestUnfitStoreContents(t *testing.T) {
+	c := nixClosure(t)
+	// A build context holding a writable copy of the closure at
+	// nix/store, as Docker 20.10 (no named contexts) needs it.
+	contextWithStore := func(t *testing.T) (dir, storeCopy string) {
+		dir = t.TempDir()
+		storeCopy = filepath.Join(dir, "nix", "store")
+		must(t, nil, "mkdir", "-p", storeCopy)
+		for _, p := range c.paths {
+			must(t, nil, "cp", "-a", p.String(), storeCopy)
+		}
+		must(t, nil, "chmod", "-R", "u+w", storeCopy)
+		must(t, nil, "cp", filepath.Join(c.dir, "path-info.json"), dir)
+		if err := os.Symlink(c.root.String(), filepath.Join(dir, "result")); err != nil {
+			t.Fatal(err)
+		}
+		writeFile(t, dir, "app.storepack", manifest("./result", "path-info.json"))
+		return dir, storeCopy
+	}
+	root := c.root.Base()
+	tests := []struct {
+		name    string
+		spoil   func(t *testing.T, storeCopy string)
+		wantErr []string
+	}{
+		{"setuid", func(t *testing.T, s string) {
+			must(t, nil, "chmod", "u+s", filepath.Join(s, root, "bin", "hello"))
+		}, []string{c.root.String() + "/bin/hello", "setuid or setgid"}},
+		{"fifo", func(t *testing.T, s string) {
+			must(t, nil, "mkfifo", filepath.Join(s, root, "pipe"))
+		}, []string{c.root.String() + "/pipe", "a NAR cannot hold it"}},
+		{"changed", func(t *testing.T, s string) {
+			f, err := os.OpenFile(filepath.Join(s, root, "bin", "hello"), os.O_APPEND|os.O_WRONLY, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			if _, err := f.WriteString("\n# edited\n"); err != nil {
+				t.Fatal(err)
+			}
+		}, []string{"store path " + c.root.String(), "is not the one the GRAPH describes"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			dir, storeCopy := contextWithStore(t)
+			tc.spoil(t, storeCopy)
+			df := filepath.Join(dir, "app.storepack")
+			tag := "storepack-e2e/unfit-" + tc.name + ":1"
+			for _, builder := range []struct {
+				name  string
+				build func() result
+			}{
+				{"docker 20.10", func() result { return engineBuild(t, "-f", df, "-t", tag, dir) }},
+				{"buildkitd", func() result {
+					return buildxBuild(t, "-f", df, "-o", "type=oci,dest="+filepath.Join(t.TempDir(), "x.tar"), dir)
+				}},
+			} {
+				r := builder.build()
+				if r.err == nil {
+					t.Fatalf("%s: build succeeded:\n%s", builder.name, r)
+				}
+				for _, want := range append(tc.wantErr, "app.storepack:2") {
+					if !strings.Contains(r.out, want) {
+						t.Errorf("%s: output does not say %q:\n%s", builder.name, want, r)
+					}
+				}
+			}
+			if cmd(nil, bed.docker, "image", "inspect", tag).err == nil {
+				t.Errorf("%s was tagged", tag)
+			}
+		})
+	}
+}

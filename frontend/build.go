@@ -127,9 +127,14 @@ func (b *build) platform(ctx context.Context, in *inputs.Inputs, target *ocispec
 		return nil, parser.WithLocation(err, m.Layers.Location)
 	}
 
-	src, _, err := b.storeSource(ctx, c.Graph.Paths(), c.Graph)
+	src, _, where, err := b.storeSource(ctx, c.Graph.Paths(), c.Graph)
 	if err != nil {
 		return nil, err
+	}
+	if !c.Discovered { // discovery has walked every file already
+		if err := b.checkStore(ctx, c.Graph, src, where); err != nil {
+			return nil, parser.WithLocation(err, c.Location)
+		}
 	}
 	layerOpt := splb.Options{StoreDir: m.StoreDir, Epoch: b.epoch, Method: b.method}
 	st := splb.StoreLayers(llb.Scratch(), plan, src, layerOpt)

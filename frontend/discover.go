@@ -41,13 +41,13 @@ func (b *build) Discover(ctx context.Context, roots []store.Path) (*store.Graph,
 		known[r.Hash] = r
 		patterns = append(patterns, r.Base())
 	}
-	src, _, err := b.storeSource(ctx, roots, nil)
+	src, _, where, err := b.storeSource(ctx, roots, nil)
 	if err != nil {
 		return nil, err
 	}
 	scans := map[store.Path]store.HashScan{}
 	for frontier, round := slices.Clone(roots), 1; len(frontier) > 0; round++ {
-		found, err := b.findHashes(ctx, helper, src, frontier, round)
+		found, err := b.findHashes(ctx, helper, src, where, frontier, fmt.Sprintf("scan %d store paths for references (round %d)", len(frontier), round))
 		if err != nil {
 			return nil, err
 		}
@@ -69,7 +69,7 @@ func (b *build) Discover(ctx context.Context, roots []store.Path) (*store.Graph,
 			patterns = append(patterns, h+"-*")
 		}
 		var files inputs.Files
-		src, files, _, err = b.storeEntries(ctx, patterns)
+		src, files, where, err = b.storeEntries(ctx, patterns)
 		if err != nil {
 			return nil, err
 		}
@@ -100,9 +100,40 @@ func (b *build) Discover(ctx context.Context, roots []store.Path) (*store.Graph,
 	return store.NewGraph(infos)
 }
 
+// checkStore walks the store paths of a closure from a GRAPH in the
+// builder before the layers copy them as the build context holds them: it
+// refuses what a store path cannot hold (devices, fifos, sockets, setuid
+// and setgid bits), and compares each path's NAR size with the GRAPH's,
+// which tells a store that is not the one the GRAPH describes.
+func (b *build) checkStore(ctx context.Context, graph *store.Graph, src splb.Source, where string) error {
+	helper := b.helper()
+	if helper == nil {
+		return nil // nothing can walk the paths in the builder; they are copied as they are
+	}
+	paths := graph.Paths()
+	found, err := b.findHashes(ctx, helper, src, where, paths, fmt.Sprintf("check %d store paths", len(paths)))
+	if err != nil {
+		return err
+	}
+	for _, p := range paths {
+		info, _ := graph.Info(p)
+		if got := found[p.String()].NarSize; info.NarSize != 0 && got != info.NarSize {
+			return errors.Errorf("store path %s in %s is not the one the GRAPH describes: its NAR is %d bytes, the GRAPH says %d", p, where, got, info.NarSize)
+		}
+	}
+	return nil
+}
+
+// scanResult is what the frontend binary writes in the builder: the scan
+// of each store path, or what made one unfit for an image.
+type scanResult struct {
+	Scans   map[string]store.HashScan `json:"scans,omitempty"`
+	Problem string                    `json:"problem,omitempty"`
+}
+
 // findHashes runs the frontend binary in the builder on paths of src and
 // returns what it found, by store path.
-func (b *build) findHashes(ctx context.Context, helper *splb.Helper, src splb.Source, paths []store.Path, round int) (map[string]store.HashScan, error) {
+func (b *build) findHashes(ctx context.Context, helper *splb.Helper, src splb.Source, where string, paths []store.Path, step string) (map[string]store.HashScan, error) {
 	request, err := json.Marshal(paths)
 	if err != nil {
 		return nil, err
@@ -111,7 +142,7 @@ func (b *build) findHashes(ctx context.Context, helper *splb.Helper, src splb.So
 	run := helper.Image.Run(
 		llb.Args([]string{helper.Binary, FindHashesCommand, path.Join("/store", src.Dir), "/in/paths.json", "/out/hashes.json"}),
 		llb.Network(pb.NetMode_NONE),
-		llb.WithCustomName(fmt.Sprintf("scan %d store paths for references (round %d)", len(paths), round)),
+		llb.WithCustomName(step),
 	)
 	run.AddMount("/store", src.State, llb.Readonly)
 	run.AddMount("/in", in, llb.Readonly)
@@ -123,16 +154,21 @@ func (b *build) findHashes(ctx context.Context, helper *splb.Helper, src splb.So
 	if err != nil {
 		return nil, err
 	}
-	var found map[string]store.HashScan
-	if err := json.Unmarshal(data, &found); err != nil {
+	var result scanResult
+	if err := json.Unmarshal(data, &result); err != nil {
 		return nil, errors.Wrap(err, "the scan's result")
 	}
-	return found, nil
+	if result.Problem != "" {
+		return nil, errors.Errorf("%s: %s", where, result.Problem)
+	}
+	return result.Scans, nil
 }
 
-// RunFindHashes is the builder side of Discover: it scans the store paths
-// listed in the JSON file request, whose entries are in storeDir, and
-// writes what it found to the JSON file out.
+// RunFindHashes is the builder side of Discover and CheckStore: it scans
+// the store paths listed in the JSON file request, whose entries are in
+// storeDir, and writes what it found to the JSON file out. A store path
+// unfit for an image is reported there too, so that the frontend can say
+// so plainly rather than as a failed process.
 func RunFindHashes(ctx context.Context, storeDir, request, out string) error {
 	data, err := os.ReadFile(request)
 	if err != nil {
@@ -156,16 +192,18 @@ func RunFindHashes(ctx context.Context, storeDir, request, out string) error {
 			return err
 		})
 	}
+	var result scanResult
 	if err := g.Wait(); err != nil {
-		return err
+		result.Problem = err.Error()
+	} else {
+		result.Scans = make(map[string]store.HashScan, len(paths))
+		for i, p := range paths {
+			result.Scans[p.String()] = found[i]
+		}
 	}
-	byPath := make(map[string]store.HashScan, len(paths))
-	for i, p := range paths {
-		byPath[p.String()] = found[i]
-	}
-	result, err := json.Marshal(byPath)
+	data, err = json.Marshal(result)
 	if err != nil {
 		return err
 	}
-	return os.WriteFile(out, result, 0o644)
+	return os.WriteFile(out, data, 0o644)
 }

@@ -39,25 +39,26 @@ func (b *build) Context(ctx context.Context, names []string) (inputs.Files, erro
 
 // Store implements inputs.Source.
 func (b *build) Store(ctx context.Context, paths []store.Path, graph *store.Graph) (inputs.Files, error) {
-	_, files, err := b.storeSource(ctx, paths, graph)
+	_, files, _, err := b.storeSource(ctx, paths, graph)
 	return files, err
 }
 
-// storeSource returns a state holding the given store paths; a path the
-// store lacks is an *inputs.MissingPathError.
-func (b *build) storeSource(ctx context.Context, paths []store.Path, graph *store.Graph) (splb.Source, inputs.Files, error) {
+// storeSource returns a state holding the given store paths, and where
+// they come from for error messages; a path the store lacks is an
+// *inputs.MissingPathError.
+func (b *build) storeSource(ctx context.Context, paths []store.Path, graph *store.Graph) (splb.Source, inputs.Files, string, error) {
 	bases := make([]string, len(paths))
 	for i, p := range paths {
 		bases[i] = p.Base()
 	}
 	src, files, where, err := b.storeEntries(ctx, bases)
 	if err != nil {
-		return splb.Source{}, nil, err
+		return splb.Source{}, nil, "", err
 	}
 	if err := inputs.CheckPresent(ctx, files, paths, graph, where); err != nil {
-		return splb.Source{}, nil, err
+		return splb.Source{}, nil, "", err
 	}
-	return src, files, nil
+	return src, files, where, nil
 }
 
 // storeEntries returns a state holding the store entries that match

@@ -84,6 +84,12 @@ func walkNAR(fsys fs.FS, p Path, v narVisitor) (uint64, error) {
 // walkNode returns the serialised size of the node at name, described by info.
 func walkNode(fsys fs.FS, p Path, name string, info fs.FileInfo, v narVisitor) (uint64, error) {
 	switch mode := info.Mode(); {
+	case mode&(fs.ModeSetuid|fs.ModeSetgid) != 0:
+		// A NAR cannot record these bits, so no store path built by Nix
+		// or Guix has them; copied into an image they would grant
+		// privileges the store never gave.
+		return 0, inStorePath(p, name, fmt.Errorf("mode %s has the setuid or setgid bit, which a store path cannot have", mode))
+
 	case mode.IsRegular():
 		size := narRegularSize + narStringSize(uint64(info.Size()))
 		if mode.Perm()&0o100 != 0 { // Nix looks at the owner's execute bit only.

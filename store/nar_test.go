@@ -177,11 +177,24 @@ func TestNarSizeErrors(t *testing.T) {
 	if err := syscall.Mkfifo(filepath.Join(storeDir, withFifo.Base(), "fifo"), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	withSetuid, withSetgidDir := testPath("with-setuid"), testPath("with-setgid-dir")
+	storeFiles(t, filepath.Join(storeDir, withSetuid.Base()), map[string]string{"bin/su": "x:#!/bin/sh"})
+	storeFiles(t, filepath.Join(storeDir, withSetgidDir.Base()), map[string]string{"share/ok": "ok"})
+	for name, mode := range map[string]os.FileMode{
+		filepath.Join(withSetuid.Base(), "bin/su"):   0o555 | os.ModeSetuid,
+		filepath.Join(withSetgidDir.Base(), "share"): 0o555 | os.ModeDir | os.ModeSetgid,
+	} {
+		if err := os.Chmod(filepath.Join(storeDir, name), mode); err != nil {
+			t.Fatal(err)
+		}
+	}
 	fsys := os.DirFS(storeDir)
 	tests := []struct {
 		path    Path
 		wantErr string
 	}{
+		{withSetuid, "/nix/store/" + withSetuid.Base() + "/bin/su: mode ur-xr-xr-x has the setuid or setgid bit"},
+		{withSetgidDir, "/nix/store/" + withSetgidDir.Base() + "/share: mode dgr-xr-xr-x has the setuid or setgid bit"},
 		{withFifo, "/nix/store/" + withFifo.Base() + "/fifo: p--------- is neither a regular file, a directory nor a symlink: a NAR cannot hold it"},
 		{testPath("missing"), "/nix/store/" + testPath("missing").Base() + ": lstat: no such file or directory"},
 		{Path{Dir: "/nix/store", Hash: "x", Name: "y"}, "invalid store path"},

@@ -153,6 +153,10 @@ type Closure struct {
 	Vars     map[string]string // manifest.RootVariable and every CLOSURE --name
 	Graph    *store.Graph
 	Location manifest.Location // of the first CLOSURE
+
+	// Discovered is true when no GRAPH applied and the Source found the
+	// closure by reading every file of it.
+	Discovered bool
 }
 
 // ForPlatform selects the closures and graphs for p and computes the
@@ -215,6 +219,7 @@ func (in *Inputs) ForPlatform(ctx context.Context, p ocispecs.Platform) (*Closur
 		if c.Graph, err = graph.Closure(c.Roots...); err != nil {
 			return nil, err
 		}
+		c.Discovered = true
 		return c, nil
 	}
 	graph, err := store.NewGraph(infos)
