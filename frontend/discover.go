@@ -164,7 +164,7 @@ func (b *build) findHashes(ctx context.Context, helper *splb.Helper, src splb.So
 	return result.Scans, nil
 }
 
-// RunFindHashes is the builder side of Discover and CheckStore: it scans
+// RunFindHashes is the builder side of Discover and checkStore: it scans
 // the store paths listed in the JSON file request, whose entries are in
 // storeDir, and writes what it found to the JSON file out. A store path
 // unfit for an image is reported there too, so that the frontend can say
