@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io/fs"
 	"maps"
 	"os"
 	"path"
@@ -19,9 +20,14 @@ import (
 	"golang.org/x/sync/errgroup"
 )
 
-// FindHashesCommand is the argument that makes the frontend binary, run in
-// the builder, scan store paths for hash candidates (see RunFindHashes).
-const FindHashesCommand = "find-hashes"
+// The arguments that make the frontend binary, run in the builder, walk
+// store paths (see RunStoreScan): FindHashesCommand reads every file for
+// hash candidates, as Discover needs; CheckStoreCommand only walks the
+// entries and measures the NAR size, as checkStore needs.
+const (
+	FindHashesCommand = "find-hashes"
+	CheckStoreCommand = "check-store"
+)
 
 // Discover implements inputs.Source for a closure without a GRAPH: it grows
 // the closure from the roots in rounds, scanning inside the builder rather
@@ -47,7 +53,7 @@ func (b *build) Discover(ctx context.Context, roots []store.Path) (*store.Graph,
 	}
 	scans := map[store.Path]store.HashScan{}
 	for frontier, round := slices.Clone(roots), 1; len(frontier) > 0; round++ {
-		found, err := b.findHashes(ctx, helper, src, where, frontier, fmt.Sprintf("scan %d store paths for references (round %d)", len(frontier), round))
+		found, err := b.scanStore(ctx, helper, FindHashesCommand, src, where, frontier, fmt.Sprintf("scan %d store paths for references (round %d)", len(frontier), round))
 		if err != nil {
 			return nil, err
 		}
@@ -111,7 +117,7 @@ func (b *build) checkStore(ctx context.Context, graph *store.Graph, src splb.Sou
 		return nil // nothing can walk the paths in the builder; they are copied as they are
 	}
 	paths := graph.Paths()
-	found, err := b.findHashes(ctx, helper, src, where, paths, fmt.Sprintf("check %d store paths", len(paths)))
+	found, err := b.scanStore(ctx, helper, CheckStoreCommand, src, where, paths, fmt.Sprintf("check %d store paths", len(paths)))
 	if err != nil {
 		return err
 	}
@@ -131,16 +137,16 @@ type scanResult struct {
 	Problem string                    `json:"problem,omitempty"`
 }
 
-// findHashes runs the frontend binary in the builder on paths of src and
-// returns what it found, by store path.
-func (b *build) findHashes(ctx context.Context, helper *splb.Helper, src splb.Source, where string, paths []store.Path, step string) (map[string]store.HashScan, error) {
+// scanStore runs the frontend binary in the builder with command on paths
+// of src and returns what it found, by store path.
+func (b *build) scanStore(ctx context.Context, helper *splb.Helper, command string, src splb.Source, where string, paths []store.Path, step string) (map[string]store.HashScan, error) {
 	request, err := json.Marshal(paths)
 	if err != nil {
 		return nil, err
 	}
 	in := llb.Scratch().File(llb.Mkfile("/paths.json", 0o444, request))
 	run := helper.Image.Run(
-		llb.Args([]string{helper.Binary, FindHashesCommand, path.Join("/store", src.Dir), "/in/paths.json", "/out/hashes.json"}),
+		llb.Args([]string{helper.Binary, command, path.Join("/store", src.Dir), "/in/paths.json", "/out/hashes.json"}),
 		llb.Network(pb.NetMode_NONE),
 		llb.WithCustomName(step),
 	)
@@ -164,12 +170,25 @@ func (b *build) findHashes(ctx context.Context, helper *splb.Helper, src splb.So
 	return result.Scans, nil
 }
 
-// RunFindHashes is the builder side of Discover and checkStore: it scans
+// RunStoreScan is the builder side of Discover and checkStore: it walks
 // the store paths listed in the JSON file request, whose entries are in
-// storeDir, and writes what it found to the JSON file out. A store path
-// unfit for an image is reported there too, so that the frontend can say
-// so plainly rather than as a failed process.
-func RunFindHashes(ctx context.Context, storeDir, request, out string) error {
+// storeDir, as command says (FindHashesCommand or CheckStoreCommand), and
+// writes what it found to the JSON file out. A store path unfit for an
+// image is reported there too, so that the frontend can say so plainly
+// rather than as a failed process.
+func RunStoreScan(ctx context.Context, command, storeDir, request, out string) error {
+	var scan func(context.Context, fs.FS, store.Path) (store.HashScan, error)
+	switch command {
+	case FindHashesCommand:
+		scan = store.FindHashes
+	case CheckStoreCommand:
+		scan = func(_ context.Context, fsys fs.FS, p store.Path) (store.HashScan, error) {
+			size, err := store.NarSize(fsys, p)
+			return store.HashScan{NarSize: size}, err
+		}
+	default:
+		return errors.Errorf("unknown store scan %q", command)
+	}
 	data, err := os.ReadFile(request)
 	if err != nil {
 		return err
@@ -188,7 +207,7 @@ func RunFindHashes(ctx context.Context, storeDir, request, out string) error {
 	g.SetLimit(runtime.GOMAXPROCS(0))
 	for i, p := range paths {
 		g.Go(func() (err error) {
-			found[i], err = store.FindHashes(ctx, root.FS(), p)
+			found[i], err = scan(ctx, root.FS(), p)
 			return err
 		})
 	}

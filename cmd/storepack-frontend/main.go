@@ -4,7 +4,8 @@
 // Run inside the builder it also does what FileOps cannot: with the
 // argument "write-stage" it writes the LINK and DIR entries of an image on
 // older builders, with "find-hashes" it scans store paths for references
-// when a manifest has no GRAPH.
+// when a manifest has no GRAPH, and with "check-store" it walks the store
+// paths of a GRAPH's closure for what an image must not hold.
 package main
 
 import (
@@ -24,8 +25,8 @@ func main() {
 	switch {
 	case len(os.Args) == 4 && os.Args[1] == llb.HelperCommand:
 		err = writeStage(os.Args[2], os.Args[3])
-	case len(os.Args) == 5 && os.Args[1] == frontend.FindHashesCommand:
-		err = frontend.RunFindHashes(ctx, os.Args[2], os.Args[3], os.Args[4])
+	case len(os.Args) == 5 && (os.Args[1] == frontend.FindHashesCommand || os.Args[1] == frontend.CheckStoreCommand):
+		err = frontend.RunStoreScan(ctx, os.Args[1], os.Args[2], os.Args[3], os.Args[4])
 	default:
 		err = grpcclient.RunFromEnvironment(ctx, frontend.Build)
 	}
