@@ -132,7 +132,6 @@ func fail(err error) {
 // measure replays every history with every variant and budget and, if
 // timing, times the plans of the synthetic closure.
 func measure(histories []corpus.History, timing bool) (*results, error) {
-	var err error
 	r := &results{histories: histories, bounds: make([]uint64, len(histories)), replays: make(map[variant]map[int][]replayed)}
 	for h, history := range histories {
 		bound, err := replay(history, variant{strategy: "per-path"}, math.MaxInt)
@@ -154,9 +153,11 @@ func measure(histories []corpus.History, timing bool) (*results, error) {
 		}
 	}
 	if timing {
-		if r.planTimes, err = timePlans(); err != nil {
+		planTimes, err := timePlans()
+		if err != nil {
 			return nil, err
 		}
+		r.planTimes = planTimes
 	}
 	return r, nil
 }
