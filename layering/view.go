@@ -20,12 +20,8 @@ type view struct {
 
 func newView(g *store.Graph) *view {
 	paths := g.Paths()
-	v := &view{
-		paths:  paths,
-		sizes:  make([]uint64, len(paths)),
-		refs:   make([][]int32, len(paths)),
-		byHash: make(map[string]int32, len(paths)),
-	}
+	sizes, refs := g.Numbered()
+	v := &view{paths: paths, sizes: sizes, refs: refs, byHash: make(map[string]int32, len(paths))}
 	for i, p := range paths {
 		if _, taken := v.byHash[p.Hash]; !taken {
 			v.byHash[p.Hash] = int32(i)
@@ -35,19 +31,6 @@ func newView(g *store.Graph) *view {
 			v.clashes = make(map[store.Path]int32)
 		}
 		v.clashes[p] = int32(i)
-	}
-	var all []int32 // every path's references share one array: far fewer allocations than a slice each
-	for i, p := range paths {
-		info, _ := g.Info(p)
-		v.sizes[i] = info.NarSize
-		start := len(all)
-		for _, ref := range info.References {
-			if ref != p {
-				j, _ := v.position(ref) // NewGraph guarantees every reference is a node
-				all = append(all, j)
-			}
-		}
-		v.refs[i] = all[start:len(all):len(all)]
 	}
 	return v
 }

@@ -253,6 +253,31 @@ func (g *Graph) Info(p Path) (Info, bool) {
 	return info, true
 }
 
+// Numbered returns the graph in numbers, for algorithms that would
+// otherwise look every reference up by path: for each path in the order
+// Paths returns them, its NAR size and the positions of its references in
+// that order, ascending, self-references left out.
+func (g *Graph) Numbered() (sizes []uint64, refs [][]int32) {
+	sizes = make([]uint64, len(g.nodes))
+	refs = make([][]int32, len(g.nodes))
+	total := 0
+	for _, referrers := range g.referrers { // the same edges, counted from the other end
+		total += len(referrers)
+	}
+	all := make([]int32, 0, total) // one array for all: far fewer allocations than a slice each
+	for i, node := range g.nodes {
+		sizes[i] = node.NarSize
+		start := len(all)
+		for _, j := range g.refs[i] {
+			if int(j) != i {
+				all = append(all, j)
+			}
+		}
+		refs[i] = all[start:len(all):len(all)]
+	}
+	return sizes, refs
+}
+
 // Len returns the number of paths in the graph.
 func (g *Graph) Len() int { return len(g.nodes) }
 

@@ -53,6 +53,33 @@ func TestNewGraph(t *testing.T) {
 	checkInvariants(t, g)
 }
 
+func TestNumbered(t *testing.T) {
+	g, err := NewGraph(helloInfos(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Paths: libidn2 0, libunistring 1, glibc 2, libgcc 3, hello 4.
+	sizes, refs := g.Numbered()
+	if want := []uint64{362128, 2025960, 31230776, 139040, 257048}; !slices.Equal(sizes, want) {
+		t.Errorf("sizes = %v, want %v", sizes, want)
+	}
+	want := [][]int32{{1}, {}, {0, 3}, {}, {2}} // no self-references
+	if len(refs) != len(want) {
+		t.Fatalf("refs = %v, want %v", refs, want)
+	}
+	for i := range want {
+		if !slices.Equal(refs[i], want[i]) {
+			t.Errorf("refs[%d] = %v, want %v", i, refs[i], want[i])
+		}
+	}
+	// Each list is its own: growing one leaves the next alone.
+	refs[0] = append(refs[0], 4)
+	if !slices.Equal(refs[1], []int32{}) {
+		t.Errorf("appending to refs[0] changed refs[1] to %v", refs[1])
+	}
+	checkInvariants(t, g)
+}
+
 func TestNewGraphShuffledIsIdentical(t *testing.T) {
 	want, err := NewGraph(helloInfos(t))
 	if err != nil {
