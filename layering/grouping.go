@@ -95,9 +95,8 @@ type grouping struct {
 	flipRisk float64
 }
 
-// newGrouping starts with the given groups (whole layers of the previous
-// image) and every other path alone.
-func newGrouping(x *indexed, kept [][]int32) *grouping {
+// newGrouping starts with every path alone.
+func newGrouping(x *indexed) *grouping {
 	g := &grouping{
 		x:          x,
 		leader:     make([]int32, x.len()),
@@ -127,6 +126,26 @@ func newGrouping(x *indexed, kept [][]int32) *grouping {
 		g.totalWeight += 1 + g.rootWeight*float64(g.roots[i])
 	}
 	g.horizon = horizonChanges / g.totalWeight
+	return g
+}
+
+// clone returns a copy of g that shares nothing it could change.
+func (g *grouping) clone() *grouping {
+	c := *g
+	c.leader = slices.Clone(g.leader)
+	c.size = slices.Clone(g.size)
+	c.closure = cloneSketches(g.closure)
+	c.weight = slices.Clone(g.weight)
+	c.roots = slices.Clone(g.roots)
+	c.keptSize = slices.Clone(g.keptSize)
+	c.version = slices.Clone(g.version)
+	c.scratch = make(sketch, 0, sketchSize)
+	return &c
+}
+
+// keep joins the paths of each kept group (a whole layer of the previous
+// image), which then costs its size to join to anything else.
+func (g *grouping) keep(kept [][]int32) {
 	for _, group := range kept {
 		for _, i := range group[1:] {
 			g.join(group[0], i)
@@ -134,7 +153,40 @@ func newGrouping(x *indexed, kept [][]int32) *grouping {
 		leader := g.find(group[0])
 		g.keptSize[leader] = g.size[leader]
 	}
-	return g
+}
+
+// expectedPush is what the grouping is expected to push: now, each group
+// that is not a whole layer of kept (those are in the registry already);
+// then, over the horizon, Σ size·weight as the price counts it (see
+// grouping), which differs between groupings by the bytes they waste.
+func (g *grouping) expectedPush(kept [][]int32) float64 {
+	keptAt := make([]int, g.x.len()) // by path: 1 + the kept layer holding it, or 0
+	for k, group := range kept {
+		for _, i := range group {
+			keptAt[i] = k + 1
+		}
+	}
+	paths := make([]int, g.x.len())  // by group: how many paths it holds
+	whole := make([]bool, g.x.len()) // by group: all its paths are in its leader's kept layer
+	for i := range whole {
+		whole[i] = true
+	}
+	for i := range g.leader {
+		leader := g.find(int32(i))
+		paths[leader]++
+		whole[leader] = whole[leader] && keptAt[i] > 0 && keptAt[i] == keptAt[leader]
+	}
+	var now, later float64
+	for leader, n := range paths {
+		if n == 0 {
+			continue
+		}
+		if !whole[leader] || n != len(kept[keptAt[leader]-1]) {
+			now += g.size[leader]
+		}
+		later += g.size[leader] * g.weight[leader]
+	}
+	return now + g.horizon*later
 }
 
 // find returns the group of path i.

@@ -106,6 +106,17 @@ func closureSketches(x *indexed) []sketch {
 	return sketches
 }
 
+// cloneSketches copies sketches as closureSketches made them, each with
+// room to grow to sketchSize in place.
+func cloneSketches(sketches []sketch) []sketch {
+	arena := make([]uint64, len(sketches)*sketchSize)
+	clones := make([]sketch, len(sketches))
+	for i, s := range sketches {
+		clones[i] = append(arena[i*sketchSize:i*sketchSize:(i+1)*sketchSize], s...)
+	}
+	return clones
+}
+
 // sharedNames returns the hashes (see pathHash) of the names that more
 // than one path has: few, so a small set; sorting the hashes finds them
 // faster than counting names in a map.

@@ -35,6 +35,16 @@ package layering
 // a layer with the application. The other paths (new ones, and the rest of
 // broken layers) must be pushed anyway and are grouped afresh.
 //
+// Keeping a layer is free now but may cost later: its paths stay together
+// though the new closure would group them better, and each release that
+// changes one pushes them all again. The greedy never prices that, as a
+// kept layer starts out whole, so storepack also plans as if there were no
+// previous image and takes that plan instead if it is expected to push
+// less, counting what it pushes now (its layers that the previous image
+// lacks) and the waste its closures imply over the greedy's horizon.
+// Without this, a layer kept through one release could cost more in the
+// next few than pushing it again would have.
+//
 // Layers are ordered most stable first: by the estimated size of their
 // closure, the number of paths whose change would change the layer (a root
 // counting for many). A client that has the bottom layers of the chain can
@@ -48,8 +58,18 @@ func storepack(v *view, opt Options) ([]Layer, error) {
 	if err != nil {
 		return nil, err
 	}
-	g := newGrouping(x, wholeLayers(x, opt.Previous))
-	g.reduce(opt.MaxLayers)
+	g := newGrouping(x)
+	if kept := wholeLayers(x, opt.Previous); len(kept) > 0 {
+		fresh := g.clone()
+		g.keep(kept)
+		g.reduce(opt.MaxLayers)
+		fresh.reduce(opt.MaxLayers)
+		if fresh.expectedPush(kept) < g.expectedPush(kept) {
+			g = fresh
+		}
+	} else {
+		g.reduce(opt.MaxLayers)
+	}
 	return x.layersOf(g.byStability(g.groups())), nil
 }
 
