@@ -92,20 +92,22 @@ func pushImage(t *testing.T, c closure, ref string, extra ...string) platformIma
 	return images[0]
 }
 
-// unusualPlan is a plan of closure c that the default strategy would not
-// make: every path but the application in one layer (base). A build that
-// reads it keeps that layer, since keeping it ships nothing and giving it up
-// would ship busybox again.
+// unusualPlan is a plan of closure c (see testdata/hello.nix) that the
+// default strategy would not make: busybox shares a layer with
+// greeting-data (base), hello-lib and the application have one each. A
+// build that reads it keeps base: giving it up would ship busybox again
+// now, while keeping it ships busybox again only on a release that changes
+// greeting-data, which the strategy expects less often.
 func unusualPlan(c closure) (plan layering.Plan, base []store.Path) {
+	plan = layering.Plan{Strategy: "storepack", Layers: []layering.Layer{{Key: "base"}}}
 	for _, p := range c.paths {
-		if p != c.root {
-			base = append(base, p)
+		if p.Name == "busybox" || p.Name == "greeting-data" {
+			plan.Layers[0].Paths = append(plan.Layers[0].Paths, p)
+		} else {
+			plan.Layers = append(plan.Layers, layering.Layer{Key: p.Name, Paths: []store.Path{p}})
 		}
 	}
-	return layering.Plan{Strategy: "storepack", Layers: []layering.Layer{
-		{Key: "base", Paths: base},
-		{Key: "hello", Paths: []store.Path{c.root}},
-	}}, base
+	return plan, plan.Layers[0].Paths
 }
 
 // imageRecording makes an image that records plan in its label (built by
