@@ -1,6 +1,7 @@
 package cliplugin
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"encoding/json"
@@ -17,6 +18,7 @@ import (
 	"github.com/containerd/containerd/v2/core/images"
 	"github.com/containerd/containerd/v2/core/remotes"
 	"github.com/containerd/containerd/v2/core/remotes/docker"
+	"github.com/containerd/containerd/v2/core/remotes/docker/config"
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/containerd/log"
 	"github.com/containerd/platforms"
@@ -41,8 +43,10 @@ import (
 // (frontend/previous.go).
 //
 // Registries are reached with containerd's resolver, over HTTPS verified
-// with the system's certificates (docker's /etc/docker/certs.d is not
-// read). An insecure registry is tried with HTTPS without verifying the
+// with the system's certificates and, as docker does, a registry's own
+// directory in /etc/docker/certs.d (CA certificates *.crt, client
+// certificates *.cert with their *.key; or containerd's hosts.toml, which
+// docker reads there too with its containerd image store). An insecure registry is tried with HTTPS without verifying the
 // certificate, then with plain HTTP: a loopback one (localhost,
 // 127.0.0.0/8, ::1, as docker treats them) and one that the local engine
 // lists as insecure (its --insecure-registry, shown by `docker info`).
@@ -52,6 +56,10 @@ import (
 // engineTimeout bounds each question to the local engine, which may be
 // unreachable or slow: the registry is asked next.
 const engineTimeout = 10 * time.Second
+
+// dockerCertsDir holds a directory per registry host ("host:port") with
+// the certificates docker uses for it.
+const dockerCertsDir = "/etc/docker/certs.d"
 
 // dockerHubAuthKey is the key of Docker Hub's credentials in docker's
 // config file.
@@ -70,6 +78,7 @@ type previousSources struct {
 	engine   engineAPI              // the local engine; nil: none
 	auth     *configfile.ConfigFile // docker's credentials; nil: none
 	insecure func(string) bool      // which registry hosts are insecure; nil: insecureRegistries
+	certsDir string                 // per-registry certificates; "": dockerCertsDir
 }
 
 // dockerSources returns the sources of the docker CLI: its engine (unless
@@ -272,21 +281,20 @@ func fetchJSON(ctx context.Context, fetcher remotes.Fetcher, desc ocispecs.Descr
 }
 
 // registryHosts configures the registries for containerd's resolver:
-// HTTPS with docker's credentials; for an insecure registry (see the top
-// of this file), HTTPS without verifying the certificate, and plain HTTP
-// when the server answers HTTPS in plain HTTP.
+// HTTPS with docker's credentials and the registry's certificates (see the
+// top of this file); for an insecure registry, HTTPS without verifying the
+// certificate, and plain HTTP when the server answers HTTPS in plain HTTP.
 func registryHosts(ctx context.Context, src previousSources) docker.RegistryHosts {
 	creds := dockerCredentials(src.auth)
-	configure := func(c *http.Client) docker.RegistryHosts {
-		return docker.ConfigureDefaultRegistries(
-			docker.WithClient(c),
-			docker.WithAuthorizer(docker.NewDockerAuthorizer(docker.WithAuthClient(c), docker.WithAuthCreds(creds))),
-		)
-	}
-	secure := configure(&http.Client{Transport: docker.DefaultHTTPTransport(nil)})
-	insecure := configure(&http.Client{Transport: docker.NewHTTPFallback(
+	certsDir := cmp.Or(src.certsDir, dockerCertsDir)
+	secure := config.ConfigureHosts(ctx, config.HostOptions{HostDir: config.HostDirFromRoot(certsDir), Credentials: creds})
+	client := &http.Client{Transport: docker.NewHTTPFallback(
 		docker.DefaultHTTPTransport(&tls.Config{InsecureSkipVerify: true}), //nolint:gosec // an insecure registry, as docker treats it
-	)})
+	)}
+	insecure := docker.ConfigureDefaultRegistries(
+		docker.WithClient(client),
+		docker.WithAuthorizer(docker.NewDockerAuthorizer(docker.WithAuthClient(client), docker.WithAuthCreds(creds))),
+	)
 	isInsecure := src.insecure
 	if isInsecure == nil {
 		isInsecure = insecureRegistries(ctx, src.engine)

@@ -4,11 +4,14 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -269,6 +272,38 @@ func TestReadPreviousPlanFromRegistry(t *testing.T) {
 				t.Errorf("engine asked for %q, want %s first", engine.inspected, ref)
 			}
 		})
+	}
+}
+
+func TestReadPreviousPlanWithDockerCerts(t *testing.T) {
+	// registry.test, which is not loopback, so its certificate is
+	// verified; its directory in certs.d sends it to the fake registry
+	// (containerd's hosts.toml, read by the same loader as docker's
+	// ca.crt and client.cert files).
+	reg := newFakeRegistry(t, true)
+	ref := "registry.test" + strings.TrimPrefix(reg.multiPlatform(t, "storepack/app", "1", false), reg.host)
+	certsDir := t.TempDir()
+	dir := filepath.Join(certsDir, "registry.test")
+	write := func(name, content string) {
+		t.Helper()
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	write("hosts.toml", fmt.Sprintf("server = %q\n", reg.srv.URL))
+	src := previousSources{engine: &fakeAPIClient{}, insecure: func(string) bool { return false }, certsDir: certsDir}
+	if _, err := readPreviousPlan(t.Context(), ref, amd64, src); err == nil || !strings.Contains(err.Error(), "certificate") {
+		t.Fatalf("without the registry's CA: %v, want a certificate error", err)
+	}
+
+	write("ca.crt", string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: reg.srv.Certificate().Raw})))
+	write("hosts.toml", fmt.Sprintf("server = %q\n[host.%q]\n  ca = \"ca.crt\"\n", reg.srv.URL, reg.srv.URL))
+	plan, err := readPreviousPlan(t.Context(), ref, amd64, src)
+	if err != nil || !samePlan(*plan, testPlan("amd64")) {
+		t.Errorf("with the registry's CA: %+v, %v", plan, err)
 	}
 }
 
