@@ -15,7 +15,8 @@
 //
 // With -held-out N it also replays N histories rooted at other packages of
 // the fixture (corpus.HeldOut), which no constant of the strategies was
-// chosen on, and prints how storepack fares against auto on them.
+// chosen on, and prints how storepack fares against auto on them, and
+// storepack with the previous layout against storepack without.
 package main
 
 import (
