@@ -46,10 +46,11 @@ import (
 // with the system's certificates and, as docker does, a registry's own
 // directory in /etc/docker/certs.d (CA certificates *.crt, client
 // certificates *.cert with their *.key; or containerd's hosts.toml, which
-// docker reads there too with its containerd image store). An insecure registry is tried with HTTPS without verifying the
-// certificate, then with plain HTTP: a loopback one (localhost,
-// 127.0.0.0/8, ::1, as docker treats them) and one that the local engine
-// lists as insecure (its --insecure-registry, shown by `docker info`).
+// docker reads there too with its containerd image store). An insecure
+// registry is tried with HTTPS without verifying the certificate, then
+// with plain HTTP: a loopback one (localhost, 127.0.0.0/8, ::1, as docker
+// treats them) and one that the local engine lists as insecure (its
+// --insecure-registry, shown by `docker info`).
 // Credentials come from docker's config (`docker login`, its credential
 // stores and helpers).
 

@@ -101,20 +101,25 @@ func closureSketches(x *indexed) []sketch {
 				own, scratch = scratch, own
 			}
 		}
-		sketches[i] = append(arena[i*sketchSize:i*sketchSize:(i+1)*sketchSize], own...)
+		sketches[i] = place(arena, i, own)
 	}
 	return sketches
 }
 
-// cloneSketches copies sketches as closureSketches made them, each with
-// room to grow to sketchSize in place.
+// cloneSketches copies sketches as closureSketches made them.
 func cloneSketches(sketches []sketch) []sketch {
 	arena := make([]uint64, len(sketches)*sketchSize)
 	clones := make([]sketch, len(sketches))
 	for i, s := range sketches {
-		clones[i] = append(arena[i*sketchSize:i*sketchSize:(i+1)*sketchSize], s...)
+		clones[i] = place(arena, i, s)
 	}
 	return clones
+}
+
+// place copies s into the i-th slot of arena, where it has room to grow to
+// sketchSize in place, and returns the copy.
+func place(arena []uint64, i int, s sketch) sketch {
+	return append(arena[i*sketchSize:i*sketchSize:(i+1)*sketchSize], s...)
 }
 
 // sharedNames returns the hashes (see pathHash) of the names that more
