@@ -28,6 +28,7 @@ import (
 	"math"
 	"os"
 	"runtime"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -330,9 +331,10 @@ func (r *results) printHeldOut(w io.Writer) {
 	bound := sum(r.bounds)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "strategy\tK\toverhead ÷ auto's\tships more than\ton\tat most\t")
+	rows := append(slices.Clip(mustNotLose), [2]variant{auto, autoOneFewer})
 	for _, budget := range budgets {
 		autoOverhead := r.pushed(auto, budget) - bound
-		for _, pair := range append(mustNotLose, [2]variant{auto, autoOneFewer}) {
+		for _, pair := range rows {
 			v, than := pair[0], pair[1]
 			worst := 0.0
 			losses := r.losses(v, than, budget)
