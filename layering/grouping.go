@@ -2,6 +2,7 @@ package layering
 
 import (
 	"cmp"
+	"math/bits"
 	"slices"
 )
 
@@ -15,6 +16,15 @@ const (
 	// taking it down to 128 groups raises storepack's overhead by 15% (at
 	// K=20) to 90% (at K=100), still far below auto's.
 	coarsenAbove = 2048
+
+	// maxLinks is the number of linked pairs of groups above which the
+	// absorbing pass goes on, halving the groups each time, before the
+	// greedy starts: its work grows with the links, and a dense graph
+	// coarsened to coarsenAbove groups links most pairs of them (a random
+	// graph of 100,000 paths with five references each, about 300,000).
+	// Debian-like closures of 100,000 paths keep about 30,000 and never go
+	// on.
+	maxLinks = 16 * coarsenAbove
 
 	// rootWeightFactor is how much of the closure a root counts for (see
 	// grouping.rootWeight). Half: application releases are a large share
@@ -238,8 +248,13 @@ func (g *grouping) reduce(budget int) {
 	if g.count > coarsenAbove {
 		g.coarsen(max(budget, coarsenAbove))
 	}
+	pairs := g.linkedGroups()
+	for limit := coarsenAbove / 2; len(pairs) > maxLinks && limit >= budget; limit /= 2 {
+		g.coarsen(limit)
+		pairs = g.linkedGroups()
+	}
 	q := &mergeQueue{pending: make(map[[2]int32]bool)}
-	for _, pair := range g.linkedGroups() {
+	for _, pair := range pairs {
 		g.offerJoin(q, pair[0], pair[1])
 	}
 	g.drain(q, budget)
@@ -260,8 +275,17 @@ func (g *grouping) reduce(budget int) {
 	}
 }
 
-// linkedGroups returns each pair of groups that a reference joins, once.
+// linkedGroups returns each pair of groups that a reference joins, once,
+// ordered by their leaders.
 func (g *grouping) linkedGroups() [][2]int32 {
+	if g.count <= linkMatrixGroups {
+		return g.linkedGroupsByMatrix()
+	}
+	return g.linkedGroupsBySort()
+}
+
+// linkedGroupsBySort is linkedGroups for many groups.
+func (g *grouping) linkedGroupsBySort() [][2]int32 {
 	var keys []uint64
 	for i, refs := range g.x.refs {
 		for _, ref := range refs {
@@ -275,6 +299,43 @@ func (g *grouping) linkedGroups() [][2]int32 {
 	pairs := make([][2]int32, len(keys))
 	for k, key := range keys {
 		pairs[k] = [2]int32{int32(key >> 32), int32(key & (1<<32 - 1))}
+	}
+	return pairs
+}
+
+// linkMatrixGroups is the number of groups up to which linkedGroups marks
+// links in a bit matrix (2 MiB at most) rather than sorting one key per
+// reference: a closure coarsened to a few thousand groups still has all
+// its references, millions in a dense graph, and most link the same pairs.
+const linkMatrixGroups = 4096
+
+// linkedGroupsByMatrix is linkedGroups for few groups.
+func (g *grouping) linkedGroupsByMatrix() [][2]int32 {
+	var leaders []int32
+	rank := make([]int32, g.x.len()) // by leader: its place in leaders, which follow the leaders' order
+	for i := range g.leader {
+		if g.find(int32(i)) == int32(i) {
+			rank[i] = int32(len(leaders))
+			leaders = append(leaders, int32(i))
+		}
+	}
+	n := len(leaders)
+	linked := make([]uint64, (n*n+63)/64) // bit a*n+b: groups a < b are linked
+	for i, refs := range g.x.refs {
+		for _, ref := range refs {
+			if a, b := rank[g.find(int32(i))], rank[g.find(ref)]; a != b {
+				bit := int(min(a, b))*n + int(max(a, b))
+				linked[bit/64] |= 1 << (bit % 64)
+			}
+		}
+	}
+	var pairs [][2]int32
+	for w, word := range linked {
+		for word != 0 {
+			bit := w*64 + bits.TrailingZeros64(word)
+			word &= word - 1
+			pairs = append(pairs, [2]int32{leaders[bit/n], leaders[bit%n]})
+		}
 	}
 	return pairs
 }
@@ -312,7 +373,8 @@ func (g *grouping) drain(q *mergeQueue, budget int) {
 }
 
 // coarsen absorbs groups into groups that reference them, cheapest first,
-// until at most limit groups remain or none can be absorbed.
+// until at most limit groups remain or none can be absorbed, and then
+// joins groups of roots, which nothing references (see joinRoots).
 //
 // Here every group has a top, a path from which all its paths are
 // reachable: its leader. A group B whose top a path of group A references
@@ -344,6 +406,35 @@ func (g *grouping) coarsen(limit int) {
 		g.size[into] += g.size[top]
 		g.version[into]++
 		g.count--
+	}
+	if g.count > limit {
+		g.joinRoots(g.count - limit)
+	}
+}
+
+// joinRoots makes up to excess joins among the groups that hold roots,
+// which absorbing never joins: a closure of many roots (a random graph,
+// an image of thousands of programs) would otherwise leave the greedy more
+// groups than it can price in time. Groups of similar closure size are
+// joined, in runs of neighbours by weight, as the greedy would pair
+// unrelated parts (see reduce).
+func (g *grouping) joinRoots(excess int) {
+	var groups []int32
+	for i := range g.leader {
+		if g.find(int32(i)) == int32(i) && g.roots[i] > 0 && g.keptSize[i] == 0 {
+			groups = append(groups, int32(i))
+		}
+	}
+	if len(groups) < 2 {
+		return
+	}
+	slices.SortFunc(groups, func(a, b int32) int { return cmp.Or(cmp.Compare(g.weight[a], g.weight[b]), cmp.Compare(a, b)) })
+	runs := max(1, len(groups)-excess) // groups left: run k is groups[k*len/runs : (k+1)*len/runs]
+	for k := range runs {
+		run := groups[k*len(groups)/runs : (k+1)*len(groups)/runs]
+		for _, i := range run[1:] {
+			g.join(run[0], i)
+		}
 	}
 }
 

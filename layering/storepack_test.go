@@ -5,6 +5,7 @@ import (
 	"math/rand/v2"
 	"reflect"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/storepack/storepack/layering/internal/corpus"
@@ -187,40 +188,105 @@ func TestStorepackJoinsUnlinkedParts(t *testing.T) {
 }
 
 // TestStorepackLargeGraph takes the coarsening shortcut for graphs of more
-// than coarsenAbove paths, and must stay within budget and deterministic.
+// than coarsenAbove paths, and must stay within budget and deterministic,
+// whatever their shape: a Debian-like closure, one of more roots than the
+// greedy's limit (which absorbing cannot join), a random sparse graph.
 func TestStorepackLargeGraph(t *testing.T) {
-	g, err := corpus.Synthetic(3*coarsenAbove, 7)
+	synthetic, err := corpus.Synthetic(3*coarsenAbove, 7)
 	if err != nil {
 		t.Fatal(err)
 	}
-	infos := make([]store.Info, 0, g.Len())
-	for _, p := range g.Paths() {
-		info, _ := g.Info(p)
-		infos = append(infos, info)
-	}
-	rng := rand.New(rand.NewPCG(3, 4))
-	rng.Shuffle(len(infos), func(i, j int) { infos[i], infos[j] = infos[j], infos[i] })
-	shuffled, err := store.NewGraph(infos)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, maxLayers := range []int{1, 20, 100, 3000} {
-		opt := Options{Strategy: "storepack", MaxLayers: maxLayers}
-		plan, err := Build(g, opt)
+	for name, g := range map[string]*store.Graph{
+		"synthetic":  synthetic,
+		"many roots": manyRoots(t, 3*coarsenAbove),
+		"sparse DAG": sparseDAG(t, 3*coarsenAbove, 5),
+	} {
+		infos := make([]store.Info, 0, g.Len())
+		for _, p := range g.Paths() {
+			info, _ := g.Info(p)
+			infos = append(infos, info)
+		}
+		rng := rand.New(rand.NewPCG(3, 4))
+		rng.Shuffle(len(infos), func(i, j int) { infos[i], infos[j] = infos[j], infos[i] })
+		shuffled, err := store.NewGraph(infos)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(plan.Layers) != maxLayers {
-			t.Errorf("budget %d: %d layers", maxLayers, len(plan.Layers))
+		for _, maxLayers := range []int{1, 20, 100, 3000} {
+			opt := Options{Strategy: "storepack", MaxLayers: maxLayers}
+			plan, err := Build(g, opt)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(plan.Layers) != maxLayers {
+				t.Errorf("%s, budget %d: %d layers", name, maxLayers, len(plan.Layers))
+			}
+			again, err := Build(shuffled, opt)
+			if err != nil || !reflect.DeepEqual(again, plan) {
+				t.Errorf("%s, budget %d: plan differs after shuffling the input (%v)", name, maxLayers, err)
+			}
+			opt.Previous = &plan
+			if again, err := Build(g, opt); err != nil || !reflect.DeepEqual(again.Layers, plan.Layers) {
+				t.Errorf("%s, budget %d: with itself as the previous plan, the plan changed (%v)", name, maxLayers, err)
+			}
 		}
-		again, err := Build(shuffled, opt)
-		if err != nil || !reflect.DeepEqual(again, plan) {
-			t.Errorf("budget %d: plan differs after shuffling the input (%v)", maxLayers, err)
+	}
+}
+
+// manyRoots is an image of n-1 programs that all use one library: n-1
+// roots.
+func manyRoots(tb testing.TB, n int) *store.Graph {
+	lib := pathFor("libshared-1.0", "")
+	infos := []store.Info{{Path: lib, NarSize: 1 << 20}}
+	for i := 1; i < n; i++ {
+		infos = append(infos, store.Info{Path: pathFor(fmt.Sprintf("program%d-1.0", i), ""), References: []store.Path{lib}, NarSize: uint64(1000 + i%97*100)})
+	}
+	g, err := store.NewGraph(infos)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return g
+}
+
+// sparseDAG is a random graph of n paths, each referencing refs paths
+// made before it: about one path in six is a root.
+func sparseDAG(tb testing.TB, n, refs int) *store.Graph {
+	rng := rand.New(rand.NewPCG(uint64(n), uint64(refs)))
+	infos := make([]store.Info, n)
+	for i := range infos {
+		infos[i] = store.Info{Path: pathFor(fmt.Sprintf("p%d-1.0", i), ""), NarSize: 1 + rng.Uint64N(1<<24)}
+		for range min(refs, i) {
+			if ref := infos[rng.IntN(i)].Path; !slices.Contains(infos[i].References, ref) {
+				infos[i].References = append(infos[i].References, ref)
+			}
 		}
-		opt.Previous = &plan
-		if again, err := Build(g, opt); err != nil || !reflect.DeepEqual(again.Layers, plan.Layers) {
-			t.Errorf("budget %d: with itself as the previous plan, the plan changed (%v)", maxLayers, err)
+		slices.SortFunc(infos[i].References, func(a, b store.Path) int { return strings.Compare(a.String(), b.String()) })
+	}
+	g, err := store.NewGraph(infos)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return g
+}
+
+// TestLinkedGroups checks that the bit matrix and the sorted keys find
+// the same links, in the same order.
+func TestLinkedGroups(t *testing.T) {
+	g := sparseDAG(t, 600, 4)
+	x, err := index(newView(g))
+	if err != nil {
+		t.Fatal(err)
+	}
+	grouping := newGrouping(x)
+	rng := rand.New(rand.NewPCG(8, 9))
+	for range 400 {
+		if a, b := int32(rng.IntN(x.len())), int32(rng.IntN(x.len())); grouping.find(a) != grouping.find(b) {
+			grouping.join(a, b)
 		}
+	}
+	byMatrix, bySort := grouping.linkedGroupsByMatrix(), grouping.linkedGroupsBySort()
+	if len(bySort) == 0 || !reflect.DeepEqual(byMatrix, bySort) {
+		t.Errorf("by matrix %d links, by sort %d: they differ", len(byMatrix), len(bySort))
 	}
 }
 
