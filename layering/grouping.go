@@ -261,13 +261,7 @@ func (g *grouping) reduce(budget int) {
 	if g.count > budget {
 		// Parts that no reference joins, such as roots with nothing in
 		// common: pair up groups of similar closure size.
-		var groups []int32
-		for i := range g.leader {
-			if g.find(int32(i)) == int32(i) {
-				groups = append(groups, int32(i))
-			}
-		}
-		slices.SortFunc(groups, func(a, b int32) int { return cmp.Or(cmp.Compare(g.weight[a], g.weight[b]), cmp.Compare(a, b)) })
+		groups := g.byWeight(func(int32) bool { return true })
 		for k := 1; k < len(groups); k++ {
 			g.offerJoin(q, groups[k-1], groups[k])
 		}
@@ -419,16 +413,10 @@ func (g *grouping) coarsen(limit int) {
 // joined, in runs of neighbours by weight, as the greedy would pair
 // unrelated parts (see reduce).
 func (g *grouping) joinRoots(excess int) {
-	var groups []int32
-	for i := range g.leader {
-		if g.find(int32(i)) == int32(i) && g.roots[i] > 0 && g.keptSize[i] == 0 {
-			groups = append(groups, int32(i))
-		}
-	}
+	groups := g.byWeight(func(leader int32) bool { return g.roots[leader] > 0 && g.keptSize[leader] == 0 })
 	if len(groups) < 2 {
 		return
 	}
-	slices.SortFunc(groups, func(a, b int32) int { return cmp.Or(cmp.Compare(g.weight[a], g.weight[b]), cmp.Compare(a, b)) })
 	runs := max(1, len(groups)-excess) // groups left: run k is groups[k*len/runs : (k+1)*len/runs]
 	for k := range runs {
 		run := groups[k*len(groups)/runs : (k+1)*len(groups)/runs]
@@ -436,6 +424,19 @@ func (g *grouping) joinRoots(excess int) {
 			g.join(run[0], i)
 		}
 	}
+}
+
+// byWeight returns the groups that take accepts, by their leaders, lightest
+// first (ties by leader).
+func (g *grouping) byWeight(take func(leader int32) bool) []int32 {
+	var groups []int32
+	for i := range g.leader {
+		if leader := int32(i); g.find(leader) == leader && take(leader) {
+			groups = append(groups, leader)
+		}
+	}
+	slices.SortFunc(groups, func(a, b int32) int { return cmp.Or(cmp.Compare(g.weight[a], g.weight[b]), cmp.Compare(a, b)) })
+	return groups
 }
 
 // offerAbsorb offers absorbing the group whose top is top into the
