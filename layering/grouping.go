@@ -103,6 +103,9 @@ type grouping struct {
 	// flipRisk is the share of the expected margin flips that each join
 	// bears, set by reduce for its budget.
 	flipRisk float64
+
+	// referrers is x.referrers(), once coarsen needs it.
+	referrers [][]int32
 }
 
 // newGrouping starts with every path alone.
@@ -381,7 +384,10 @@ func (g *grouping) drain(q *mergeQueue, budget int) {
 // this is only a first pass for large graphs. Whole layers of the previous
 // image have no top and are left alone.
 func (g *grouping) coarsen(limit int) {
-	referrers := g.x.referrers()
+	if g.referrers == nil { // a dense graph is coarsened more than once
+		g.referrers = g.x.referrers()
+	}
+	referrers := g.referrers
 	q := &mergeQueue{}
 	for top := range g.leader {
 		g.offerAbsorb(q, referrers, int32(top))
