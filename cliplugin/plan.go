@@ -221,7 +221,7 @@ func planRoots(ctx context.Context, args []string, co closureOptions, opt layeri
 			return layering.Plan{}, err
 		}
 	}
-	return layering.Build(g, opt)
+	return layering.NewPlan(g, opt)
 }
 
 type manifestPlanOptions struct {
@@ -309,7 +309,7 @@ func planManifest(ctx context.Context, file string, opt manifestPlanOptions) (pl
 			return layering.Plan{}, parser.WithLocation(fmt.Errorf("LAYERS --previous: %w", err), m.Layers.Location)
 		}
 	}
-	plan, err = layering.Build(c.Graph, lo)
+	plan, err = layering.NewPlan(c.Graph, lo)
 	if err != nil && opt.strategy == "" {
 		err = parser.WithLocation(err, m.Layers.Location)
 	}

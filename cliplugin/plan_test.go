@@ -37,7 +37,7 @@ func planJSON(t *testing.T, plan layering.Plan) string {
 
 func buildPlan(t *testing.T, g *store.Graph, strategy string, max int) layering.Plan {
 	t.Helper()
-	plan, err := layering.Build(g, layering.Options{Strategy: strategy, MaxLayers: max})
+	plan, err := layering.NewPlan(g, layering.Options{Strategy: strategy, MaxLayers: max})
 	if err != nil {
 		t.Fatal(err)
 	}

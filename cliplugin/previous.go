@@ -32,7 +32,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/storepack/storepack/layering"
-	splb "github.com/storepack/storepack/llb"
+	"github.com/storepack/storepack/layerllb"
 )
 
 // This file reads the layer plan that a previous image records in its
@@ -115,13 +115,13 @@ func readPreviousPlan(ctx context.Context, ref string, p ocispecs.Platform, src 
 			return nil, err
 		}
 	}
-	label, ok := labels[splb.PlanLabel]
+	label, ok := labels[layerllb.PlanLabel]
 	if !ok {
-		return nil, fmt.Errorf("%s records no layer plan (label %s): was it built by storepack?", ref, splb.PlanLabel)
+		return nil, fmt.Errorf("%s records no layer plan (label %s): was it built by storepack?", ref, layerllb.PlanLabel)
 	}
 	var plan layering.Plan
 	if err := json.Unmarshal([]byte(label), &plan); err != nil {
-		return nil, fmt.Errorf("%s: label %s: %w", ref, splb.PlanLabel, err)
+		return nil, fmt.Errorf("%s: label %s: %w", ref, layerllb.PlanLabel, err)
 	}
 	return &plan, nil
 }

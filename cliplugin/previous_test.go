@@ -31,7 +31,7 @@ import (
 	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/storepack/storepack/layering"
-	splb "github.com/storepack/storepack/llb"
+	"github.com/storepack/storepack/layerllb"
 	"github.com/storepack/storepack/store"
 )
 
@@ -198,7 +198,7 @@ func planLabels(t *testing.T, plan layering.Plan) map[string]string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return map[string]string{splb.PlanLabel: string(data), "other": "label"}
+	return map[string]string{layerllb.PlanLabel: string(data), "other": "label"}
 }
 
 // testPlan is a recorded plan that names its platform in its strategy,
@@ -316,7 +316,7 @@ func samePlan(a, b layering.Plan) bool {
 func TestReadPreviousPlanErrors(t *testing.T) {
 	reg := newFakeRegistry(t, false)
 	noPlan := reg.tag("library/busybox", "latest", reg.image(t, amd64, map[string]string{"other": "label"}, false))
-	badPlan := reg.tag("bad", "1", reg.image(t, amd64, map[string]string{splb.PlanLabel: "{not json"}, false))
+	badPlan := reg.tag("bad", "1", reg.image(t, amd64, map[string]string{layerllb.PlanLabel: "{not json"}, false))
 	src := previousSources{engine: &fakeAPIClient{}}
 
 	for _, tc := range []struct {
@@ -493,7 +493,7 @@ func TestPlanPrevious(t *testing.T) {
 		reg.image(t, other, planLabels(t, testPlan("other")), false),
 	))
 	want := func(prev *layering.Plan, max int) string {
-		plan, err := layering.Build(g, layering.Options{MaxLayers: max, Previous: prev})
+		plan, err := layering.NewPlan(g, layering.Options{MaxLayers: max, Previous: prev})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -17,7 +17,7 @@ import (
 
 	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/storepack/storepack/layering"
-	splb "github.com/storepack/storepack/llb"
+	"github.com/storepack/storepack/layerllb"
 )
 
 // image is an image read from a `docker save` or OCI archive.
@@ -36,8 +36,8 @@ type layer struct {
 func (img *image) plan(t *testing.T) layering.Plan {
 	t.Helper()
 	var p layering.Plan
-	if err := json.Unmarshal([]byte(img.config.Config.Labels[splb.PlanLabel]), &p); err != nil {
-		t.Fatalf("label %s: %v", splb.PlanLabel, err)
+	if err := json.Unmarshal([]byte(img.config.Config.Labels[layerllb.PlanLabel]), &p); err != nil {
+		t.Fatalf("label %s: %v", layerllb.PlanLabel, err)
 	}
 	return p
 }

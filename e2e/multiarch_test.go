@@ -19,7 +19,7 @@ import (
 	"github.com/containerd/platforms"
 	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/storepack/storepack/layering"
-	splb "github.com/storepack/storepack/llb"
+	"github.com/storepack/storepack/layerllb"
 	"github.com/storepack/storepack/store"
 )
 
@@ -266,7 +266,7 @@ func readImage(t *testing.T, repo string, manifest []byte, indexed *ocispecs.Pla
 	if indexed != nil && (img.config.OS != indexed.OS || img.config.Architecture != indexed.Architecture || img.config.Variant != indexed.Variant) {
 		t.Errorf("index says %s, config says %s", platforms.Format(*indexed), platforms.Format(img.platform))
 	}
-	if err := json.Unmarshal([]byte(img.config.Config.Labels[splb.PlanLabel]), &img.plan); err != nil {
+	if err := json.Unmarshal([]byte(img.config.Config.Labels[layerllb.PlanLabel]), &img.plan); err != nil {
 		t.Fatal(err)
 	}
 	return img

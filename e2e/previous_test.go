@@ -10,7 +10,7 @@ import (
 	"testing"
 
 	"github.com/storepack/storepack/layering"
-	splb "github.com/storepack/storepack/llb"
+	"github.com/storepack/storepack/layerllb"
 	"github.com/storepack/storepack/store"
 )
 
@@ -127,7 +127,7 @@ func imageRecording(t *testing.T, plan layering.Plan, local, pushed string) {
 		tags = append(tags, "-t", local)
 		t.Cleanup(func() { cmd(nil, bed.docker, "rmi", local) })
 	}
-	args := append([]string{"--label", splb.PlanLabel + "=" + string(label)}, tags...)
+	args := append([]string{"--label", layerllb.PlanLabel + "=" + string(label)}, tags...)
 	if r := engineBuild(t, append(args, dir)...); r.err != nil {
 		t.Fatalf("build failed:\n%s", r)
 	}

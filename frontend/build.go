@@ -25,7 +25,7 @@ import (
 	"github.com/storepack/storepack/frontend/inputs"
 	"github.com/storepack/storepack/frontend/manifest"
 	"github.com/storepack/storepack/layering"
-	splb "github.com/storepack/storepack/llb"
+	"github.com/storepack/storepack/layerllb"
 	"github.com/storepack/storepack/store"
 )
 
@@ -91,7 +91,7 @@ type build struct {
 	src    []byte             // the manifest, parsed again per platform
 	m      *manifest.Manifest // parsed without root variables
 	epoch  time.Time
-	method splb.Method
+	method layerllb.Method
 }
 
 // platform builds the image for one target platform (nil: the builder's).
@@ -122,7 +122,7 @@ func (b *build) platform(ctx context.Context, in *inputs.Inputs, target *ocispec
 			return nil, parser.WithLocation(err, m.Layers.Location)
 		}
 	}
-	plan, err := layering.Build(c.Graph, opt)
+	plan, err := layering.NewPlan(c.Graph, opt)
 	if err != nil {
 		return nil, parser.WithLocation(err, m.Layers.Location)
 	}
@@ -136,15 +136,15 @@ func (b *build) platform(ctx context.Context, in *inputs.Inputs, target *ocispec
 			return nil, parser.WithLocation(err, c.Location)
 		}
 	}
-	layerOpt := splb.Options{StoreDir: m.StoreDir, Epoch: b.epoch, Method: b.method}
-	st := splb.StoreLayers(llb.Scratch(), plan, src, layerOpt)
+	layerOpt := layerllb.Options{StoreDir: m.StoreDir, Epoch: b.epoch, Method: b.method}
+	st := layerllb.StoreLayers(llb.Scratch(), plan, src, layerOpt)
 	if !custom.Empty() {
-		st, err = splb.CustomisationLayer(st, custom, b.bc.BuildOpts().LLBCaps, b.helper(), layerOpt)
+		st, err = layerllb.CustomisationLayer(st, custom, b.bc.BuildOpts().LLBCaps, b.helper(), layerOpt)
 		if err != nil {
 			return nil, err
 		}
 	}
-	img, err := splb.Image(plan, splb.ImageOptions{
+	img, err := layerllb.Image(plan, layerllb.ImageOptions{
 		Platform:      p,
 		Config:        m.Image,
 		Epoch:         b.epoch,
@@ -171,31 +171,31 @@ func (b *build) platform(ctx context.Context, in *inputs.Inputs, target *ocispec
 
 // customisation gathers the LINK and DIR entries; a relative LINK target
 // resolves inside the first root.
-func customisation(m *manifest.Manifest, firstRoot store.Path) splb.Customisation {
-	var c splb.Customisation
+func customisation(m *manifest.Manifest, firstRoot store.Path) layerllb.Customisation {
+	var c layerllb.Customisation
 	for _, d := range m.Dirs {
-		c.Dirs = append(c.Dirs, splb.Dir{Path: d.Path, Mode: d.Mode})
+		c.Dirs = append(c.Dirs, layerllb.Dir{Path: d.Path, Mode: d.Mode})
 	}
 	for _, l := range m.Links {
 		target := l.Target
 		if target[0] != '/' {
 			target = firstRoot.String() + "/" + target
 		}
-		c.Links = append(c.Links, splb.Link{Path: l.Path, Target: target})
+		c.Links = append(c.Links, layerllb.Link{Path: l.Path, Target: target})
 	}
 	return c
 }
 
 // helper returns the frontend image, which writes the customisation stage
 // on builders whose FileOps cannot, or nil when it is unknown.
-func (b *build) helper() *splb.Helper {
+func (b *build) helper() *layerllb.Helper {
 	if cf, ok := b.c.(interface{ CurrentFrontend() (*llb.State, error) }); ok {
 		if st, err := cf.CurrentFrontend(); err == nil && st != nil {
-			return &splb.Helper{Image: *st, Binary: HelperBinary}
+			return &layerllb.Helper{Image: *st, Binary: HelperBinary}
 		}
 	}
 	if ref := b.bc.BuildOpts().Opts["source"]; ref != "" {
-		return &splb.Helper{
+		return &layerllb.Helper{
 			Image:  llb.Image(ref, llb.Platform(b.bc.BuildPlatforms[0]), llb.WithMetaResolver(b.c)),
 			Binary: HelperBinary,
 		}
@@ -205,14 +205,14 @@ func (b *build) helper() *splb.Helper {
 
 // methodFor picks how layers stack from the builder's capabilities,
 // unless the build argument forces the Chain method.
-func methodFor(bc *dockerui.Client) (splb.Method, error) {
-	method := splb.MethodFor(bc.BuildOpts().LLBCaps)
+func methodFor(bc *dockerui.Client) (layerllb.Method, error) {
+	method := layerllb.MethodFor(bc.BuildOpts().LLBCaps)
 	switch v := bc.BuildArgs[buildArgMethod]; v {
 	case "":
-	case string(splb.Chain):
-		method = splb.Chain
-	case string(splb.Merge):
-		if method != splb.Merge {
+	case string(layerllb.Chain):
+		method = layerllb.Chain
+	case string(layerllb.Merge):
+		if method != layerllb.Merge {
 			return "", errors.Errorf("%s=merge: this builder has no MergeOp", buildArgMethod)
 		}
 	default:

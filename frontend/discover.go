@@ -15,7 +15,7 @@ import (
 	"github.com/moby/buildkit/solver/pb"
 	"github.com/pkg/errors"
 	"github.com/storepack/storepack/frontend/inputs"
-	splb "github.com/storepack/storepack/llb"
+	"github.com/storepack/storepack/layerllb"
 	"github.com/storepack/storepack/store"
 	"golang.org/x/sync/errgroup"
 )
@@ -111,7 +111,7 @@ func (b *build) Discover(ctx context.Context, roots []store.Path) (*store.Graph,
 // refuses what a store path cannot hold (devices, fifos, sockets, setuid
 // and setgid bits), and compares each path's NAR size with the GRAPH's,
 // which tells a store that is not the one the GRAPH describes.
-func (b *build) checkStore(ctx context.Context, graph *store.Graph, src splb.Source, where string) error {
+func (b *build) checkStore(ctx context.Context, graph *store.Graph, src layerllb.Source, where string) error {
 	helper := b.helper()
 	if helper == nil {
 		return nil // nothing can walk the paths in the builder; they are copied as they are
@@ -139,7 +139,7 @@ type scanResult struct {
 
 // scanStore runs the frontend binary in the builder with command on paths
 // of src and returns what it found, by store path.
-func (b *build) scanStore(ctx context.Context, helper *splb.Helper, command string, src splb.Source, where string, paths []store.Path, step string) (map[string]store.HashScan, error) {
+func (b *build) scanStore(ctx context.Context, helper *layerllb.Helper, command string, src layerllb.Source, where string, paths []store.Path, step string) (map[string]store.HashScan, error) {
 	request, err := json.Marshal(paths)
 	if err != nil {
 		return nil, err

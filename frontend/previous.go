@@ -10,7 +10,7 @@ import (
 	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/pkg/errors"
 	"github.com/storepack/storepack/layering"
-	splb "github.com/storepack/storepack/llb"
+	"github.com/storepack/storepack/layerllb"
 )
 
 // previousPlan reads the layer plan recorded in the config of image ref
@@ -31,13 +31,13 @@ func (b *build) previousPlan(ctx context.Context, ref string, p ocispecs.Platfor
 	if err := json.Unmarshal(data, &img); err != nil {
 		return nil, errors.Wrapf(err, "LAYERS --previous=%s: image config", ref)
 	}
-	label, ok := img.Config.Labels[splb.PlanLabel]
+	label, ok := img.Config.Labels[layerllb.PlanLabel]
 	if !ok {
-		return nil, errors.Errorf("LAYERS --previous=%s: the image (%s) records no layer plan (label %s): was it built by storepack?", ref, platforms.Format(p), splb.PlanLabel)
+		return nil, errors.Errorf("LAYERS --previous=%s: the image (%s) records no layer plan (label %s): was it built by storepack?", ref, platforms.Format(p), layerllb.PlanLabel)
 	}
 	var plan layering.Plan
 	if err := json.Unmarshal([]byte(label), &plan); err != nil {
-		return nil, errors.Wrapf(err, "LAYERS --previous=%s: label %s", ref, splb.PlanLabel)
+		return nil, errors.Wrapf(err, "LAYERS --previous=%s: label %s", ref, layerllb.PlanLabel)
 	}
 	return &plan, nil
 }

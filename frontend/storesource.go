@@ -10,7 +10,7 @@ import (
 	"github.com/moby/buildkit/frontend/dockerui"
 	"github.com/moby/buildkit/frontend/gateway/client"
 	"github.com/storepack/storepack/frontend/inputs"
-	splb "github.com/storepack/storepack/llb"
+	"github.com/storepack/storepack/layerllb"
 	"github.com/storepack/storepack/store"
 )
 
@@ -46,17 +46,17 @@ func (b *build) Store(ctx context.Context, paths []store.Path, graph *store.Grap
 // storeSource returns a state holding the given store paths, and where
 // they come from for error messages; a path the store lacks is an
 // *inputs.MissingPathError.
-func (b *build) storeSource(ctx context.Context, paths []store.Path, graph *store.Graph) (splb.Source, inputs.Files, string, error) {
+func (b *build) storeSource(ctx context.Context, paths []store.Path, graph *store.Graph) (layerllb.Source, inputs.Files, string, error) {
 	bases := make([]string, len(paths))
 	for i, p := range paths {
 		bases[i] = p.Base()
 	}
 	src, files, where, err := b.storeEntries(ctx, bases)
 	if err != nil {
-		return splb.Source{}, nil, "", err
+		return layerllb.Source{}, nil, "", err
 	}
 	if err := inputs.CheckPresent(ctx, files, paths, graph, where); err != nil {
-		return splb.Source{}, nil, "", err
+		return layerllb.Source{}, nil, "", err
 	}
 	return src, files, where, nil
 }
@@ -65,7 +65,7 @@ func (b *build) storeSource(ctx context.Context, paths []store.Path, graph *stor
 // patterns (base names, wildcards allowed), from the named context "store"
 // if the build has one, else from the main context. Only those entries are
 // transferred. where names the store for error messages.
-func (b *build) storeEntries(ctx context.Context, patterns []string) (src splb.Source, files inputs.Files, where string, err error) {
+func (b *build) storeEntries(ctx context.Context, patterns []string) (src layerllb.Source, files inputs.Files, where string, err error) {
 	// Nix's temporary entries beside a path are never store paths.
 	excludes := []string{"*.lock", "*.chroot", "*.check"}
 	nc, err := b.bc.NamedContext(storeContextName, dockerui.ContextOpt{
@@ -75,14 +75,14 @@ func (b *build) storeEntries(ctx context.Context, patterns []string) (src splb.S
 		},
 	})
 	if err != nil {
-		return splb.Source{}, nil, "", err
+		return layerllb.Source{}, nil, "", err
 	}
 	if nc != nil {
 		st, _, err := nc.Load(ctx)
 		if err != nil {
-			return splb.Source{}, nil, "", err
+			return layerllb.Source{}, nil, "", err
 		}
-		src = splb.Source{State: *st, Dir: "/"}
+		src = layerllb.Source{State: *st, Dir: "/"}
 		where = "the build context \"" + storeContextName + "\""
 	} else {
 		rel := strings.TrimPrefix(b.m.StoreDir, "/")
@@ -95,14 +95,14 @@ func (b *build) storeEntries(ctx context.Context, patterns []string) (src splb.S
 		}
 		st, err := b.bc.MainContext(ctx, llb.IncludePatterns(prefixed(patterns)), llb.ExcludePatterns(prefixed(excludes)))
 		if err != nil {
-			return splb.Source{}, nil, "", err
+			return layerllb.Source{}, nil, "", err
 		}
-		src = splb.Source{State: *st, Dir: b.m.StoreDir}
+		src = layerllb.Source{State: *st, Dir: b.m.StoreDir}
 		where = "the build context at " + b.m.StoreDir
 	}
 	ref, err := b.solve(ctx, src.State)
 	if err != nil {
-		return splb.Source{}, nil, "", err
+		return layerllb.Source{}, nil, "", err
 	}
 	return src, refFiles{ref: ref, dir: strings.TrimPrefix(src.Dir, "/")}, where, nil
 }

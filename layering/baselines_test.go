@@ -56,7 +56,7 @@ func TestPopularity(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			plan, err := Build(tc.graph, Options{Strategy: "popularity", MaxLayers: tc.maxLayers})
+			plan, err := NewPlan(tc.graph, Options{Strategy: "popularity", MaxLayers: tc.maxLayers})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -77,7 +77,7 @@ func TestPopularityTieBreakMovesTheHashToTheEnd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	plan, err := Build(g, Options{Strategy: "popularity", MaxLayers: 5})
+	plan, err := NewPlan(g, Options{Strategy: "popularity", MaxLayers: 5})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -105,7 +105,7 @@ func TestPopularitySaturates(t *testing.T) {
 			nodes = append(nodes, n)
 		}
 	}
-	plan, err := Build(graphOf(t, nodes), Options{Strategy: "popularity", MaxLayers: 200})
+	plan, err := NewPlan(graphOf(t, nodes), Options{Strategy: "popularity", MaxLayers: 200})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -154,7 +154,7 @@ func TestAuto(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(fmt.Sprint("budget ", tc.maxLayers), func(t *testing.T) {
-			plan, err := Build(g, Options{Strategy: "auto", MaxLayers: tc.maxLayers})
+			plan, err := NewPlan(g, Options{Strategy: "auto", MaxLayers: tc.maxLayers})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -173,7 +173,7 @@ func TestAutoTies(t *testing.T) {
 		{name: "y", size: 5},
 		{name: "x", size: 5},
 	})
-	plan, err := Build(g, Options{Strategy: "auto", MaxLayers: 2})
+	plan, err := NewPlan(g, Options{Strategy: "auto", MaxLayers: 2})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -34,7 +34,7 @@ func BenchmarkPlan100kShapes(b *testing.B) {
 
 func benchmarkPlan(b *testing.B, g *store.Graph, strategy string) {
 	for b.Loop() {
-		if _, err := Build(g, Options{Strategy: strategy, MaxLayers: 100}); err != nil {
+		if _, err := NewPlan(g, Options{Strategy: strategy, MaxLayers: 100}); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -13,7 +13,7 @@ import (
 func FuzzStorepackPrevious(f *testing.F) {
 	g := helloClosure(f)
 	for _, maxLayers := range []int{1, 3} {
-		plan, err := Build(g, Options{Strategy: "storepack", MaxLayers: maxLayers})
+		plan, err := NewPlan(g, Options{Strategy: "storepack", MaxLayers: maxLayers})
 		if err != nil {
 			f.Fatal(err)
 		}
@@ -33,11 +33,11 @@ func FuzzStorepackPrevious(f *testing.F) {
 			return // the frontend and the plugin refuse such a label
 		}
 		opt := Options{Strategy: "storepack", MaxLayers: 1 + int(budget%8), Previous: &previous}
-		plan, err := Build(g, opt)
+		plan, err := NewPlan(g, opt)
 		if err != nil {
 			t.Fatalf("budget %d, previous %s: %v", opt.MaxLayers, label, err)
 		}
-		again, err := Build(g, opt)
+		again, err := NewPlan(g, opt)
 		if err != nil || !reflect.DeepEqual(plan, again) {
 			t.Fatalf("budget %d, previous %s: %s, then %s (%v)", opt.MaxLayers, label, summary(plan), summary(again), err)
 		}

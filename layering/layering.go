@@ -10,7 +10,7 @@
 // It is pure and deterministic: no I/O, and nothing in a plan depends on map
 // order, time or the machine, so the same graph and options always give the
 // same plan, whatever the order of the input. Each strategy is a function
-// registered in strategies, and Build checks every plan against the same
+// registered in strategies, and NewPlan checks every plan against the same
 // rules.
 package layering
 
@@ -36,7 +36,7 @@ type Layer struct {
 	Size  uint64       `json:"size"`  // sum of the paths' NarSize; 0 when unknown
 }
 
-// Plan is the result of Build: the layers of the store part of an image.
+// Plan is the result of NewPlan: the layers of the store part of an image.
 type Plan struct {
 	Strategy string  `json:"strategy"` // the strategy that made the plan, never empty
 	Layers   []Layer `json:"layers"`   // bottom (applied first) to top
@@ -61,7 +61,7 @@ type Options struct {
 }
 
 // strategyFunc builds the layers of one strategy. It gets a validated
-// Options (MaxLayers >= 1) and must return layers that Build's checks accept.
+// Options (MaxLayers >= 1) and must return layers that NewPlan's checks accept.
 type strategyFunc func(v *view, opt Options) ([]Layer, error)
 
 var strategies = map[string]strategyFunc{
@@ -82,8 +82,8 @@ func Strategies() []string {
 	return names
 }
 
-// Build plans the layers for g.
-func Build(g *store.Graph, opt Options) (Plan, error) {
+// NewPlan cuts the closure g into layers by opt.Strategy.
+func NewPlan(g *store.Graph, opt Options) (Plan, error) {
 	if opt.Strategy == "" {
 		opt.Strategy = DefaultStrategy
 	}

@@ -169,7 +169,7 @@ func TestPerPath(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			plan, err := Build(tc.graph, Options{Strategy: "per-path", MaxLayers: tc.maxLayers})
+			plan, err := NewPlan(tc.graph, Options{Strategy: "per-path", MaxLayers: tc.maxLayers})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -220,7 +220,7 @@ func checkDependenciesBelow(t *testing.T, g *store.Graph, plan Plan) {
 
 func TestSingle(t *testing.T) {
 	g := helloClosure(t)
-	plan, err := Build(g, Options{Strategy: "single", MaxLayers: 7})
+	plan, err := NewPlan(g, Options{Strategy: "single", MaxLayers: 7})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -228,7 +228,7 @@ func TestSingle(t *testing.T) {
 		!slices.Equal(plan.Layers[0].Paths, g.Paths()) {
 		t.Errorf("single plan = %s", summary(plan))
 	}
-	empty, err := Build(graphOf(t, nil), Options{Strategy: "single", MaxLayers: 1})
+	empty, err := NewPlan(graphOf(t, nil), Options{Strategy: "single", MaxLayers: 1})
 	if err != nil || len(empty.Layers) != 0 {
 		t.Errorf("single plan of an empty graph = %s, %v; want no layers", summary(empty), err)
 	}
@@ -246,7 +246,7 @@ func TestKeys(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	plan, err := Build(g, Options{Strategy: "per-path", MaxLayers: 10})
+	plan, err := NewPlan(g, Options{Strategy: "per-path", MaxLayers: 10})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -262,14 +262,14 @@ func TestKeys(t *testing.T) {
 	// catch-all layer to clash with.
 	rest := pathFor("rest", "")
 	restGraph := graphOf(t, []node{{name: "rest"}, {name: "a", refs: []string{"rest"}}, {name: "b"}})
-	plan, err = Build(restGraph, Options{Strategy: "per-path", MaxLayers: 2})
+	plan, err = NewPlan(restGraph, Options{Strategy: "per-path", MaxLayers: 2})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if got := layerKeysOf(plan); !slices.Equal(got, []string{rest.Base(), "rest"}) {
 		t.Errorf("keys with catch-all = %v, want [%s rest]", got, rest.Base())
 	}
-	plan, err = Build(restGraph, Options{Strategy: "per-path", MaxLayers: 3})
+	plan, err = NewPlan(restGraph, Options{Strategy: "per-path", MaxLayers: 3})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -285,7 +285,7 @@ func TestKeys(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	plan, err = Build(g, Options{Strategy: "per-path", MaxLayers: 3}) // Build checks that keys are unique
+	plan, err = NewPlan(g, Options{Strategy: "per-path", MaxLayers: 3}) // Build checks that keys are unique
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -310,7 +310,7 @@ func TestCycle(t *testing.T) {
 		{name: "c", refs: []string{"a", "leaf"}},
 		{name: "leaf"},
 	})
-	_, err := Build(g, Options{Strategy: "per-path", MaxLayers: 10})
+	_, err := NewPlan(g, Options{Strategy: "per-path", MaxLayers: 10})
 	if err == nil {
 		t.Fatal("Build accepted a reference cycle")
 	}
@@ -337,11 +337,11 @@ func TestCycle(t *testing.T) {
 	}
 
 	// A self-reference alone is not a cycle.
-	if _, err := Build(graphOf(t, []node{{name: "a", refs: []string{"a"}}}), Options{MaxLayers: 2}); err != nil {
+	if _, err := NewPlan(graphOf(t, []node{{name: "a", refs: []string{"a"}}}), Options{MaxLayers: 2}); err != nil {
 		t.Errorf("self-reference: %v", err)
 	}
 	// single does not care about order.
-	if _, err := Build(g, Options{Strategy: "single", MaxLayers: 1}); err != nil {
+	if _, err := NewPlan(g, Options{Strategy: "single", MaxLayers: 1}); err != nil {
 		t.Errorf("single with a cycle: %v", err)
 	}
 }
@@ -361,7 +361,7 @@ func TestBuildErrors(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := Build(tc.graph, tc.opt)
+			_, err := NewPlan(tc.graph, tc.opt)
 			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
 				t.Errorf("Build error = %v, want %q", err, tc.wantErr)
 			}
@@ -373,7 +373,7 @@ func TestStrategies(t *testing.T) {
 	if got := Strategies(); !slices.Equal(got, []string{"auto", "per-path", "popularity", "single", "storepack"}) {
 		t.Errorf("Strategies() = %v", got)
 	}
-	plan, err := Build(helloClosure(t), Options{MaxLayers: 3})
+	plan, err := NewPlan(helloClosure(t), Options{MaxLayers: 3})
 	if err != nil || plan.Strategy != DefaultStrategy || DefaultStrategy != "storepack" {
 		t.Errorf("default strategy: plan.Strategy = %q, %v", plan.Strategy, err)
 	}
@@ -382,7 +382,7 @@ func TestStrategies(t *testing.T) {
 func TestSizeSaturates(t *testing.T) {
 	huge := ^uint64(0) - 1
 	g := graphOf(t, []node{{name: "a", size: huge}, {name: "b", size: huge}})
-	plan, err := Build(g, Options{Strategy: "single", MaxLayers: 1})
+	plan, err := NewPlan(g, Options{Strategy: "single", MaxLayers: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -393,7 +393,7 @@ func TestSizeSaturates(t *testing.T) {
 
 func TestPlanJSON(t *testing.T) {
 	g := graphOf(t, []node{{name: "app", refs: []string{"lib"}, size: 7}, {name: "lib", size: 3}})
-	plan, err := Build(g, Options{Strategy: "per-path", MaxLayers: 1})
+	plan, err := NewPlan(g, Options{Strategy: "per-path", MaxLayers: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -411,7 +411,7 @@ func TestPlanJSON(t *testing.T) {
 		t.Errorf("round trip = %+v, %v; want %+v", back, err, plan)
 	}
 
-	empty, err := Build(graphOf(t, nil), Options{Strategy: "per-path", MaxLayers: 1})
+	empty, err := NewPlan(graphOf(t, nil), Options{Strategy: "per-path", MaxLayers: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -457,7 +457,7 @@ func TestDeterministicUnderShuffle(t *testing.T) {
 	for _, strategy := range Strategies() {
 		for _, maxLayers := range []int{1, 2, 7, 119, 120, 121, 500} {
 			opt := Options{Strategy: strategy, MaxLayers: maxLayers}
-			want, err := Build(g, opt)
+			want, err := NewPlan(g, opt)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -479,7 +479,7 @@ func TestDeterministicUnderShuffle(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				got, err := Build(g2, opt)
+				got, err := NewPlan(g2, opt)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -503,7 +503,7 @@ func TestHashClash(t *testing.T) {
 	for _, strategy := range Strategies() {
 		for _, maxLayers := range []int{1, 2} {
 			// Build checks that each path is in exactly one layer.
-			if _, err := Build(g, Options{Strategy: strategy, MaxLayers: maxLayers, Previous: &Plan{Layers: []Layer{{Paths: []store.Path{b}}}}}); err != nil {
+			if _, err := NewPlan(g, Options{Strategy: strategy, MaxLayers: maxLayers, Previous: &Plan{Layers: []Layer{{Paths: []store.Path{b}}}}}); err != nil {
 				t.Errorf("%s, budget %d: %v", strategy, maxLayers, err)
 			}
 		}

@@ -49,7 +49,7 @@ func TestStorepack(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(fmt.Sprint("budget ", tc.maxLayers), func(t *testing.T) {
-			plan, err := Build(g, Options{Strategy: "storepack", MaxLayers: tc.maxLayers})
+			plan, err := NewPlan(g, Options{Strategy: "storepack", MaxLayers: tc.maxLayers})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -74,7 +74,7 @@ func TestStorepackKeepsBigPathsOutOfMarginalJoins(t *testing.T) {
 		{name: "libbig-1.0", refs: []string{"base-1.0"}, size: 100 << 20},
 		{name: "base-1.0", size: 512 << 10},
 	})
-	plan, err := Build(g, Options{Strategy: "storepack", MaxLayers: 4})
+	plan, err := NewPlan(g, Options{Strategy: "storepack", MaxLayers: 4})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -85,13 +85,13 @@ func TestStorepackKeepsBigPathsOutOfMarginalJoins(t *testing.T) {
 }
 
 func TestStorepackKeepsPreviousLayers(t *testing.T) {
-	first, err := Build(pythonApp(t, "release 1"), Options{Strategy: "storepack", MaxLayers: 3})
+	first, err := NewPlan(pythonApp(t, "release 1"), Options{Strategy: "storepack", MaxLayers: 3})
 	if err != nil {
 		t.Fatal(err)
 	}
 	// A new application build: its path changes, the rest stays.
 	second := pythonApp(t, "release 2")
-	plan, err := Build(second, Options{Strategy: "storepack", MaxLayers: 3, Previous: &first})
+	plan, err := NewPlan(second, Options{Strategy: "storepack", MaxLayers: 3, Previous: &first})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -103,7 +103,7 @@ func TestStorepackKeepsPreviousLayers(t *testing.T) {
 	// application layer had never been there.
 	withoutApp := first
 	withoutApp.Layers = first.Layers[:2]
-	again, err := Build(second, Options{Strategy: "storepack", MaxLayers: 3, Previous: &withoutApp})
+	again, err := NewPlan(second, Options{Strategy: "storepack", MaxLayers: 3, Previous: &withoutApp})
 	if err != nil || !reflect.DeepEqual(again, plan) {
 		t.Errorf("plan with the whole layers only = %s, %v; want %s", summary(again), err, summary(plan))
 	}
@@ -111,14 +111,14 @@ func TestStorepackKeepsPreviousLayers(t *testing.T) {
 
 func TestStorepackGivesUpPreviousLayersForTheBudget(t *testing.T) {
 	g := pythonApp(t, "")
-	previous, err := Build(g, Options{Strategy: "storepack", MaxLayers: 5})
+	previous, err := NewPlan(g, Options{Strategy: "storepack", MaxLayers: 5})
 	if err != nil {
 		t.Fatal(err)
 	}
 	// Five whole layers, a budget of three: the two cheapest joins are
 	// those of the small modules, which cost their own few bytes to push
 	// again, and the big libraries keep their layers.
-	plan, err := Build(g, Options{Strategy: "storepack", MaxLayers: 3, Previous: &previous})
+	plan, err := NewPlan(g, Options{Strategy: "storepack", MaxLayers: 3, Previous: &previous})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -129,18 +129,18 @@ func TestStorepackGivesUpPreviousLayersForTheBudget(t *testing.T) {
 
 func TestStorepackGivesUpACostlyPreviousLayer(t *testing.T) {
 	g := pythonApp(t, "")
-	previous, err := Build(g, Options{Strategy: "storepack", MaxLayers: 1})
+	previous, err := NewPlan(g, Options{Strategy: "storepack", MaxLayers: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
-	fresh, err := Build(g, Options{Strategy: "storepack", MaxLayers: 3})
+	fresh, err := NewPlan(g, Options{Strategy: "storepack", MaxLayers: 3})
 	if err != nil {
 		t.Fatal(err)
 	}
 	// Keeping the one previous layer pushes nothing now, but each release
 	// of the application or a library would push all 81 MiB again: the
 	// budget now has room to part them, and that soon pays.
-	plan, err := Build(g, Options{Strategy: "storepack", MaxLayers: 3, Previous: &previous})
+	plan, err := NewPlan(g, Options{Strategy: "storepack", MaxLayers: 3, Previous: &previous})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -164,11 +164,11 @@ func TestStorepackDistrustsThePreviousPlan(t *testing.T) {
 	// alone.
 	whole := &Plan{Strategy: "whatever", Layers: previous.Layers[:1]}
 	for _, maxLayers := range []int{1, 2, 3, 5} {
-		plan, err := Build(g, Options{Strategy: "storepack", MaxLayers: maxLayers, Previous: previous})
+		plan, err := NewPlan(g, Options{Strategy: "storepack", MaxLayers: maxLayers, Previous: previous})
 		if err != nil {
 			t.Fatalf("budget %d: %v", maxLayers, err) // Build checks the plan
 		}
-		want, err := Build(g, Options{Strategy: "storepack", MaxLayers: maxLayers, Previous: whole})
+		want, err := NewPlan(g, Options{Strategy: "storepack", MaxLayers: maxLayers, Previous: whole})
 		if err != nil || !reflect.DeepEqual(plan, want) {
 			t.Errorf("budget %d: %s, want %s (%v)", maxLayers, summary(plan), summary(want), err)
 		}
@@ -180,7 +180,7 @@ func TestStorepackJoinsUnlinkedParts(t *testing.T) {
 	// the budget must hold.
 	g := graphOf(t, []node{{name: "a", size: 1}, {name: "b", size: 2}, {name: "c", size: 3}, {name: "d", size: 4}})
 	for maxLayers := 1; maxLayers <= 4; maxLayers++ {
-		plan, err := Build(g, Options{Strategy: "storepack", MaxLayers: maxLayers})
+		plan, err := NewPlan(g, Options{Strategy: "storepack", MaxLayers: maxLayers})
 		if err != nil || len(plan.Layers) != maxLayers {
 			t.Errorf("budget %d: %s, %v", maxLayers, summary(plan), err)
 		}
@@ -214,19 +214,19 @@ func TestStorepackLargeGraph(t *testing.T) {
 		}
 		for _, maxLayers := range []int{1, 20, 100, 3000} {
 			opt := Options{Strategy: "storepack", MaxLayers: maxLayers}
-			plan, err := Build(g, opt)
+			plan, err := NewPlan(g, opt)
 			if err != nil {
 				t.Fatal(err)
 			}
 			if len(plan.Layers) != maxLayers {
 				t.Errorf("%s, budget %d: %d layers", name, maxLayers, len(plan.Layers))
 			}
-			again, err := Build(shuffled, opt)
+			again, err := NewPlan(shuffled, opt)
 			if err != nil || !reflect.DeepEqual(again, plan) {
 				t.Errorf("%s, budget %d: plan differs after shuffling the input (%v)", name, maxLayers, err)
 			}
 			opt.Previous = &plan
-			if again, err := Build(g, opt); err != nil || !reflect.DeepEqual(again.Layers, plan.Layers) {
+			if again, err := NewPlan(g, opt); err != nil || !reflect.DeepEqual(again.Layers, plan.Layers) {
 				t.Errorf("%s, budget %d: with itself as the previous plan, the plan changed (%v)", name, maxLayers, err)
 			}
 		}
@@ -303,12 +303,12 @@ func TestStorepackDeterministicWithPrevious(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	previous, err := Build(older, Options{Strategy: "storepack", MaxLayers: 9})
+	previous, err := NewPlan(older, Options{Strategy: "storepack", MaxLayers: 9})
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, maxLayers := range []int{1, 5, 9, 30, 200} {
-		want, err := Build(g, Options{Strategy: "storepack", MaxLayers: maxLayers, Previous: &previous})
+		want, err := NewPlan(g, Options{Strategy: "storepack", MaxLayers: maxLayers, Previous: &previous})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -324,7 +324,7 @@ func TestStorepackDeterministicWithPrevious(t *testing.T) {
 			rng.Shuffle(len(reordered.Layers), func(i, j int) {
 				reordered.Layers[i], reordered.Layers[j] = reordered.Layers[j], reordered.Layers[i]
 			})
-			got, err := Build(g2, Options{Strategy: "storepack", MaxLayers: maxLayers, Previous: &reordered})
+			got, err := NewPlan(g2, Options{Strategy: "storepack", MaxLayers: maxLayers, Previous: &reordered})
 			if err != nil {
 				t.Fatal(err)
 			}

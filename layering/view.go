@@ -2,8 +2,8 @@ package layering
 
 import "github.com/storepack/storepack/store"
 
-// view is what planning needs of a store.Graph, read from it once per Build:
-// strategies and Build's checks share it, so that a large graph is walked
+// view is what planning needs of a store.Graph, read from it once per NewPlan:
+// strategies and NewPlan's checks share it, so that a large graph is walked
 // through its (copying) accessors only once.
 type view struct {
 	paths []store.Path // all paths, sorted, as g.Paths() returns them

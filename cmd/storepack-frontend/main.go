@@ -16,14 +16,14 @@ import (
 	"github.com/moby/buildkit/frontend/gateway/grpcclient"
 	"github.com/moby/buildkit/util/appcontext"
 	"github.com/storepack/storepack/frontend"
-	"github.com/storepack/storepack/llb"
+	"github.com/storepack/storepack/layerllb"
 )
 
 func main() {
 	ctx := appcontext.Context()
 	var err error
 	switch {
-	case len(os.Args) == 4 && os.Args[1] == llb.HelperCommand:
+	case len(os.Args) == 4 && os.Args[1] == layerllb.HelperCommand:
 		err = writeStage(os.Args[2], os.Args[3])
 	case len(os.Args) == 5 && (os.Args[1] == frontend.FindHashesCommand || os.Args[1] == frontend.CheckStoreCommand):
 		err = frontend.RunStoreScan(ctx, os.Args[1], os.Args[2], os.Args[3], os.Args[4])
@@ -37,9 +37,9 @@ func main() {
 }
 
 func writeStage(dir, spec string) error {
-	var c llb.Customisation
+	var c layerllb.Customisation
 	if err := json.Unmarshal([]byte(spec), &c); err != nil {
 		return err
 	}
-	return llb.WriteStage(dir, c)
+	return layerllb.WriteStage(dir, c)
 }

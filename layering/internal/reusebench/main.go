@@ -188,7 +188,7 @@ func replay(h corpus.History, v variant, budget int) (replayed, error) {
 		if v.withPrevious {
 			opt.Previous = previous
 		}
-		plan, err := layering.Build(release.Graph, opt)
+		plan, err := layering.NewPlan(release.Graph, opt)
 		if err != nil {
 			return replayed{}, err
 		}
@@ -232,7 +232,7 @@ func timePlans() (map[variant]map[int]planTime, error) {
 		for _, budget := range budgets {
 			opt := layering.Options{Strategy: v.strategy, MaxLayers: budget}
 			if v.withPrevious {
-				previous, err := layering.Build(g, opt)
+				previous, err := layering.NewPlan(g, opt)
 				if err != nil {
 					return nil, err
 				}
@@ -243,7 +243,7 @@ func timePlans() (map[variant]map[int]planTime, error) {
 				runtime.GC() // not the previous run's garbage
 				start := time.Now()
 				startCPU, _ := cpuTime()
-				if _, err := layering.Build(g, opt); err != nil {
+				if _, err := layering.NewPlan(g, opt); err != nil {
 					return nil, fmt.Errorf("timing %s: %w", v, err)
 				}
 				endCPU, _ := cpuTime()

@@ -1,4 +1,4 @@
-package llb
+package layerllb
 
 import (
 	"encoding/json"
@@ -7,7 +7,7 @@ import (
 	"path/filepath"
 	"sort"
 
-	bk "github.com/moby/buildkit/client/llb"
+	"github.com/moby/buildkit/client/llb"
 	"github.com/moby/buildkit/solver/pb"
 	"github.com/moby/buildkit/util/apicaps"
 	"github.com/pkg/errors"
@@ -41,7 +41,7 @@ func (c Customisation) Empty() bool { return len(c.Dirs) == 0 && len(c.Links) ==
 // customisation stage on builders whose FileOps cannot (no symlink FileOp
 // before BuildKit 0.19, no special mode bits on Mkdir).
 type Helper struct {
-	Image  bk.State // the frontend image
+	Image  llb.State // the frontend image
 	Binary string   // path of the frontend binary in Image
 }
 
@@ -50,21 +50,21 @@ const HelperCommand = "write-stage"
 
 // CustomisationLayer adds the customisation layer on top of st. On Merge the
 // layer is built on scratch and merged; on Chain it is applied on st.
-func CustomisationLayer(st bk.State, c Customisation, caps apicaps.CapSet, helper *Helper, opt Options) (bk.State, error) {
+func CustomisationLayer(st llb.State, c Customisation, caps apicaps.CapSet, helper *Helper, opt Options) (llb.State, error) {
 	stage, err := customisationStage(c, caps, helper)
 	if err != nil {
-		return bk.State{}, err
+		return llb.State{}, err
 	}
 	// As with store layers, a contents-only copy with a fixed time sets
 	// every entry's mtime, directories after their children.
-	fa := bk.Copy(stage, "/", "/", &bk.CopyInfo{
+	fa := llb.Copy(stage, "/", "/", &llb.CopyInfo{
 		CopyDirContentsOnly: true,
 		ChownOpt:            root,
 		CreatedTime:         &opt.Epoch,
 	})
-	name := bk.WithCustomName("customisation layer")
+	name := llb.WithCustomName("customisation layer")
 	if opt.Method == Merge {
-		return bk.Merge([]bk.State{st, bk.Scratch().File(fa, name)}), nil
+		return llb.Merge([]llb.State{st, llb.Scratch().File(fa, name)}), nil
 	}
 	return st.File(fa, name), nil
 }
@@ -72,7 +72,7 @@ func CustomisationLayer(st bk.State, c Customisation, caps apicaps.CapSet, helpe
 // customisationStage builds a scratch state holding exactly the
 // customisation's entries, with FileOps when the builder can, else by
 // running the helper.
-func customisationStage(c Customisation, caps apicaps.CapSet, helper *Helper) (bk.State, error) {
+func customisationStage(c Customisation, caps apicaps.CapSet, helper *Helper) (llb.State, error) {
 	special := false
 	for _, d := range c.Dirs {
 		special = special || d.Mode&^0o777 != 0
@@ -81,30 +81,30 @@ func customisationStage(c Customisation, caps apicaps.CapSet, helper *Helper) (b
 		return fileOpStage(c), nil
 	}
 	if helper == nil {
-		return bk.State{}, errors.New("this builder has no symlink FileOp (BuildKit 0.19 or later) and the frontend image is unknown, so LINK and DIR --mode with special bits cannot be made; run the frontend through `# syntax=` or pass --opt source=IMAGE")
+		return llb.State{}, errors.New("this builder has no symlink FileOp (BuildKit 0.19 or later) and the frontend image is unknown, so LINK and DIR --mode with special bits cannot be made; run the frontend through `# syntax=` or pass --opt source=IMAGE")
 	}
 	spec, err := json.Marshal(c)
 	if err != nil {
-		return bk.State{}, err
+		return llb.State{}, err
 	}
 	run := helper.Image.Run(
-		bk.Args([]string{helper.Binary, HelperCommand, "/out", string(spec)}),
-		bk.Network(pb.NetMode_NONE),
-		bk.WithCustomName("write LINK and DIR entries"),
+		llb.Args([]string{helper.Binary, HelperCommand, "/out", string(spec)}),
+		llb.Network(pb.NetMode_NONE),
+		llb.WithCustomName("write LINK and DIR entries"),
 	)
-	return run.AddMount("/out", bk.Scratch()), nil
+	return run.AddMount("/out", llb.Scratch()), nil
 }
 
-func fileOpStage(c Customisation) bk.State {
-	st := bk.Scratch()
+func fileOpStage(c Customisation) llb.State {
+	st := llb.Scratch()
 	for _, d := range c.Dirs {
-		st = st.File(bk.Mkdir(d.Path, os.FileMode(d.Mode), bk.WithParents(true)))
+		st = st.File(llb.Mkdir(d.Path, os.FileMode(d.Mode), llb.WithParents(true)))
 	}
 	for _, l := range c.Links {
 		if dir := path.Dir(l.Path); dir != "/" {
-			st = st.File(bk.Mkdir(dir, 0o755, bk.WithParents(true)))
+			st = st.File(llb.Mkdir(dir, 0o755, llb.WithParents(true)))
 		}
-		st = st.File(bk.Symlink(l.Target, l.Path))
+		st = st.File(llb.Symlink(l.Target, l.Path))
 	}
 	return st
 }

@@ -1,4 +1,4 @@
-package llb
+package layerllb
 
 import (
 	"encoding/json"

@@ -1,4 +1,4 @@
-package llb
+package layerllb
 
 import (
 	"context"
@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	bk "github.com/moby/buildkit/client/llb"
+	"github.com/moby/buildkit/client/llb"
 	"github.com/moby/buildkit/solver/pb"
 	"github.com/moby/buildkit/util/apicaps"
 	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
@@ -38,9 +38,9 @@ func testPlan(t *testing.T) layering.Plan {
 }
 
 // ops marshals st and returns its ops, keyed by kind.
-func ops(t *testing.T, st bk.State, caps apicaps.CapSet) map[string][]*pb.Op {
+func ops(t *testing.T, st llb.State, caps apicaps.CapSet) map[string][]*pb.Op {
 	t.Helper()
-	def, err := st.Marshal(context.Background(), bk.WithCaps(caps))
+	def, err := st.Marshal(context.Background(), llb.WithCaps(caps))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -93,10 +93,10 @@ func TestMethodFor(t *testing.T) {
 func TestStoreLayers(t *testing.T) {
 	epoch := time.Unix(42, 0)
 	plan := testPlan(t)
-	src := Source{State: bk.Local("store"), Dir: "/"}
+	src := Source{State: llb.Local("store"), Dir: "/"}
 	for _, method := range []Method{Merge, Chain} {
 		t.Run(string(method), func(t *testing.T) {
-			st := StoreLayers(bk.Scratch(), plan, src, Options{StoreDir: "/nix/store", Epoch: epoch, Method: method})
+			st := StoreLayers(llb.Scratch(), plan, src, Options{StoreDir: "/nix/store", Epoch: epoch, Method: method})
 			byKind := ops(t, st, allCaps())
 			// One FileOp per layer plus the store skeleton.
 			if got := len(byKind["file"]); got != len(plan.Layers)+1 {
@@ -144,8 +144,8 @@ func TestStoreLayers(t *testing.T) {
 
 func TestStoreLayersMainContext(t *testing.T) {
 	plan := testPlan(t)
-	src := Source{State: bk.Local("context"), Dir: "/nix/store"}
-	st := StoreLayers(bk.Scratch(), plan, src, Options{StoreDir: "/nix/store", Epoch: time.Unix(1, 0), Method: Chain})
+	src := Source{State: llb.Local("context"), Dir: "/nix/store"}
+	st := StoreLayers(llb.Scratch(), plan, src, Options{StoreDir: "/nix/store", Epoch: time.Unix(1, 0), Method: Chain})
 	for _, op := range ops(t, st, allCaps())["file"] {
 		for _, a := range op.GetFile().Actions {
 			if c := a.GetCopy(); c != nil && c.Src != "/" && !strings.HasPrefix(c.Src, "/nix/store/") {
@@ -160,7 +160,7 @@ func TestCustomisationFileOps(t *testing.T) {
 		Dirs:  []Dir{{Path: "/var/cache", Mode: 0o700}},
 		Links: []Link{{Path: "/usr/bin", Target: "/nix/store/0000000000000000000000000000000c-hello-1.0/bin"}},
 	}
-	st, err := CustomisationLayer(bk.Scratch(), c, allCaps(), nil, Options{Epoch: time.Unix(1, 0), Method: Merge})
+	st, err := CustomisationLayer(llb.Scratch(), c, allCaps(), nil, Options{Epoch: time.Unix(1, 0), Method: Merge})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -182,7 +182,7 @@ func TestCustomisationFileOps(t *testing.T) {
 }
 
 func TestCustomisationHelper(t *testing.T) {
-	helper := &Helper{Image: bk.Image("storepack:latest"), Binary: "/bin/storepack-frontend"}
+	helper := &Helper{Image: llb.Image("storepack:latest"), Binary: "/bin/storepack-frontend"}
 	for name, tc := range map[string]struct {
 		c    Customisation
 		caps apicaps.CapSet
@@ -191,7 +191,7 @@ func TestCustomisationHelper(t *testing.T) {
 		"sticky dir":        {Customisation{Dirs: []Dir{{Path: "/tmp", Mode: 0o1777}}}, allCaps()},
 	} {
 		t.Run(name, func(t *testing.T) {
-			st, err := CustomisationLayer(bk.Scratch(), tc.c, tc.caps, helper, Options{Epoch: time.Unix(1, 0), Method: Chain})
+			st, err := CustomisationLayer(llb.Scratch(), tc.c, tc.caps, helper, Options{Epoch: time.Unix(1, 0), Method: Chain})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -215,7 +215,7 @@ func TestCustomisationHelper(t *testing.T) {
 			}
 		})
 	}
-	_, err := CustomisationLayer(bk.Scratch(), Customisation{Links: []Link{{Path: "/bin", Target: "bin"}}}, capsWithout(pb.CapFileSymlinkCreate), nil, Options{Method: Chain})
+	_, err := CustomisationLayer(llb.Scratch(), Customisation{Links: []Link{{Path: "/bin", Target: "bin"}}}, capsWithout(pb.CapFileSymlinkCreate), nil, Options{Method: Chain})
 	if err == nil || !strings.Contains(err.Error(), "symlink") {
 		t.Errorf("no helper on an old builder: err = %v", err)
 	}

@@ -1,4 +1,4 @@
-// Package llb turns a layer plan into BuildKit LLB and an OCI image config.
+// Package layerllb turns a layer plan into BuildKit LLB and an OCI image config.
 //
 // Every store layer holds whole store paths copied from a Source, with the
 // store directory's parents (/nix, /nix/store) at mode 0755, every entry at
@@ -8,7 +8,7 @@
 // MergeOp, so an unchanged layer keeps its blob and cache whatever changes
 // below it) and Chain (successive FileOps, for builders without MergeOp such
 // as Docker's classic image store).
-package llb
+package layerllb
 
 import (
 	"fmt"
@@ -16,7 +16,7 @@ import (
 	"strings"
 	"time"
 
-	bk "github.com/moby/buildkit/client/llb"
+	"github.com/moby/buildkit/client/llb"
 	"github.com/moby/buildkit/solver/pb"
 	"github.com/moby/buildkit/util/apicaps"
 	"github.com/storepack/storepack/layering"
@@ -43,7 +43,7 @@ func MethodFor(caps apicaps.CapSet) Method {
 
 // Source is a state holding store path entries, such as a local context.
 type Source struct {
-	State bk.State
+	State llb.State
 	// Dir is the directory of State that holds the entries <hash>-<name>:
 	// "/" for a context that is the store itself, "/nix/store" for a context
 	// that is the host's root.
@@ -60,26 +60,26 @@ type Options struct {
 }
 
 // root owns every entry of the image.
-var root = &bk.ChownOpt{User: &bk.UserOpt{UID: 0}, Group: &bk.UserOpt{UID: 0}}
+var root = &llb.ChownOpt{User: &llb.UserOpt{UID: 0}, Group: &llb.UserOpt{UID: 0}}
 
 // StoreLayers returns the state holding every layer of the plan, bottom
-// first, on top of base (bk.Scratch() for an image without a base).
-func StoreLayers(base bk.State, plan layering.Plan, src Source, opt Options) bk.State {
+// first, on top of base (llb.Scratch() for an image without a base).
+func StoreLayers(base llb.State, plan layering.Plan, src Source, opt Options) llb.State {
 	skeleton := storeSkeleton(opt.StoreDir)
-	states := []bk.State{base}
+	states := []llb.State{base}
 	top := base
 	for i, layer := range plan.Layers {
-		name := bk.WithCustomName(fmt.Sprintf("layer %d/%d: %s", i+1, len(plan.Layers), describe(layer)))
+		name := llb.WithCustomName(fmt.Sprintf("layer %d/%d: %s", i+1, len(plan.Layers), describe(layer)))
 		actions := copyLayer(layer, src, skeleton, opt)
 		switch opt.Method {
 		case Merge:
-			states = append(states, bk.Scratch().File(actions, name))
+			states = append(states, llb.Scratch().File(actions, name))
 		default:
 			top = top.File(actions, name)
 		}
 	}
 	if opt.Method == Merge {
-		return bk.Merge(states, bk.WithCustomName(fmt.Sprintf("merge %d layers", len(plan.Layers))))
+		return llb.Merge(states, llb.WithCustomName(fmt.Sprintf("merge %d layers", len(plan.Layers))))
 	}
 	return top
 }
@@ -89,23 +89,23 @@ func StoreLayers(base bk.State, plan layering.Plan, src Source, opt Options) bk.
 // directories a FileOp creates, or whose children it adds, get the wall-clock
 // mtime on every BuildKit measured; a contents-only copy with a fixed time
 // applied after the children resets them.
-func copyLayer(layer layering.Layer, src Source, skeleton bk.State, opt Options) *bk.FileAction {
-	var fa *bk.FileAction
-	add := func(input bk.CopyInput, from, to string, info *bk.CopyInfo) {
+func copyLayer(layer layering.Layer, src Source, skeleton llb.State, opt Options) *llb.FileAction {
+	var fa *llb.FileAction
+	add := func(input llb.CopyInput, from, to string, info *llb.CopyInfo) {
 		if fa == nil {
-			fa = bk.Copy(input, from, to, info)
+			fa = llb.Copy(input, from, to, info)
 		} else {
 			fa = fa.Copy(input, from, to, info)
 		}
 	}
 	for _, p := range layer.Paths {
-		add(src.State, src.pathOf(p), path.Join(opt.StoreDir, p.Base()), &bk.CopyInfo{
+		add(src.State, src.pathOf(p), path.Join(opt.StoreDir, p.Base()), &llb.CopyInfo{
 			CreateDestPath: true,
 			ChownOpt:       root,
 			CreatedTime:    &opt.Epoch,
 		})
 	}
-	add(skeleton, "/", "/", &bk.CopyInfo{
+	add(skeleton, "/", "/", &llb.CopyInfo{
 		CopyDirContentsOnly: true,
 		ChownOpt:            root,
 		CreatedTime:         &opt.Epoch,
@@ -115,10 +115,10 @@ func copyLayer(layer layering.Layer, src Source, skeleton bk.State, opt Options)
 
 // storeSkeleton is a state that holds only the store directory and its
 // parents, each at mode 0755.
-func storeSkeleton(storeDir string) bk.State {
-	return bk.Scratch().File(
-		bk.Mkdir(storeDir, 0o755, bk.WithParents(true)),
-		bk.WithCustomName("store directory "+storeDir),
+func storeSkeleton(storeDir string) llb.State {
+	return llb.Scratch().File(
+		llb.Mkdir(storeDir, 0o755, llb.WithParents(true)),
+		llb.WithCustomName("store directory "+storeDir),
 	)
 }
 
