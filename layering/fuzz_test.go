@@ -8,7 +8,7 @@ import (
 
 // FuzzStorepackPrevious feeds storepack previous plans decoded from
 // arbitrary label text, as an image's config may carry: whatever the label
-// says, a plan within budget comes out (Build checks it, and an error is a
+// says, a plan within budget comes out (NewPlan checks it, and an error is a
 // bug), the same each time.
 func FuzzStorepackPrevious(f *testing.F) {
 	g := helloClosure(f)

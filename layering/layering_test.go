@@ -285,7 +285,7 @@ func TestKeys(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	plan, err = NewPlan(g, Options{Strategy: "per-path", MaxLayers: 3}) // Build checks that keys are unique
+	plan, err = NewPlan(g, Options{Strategy: "per-path", MaxLayers: 3}) // NewPlan checks that keys are unique
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -312,7 +312,7 @@ func TestCycle(t *testing.T) {
 	})
 	_, err := NewPlan(g, Options{Strategy: "per-path", MaxLayers: 10})
 	if err == nil {
-		t.Fatal("Build accepted a reference cycle")
+		t.Fatal("NewPlan accepted a reference cycle")
 	}
 	for _, name := range []string{"a", "b", "c"} {
 		if !strings.Contains(err.Error(), pathFor(name, "").String()) {
@@ -363,7 +363,7 @@ func TestBuildErrors(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := NewPlan(tc.graph, tc.opt)
 			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
-				t.Errorf("Build error = %v, want %q", err, tc.wantErr)
+				t.Errorf("NewPlan error = %v, want %q", err, tc.wantErr)
 			}
 		})
 	}
@@ -502,7 +502,7 @@ func TestHashClash(t *testing.T) {
 	}
 	for _, strategy := range Strategies() {
 		for _, maxLayers := range []int{1, 2} {
-			// Build checks that each path is in exactly one layer.
+			// NewPlan checks that each path is in exactly one layer.
 			if _, err := NewPlan(g, Options{Strategy: strategy, MaxLayers: maxLayers, Previous: &Plan{Layers: []Layer{{Paths: []store.Path{b}}}}}); err != nil {
 				t.Errorf("%s, budget %d: %v", strategy, maxLayers, err)
 			}

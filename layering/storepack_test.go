@@ -166,7 +166,7 @@ func TestStorepackDistrustsThePreviousPlan(t *testing.T) {
 	for _, maxLayers := range []int{1, 2, 3, 5} {
 		plan, err := NewPlan(g, Options{Strategy: "storepack", MaxLayers: maxLayers, Previous: previous})
 		if err != nil {
-			t.Fatalf("budget %d: %v", maxLayers, err) // Build checks the plan
+			t.Fatalf("budget %d: %v", maxLayers, err) // NewPlan checks the plan
 		}
 		want, err := NewPlan(g, Options{Strategy: "storepack", MaxLayers: maxLayers, Previous: whole})
 		if err != nil || !reflect.DeepEqual(plan, want) {

@@ -42,7 +42,7 @@ func (c Customisation) Empty() bool { return len(c.Dirs) == 0 && len(c.Links) ==
 // before BuildKit 0.19, no special mode bits on Mkdir).
 type Helper struct {
 	Image  llb.State // the frontend image
-	Binary string   // path of the frontend binary in Image
+	Binary string    // path of the frontend binary in Image
 }
 
 // HelperCommand is the argument that makes the frontend binary write a stage.
