@@ -2,15 +2,12 @@ package cliplugin
 
 import (
 	"crypto/sha256"
-	"database/sql"
 	"encoding/hex"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
-
-	_ "modernc.org/sqlite"
 
 	"github.com/storepack/storepack/store"
 )
@@ -20,7 +17,7 @@ import (
 // directory with nix-build's result symlink.
 type fakeStore struct {
 	dir  string // the store directory
-	work string // holds result -> app, and result-chain -> result
+	work string // holds result -> app
 	// app references lib, data and itself; lib references libc; libc
 	// itself; data nothing. unrelated references app, but nothing
 	// references it.
@@ -69,16 +66,10 @@ func newFakeStore(t *testing.T) *fakeStore {
 			t.Fatal(err)
 		}
 	}
-	if err := os.Symlink("../bin/app", filepath.Join(s.dir, s.app.Base(), "share", "app")); err != nil {
-		t.Fatal(err)
-	}
 	if err := os.MkdirAll(s.work, 0o755); err != nil {
 		t.Fatal(err)
 	}
 	if err := os.Symlink(s.app.String(), filepath.Join(s.work, "result")); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Symlink("result", filepath.Join(s.work, "result-chain")); err != nil {
 		t.Fatal(err)
 	}
 	return s
@@ -129,56 +120,6 @@ func (s *fakeStore) registration(t *testing.T, infos []store.Info) string {
 	if err := os.WriteFile(file, []byte(b.String()), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	return file
-}
-
-// database writes a store database holding infos, in the schema Nix and
-// Guix share, and makes it the database of the fake store.
-func (s *fakeStore) database(t *testing.T, infos []store.Info) string {
-	t.Helper()
-	file := filepath.Join(filepath.Dir(s.dir), "db.sqlite")
-	db, err := sql.Open("sqlite", file)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	stmts := []string{
-		`CREATE TABLE ValidPaths (id integer primary key autoincrement not null, path text unique not null,
-			hash text not null, registrationTime integer not null, deriver text, narSize integer)`,
-		`CREATE TABLE Refs (referrer integer not null, reference integer not null, primary key (referrer, reference))`,
-	}
-	for _, stmt := range stmts {
-		if _, err := db.Exec(stmt); err != nil {
-			t.Fatal(err)
-		}
-	}
-	ids := map[store.Path]int64{}
-	for _, info := range infos {
-		res, err := db.Exec(`INSERT INTO ValidPaths (path, hash, registrationTime, narSize) VALUES (?, ?, 1, ?)`,
-			info.Path.String(), "sha256:"+narHash(info.Path), info.NarSize)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if ids[info.Path], err = res.LastInsertId(); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for _, info := range infos {
-		for _, ref := range info.References {
-			if _, err := db.Exec(`INSERT INTO Refs VALUES (?, ?)`, ids[info.Path], ids[ref]); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
-	old, had := storeDatabases[s.dir]
-	storeDatabases[s.dir] = file
-	t.Cleanup(func() {
-		if had {
-			storeDatabases[s.dir] = old
-		} else {
-			delete(storeDatabases, s.dir)
-		}
-	})
 	return file
 }
 

@@ -41,11 +41,7 @@ and a manifest's GRAPH instruction read it back.
 }
 
 func runGraph(cmd *cobra.Command, dockerCli command.Cli, opts graphOptions) error {
-	roots, storeDir, err := resolveRoots(opts.roots, opts.closure.storeDir)
-	if err != nil {
-		return err
-	}
-	g, err := loadClosure(cmd.Context(), roots, storeDir, opts.closure.from, dockerCli.Err())
+	g, err := opts.closure.load(cmd.Context(), opts.roots, dockerCli.Err())
 	if err != nil {
 		return err
 	}

@@ -16,12 +16,13 @@ import (
 	"github.com/docker/cli/cli"
 	"github.com/docker/cli/cli/command"
 	"github.com/docker/go-units"
-	"github.com/moby/buildkit/frontend/dockerfile/parser"
 	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/spf13/cobra"
 
 	"github.com/storepack/storepack/frontend/inputs"
 	"github.com/storepack/storepack/frontend/manifest"
+	"github.com/storepack/storepack/frontend/manifest2llb"
+	"github.com/storepack/storepack/hoststore"
 	"github.com/storepack/storepack/layering"
 	"github.com/storepack/storepack/store"
 )
@@ -195,7 +196,7 @@ func manifestArg(args []string, storeDir string) (string, bool) {
 		return "", false
 	}
 	if fi.Mode()&os.ModeSymlink != 0 {
-		if _, err := resolveRoot(arg, storeDir); err == nil {
+		if _, err := hoststore.ResolveRoot(arg, storeDir); err == nil {
 			return "", false
 		}
 		if fi, err = os.Stat(arg); err != nil {
@@ -208,11 +209,7 @@ func manifestArg(args []string, storeDir string) (string, bool) {
 // planRoots plans the closure of ROOT arguments. previous, if not nil,
 // reads opt.Previous once the closure is known.
 func planRoots(ctx context.Context, args []string, co closureOptions, opt layering.Options, previous func(context.Context) (*layering.Plan, error), warn io.Writer) (layering.Plan, error) {
-	roots, storeDir, err := resolveRoots(args, co.storeDir)
-	if err != nil {
-		return layering.Plan{}, err
-	}
-	g, err := loadClosure(ctx, roots, storeDir, co.from, warn)
+	g, err := co.load(ctx, args, warn)
 	if err != nil {
 		return layering.Plan{}, err
 	}
@@ -242,16 +239,12 @@ func targetPlatform(spec string) (ocispecs.Platform, error) {
 	return inputs.ParsePlatform(spec)
 }
 
-// planManifest plans a manifest for one platform the way the frontend
-// does (frontend/build.go), reading the context and the store from the
+// planManifest plans a manifest for one platform with the conversion
+// that `docker build` runs, reading the context and the store from the
 // host. Errors located in the manifest name its file and line.
 func planManifest(ctx context.Context, file string, opt manifestPlanOptions) (plan layering.Plan, err error) {
 	defer func() { err = manifest.WithFileLine(file, err) }()
 	src, err := os.ReadFile(file)
-	if err != nil {
-		return layering.Plan{}, err
-	}
-	m, err := manifest.Parse(src, manifest.Options{})
 	if err != nil {
 		return layering.Plan{}, err
 	}
@@ -268,52 +261,19 @@ func planManifest(ctx context.Context, file string, opt manifestPlanOptions) (pl
 	} else if !fi.IsDir() {
 		return layering.Plan{}, fmt.Errorf("build context %s is not a directory", contextDir)
 	}
-	in, err := inputs.Read(ctx, m, inputs.HostSource{ContextDir: contextDir, StoreDir: m.StoreDir})
+	res, err := manifest2llb.Convert(ctx, src, manifest2llb.ConvertOpt{
+		Source:        manifest2llb.HostSource{HostSource: inputs.HostSource{ContextDir: contextDir}},
+		Stager:        &manifest2llb.HostStager{},
+		BuildPlatform: p,
+		Strategy:      opt.strategy,
+		MaxLayers:     opt.max,
+		Previous:      opt.previous,
+		ReadPrevious:  opt.readPrevious,
+	})
 	if err != nil {
 		return layering.Plan{}, err
 	}
-	c, err := in.ForPlatform(ctx, p)
-	if err != nil {
-		return layering.Plan{}, err
-	}
-	// Parse again with this platform's root variables, as the frontend
-	// does: they may name LINK targets, DIRs, the LAYERS settings.
-	m, err = manifest.Parse(src, manifest.Options{Roots: c.Vars})
-	if err != nil {
-		return layering.Plan{}, err
-	}
-	lo := layering.Options{Strategy: m.Layers.Strategy, MaxLayers: m.Layers.Max}
-	if opt.strategy != "" {
-		lo.Strategy = opt.strategy
-	}
-	if opt.max != 0 {
-		lo.MaxLayers = opt.max
-	}
-	m.Layers.Max = lo.MaxLayers
-	budget, err := m.StoreLayerBudget()
-	if err != nil {
-		if opt.max != 0 {
-			return layering.Plan{}, fmt.Errorf("--max=%d leaves no layer for the store paths after the customisation layer (LINK, DIR)", opt.max)
-		}
-		return layering.Plan{}, err
-	}
-	lo.MaxLayers = budget
-	if opt.previous != nil {
-		if *opt.previous != "" {
-			if lo.Previous, err = opt.readPrevious(ctx, *opt.previous, p); err != nil {
-				return layering.Plan{}, fmt.Errorf("--previous: %w", err)
-			}
-		}
-	} else if m.Layers.Previous != "" {
-		if lo.Previous, err = opt.readPrevious(ctx, m.Layers.Previous, p); err != nil {
-			return layering.Plan{}, parser.WithLocation(fmt.Errorf("LAYERS --previous: %w", err), m.Layers.Location)
-		}
-	}
-	plan, err = layering.NewPlan(c.Graph, lo)
-	if err != nil && opt.strategy == "" {
-		err = parser.WithLocation(err, m.Layers.Location)
-	}
-	return plan, err
+	return res.Images[0].Plan, nil
 }
 
 func writePlanJSON(w io.Writer, plan layering.Plan) error {

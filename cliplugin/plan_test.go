@@ -193,7 +193,7 @@ func TestPlanManifest(t *testing.T) {
 	// No layer left for the store paths.
 	tight := s.manifestFile(t, "tight.storepack", "CLOSURE ./result", "LINK /bin -> bin", "LAYERS --max=1")
 	mustFail(t, []string{tight + ":5:", "LAYERS --max=1 leaves no layer"}, "plan", tight)
-	mustFail(t, []string{"--max=1 leaves no layer"}, "plan", "--max=1", link)
+	mustFail(t, []string{"a layer budget of 1 leaves no layer"}, "plan", "--max=1", link)
 
 	// GRAPH: the graph comes from the file, and ${ROOT} works in LINK.
 	reg := s.registration(t, []store.Info{

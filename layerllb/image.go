@@ -2,6 +2,7 @@ package layerllb
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"maps"
 	"time"
@@ -14,6 +15,24 @@ import (
 // PlanLabel is the image label that records the layer plan, so that a later
 // build can read the previous image's layout.
 const PlanLabel = "dev.storepack.plan"
+
+// ErrNoRecordedPlan is RecordedPlan's error for labels without PlanLabel.
+// Its text is a predicate: callers put the image's name before it.
+var ErrNoRecordedPlan = errors.New("records no layer plan (label " + PlanLabel + "): was it built by storepack?")
+
+// RecordedPlan decodes the layer plan that an image's config labels
+// record, for a build that keeps the previous image's layout.
+func RecordedPlan(labels map[string]string) (*layering.Plan, error) {
+	label, ok := labels[PlanLabel]
+	if !ok {
+		return nil, ErrNoRecordedPlan
+	}
+	var plan layering.Plan
+	if err := json.Unmarshal([]byte(label), &plan); err != nil {
+		return nil, fmt.Errorf("label %s: %w", PlanLabel, err)
+	}
+	return &plan, nil
+}
 
 // ImageOptions are the settings of an image config.
 type ImageOptions struct {

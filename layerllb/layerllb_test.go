@@ -3,8 +3,6 @@ package layerllb
 import (
 	"context"
 	"encoding/json"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -181,8 +179,15 @@ func TestCustomisationFileOps(t *testing.T) {
 	}
 }
 
-func TestCustomisationHelper(t *testing.T) {
-	helper := &Helper{Image: llb.Image("storepack:latest"), Binary: "/bin/storepack-frontend"}
+// fakeStager marks the stage it makes, so a test can tell it was used.
+type fakeStager struct{ staged *Customisation }
+
+func (f fakeStager) Stage(c Customisation) (llb.State, error) {
+	*f.staged = c
+	return llb.Image("stager:latest"), nil
+}
+
+func TestCustomisationStager(t *testing.T) {
 	for name, tc := range map[string]struct {
 		c    Customisation
 		caps apicaps.CapSet
@@ -191,59 +196,26 @@ func TestCustomisationHelper(t *testing.T) {
 		"sticky dir":        {Customisation{Dirs: []Dir{{Path: "/tmp", Mode: 0o1777}}}, allCaps()},
 	} {
 		t.Run(name, func(t *testing.T) {
-			st, err := CustomisationLayer(llb.Scratch(), tc.c, tc.caps, helper, Options{Epoch: time.Unix(1, 0), Method: Chain})
+			var staged Customisation
+			st, err := CustomisationLayer(llb.Scratch(), tc.c, tc.caps, fakeStager{&staged}, Options{Epoch: time.Unix(1, 0), Method: Chain})
 			if err != nil {
 				t.Fatal(err)
 			}
-			execs := ops(t, st, tc.caps)["exec"]
-			if len(execs) != 1 {
-				t.Fatalf("%d ExecOps, want the helper", len(execs))
+			if len(staged.Dirs) != len(tc.c.Dirs) || len(staged.Links) != len(tc.c.Links) {
+				t.Errorf("staged %+v, want %+v", staged, tc.c)
 			}
-			args := execs[0].GetExec().Meta.Args
-			if len(args) != 4 || args[0] != helper.Binary || args[1] != HelperCommand || args[2] != "/out" {
-				t.Fatalf("helper args %q", args)
+			var fromStager bool
+			for _, op := range ops(t, st, tc.caps)["source"] {
+				fromStager = fromStager || strings.Contains(op.GetSource().Identifier, "stager:latest")
 			}
-			var back Customisation
-			if err := json.Unmarshal([]byte(args[3]), &back); err != nil {
-				t.Fatal(err)
-			}
-			if len(back.Dirs) != len(tc.c.Dirs) || len(back.Links) != len(tc.c.Links) {
-				t.Errorf("spec round trip: %+v", back)
-			}
-			if execs[0].GetExec().Network != pb.NetMode_NONE {
-				t.Errorf("helper has network")
+			if !fromStager {
+				t.Errorf("the layer does not copy from the stager's state")
 			}
 		})
 	}
 	_, err := CustomisationLayer(llb.Scratch(), Customisation{Links: []Link{{Path: "/bin", Target: "bin"}}}, capsWithout(pb.CapFileSymlinkCreate), nil, Options{Method: Chain})
 	if err == nil || !strings.Contains(err.Error(), "symlink") {
-		t.Errorf("no helper on an old builder: err = %v", err)
-	}
-}
-
-func TestWriteStage(t *testing.T) {
-	dir := t.TempDir()
-	c := Customisation{
-		Dirs:  []Dir{{Path: "/tmp", Mode: 0o1777}, {Path: "/var/lib/app", Mode: 0o750}},
-		Links: []Link{{Path: "/bin", Target: "/nix/store/x-hello/bin"}, {Path: "/etc/ssl/certs", Target: "../../x"}},
-	}
-	if err := WriteStage(dir, c); err != nil {
-		t.Fatal(err)
-	}
-	fi, err := os.Lstat(filepath.Join(dir, "tmp"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if fi.Mode()&os.ModeSticky == 0 || fi.Mode().Perm() != 0o777 {
-		t.Errorf("/tmp mode %v", fi.Mode())
-	}
-	if fi, _ := os.Lstat(filepath.Join(dir, "var/lib/app")); fi == nil || fi.Mode().Perm() != 0o750 {
-		t.Errorf("/var/lib/app: %v", fi)
-	}
-	for _, l := range c.Links {
-		if got, err := os.Readlink(filepath.Join(dir, l.Path)); err != nil || got != l.Target {
-			t.Errorf("%s -> %q (%v), want %q", l.Path, got, err, l.Target)
-		}
+		t.Errorf("no stager on an old builder: err = %v", err)
 	}
 }
 

@@ -2,11 +2,11 @@ package inputs
 
 import (
 	"context"
+	"fmt"
 	"path"
 
 	"github.com/containerd/platforms"
 	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
-	"github.com/pkg/errors"
 	"github.com/storepack/storepack/store"
 )
 
@@ -33,7 +33,7 @@ func detectPlatform(ctx context.Context, storeFiles Files, roots []store.Path) (
 	for _, r := range roots {
 		e, err := lookup(ctx, storeFiles, r.Base())
 		if err != nil {
-			return nil, "", errors.Wrapf(err, "read %s", r)
+			return nil, "", fmt.Errorf("read %s: %w", r, err)
 		}
 		if e != nil {
 			queue = append(queue, item{r.Base(), *e, 0})
@@ -49,7 +49,7 @@ func detectPlatform(ctx context.Context, storeFiles Files, roots []store.Path) (
 		if it.entry.Mode.IsDir() && it.depth < maxELFDepth {
 			children, err := storeFiles.ReadDir(ctx, it.rel)
 			if err != nil {
-				return nil, "", errors.Wrapf(err, "list %s", file)
+				return nil, "", fmt.Errorf("list %s: %w", file, err)
 			}
 			for _, c := range children {
 				queue = append(queue, item{path.Join(it.rel, c.Name), c, it.depth + 1})
@@ -62,18 +62,18 @@ func detectPlatform(ctx context.Context, storeFiles Files, roots []store.Path) (
 		probes++
 		header, err := storeFiles.ReadHeader(ctx, it.rel, elfHeaderSize)
 		if err != nil {
-			return nil, "", errors.Wrapf(err, "read %s", file)
+			return nil, "", fmt.Errorf("read %s: %w", file, err)
 		}
 		p, isELF, err := elfPlatform(header)
 		if err != nil {
-			return nil, "", errors.Wrap(err, file)
+			return nil, "", fmt.Errorf("%s: %w", file, err)
 		}
 		switch {
 		case !isELF:
 		case found == nil:
 			found, foundIn = &p, file
 		case !runsOn(p, *found) && !runsOn(*found, p):
-			return nil, "", errors.Errorf("the roots mix platforms: %s is built for %s, %s for %s", foundIn, platforms.Format(*found), file, platforms.Format(p))
+			return nil, "", fmt.Errorf("the roots mix platforms: %s is built for %s, %s for %s", foundIn, platforms.Format(*found), file, platforms.Format(p))
 		}
 	}
 	return found, foundIn, nil

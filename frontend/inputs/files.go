@@ -112,7 +112,19 @@ func (d DirFiles) ReadDir(_ context.Context, dir string) ([]Entry, error) {
 // HostSource reads the build context and the store from the host.
 type HostSource struct {
 	ContextDir string // the build context
-	StoreDir   string // the store directory, e.g. /nix/store
+	// StoreDir is where the store's entries are on the host; "": where
+	// the store paths say (/nix/store for /nix/store/...).
+	StoreDir string
+}
+
+var _ Source = HostSource{}
+
+// StoreDirOf returns where the entry of p is on the host.
+func (h HostSource) StoreDirOf(p store.Path) string {
+	if h.StoreDir != "" {
+		return h.StoreDir
+	}
+	return p.Dir
 }
 
 // Context implements Source.
@@ -122,11 +134,12 @@ func (h HostSource) Context(context.Context, []string) (Files, error) {
 
 // Discover implements Source by scanning the store directory.
 func (h HostSource) Discover(ctx context.Context, roots []store.Path) (*store.Graph, error) {
-	return store.Discover(ctx, h.StoreDir, roots)
+	return store.Discover(ctx, h.StoreDirOf(roots[0]), roots)
 }
 
 // Store implements Source.
 func (h HostSource) Store(ctx context.Context, paths []store.Path, graph *store.Graph) (Files, error) {
-	files := DirFiles(h.StoreDir)
-	return files, CheckPresent(ctx, files, paths, graph, h.StoreDir)
+	dir := h.StoreDirOf(paths[0])
+	files := DirFiles(dir)
+	return files, CheckPresent(ctx, files, paths, graph, dir)
 }

@@ -7,6 +7,8 @@ package inputs
 import (
 	"bytes"
 	"context"
+	"errors"
+	"fmt"
 	"io/fs"
 	"path"
 	"slices"
@@ -15,7 +17,6 @@ import (
 	"github.com/containerd/platforms"
 	"github.com/moby/buildkit/frontend/dockerfile/parser"
 	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
-	"github.com/pkg/errors"
 	"github.com/storepack/storepack/frontend/manifest"
 	"github.com/storepack/storepack/store"
 )
@@ -43,7 +44,7 @@ type Inputs struct {
 }
 
 type closureInput struct {
-	manifest.Closure
+	manifest.RootSet
 	platform *ocispecs.Platform // from --platform; nil: untagged
 	roots    []store.Path
 	built    *ocispecs.Platform // from the roots' ELF files; nil: none found
@@ -57,7 +58,7 @@ type graphInput struct {
 
 // Read resolves every CLOSURE's roots, loads every GRAPH, and tells from
 // their ELF files which platform each closure's roots are built for.
-func Read(ctx context.Context, m *manifest.Manifest, src Source) (*Inputs, error) {
+func Read(ctx context.Context, m *manifest.Spec, src Source) (*Inputs, error) {
 	in := &Inputs{src: src}
 	// Read every context file the manifest names in one transfer.
 	var names []string
@@ -86,7 +87,7 @@ func Read(ctx context.Context, m *manifest.Manifest, src Source) (*Inputs, error
 
 	var allRoots []store.Path
 	for _, c := range m.Closures {
-		ci := closureInput{Closure: c}
+		ci := closureInput{RootSet: c}
 		if ci.platform, err = optionalPlatform(c.Platform); err != nil {
 			return nil, parser.WithLocation(err, c.Location)
 		}
@@ -109,13 +110,13 @@ func Read(ctx context.Context, m *manifest.Manifest, src Source) (*Inputs, error
 		rel, _ := ContextPath(g.File)
 		data, err := files.ReadFile(ctx, rel)
 		if err != nil {
-			return nil, parser.WithLocation(errors.Wrapf(err, "GRAPH %s: cannot read it from the build context", g.File), g.Location)
+			return nil, parser.WithLocation(fmt.Errorf("GRAPH %s: cannot read it from the build context: %w", g.File, err), g.Location)
 		}
 		if gi.graph, err = store.Load(g.File, bytes.NewReader(data)); err != nil {
 			return nil, parser.WithLocation(err, g.Location)
 		}
 		if dir := gi.graph.StoreDir(); dir != m.StoreDir {
-			return nil, parser.WithLocation(errors.Errorf("GRAPH %s: its paths are in %s, but the store directory is %s (set it with STORE)", g.File, dir, m.StoreDir), g.Location)
+			return nil, parser.WithLocation(fmt.Errorf("GRAPH %s: its paths are in %s, but the store directory is %s (set it with STORE)", g.File, dir, m.StoreDir), g.Location)
 		}
 		in.graphs = append(in.graphs, gi)
 	}
@@ -126,7 +127,7 @@ func Read(ctx context.Context, m *manifest.Manifest, src Source) (*Inputs, error
 	if errors.As(err, &missing) {
 		for _, ci := range in.closures {
 			if slices.Contains(ci.roots, missing.Path) {
-				return nil, parser.WithLocation(errors.Errorf("root %s is not in %s", missing.Path, missing.Where), ci.Location)
+				return nil, parser.WithLocation(fmt.Errorf("root %s is not in %s", missing.Path, missing.Where), ci.Location)
 			}
 		}
 	}
@@ -141,14 +142,15 @@ func Read(ctx context.Context, m *manifest.Manifest, src Source) (*Inputs, error
 		}
 		ci.built = built
 		if built != nil && ci.platform != nil && !runsOn(*built, *ci.platform) {
-			return nil, parser.WithLocation(errors.Errorf("CLOSURE --platform=%s: its binaries are built for %s (%s)", ci.Platform, platforms.Format(*built), file), ci.Location)
+			return nil, parser.WithLocation(fmt.Errorf("CLOSURE --platform=%s: its binaries are built for %s (%s)", ci.Platform, platforms.Format(*built), file), ci.Location)
 		}
 	}
 	return in, nil
 }
 
-// Closure is one platform's closure and the values of its root variables.
-type Closure struct {
+// PlatformClosure is one platform's closure and the values of its root
+// variables.
+type PlatformClosure struct {
 	Roots    []store.Path
 	Vars     map[string]string // manifest.RootVariable and every CLOSURE --name
 	Graph    *store.Graph
@@ -161,8 +163,8 @@ type Closure struct {
 
 // ForPlatform selects the closures and graphs for p and computes the
 // closure; without a GRAPH for p, the Source discovers it.
-func (in *Inputs) ForPlatform(ctx context.Context, p ocispecs.Platform) (*Closure, error) {
-	c := &Closure{Vars: map[string]string{}}
+func (in *Inputs) ForPlatform(ctx context.Context, p ocispecs.Platform) (*PlatformClosure, error) {
+	c := &PlatformClosure{Vars: map[string]string{}}
 	var rootLocs []manifest.Location // the CLOSURE of each root
 	var builtFor []string
 	for _, ci := range in.closures {
@@ -180,7 +182,7 @@ func (in *Inputs) ForPlatform(ctx context.Context, p ocispecs.Platform) (*Closur
 		}
 		if ci.Name != "" {
 			if _, dup := c.Vars[ci.Name]; dup {
-				return nil, parser.WithLocation(errors.Errorf("two CLOSUREs named %s apply to %s", ci.Name, platforms.Format(p)), ci.Location)
+				return nil, parser.WithLocation(fmt.Errorf("two CLOSUREs named %s apply to %s", ci.Name, platforms.Format(p)), ci.Location)
 			}
 			c.Vars[ci.Name] = ci.roots[0].String()
 		}
@@ -228,7 +230,7 @@ func (in *Inputs) ForPlatform(ctx context.Context, p ocispecs.Platform) (*Closur
 	}
 	for i, root := range c.Roots {
 		if _, ok := graph.Info(root); !ok {
-			return nil, parser.WithLocation(errors.Errorf("root %s is not in the GRAPH files", root), rootLocs[i])
+			return nil, parser.WithLocation(fmt.Errorf("root %s is not in the GRAPH files", root), rootLocs[i])
 		}
 	}
 	if c.Graph, err = graph.Closure(c.Roots...); err != nil {
@@ -258,25 +260,25 @@ func resolveRoot(ctx context.Context, files Files, storeDir, root string) (store
 		rel, _ := ContextPath(root)
 		e, err := lookup(ctx, files, rel)
 		if err != nil {
-			return store.Path{}, errors.Wrapf(err, "root %s", root)
+			return store.Path{}, fmt.Errorf("root %s: %w", root, err)
 		}
 		if e == nil {
-			return store.Path{}, errors.Errorf("root %s is not in the build context", root)
+			return store.Path{}, fmt.Errorf("root %s is not in the build context", root)
 		}
 		if e.Mode&fs.ModeSymlink == 0 {
-			return store.Path{}, errors.Errorf("root %s is not a symlink into the store (such as nix-build's ./result) nor a store path", root)
+			return store.Path{}, fmt.Errorf("root %s is not a symlink into the store (such as nix-build's ./result) nor a store path", root)
 		}
 		target = e.Linkname
 		if !path.IsAbs(target) || !isStorePath(storeDir, target) {
-			return store.Path{}, errors.Errorf("root %s points to %s, which is outside the store %s", root, target, storeDir)
+			return store.Path{}, fmt.Errorf("root %s points to %s, which is outside the store %s", root, target, storeDir)
 		}
 	}
 	p, _, err := store.SplitSubPath(path.Clean(target))
 	if err != nil {
-		return store.Path{}, errors.Wrapf(err, "root %s", root)
+		return store.Path{}, fmt.Errorf("root %s: %w", root, err)
 	}
 	if p.Dir != storeDir {
-		return store.Path{}, errors.Errorf("root %s is outside the store %s", root, storeDir)
+		return store.Path{}, fmt.Errorf("root %s is outside the store %s", root, storeDir)
 	}
 	return p, nil
 }
@@ -301,7 +303,7 @@ func (e *MissingPathError) Error() string {
 func CheckPresent(ctx context.Context, storeFiles Files, paths []store.Path, graph *store.Graph, where string) error {
 	entries, err := storeFiles.ReadDir(ctx, "")
 	if err != nil && !IsNotExist(err) {
-		return errors.Wrapf(err, "list the store in %s", where)
+		return fmt.Errorf("list the store in %s: %w", where, err)
 	}
 	present := map[string]bool{}
 	for _, e := range entries {
@@ -322,6 +324,16 @@ func CheckPresent(ctx context.Context, storeFiles Files, paths []store.Path, gra
 	return nil
 }
 
+// CheckNarSize compares the NAR size measured of p in the store (where)
+// with the closure's graph, which tells a store that is not the one the
+// graph describes. A graph without sizes matches any.
+func (c *PlatformClosure) CheckNarSize(p store.Path, measured uint64, where string) error {
+	if info, _ := c.Graph.Info(p); info.NarSize != 0 && measured != info.NarSize {
+		return fmt.Errorf("store path %s in %s is not the one the GRAPH describes: its NAR is %d bytes, the GRAPH says %d", p, where, measured, info.NarSize)
+	}
+	return nil
+}
+
 // ContextPath turns a manifest file path into a path relative to the
 // context root, refusing paths that leave the context.
 func ContextPath(p string) (string, error) {
@@ -330,12 +342,12 @@ func ContextPath(p string) (string, error) {
 	}
 	for _, part := range strings.Split(p, "/") {
 		if part == ".." {
-			return "", errors.Errorf("%s: paths may not leave the build context (..)", p)
+			return "", fmt.Errorf("%s: paths may not leave the build context (..)", p)
 		}
 	}
 	rel := strings.TrimPrefix(path.Clean("/"+p), "/")
 	if rel == "" {
-		return "", errors.Errorf("%s: names the context root, not a file", p)
+		return "", fmt.Errorf("%s: names the context root, not a file", p)
 	}
 	return rel, nil
 }

@@ -51,7 +51,11 @@ func testStore(t *testing.T) (ctxDir, storeDir string) {
 func read(t *testing.T, src string) (*Inputs, error) {
 	t.Helper()
 	ctxDir, storeDir := testStore(t)
-	m, err := manifest.Parse([]byte(src), manifest.Options{})
+	parsed, err := manifest.Parse([]byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := parsed.Expand(manifest.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

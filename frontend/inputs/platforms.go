@@ -3,10 +3,10 @@ package inputs
 import (
 	"debug/elf"
 	"encoding/binary"
+	"fmt"
 
 	"github.com/containerd/platforms"
 	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
-	"github.com/pkg/errors"
 )
 
 // systemPlatforms maps Nix and Guix system names to OCI platforms, so that
@@ -33,7 +33,7 @@ func ParsePlatform(spec string) (ocispecs.Platform, error) {
 	}
 	p, err := platforms.Parse(spec)
 	if err != nil {
-		return ocispecs.Platform{}, errors.Wrapf(err, "--platform=%s: want an OS/architecture[/variant] or a system such as x86_64-linux", spec)
+		return ocispecs.Platform{}, fmt.Errorf("--platform=%s: want an OS/architecture[/variant] or a system such as x86_64-linux: %w", spec, err)
 	}
 	return platforms.Normalize(p), nil
 }
@@ -56,7 +56,7 @@ func elfPlatform(header []byte) (p ocispecs.Platform, ok bool, err error) {
 	case elf.ELFDATA2MSB:
 		order = binary.BigEndian
 	default:
-		return p, true, errors.Errorf("ELF header has unknown byte order %d", data)
+		return p, true, fmt.Errorf("ELF header has unknown byte order %d", data)
 	}
 	is64 := class == elf.ELFCLASS64
 	le := data == elf.ELFDATA2LSB
@@ -81,7 +81,7 @@ func elfPlatform(header []byte) (p ocispecs.Platform, ok bool, err error) {
 	case elf.EM_LOONGARCH:
 		arch = "loong64"
 	default:
-		return p, true, errors.Errorf("ELF machine %v is not a known container platform", machine)
+		return p, true, fmt.Errorf("ELF machine %v is not a known container platform", machine)
 	}
 	return ocispecs.Platform{OS: "linux", Architecture: arch}, true, nil
 }

@@ -5,12 +5,17 @@
 // Dockerfile instructions storepack shares (ENTRYPOINT, ENV, …) are parsed
 // by BuildKit's instructions package; the store instructions are parsed here.
 //
+// Parse lexes a manifest once and checks what needs no variables; Expand
+// evaluates it with build arguments and one platform's root variables into
+// a Spec, as often as there are platforms, without changing the Manifest.
+//
 // Errors carry the offending line as a parser.LocationError, which the
 // frontend turns into a source-mapped error in `docker build` output.
 package manifest
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"path"
 	"slices"
@@ -22,7 +27,6 @@ import (
 	"github.com/moby/buildkit/frontend/dockerfile/shell"
 	"github.com/moby/buildkit/util/suggest"
 	dockerspec "github.com/moby/docker-image-spec/specs-go/v1"
-	"github.com/pkg/errors"
 )
 
 // DefaultStoreDir is the store directory when the manifest has no STORE.
@@ -31,10 +35,30 @@ const DefaultStoreDir = "/nix/store"
 // DefaultMaxLayers is the layer budget when the manifest has no LAYERS --max.
 const DefaultMaxLayers = 100
 
-// Manifest is a parsed manifest with build arguments and variables expanded.
+// Manifest is a parsed manifest: its instructions in source order, with
+// build arguments and variables not yet expanded. Nothing changes it after
+// Parse, so Expand may run on it from several goroutines at once.
 type Manifest struct {
+	escape rune // the escape directive's token, which the lexer needs
+	steps  []step
+}
+
+// step is one instruction and the lines it came from.
+type step struct {
+	instr instruction
+	loc   Location
+}
+
+// instruction is one parsed instruction, not yet expanded.
+type instruction interface {
+	// expand evaluates the instruction into e; loc is its lines.
+	expand(e *expansion, loc Location) error
+}
+
+// Spec is a manifest expanded with build arguments and root variables.
+type Spec struct {
 	StoreDir string
-	Closures []Closure
+	Closures []RootSet
 	Graphs   []Graph
 	Layers   Layers
 	Links    []Link
@@ -47,9 +71,9 @@ type Manifest struct {
 // Location is the manifest lines an instruction came from.
 type Location []parser.Range
 
-// Closure is one CLOSURE instruction: roots given as store paths or as
+// RootSet is one CLOSURE instruction: roots given as store paths or as
 // context paths of symlinks into the store (such as ./result).
-type Closure struct {
+type RootSet struct {
 	Platform string // empty: every target platform its binaries run on
 	Name     string // --name: ${Name} is the first root's store path
 	Roots    []string
@@ -60,13 +84,13 @@ type Closure struct {
 // the platform being built.
 const RootVariable = "ROOT"
 
-// Options are the inputs of Parse besides the source.
+// Options are the inputs of Expand besides the manifest.
 type Options struct {
 	// BuildArgs are the --build-arg values; only those declared with ARG
 	// are visible, as in a Dockerfile.
 	BuildArgs map[string]string
 	// Roots are the store paths of the root variables for one platform:
-	// RootVariable and every CLOSURE --name. A manifest is parsed once
+	// RootVariable and every CLOSURE --name. A manifest is expanded once
 	// without them, to find its roots, and then once per platform with
 	// them; without them a reference stays as written.
 	Roots map[string]string
@@ -110,57 +134,147 @@ var Instructions = []string{
 	"label", "layers", "link", "stopsignal", "store", "user", "workdir",
 }
 
-// Parse parses manifest source.
-func Parse(src []byte, opt Options) (*Manifest, error) {
+// storeFlags are the store instructions and the flags each one takes.
+var storeFlags = map[string][]string{
+	"store":   nil,
+	"closure": {"platform", "name"},
+	"graph":   {"platform"},
+	"layers":  {"max", "strategy", "previous"},
+	"link":    nil,
+	"dir":     {"mode"},
+}
+
+// Parse parses manifest source. It refuses what no variable can make valid:
+// an unknown instruction or flag, a repeated STORE or LAYERS, a Dockerfile
+// instruction BuildKit refuses, and a manifest without CLOSURE.
+func Parse(src []byte) (*Manifest, error) {
 	res, err := parser.Parse(bytes.NewReader(src))
 	if err != nil {
 		return nil, err
 	}
-	p := &parse{
-		m:    &Manifest{StoreDir: DefaultStoreDir, Layers: Layers{Max: DefaultMaxLayers}},
-		lex:  shell.NewLex(res.EscapeToken),
-		opt:  opt,
-		seen: map[string]bool{},
-	}
-	p.defineRoot(RootVariable)
+	m := &Manifest{escape: res.EscapeToken}
+	lex := shell.NewLex(res.EscapeToken)
+	seen := map[string]bool{}
 	for _, node := range res.AST.Children {
-		if err := p.instruction(node); err != nil {
+		instr, err := parseInstruction(node, lex, seen)
+		if err != nil {
 			return nil, parser.WithLocation(err, node.Location())
 		}
+		m.steps = append(m.steps, step{instr: instr, loc: Location(node.Location())})
 	}
-	if len(p.m.Closures) == 0 {
+	if !seen["closure"] {
 		return nil, errors.New("manifest has no CLOSURE instruction: name at least one root")
+	}
+	return m, nil
+}
+
+// parseInstruction parses one node; seen records the store instructions
+// met so far.
+func parseInstruction(node *parser.Node, lex *shell.Lex, seen map[string]bool) (instruction, error) {
+	name := strings.ToLower(node.Value)
+	if _, ok := storeFlags[name]; ok {
+		if seen[name] && (name == "store" || name == "layers") {
+			return nil, fmt.Errorf("%s may appear only once", strings.ToUpper(name))
+		}
+		seen[name] = true
+		s := storeInstruction{name: name, text: argumentText(node), nflags: len(node.Flags)}
+		if err := s.checkStaticFlags(lex); err != nil {
+			return nil, err
+		}
+		return s, nil
+	}
+	switch name {
+	case "arg", "cmd", "entrypoint", "env", "expose", "label", "stopsignal", "user", "workdir":
+		cmd, err := instructions.ParseInstruction(node)
+		if err != nil {
+			return nil, err
+		}
+		return imageInstruction(cmd)
+	}
+	return nil, suggest.WrapError(fmt.Errorf("unknown instruction: %s", node.Value), name, Instructions, false)
+}
+
+// argumentText is a store instruction's text after its name: BuildKit's
+// parser keeps only the original line for instructions it does not know.
+func argumentText(node *parser.Node) string {
+	line := strings.TrimSpace(node.Original)
+	if i := strings.IndexAny(line, " \t"); i >= 0 {
+		return line[i+1:]
+	}
+	return ""
+}
+
+// imageInstruction keeps what Expand needs of a BuildKit command.
+func imageInstruction(cmd any) (instruction, error) {
+	switch c := cmd.(type) {
+	case *instructions.ArgCommand:
+		return argInstruction{args: c.Args}, nil
+	case *instructions.EnvCommand:
+		return envInstruction{env: c.Env}, nil
+	case *instructions.EntrypointCommand:
+		return entrypointInstruction{cmd: c.ShellDependantCmdLine}, nil
+	case *instructions.CmdCommand:
+		return cmdInstruction{cmd: c.ShellDependantCmdLine}, nil
+	case *instructions.WorkdirCommand:
+		return workdirInstruction{path: c.Path}, nil
+	case *instructions.UserCommand:
+		return userInstruction{user: c.User}, nil
+	case *instructions.LabelCommand:
+		return labelInstruction{labels: c.Labels}, nil
+	case *instructions.ExposeCommand:
+		return exposeInstruction{ports: c.Ports}, nil
+	case *instructions.StopSignalCommand:
+		return stopSignalInstruction{signal: c.Signal}, nil
+	}
+	return nil, fmt.Errorf("unsupported instruction %T", cmd)
+}
+
+// Expand evaluates the manifest with opt. It leaves the Manifest as it is
+// and shares nothing mutable with it, so each platform gets its own Spec.
+func (m *Manifest) Expand(opt Options) (*Spec, error) {
+	e := &expansion{
+		opt:  opt,
+		lex:  shell.NewLex(m.escape),
+		spec: &Spec{StoreDir: DefaultStoreDir, Layers: Layers{Max: DefaultMaxLayers}},
+	}
+	e.defineRoot(RootVariable)
+	for _, s := range m.steps {
+		if err := s.instr.expand(e, s.loc); err != nil {
+			return nil, parser.WithLocation(err, s.loc)
+		}
 	}
 	// ENTRYPOINT and CMD are not expanded in a Dockerfile; here only root
 	// references are, so that a command can name a platform's store path.
-	p.m.Image.Entrypoint = p.expandRoots(p.m.Image.Entrypoint)
-	p.m.Image.Cmd = p.expandRoots(p.m.Image.Cmd)
-	return p.m, nil
+	img := &e.spec.Image
+	img.Entrypoint = e.expandRoots(img.Entrypoint)
+	img.Cmd = e.expandRoots(img.Cmd)
+	return e.spec, nil
 }
 
-type parse struct {
-	m     *Manifest
-	lex   *shell.Lex
+// expansion is the state of one Expand.
+type expansion struct {
 	opt   Options
+	lex   *shell.Lex // not safe for concurrent use, hence one per Expand
 	vars  vars
-	roots []string        // root variables defined so far
-	seen  map[string]bool // instructions allowed only once
+	roots []string // root variables defined so far
+	spec  *Spec
 }
 
 // defineRoot makes ${name} a root variable: its store path when known,
-// else the reference itself, kept for the per-platform parse.
-func (p *parse) defineRoot(name string) {
-	value, ok := p.opt.Roots[name]
+// else the reference itself, kept for the per-platform expansion.
+func (e *expansion) defineRoot(name string) {
+	value, ok := e.opt.Roots[name]
 	if !ok {
 		value = "${" + name + "}"
 	}
-	p.vars.set(name, value)
-	p.roots = append(p.roots, name)
+	e.vars.set(name, value)
+	e.roots = append(e.roots, name)
 }
 
-func (p *parse) expandRoots(args []string) []string {
-	for _, name := range p.roots {
-		value, ok := p.opt.Roots[name]
+// expandRoots replaces the known root references in args, in place.
+func (e *expansion) expandRoots(args []string) []string {
+	for _, name := range e.roots {
+		value, ok := e.opt.Roots[name]
 		if !ok {
 			continue
 		}
@@ -171,111 +285,135 @@ func (p *parse) expandRoots(args []string) []string {
 	return args
 }
 
-func (p *parse) instruction(node *parser.Node) error {
-	name := strings.ToLower(node.Value)
-	switch name {
-	case "store", "closure", "graph", "layers", "link", "dir":
-		if name == "store" || name == "layers" {
-			if p.seen[name] {
-				return errors.Errorf("%s may appear only once", strings.ToUpper(name))
-			}
-			p.seen[name] = true
-		}
-		flags, args, err := p.words(node)
-		if err != nil {
-			return err
-		}
-		return p.storeInstruction(name, flags, args, Location(node.Location()))
-	case "arg", "cmd", "entrypoint", "env", "expose", "label", "stopsignal", "user", "workdir":
-		cmd, err := instructions.ParseInstruction(node)
-		if err != nil {
-			return err
-		}
-		return p.imageInstruction(cmd)
-	}
-	return suggest.WrapError(errors.Errorf("unknown instruction: %s", node.Value), name, Instructions, false)
+func (e *expansion) word(w string) (string, error) {
+	s, _, err := e.lex.ProcessWord(w, &e.vars)
+	return s, err
 }
 
-// words splits a store instruction's text after the instruction name into
-// its --flags and arguments, with variables expanded. BuildKit's parser
-// keeps only the original line for instructions it does not know.
-func (p *parse) words(node *parser.Node) (map[string]string, []string, error) {
-	line := strings.TrimSpace(node.Original)
-	rest := ""
-	if i := strings.IndexAny(line, " \t"); i >= 0 {
-		rest = line[i+1:]
+// pairs expands the keys and values of ENV or LABEL into new pairs.
+func (e *expansion) pairs(kvs instructions.KeyValuePairs) (instructions.KeyValuePairs, error) {
+	out := make(instructions.KeyValuePairs, len(kvs))
+	for i, kv := range kvs {
+		var err error
+		if out[i].Key, err = e.word(kv.Key); err != nil {
+			return nil, err
+		}
+		if out[i].Value, err = e.word(kv.Value); err != nil {
+			return nil, err
+		}
 	}
-	words, err := p.lex.ProcessWords(rest, &p.vars)
+	return out, nil
+}
+
+// storeInstruction is STORE, CLOSURE, GRAPH, LAYERS, LINK or DIR.
+type storeInstruction struct {
+	name   string // lower case
+	text   string // after the name, unexpanded
+	nflags int    // how many of its leading words BuildKit took for --flags
+}
+
+// checkStaticFlags checks the flags when no variable can change them: when
+// the lexer has ended them before the text's first '$'. Expand checks the
+// others once they are expanded.
+func (s storeInstruction) checkStaticFlags(lex *shell.Lex) error {
+	words := staticWords(lex, s.text)
+	if len(words) < s.nflags {
+		return nil
+	}
+	flags, _, err := splitFlags(words[:s.nflags], s.nflags)
 	if err != nil {
-		return nil, nil, err
+		return err
 	}
-	if len(words) < len(node.Flags) {
+	return checkFlags(s.name, flags)
+}
+
+// staticWords is the leading words of text that no variable's value can
+// change: those the lexer has ended before the first '$'.
+func staticWords(lex *shell.Lex, text string) []string {
+	var none vars
+	head, _, dollar := strings.Cut(text, "$")
+	words, err := lex.ProcessWords(head, &none)
+	if err != nil || !dollar {
+		return words
+	}
+	// The last word has ended only if one more character starts a new one;
+	// else the variable may continue it.
+	if more, err := lex.ProcessWords(head+"x", &none); err != nil || len(more) != len(words)+1 {
+		words = words[:max(len(words)-1, 0)]
+	}
+	return words
+}
+
+// splitFlags takes the first n words, those BuildKit's parser counted as
+// --flags, as flags and returns them and the arguments after them.
+func splitFlags(words []string, n int) (map[string]string, []string, error) {
+	if len(words) < n {
 		return nil, nil, errors.New("flags expand to nothing")
 	}
 	flags := map[string]string{}
-	for _, w := range words[:len(node.Flags)] {
+	for _, w := range words[:n] {
 		k, v, ok := strings.Cut(strings.TrimPrefix(w, "--"), "=")
 		if !ok {
-			return nil, nil, errors.Errorf("flag %s needs a value (--%s=VALUE)", w, k)
+			return nil, nil, fmt.Errorf("flag %s needs a value (--%s=VALUE)", w, k)
 		}
 		if _, dup := flags[k]; dup {
-			return nil, nil, errors.Errorf("flag --%s given twice", k)
+			return nil, nil, fmt.Errorf("flag --%s given twice", k)
 		}
 		flags[k] = v
 	}
-	return flags, words[len(node.Flags):], nil
+	return flags, words[n:], nil
 }
 
-func checkFlags(instr string, flags map[string]string, allowed ...string) error {
+func checkFlags(instr string, flags map[string]string) error {
 	for k := range flags {
-		if !slices.Contains(allowed, k) {
-			return errors.Errorf("unknown flag for %s: --%s", strings.ToUpper(instr), k)
+		if !slices.Contains(storeFlags[instr], k) {
+			return fmt.Errorf("unknown flag for %s: --%s", strings.ToUpper(instr), k)
 		}
 	}
 	return nil
 }
 
-func (p *parse) storeInstruction(name string, flags map[string]string, args []string, loc Location) error {
-	switch name {
+func (s storeInstruction) expand(e *expansion, loc Location) error {
+	words, err := e.lex.ProcessWords(s.text, &e.vars)
+	if err != nil {
+		return err
+	}
+	flags, args, err := splitFlags(words, s.nflags)
+	if err != nil {
+		return err
+	}
+	if err := checkFlags(s.name, flags); err != nil {
+		return err
+	}
+	spec := e.spec
+	switch s.name {
 	case "store":
-		if err := checkFlags(name, flags); err != nil {
-			return err
-		}
 		if len(args) != 1 {
 			return errors.New("STORE takes exactly one argument: the store directory, such as /nix/store")
 		}
 		dir := args[0]
 		if !path.IsAbs(dir) || path.Clean(dir) != dir || dir == "/" {
-			return errors.Errorf("STORE %q: the store directory must be an absolute, clean path below /", dir)
+			return fmt.Errorf("STORE %q: the store directory must be an absolute, clean path below /", dir)
 		}
-		p.m.StoreDir = dir
+		spec.StoreDir = dir
 	case "closure":
-		if err := checkFlags(name, flags, "platform", "name"); err != nil {
-			return err
-		}
 		if len(args) == 0 {
 			return errors.New("CLOSURE needs at least one root: a store path or a symlink into the store such as ./result")
 		}
-		c := Closure{Platform: flags["platform"], Name: flags["name"], Roots: args, Location: loc}
+		c := RootSet{Platform: flags["platform"], Name: flags["name"], Roots: args, Location: loc}
 		if c.Name != "" {
 			if !isVariableName(c.Name) || c.Name == RootVariable {
-				return errors.Errorf("CLOSURE --name=%s: want a variable name other than %s (letters, digits, _)", c.Name, RootVariable)
+				return fmt.Errorf("CLOSURE --name=%s: want a variable name other than %s (letters, digits, _)", c.Name, RootVariable)
 			}
-			p.defineRoot(c.Name)
+			e.defineRoot(c.Name)
 		}
-		p.m.Closures = append(p.m.Closures, c)
+		spec.Closures = append(spec.Closures, c)
 	case "graph":
-		if err := checkFlags(name, flags, "platform"); err != nil {
-			return err
-		}
 		if len(args) != 1 {
 			return errors.New("GRAPH takes exactly one argument: a reference graph file in the build context")
 		}
-		p.m.Graphs = append(p.m.Graphs, Graph{Platform: flags["platform"], File: args[0], Location: loc})
+		spec.Graphs = append(spec.Graphs, Graph{Platform: flags["platform"], File: args[0], Location: loc})
 	case "layers":
-		if err := checkFlags(name, flags, "max", "strategy", "previous"); err != nil {
-			return err
-		}
 		if len(args) != 0 {
 			return errors.New("LAYERS takes only flags: LAYERS [--max=N] [--strategy=NAME] [--previous=IMAGE]")
 		}
@@ -283,15 +421,12 @@ func (p *parse) storeInstruction(name string, flags map[string]string, args []st
 		if v, ok := flags["max"]; ok {
 			n, err := strconv.Atoi(v)
 			if err != nil || n < 1 {
-				return errors.Errorf("LAYERS --max=%s: want a whole number of at least 1", v)
+				return fmt.Errorf("LAYERS --max=%s: want a whole number of at least 1", v)
 			}
 			l.Max = n
 		}
-		p.m.Layers = l
+		spec.Layers = l
 	case "link":
-		if err := checkFlags(name, flags); err != nil {
-			return err
-		}
 		if len(args) != 3 || args[1] != "->" {
 			return errors.New("LINK takes PATH -> TARGET")
 		}
@@ -301,11 +436,8 @@ func (p *parse) storeInstruction(name string, flags map[string]string, args []st
 		if args[2] == "" {
 			return errors.New("LINK target is empty")
 		}
-		p.m.Links = append(p.m.Links, Link{Path: args[0], Target: args[2], Location: loc})
+		spec.Links = append(spec.Links, Link{Path: args[0], Target: args[2], Location: loc})
 	case "dir":
-		if err := checkFlags(name, flags, "mode"); err != nil {
-			return err
-		}
 		if len(args) == 0 {
 			return errors.New("DIR needs at least one path")
 		}
@@ -313,14 +445,14 @@ func (p *parse) storeInstruction(name string, flags map[string]string, args []st
 		if v, ok := flags["mode"]; ok {
 			var err error
 			if mode, err = strconv.ParseUint(v, 8, 32); err != nil || mode > 0o7777 {
-				return errors.Errorf("DIR --mode=%s: want an octal mode such as 1777", v)
+				return fmt.Errorf("DIR --mode=%s: want an octal mode such as 1777", v)
 			}
 		}
 		for _, a := range args {
 			if err := checkImagePath("DIR", a); err != nil {
 				return err
 			}
-			p.m.Dirs = append(p.m.Dirs, Dir{Path: a, Mode: uint32(mode), Location: loc})
+			spec.Dirs = append(spec.Dirs, Dir{Path: a, Mode: uint32(mode), Location: loc})
 		}
 	}
 	return nil
@@ -339,93 +471,187 @@ func isVariableName(s string) bool {
 // checkImagePath accepts absolute paths inside the image other than "/".
 func checkImagePath(instr, s string) error {
 	if !path.IsAbs(s) || path.Clean(s) != s || s == "/" {
-		return errors.Errorf("%s %q: want an absolute, clean path below /", instr, s)
+		return fmt.Errorf("%s %q: want an absolute, clean path below /", instr, s)
 	}
 	return nil
 }
 
-func (p *parse) imageInstruction(cmd any) error {
-	if c, ok := cmd.(instructions.SupportsSingleWordExpansion); ok {
-		err := c.Expand(func(word string) (string, error) {
-			s, _, err := p.lex.ProcessWord(word, &p.vars)
-			return s, err
-		})
-		if err != nil {
+// The Dockerfile instructions, holding BuildKit's parse of them, which
+// expand only reads.
+type (
+	argInstruction struct {
+		args []instructions.KeyValuePairOptional
+	}
+	envInstruction struct {
+		env instructions.KeyValuePairs
+	}
+	entrypointInstruction struct {
+		cmd instructions.ShellDependantCmdLine
+	}
+	cmdInstruction struct {
+		cmd instructions.ShellDependantCmdLine
+	}
+	workdirInstruction struct {
+		path string
+	}
+	userInstruction struct {
+		user string
+	}
+	labelInstruction struct {
+		labels instructions.KeyValuePairs
+	}
+	exposeInstruction struct {
+		ports []string
+	}
+	stopSignalInstruction struct {
+		signal string
+	}
+)
+
+var (
+	_ instruction = storeInstruction{}
+	_ instruction = argInstruction{}
+	_ instruction = envInstruction{}
+	_ instruction = entrypointInstruction{}
+	_ instruction = cmdInstruction{}
+	_ instruction = workdirInstruction{}
+	_ instruction = userInstruction{}
+	_ instruction = labelInstruction{}
+	_ instruction = exposeInstruction{}
+	_ instruction = stopSignalInstruction{}
+)
+
+func (i argInstruction) expand(e *expansion, _ Location) error {
+	// As in a Dockerfile, every name and default of the line is expanded
+	// before any of them is defined.
+	args := make([]instructions.KeyValuePairOptional, len(i.args))
+	for j, a := range i.args {
+		var err error
+		if args[j].Key, err = e.word(a.Key); err != nil {
 			return err
 		}
-	}
-	img := &p.m.Image
-	switch c := cmd.(type) {
-	case *instructions.ArgCommand:
-		for _, a := range c.Args {
-			v, given := p.opt.BuildArgs[a.Key]
-			if !given && a.Value != nil {
-				v, given = *a.Value, true
-			}
-			if given {
-				p.vars.set(a.Key, v)
-			}
-		}
-	case *instructions.EnvCommand:
-		for _, kv := range c.Env {
-			p.vars.set(kv.Key, kv.Value)
-			img.Env = setEnv(img.Env, kv.Key, kv.Value)
-		}
-	case *instructions.EntrypointCommand:
-		img.Entrypoint = shellForm(c.ShellDependantCmdLine)
-		// As in a Dockerfile, a new ENTRYPOINT resets a CMD given before it.
-		img.Cmd = nil
-	case *instructions.CmdCommand:
-		img.Cmd = shellForm(c.ShellDependantCmdLine)
-	case *instructions.WorkdirCommand:
-		dir := c.Path
-		if !path.IsAbs(dir) {
-			dir = path.Join("/", img.WorkingDir, dir)
-		}
-		img.WorkingDir = path.Clean(dir)
-	case *instructions.UserCommand:
-		img.User = c.User
-	case *instructions.LabelCommand:
-		if img.Labels == nil {
-			img.Labels = map[string]string{}
-		}
-		for _, kv := range c.Labels {
-			img.Labels[kv.Key] = kv.Value
-		}
-	case *instructions.ExposeCommand:
-		for _, port := range c.Ports {
-			ports, err := exposedPorts(p.lex, &p.vars, port)
+		if a.Value != nil {
+			v, err := e.word(*a.Value)
 			if err != nil {
 				return err
 			}
-			if img.ExposedPorts == nil {
-				img.ExposedPorts = map[string]struct{}{}
-			}
-			for _, port := range ports {
-				img.ExposedPorts[port] = struct{}{}
-			}
+			args[j].Value = &v
 		}
-	case *instructions.StopSignalCommand:
-		img.StopSignal = c.Signal
-	default:
-		return errors.Errorf("unsupported instruction %T", cmd)
 	}
+	for _, a := range args {
+		v, given := e.opt.BuildArgs[a.Key]
+		if !given && a.Value != nil {
+			v, given = *a.Value, true
+		}
+		if given {
+			e.vars.set(a.Key, v)
+		}
+	}
+	return nil
+}
+
+func (i envInstruction) expand(e *expansion, _ Location) error {
+	env, err := e.pairs(i.env)
+	if err != nil {
+		return err
+	}
+	img := &e.spec.Image
+	for _, kv := range env {
+		e.vars.set(kv.Key, kv.Value)
+		img.Env = setEnv(img.Env, kv.Key, kv.Value)
+	}
+	return nil
+}
+
+func (i entrypointInstruction) expand(e *expansion, _ Location) error {
+	e.spec.Image.Entrypoint = shellForm(i.cmd)
+	// As in a Dockerfile, a new ENTRYPOINT resets a CMD given before it.
+	e.spec.Image.Cmd = nil
+	return nil
+}
+
+func (i cmdInstruction) expand(e *expansion, _ Location) error {
+	e.spec.Image.Cmd = shellForm(i.cmd)
+	return nil
+}
+
+func (i workdirInstruction) expand(e *expansion, _ Location) error {
+	dir, err := e.word(i.path)
+	if err != nil {
+		return err
+	}
+	img := &e.spec.Image
+	if !path.IsAbs(dir) {
+		dir = path.Join("/", img.WorkingDir, dir)
+	}
+	img.WorkingDir = path.Clean(dir)
+	return nil
+}
+
+func (i userInstruction) expand(e *expansion, _ Location) error {
+	user, err := e.word(i.user)
+	if err != nil {
+		return err
+	}
+	e.spec.Image.User = user
+	return nil
+}
+
+func (i labelInstruction) expand(e *expansion, _ Location) error {
+	labels, err := e.pairs(i.labels)
+	if err != nil {
+		return err
+	}
+	img := &e.spec.Image
+	if img.Labels == nil {
+		img.Labels = map[string]string{}
+	}
+	for _, kv := range labels {
+		img.Labels[kv.Key] = kv.Value
+	}
+	return nil
+}
+
+func (i exposeInstruction) expand(e *expansion, _ Location) error {
+	img := &e.spec.Image
+	for _, word := range i.ports {
+		ports, err := e.exposedPorts(word)
+		if err != nil {
+			return err
+		}
+		if img.ExposedPorts == nil {
+			img.ExposedPorts = map[string]struct{}{}
+		}
+		for _, port := range ports {
+			img.ExposedPorts[port] = struct{}{}
+		}
+	}
+	return nil
+}
+
+func (i stopSignalInstruction) expand(e *expansion, _ Location) error {
+	signal, err := e.word(i.signal)
+	if err != nil {
+		return err
+	}
+	e.spec.Image.StopSignal = signal
 	return nil
 }
 
 // shellForm turns a shell-form command line into its exec form, as a
-// Dockerfile does; the image must then hold /bin/sh.
+// Dockerfile does; the image must then hold /bin/sh. The result is a copy,
+// which expandRoots may rewrite.
 func shellForm(c instructions.ShellDependantCmdLine) []string {
 	if c.PrependShell {
 		return []string{"/bin/sh", "-c", strings.Join(c.CmdLine, " ")}
 	}
-	return c.CmdLine
+	return slices.Clone(c.CmdLine)
 }
 
 // exposedPorts expands one EXPOSE word such as "8080", "53/udp" or
 // "8000-8002/tcp" into "port/proto" entries.
-func exposedPorts(lex *shell.Lex, env shell.EnvGetter, word string) ([]string, error) {
-	word, _, err := lex.ProcessWord(word, env)
+func (e *expansion) exposedPorts(word string) ([]string, error) {
+	word, err := e.word(word)
 	if err != nil {
 		return nil, err
 	}
@@ -434,7 +660,7 @@ func exposedPorts(lex *shell.Lex, env shell.EnvGetter, word string) ([]string, e
 		proto = "tcp"
 	}
 	if proto != "tcp" && proto != "udp" && proto != "sctp" {
-		return nil, errors.Errorf("EXPOSE %s: protocol must be tcp, udp or sctp", word)
+		return nil, fmt.Errorf("EXPOSE %s: protocol must be tcp, udp or sctp", word)
 	}
 	lo, hi, isRange := strings.Cut(spec, "-")
 	if !isRange {
@@ -443,7 +669,7 @@ func exposedPorts(lex *shell.Lex, env shell.EnvGetter, word string) ([]string, e
 	first, err1 := strconv.ParseUint(lo, 10, 16)
 	last, err2 := strconv.ParseUint(hi, 10, 16)
 	if err1 != nil || err2 != nil || first == 0 || last < first {
-		return nil, errors.Errorf("EXPOSE %s: want a port or a range of ports such as 8000-8002", word)
+		return nil, fmt.Errorf("EXPOSE %s: want a port or a range of ports such as 8000-8002", word)
 	}
 	var ports []string
 	for n := first; n <= last; n++ {
@@ -464,11 +690,13 @@ func setEnv(env []string, key, value string) []string {
 }
 
 // vars is the variables visible to ${...} expansion: ARGs and ENVs declared
-// so far. It implements shell.EnvGetter.
+// so far.
 type vars struct {
 	keys   []string
 	values map[string]string
 }
+
+var _ shell.EnvGetter = (*vars)(nil)
 
 func (v *vars) set(k, val string) {
 	if v.values == nil {
@@ -491,13 +719,13 @@ func (v *vars) Keys() []string { return v.keys }
 // of LAYERS --max counts every layer of the image, and the customisation
 // layer (any LINK or DIR) takes one. It is an error, located at LAYERS,
 // when none is left.
-func (m *Manifest) StoreLayerBudget() (int, error) {
-	budget := m.Layers.Max
-	if len(m.Links) > 0 || len(m.Dirs) > 0 {
+func (s *Spec) StoreLayerBudget() (int, error) {
+	budget := s.Layers.Max
+	if len(s.Links) > 0 || len(s.Dirs) > 0 {
 		budget--
 	}
 	if budget < 1 {
-		return 0, parser.WithLocation(errors.Errorf("LAYERS --max=%d leaves no layer for the store paths after the customisation layer (LINK, DIR)", m.Layers.Max), m.Layers.Location)
+		return 0, parser.WithLocation(fmt.Errorf("LAYERS --max=%d leaves no layer for the store paths after the customisation layer (LINK, DIR)", s.Layers.Max), s.Layers.Location)
 	}
 	return budget, nil
 }
@@ -509,5 +737,5 @@ func WithFileLine(file string, err error) error {
 	if err == nil || !errors.As(err, &le) || len(le.Locations) == 0 || len(le.Locations[0]) == 0 {
 		return err
 	}
-	return errors.Wrapf(err, "%s:%d", file, le.Locations[0][0].Start.Line)
+	return fmt.Errorf("%s:%d: %w", file, le.Locations[0][0].Start.Line, err)
 }

@@ -2,8 +2,10 @@ package manifest
 
 import (
 	"errors"
+	"fmt"
 	"reflect"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/moby/buildkit/frontend/dockerfile/parser"
@@ -34,10 +36,7 @@ CMD ["--help"]
 ENTRYPOINT ["/bin/app", "serve"]
 CMD ["--port", "8080"]
 `
-	m, err := Parse([]byte(src), Options{BuildArgs: map[string]string{"GREETING": "hi", "UNDECLARED": "x"}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	m := expand(t, src, Options{BuildArgs: map[string]string{"GREETING": "hi", "UNDECLARED": "x"}})
 	if m.StoreDir != "/gnu/store" {
 		t.Errorf("StoreDir = %q", m.StoreDir)
 	}
@@ -80,11 +79,22 @@ CMD ["--port", "8080"]
 	}
 }
 
-func TestParseDefaults(t *testing.T) {
-	m, err := Parse([]byte("CLOSURE ./result\nENTRYPOINT /bin/hello world\n"), Options{})
+// expand parses src and expands it with opt.
+func expand(t *testing.T, src string, opt Options) *Spec {
+	t.Helper()
+	m, err := Parse([]byte(src))
 	if err != nil {
 		t.Fatal(err)
 	}
+	spec, err := m.Expand(opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return spec
+}
+
+func TestParseDefaults(t *testing.T) {
+	m := expand(t, "CLOSURE ./result\nENTRYPOINT /bin/hello world\n", Options{})
 	if m.StoreDir != DefaultStoreDir || m.Layers.Max != DefaultMaxLayers || m.Layers.Strategy != "" {
 		t.Errorf("defaults: %+v", m)
 	}
@@ -93,35 +103,53 @@ func TestParseDefaults(t *testing.T) {
 	}
 }
 
-func TestParseErrors(t *testing.T) {
+func TestErrors(t *testing.T) {
+	const parse, expand = true, false
 	for _, tc := range []struct {
-		name, src, want string
-		line            int
+		name, src string
+		atParse   bool // else Parse accepts src and Expand refuses it
+		want      string
+		line      int // 0: no location
+		buildArgs map[string]string
 	}{
-		{"unknown instruction", "CLOSURE ./result\nCLOSUR ./x\n", "unknown instruction: CLOSUR", 2},
-		{"suggestion", "CLOSURE ./result\nGRAHP x\n", "did you mean graph", 2},
-		{"no closure", "STORE /nix/store\n", "no CLOSURE", 0},
-		{"empty closure", "CLOSURE\n", "at least one root", 1},
-		{"relative store", "STORE nix/store\nCLOSURE ./r\n", "absolute", 1},
-		{"store twice", "STORE /nix/store\nSTORE /gnu/store\nCLOSURE ./r\n", "only once", 2},
-		{"graph args", "CLOSURE ./r\nGRAPH a b\n", "exactly one", 2},
-		{"bad max", "CLOSURE ./r\n\nLAYERS --max=zero\n", "--max=zero", 3},
-		{"layers args", "CLOSURE ./r\nLAYERS 5\n", "only flags", 2},
-		{"unknown flag", "CLOSURE --plat=linux/amd64 ./r\n", "unknown flag for CLOSURE: --plat", 1},
-		{"flag without value", "CLOSURE --platform ./r\n", "needs a value", 1},
-		{"link syntax", "CLOSURE ./r\nLINK /bin bin\n", "PATH -> TARGET", 2},
-		{"link relative path", "CLOSURE ./r\nLINK bin -> bin\n", "absolute", 2},
-		{"dir mode", "CLOSURE ./r\nDIR --mode=999 /tmp\n", "octal", 2},
-		{"dir dotdot", "CLOSURE ./r\nDIR /tmp/../etc\n", "clean", 2},
-		{"expose", "CLOSURE ./r\nEXPOSE 80/http\n", "protocol", 2},
-		{"bad name", "CLOSURE --name=1x ./r\n", "variable name", 1},
-		{"name ROOT", "CLOSURE --name=ROOT ./r\n", "variable name", 1},
-		{"continuation line", "CLOSURE ./r\nLAYERS \\\n  --max=-1\n", "--max=-1", 2},
+		{"unknown instruction", "CLOSURE ./result\nCLOSUR ./x\n", parse, "unknown instruction: CLOSUR", 2, nil},
+		{"suggestion", "CLOSURE ./result\nGRAHP x\n", parse, "did you mean graph", 2, nil},
+		{"no closure", "STORE /nix/store\n", parse, "no CLOSURE", 0, nil},
+		{"store twice", "STORE /nix/store\nSTORE /gnu/store\nCLOSURE ./r\n", parse, "only once", 2, nil},
+		{"layers twice", "CLOSURE ./r\nLAYERS --max=$M\nLAYERS\n", parse, "LAYERS may appear only once", 3, nil},
+		{"unknown flag", "CLOSURE --plat=linux/amd64 ./r\n", parse, "unknown flag for CLOSURE: --plat", 1, nil},
+		{"unknown flag before a variable", "CLOSURE ./r\nGRAPH --plat=x ${ROOT}/g\n", parse, "unknown flag for GRAPH: --plat", 2, nil},
+		{"flag without value", "CLOSURE --platform ./r\n", parse, "needs a value", 1, nil},
+		{"flag twice", "CLOSURE --name=a --name=b ./r\n", parse, "flag --name given twice", 1, nil},
+		{"dockerfile instruction", "CLOSURE ./r\n\nENV\n", parse, "ENV", 3, nil},
+		{"empty closure", "CLOSURE\n", expand, "at least one root", 1, nil},
+		{"relative store", "STORE nix/store\nCLOSURE ./r\n", expand, "absolute", 1, nil},
+		{"graph args", "CLOSURE ./r\nGRAPH a b\n", expand, "exactly one", 2, nil},
+		{"bad max", "CLOSURE ./r\n\nLAYERS --max=zero\n", expand, "--max=zero", 3, nil},
+		{"bad max argument", "ARG MAX\nCLOSURE ./r\nLAYERS --max=$MAX\n", expand, "LAYERS --max=abc: want a whole number", 3, map[string]string{"MAX": "abc"}},
+		{"layers args", "CLOSURE ./r\nLAYERS 5\n", expand, "only flags", 2, nil},
+		{"unknown flag from a variable", "ARG F=plat\nCLOSURE --${F}=x ./r\n", expand, "unknown flag for CLOSURE: --plat", 2, nil},
+		{"flag split by a variable", "ARG P=\"a b\"\nCLOSURE --platform=$P --name=app ./r\n", expand, "flag b needs a value", 2, nil},
+		{"link syntax", "CLOSURE ./r\nLINK /bin bin\n", expand, "PATH -> TARGET", 2, nil},
+		{"link relative path", "CLOSURE ./r\nLINK bin -> bin\n", expand, "absolute", 2, nil},
+		{"dir mode", "CLOSURE ./r\nDIR --mode=999 /tmp\n", expand, "octal", 2, nil},
+		{"dir dotdot", "CLOSURE ./r\nDIR /tmp/../etc\n", expand, "clean", 2, nil},
+		{"expose", "CLOSURE ./r\nEXPOSE 80/http\n", expand, "protocol", 2, nil},
+		{"bad name", "CLOSURE --name=1x ./r\n", expand, "variable name", 1, nil},
+		{"name ROOT", "CLOSURE --name=ROOT ./r\n", expand, "variable name", 1, nil},
+		{"continuation line", "CLOSURE ./r\nLAYERS \\\n  --max=-1\n", expand, "--max=-1", 2, nil},
+		{"bad substitution", "CLOSURE ./r\nUSER ${:x}\n", expand, "bad substitution", 2, nil},
+		{"required variable", "CLOSURE ./r\nWORKDIR ${DIR:?no DIR}\n", expand, "no DIR", 2, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := Parse([]byte(tc.src), Options{})
+			m, err := Parse([]byte(tc.src))
+			if tc.atParse != (err != nil) {
+				t.Fatalf("Parse: %v", err)
+			}
 			if err == nil {
-				t.Fatal("no error")
+				if _, err = m.Expand(Options{BuildArgs: tc.buildArgs}); err == nil {
+					t.Fatal("Expand: no error")
+				}
 			}
 			if !strings.Contains(err.Error(), tc.want) {
 				t.Errorf("error %q does not contain %q", err, tc.want)
@@ -136,19 +164,36 @@ func TestParseErrors(t *testing.T) {
 			if !errors.As(err, &le) || le.Locations[0][0].Start.Line != tc.line {
 				t.Errorf("error %q not located at line %d", err, tc.line)
 			}
+			if got := WithFileLine("app.storepack", err).Error(); !strings.HasPrefix(got, fmt.Sprintf("app.storepack:%d: ", tc.line)) {
+				t.Errorf("WithFileLine: %q", got)
+			}
 		})
 	}
 }
 
-func TestRootReferences(t *testing.T) {
-	src := `CLOSURE --platform=linux/amd64 --name=app ./result-x86_64
+func TestFlagsFromVariables(t *testing.T) {
+	m := expand(t, "ARG F=platform\nARG M=7\nCLOSURE --${F}=linux/arm64 ./r\nLAYERS --max=$M\n", Options{})
+	if m.Closures[0].Platform != "linux/arm64" || m.Layers.Max != 7 {
+		t.Errorf("closure %+v, layers %+v", m.Closures[0], m.Layers)
+	}
+}
+
+const rootsSrc = `CLOSURE --platform=linux/amd64 --name=app ./result-x86_64
 CLOSURE --platform=linux/arm/v7 --name=app ./result-armv7l
 ENV APP=${app} HOME=/root
 LINK /bin -> ${ROOT}/bin
+LABEL root=${ROOT}
+WORKDIR ${app}
 ENTRYPOINT ["${app}/bin/hello", "$HOME", "${HOME}"]
 CMD ${ROOT}/share
 `
-	first, err := Parse([]byte(src), Options{})
+
+func TestRootReferences(t *testing.T) {
+	m, err := Parse([]byte(rootsSrc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, err := m.Expand(Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -156,43 +201,128 @@ CMD ${ROOT}/share
 		t.Errorf("without roots, references stay as written: %+v %+v", first.Links, first.Image)
 	}
 	roots := map[string]string{"ROOT": "/nix/store/rrrr-hello", "app": "/nix/store/aaaa-hello"}
-	m, err := Parse([]byte(src), Options{Roots: roots})
+	spec, err := m.Expand(Options{Roots: roots})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := []string{"APP=/nix/store/aaaa-hello", "HOME=/root"}; !reflect.DeepEqual(m.Image.Env, want) {
-		t.Errorf("env = %q", m.Image.Env)
+	if want := []string{"APP=/nix/store/aaaa-hello", "HOME=/root"}; !reflect.DeepEqual(spec.Image.Env, want) {
+		t.Errorf("env = %q", spec.Image.Env)
 	}
-	if m.Links[0].Target != "/nix/store/rrrr-hello/bin" {
-		t.Errorf("link = %+v", m.Links[0])
+	if spec.Links[0].Target != "/nix/store/rrrr-hello/bin" {
+		t.Errorf("link = %+v", spec.Links[0])
+	}
+	if spec.Image.WorkingDir != "/nix/store/aaaa-hello" || spec.Image.Labels["root"] != "/nix/store/rrrr-hello" {
+		t.Errorf("workdir %q, labels %v", spec.Image.WorkingDir, spec.Image.Labels)
 	}
 	// Only root references are expanded in ENTRYPOINT and CMD.
-	if want := []string{"/nix/store/aaaa-hello/bin/hello", "$HOME", "${HOME}"}; !reflect.DeepEqual(m.Image.Entrypoint, want) {
-		t.Errorf("entrypoint = %q", m.Image.Entrypoint)
+	if want := []string{"/nix/store/aaaa-hello/bin/hello", "$HOME", "${HOME}"}; !reflect.DeepEqual(spec.Image.Entrypoint, want) {
+		t.Errorf("entrypoint = %q", spec.Image.Entrypoint)
 	}
-	if want := []string{"/bin/sh", "-c", "/nix/store/rrrr-hello/share"}; !reflect.DeepEqual(m.Image.Cmd, want) {
-		t.Errorf("cmd = %q", m.Image.Cmd)
+	if want := []string{"/bin/sh", "-c", "/nix/store/rrrr-hello/share"}; !reflect.DeepEqual(spec.Image.Cmd, want) {
+		t.Errorf("cmd = %q", spec.Image.Cmd)
 	}
+}
+
+// platformRoots are the root variables of two platforms.
+var platformRoots = []map[string]string{
+	{"ROOT": "/nix/store/aaaa-hello-x86_64", "app": "/nix/store/aaaa-hello-x86_64"},
+	{"ROOT": "/nix/store/bbbb-hello-armv7l", "app": "/nix/store/bbbb-hello-armv7l"},
+}
+
+// wantSpecs expands rootsSrc, parsed afresh each time, for every platform.
+func wantSpecs(t *testing.T) []*Spec {
+	var want []*Spec
+	for _, roots := range platformRoots {
+		want = append(want, expand(t, rootsSrc, Options{Roots: roots}))
+	}
+	return want
+}
+
+func TestExpandLeavesManifest(t *testing.T) {
+	want := wantSpecs(t)
+	m, err := Parse([]byte(rootsSrc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, err := m.Expand(Options{Roots: platformRoots[0]})
+	if err != nil {
+		t.Fatal(err)
+	}
+	second, err := m.Expand(Options{Roots: platformRoots[1]})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(first, want[0]) || !reflect.DeepEqual(second, want[1]) {
+		t.Errorf("specs\n%+v\n%+v\nwant\n%+v\n%+v", first, second, want[0], want[1])
+	}
+	if first.Image.Entrypoint[0] != "/nix/store/aaaa-hello-x86_64/bin/hello" {
+		t.Errorf("first entrypoint = %q", first.Image.Entrypoint)
+	}
+	// A Spec is the caller's: changing it changes no later Expand.
+	first.Image.Entrypoint[0] = "changed"
+	first.Image.Env[0] = "changed"
+	first.Closures[0].Roots[0] = "changed"
+	again, err := m.Expand(Options{Roots: platformRoots[1]})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(again, want[1]) {
+		t.Errorf("after changing a Spec: %+v", again)
+	}
+}
+
+func TestExpandConcurrently(t *testing.T) {
+	want := wantSpecs(t)
+	m, err := Parse([]byte(rootsSrc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	for i := range 16 {
+		wg.Go(func() {
+			p := i % len(platformRoots)
+			spec, err := m.Expand(Options{Roots: platformRoots[p]})
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			if !reflect.DeepEqual(spec, want[p]) {
+				t.Errorf("platform %d: %+v", p, spec)
+			}
+		})
+	}
+	wg.Wait()
 }
 
 func FuzzParse(f *testing.F) {
 	f.Add([]byte("# syntax=storepack\nCLOSURE ./result\nGRAPH g\nLINK /bin -> bin\nENTRYPOINT [\"/bin/hello\"]\n"))
 	f.Add([]byte("ARG A=1\nSTORE /gnu/store\nCLOSURE --platform=linux/amd64 ${A}\nLAYERS --max=3 --strategy=single\nDIR --mode=1777 /tmp\nENV A=$A B=\"x y\"\nEXPOSE 1-3/udp\n"))
 	f.Add([]byte("CLOSURE \\\n ./r\n# comment\nLABEL a=b\nCMD x\nUSER u\nWORKDIR w\nSTOPSIGNAL 9\n"))
+	f.Add([]byte("ARG F=name\nCLOSURE --$F=app --platform=${P:-linux/arm64} ./r\nLINK /app -> ${app}\nENTRYPOINT [\"${ROOT}/bin/x\"]\n"))
+	f.Add([]byte(rootsSrc))
+	roots := Options{BuildArgs: map[string]string{"A": "2"}, Roots: map[string]string{"ROOT": "/nix/store/r", "app": "/nix/store/a"}}
 	f.Fuzz(func(t *testing.T, src []byte) {
-		m, err := Parse(src, Options{BuildArgs: map[string]string{"A": "2"}, Roots: map[string]string{"ROOT": "/nix/store/r", "app": "/nix/store/a"}})
+		m, err := Parse(src)
 		if err != nil {
 			return
 		}
-		if len(m.Closures) == 0 || m.Layers.Max < 1 || m.StoreDir == "" || m.StoreDir[0] != '/' {
-			t.Fatalf("invalid manifest accepted: %+v", m)
+		spec, err := m.Expand(roots)
+		if _, errNoRoots := m.Expand(Options{BuildArgs: roots.BuildArgs}); err != nil || errNoRoots != nil {
+			return
 		}
-		for _, c := range m.Closures {
+		// Expand reads the Manifest only: the same options give the same Spec.
+		if again, err := m.Expand(roots); err != nil || !reflect.DeepEqual(again, spec) {
+			t.Fatalf("Expand again: %v\n%+v\nwant\n%+v", err, again, spec)
+		}
+		if len(spec.Closures) == 0 || spec.Layers.Max < 1 || spec.StoreDir == "" || spec.StoreDir[0] != '/' {
+			t.Fatalf("invalid manifest accepted: %+v", spec)
+		}
+		for _, c := range spec.Closures {
 			if len(c.Roots) == 0 {
 				t.Fatalf("closure without roots: %+v", c)
 			}
 		}
-		for _, l := range m.Links {
+		for _, l := range spec.Links {
 			if l.Path[0] != '/' || l.Target == "" {
 				t.Fatalf("bad link accepted: %+v", l)
 			}
@@ -210,11 +340,7 @@ func TestStoreLayerBudget(t *testing.T) {
 		{"CLOSURE ./r\nLAYERS --max=2\n", 2},
 		{"CLOSURE ./r\nLAYERS --max=1\nDIR /tmp\n", 0},
 	} {
-		m, err := Parse([]byte(tc.src), Options{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		got, err := m.StoreLayerBudget()
+		got, err := expand(t, tc.src, Options{}).StoreLayerBudget()
 		if tc.want == 0 {
 			var le *parser.LocationError
 			if err == nil || !errors.As(err, &le) || le.Locations[0][0].Start.Line != 2 {

@@ -1,0 +1,113 @@
+// Package frontend is storepack's BuildKit gateway frontend, the glue
+// between the gateway API and the conversion (frontend/manifest2llb): it
+// reads the manifest and the build options from the gateway, hands the
+// conversion a Source that reads the build contexts through the gateway,
+// and solves what the conversion returns for every target platform.
+//
+// The CLI plugin runs the same glue in its own process (BuildWith), with a
+// Source that reads the host.
+package frontend
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/moby/buildkit/client/llb"
+	"github.com/moby/buildkit/frontend/dockerfile/parser"
+	"github.com/moby/buildkit/frontend/dockerui"
+	"github.com/moby/buildkit/frontend/gateway/client"
+	"github.com/moby/buildkit/solver/errdefs"
+	"github.com/moby/buildkit/solver/pb"
+	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
+	"github.com/storepack/storepack/frontend/manifest"
+	"github.com/storepack/storepack/frontend/manifest2llb"
+)
+
+// Language names manifests in source maps, as "Dockerfile" does for
+// Dockerfiles.
+const Language = "storepack"
+
+// Build is the frontend's gateway entry point.
+func Build(ctx context.Context, c client.Client) (_ *client.Result, err error) {
+	bc, err := dockerui.NewClient(c)
+	if err != nil {
+		return nil, err
+	}
+	src, err := bc.ReadEntrypoint(ctx, Language)
+	if err != nil {
+		return nil, err
+	}
+	defer func() { err = withSource(err, src.SourceMap) }()
+	gs := newGatewaySource(c, bc)
+	opt := manifest2llb.ConvertOpt{Source: gs, ReadPrevious: gs.previousPlan}
+	if h := gs.helper(); h != nil {
+		opt.Stager = *h
+	}
+	return BuildWith(ctx, c, bc, src.Data, opt)
+}
+
+// BuildWith converts the manifest src with opt, completed from the build
+// options of bc (build arguments, platforms, the builder's LLB caps), and
+// solves each target platform's image.
+func BuildWith(ctx context.Context, c client.Client, bc *dockerui.Client, src []byte, opt manifest2llb.ConvertOpt) (*client.Result, error) {
+	caps := bc.BuildOpts().LLBCaps
+	opt.BuildArgs = bc.BuildArgs
+	opt.TargetPlatforms = bc.TargetPlatforms
+	opt.BuildPlatform = bc.BuildPlatforms[0]
+	opt.LLBCaps = &caps
+	res, err := manifest2llb.Convert(ctx, src, opt)
+	if err != nil {
+		return nil, err
+	}
+	rb, err := bc.Build(ctx, func(ctx context.Context, _ *ocispecs.Platform, i int) (*dockerui.BuildResult, error) {
+		img := res.Images[i]
+		def, err := img.State.Marshal(ctx, llb.WithCaps(caps), llb.Platform(img.Platform))
+		if err != nil {
+			return nil, fmt.Errorf("marshal LLB: %w", err)
+		}
+		r, err := c.Solve(ctx, client.SolveRequest{Definition: def.ToPB(), CacheImports: bc.CacheImports})
+		if err != nil {
+			return nil, err
+		}
+		ref, err := r.SingleRef()
+		if err != nil {
+			return nil, err
+		}
+		return &dockerui.BuildResult{Reference: ref, Image: img.Config, Epoch: &img.Epoch}, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return rb.Finalize()
+}
+
+// withSource names the manifest file and line of a located error in its
+// message, and attaches the lines so that `docker build` prints them under
+// the error.
+func withSource(err error, sm *llb.SourceMap) error {
+	var le *parser.LocationError
+	if sm == nil || !errors.As(err, &le) {
+		return err
+	}
+	locations := le.Locations
+	err = manifest.WithFileLine(sm.Filename, err)
+	for _, loc := range locations {
+		s := &errdefs.Source{
+			Info: &pb.SourceInfo{
+				Data:       sm.Data,
+				Filename:   sm.Filename,
+				Language:   sm.Language,
+				Definition: sm.Definition.ToPB(),
+			},
+		}
+		for _, r := range loc {
+			s.Ranges = append(s.Ranges, &pb.Range{
+				Start: &pb.Position{Line: int32(r.Start.Line), Character: int32(r.Start.Character)},
+				End:   &pb.Position{Line: int32(r.End.Line), Character: int32(r.End.Character)},
+			})
+		}
+		err = errdefs.WithSource(err, s)
+	}
+	return err
+}

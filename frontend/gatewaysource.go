@@ -1,0 +1,344 @@
+package frontend
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"maps"
+	"path"
+	"slices"
+	"strings"
+
+	"github.com/containerd/platforms"
+	"github.com/moby/buildkit/client/llb"
+	"github.com/moby/buildkit/client/llb/sourceresolver"
+	"github.com/moby/buildkit/frontend/dockerui"
+	"github.com/moby/buildkit/frontend/gateway/client"
+	dockerspec "github.com/moby/docker-image-spec/specs-go/v1"
+	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
+	"github.com/storepack/storepack/frontend/inbuilder"
+	"github.com/storepack/storepack/frontend/inputs"
+	"github.com/storepack/storepack/frontend/manifest2llb"
+	"github.com/storepack/storepack/layering"
+	"github.com/storepack/storepack/layerllb"
+	"github.com/storepack/storepack/store"
+)
+
+// storeContextName is the named build context that carries the store
+// (`--build-context store=/nix/store`). Without it the main context does,
+// rooted at the host's / (`docker build -f app.storepack /`).
+const storeContextName = "store"
+
+// HelperBinary is where Dockerfile.frontend puts the frontend binary.
+const HelperBinary = "/bin/storepack-frontend"
+
+// gatewaySource reads the build contexts through the gateway; what needs
+// every file of a store path read runs in the builder (package inbuilder).
+type gatewaySource struct {
+	c  client.Client
+	bc *dockerui.Client
+}
+
+var _ manifest2llb.Source = (*gatewaySource)(nil)
+
+func newGatewaySource(c client.Client, bc *dockerui.Client) *gatewaySource {
+	return &gatewaySource{c: c, bc: bc}
+}
+
+// Context implements inputs.Source: just the named files of the main
+// context are transferred.
+func (g *gatewaySource) Context(ctx context.Context, names []string) (inputs.Files, error) {
+	st, err := g.bc.MainContext(ctx,
+		llb.IncludePatterns(names),
+		llb.SharedKeyHint("storepack-manifest-inputs"),
+		dockerui.WithInternalName("load GRAPH files and roots"),
+	)
+	if err != nil {
+		return nil, err
+	}
+	ref, err := g.solve(ctx, *st)
+	if err != nil {
+		return nil, err
+	}
+	return refFiles{ref: ref}, nil
+}
+
+// Store implements inputs.Source.
+func (g *gatewaySource) Store(ctx context.Context, paths []store.Path, graph *store.Graph) (inputs.Files, error) {
+	_, files, _, err := g.storeSource(ctx, paths, graph)
+	return files, err
+}
+
+// StoreState implements manifest2llb.Source. A closure from a GRAPH is
+// walked in the builder first (check-store): it refuses what a store path
+// cannot hold (devices, fifos, sockets, setuid and setgid bits), and
+// compares each path's NAR size with the GRAPH's, which tells a store that
+// is not the one the GRAPH describes.
+func (g *gatewaySource) StoreState(ctx context.Context, c *inputs.PlatformClosure) (layerllb.Source, error) {
+	paths := c.Graph.Paths()
+	src, _, where, err := g.storeSource(ctx, paths, c.Graph)
+	if err != nil {
+		return layerllb.Source{}, err
+	}
+	helper := g.helper()
+	if c.Discovered || helper == nil { // discovery has walked every file already
+		return src, nil
+	}
+	found, err := g.scan(ctx, *helper, inbuilder.CheckStore, src, where, paths, fmt.Sprintf("check %d store paths", len(paths)))
+	if err != nil {
+		return layerllb.Source{}, err
+	}
+	for _, p := range paths {
+		if err := c.CheckNarSize(p, found[p.String()].NarSize, where); err != nil {
+			return layerllb.Source{}, err
+		}
+	}
+	return src, nil
+}
+
+// Discover implements inputs.Source for a closure without a GRAPH: it grows
+// the closure from the roots in rounds, scanning inside the builder rather
+// than streaming files through the gateway. Each round transfers only the
+// new paths (the include patterns accumulate, so nothing is sent twice),
+// runs the frontend binary on them to find the hashes they mention, and
+// keeps the hashes that name an entry of the store. No store path outside
+// the closure is read.
+func (g *gatewaySource) Discover(ctx context.Context, roots []store.Path) (*store.Graph, error) {
+	helper := g.helper()
+	if helper == nil {
+		return nil, errors.New("no GRAPH for this CLOSURE, and the frontend image is unknown, so the closure cannot be scanned in the builder: add a GRAPH file (`nix path-info --json --recursive ./result > graph.json`) or run the frontend through `# syntax=`")
+	}
+	storeDir := roots[0].Dir
+	known := map[string]store.Path{} // hash → a store path present in the store
+	var patterns []string            // the store entries transferred so far
+	for _, r := range roots {
+		known[r.Hash] = r
+		patterns = append(patterns, r.Base())
+	}
+	src, _, where, err := g.storeSource(ctx, roots, nil)
+	if err != nil {
+		return nil, err
+	}
+	scans := map[store.Path]store.HashScan{}
+	for frontier, round := slices.Clone(roots), 1; len(frontier) > 0; round++ {
+		found, err := g.scan(ctx, *helper, inbuilder.FindHashes, src, where, frontier, fmt.Sprintf("scan %d store paths for references (round %d)", len(frontier), round))
+		if err != nil {
+			return nil, err
+		}
+		pending := map[string]bool{}
+		for _, p := range frontier {
+			scans[p] = found[p.String()]
+			for _, h := range found[p.String()].Hashes {
+				if _, ok := known[h]; !ok {
+					pending[h] = true
+				}
+			}
+		}
+		frontier = nil
+		if len(pending) == 0 {
+			break
+		}
+		// Transfer the entries the new hashes name, where the store has them.
+		for _, h := range slices.Sorted(maps.Keys(pending)) {
+			patterns = append(patterns, h+"-*")
+		}
+		var files inputs.Files
+		src, files, where, err = g.storeEntries(ctx, storeDir, patterns)
+		if err != nil {
+			return nil, err
+		}
+		entries, err := files.ReadDir(ctx, "")
+		if err != nil {
+			return nil, err
+		}
+		for _, e := range entries {
+			p, err := store.ParsePath(path.Join(storeDir, e.Name))
+			if err != nil || !pending[p.Hash] {
+				continue
+			}
+			known[p.Hash] = p
+			frontier = append(frontier, p)
+		}
+	}
+
+	infos := make([]store.Info, 0, len(scans))
+	for p, scan := range scans {
+		info := store.Info{Path: p, NarSize: scan.NarSize}
+		for _, h := range scan.Hashes {
+			if ref, ok := known[h]; ok {
+				info.References = append(info.References, ref)
+			}
+		}
+		infos = append(infos, info)
+	}
+	return store.NewGraph(infos)
+}
+
+// scan runs command of the frontend binary in the builder on paths of src
+// and returns what it found, by store path.
+func (g *gatewaySource) scan(ctx context.Context, helper inbuilder.Helper, command inbuilder.Command, src layerllb.Source, where string, paths []store.Path, step string) (map[string]store.HashScan, error) {
+	st, err := helper.Scan(command, src, paths, step)
+	if err != nil {
+		return nil, err
+	}
+	ref, err := g.solve(ctx, st)
+	if err != nil {
+		return nil, err
+	}
+	data, err := refFiles{ref: ref}.ReadFile(ctx, inbuilder.ResultFile)
+	if err != nil {
+		return nil, err
+	}
+	return inbuilder.DecodeScanResult(data, where)
+}
+
+// storeSource returns a state holding the given store paths, and where
+// they come from for error messages; a path the store lacks is an
+// *inputs.MissingPathError.
+func (g *gatewaySource) storeSource(ctx context.Context, paths []store.Path, graph *store.Graph) (layerllb.Source, inputs.Files, string, error) {
+	bases := make([]string, len(paths))
+	for i, p := range paths {
+		bases[i] = p.Base()
+	}
+	src, files, where, err := g.storeEntries(ctx, paths[0].Dir, bases)
+	if err != nil {
+		return layerllb.Source{}, nil, "", err
+	}
+	if err := inputs.CheckPresent(ctx, files, paths, graph, where); err != nil {
+		return layerllb.Source{}, nil, "", err
+	}
+	return src, files, where, nil
+}
+
+// storeEntries returns a state holding the entries of storeDir that match
+// patterns (base names, wildcards allowed), from the named context "store"
+// if the build has one, else from the main context. Only those entries are
+// transferred. where names the store for error messages.
+func (g *gatewaySource) storeEntries(ctx context.Context, storeDir string, patterns []string) (src layerllb.Source, files inputs.Files, where string, err error) {
+	// Nix's temporary entries beside a path are never store paths.
+	excludes := []string{"*.lock", "*.chroot", "*.check"}
+	nc, err := g.bc.NamedContext(storeContextName, dockerui.ContextOpt{
+		NoDockerignore: true,
+		AsyncLocalOpts: func() []llb.LocalOption {
+			return []llb.LocalOption{llb.IncludePatterns(patterns), llb.ExcludePatterns(excludes)}
+		},
+	})
+	if err != nil {
+		return layerllb.Source{}, nil, "", err
+	}
+	if nc != nil {
+		st, _, err := nc.Load(ctx)
+		if err != nil {
+			return layerllb.Source{}, nil, "", err
+		}
+		src = layerllb.Source{State: *st, Dir: "/"}
+		where = "the build context \"" + storeContextName + "\""
+	} else {
+		rel := strings.TrimPrefix(storeDir, "/")
+		prefixed := func(in []string) []string {
+			out := make([]string, len(in))
+			for i, p := range in {
+				out[i] = rel + "/" + p
+			}
+			return out
+		}
+		st, err := g.bc.MainContext(ctx, llb.IncludePatterns(prefixed(patterns)), llb.ExcludePatterns(prefixed(excludes)))
+		if err != nil {
+			return layerllb.Source{}, nil, "", err
+		}
+		src = layerllb.Source{State: *st, Dir: storeDir}
+		where = "the build context at " + storeDir
+	}
+	ref, err := g.solve(ctx, src.State)
+	if err != nil {
+		return layerllb.Source{}, nil, "", err
+	}
+	return src, refFiles{ref: ref, dir: strings.TrimPrefix(src.Dir, "/")}, where, nil
+}
+
+// previousPlan reads the layer plan recorded in the config of image ref
+// for platform p, from the builder's image store or a registry; only the
+// config is fetched.
+func (g *gatewaySource) previousPlan(ctx context.Context, ref string, p ocispecs.Platform) (*layering.Plan, error) {
+	_, _, data, err := g.c.ResolveImageConfig(ctx, ref, sourceresolver.Opt{
+		LogName: "[storepack] read the layer plan of " + ref,
+		ImageOpt: &sourceresolver.ResolveImageOpt{
+			Platform:    &p,
+			ResolveMode: g.bc.ImageResolveMode.String(),
+		},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", ref, err)
+	}
+	var img dockerspec.DockerOCIImage
+	if err := json.Unmarshal(data, &img); err != nil {
+		return nil, fmt.Errorf("%s: image config: %w", ref, err)
+	}
+	plan, err := layerllb.RecordedPlan(img.Config.Labels)
+	if errors.Is(err, layerllb.ErrNoRecordedPlan) {
+		return nil, fmt.Errorf("%s: the image (%s) %w", ref, platforms.Format(p), err)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", ref, err)
+	}
+	return plan, nil
+}
+
+// helper returns the frontend image, which runs the frontend binary in the
+// builder, or nil when it is unknown.
+func (g *gatewaySource) helper() *inbuilder.Helper {
+	if cf, ok := g.c.(interface{ CurrentFrontend() (*llb.State, error) }); ok {
+		if st, err := cf.CurrentFrontend(); err == nil && st != nil {
+			return &inbuilder.Helper{Image: *st, Binary: HelperBinary}
+		}
+	}
+	if ref := g.bc.BuildOpts().Opts["source"]; ref != "" {
+		return &inbuilder.Helper{
+			Image:  llb.Image(ref, llb.Platform(g.bc.BuildPlatforms[0]), llb.WithMetaResolver(g.c)),
+			Binary: HelperBinary,
+		}
+	}
+	return nil
+}
+
+func (g *gatewaySource) solve(ctx context.Context, st llb.State) (client.Reference, error) {
+	def, err := st.Marshal(ctx, llb.WithCaps(g.bc.BuildOpts().LLBCaps))
+	if err != nil {
+		return nil, err
+	}
+	res, err := g.c.Solve(ctx, client.SolveRequest{Definition: def.ToPB()})
+	if err != nil {
+		return nil, err
+	}
+	return res.SingleRef()
+}
+
+// refFiles reads a solved state through the gateway, below dir.
+type refFiles struct {
+	ref client.Reference
+	dir string
+}
+
+var _ inputs.Files = refFiles{}
+
+func (f refFiles) ReadFile(ctx context.Context, name string) ([]byte, error) {
+	return f.ref.ReadFile(ctx, client.ReadRequest{Filename: path.Join(f.dir, name)})
+}
+
+func (f refFiles) ReadHeader(ctx context.Context, name string, n int) ([]byte, error) {
+	return f.ref.ReadFile(ctx, client.ReadRequest{Filename: path.Join(f.dir, name), Range: &client.FileRange{Length: n}})
+}
+
+func (f refFiles) ReadDir(ctx context.Context, dir string) ([]inputs.Entry, error) {
+	stats, err := f.ref.ReadDir(ctx, client.ReadDirRequest{Path: path.Join("/", f.dir, dir)})
+	if err != nil {
+		return nil, err
+	}
+	entries := make([]inputs.Entry, len(stats))
+	for i, st := range stats {
+		entries[i] = inputs.Entry{Name: st.Path, Mode: fs.FileMode(st.Mode), Size: st.Size, Linkname: st.Linkname}
+	}
+	return entries, nil
+}

@@ -1,0 +1,119 @@
+// Package inbuilder is the frontend binary's work inside the builder: what
+// FileOps cannot do, done by running the binary from the frontend image in
+// an ExecOp. It holds both sides of that protocol, so that they cannot
+// drift apart: the LLB that runs a command (Helper) and the command itself
+// (Main, called by cmd/storepack-frontend).
+//
+// The commands:
+//   - write-stage: write LINK and DIR entries on builders without the
+//     symlink FileOp, or with special mode bits;
+//   - find-hashes: read every file of store paths for the hashes of other
+//     store paths, to discover a closure without a GRAPH;
+//   - check-store: walk store paths for what an image must not hold and
+//     measure their NAR size, to check a GRAPH's closure before copying it.
+package inbuilder
+
+import (
+	"encoding/json"
+	"fmt"
+	"path"
+
+	"github.com/moby/buildkit/client/llb"
+	"github.com/moby/buildkit/solver/pb"
+	"github.com/storepack/storepack/layerllb"
+	"github.com/storepack/storepack/store"
+)
+
+// Command names a command of the frontend binary run in the builder.
+type Command string
+
+const (
+	WriteStage Command = "write-stage"
+	FindHashes Command = "find-hashes"
+	CheckStore Command = "check-store"
+)
+
+// The mounts of a command's ExecOp.
+const (
+	storeMount   = "/store"
+	requestMount = "/in"
+	outputMount  = "/out"
+	requestFile  = "request.json"
+	resultFile   = "result.json"
+)
+
+// ScanRequest is what find-hashes and check-store read: the store paths to
+// walk, whose entries are in StoreDir.
+type ScanRequest struct {
+	StoreDir string       `json:"storeDir"`
+	Paths    []store.Path `json:"paths"`
+}
+
+// ScanResult is what find-hashes and check-store write: the scan of each
+// store path, or what made one unfit for an image. An unfit path is a
+// result, not a failed process, so that the frontend can name it plainly.
+type ScanResult struct {
+	Scans   map[string]store.HashScan `json:"scans,omitempty"`
+	Problem string                    `json:"problem,omitempty"`
+}
+
+// Helper runs the frontend binary from the frontend image in the builder.
+type Helper struct {
+	Image  llb.State // the frontend image
+	Binary string    // path of the frontend binary in Image
+}
+
+var _ layerllb.Stager = Helper{}
+
+// Stage implements layerllb.Stager: write-stage writes the entries into
+// the scratch mount it returns.
+func (h Helper) Stage(c layerllb.Customisation) (llb.State, error) {
+	request, err := json.Marshal(c)
+	if err != nil {
+		return llb.State{}, err
+	}
+	run := h.run(WriteStage, request, "write LINK and DIR entries")
+	return run.AddMount(outputMount, llb.Scratch()), nil
+}
+
+// Scan returns the state whose file ResultFile holds the ScanResult of
+// command (FindHashes or CheckStore) on paths of src. step names the
+// ExecOp in progress output.
+func (h Helper) Scan(command Command, src layerllb.Source, paths []store.Path, step string) (llb.State, error) {
+	request, err := json.Marshal(ScanRequest{StoreDir: path.Join(storeMount, src.Dir), Paths: paths})
+	if err != nil {
+		return llb.State{}, err
+	}
+	run := h.run(command, request, step)
+	run.AddMount(storeMount, src.State, llb.Readonly)
+	return run.AddMount(outputMount, llb.Scratch()), nil
+}
+
+// ResultFile is the file of Scan's state that holds the result.
+const ResultFile = resultFile
+
+// DecodeScanResult reads the result file of a scan; a store path unfit for
+// an image is an error that names where the store came from.
+func DecodeScanResult(data []byte, where string) (map[string]store.HashScan, error) {
+	var result ScanResult
+	if err := json.Unmarshal(data, &result); err != nil {
+		return nil, fmt.Errorf("the scan's result: %w", err)
+	}
+	if result.Problem != "" {
+		return nil, fmt.Errorf("%s: %s", where, result.Problem)
+	}
+	return result.Scans, nil
+}
+
+// run is the ExecOp of a command, without network, with its request
+// mounted; the command line is `BINARY COMMAND REQUEST OUTDIR`.
+func (h Helper) run(command Command, request []byte, step string) llb.ExecState {
+	in := llb.Scratch().File(llb.Mkfile("/"+requestFile, 0o444, request))
+	run := h.Image.Run(
+		llb.Args([]string{h.Binary, string(command), path.Join(requestMount, requestFile), outputMount}),
+		llb.Network(pb.NetMode_NONE),
+		llb.WithCustomName(step),
+	)
+	run.AddMount(requestMount, in, llb.Readonly)
+	return run
+}

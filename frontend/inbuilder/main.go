@@ -1,0 +1,135 @@
+package inbuilder
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+
+	"github.com/storepack/storepack/layerllb"
+	"github.com/storepack/storepack/store"
+	"golang.org/x/sync/errgroup"
+)
+
+// Main runs the command that args (os.Args[1:]) name, as the ExecOps of
+// Helper invoke it: `COMMAND REQUEST OUTDIR`. ok is false when args name no
+// command, and the binary is then the gateway frontend.
+func Main(ctx context.Context, args []string) (ok bool, err error) {
+	if len(args) == 0 {
+		return false, nil
+	}
+	command := Command(args[0])
+	if !slices.Contains([]Command{WriteStage, FindHashes, CheckStore}, command) {
+		return false, nil
+	}
+	if len(args) != 3 {
+		return true, fmt.Errorf("%s: want REQUEST OUTDIR, have %q", command, args[1:])
+	}
+	request, err := os.ReadFile(args[1])
+	if err != nil {
+		return true, err
+	}
+	outDir := args[2]
+	if command == WriteStage {
+		var c layerllb.Customisation
+		if err := json.Unmarshal(request, &c); err != nil {
+			return true, fmt.Errorf("%s: %w", command, err)
+		}
+		return true, writeStage(outDir, c)
+	}
+	var req ScanRequest
+	if err := json.Unmarshal(request, &req); err != nil {
+		return true, fmt.Errorf("%s: %w", command, err)
+	}
+	return true, scanStore(ctx, command, req, filepath.Join(outDir, resultFile))
+}
+
+// writeStage writes the customisation's entries under dir.
+func writeStage(dir string, c layerllb.Customisation) error {
+	dirs := slices.Clone(c.Dirs)
+	slices.SortFunc(dirs, func(a, b layerllb.Dir) int { return strings.Compare(a.Path, b.Path) })
+	for _, d := range dirs {
+		p := filepath.Join(dir, d.Path)
+		if err := os.MkdirAll(p, 0o755); err != nil {
+			return err
+		}
+		if err := os.Chmod(p, unixMode(d.Mode)); err != nil {
+			return err
+		}
+	}
+	for _, l := range c.Links {
+		p := filepath.Join(dir, l.Path)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			return err
+		}
+		if err := os.Symlink(l.Target, p); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// unixMode converts permission bits with setuid, setgid and sticky in their
+// Unix positions to an os.FileMode.
+func unixMode(m uint32) os.FileMode {
+	fm := os.FileMode(m & 0o777)
+	if m&0o4000 != 0 {
+		fm |= os.ModeSetuid
+	}
+	if m&0o2000 != 0 {
+		fm |= os.ModeSetgid
+	}
+	if m&0o1000 != 0 {
+		fm |= os.ModeSticky
+	}
+	return fm
+}
+
+// scanStore walks the requested store paths as command says, in parallel,
+// and writes the ScanResult to out.
+func scanStore(ctx context.Context, command Command, req ScanRequest, out string) error {
+	scan := store.FindHashes
+	if command == CheckStore {
+		scan = func(_ context.Context, fsys fs.FS, p store.Path) (store.HashScan, error) {
+			size, err := store.NarSize(fsys, p)
+			return store.HashScan{NarSize: size}, err
+		}
+	}
+	root, err := os.OpenRoot(req.StoreDir)
+	if err != nil {
+		return err
+	}
+	defer root.Close()
+	found := make([]store.HashScan, len(req.Paths))
+	g, ctx := errgroup.WithContext(ctx)
+	g.SetLimit(runtime.GOMAXPROCS(0))
+	for i, p := range req.Paths {
+		g.Go(func() (err error) {
+			found[i], err = scan(ctx, root.FS(), p)
+			return err
+		})
+	}
+	var result ScanResult
+	if err := g.Wait(); err != nil {
+		if errors.Is(err, context.Canceled) {
+			return err
+		}
+		result.Problem = err.Error()
+	} else {
+		result.Scans = make(map[string]store.HashScan, len(req.Paths))
+		for i, p := range req.Paths {
+			result.Scans[p.String()] = found[i]
+		}
+	}
+	data, err := json.Marshal(result)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(out, data, 0o644)
+}

@@ -1,0 +1,305 @@
+// Package manifest2llb is storepack's one conversion: a manifest becomes,
+// for every target platform, the LLB of the image's layers, its image
+// config and its layer plan. The gateway frontend (package frontend) and
+// every command of the CLI plugin that plans or builds call Convert, each
+// with its own Source: the gateway's files in the builder, or the host's.
+//
+// The flow is one way: manifest (parsed once) → inputs (roots and GRAPH
+// files, read once) → per platform: closure graph → layer plan → LLB states
+// and image config. Nothing here talks to a builder: Convert is tested
+// in-process by marshalling its states.
+package manifest2llb
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/containerd/platforms"
+	"github.com/moby/buildkit/client/llb"
+	"github.com/moby/buildkit/frontend/dockerfile/parser"
+	"github.com/moby/buildkit/solver/pb"
+	"github.com/moby/buildkit/util/apicaps"
+	dockerspec "github.com/moby/docker-image-spec/specs-go/v1"
+	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
+	"github.com/storepack/storepack/frontend/inputs"
+	"github.com/storepack/storepack/frontend/manifest"
+	"github.com/storepack/storepack/layering"
+	"github.com/storepack/storepack/layerllb"
+	"github.com/storepack/storepack/store"
+	"golang.org/x/sync/errgroup"
+)
+
+// The build arguments the conversion reads besides the manifest's ARGs.
+const (
+	// BuildArgEpoch is the mtime of every entry and the created time of
+	// the image, as in reproducible-builds.org's SOURCE_DATE_EPOCH.
+	BuildArgEpoch = "SOURCE_DATE_EPOCH"
+	// BuildArgMethod forces the Chain method on a builder that could
+	// merge; used to compare the two methods on one builder.
+	BuildArgMethod = "STOREPACK_LAYER_METHOD"
+)
+
+// Source reads the build context and the store where the conversion runs.
+type Source interface {
+	inputs.Source
+	// StoreState returns a state holding the store paths of a platform's
+	// closure, for the layers to copy from. Before that it refuses what
+	// an image must not hold, unless the closure was discovered by
+	// reading every file of it already.
+	StoreState(ctx context.Context, c *inputs.PlatformClosure) (layerllb.Source, error)
+}
+
+// PreviousPlanReader reads the layer plan recorded in image ref for
+// platform p.
+type PreviousPlanReader func(ctx context.Context, ref string, p ocispecs.Platform) (*layering.Plan, error)
+
+// ConvertOpt is everything Convert needs besides the manifest.
+type ConvertOpt struct {
+	Source    Source
+	BuildArgs map[string]string
+	// TargetPlatforms are the platforms to build; none: BuildPlatform.
+	TargetPlatforms []ocispecs.Platform
+	BuildPlatform   ocispecs.Platform
+	// LLBCaps are the builder's; they choose the layer method and how the
+	// customisation layer is made. Nil: every cap of this BuildKit.
+	LLBCaps *apicaps.CapSet
+	// Stager writes the customisation layer's entries where FileOps
+	// cannot; nil: FileOps only.
+	Stager layerllb.Stager
+
+	// Overrides of the manifest's LAYERS: Strategy and MaxLayers when not
+	// zero, Previous when not nil ("" for none). Errors name Previous as
+	// the --previous flag, which every command that overrides it has.
+	Strategy  string
+	MaxLayers int
+	Previous  *string
+	// ReadPrevious reads a previous image's plan; nil when no image may
+	// be read, which makes a previous image an error.
+	ReadPrevious PreviousPlanReader
+}
+
+// Result is one image per target platform, in the order of
+// ConvertOpt.TargetPlatforms.
+type Result struct {
+	Images []Image
+}
+
+// Image is the conversion of one platform.
+type Image struct {
+	Platform ocispecs.Platform
+	State    llb.State // the image's file system, every layer
+	Config   *dockerspec.DockerOCIImage
+	Plan     layering.Plan // the store layers, as the config records it
+	Epoch    time.Time
+}
+
+// Convert converts the manifest source src. Errors located in the manifest
+// are parser.LocationErrors, for the caller to map to its file.
+func Convert(ctx context.Context, src []byte, opt ConvertOpt) (*Result, error) {
+	m, err := manifest.Parse(src)
+	if err != nil {
+		return nil, err
+	}
+	c, err := newConversion(m, opt)
+	if err != nil {
+		return nil, err
+	}
+	// The roots, the GRAPH files and the platforms the roots are built for
+	// come from the manifest without root variables, read once.
+	spec, err := m.Expand(manifest.Options{BuildArgs: opt.BuildArgs})
+	if err != nil {
+		return nil, err
+	}
+	if c.in, err = inputs.Read(ctx, spec, opt.Source); err != nil {
+		return nil, err
+	}
+	targets := opt.TargetPlatforms
+	if len(targets) == 0 {
+		targets = []ocispecs.Platform{opt.BuildPlatform}
+	}
+	res := &Result{Images: make([]Image, len(targets))}
+	g, ctx := errgroup.WithContext(ctx)
+	for i, p := range targets {
+		g.Go(func() (err error) {
+			res.Images[i], err = c.platform(ctx, platforms.Normalize(p))
+			return err
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	return res, nil
+}
+
+// conversion is what every platform's conversion shares.
+type conversion struct {
+	m      *manifest.Manifest
+	opt    ConvertOpt
+	caps   apicaps.CapSet
+	epoch  time.Time
+	method layerllb.Method
+	in     *inputs.Inputs
+}
+
+func newConversion(m *manifest.Manifest, opt ConvertOpt) (*conversion, error) {
+	c := &conversion{m: m, opt: opt, caps: pb.Caps.CapSet(pb.Caps.All())}
+	if opt.LLBCaps != nil {
+		c.caps = *opt.LLBCaps
+	}
+	var err error
+	if c.epoch, err = epochFromArgs(opt.BuildArgs); err != nil {
+		return nil, err
+	}
+	if c.method, err = methodFromArgs(opt.BuildArgs, c.caps); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// platform converts the manifest for one target platform.
+func (c *conversion) platform(ctx context.Context, p ocispecs.Platform) (Image, error) {
+	closure, err := c.in.ForPlatform(ctx, p)
+	if err != nil {
+		return Image{}, err
+	}
+	// Expanded again with this platform's root variables (${ROOT}, --name).
+	spec, err := c.m.Expand(manifest.Options{BuildArgs: c.opt.BuildArgs, Roots: closure.Vars})
+	if err != nil {
+		return Image{}, err
+	}
+	custom := customisation(spec, closure.Roots[0])
+	plan, err := c.plan(ctx, spec, closure, p)
+	if err != nil {
+		return Image{}, err
+	}
+	src, err := c.opt.Source.StoreState(ctx, closure)
+	if err != nil {
+		return Image{}, parser.WithLocation(err, closure.Location)
+	}
+	layerOpt := layerllb.Options{StoreDir: spec.StoreDir, Epoch: c.epoch, Method: c.method}
+	st := layerllb.StoreLayers(llb.Scratch(), plan, src, layerOpt)
+	if !custom.Empty() {
+		if st, err = layerllb.CustomisationLayer(st, custom, c.caps, c.opt.Stager, layerOpt); err != nil {
+			return Image{}, locateCustomisation(err, spec)
+		}
+	}
+	config, err := layerllb.Image(plan, layerllb.ImageOptions{
+		Platform:      p,
+		Config:        spec.Image,
+		Epoch:         c.epoch,
+		Customisation: !custom.Empty(),
+	})
+	if err != nil {
+		return Image{}, err
+	}
+	return Image{Platform: p, State: st, Config: config, Plan: plan, Epoch: c.epoch}, nil
+}
+
+// plan cuts the platform's closure into layers within the budget, keeping
+// the previous image's layers where that ships fewer bytes.
+func (c *conversion) plan(ctx context.Context, spec *manifest.Spec, closure *inputs.PlatformClosure, p ocispecs.Platform) (layering.Plan, error) {
+	opt := layering.Options{Strategy: spec.Layers.Strategy}
+	if c.opt.Strategy != "" {
+		opt.Strategy = c.opt.Strategy
+	}
+	if c.opt.MaxLayers != 0 {
+		spec.Layers.Max = c.opt.MaxLayers
+	}
+	budget, err := spec.StoreLayerBudget()
+	if err != nil {
+		if c.opt.MaxLayers != 0 {
+			return layering.Plan{}, fmt.Errorf("a layer budget of %d leaves no layer for the store paths after the customisation layer (LINK, DIR)", c.opt.MaxLayers)
+		}
+		return layering.Plan{}, err
+	}
+	opt.MaxLayers = budget
+
+	previous, fromManifest := spec.Layers.Previous, true
+	if c.opt.Previous != nil {
+		previous, fromManifest = *c.opt.Previous, false
+	}
+	if previous != "" {
+		if opt.Previous, err = c.readPrevious(ctx, previous, p); err != nil {
+			if fromManifest {
+				return layering.Plan{}, parser.WithLocation(fmt.Errorf("LAYERS --previous: %w", err), spec.Layers.Location)
+			}
+			return layering.Plan{}, fmt.Errorf("--previous: %w", err)
+		}
+	}
+	plan, err := layering.NewPlan(closure.Graph, opt)
+	if err != nil && c.opt.Strategy == "" {
+		err = parser.WithLocation(err, spec.Layers.Location)
+	}
+	return plan, err
+}
+
+func (c *conversion) readPrevious(ctx context.Context, ref string, p ocispecs.Platform) (*layering.Plan, error) {
+	if c.opt.ReadPrevious == nil {
+		return nil, fmt.Errorf("%s: no previous image can be read here", ref)
+	}
+	return c.opt.ReadPrevious(ctx, ref, p)
+}
+
+// customisation gathers the LINK and DIR entries; a relative LINK target
+// resolves inside the first root.
+func customisation(spec *manifest.Spec, firstRoot store.Path) layerllb.Customisation {
+	var c layerllb.Customisation
+	for _, d := range spec.Dirs {
+		c.Dirs = append(c.Dirs, layerllb.Dir{Path: d.Path, Mode: d.Mode})
+	}
+	for _, l := range spec.Links {
+		target := l.Target
+		if target[0] != '/' {
+			target = firstRoot.String() + "/" + target
+		}
+		c.Links = append(c.Links, layerllb.Link{Path: l.Path, Target: target})
+	}
+	return c
+}
+
+// locateCustomisation points an error making the customisation layer at
+// its first LINK or DIR.
+func locateCustomisation(err error, spec *manifest.Spec) error {
+	var locs []manifest.Location
+	for _, l := range spec.Links {
+		locs = append(locs, l.Location)
+	}
+	for _, d := range spec.Dirs {
+		locs = append(locs, d.Location)
+	}
+	slices.SortFunc(locs, func(a, b manifest.Location) int { return a[0].Start.Line - b[0].Start.Line })
+	return parser.WithLocation(err, locs[0])
+}
+
+// methodFromArgs picks how layers stack from the builder's capabilities,
+// unless the build argument forces the Chain method.
+func methodFromArgs(args map[string]string, caps apicaps.CapSet) (layerllb.Method, error) {
+	method := layerllb.MethodFor(caps)
+	switch v := args[BuildArgMethod]; v {
+	case "":
+	case string(layerllb.Chain):
+		method = layerllb.Chain
+	case string(layerllb.Merge):
+		if method != layerllb.Merge {
+			return "", fmt.Errorf("%s=merge: this builder has no MergeOp", BuildArgMethod)
+		}
+	default:
+		return "", fmt.Errorf("%s=%q: want chain or merge", BuildArgMethod, v)
+	}
+	return method, nil
+}
+
+func epochFromArgs(args map[string]string) (time.Time, error) {
+	v, ok := args[BuildArgEpoch]
+	if !ok || v == "" {
+		return time.Unix(1, 0).UTC(), nil
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || n < 0 {
+		return time.Time{}, fmt.Errorf("%s=%q: want seconds since 1970 as a whole number", BuildArgEpoch, v)
+	}
+	return time.Unix(n, 0).UTC(), nil
+}

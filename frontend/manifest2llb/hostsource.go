@@ -1,0 +1,120 @@
+package manifest2llb
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"runtime"
+	"sync"
+
+	"github.com/moby/buildkit/client/llb"
+	"github.com/opencontainers/go-digest"
+	"github.com/storepack/storepack/frontend/inputs"
+	"github.com/storepack/storepack/layerllb"
+	"github.com/storepack/storepack/store"
+	"golang.org/x/sync/errgroup"
+)
+
+// StoreLocalName is the local source that carries the store paths of a
+// conversion on the host: the CLI plugin's session serves it from the
+// host's store directory.
+const StoreLocalName = "store"
+
+// HostSource reads the build context and the store from the host, as the
+// CLI plugin does; the layers copy from the local source StoreLocalName,
+// of which only the closure's paths are transferred.
+type HostSource struct {
+	inputs.HostSource
+	// Check walks every store path of a closure from a GRAPH on the host
+	// before it is copied, as the frontend does in the builder.
+	Check bool
+}
+
+var _ Source = HostSource{}
+
+// StoreState implements Source.
+func (h HostSource) StoreState(ctx context.Context, c *inputs.PlatformClosure) (layerllb.Source, error) {
+	paths := c.Graph.Paths()
+	dir := h.StoreDirOf(paths[0])
+	if err := inputs.CheckPresent(ctx, inputs.DirFiles(dir), paths, c.Graph, dir); err != nil {
+		return layerllb.Source{}, err
+	}
+	if h.Check && !c.Discovered {
+		if err := checkNarSizes(ctx, dir, c); err != nil {
+			return layerllb.Source{}, err
+		}
+	}
+	bases := make([]string, len(paths))
+	for i, p := range paths {
+		bases[i] = p.Base()
+	}
+	st := llb.Local(StoreLocalName, llb.IncludePatterns(bases), llb.WithCustomName("transfer "+fmt.Sprint(len(paths))+" store paths"))
+	return layerllb.Source{State: st, Dir: "/"}, nil
+}
+
+// checkNarSizes walks the closure's paths in storeDir: store.NarSize refuses
+// what a store path cannot hold, and a size that differs from the graph's
+// tells a store that is not the one the graph describes.
+func checkNarSizes(ctx context.Context, storeDir string, c *inputs.PlatformClosure) error {
+	root, err := os.OpenRoot(storeDir)
+	if err != nil {
+		return err
+	}
+	defer root.Close()
+	eg, ctx := errgroup.WithContext(ctx)
+	eg.SetLimit(runtime.GOMAXPROCS(0))
+	for _, p := range c.Graph.Paths() {
+		eg.Go(func() error {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			got, err := store.NarSize(root.FS(), p)
+			if err != nil {
+				return fmt.Errorf("%s: %w", storeDir, err)
+			}
+			return c.CheckNarSize(p, got, storeDir)
+		})
+	}
+	return eg.Wait()
+}
+
+// StageLocalPrefix starts the name of the local source of each
+// customisation stage a HostStager makes; the rest is the digest of its
+// entries, so that the same entries are the same source.
+const StageLocalPrefix = "storepack-stage-"
+
+// HostStager stages customisation entries on the host, for builders whose
+// FileOps cannot make them: each stage is a local source that the CLI
+// plugin's session serves, so no frontend image is needed in the builder.
+type HostStager struct {
+	mu     sync.Mutex
+	stages map[string]layerllb.Customisation // by local name
+}
+
+var _ layerllb.Stager = (*HostStager)(nil)
+
+// Stage implements layerllb.Stager.
+func (s *HostStager) Stage(c layerllb.Customisation) (llb.State, error) {
+	data, err := json.Marshal(c)
+	if err != nil {
+		return llb.State{}, err
+	}
+	name := StageLocalPrefix + digest.FromBytes(data).Encoded()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.stages == nil {
+		s.stages = map[string]layerllb.Customisation{}
+	}
+	s.stages[name] = c
+	return llb.Local(name, llb.WithCustomName("transfer LINK and DIR entries")), nil
+}
+
+// Lookup returns the entries of the stage that the local source name
+// carries.
+func (s *HostStager) Lookup(name string) (layerllb.Customisation, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c, ok := s.stages[name]
+	return c, ok
+}

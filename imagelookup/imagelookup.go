@@ -1,0 +1,118 @@
+// Package imagelookup finds the config of an image for a platform: in the
+// local Docker engine if it has the image, else in the image's registry,
+// where only the manifests and the config are fetched, never a layer.
+//
+// Registries are reached as docker reaches them: with the credentials of
+// `docker login`, the certificates of /etc/docker/certs.d, and, for a
+// loopback registry or one the engine lists as insecure, HTTPS without
+// verifying the certificate, then plain HTTP (see registry.go).
+package imagelookup
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	cerrdefs "github.com/containerd/errdefs"
+	"github.com/containerd/log"
+	"github.com/containerd/platforms"
+	"github.com/docker/cli/cli/config/configfile"
+	dockerspec "github.com/moby/docker-image-spec/specs-go/v1"
+	"github.com/moby/moby/client"
+	"github.com/moby/moby/client/pkg/versions"
+	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
+	"github.com/sirupsen/logrus"
+)
+
+// engineTimeout bounds each question to the local engine, which may be
+// unreachable or slow: the registry is asked next.
+const engineTimeout = 10 * time.Second
+
+// EngineAPI is what ImageConfig asks the local engine.
+type EngineAPI interface {
+	ClientVersion() string
+	ImageInspect(ctx context.Context, ref string, opts ...client.ImageInspectOption) (client.ImageInspectResult, error)
+	Info(ctx context.Context, opts client.InfoOptions) (client.SystemInfoResult, error)
+}
+
+// The docker CLI's client is the engine that callers pass.
+var _ EngineAPI = (client.APIClient)(nil)
+
+// Sources says where ImageConfig looks for an image.
+type Sources struct {
+	Engine EngineAPI              // the local engine; nil: none
+	Auth   *configfile.ConfigFile // docker's registry credentials; nil: none
+
+	certsDir string // per-registry certificates; "": dockerCertsDir (tests set it)
+}
+
+// Origin says where ImageConfig found an image.
+type Origin int
+
+const (
+	InEngine   Origin = iota + 1 // the local engine's image store
+	InRegistry                   // the image's registry
+)
+
+// ImageConfig returns the container config (Env, Entrypoint, Labels, ...)
+// of image ref for platform p, and where it was found: in the local engine
+// if it has ref for p, else in ref's registry, from p's manifest in ref's
+// index (a lone manifest is taken whatever its platform). It is the part
+// of the image config that both have: the engine's inspect has no history.
+// Errors start with ref. When neither has the image for p, the error
+// satisfies cerrdefs.IsNotFound.
+func ImageConfig(ctx context.Context, ref string, p ocispecs.Platform, src Sources) (*dockerspec.DockerOCIImageConfig, Origin, error) {
+	p = platforms.Normalize(p)
+	// containerd's resolver logs failed requests; its errors say enough.
+	quiet := logrus.New()
+	quiet.SetOutput(io.Discard)
+	ctx = log.WithLogger(ctx, logrus.NewEntry(quiet))
+
+	cfg, found, engineNote := engineConfig(ctx, src.Engine, ref, p)
+	if found {
+		return cfg, InEngine, nil
+	}
+	cfg, err := registryConfig(ctx, ref, p, src)
+	if err != nil {
+		if engineNote != "" {
+			err = fmt.Errorf("%w (local engine: %s)", err, engineNote)
+		}
+		return nil, 0, err
+	}
+	return cfg, InRegistry, nil
+}
+
+// engineConfig returns the config of image ref for platform p in the
+// local engine. When the engine does not have it, found is false and note
+// says why, for the error if the registry lacks it too.
+func engineConfig(ctx context.Context, engine EngineAPI, ref string, p ocispecs.Platform) (cfg *dockerspec.DockerOCIImageConfig, found bool, note string) {
+	if engine == nil {
+		return nil, false, ""
+	}
+	ctx, cancel := context.WithTimeout(ctx, engineTimeout)
+	defer cancel()
+	var opts []client.ImageInspectOption
+	if versions.GreaterThanOrEqualTo(engine.ClientVersion(), "1.49") {
+		// An engine with the containerd image store can hold several
+		// platforms of an image.
+		opts = append(opts, client.ImageInspectWithPlatform(&p))
+	}
+	img, err := engine.ImageInspect(ctx, ref, opts...)
+	switch {
+	case cerrdefs.IsNotFound(err):
+		return nil, false, ""
+	case err != nil:
+		// The CLI's connection errors span lines; the note ends one.
+		return nil, false, strings.Join(strings.Fields(err.Error()), " ")
+	}
+	have := platforms.Normalize(ocispecs.Platform{OS: img.Os, Architecture: img.Architecture, Variant: img.Variant})
+	if img.Os != "" && !platforms.Only(p).Match(have) {
+		return nil, false, fmt.Sprintf("its image is for %s, not %s", platforms.Format(have), platforms.Format(p))
+	}
+	if img.Config == nil {
+		return &dockerspec.DockerOCIImageConfig{}, true, ""
+	}
+	return img.Config, true, ""
+}
