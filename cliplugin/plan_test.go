@@ -1,9 +1,11 @@
 package cliplugin
 
 import (
+	"context"
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"slices"
 	"strconv"
@@ -11,8 +13,15 @@ import (
 	"testing"
 
 	"github.com/docker/go-units"
+	"github.com/moby/buildkit/exporter/containerimage/exptypes"
+	dockerspec "github.com/moby/docker-image-spec/specs-go/v1"
+	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
 
+	"github.com/storepack/storepack/frontend"
+	"github.com/storepack/storepack/internal/gatewaytest"
+	"github.com/storepack/storepack/internal/storetest"
 	"github.com/storepack/storepack/layering"
+	"github.com/storepack/storepack/layerllb"
 	"github.com/storepack/storepack/store"
 )
 
@@ -253,4 +262,40 @@ func TestPlanStrategyAndFlagErrors(t *testing.T) {
 	mustFail(t, []string{"invalid argument", "--max"}, "plan", "--max", "many", s.result())
 	mustFail(t, []string{"requires at least 1 argument"}, "plan")
 	mustFail(t, []string{"root " + s.work, "not a store path"}, "plan", s.work)
+}
+
+// TestPlanIsTheFrontendsPlan: `plan` of a manifest prints the plan that
+// the frontend records in the image it builds from the same inputs, for
+// both are the one conversion.
+func TestPlanIsTheFrontendsPlan(t *testing.T) {
+	f := storetest.New(t, "")
+	src := "# syntax=storepack\nSTORE " + f.StoreName + "\nCLOSURE ./result-amd64\nGRAPH graph.json\nLAYERS --max=3\nLINK /bin -> bin\n"
+	file := filepath.Join(f.CtxDir, "app.storepack")
+	if err := os.WriteFile(file, []byte(src), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	gw := &gatewaytest.Client{
+		Opts:     map[string]string{"filename": "app.storepack", "context:store": "local:store", "platform": "linux/amd64"},
+		Locals:   map[string]string{"context": f.CtxDir, "dockerfile": f.CtxDir, "store": f.StoreDir},
+		Platform: ocispecs.Platform{OS: "linux", Architecture: "amd64"},
+	}
+	res, err := frontend.Build(context.Background(), gw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var img dockerspec.DockerOCIImage
+	if err := json.Unmarshal(res.Metadata[exptypes.ExporterImageConfigKey], &img); err != nil {
+		t.Fatal(err)
+	}
+	recorded, err := layerllb.RecordedPlan(img.Config.Labels)
+	if err != nil {
+		t.Fatal(err)
+	}
+	planned := decodePlan(t, mustRun(t, "plan", "--format", "json", "--platform", "linux/amd64", file))
+	if !reflect.DeepEqual(planned, *recorded) {
+		t.Errorf("plan printed:\n%+v\nthe frontend recorded:\n%+v", planned, *recorded)
+	}
+	if len(planned.Layers) != 2 {
+		t.Errorf("%d store layers, want 2 (LAYERS --max=3 less the customisation layer)", len(planned.Layers))
+	}
 }

@@ -67,7 +67,7 @@ func (g *gatewaySource) Context(ctx context.Context, names []string) (inputs.Fil
 
 // Store implements inputs.Source.
 func (g *gatewaySource) Store(ctx context.Context, paths []store.Path, graph *store.Graph) (inputs.Files, error) {
-	_, files, _, err := g.storeSource(ctx, paths, graph)
+	_, files, _, err := g.storeSource(ctx, transferRoots, paths, graph)
 	return files, err
 }
 
@@ -78,7 +78,7 @@ func (g *gatewaySource) Store(ctx context.Context, paths []store.Path, graph *st
 // is not the one the GRAPH describes.
 func (g *gatewaySource) StoreState(ctx context.Context, c *inputs.PlatformClosure) (layerllb.Source, error) {
 	paths := c.Graph.Paths()
-	src, _, where, err := g.storeSource(ctx, paths, c.Graph)
+	src, _, where, err := g.storeSource(ctx, transferClosure, paths, c.Graph)
 	if err != nil {
 		return layerllb.Source{}, err
 	}
@@ -117,7 +117,7 @@ func (g *gatewaySource) Discover(ctx context.Context, roots []store.Path) (*stor
 		known[r.Hash] = r
 		patterns = append(patterns, r.Base())
 	}
-	src, _, where, err := g.storeSource(ctx, roots, nil)
+	src, _, where, err := g.storeSource(ctx, transferScan, roots, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -145,7 +145,7 @@ func (g *gatewaySource) Discover(ctx context.Context, roots []store.Path) (*stor
 			patterns = append(patterns, h+"-*")
 		}
 		var files inputs.Files
-		src, files, where, err = g.storeEntries(ctx, storeDir, patterns)
+		src, files, where, err = g.storeEntries(ctx, transferScan, storeDir, patterns)
 		if err != nil {
 			return nil, err
 		}
@@ -197,12 +197,12 @@ func (g *gatewaySource) scan(ctx context.Context, helper inbuilder.Helper, comma
 // storeSource returns a state holding the given store paths, and where
 // they come from for error messages; a path the store lacks is an
 // *inputs.MissingPathError.
-func (g *gatewaySource) storeSource(ctx context.Context, paths []store.Path, graph *store.Graph) (layerllb.Source, inputs.Files, string, error) {
+func (g *gatewaySource) storeSource(ctx context.Context, transfer string, paths []store.Path, graph *store.Graph) (layerllb.Source, inputs.Files, string, error) {
 	bases := make([]string, len(paths))
 	for i, p := range paths {
 		bases[i] = p.Base()
 	}
-	src, files, where, err := g.storeEntries(ctx, paths[0].Dir, bases)
+	src, files, where, err := g.storeEntries(ctx, transfer, paths[0].Dir, bases)
 	if err != nil {
 		return layerllb.Source{}, nil, "", err
 	}
@@ -212,17 +212,29 @@ func (g *gatewaySource) storeSource(ctx context.Context, paths []store.Path, gra
 	return src, files, where, nil
 }
 
+// The transfers of store entries, each with its own copy in the builder
+// (its shared key): the builder syncs a copy incrementally, sending only
+// what changed since its last transfer, so transfers of different sets
+// must not share one, or each would undo the other (a warm build would
+// send the whole closure again after the roots alone).
+const (
+	transferRoots   = "storepack-store-roots"
+	transferClosure = "storepack-store-closure"
+	transferScan    = "storepack-store-scan"
+)
+
 // storeEntries returns a state holding the entries of storeDir that match
 // patterns (base names, wildcards allowed), from the named context "store"
 // if the build has one, else from the main context. Only those entries are
-// transferred. where names the store for error messages.
-func (g *gatewaySource) storeEntries(ctx context.Context, storeDir string, patterns []string) (src layerllb.Source, files inputs.Files, where string, err error) {
+// transferred, into the builder's copy named by transfer. where names the
+// store for error messages.
+func (g *gatewaySource) storeEntries(ctx context.Context, transfer, storeDir string, patterns []string) (src layerllb.Source, files inputs.Files, where string, err error) {
 	// Nix's temporary entries beside a path are never store paths.
 	excludes := []string{"*.lock", "*.chroot", "*.check"}
 	nc, err := g.bc.NamedContext(storeContextName, dockerui.ContextOpt{
 		NoDockerignore: true,
 		AsyncLocalOpts: func() []llb.LocalOption {
-			return []llb.LocalOption{llb.IncludePatterns(patterns), llb.ExcludePatterns(excludes)}
+			return []llb.LocalOption{llb.IncludePatterns(patterns), llb.ExcludePatterns(excludes), llb.SharedKeyHint(transfer)}
 		},
 	})
 	if err != nil {
@@ -244,7 +256,7 @@ func (g *gatewaySource) storeEntries(ctx context.Context, storeDir string, patte
 			}
 			return out
 		}
-		st, err := g.bc.MainContext(ctx, llb.IncludePatterns(prefixed(patterns)), llb.ExcludePatterns(prefixed(excludes)))
+		st, err := g.bc.MainContext(ctx, llb.IncludePatterns(prefixed(patterns)), llb.ExcludePatterns(prefixed(excludes)), llb.SharedKeyHint(transfer))
 		if err != nil {
 			return layerllb.Source{}, nil, "", err
 		}

@@ -1,0 +1,163 @@
+package frontend
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/moby/buildkit/exporter/containerimage/exptypes"
+	"github.com/moby/buildkit/solver/errdefs"
+	"github.com/moby/buildkit/solver/pb"
+	dockerspec "github.com/moby/docker-image-spec/specs-go/v1"
+	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
+	"github.com/storepack/storepack/internal/gatewaytest"
+	"github.com/storepack/storepack/internal/storetest"
+	"github.com/storepack/storepack/layering"
+	"github.com/storepack/storepack/layerllb"
+)
+
+// gateway returns a gateway client over the fixture with the manifest src
+// as app.storepack, the store as the named context "store" or, when
+// mainContext, inside the main context at its store directory, as
+// `docker build -f app.storepack /` gives it.
+func gateway(t *testing.T, f *storetest.Fixture, src string, mainContext bool) *gatewaytest.Client {
+	t.Helper()
+	if err := os.WriteFile(filepath.Join(f.CtxDir, "app.storepack"), []byte(src), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c := &gatewaytest.Client{
+		Opts:     map[string]string{"filename": "app.storepack"},
+		Locals:   map[string]string{"context": f.CtxDir, "dockerfile": f.CtxDir},
+		Platform: ocispecs.Platform{OS: "linux", Architecture: "amd64"},
+	}
+	if !mainContext {
+		c.Opts["context:store"] = "local:store"
+		c.Locals["store"] = f.StoreDir
+		return c
+	}
+	// The main context is a root holding the store at its place.
+	root := t.TempDir()
+	dir := filepath.Join(root, filepath.FromSlash(f.StoreName))
+	if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(f.StoreDir, dir); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(f.CtxDir, filepath.Join(root, "ctx")); err != nil {
+		t.Fatal(err)
+	}
+	c.Locals["context"] = root
+	return c
+}
+
+// imageConfig is the image config the frontend's result carries.
+func imageConfig(t *testing.T, meta map[string][]byte) dockerspec.DockerOCIImage {
+	t.Helper()
+	var img dockerspec.DockerOCIImage
+	if err := json.Unmarshal(meta[exptypes.ExporterImageConfigKey], &img); err != nil {
+		t.Fatalf("image config: %v", err)
+	}
+	return img
+}
+
+// TestBuild runs the frontend in-process on both ways of getting the
+// store, and checks that the closure's transfer holds exactly its paths in
+// its own copy in the builder, and that the image records its plan.
+func TestBuild(t *testing.T) {
+	for _, mainContext := range []bool{false, true} {
+		name := map[bool]string{false: "named context", true: "main context"}[mainContext]
+		t.Run(name, func(t *testing.T) {
+			f := storetest.New(t, "/gnu/store")
+			ctxPath := map[bool]string{false: "", true: "ctx/"}[mainContext]
+			src := "# syntax=storepack\nSTORE /gnu/store\nCLOSURE ./" + ctxPath + "result-amd64\nGRAPH " + ctxPath + "graph.json\nENTRYPOINT [\"${ROOT}/bin/app\"]\n"
+			c := gateway(t, f, src, mainContext)
+			res, err := Build(context.Background(), c)
+			if err != nil {
+				t.Fatal(err)
+			}
+			img := imageConfig(t, res.Metadata)
+			if got := img.Config.Entrypoint; len(got) != 1 || got[0] != f.Apps["amd64"].String()+"/bin/app" {
+				t.Errorf("entrypoint %v", got)
+			}
+			plan, err := layerllb.RecordedPlan(img.Config.Labels)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if n := len(planPaths(*plan)); n != 3 {
+				t.Errorf("recorded plan of %d paths, want 3: %+v", n, plan)
+			}
+			want := []string{f.Data.Base(), f.Lib.Base(), f.Apps["amd64"].Base()}
+			if mainContext {
+				for i := range want {
+					want[i] = "gnu/store/" + want[i]
+				}
+			}
+			slices.Sort(want)
+			var found bool
+			for _, def := range c.Solved() {
+				for _, src := range localSources(t, def) {
+					if src.Attrs[pb.AttrSharedKeyHint] != transferClosure {
+						continue
+					}
+					found = true
+					var include []string
+					if err := json.Unmarshal([]byte(src.Attrs[pb.AttrIncludePatterns]), &include); err != nil {
+						t.Fatal(err)
+					}
+					slices.Sort(include)
+					if !slices.Equal(include, want) {
+						t.Errorf("the closure's transfer includes %v, want %v", include, want)
+					}
+				}
+			}
+			if !found {
+				t.Errorf("no transfer has the shared key %q", transferClosure)
+			}
+		})
+	}
+}
+
+// TestBuildErrorSource: a located error names the manifest's file and
+// line and carries the source lines for `docker build` to show.
+func TestBuildErrorSource(t *testing.T) {
+	f := storetest.New(t, "/nix/store")
+	c := gateway(t, f, "# syntax=storepack\nCLOSURE ./no-such\n", false)
+	_, err := Build(context.Background(), c)
+	if err == nil || !strings.HasPrefix(err.Error(), "app.storepack:2: ") || !strings.Contains(err.Error(), "root ./no-such is not in the build context") {
+		t.Fatalf("err = %v", err)
+	}
+	sources := errdefs.Sources(err)
+	if len(sources) != 1 || sources[0].Info.Filename != "app.storepack" || sources[0].Ranges[0].Start.Line != 2 {
+		t.Errorf("error sources %+v, want app.storepack line 2", sources)
+	}
+}
+
+func localSources(t *testing.T, def *pb.Definition) []*pb.SourceOp {
+	t.Helper()
+	var srcs []*pb.SourceOp
+	for _, dt := range def.Def {
+		var op pb.Op
+		if err := op.UnmarshalVT(dt); err != nil {
+			t.Fatal(err)
+		}
+		if s := op.GetSource(); s != nil && strings.HasPrefix(s.Identifier, "local://") {
+			srcs = append(srcs, s)
+		}
+	}
+	return srcs
+}
+
+func planPaths(p layering.Plan) []string {
+	var paths []string
+	for _, l := range p.Layers {
+		for _, sp := range l.Paths {
+			paths = append(paths, sp.String())
+		}
+	}
+	return paths
+}

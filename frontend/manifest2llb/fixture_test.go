@@ -1,0 +1,191 @@
+package manifest2llb
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/moby/buildkit/client/llb"
+	"github.com/moby/buildkit/frontend/dockerfile/parser"
+	"github.com/moby/buildkit/solver/pb"
+	"github.com/moby/buildkit/util/apicaps"
+	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
+	"github.com/storepack/storepack/frontend/inputs"
+	"github.com/storepack/storepack/frontend/manifest"
+	"github.com/storepack/storepack/internal/storetest"
+	"github.com/storepack/storepack/layering"
+	"github.com/storepack/storepack/layerllb"
+)
+
+var (
+	amd64 = ocispecs.Platform{OS: "linux", Architecture: "amd64"}
+	armV7 = ocispecs.Platform{OS: "linux", Architecture: "arm", Variant: "v7"}
+)
+
+// fixture is storetest's build context and store.
+type fixture struct{ *storetest.Fixture }
+
+func newFixture(t *testing.T, storeName string) *fixture {
+	return &fixture{storetest.New(t, storeName)}
+}
+
+// source reads the fixture as the CLI plugin does, checking the store.
+func (f *fixture) source() HostSource {
+	return HostSource{HostSource: inputs.HostSource{ContextDir: f.CtxDir, StoreDir: f.StoreDir}, Check: true}
+}
+
+// convert converts src on the fixture for amd64 unless opt says otherwise.
+func (f *fixture) convert(t *testing.T, src string, opt ConvertOpt) (*Result, error) {
+	t.Helper()
+	if opt.Source == nil {
+		opt.Source = f.source()
+	}
+	if opt.BuildPlatform.OS == "" {
+		opt.BuildPlatform = amd64
+	}
+	return Convert(context.Background(), []byte(src), opt)
+}
+
+func (f *fixture) mustConvert(t *testing.T, src string, opt ConvertOpt) *Result {
+	t.Helper()
+	res, err := f.convert(t, src, opt)
+	if err != nil {
+		t.Fatalf("%v\nmanifest:\n%s", manifest.WithFileLine("app.storepack", err), src)
+	}
+	return res
+}
+
+// ops is a marshalled state, its ops by kind in definition order.
+type ops struct {
+	file   []*pb.FileOp
+	merge  []*pb.MergeOp
+	exec   []*pb.ExecOp
+	source []*pb.SourceOp
+}
+
+func marshal(t *testing.T, st llb.State, caps apicaps.CapSet) ops {
+	t.Helper()
+	def, err := st.Marshal(context.Background(), llb.WithCaps(caps))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var o ops
+	for _, dt := range def.Def {
+		var op pb.Op
+		if err := op.UnmarshalVT(dt); err != nil {
+			t.Fatal(err)
+		}
+		switch {
+		case op.GetFile() != nil:
+			o.file = append(o.file, op.GetFile())
+		case op.GetMerge() != nil:
+			o.merge = append(o.merge, op.GetMerge())
+		case op.GetExec() != nil:
+			o.exec = append(o.exec, op.GetExec())
+		case op.GetSource() != nil:
+			o.source = append(o.source, op.GetSource())
+		}
+	}
+	return o
+}
+
+// copies are the copy actions of every FileOp, in definition order.
+func (o ops) copies() []*pb.FileActionCopy {
+	var cs []*pb.FileActionCopy
+	for _, f := range o.file {
+		for _, a := range f.Actions {
+			if c := a.GetCopy(); c != nil {
+				cs = append(cs, c)
+			}
+		}
+	}
+	return cs
+}
+
+// storeCopies are the destinations of the copies of store paths, in
+// definition order, checked for the fixed time and owner.
+func (o ops) storeCopies(t *testing.T, storeName string, epoch time.Time) []string {
+	t.Helper()
+	var dests []string
+	for _, c := range o.copies() {
+		if c.Owner.GetUser().GetByID() != 0 || c.Owner.GetGroup().GetByID() != 0 {
+			t.Errorf("copy %s → %s is not owned by 0:0: %+v", c.Src, c.Dest, c.Owner)
+		}
+		if c.Timestamp != epoch.UnixNano() {
+			t.Errorf("copy %s → %s has time %d, want %d", c.Src, c.Dest, c.Timestamp, epoch.UnixNano())
+		}
+		if strings.HasPrefix(c.Dest, storeName+"/") {
+			dests = append(dests, c.Dest)
+		}
+	}
+	return dests
+}
+
+func (o ops) local(t *testing.T, name string) *pb.SourceOp {
+	t.Helper()
+	for _, s := range o.source {
+		if s.Identifier == "local://"+name {
+			return s
+		}
+	}
+	t.Fatalf("no local source %q among %v", name, o.source)
+	return nil
+}
+
+func includes(t *testing.T, s *pb.SourceOp) []string {
+	t.Helper()
+	var patterns []string
+	if err := json.Unmarshal([]byte(s.Attrs[pb.AttrIncludePatterns]), &patterns); err != nil {
+		t.Fatal(err)
+	}
+	slices.Sort(patterns)
+	return patterns
+}
+
+func allCaps() apicaps.CapSet { return pb.Caps.CapSet(pb.Caps.All()) }
+
+// capsWithout is every LLB cap but the given ones, like an older builder.
+func capsWithout(ids ...apicaps.CapID) *apicaps.CapSet {
+	var list []*apicaps.PBCap
+	for _, c := range pb.Caps.All() {
+		if !slices.Contains(ids, apicaps.CapID(c.ID)) {
+			list = append(list, c)
+		}
+	}
+	caps := pb.Caps.CapSet(list)
+	return &caps
+}
+
+// planPaths lists a plan's store paths, layer by layer.
+func planPaths(p layering.Plan) []string {
+	var paths []string
+	for _, l := range p.Layers {
+		for _, sp := range l.Paths {
+			paths = append(paths, sp.String())
+		}
+	}
+	return paths
+}
+
+// recordedPlan decodes the plan label of an image's config.
+func recordedPlan(t *testing.T, img Image) layering.Plan {
+	t.Helper()
+	p, err := layerllb.RecordedPlan(img.Config.Config.Labels)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return *p
+}
+
+// errorLine returns the manifest line a conversion error points at.
+func errorLine(err error) int {
+	var le *parser.LocationError
+	if !errors.As(err, &le) || len(le.Locations) == 0 || len(le.Locations[0]) == 0 {
+		return 0
+	}
+	return le.Locations[0][0].Start.Line
+}
