@@ -16,7 +16,6 @@ import (
 	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/storepack/storepack/internal/gatewaytest"
 	"github.com/storepack/storepack/internal/storetest"
-	"github.com/storepack/storepack/layering"
 	"github.com/storepack/storepack/layerllb"
 )
 
@@ -88,7 +87,7 @@ func TestBuild(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if n := len(planPaths(*plan)); n != 3 {
+			if n := len(plan.Paths()); n != 3 {
 				t.Errorf("recorded plan of %d paths, want 3: %+v", n, plan)
 			}
 			want := []string{f.Data.Base(), f.Lib.Base(), f.Apps["amd64"].Base()}
@@ -150,14 +149,4 @@ func localSources(t *testing.T, def *pb.Definition) []*pb.SourceOp {
 		}
 	}
 	return srcs
-}
-
-func planPaths(p layering.Plan) []string {
-	var paths []string
-	for _, l := range p.Layers {
-		for _, sp := range l.Paths {
-			paths = append(paths, sp.String())
-		}
-	}
-	return paths
 }

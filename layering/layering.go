@@ -42,6 +42,15 @@ type Plan struct {
 	Layers   []Layer `json:"layers"`   // bottom (applied first) to top
 }
 
+// Paths lists the plan's store paths, layer by layer, bottom first.
+func (p Plan) Paths() []store.Path {
+	var paths []store.Path
+	for _, l := range p.Layers {
+		paths = append(paths, l.Paths...)
+	}
+	return paths
+}
+
 // Options selects and tunes a strategy.
 type Options struct {
 	Strategy string // one of Strategies(); "" means DefaultStrategy

@@ -1,8 +1,8 @@
 package layerllb
 
 import (
-	"context"
 	"encoding/json"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -11,6 +11,7 @@ import (
 	"github.com/moby/buildkit/solver/pb"
 	"github.com/moby/buildkit/util/apicaps"
 	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
+	"github.com/storepack/storepack/internal/llbtest"
 	"github.com/storepack/storepack/layering"
 	"github.com/storepack/storepack/store"
 )
@@ -35,55 +36,11 @@ func testPlan(t *testing.T) layering.Plan {
 	}}
 }
 
-// ops marshals st and returns its ops, keyed by kind.
-func ops(t *testing.T, st llb.State, caps apicaps.CapSet) map[string][]*pb.Op {
-	t.Helper()
-	def, err := st.Marshal(context.Background(), llb.WithCaps(caps))
-	if err != nil {
-		t.Fatal(err)
-	}
-	byKind := map[string][]*pb.Op{}
-	for _, dt := range def.Def {
-		var op pb.Op
-		if err := op.UnmarshalVT(dt); err != nil {
-			t.Fatal(err)
-		}
-		switch {
-		case op.GetFile() != nil:
-			byKind["file"] = append(byKind["file"], &op)
-		case op.GetMerge() != nil:
-			byKind["merge"] = append(byKind["merge"], &op)
-		case op.GetExec() != nil:
-			byKind["exec"] = append(byKind["exec"], &op)
-		case op.GetSource() != nil:
-			byKind["source"] = append(byKind["source"], &op)
-		}
-	}
-	return byKind
-}
-
-func allCaps() apicaps.CapSet { return pb.Caps.CapSet(pb.Caps.All()) }
-
-// capsWithout is every LLB cap but the given ones, like an older builder.
-func capsWithout(ids ...apicaps.CapID) apicaps.CapSet {
-	var list []*apicaps.PBCap
-	for _, c := range pb.Caps.All() {
-		keep := true
-		for _, id := range ids {
-			keep = keep && apicaps.CapID(c.ID) != id
-		}
-		if keep {
-			list = append(list, c)
-		}
-	}
-	return pb.Caps.CapSet(list)
-}
-
 func TestMethodFor(t *testing.T) {
-	if m := MethodFor(allCaps()); m != Merge {
+	if m := MethodFor(llbtest.AllCaps()); m != Merge {
 		t.Errorf("with MergeOp: %s", m)
 	}
-	if m := MethodFor(capsWithout(pb.CapMergeOp)); m != Chain {
+	if m := MethodFor(llbtest.CapsWithout(pb.CapMergeOp)); m != Chain {
 		t.Errorf("without MergeOp: %s", m)
 	}
 }
@@ -95,26 +52,19 @@ func TestStoreLayers(t *testing.T) {
 	for _, method := range []Method{Merge, Chain} {
 		t.Run(string(method), func(t *testing.T) {
 			st := StoreLayers(llb.Scratch(), plan, src, Options{StoreDir: "/nix/store", Epoch: epoch, Method: method})
-			byKind := ops(t, st, allCaps())
+			o := llbtest.Marshal(t, st, llbtest.AllCaps())
 			// One FileOp per layer plus the store skeleton.
-			if got := len(byKind["file"]); got != len(plan.Layers)+1 {
+			if got := len(o.File); got != len(plan.Layers)+1 {
 				t.Errorf("%d FileOps, want %d", got, len(plan.Layers)+1)
 			}
-			merges := byKind["merge"]
+			merges := o.Merge
 			if method == Merge && (len(merges) != 1 || len(merges[0].Inputs) != len(plan.Layers)) {
 				t.Errorf("want one MergeOp of %d layers, have %v", len(plan.Layers), merges)
 			}
 			if method == Chain && len(merges) != 0 {
 				t.Errorf("Chain has a MergeOp")
 			}
-			var copies []*pb.FileActionCopy
-			for _, op := range byKind["file"] {
-				for _, a := range op.GetFile().Actions {
-					if c := a.GetCopy(); c != nil {
-						copies = append(copies, c)
-					}
-				}
-			}
+			copies := o.Copies()
 			// Each layer: one copy per store path, then the skeleton.
 			if len(copies) != 2*len(plan.Layers) {
 				t.Fatalf("%d copies, want %d", len(copies), 2*len(plan.Layers))
@@ -144,11 +94,9 @@ func TestStoreLayersMainContext(t *testing.T) {
 	plan := testPlan(t)
 	src := Source{State: llb.Local("context"), Dir: "/nix/store"}
 	st := StoreLayers(llb.Scratch(), plan, src, Options{StoreDir: "/nix/store", Epoch: time.Unix(1, 0), Method: Chain})
-	for _, op := range ops(t, st, allCaps())["file"] {
-		for _, a := range op.GetFile().Actions {
-			if c := a.GetCopy(); c != nil && c.Src != "/" && !strings.HasPrefix(c.Src, "/nix/store/") {
-				t.Errorf("copy from %s, want a path under /nix/store of the context", c.Src)
-			}
+	for _, c := range llbtest.Marshal(t, st, llbtest.AllCaps()).Copies() {
+		if c.Src != "/" && !strings.HasPrefix(c.Src, "/nix/store/") {
+			t.Errorf("copy from %s, want a path under /nix/store of the context", c.Src)
 		}
 	}
 }
@@ -158,24 +106,16 @@ func TestCustomisationFileOps(t *testing.T) {
 		Dirs:  []Dir{{Path: "/var/cache", Mode: 0o700}},
 		Links: []Link{{Path: "/usr/bin", Target: "/nix/store/0000000000000000000000000000000c-hello-1.0/bin"}},
 	}
-	st, err := CustomisationLayer(llb.Scratch(), c, allCaps(), nil, Options{Epoch: time.Unix(1, 0), Method: Merge})
+	st, err := CustomisationLayer(llb.Scratch(), c, llbtest.AllCaps(), nil, Options{Epoch: time.Unix(1, 0), Method: Merge})
 	if err != nil {
 		t.Fatal(err)
 	}
-	byKind := ops(t, st, allCaps())
-	if len(byKind["exec"]) != 0 {
+	o := llbtest.Marshal(t, st, llbtest.AllCaps())
+	if len(o.Exec) != 0 {
 		t.Errorf("a capable builder runs a helper")
 	}
-	var symlinks int
-	for _, op := range byKind["file"] {
-		for _, a := range op.GetFile().Actions {
-			if a.GetSymlink() != nil {
-				symlinks++
-			}
-		}
-	}
-	if symlinks != 1 {
-		t.Errorf("%d symlink actions, want 1", symlinks)
+	if want := []string{"/usr/bin -> " + c.Links[0].Target}; !slices.Equal(o.Symlinks(), want) {
+		t.Errorf("symlink actions %v, want %v", o.Symlinks(), want)
 	}
 }
 
@@ -192,8 +132,8 @@ func TestCustomisationStager(t *testing.T) {
 		c    Customisation
 		caps apicaps.CapSet
 	}{
-		"no symlink FileOp": {Customisation{Links: []Link{{Path: "/bin", Target: "x/bin"}}}, capsWithout(pb.CapFileSymlinkCreate, pb.CapMergeOp)},
-		"sticky dir":        {Customisation{Dirs: []Dir{{Path: "/tmp", Mode: 0o1777}}}, allCaps()},
+		"no symlink FileOp": {Customisation{Links: []Link{{Path: "/bin", Target: "x/bin"}}}, llbtest.CapsWithout(pb.CapFileSymlinkCreate, pb.CapMergeOp)},
+		"sticky dir":        {Customisation{Dirs: []Dir{{Path: "/tmp", Mode: 0o1777}}}, llbtest.AllCaps()},
 	} {
 		t.Run(name, func(t *testing.T) {
 			var staged Customisation
@@ -205,15 +145,15 @@ func TestCustomisationStager(t *testing.T) {
 				t.Errorf("staged %+v, want %+v", staged, tc.c)
 			}
 			var fromStager bool
-			for _, op := range ops(t, st, tc.caps)["source"] {
-				fromStager = fromStager || strings.Contains(op.GetSource().Identifier, "stager:latest")
+			for _, src := range llbtest.Marshal(t, st, tc.caps).Source {
+				fromStager = fromStager || strings.Contains(src.Identifier, "stager:latest")
 			}
 			if !fromStager {
 				t.Errorf("the layer does not copy from the stager's state")
 			}
 		})
 	}
-	_, err := CustomisationLayer(llb.Scratch(), Customisation{Links: []Link{{Path: "/bin", Target: "bin"}}}, capsWithout(pb.CapFileSymlinkCreate), nil, Options{Method: Chain})
+	_, err := CustomisationLayer(llb.Scratch(), Customisation{Links: []Link{{Path: "/bin", Target: "bin"}}}, llbtest.CapsWithout(pb.CapFileSymlinkCreate), nil, Options{Method: Chain})
 	if err == nil || !strings.Contains(err.Error(), "symlink") {
 		t.Errorf("no stager on an old builder: err = %v", err)
 	}

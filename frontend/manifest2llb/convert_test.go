@@ -14,6 +14,7 @@ import (
 	"github.com/moby/buildkit/client/llb"
 	"github.com/moby/buildkit/solver/pb"
 	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
+	"github.com/storepack/storepack/internal/llbtest"
 	"github.com/storepack/storepack/layering"
 	"github.com/storepack/storepack/layerllb"
 )
@@ -36,19 +37,19 @@ func TestConvertClosure(t *testing.T) {
 			if got := slices.Sorted(slices.Values(planPaths(img.Plan))); !reflect.DeepEqual(got, want) {
 				t.Fatalf("plan paths %v, want %v", got, want)
 			}
-			o := marshal(t, img.State, allCaps())
-			if got := o.storeCopies(t, storeName, img.Epoch); !reflect.DeepEqual(got, planPaths(img.Plan)) {
+			o := llbtest.Marshal(t, img.State, llbtest.AllCaps())
+			if got := storeCopies(t, o, storeName, img.Epoch); !reflect.DeepEqual(got, planPaths(img.Plan)) {
 				t.Errorf("copies %v, want the plan's order %v", got, planPaths(img.Plan))
 			}
-			if len(o.merge) != 1 || len(o.merge[0].Inputs) != len(img.Plan.Layers) {
-				t.Errorf("merges %v, want one of %d layers", o.merge, len(img.Plan.Layers))
+			if len(o.Merge) != 1 || len(o.Merge[0].Inputs) != len(img.Plan.Layers) {
+				t.Errorf("merges %v, want one of %d layers", o.Merge, len(img.Plan.Layers))
 			}
 			var bases []string
 			for _, p := range want {
 				bases = append(bases, filepath.Base(p))
 			}
 			slices.Sort(bases)
-			if got := includes(t, o.local(t, StoreLocalName)); !reflect.DeepEqual(got, bases) {
+			if got := includes(t, o, StoreLocalName); !reflect.DeepEqual(got, bases) {
 				t.Errorf("the store transfer includes %v, want exactly the closure %v", got, bases)
 			}
 			if !img.Epoch.Equal(time.Unix(1, 0)) || !img.Config.Created.Equal(img.Epoch) {
@@ -81,7 +82,7 @@ func TestConvertDiscover(t *testing.T) {
 func TestConvertLayerMethod(t *testing.T) {
 	f := newFixture(t, "/nix/store")
 	src := "CLOSURE ./result-amd64\nGRAPH graph.json\nLAYERS --strategy=per-path\n"
-	noMerge := capsWithout(pb.CapMergeOp)
+	noMerge := llbtest.CapsWithout(pb.CapMergeOp)
 	var merged []string
 	for _, tc := range []struct {
 		name      string
@@ -89,24 +90,24 @@ func TestConvertLayerMethod(t *testing.T) {
 		wantMerge bool
 	}{
 		{"merge", ConvertOpt{}, true},
-		{"chain by caps", ConvertOpt{LLBCaps: noMerge}, false},
+		{"chain by caps", ConvertOpt{LLBCaps: &noMerge}, false},
 		{"chain by build arg", ConvertOpt{BuildArgs: map[string]string{BuildArgMethod: "chain"}}, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			img := f.mustConvert(t, src, tc.opt).Images[0]
-			caps := allCaps()
+			caps := llbtest.AllCaps()
 			if tc.opt.LLBCaps != nil {
 				caps = *tc.opt.LLBCaps
 			}
-			o := marshal(t, img.State, caps)
-			if got := len(o.merge) == 1; got != tc.wantMerge {
+			o := llbtest.Marshal(t, img.State, caps)
+			if got := len(o.Merge) == 1; got != tc.wantMerge {
 				t.Errorf("MergeOp: %v, want %v", got, tc.wantMerge)
 			}
 			// Chain: one FileOp per layer on the one before; plus the skeleton.
-			if got := len(o.file); got != len(img.Plan.Layers)+1 {
+			if got := len(o.File); got != len(img.Plan.Layers)+1 {
 				t.Errorf("%d FileOps for %d layers", got, len(img.Plan.Layers))
 			}
-			copies := o.storeCopies(t, f.StoreName, img.Epoch)
+			copies := storeCopies(t, o, f.StoreName, img.Epoch)
 			if merged == nil {
 				merged = copies
 			} else if !reflect.DeepEqual(copies, merged) {
@@ -114,7 +115,7 @@ func TestConvertLayerMethod(t *testing.T) {
 			}
 		})
 	}
-	_, err := f.convert(t, src, ConvertOpt{LLBCaps: noMerge, BuildArgs: map[string]string{BuildArgMethod: "merge"}})
+	_, err := f.convert(t, src, ConvertOpt{LLBCaps: &noMerge, BuildArgs: map[string]string{BuildArgMethod: "merge"}})
 	if err == nil || !strings.Contains(err.Error(), "this builder has no MergeOp") {
 		t.Errorf("merge forced on a builder without MergeOp: %v", err)
 	}
@@ -175,12 +176,12 @@ func TestConvertCustomisation(t *testing.T) {
 			{Path: "/etc/ssl", Target: "/etc/other"},
 		},
 	}
-	noSymlink := capsWithout(pb.CapFileSymlinkCreate, pb.CapMergeOp)
+	noSymlink := llbtest.CapsWithout(pb.CapFileSymlinkCreate, pb.CapMergeOp)
 	stager := &HostStager{}
-	img := f.mustConvert(t, src, ConvertOpt{LLBCaps: noSymlink, Stager: stager}).Images[0]
-	o := marshal(t, img.State, *noSymlink)
+	img := f.mustConvert(t, src, ConvertOpt{LLBCaps: &noSymlink, Stager: stager}).Images[0]
+	o := llbtest.Marshal(t, img.State, noSymlink)
 	var stage string
-	for _, s := range o.source {
+	for _, s := range o.Source {
 		if name, ok := strings.CutPrefix(s.Identifier, "local://"+StageLocalPrefix); ok {
 			stage = StageLocalPrefix + name
 		}
@@ -195,7 +196,7 @@ func TestConvertCustomisation(t *testing.T) {
 	// The same without special modes on a builder with the symlink FileOp.
 	img = f.mustConvert(t, "CLOSURE ./result-amd64\nGRAPH graph.json\nLINK /bin -> bin\n", ConvertOpt{Stager: stager}).Images[0]
 	var symlinks []string
-	for _, fo := range marshal(t, img.State, allCaps()).file {
+	for _, fo := range llbtest.Marshal(t, img.State, llbtest.AllCaps()).File {
 		for _, a := range fo.Actions {
 			if s := a.GetSymlink(); s != nil {
 				symlinks = append(symlinks, s.Newpath+" -> "+s.Oldpath)
@@ -206,7 +207,7 @@ func TestConvertCustomisation(t *testing.T) {
 		t.Errorf("symlink FileOps %v, want %v", symlinks, want)
 	}
 
-	_, err := f.convert(t, "CLOSURE ./result-amd64\nGRAPH graph.json\n\nDIR /srv\nLINK /bin -> bin\n", ConvertOpt{LLBCaps: noSymlink})
+	_, err := f.convert(t, "CLOSURE ./result-amd64\nGRAPH graph.json\n\nDIR /srv\nLINK /bin -> bin\n", ConvertOpt{LLBCaps: &noSymlink})
 	if err == nil || errorLine(err) != 4 || !strings.Contains(err.Error(), "no symlink FileOp") {
 		t.Errorf("LINK without symlink FileOp nor stager: line %d, %v; want line 4", errorLine(err), err)
 	}
@@ -249,7 +250,7 @@ CMD ["--greet", "$GREETING"]
 	if img.Config.Platform.Architecture != "amd64" || !img.Config.Created.Equal(time.Unix(1700000000, 0)) {
 		t.Errorf("platform %+v, created %v", img.Config.Platform, img.Config.Created)
 	}
-	for _, cp := range marshal(t, img.State, allCaps()).copies() {
+	for _, cp := range llbtest.Marshal(t, img.State, llbtest.AllCaps()).Copies() {
 		if cp.Timestamp != time.Unix(1700000000, 0).UnixNano() {
 			t.Fatalf("copy %s has time %d, not SOURCE_DATE_EPOCH", cp.Src, cp.Timestamp)
 		}

@@ -9,13 +9,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/moby/buildkit/client/llb"
 	"github.com/moby/buildkit/frontend/dockerfile/parser"
 	"github.com/moby/buildkit/solver/pb"
-	"github.com/moby/buildkit/util/apicaps"
 	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/storepack/storepack/frontend/inputs"
 	"github.com/storepack/storepack/frontend/manifest"
+	"github.com/storepack/storepack/internal/llbtest"
 	"github.com/storepack/storepack/internal/storetest"
 	"github.com/storepack/storepack/layering"
 	"github.com/storepack/storepack/layerllb"
@@ -59,59 +58,12 @@ func (f *fixture) mustConvert(t *testing.T, src string, opt ConvertOpt) *Result 
 	return res
 }
 
-// ops is a marshalled state, its ops by kind in definition order.
-type ops struct {
-	file   []*pb.FileOp
-	merge  []*pb.MergeOp
-	exec   []*pb.ExecOp
-	source []*pb.SourceOp
-}
-
-func marshal(t *testing.T, st llb.State, caps apicaps.CapSet) ops {
-	t.Helper()
-	def, err := st.Marshal(context.Background(), llb.WithCaps(caps))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var o ops
-	for _, dt := range def.Def {
-		var op pb.Op
-		if err := op.UnmarshalVT(dt); err != nil {
-			t.Fatal(err)
-		}
-		switch {
-		case op.GetFile() != nil:
-			o.file = append(o.file, op.GetFile())
-		case op.GetMerge() != nil:
-			o.merge = append(o.merge, op.GetMerge())
-		case op.GetExec() != nil:
-			o.exec = append(o.exec, op.GetExec())
-		case op.GetSource() != nil:
-			o.source = append(o.source, op.GetSource())
-		}
-	}
-	return o
-}
-
-// copies are the copy actions of every FileOp, in definition order.
-func (o ops) copies() []*pb.FileActionCopy {
-	var cs []*pb.FileActionCopy
-	for _, f := range o.file {
-		for _, a := range f.Actions {
-			if c := a.GetCopy(); c != nil {
-				cs = append(cs, c)
-			}
-		}
-	}
-	return cs
-}
-
 // storeCopies are the destinations of the copies of store paths, in
 // definition order, checked for the fixed time and owner.
-func (o ops) storeCopies(t *testing.T, storeName string, epoch time.Time) []string {
+func storeCopies(t *testing.T, o llbtest.Ops, storeName string, epoch time.Time) []string {
 	t.Helper()
 	var dests []string
-	for _, c := range o.copies() {
+	for _, c := range o.Copies() {
 		if c.Owner.GetUser().GetByID() != 0 || c.Owner.GetGroup().GetByID() != 0 {
 			t.Errorf("copy %s → %s is not owned by 0:0: %+v", c.Src, c.Dest, c.Owner)
 		}
@@ -125,48 +77,29 @@ func (o ops) storeCopies(t *testing.T, storeName string, epoch time.Time) []stri
 	return dests
 }
 
-func (o ops) local(t *testing.T, name string) *pb.SourceOp {
+// includes are the include patterns of the local source name, sorted.
+func includes(t *testing.T, o llbtest.Ops, name string) []string {
 	t.Helper()
-	for _, s := range o.source {
-		if s.Identifier == "local://"+name {
-			return s
+	for _, s := range o.Source {
+		if s.Identifier != "local://"+name {
+			continue
 		}
+		var patterns []string
+		if err := json.Unmarshal([]byte(s.Attrs[pb.AttrIncludePatterns]), &patterns); err != nil {
+			t.Fatal(err)
+		}
+		slices.Sort(patterns)
+		return patterns
 	}
-	t.Fatalf("no local source %q among %v", name, o.source)
+	t.Fatalf("no local source %q among %v", name, o.Source)
 	return nil
-}
-
-func includes(t *testing.T, s *pb.SourceOp) []string {
-	t.Helper()
-	var patterns []string
-	if err := json.Unmarshal([]byte(s.Attrs[pb.AttrIncludePatterns]), &patterns); err != nil {
-		t.Fatal(err)
-	}
-	slices.Sort(patterns)
-	return patterns
-}
-
-func allCaps() apicaps.CapSet { return pb.Caps.CapSet(pb.Caps.All()) }
-
-// capsWithout is every LLB cap but the given ones, like an older builder.
-func capsWithout(ids ...apicaps.CapID) *apicaps.CapSet {
-	var list []*apicaps.PBCap
-	for _, c := range pb.Caps.All() {
-		if !slices.Contains(ids, apicaps.CapID(c.ID)) {
-			list = append(list, c)
-		}
-	}
-	caps := pb.Caps.CapSet(list)
-	return &caps
 }
 
 // planPaths lists a plan's store paths, layer by layer.
 func planPaths(p layering.Plan) []string {
 	var paths []string
-	for _, l := range p.Layers {
-		for _, sp := range l.Paths {
-			paths = append(paths, sp.String())
-		}
+	for _, sp := range p.Paths() {
+		paths = append(paths, sp.String())
 	}
 	return paths
 }
