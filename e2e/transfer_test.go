@@ -146,4 +146,3 @@ func pathInfo(t *testing.T, c closure) *store.Graph {
 	}
 	return g
 }
-
