@@ -263,7 +263,7 @@ func planManifest(ctx context.Context, file string, opt manifestPlanOptions) (pl
 	}
 	res, err := manifest2llb.Convert(ctx, src, manifest2llb.ConvertOpt{
 		Source:        manifest2llb.HostSource{HostSource: inputs.HostSource{ContextDir: contextDir}},
-		Stager:        &manifest2llb.HostStager{},
+		Stager:        manifest2llb.HostStager{},
 		BuildPlatform: p,
 		Strategy:      opt.strategy,
 		MaxLayers:     opt.max,

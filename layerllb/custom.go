@@ -4,6 +4,9 @@ import (
 	"errors"
 	"os"
 	"path"
+	"path/filepath"
+	"slices"
+	"strings"
 
 	"github.com/moby/buildkit/client/llb"
 	"github.com/moby/buildkit/solver/pb"
@@ -99,4 +102,46 @@ func fileOpStage(c Customisation) llb.State {
 		st = st.File(llb.Symlink(l.Target, l.Path))
 	}
 	return st
+}
+
+// WriteTo writes the customisation's entries under dir: the in-builder
+// helper and the CLI plugin stage them this way where FileOps cannot.
+func (c Customisation) WriteTo(dir string) error {
+	dirs := slices.Clone(c.Dirs)
+	slices.SortFunc(dirs, func(a, b Dir) int { return strings.Compare(a.Path, b.Path) })
+	for _, d := range dirs {
+		p := filepath.Join(dir, d.Path)
+		if err := os.MkdirAll(p, 0o755); err != nil {
+			return err
+		}
+		if err := os.Chmod(p, unixMode(d.Mode)); err != nil {
+			return err
+		}
+	}
+	for _, l := range c.Links {
+		p := filepath.Join(dir, l.Path)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			return err
+		}
+		if err := os.Symlink(l.Target, p); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// unixMode converts permission bits with setuid, setgid and sticky in their
+// Unix positions to an os.FileMode.
+func unixMode(m uint32) os.FileMode {
+	fm := os.FileMode(m & 0o777)
+	if m&0o4000 != 0 {
+		fm |= os.ModeSetuid
+	}
+	if m&0o2000 != 0 {
+		fm |= os.ModeSetgid
+	}
+	if m&0o1000 != 0 {
+		fm |= os.ModeSticky
+	}
+	return fm
 }

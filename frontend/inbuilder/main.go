@@ -10,7 +10,6 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
-	"strings"
 
 	"github.com/storepack/storepack/layerllb"
 	"github.com/storepack/storepack/store"
@@ -41,54 +40,13 @@ func Main(ctx context.Context, args []string) (ok bool, err error) {
 		if err := json.Unmarshal(request, &c); err != nil {
 			return true, fmt.Errorf("%s: %w", command, err)
 		}
-		return true, writeStage(outDir, c)
+		return true, c.WriteTo(outDir)
 	}
 	var req ScanRequest
 	if err := json.Unmarshal(request, &req); err != nil {
 		return true, fmt.Errorf("%s: %w", command, err)
 	}
 	return true, scanStore(ctx, command, req, filepath.Join(outDir, resultFile))
-}
-
-// writeStage writes the customisation's entries under dir.
-func writeStage(dir string, c layerllb.Customisation) error {
-	dirs := slices.Clone(c.Dirs)
-	slices.SortFunc(dirs, func(a, b layerllb.Dir) int { return strings.Compare(a.Path, b.Path) })
-	for _, d := range dirs {
-		p := filepath.Join(dir, d.Path)
-		if err := os.MkdirAll(p, 0o755); err != nil {
-			return err
-		}
-		if err := os.Chmod(p, unixMode(d.Mode)); err != nil {
-			return err
-		}
-	}
-	for _, l := range c.Links {
-		p := filepath.Join(dir, l.Path)
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			return err
-		}
-		if err := os.Symlink(l.Target, p); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// unixMode converts permission bits with setuid, setgid and sticky in their
-// Unix positions to an os.FileMode.
-func unixMode(m uint32) os.FileMode {
-	fm := os.FileMode(m & 0o777)
-	if m&0o4000 != 0 {
-		fm |= os.ModeSetuid
-	}
-	if m&0o2000 != 0 {
-		fm |= os.ModeSetgid
-	}
-	if m&0o1000 != 0 {
-		fm |= os.ModeSticky
-	}
-	return fm
 }
 
 // scanStore walks the requested store paths as command says, in parallel,

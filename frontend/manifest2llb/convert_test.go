@@ -177,7 +177,8 @@ func TestConvertCustomisation(t *testing.T) {
 		},
 	}
 	noSymlink := llbtest.CapsWithout(pb.CapFileSymlinkCreate, pb.CapMergeOp)
-	stager := &HostStager{}
+	locals := &Locals{}
+	stager := HostStager{Dir: t.TempDir(), Locals: locals}
 	img := f.mustConvert(t, src, ConvertOpt{LLBCaps: &noSymlink, Stager: stager}).Images[0]
 	o := llbtest.Marshal(t, img.State, noSymlink)
 	var stage string
@@ -186,8 +187,15 @@ func TestConvertCustomisation(t *testing.T) {
 			stage = StageLocalPrefix + name
 		}
 	}
-	if got, ok := stager.Lookup(stage); !ok || !reflect.DeepEqual(got, want) {
-		t.Errorf("staged %q: %+v, want %+v", stage, got, want)
+	dir, ok := locals.Dir(stage)
+	if !ok {
+		t.Fatalf("local source %q has no directory", stage)
+	}
+	if got, err := os.Readlink(filepath.Join(dir, "bin")); err != nil || got != want.Links[0].Target {
+		t.Errorf("staged /bin -> %q (%v), want %q", got, err, want.Links[0].Target)
+	}
+	if fi, err := os.Stat(filepath.Join(dir, "tmp")); err != nil || fi.Mode()&os.ModeSticky == 0 {
+		t.Errorf("staged /tmp: %v %v", fi, err)
 	}
 	if h := img.Config.History; len(h) != len(img.Plan.Layers)+1 || !strings.Contains(h[len(h)-1].CreatedBy, "customisation") {
 		t.Errorf("history %+v does not end with the customisation layer", h)

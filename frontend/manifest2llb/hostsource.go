@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"path/filepath"
 	"runtime"
 	"sync"
 
@@ -29,6 +30,20 @@ type HostSource struct {
 	// Check walks every store path of a closure from a GRAPH on the host
 	// before it is copied, as the frontend does in the builder.
 	Check bool
+	// Discoverer finds the closure of roots without a GRAPH; nil: a scan
+	// of the store directory.
+	Discoverer func(ctx context.Context, roots []store.Path) (*store.Graph, error)
+	// Locals records the host directory of each local source the LLB
+	// names, for the session that serves them; nil: none is served.
+	Locals *Locals
+}
+
+// Discover implements inputs.Source.
+func (h HostSource) Discover(ctx context.Context, roots []store.Path) (*store.Graph, error) {
+	if h.Discoverer != nil {
+		return h.Discoverer(ctx, roots)
+	}
+	return h.HostSource.Discover(ctx, roots)
 }
 
 var _ Source = HostSource{}
@@ -44,6 +59,9 @@ func (h HostSource) StoreState(ctx context.Context, c *inputs.PlatformClosure) (
 		if err := checkNarSizes(ctx, dir, c); err != nil {
 			return layerllb.Source{}, err
 		}
+	}
+	if err := h.Locals.add(StoreLocalName, dir); err != nil {
+		return layerllb.Source{}, err
 	}
 	bases := make([]string, len(paths))
 	for i, p := range paths {
@@ -85,36 +103,65 @@ func checkNarSizes(ctx context.Context, storeDir string, c *inputs.PlatformClosu
 const StageLocalPrefix = "storepack-stage-"
 
 // HostStager stages customisation entries on the host, for builders whose
-// FileOps cannot make them: each stage is a local source that the CLI
-// plugin's session serves, so no frontend image is needed in the builder.
+// FileOps cannot make them: each stage is written below Dir as a local
+// source that the CLI plugin's session serves, so no frontend image is
+// needed in the builder.
 type HostStager struct {
-	mu     sync.Mutex
-	stages map[string]layerllb.Customisation // by local name
+	Dir    string // "": stages are named but not written (planning)
+	Locals *Locals
 }
 
-var _ layerllb.Stager = (*HostStager)(nil)
+var _ layerllb.Stager = HostStager{}
 
 // Stage implements layerllb.Stager.
-func (s *HostStager) Stage(c layerllb.Customisation) (llb.State, error) {
+func (s HostStager) Stage(c layerllb.Customisation) (llb.State, error) {
 	data, err := json.Marshal(c)
 	if err != nil {
 		return llb.State{}, err
 	}
 	name := StageLocalPrefix + digest.FromBytes(data).Encoded()
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.stages == nil {
-		s.stages = map[string]layerllb.Customisation{}
+	if s.Dir != "" {
+		dir := filepath.Join(s.Dir, name)
+		if _, err := os.Stat(dir); os.IsNotExist(err) { // the same entries for another platform
+			if err := c.WriteTo(dir); err != nil {
+				return llb.State{}, fmt.Errorf("stage LINK and DIR entries: %w", err)
+			}
+		}
+		if err := s.Locals.add(name, dir); err != nil {
+			return llb.State{}, err
+		}
 	}
-	s.stages[name] = c
-	return llb.Local(name, llb.WithCustomName("transfer LINK and DIR entries")), nil
+	return llb.Local(name, llb.SharedKeyHint(name), llb.WithCustomName("transfer LINK and DIR entries")), nil
 }
 
-// Lookup returns the entries of the stage that the local source name
-// carries.
-func (s *HostStager) Lookup(name string) (layerllb.Customisation, bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	c, ok := s.stages[name]
-	return c, ok
+// Locals are the host directories of the local sources a conversion on the
+// host names, by name. The zero value is empty; a nil *Locals records
+// nothing.
+type Locals struct {
+	mu   sync.Mutex
+	dirs map[string]string
+}
+
+func (l *Locals) add(name, dir string) error {
+	if l == nil {
+		return nil
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if have, ok := l.dirs[name]; ok && have != dir {
+		return fmt.Errorf("the platforms' closures are in two store directories, %s and %s: build them separately", have, dir)
+	}
+	if l.dirs == nil {
+		l.dirs = map[string]string{}
+	}
+	l.dirs[name] = dir
+	return nil
+}
+
+// Dir returns the host directory of the local source name.
+func (l *Locals) Dir(name string) (string, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	dir, ok := l.dirs[name]
+	return dir, ok
 }
