@@ -53,6 +53,7 @@ func NewRootCommand(dockerCli command.Cli) *cobra.Command {
 // are implemented.
 func addCommands(cmd *cobra.Command, dockerCli command.Cli) {
 	cmd.AddCommand(
+		newBuildCommand(dockerCli),
 		newGraphCommand(dockerCli),
 		newPlanCommand(dockerCli),
 		newVersionCommand(dockerCli),

@@ -76,6 +76,11 @@ type ConvertOpt struct {
 	Strategy  string
 	MaxLayers int
 	Previous  *string
+	// DefaultPrevious is the previous image when neither Previous nor
+	// LAYERS names one, such as the image a build's tag names now; when
+	// ReadPrevious cannot read it (none exists, the registry is out of
+	// reach), there is no previous plan: the reader says why.
+	DefaultPrevious string
 	// ReadPrevious reads a previous image's plan; nil when no image may
 	// be read, which makes a previous image an error.
 	ReadPrevious PreviousPlanReader
@@ -217,12 +222,19 @@ func (c *conversion) plan(ctx context.Context, spec *manifest.Spec, closure *inp
 	}
 	opt.MaxLayers = budget
 
-	previous, fromManifest := spec.Layers.Previous, true
-	if c.opt.Previous != nil {
+	previous, fromManifest, optional := spec.Layers.Previous, true, false
+	switch {
+	case c.opt.Previous != nil:
 		previous, fromManifest = *c.opt.Previous, false
+	case previous == "":
+		previous, fromManifest, optional = c.opt.DefaultPrevious, false, true
 	}
 	if previous != "" {
-		if opt.Previous, err = c.readPrevious(ctx, previous, p); err != nil {
+		opt.Previous, err = c.readPrevious(ctx, previous, p)
+		if optional && err != nil {
+			opt.Previous, err = nil, nil
+		}
+		if err != nil {
 			if fromManifest {
 				return layering.Plan{}, parser.WithLocation(fmt.Errorf("LAYERS --previous: %w", err), spec.Layers.Location)
 			}

@@ -1,0 +1,226 @@
+package hostbuild
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	cerrdefs "github.com/containerd/errdefs"
+	"github.com/containerd/platforms"
+	"github.com/docker/cli/cli/config/configfile"
+	bkclient "github.com/moby/buildkit/client"
+	"github.com/moby/buildkit/exporter/containerimage/exptypes"
+	"github.com/moby/buildkit/frontend/dockerui"
+	gateway "github.com/moby/buildkit/frontend/gateway/client"
+	"github.com/moby/buildkit/session"
+	"github.com/moby/buildkit/session/auth/authprovider"
+	"github.com/moby/buildkit/session/filesync"
+	"github.com/moby/buildkit/util/progress/progressui"
+	"github.com/opencontainers/go-digest"
+	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
+	"github.com/tonistiigi/fsutil"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/storepack/storepack/frontend"
+	"github.com/storepack/storepack/frontend/inputs"
+	"github.com/storepack/storepack/frontend/manifest"
+	"github.com/storepack/storepack/frontend/manifest2llb"
+	"github.com/storepack/storepack/layering"
+	"github.com/storepack/storepack/store"
+)
+
+// Options are what a build needs besides the builder.
+type Options struct {
+	Manifest     []byte // the manifest source
+	ManifestName string // names it in errors: its file, or what stands for it
+	ContextDir   string // the build context on the host; "" for none
+
+	Platforms []ocispecs.Platform // none: the builder's
+	BuildArgs map[string]string
+	Strategy  string  // overrides LAYERS --strategy
+	MaxLayers int     // overrides LAYERS --max
+	Previous  *string // overrides LAYERS --previous ("" for none)
+	// DefaultPrevious is the previous image unless Previous or LAYERS
+	// name one; an image that does not exist is none.
+	DefaultPrevious string
+	// ReadPrevious reads the plan recorded in an image (nil, nil when
+	// there is none to keep, which builds as if without one).
+	ReadPrevious manifest2llb.PreviousPlanReader
+	// Discover finds a closure on the host when the manifest has no GRAPH.
+	Discover func(ctx context.Context, roots []store.Path) (*store.Graph, error)
+
+	Exports []Export
+	Auth    *configfile.ConfigFile // registry credentials for pushes
+
+	Progress progressui.DisplayMode
+	Out      io.Writer // progress output
+}
+
+// Result is what a build made.
+type Result struct {
+	// ImageID is the image's config digest, when it is one image.
+	ImageID string
+	// Metadata is the exporters' response, JSON values decoded, as buildx
+	// writes its --metadata-file.
+	Metadata map[string]any
+}
+
+// Build builds opt.Manifest with b and exports the result as opt.Exports
+// say. Nothing outlives it: staged files are removed, also on error.
+func Build(ctx context.Context, b *Builder, opt Options) (*Result, error) {
+	stageDir, err := os.MkdirTemp("", "storepack-stage-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(stageDir)
+	exports, finish, err := exportEntries(ctx, opt.Exports)
+	if err != nil {
+		return nil, err
+	}
+	locals := &manifest2llb.Locals{}
+	statusCh := make(chan *bkclient.SolveStatus)
+	conv := manifest2llb.ConvertOpt{
+		Source: manifest2llb.HostSource{
+			HostSource: inputs.HostSource{ContextDir: opt.ContextDir},
+			Check:      true,
+			Discoverer: opt.Discover,
+			Locals:     locals,
+		},
+		Stager:          manifest2llb.HostStager{Dir: stageDir, Locals: locals},
+		Strategy:        opt.Strategy,
+		MaxLayers:       opt.MaxLayers,
+		Previous:        opt.Previous,
+		DefaultPrevious: opt.DefaultPrevious,
+		ReadPrevious:    noted(opt.ReadPrevious, statusCh),
+	}
+	attrs := map[string]string{}
+	for k, v := range opt.BuildArgs {
+		attrs["build-arg:"+k] = v
+	}
+	if len(opt.Platforms) > 0 {
+		names := make([]string, len(opt.Platforms))
+		for i, p := range opt.Platforms {
+			names[i] = platforms.Format(p)
+		}
+		attrs["platform"] = strings.Join(names, ",")
+	}
+	attachables := []session.Attachable{filesync.NewFSSyncProvider(localDirs{locals})}
+	if opt.Auth != nil {
+		attachables = append(attachables, authprovider.NewDockerAuthProvider(authprovider.DockerAuthProviderConfig{
+			AuthConfigProvider: authprovider.LoadAuthConfig(opt.Auth),
+		}))
+	}
+	solveOpt := bkclient.SolveOpt{
+		Exports:       exports,
+		FrontendAttrs: attrs,
+		// One name for every build of this tool, so that the builder keeps
+		// its copies of transferred store paths from one build to the next.
+		SharedKey: "storepack",
+		Session:   attachables,
+	}
+
+	display, err := progressui.NewDisplay(opt.Out, opt.Progress)
+	if err != nil {
+		return nil, err
+	}
+	if opt.Progress != progressui.QuietMode && opt.Progress != progressui.RawJSONMode {
+		fmt.Fprintf(opt.Out, "#0 building with %q instance using %s driver\n", b.Name, b.Driver)
+	}
+	var resp *bkclient.SolveResponse
+	eg, ctx := errgroup.WithContext(ctx)
+	eg.Go(func() error {
+		_, err := display.UpdateFrom(context.WithoutCancel(ctx), statusCh)
+		return err
+	})
+	eg.Go(func() error {
+		var err error
+		resp, err = b.Client.Build(ctx, solveOpt, "storepack", func(ctx context.Context, c gateway.Client) (*gateway.Result, error) {
+			bc, err := dockerui.NewClient(c)
+			if err != nil {
+				return nil, err
+			}
+			res, err := frontend.BuildWith(ctx, c, bc, opt.Manifest, conv)
+			return res, manifest.WithFileLine(opt.ManifestName, err)
+		}, statusCh)
+		return err
+	})
+	err = eg.Wait()
+	if ferr := finish(err); err == nil {
+		err = ferr
+	}
+	if err != nil {
+		return nil, err
+	}
+	return result(resp), nil
+}
+
+// result reads the exporters' response.
+func result(resp *bkclient.SolveResponse) *Result {
+	r := &Result{Metadata: map[string]any{}}
+	for k, v := range resp.ExporterResponse {
+		var decoded any
+		if json.Unmarshal([]byte(v), &decoded) == nil && (strings.HasPrefix(v, "{") || strings.HasPrefix(v, "[")) {
+			r.Metadata[k] = decoded
+		} else {
+			r.Metadata[k] = v
+		}
+	}
+	// The image and docker exporters name the config; the engine's moby
+	// exporter gives the image ID as the image digest.
+	r.ImageID = resp.ExporterResponse[exptypes.ExporterImageConfigDigestKey]
+	if r.ImageID == "" {
+		if id := resp.ExporterResponse[exptypes.ExporterImageDigestKey]; id != "" && !strings.Contains(id, ",") {
+			r.ImageID = id
+		}
+	}
+	return r
+}
+
+// noted makes read say in the progress which image's plan it read.
+func noted(read manifest2llb.PreviousPlanReader, ch chan<- *bkclient.SolveStatus) manifest2llb.PreviousPlanReader {
+	if read == nil {
+		return nil
+	}
+	return func(ctx context.Context, ref string, p ocispecs.Platform) (*layering.Plan, error) {
+		started := time.Now()
+		plan, err := read(ctx, ref, p)
+		name := fmt.Sprintf("[storepack] previous image %s (%s): ", ref, platforms.Format(p))
+		switch {
+		case cerrdefs.IsNotFound(err):
+			name += "not found, no layers to keep"
+		case err != nil:
+			name += "cannot read its layer plan: " + firstLine(err.Error())
+		default:
+			name += fmt.Sprintf("read its plan of %d layers, keeping them where that ships less", len(plan.Layers))
+		}
+		completed := time.Now()
+		v := &bkclient.Vertex{Digest: digest.FromString(name), Name: name, Started: &started, Completed: &completed}
+		select {
+		case ch <- &bkclient.SolveStatus{Vertexes: []*bkclient.Vertex{v}}:
+		case <-ctx.Done():
+		}
+		return plan, err
+	}
+}
+
+// localDirs serves the local sources a host conversion names from their
+// directories on the host.
+type localDirs struct{ locals *manifest2llb.Locals }
+
+var _ filesync.DirSource = localDirs{}
+
+func (l localDirs) LookupDir(name string) (fsutil.FS, bool) {
+	dir, ok := l.locals.Dir(name)
+	if !ok {
+		return nil, false
+	}
+	fs, err := fsutil.NewFS(dir)
+	if err != nil {
+		return nil, false
+	}
+	return fs, true
+}

@@ -1,0 +1,141 @@
+package hostbuild
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+
+	bkclient "github.com/moby/buildkit/client"
+	"github.com/tonistiigi/go-csvvalue"
+)
+
+// Export is one destination of a build's result, as buildx's --output
+// names it: type=oci|docker|tar|local|image|registry with its attributes.
+type Export struct {
+	Type  string
+	Attrs map[string]string
+	// Load receives a docker archive (Type docker without dest) to put
+	// into the engine, as `docker load` does.
+	Load func(ctx context.Context, archive io.Reader) error
+}
+
+// ParseExport reads an --output value: "type=oci,dest=out.tar",
+// "type=registry", or a bare directory for type=local.
+func ParseExport(spec string) (Export, error) {
+	fields, err := csvvalue.Fields(spec, nil)
+	if err != nil {
+		return Export{}, fmt.Errorf("--output=%s: %w", spec, err)
+	}
+	e := Export{Attrs: map[string]string{}}
+	if len(fields) == 1 && !strings.Contains(fields[0], "=") {
+		e.Type, e.Attrs["dest"] = "local", fields[0]
+		if fields[0] == "-" {
+			e.Type = "tar"
+		}
+		return e, nil
+	}
+	for _, f := range fields {
+		k, v, ok := strings.Cut(f, "=")
+		if !ok {
+			return Export{}, fmt.Errorf("--output=%s: %q is not KEY=VALUE", spec, f)
+		}
+		if k == "type" {
+			e.Type = v
+			continue
+		}
+		e.Attrs[k] = v
+	}
+	switch e.Type {
+	case "oci", "docker", "tar", "local", "image":
+	case "registry":
+		e.Type, e.Attrs["push"] = "image", "true"
+	case "":
+		return Export{}, fmt.Errorf("--output=%s: no type= (oci, docker, image, registry, local or tar)", spec)
+	default:
+		return Export{}, fmt.Errorf("--output=%s: unknown type %q (want oci, docker, image, registry, local or tar)", spec, e.Type)
+	}
+	if e.Type == "local" && e.Attrs["dest"] == "" {
+		return Export{}, fmt.Errorf("--output=%s: type=local needs dest=DIRECTORY", spec)
+	}
+	return e, nil
+}
+
+// exportEntries turns exports into the solve's entries. finish ends what
+// they started once the solve returns with err: it waits for loads into
+// the engine, closes files, and removes a file a failed build half wrote.
+func exportEntries(ctx context.Context, exports []Export) (entries []bkclient.ExportEntry, finish func(err error) error, err error) {
+	var finishers []func(error) error
+	finish = func(err error) error {
+		var errs []error
+		for _, f := range finishers {
+			errs = append(errs, f(err))
+		}
+		return errors.Join(errs...)
+	}
+	for _, e := range exports {
+		entry := bkclient.ExportEntry{Type: e.Type, Attrs: map[string]string{}}
+		dest := e.Attrs["dest"]
+		for k, v := range e.Attrs {
+			if k != "dest" {
+				entry.Attrs[k] = v
+			}
+		}
+		switch {
+		case e.Load != nil:
+			r, w := io.Pipe()
+			done := make(chan error, 1)
+			go func() {
+				err := e.Load(ctx, r)
+				r.CloseWithError(err)
+				done <- err
+			}()
+			entry.Output = func(map[string]string) (io.WriteCloser, error) { return w, nil }
+			finishers = append(finishers, func(err error) error {
+				w.CloseWithError(err)
+				if lerr := <-done; lerr != nil && err == nil {
+					return fmt.Errorf("load into the engine: %w", lerr)
+				}
+				return nil
+			})
+		case e.Type == "local":
+			entry.OutputDir = dest
+		case e.Type == "oci" || e.Type == "docker" || e.Type == "tar":
+			if dest == "" {
+				return nil, nil, fmt.Errorf("--output type=%s needs dest=FILE (or dest=- for standard output)", e.Type)
+			}
+			entry.Output = fileOutput(dest, &finishers)
+		}
+		entries = append(entries, entry)
+	}
+	return entries, finish, nil
+}
+
+// fileOutput writes an archive to dest ("-": standard output) through a
+// temporary file renamed into place once the build succeeded.
+func fileOutput(dest string, finishers *[]func(error) error) func(map[string]string) (io.WriteCloser, error) {
+	return func(map[string]string) (io.WriteCloser, error) {
+		if dest == "-" {
+			return nopCloser{os.Stdout}, nil
+		}
+		f, err := os.CreateTemp(filepath.Dir(dest), "."+filepath.Base(dest)+".*")
+		if err != nil {
+			return nil, err
+		}
+		*finishers = append(*finishers, func(err error) error {
+			f.Close()
+			if err != nil {
+				return os.Remove(f.Name())
+			}
+			return os.Rename(f.Name(), dest)
+		})
+		return f, nil
+	}
+}
+
+type nopCloser struct{ io.Writer }
+
+func (nopCloser) Close() error { return nil }
