@@ -212,7 +212,7 @@ func readBuildInputs(dockerCli command.Cli, opts buildOptions, bo *hostbuild.Opt
 		if note != "" && !opts.quiet {
 			fmt.Fprintln(dockerCli.Err(), note)
 		}
-		bo.Manifest, bo.ManifestName = src, "the image of "+strings.Join(opts.args, " ")
+		bo.Manifest = src
 		return nil
 	}
 	if len(opts.args) > 1 {

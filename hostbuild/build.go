@@ -36,7 +36,7 @@ import (
 // Options are what a build needs besides the builder.
 type Options struct {
 	Manifest     []byte // the manifest source
-	ManifestName string // names it in errors: its file, or what stands for it
+	ManifestName string // its file, which errors name with the line; "": none (RootsManifest)
 	ContextDir   string // the build context on the host; "" for none
 
 	Platforms []ocispecs.Platform // none: the builder's
@@ -130,25 +130,36 @@ func Build(ctx context.Context, b *Builder, opt Options) (*Result, error) {
 	if opt.Progress != progressui.QuietMode && opt.Progress != progressui.RawJSONMode {
 		fmt.Fprintf(opt.Out, "#0 building with %q instance using %s driver\n", b.Name, b.Driver)
 	}
-	var resp *bkclient.SolveResponse
-	eg, ctx := errgroup.WithContext(ctx)
+	var (
+		resp *bkclient.SolveResponse
+		// The conversion's own error, before the gateway wraps it.
+		convErr error
+	)
+	eg, egCtx := errgroup.WithContext(ctx)
 	eg.Go(func() error {
-		_, err := display.UpdateFrom(context.WithoutCancel(ctx), statusCh)
+		_, err := display.UpdateFrom(context.WithoutCancel(egCtx), statusCh)
 		return err
 	})
 	eg.Go(func() error {
 		var err error
-		resp, err = b.Client.Build(ctx, solveOpt, "storepack", func(ctx context.Context, c gateway.Client) (*gateway.Result, error) {
+		resp, err = b.Client.Build(egCtx, solveOpt, "storepack", func(ctx context.Context, c gateway.Client) (*gateway.Result, error) {
 			bc, err := dockerui.NewClient(c)
 			if err != nil {
 				return nil, err
 			}
 			res, err := frontend.BuildWith(ctx, c, bc, opt.Manifest, conv)
-			return res, manifest.WithFileLine(opt.ManifestName, err)
+			if err != nil && opt.ManifestName != "" {
+				err = manifest.WithFileLine(opt.ManifestName, err)
+			}
+			convErr = err
+			return res, err
 		}, statusCh)
 		return err
 	})
 	err = eg.Wait()
+	if convErr != nil && ctx.Err() == nil {
+		err = convErr
+	}
 	if ferr := finish(err); err == nil {
 		err = ferr
 	}

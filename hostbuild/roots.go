@@ -20,6 +20,14 @@ exactly one executable NAME (otherwise no entrypoint, which the build says).`
 // RootsManifest is the manifest of an image of bare roots, as RootsHelp
 // says, and a note when it has no entrypoint.
 func RootsManifest(roots []store.Path) (src []byte, note string, err error) {
+	for _, r := range roots {
+		if _, err := os.Lstat(r.String()); err != nil {
+			if os.IsNotExist(err) {
+				return nil, "", fmt.Errorf("root %s is not in %s", r, r.Dir)
+			}
+			return nil, "", fmt.Errorf("root %s: %w", r, err)
+		}
+	}
 	first := roots[0]
 	lines := []string{"# syntax=storepack", "STORE " + first.Dir}
 	var closure []string

@@ -1,0 +1,362 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// The plugin's builders, as a user selects them: the engine's embedded
+// BuildKit (neither BUILDKIT_HOST nor BUILDX_BUILDER), the test bed's buildx
+// builder (--builder), and buildkitd through BUILDKIT_HOST.
+var (
+	engineEnv   = []string{"BUILDKIT_HOST=", "BUILDX_BUILDER="}
+	buildkitEnv = []string{"BUILDX_BUILDER="}
+)
+
+// runPluginEnv runs `docker storepack ARGS` with env added to the test
+// bed's, and returns its stdout and stderr apart.
+func runPluginEnv(env []string, args ...string) (stdout, stderr string, err error) {
+	c := exec.Command("docker", append([]string{"storepack"}, args...)...)
+	c.Env = append(os.Environ(), env...)
+	var out, errOut bytes.Buffer
+	c.Stdout, c.Stderr = &out, &errOut
+	err = c.Run()
+	return out.String(), errOut.String(), err
+}
+
+func mustPluginEnv(t *testing.T, env []string, args ...string) (stdout, stderr string) {
+	t.Helper()
+	stdout, stderr, err := runPluginEnv(env, args...)
+	if err != nil {
+		t.Fatalf("docker storepack %s: %v\nstderr:\n%s\nstdout:\n%s", strings.Join(args, " "), err, stderr, stdout)
+	}
+	return stdout, stderr
+}
+
+// withoutFrontendImage removes the frontend image from the engine for the
+// rest of the test, and checks at its end that the registry, which
+// buildkitd resolves docker.io through, was not asked for it either: the
+// plugin needs no frontend image anywhere.
+func withoutFrontendImage(t *testing.T) {
+	t.Helper()
+	installPlugin(t)
+	for _, ref := range []string{"storepack:latest", bed.frontend} {
+		cmd(nil, bed.docker, "rmi", ref)
+	}
+	offset := registryLogSize(t)
+	t.Cleanup(func() {
+		if asked := registryRequests(t, offset, "/library/storepack/"); len(asked) > 0 {
+			t.Errorf("the registry was asked for the frontend image:\n%s", strings.Join(asked, "\n"))
+		}
+		if err := installFrontend(); err != nil {
+			t.Fatalf("reinstall the frontend image: %v", err)
+		}
+	})
+}
+
+// registryRequests lists the requests in the registry's log since offset
+// whose URI holds part.
+func registryRequests(t *testing.T, offset int64, part string) []string {
+	t.Helper()
+	f, err := os.Open(registryLog())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := f.Seek(offset, 0); err != nil {
+		t.Fatal(err)
+	}
+	var lines []string
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		if strings.Contains(sc.Text(), `http.request.uri="`) && strings.Contains(sc.Text(), part) {
+			lines = append(lines, sc.Text())
+		}
+	}
+	return lines
+}
+
+// TestPluginBuildRoots builds a Nix-built ./result with no manifest on
+// each builder and runs the image with plain docker run.
+func TestPluginBuildRoots(t *testing.T) {
+	withoutFrontendImage(t)
+	c := nixClosure(t)
+	result := filepath.Join(c.dir, "result")
+	for _, b := range []struct {
+		name string
+		env  []string
+		args []string
+		tag  string
+	}{
+		{"engine", engineEnv, nil, "storepack-e2e/plugin-roots:engine"},
+		{"buildx --load", nil, []string{"--builder", os.Getenv("BUILDX_BUILDER"), "--load"}, "storepack-e2e/plugin-roots:buildx"},
+		{"BUILDKIT_HOST --push", buildkitEnv, []string{"--push"}, bed.registry + "/storepack-e2e/plugin-roots:pushed"},
+	} {
+		t.Run(b.name, func(t *testing.T) {
+			args := append([]string{"build", "--progress=plain", "-t", b.tag}, b.args...)
+			_, progress := mustPluginEnv(t, b.env, append(args, result)...)
+			t.Cleanup(func() { cmd(nil, bed.docker, "rmi", "-f", b.tag) })
+			if strings.HasPrefix(b.tag, bed.registry) {
+				must(t, nil, bed.docker, "pull", b.tag)
+			}
+			if out := stdoutOf(t, bed.docker, "run", "--rm", b.tag); strings.TrimSpace(out) != greeting {
+				t.Errorf("docker run printed %q, want %q\nbuild progress:\n%s", out, greeting, progress)
+			}
+		})
+	}
+}
+
+// TestPluginBuildManifest builds a manifest with LINK, DIR, CMD and ENV on
+// the engine, and the multi-architecture manifest for four platforms
+// through the buildx builder, pushed as one index.
+func TestPluginBuildManifest(t *testing.T) {
+	withoutFrontendImage(t)
+	c := nixClosure(t)
+	df := writeFile(t, c.dir, "app.storepack", manifest("./result", "path-info.json",
+		"DIR --mode=1777 /tmp", "ENV GREETING_FROM=storepack", `CMD ["--version"]`))
+	tag := "storepack-e2e/plugin-manifest:1"
+	mustPluginEnv(t, engineEnv, "build", "-q", "-f", df, "-t", tag, c.dir)
+	t.Cleanup(func() { cmd(nil, bed.docker, "rmi", "-f", tag) })
+	if out := stdoutOf(t, bed.docker, "run", "--rm", tag); strings.TrimSpace(out) != "hello 1.0" {
+		t.Errorf("CMD [--version]: docker run printed %q", out)
+	}
+	busybox := pathNamed(t, c, "busybox") + "/bin/busybox"
+	if out := stdoutOf(t, bed.docker, "run", "--rm", "--entrypoint", busybox, tag, "stat", "-c", "%a", "/tmp"); strings.TrimSpace(out) != "1777" {
+		t.Errorf("/tmp has mode %q, want 1777", out)
+	}
+	if out := stdoutOf(t, bed.docker, "run", "--rm", "--entrypoint", busybox, tag, "sh", "-c", `echo "$GREETING_FROM"`); strings.TrimSpace(out) != "storepack" {
+		t.Errorf("ENV GREETING_FROM: %q", out)
+	}
+
+	repo := bed.registry + "/storepack-e2e/plugin-multi"
+	dir := multiarchClosures(t, "1")
+	var m strings.Builder
+	var platformList []string
+	m.WriteString("# syntax=storepack\n")
+	for _, s := range systems {
+		fmt.Fprintf(&m, "CLOSURE --platform=%s ./result-%s\nGRAPH --platform=%s graph-%s.json\n", s.system, s.system, s.system, s.system)
+		platformList = append(platformList, s.platform)
+	}
+	m.WriteString("LINK /bin -> bin\nENTRYPOINT [\"/bin/hello\"]\n")
+	mf := writeFile(t, dir, "app.storepack", m.String())
+	mustPluginEnv(t, nil, "build", "--builder", os.Getenv("BUILDX_BUILDER"), "-f", mf, "--platform", strings.Join(platformList, ","), "-t", repo+":1", "--push", dir)
+	images := checkIndex(t, repo, "1")
+	var got []string
+	for _, img := range images {
+		got = append(got, img.platform.OS+"/"+img.platform.Architecture+variantSuffix(img.platform.Variant))
+	}
+	if slices.Sort(got); !slices.Equal(got, sortedCopy(platformList)) {
+		t.Errorf("the index has %v, want %v", got, platformList)
+	}
+}
+
+func variantSuffix(v string) string {
+	if v == "" {
+		return ""
+	}
+	return "/" + v
+}
+
+// pathNamed returns the closure's store path with the given name.
+func pathNamed(t *testing.T, c closure, name string) string {
+	t.Helper()
+	for _, p := range c.paths {
+		if p.Name == name {
+			return p.String()
+		}
+	}
+	t.Fatalf("no store path %s in the closure", name)
+	return ""
+}
+
+// TestPluginBuildMatchesDockerBuild: the plugin and `docker build` with
+// `# syntax=storepack` make the same image from the same inputs on the same
+// builder: the same layer diffIDs and the same config.
+func TestPluginBuildMatchesDockerBuild(t *testing.T) {
+	installPlugin(t)
+	c := nixClosure(t)
+	t.Run("docker 20.10", func(t *testing.T) {
+		df := writeFile(t, c.dir, "engine.storepack", manifest(c.dir+"/result", c.dir+"/path-info.json"))
+		if r := engineBuild(t, "-f", df, "-t", "storepack-e2e/same:frontend", "/"); r.err != nil {
+			t.Fatalf("docker build failed:\n%s", r)
+		}
+		// The same context as docker build's: the host's root.
+		mustPluginEnv(t, engineEnv, "build", "-q", "-f", df, "-t", "storepack-e2e/same:plugin", "/")
+		t.Cleanup(func() { cmd(nil, bed.docker, "rmi", "-f", "storepack-e2e/same:frontend", "storepack-e2e/same:plugin") })
+		sameImage(t, savedImage(t, "storepack-e2e/same:frontend"), savedImage(t, "storepack-e2e/same:plugin"))
+	})
+	t.Run("buildkitd", func(t *testing.T) {
+		df := writeFile(t, c.dir, "app.storepack", manifest("./result", "path-info.json"))
+		viaFrontend := filepath.Join(t.TempDir(), "frontend.tar")
+		if r := buildxBuild(t, "-f", df, "--build-context", "store=/nix/store", "-o", "type=oci,dest="+viaFrontend, c.dir); r.err != nil {
+			t.Fatalf("docker buildx build failed:\n%s", r)
+		}
+		viaPlugin := filepath.Join(t.TempDir(), "plugin.tar")
+		mustPluginEnv(t, nil, "build", "--builder", os.Getenv("BUILDX_BUILDER"), "-f", df, "-o", "type=oci,dest="+viaPlugin, c.dir)
+		sameImage(t, readArchive(t, viaFrontend), readArchive(t, viaPlugin))
+	})
+}
+
+// savedImage reads an image of the engine through docker save.
+func savedImage(t *testing.T, ref string) *image {
+	t.Helper()
+	saved := filepath.Join(t.TempDir(), "image.tar")
+	must(t, nil, bed.docker, "save", "-o", saved, ref)
+	return readArchive(t, saved)
+}
+
+// sameImage checks that the frontend's image and the plugin's have the
+// same layers and the same config, history included.
+func sameImage(t *testing.T, viaFrontend, viaPlugin *image) {
+	t.Helper()
+	if !slices.Equal(viaFrontend.diffIDs(), viaPlugin.diffIDs()) {
+		t.Errorf("diffIDs differ:\nfrontend: %v\nplugin:   %v", viaFrontend.diffIDs(), viaPlugin.diffIDs())
+	}
+	a, _ := json.Marshal(viaFrontend.config)
+	b, _ := json.Marshal(viaPlugin.config)
+	if !bytes.Equal(a, b) {
+		t.Errorf("configs differ:\nfrontend: %s\nplugin:   %s", a, b)
+	}
+}
+
+var imageID = regexp.MustCompile(`^sha256:[0-9a-f]{64}\n$`)
+
+// TestPluginBuildProgress: plain progress has one step per layer, rawjson
+// is JSON lines, -q prints the image ID alone.
+func TestPluginBuildProgress(t *testing.T) {
+	installPlugin(t)
+	c := nixClosure(t)
+	result := filepath.Join(c.dir, "result")
+	tag := "storepack-e2e/plugin-progress:1"
+	t.Cleanup(func() { cmd(nil, bed.docker, "rmi", "-f", tag) })
+
+	_, plain := mustPluginEnv(t, engineEnv, "build", "--progress=plain", "-t", tag, result)
+	steps := regexp.MustCompile(`(?m)^#\d+ layer \d+/(\d+): `).FindAllStringSubmatch(plain, -1)
+	layers := map[string]bool{}
+	for _, s := range steps {
+		layers[s[0]] = true
+	}
+	if len(steps) == 0 || len(layers) != len(c.paths) {
+		t.Errorf("plain progress shows %d layer steps, want one per store path (%d):\n%s", len(layers), len(c.paths), plain)
+	}
+	if !strings.Contains(plain, `building with "default" instance using docker driver`) {
+		t.Errorf("plain progress does not name the builder:\n%s", plain)
+	}
+
+	_, raw := mustPluginEnv(t, engineEnv, "build", "--progress=rawjson", "-t", tag, result)
+	lines := strings.Split(strings.TrimSpace(raw), "\n")
+	for i, line := range lines {
+		if !json.Valid([]byte(line)) {
+			t.Errorf("rawjson line %d is not JSON: %q", i+1, line)
+		}
+	}
+
+	out, _ := mustPluginEnv(t, engineEnv, "build", "-q", "-t", tag, result)
+	if !imageID.MatchString(out) {
+		t.Errorf("-q printed %q, want the image ID alone", out)
+	}
+	if id := must(t, nil, bed.docker, "image", "inspect", "-f", "{{.Id}}", tag); strings.TrimSpace(id) != strings.TrimSpace(out) {
+		t.Errorf("-q printed %q, the image is %q", out, id)
+	}
+}
+
+// TestPluginRebuildKeepsLayers rebuilds a tag after only the application
+// changed: without --previous, the tag's image is the previous one, and
+// every layer without the application keeps its diffID.
+func TestPluginRebuildKeepsLayers(t *testing.T) {
+	installPlugin(t)
+	v1 := nixClosure(t, "--argstr", "appVersion", "plugin-1")
+	v2 := nixClosure(t, "--argstr", "appVersion", "plugin-2")
+	tag := "storepack-e2e/plugin-rebuild:latest"
+	t.Cleanup(func() { cmd(nil, bed.docker, "rmi", "-f", tag) })
+	layersOf := func() map[string]string {
+		t.Helper()
+		img := savedImage(t, tag)
+		byPaths := map[string]string{}
+		for i, l := range img.plan(t).Layers {
+			byPaths[pathsKey(l)] = img.layers[i].diffID
+		}
+		return byPaths
+	}
+	mustPluginEnv(t, engineEnv, "build", "--progress=plain", "--max-layers", "3", "-t", tag, filepath.Join(v1.dir, "result"))
+	first := layersOf()
+	_, progress := mustPluginEnv(t, engineEnv, "build", "--progress=plain", "--max-layers", "3", "-t", tag, filepath.Join(v2.dir, "result"))
+	if want := "previous image " + tag + " (linux/amd64): read its plan"; !strings.Contains(progress, want) {
+		t.Errorf("the progress does not say it read %s:\n%s", tag, progress)
+	}
+	kept := 0
+	for key, id := range layersOf() {
+		if strings.Contains(key, v2.root.Base()) {
+			continue
+		}
+		if first[key] != id {
+			t.Errorf("layer %s lost its diffID: %s, was %q", key, id, first[key])
+		}
+		kept++
+	}
+	if kept == 0 {
+		t.Errorf("no layer without the application was kept")
+	}
+}
+
+// TestPluginBuildErrors: wrong input is one clear line, a non-zero exit,
+// no tag and no temporary directory left.
+func TestPluginBuildErrors(t *testing.T) {
+	installPlugin(t)
+	c := nixClosure(t)
+	result := filepath.Join(c.dir, "result")
+	tag := "storepack-e2e/plugin-errors:1"
+	for _, tc := range []struct {
+		name string
+		env  []string
+		args []string
+		want string
+	}{
+		{"outside any store", engineEnv, []string{"-t", tag, "/etc/hostname", "/etc/hosts"}, "not a store path"},
+		{"missing manifest", engineEnv, []string{"-t", tag, "-f", filepath.Join(c.dir, "no-such.storepack"), c.dir}, "no manifest"},
+		{"unreachable builder", nil, []string{"-t", tag, "--addr", "unix://" + filepath.Join(t.TempDir(), "none.sock"), result}, "cannot reach the builder"},
+		{"multi-platform load", engineEnv, []string{"-t", tag, "--load", "--platform", "linux/amd64,linux/arm64", result}, "--load of 2 platforms"},
+		{"invalid tag", engineEnv, []string{"-t", "Not/A:Valid:Tag", result}, "not a valid image reference"},
+		{"missing store path", engineEnv, []string{"-t", tag, "/nix/store/00000000000000000000000000000000-none"}, "00000000000000000000000000000000-none"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			before := stageDirs(t)
+			_, stderr, err := runPluginEnv(tc.env, append([]string{"build"}, tc.args...)...)
+			if err == nil || !strings.Contains(stderr, tc.want) {
+				t.Errorf("err %v, stderr %q; want a failure that says %q", err, stderr, tc.want)
+			}
+			if lines := strings.Split(strings.TrimSpace(stderr), "\n"); len(lines) != 1 {
+				t.Errorf("stderr has %d lines, want one:\n%s", len(lines), stderr)
+			}
+			if r := cmd(nil, bed.docker, "image", "inspect", tag); r.err == nil {
+				t.Errorf("%s was tagged", tag)
+				cmd(nil, bed.docker, "rmi", "-f", tag)
+			}
+			if after := stageDirs(t); len(after) > len(before) {
+				t.Errorf("temporary directories left: %v", after)
+			}
+		})
+	}
+}
+
+// stageDirs lists the plugin's temporary directories.
+func stageDirs(t *testing.T) []string {
+	t.Helper()
+	dirs, err := filepath.Glob(filepath.Join(os.TempDir(), "storepack-stage-*"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dirs
+}
