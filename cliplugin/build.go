@@ -30,21 +30,22 @@ import (
 const defaultManifest = "Storepackfile"
 
 type buildOptions struct {
-	file         string
-	tags         []string
-	platforms    []string
-	buildArgs    []string
-	load, push   bool
-	outputs      []string
-	progress     string
-	strategy     string
-	maxLayers    int
-	previous     string
-	metadataFile string
-	quiet        bool
-	builder      string
-	addr         string
-	args         []string
+	file          string
+	tags          []string
+	platforms     []string
+	buildArgs     []string
+	load, push    bool
+	outputs       []string
+	progress      string
+	strategy      string
+	maxLayers     int
+	previous      string
+	metadataFile  string
+	quiet         bool
+	builder       string
+	addr          string
+	frontendImage string
+	args          []string
 }
 
 func newBuildCommand(dockerCli command.Cli) *cobra.Command {
@@ -100,6 +101,7 @@ IMAGE names another image, --previous "" none.`,
 	flags.BoolVarP(&opts.quiet, "quiet", "q", false, "Print only the image ID")
 	flags.StringVar(&opts.builder, "builder", "", "buildx builder to use (default: BUILDX_BUILDER, else buildx's selected builder)")
 	flags.StringVar(&opts.addr, "addr", "", "BuildKit daemon address (default: BUILDKIT_HOST)")
+	flags.StringVar(&opts.frontendImage, "frontend-image", "", "Build through this storepack frontend image in the builder, as docker buildx build does, rather than in this process (for comparisons)")
 	return cmd
 }
 
@@ -113,6 +115,10 @@ func runBuild(ctx context.Context, dockerCli command.Cli, opts buildOptions, pre
 		return err
 	}
 	defer b.Close()
+	if opts.frontendImage != "" && b.Kind == hostbuild.Engine {
+		return fmt.Errorf("--frontend-image: the builder %q (the engine's) refuses named contexts, which that path needs for the store; build without --frontend-image, or with a BuildKit builder (--builder, --addr)", b.Name)
+	}
+	bo.FrontendImage = opts.frontendImage
 	if bo.Exports, err = exportsFor(dockerCli, b, opts, len(bo.Platforms)); err != nil {
 		return err
 	}
@@ -234,7 +240,7 @@ func readBuildInputs(dockerCli command.Cli, opts buildOptions, bo *hostbuild.Opt
 	var err error
 	if file == "-" {
 		bo.Manifest, err = io.ReadAll(dockerCli.In())
-		bo.ManifestName = "the manifest from standard input"
+		bo.ManifestName = "<stdin>"
 	} else {
 		bo.Manifest, err = os.ReadFile(file)
 		bo.ManifestName = file

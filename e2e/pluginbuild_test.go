@@ -14,6 +14,9 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/opencontainers/go-digest"
+	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
 // The plugin's builders, as a user selects them: the engine's embedded
@@ -102,7 +105,7 @@ func TestPluginBuildRoots(t *testing.T) {
 	}{
 		{"engine", engineEnv, nil, "storepack-e2e/plugin-roots:engine"},
 		{"buildx --load", nil, []string{"--builder", os.Getenv("BUILDX_BUILDER"), "--load"}, "storepack-e2e/plugin-roots:buildx"},
-		{"BUILDKIT_HOST --push", buildkitEnv, []string{"--push"}, bed.registry + "/storepack-e2e/plugin-roots:pushed"},
+		{"BUILDKIT_HOST --push", buildkitEnv, []string{"--push", "--metadata-file", filepath.Join(c.dir, "metadata.json")}, bed.registry + "/storepack-e2e/plugin-roots:pushed"},
 	} {
 		t.Run(b.name, func(t *testing.T) {
 			args := append([]string{"build", "--progress=plain", "-t", b.tag}, b.args...)
@@ -110,6 +113,7 @@ func TestPluginBuildRoots(t *testing.T) {
 			t.Cleanup(func() { cmd(nil, bed.docker, "rmi", "-f", b.tag) })
 			if strings.HasPrefix(b.tag, bed.registry) {
 				must(t, nil, bed.docker, "pull", b.tag)
+				checkMetadata(t, filepath.Join(c.dir, "metadata.json"), b.tag)
 			}
 			if out := stdoutOf(t, bed.docker, "run", "--rm", b.tag); strings.TrimSpace(out) != greeting {
 				t.Errorf("docker run printed %q, want %q\nbuild progress:\n%s", out, greeting, progress)
@@ -127,7 +131,13 @@ func TestPluginBuildManifest(t *testing.T) {
 	df := writeFile(t, c.dir, "app.storepack", manifest("./result", "path-info.json",
 		"DIR --mode=1777 /tmp", "ENV GREETING_FROM=storepack", `CMD ["--version"]`))
 	tag := "storepack-e2e/plugin-manifest:1"
-	mustPluginEnv(t, engineEnv, "build", "-q", "-f", df, "-t", tag, c.dir)
+	// From standard input, as -f - reads it.
+	build := exec.Command("docker", "storepack", "build", "-q", "-f", "-", "-t", tag, c.dir)
+	build.Env = append(os.Environ(), engineEnv...)
+	build.Stdin = strings.NewReader(readFile(t, df))
+	if out, err := build.CombinedOutput(); err != nil || !imageID.Match(out) {
+		t.Fatalf("build -f -: %v\n%s", err, out)
+	}
 	t.Cleanup(func() { cmd(nil, bed.docker, "rmi", "-f", tag) })
 	if out := stdoutOf(t, bed.docker, "run", "--rm", tag); strings.TrimSpace(out) != "hello 1.0" {
 		t.Errorf("CMD [--version]: docker run printed %q", out)
@@ -160,6 +170,30 @@ func TestPluginBuildManifest(t *testing.T) {
 	if slices.Sort(got); !slices.Equal(got, sortedCopy(platformList)) {
 		t.Errorf("the index has %v, want %v", got, platformList)
 	}
+}
+
+// checkMetadata checks that a --metadata-file names the pushed image and
+// its digest, as the registry has it.
+func checkMetadata(t *testing.T, file, ref string) {
+	t.Helper()
+	var md map[string]any
+	if err := json.Unmarshal([]byte(readFile(t, file)), &md); err != nil {
+		t.Fatalf("--metadata-file: %v", err)
+	}
+	repo, tag, _ := strings.Cut(strings.TrimPrefix(ref, bed.registry+"/"), ":")
+	pushed := registryDigest(t, repo, tag)
+	if md["containerimage.digest"] != pushed || md["image.name"] != ref {
+		t.Errorf("--metadata-file has digest %v and name %v, want %s and %s", md["containerimage.digest"], md["image.name"], pushed, ref)
+	}
+}
+
+func readFile(t *testing.T, name string) string {
+	t.Helper()
+	data, err := os.ReadFile(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(data)
 }
 
 func variantSuffix(v string) string {
@@ -206,6 +240,10 @@ func TestPluginBuildMatchesDockerBuild(t *testing.T) {
 		viaPlugin := filepath.Join(t.TempDir(), "plugin.tar")
 		mustPluginEnv(t, nil, "build", "--builder", os.Getenv("BUILDX_BUILDER"), "-f", df, "-o", "type=oci,dest="+viaPlugin, c.dir)
 		sameImage(t, readArchive(t, viaFrontend), readArchive(t, viaPlugin))
+		// --frontend-image runs the frontend image in the builder instead.
+		viaImage := filepath.Join(t.TempDir(), "image.tar")
+		mustPluginEnv(t, nil, "build", "--builder", os.Getenv("BUILDX_BUILDER"), "--frontend-image", bed.frontend, "-f", df, "-o", "type=oci,dest="+viaImage, c.dir)
+		sameImage(t, readArchive(t, viaFrontend), readArchive(t, viaImage))
 	})
 }
 
@@ -359,4 +397,12 @@ func stageDirs(t *testing.T) []string {
 		t.Fatal(err)
 	}
 	return dirs
+}
+
+// registryDigest is the digest of the manifest (or index) a tag names.
+func registryDigest(t *testing.T, repo, tag string) string {
+	t.Helper()
+	data := registryGet(t, bed.registry+"/"+repo, tag, ocispecs.MediaTypeImageIndex, ocispecs.MediaTypeImageManifest,
+		"application/vnd.docker.distribution.manifest.list.v2+json", "application/vnd.docker.distribution.manifest.v2+json")
+	return digest.FromBytes(data).String()
 }

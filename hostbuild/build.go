@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -58,6 +59,11 @@ type Options struct {
 
 	Progress progressui.DisplayMode
 	Out      io.Writer // progress output
+
+	// FrontendImage, when set, builds through that frontend image in the
+	// builder, as `docker buildx build` with `# syntax=` does, instead of
+	// in this process: for comparisons. It needs named contexts.
+	FrontendImage string
 }
 
 // Result is what a build made.
@@ -142,6 +148,14 @@ func Build(ctx context.Context, b *Builder, opt Options) (*Result, error) {
 	})
 	eg.Go(func() error {
 		var err error
+		if opt.FrontendImage != "" {
+			if solveOpt, err = throughFrontendImage(solveOpt, opt, stageDir); err != nil {
+				close(statusCh)
+				return err
+			}
+			resp, err = b.Client.Solve(egCtx, nil, solveOpt, statusCh)
+			return err
+		}
 		resp, err = b.Client.Build(egCtx, solveOpt, "storepack", func(ctx context.Context, c gateway.Client) (*gateway.Result, error) {
 			bc, err := dockerui.NewClient(c)
 			if err != nil {
@@ -168,6 +182,50 @@ func Build(ctx context.Context, b *Builder, opt Options) (*Result, error) {
 	}
 	return result(resp), nil
 }
+
+// throughFrontendImage makes solveOpt run the frontend image opt names in
+// the builder, with the manifest, the context and the store as the local
+// contexts `docker buildx build --build-context store=DIR` sends.
+func throughFrontendImage(solveOpt bkclient.SolveOpt, opt Options, stageDir string) (bkclient.SolveOpt, error) {
+	m, err := manifest.Parse(opt.Manifest)
+	if err != nil {
+		return solveOpt, manifest.WithFileLine(opt.ManifestName, err)
+	}
+	spec, err := m.Expand(manifest.Options{BuildArgs: opt.BuildArgs})
+	if err != nil {
+		return solveOpt, manifest.WithFileLine(opt.ManifestName, err)
+	}
+	manifestDir, name := filepath.Split(opt.ManifestName)
+	if fi, err := os.Stat(opt.ManifestName); err != nil || !fi.Mode().IsRegular() { // bare roots, standard input
+		manifestDir, name = stageDir, defaultManifestName
+		if err := os.WriteFile(filepath.Join(stageDir, name), opt.Manifest, 0o644); err != nil {
+			return solveOpt, err
+		}
+	}
+	contextDir := opt.ContextDir
+	if contextDir == "" {
+		contextDir = stageDir
+	}
+	solveOpt.LocalMounts = map[string]fsutil.FS{}
+	for local, dir := range map[string]string{"context": contextDir, "dockerfile": manifestDir, "store": spec.StoreDir} {
+		if dir == "" {
+			dir = "."
+		}
+		fs, err := fsutil.NewFS(dir)
+		if err != nil {
+			return solveOpt, err
+		}
+		solveOpt.LocalMounts[local] = fs
+	}
+	solveOpt.Frontend = "gateway.v0"
+	solveOpt.FrontendAttrs["source"] = opt.FrontendImage
+	solveOpt.FrontendAttrs["filename"] = name
+	solveOpt.FrontendAttrs["context:store"] = "local:store"
+	return solveOpt, nil
+}
+
+// defaultManifestName names a manifest that has no file of its own.
+const defaultManifestName = "Storepackfile"
 
 // result reads the exporters' response.
 func result(resp *bkclient.SolveResponse) *Result {
