@@ -114,7 +114,7 @@ func Build(ctx context.Context, b *Builder, opt Options) (*Result, error) {
 		}
 		attrs["platform"] = strings.Join(names, ",")
 	}
-	attachables := []session.Attachable{filesync.NewFSSyncProvider(localDirs{locals})}
+	var attachables []session.Attachable
 	if opt.Auth != nil {
 		attachables = append(attachables, authprovider.NewDockerAuthProvider(authprovider.DockerAuthProviderConfig{
 			AuthConfigProvider: authprovider.LoadAuthConfig(opt.Auth),
@@ -156,6 +156,7 @@ func Build(ctx context.Context, b *Builder, opt Options) (*Result, error) {
 			resp, err = b.Client.Solve(egCtx, nil, solveOpt, statusCh)
 			return err
 		}
+		solveOpt.Session = append(solveOpt.Session, filesync.NewFSSyncProvider(localDirs{locals}))
 		resp, err = b.Client.Build(egCtx, solveOpt, "storepack", func(ctx context.Context, c gateway.Client) (*gateway.Result, error) {
 			bc, err := dockerui.NewClient(c)
 			if err != nil {
@@ -185,7 +186,8 @@ func Build(ctx context.Context, b *Builder, opt Options) (*Result, error) {
 
 // throughFrontendImage makes solveOpt run the frontend image opt names in
 // the builder, with the manifest, the context and the store as the local
-// contexts `docker buildx build --build-context store=DIR` sends.
+// contexts `docker buildx build --build-context store=DIR` sends (the
+// client serves them itself).
 func throughFrontendImage(solveOpt bkclient.SolveOpt, opt Options, stageDir string) (bkclient.SolveOpt, error) {
 	m, err := manifest.Parse(opt.Manifest)
 	if err != nil {
