@@ -19,6 +19,7 @@ import (
 	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/spf13/cobra"
 
+	"github.com/storepack/storepack/engineload"
 	"github.com/storepack/storepack/frontend/inputs"
 	"github.com/storepack/storepack/hostbuild"
 	"github.com/storepack/storepack/hoststore"
@@ -304,7 +305,7 @@ func exportsFor(dockerCli command.Cli, b *hostbuild.Builder, opts buildOptions, 
 		} else {
 			engine := dockerCli.Client()
 			exports = append(exports, hostbuild.Export{Type: "docker", Attrs: map[string]string{"name": names}, Load: func(ctx context.Context, r io.Reader) error {
-				return hostbuild.LoadIntoEngine(ctx, engine, r)
+				return engineload.Archive(ctx, engine, r, io.Discard)
 			}})
 		}
 	}

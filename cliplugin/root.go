@@ -55,6 +55,7 @@ func addCommands(cmd *cobra.Command, dockerCli command.Cli) {
 	cmd.AddCommand(
 		newBuildCommand(dockerCli),
 		newGraphCommand(dockerCli),
+		newLoadCommand(dockerCli),
 		newPlanCommand(dockerCli),
 		newVersionCommand(dockerCli),
 	)

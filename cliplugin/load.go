@@ -1,0 +1,81 @@
+package cliplugin
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/containerd/platforms"
+	"github.com/distribution/reference"
+	"github.com/docker/cli/cli"
+	"github.com/docker/cli/cli/command"
+	"github.com/moby/moby/client"
+	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
+	"github.com/spf13/cobra"
+
+	"github.com/storepack/storepack/engineload"
+	"github.com/storepack/storepack/frontend/inputs"
+)
+
+type loadOptions struct {
+	platform string
+	tags     []string
+	quiet    bool
+	src      string
+}
+
+func newLoadCommand(dockerCli command.Cli) *cobra.Command {
+	var opts loadOptions
+	cmd := &cobra.Command{
+		Use:   "load [OPTIONS] ARCHIVE|DIRECTORY|-",
+		Short: "Load an image from a docker or OCI archive into the engine",
+		Long: `Load an image from a docker archive, an OCI archive or an OCI layout
+directory ("-": standard input; gzip, bzip2, xz and zstd are read) into the
+docker engine. From an index of several platforms it loads the engine's
+platform, or --platform's, converted to the docker archive that every engine
+loads (Docker 20.10 cannot load an OCI index). Nothing is loaded when the
+archive is corrupt or has no image for the platform.`,
+		Example: `  docker storepack load app.tar
+  docker storepack load --platform linux/arm/v7 -t app:arm app-oci.tar
+  nix-build -A image | xargs cat | docker storepack load -`,
+		Args:                  cli.ExactArgs(1),
+		DisableFlagsInUseLine: true,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			opts.src = args[0]
+			return runLoad(cmd.Context(), dockerCli, opts)
+		},
+	}
+	flags := cmd.Flags()
+	flags.StringVar(&opts.platform, "platform", "", "Platform to load from an index (os/arch[/variant] or a Nix system; default: the engine's)")
+	flags.StringArrayVarP(&opts.tags, "tag", "t", nil, "Name the loaded image (default: the archive's names); repeatable")
+	flags.BoolVarP(&opts.quiet, "quiet", "q", false, "Print only what the engine says it loaded")
+	return cmd
+}
+
+func runLoad(ctx context.Context, dockerCli command.Cli, opts loadOptions) error {
+	for _, tag := range opts.tags {
+		if _, err := reference.ParseNormalizedNamed(tag); err != nil {
+			return fmt.Errorf("-t %s: not a valid image reference: %w", tag, err)
+		}
+	}
+	engine := dockerCli.Client()
+	p, err := enginePlatform(ctx, engine, opts.platform)
+	if err != nil {
+		return err
+	}
+	if !opts.quiet {
+		fmt.Fprintf(dockerCli.Err(), "Loading the %s image of %s\n", platforms.Format(p), opts.src)
+	}
+	return engineload.Load(ctx, engine, opts.src, dockerCli.In(), engineload.Options{Platform: p, Names: opts.tags, Out: dockerCli.Out()})
+}
+
+// enginePlatform parses spec; "" is the engine's platform.
+func enginePlatform(ctx context.Context, engine client.APIClient, spec string) (ocispecs.Platform, error) {
+	if spec != "" {
+		return inputs.ParsePlatform(spec)
+	}
+	info, err := engine.Info(ctx, client.InfoOptions{})
+	if err != nil {
+		return ocispecs.Platform{}, fmt.Errorf("cannot reach the docker engine: %w", err)
+	}
+	return platforms.Normalize(ocispecs.Platform{OS: info.Info.OSType, Architecture: info.Info.Architecture}), nil
+}

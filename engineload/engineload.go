@@ -1,0 +1,238 @@
+// Package engineload puts images into a docker engine: a docker archive,
+// an OCI archive or an OCI layout directory, one platform of it, converted
+// to the docker archive that every engine loads (Docker 20.10's classic
+// image store cannot load an OCI index).
+package engineload
+
+import (
+	"archive/tar"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"slices"
+	"strings"
+
+	"github.com/containerd/containerd/v2/core/content"
+	"github.com/containerd/containerd/v2/core/images"
+	"github.com/containerd/containerd/v2/core/images/archive"
+	"github.com/containerd/containerd/v2/pkg/archive/compression"
+	"github.com/containerd/containerd/v2/plugins/content/local"
+	"github.com/containerd/platforms"
+	"github.com/distribution/reference"
+	"github.com/moby/moby/client"
+	"github.com/moby/moby/client/pkg/jsonmessage"
+	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
+)
+
+// ImageLoader is what loading asks of the engine; client.APIClient has it.
+type ImageLoader interface {
+	ImageLoad(ctx context.Context, input io.Reader, opts ...client.ImageLoadOption) (client.ImageLoadResult, error)
+}
+
+var _ ImageLoader = (client.APIClient)(nil)
+
+// Archive loads a docker archive into the engine, as `docker load` does;
+// the engine's messages ("Loaded image: …") go to out.
+func Archive(ctx context.Context, engine ImageLoader, archive io.Reader, out io.Writer) error {
+	res, err := engine.ImageLoad(ctx, archive, client.ImageLoadWithQuiet(true))
+	if err != nil {
+		return err
+	}
+	defer res.Close()
+	if err := jsonmessage.DisplayJSONMessagesStream(res, out, 0, false, nil); err != nil {
+		return fmt.Errorf("the engine refused the image: %w", err)
+	}
+	return nil
+}
+
+// Options say which image of an archive to load, and as what.
+type Options struct {
+	Platform ocispecs.Platform // of an image of an index
+	Names    []string          // none: the archive's names for the image
+	Out      io.Writer         // the engine's messages
+}
+
+// Load reads the archive or OCI layout at src ("-": in), picks the image
+// of opt.Platform, and loads it into the engine. Nothing is loaded when
+// src is not an archive, or holds no image for the platform.
+func Load(ctx context.Context, engine ImageLoader, src string, in io.Reader, opt Options) error {
+	r, closeSrc, err := open(src, in)
+	if err != nil {
+		return err
+	}
+	defer closeSrc()
+	dir, err := os.MkdirTemp("", "storepack-load-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	store, err := local.NewStore(dir)
+	if err != nil {
+		return err
+	}
+	name := src
+	if src == "-" {
+		name = "standard input"
+	}
+	index, err := archive.ImportIndex(ctx, store, r)
+	if err != nil {
+		return fmt.Errorf("%s: not a docker or OCI archive: %w", name, err)
+	}
+	img, err := pick(ctx, store, index, opt.Platform)
+	if err != nil {
+		return fmt.Errorf("%s: %w", name, err)
+	}
+	names := opt.Names
+	if len(names) == 0 {
+		names = img.names
+	}
+	pr, pw := io.Pipe()
+	go func() {
+		pw.CloseWithError(archive.Export(ctx, store, pw, archive.WithManifest(img.desc, names...)))
+	}()
+	err = Archive(ctx, engine, pr, opt.Out)
+	pr.CloseWithError(err)
+	return err
+}
+
+// open reads src: a file (compressed or not), a directory (an OCI layout,
+// as a tar stream), or in for "-".
+func open(src string, in io.Reader) (io.Reader, func(), error) {
+	if src == "-" {
+		r, err := compression.DecompressStream(in)
+		if err != nil {
+			return nil, nil, fmt.Errorf("standard input: %w", err)
+		}
+		return r, func() { r.Close() }, nil
+	}
+	fi, err := os.Stat(src)
+	if err != nil {
+		return nil, nil, err
+	}
+	if fi.IsDir() {
+		if _, err := os.Stat(src + "/" + ocispecs.ImageLayoutFile); err != nil {
+			return nil, nil, fmt.Errorf("%s: a directory, but not an OCI layout (no %s)", src, ocispecs.ImageLayoutFile)
+		}
+		pr, pw := io.Pipe()
+		go func() {
+			tw := tar.NewWriter(pw)
+			err := tw.AddFS(os.DirFS(src))
+			if err == nil {
+				err = tw.Close()
+			}
+			pw.CloseWithError(err)
+		}()
+		return pr, func() { pr.Close() }, nil
+	}
+	f, err := os.Open(src)
+	if err != nil {
+		return nil, nil, err
+	}
+	r, err := compression.DecompressStream(f)
+	if err != nil {
+		f.Close()
+		return nil, nil, fmt.Errorf("%s: %w", src, err)
+	}
+	return r, func() { r.Close(); f.Close() }, nil
+}
+
+// candidate is an image of an archive.
+type candidate struct {
+	desc     ocispecs.Descriptor
+	platform ocispecs.Platform
+	names    []string
+}
+
+// maxDepth bounds nested indexes.
+const maxDepth = 4
+
+// pick returns the image of the index that matches p best.
+func pick(ctx context.Context, store content.Store, index ocispecs.Descriptor, p ocispecs.Platform) (candidate, error) {
+	var all []candidate
+	if err := collect(ctx, store, index, nil, 0, &all); err != nil {
+		return candidate{}, err
+	}
+	match := platforms.Only(p)
+	var best *candidate
+	var have []string
+	for i, c := range all {
+		if name := platforms.Format(c.platform); name != "unknown/unknown" && !slices.Contains(have, name) {
+			have = append(have, name) // unknown/unknown: attestations
+		}
+		if match.Match(c.platform) && (best == nil || match.Less(c.platform, best.platform)) {
+			best = &all[i]
+		}
+	}
+	if best == nil {
+		if len(have) == 0 {
+			return candidate{}, errors.New("it holds no image")
+		}
+		slices.Sort(have)
+		return candidate{}, fmt.Errorf("no image for %s (it has %s)", platforms.Format(p), strings.Join(have, ", "))
+	}
+	return *best, nil
+}
+
+// collect lists the images below desc; names are the index entries' names.
+func collect(ctx context.Context, store content.Store, desc ocispecs.Descriptor, names []string, depth int, out *[]candidate) error {
+	names = append(names, imageNames(desc.Annotations)...)
+	switch {
+	case images.IsManifestType(desc.MediaType):
+		p := desc.Platform
+		if p == nil {
+			var m ocispecs.Manifest
+			if err := readJSON(ctx, store, desc, &m); err != nil {
+				return err
+			}
+			var config ocispecs.Image
+			if err := readJSON(ctx, store, m.Config, &config); err != nil {
+				return err
+			}
+			p = &config.Platform
+		}
+		*out = append(*out, candidate{desc: desc, platform: platforms.Normalize(*p), names: names})
+		return nil
+	case images.IsIndexType(desc.MediaType):
+		if depth == maxDepth {
+			return fmt.Errorf("more than %d nested indexes", maxDepth)
+		}
+		var index ocispecs.Index
+		if err := readJSON(ctx, store, desc, &index); err != nil {
+			return err
+		}
+		for _, m := range index.Manifests {
+			if err := collect(ctx, store, m, slices.Clone(names), depth+1, out); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	return nil // neither image nor index: not an image
+}
+
+// imageNames are the image names an index entry's annotations give.
+func imageNames(annotations map[string]string) []string {
+	for _, key := range []string{images.AnnotationImageName, ocispecs.AnnotationRefName} {
+		// An OCI layout's ref.name may be a tag alone ("1"), not a name.
+		if v := annotations[key]; strings.ContainsAny(v, "/:") {
+			if _, err := reference.ParseNormalizedNamed(v); err == nil {
+				return []string{v}
+			}
+		}
+	}
+	return nil
+}
+
+func readJSON(ctx context.Context, store content.Store, desc ocispecs.Descriptor, v any) error {
+	data, err := content.ReadBlob(ctx, store, desc)
+	if err != nil {
+		return fmt.Errorf("%s: %w", desc.Digest, err)
+	}
+	if err := json.Unmarshal(data, v); err != nil {
+		return fmt.Errorf("%s: %w", desc.Digest, err)
+	}
+	return nil
+}
