@@ -35,6 +35,7 @@ type buildOptions struct {
 	tags          []string
 	platforms     []string
 	buildArgs     []string
+	labels        []string
 	load, push    bool
 	outputs       []string
 	progress      string
@@ -91,6 +92,7 @@ IMAGE names another image, --previous "" none.`,
 	flags.StringArrayVarP(&opts.tags, "tag", "t", nil, `Image name and optionally a tag ("name:tag"); repeatable`)
 	flags.StringSliceVar(&opts.platforms, "platform", nil, "Target platforms, comma-separated (os/arch[/variant] or a Nix system such as aarch64-linux; default: the builder's)")
 	flags.StringArrayVar(&opts.buildArgs, "build-arg", nil, "Build-time variables (KEY=VALUE)")
+	flags.StringArrayVar(&opts.labels, "label", nil, "Set metadata for an image (KEY=VALUE)")
 	flags.BoolVar(&opts.load, "load", false, "Load the image into the docker engine (the default with the engine's builder and one platform)")
 	flags.BoolVar(&opts.push, "push", false, "Push the image to its registry (needs -t)")
 	flags.StringArrayVarP(&opts.outputs, "output", "o", nil, `Output destination ("type=oci|docker|tar|local|image|registry[,dest=PATH]"); repeatable`)
@@ -145,7 +147,7 @@ func runBuild(ctx context.Context, dockerCli command.Cli, opts buildOptions, pre
 // buildOptionsFor checks the flags and reads the inputs, before any
 // builder is contacted.
 func buildOptionsFor(dockerCli command.Cli, opts buildOptions, previousGiven bool) (*hostbuild.Options, error) {
-	bo := &hostbuild.Options{Auth: dockerCli.ConfigFile(), Out: dockerCli.Err(), BuildArgs: map[string]string{}}
+	bo := &hostbuild.Options{Auth: dockerCli.ConfigFile(), Out: dockerCli.Err(), BuildArgs: map[string]string{}, Labels: map[string]string{}}
 	for _, tag := range opts.tags {
 		if _, err := reference.ParseNormalizedNamed(tag); err != nil {
 			return nil, fmt.Errorf("-t %s: not a valid image reference: %w", tag, err)
@@ -178,6 +180,11 @@ func buildOptionsFor(dockerCli command.Cli, opts buildOptions, previousGiven boo
 		if ok {
 			bo.BuildArgs[k] = v
 		}
+	}
+
+	for _, kv := range opts.labels {
+		k, v, _ := strings.Cut(kv, "=")
+		bo.Labels[k] = v
 	}
 
 	sources := dockerSources(dockerCli)

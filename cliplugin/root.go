@@ -57,6 +57,7 @@ func addCommands(cmd *cobra.Command, dockerCli command.Cli) {
 		newGraphCommand(dockerCli),
 		newLoadCommand(dockerCli),
 		newPlanCommand(dockerCli),
+		newRunCommand(dockerCli),
 		newVersionCommand(dockerCli),
 	)
 }

@@ -53,6 +53,7 @@ func Build(ctx context.Context, c client.Client) (_ *client.Result, err error) {
 func BuildWith(ctx context.Context, c client.Client, bc *dockerui.Client, src []byte, opt manifest2llb.ConvertOpt) (*client.Result, error) {
 	caps := bc.BuildOpts().LLBCaps
 	opt.BuildArgs = bc.BuildArgs
+	opt.Labels = bc.Labels
 	opt.TargetPlatforms = bc.TargetPlatforms
 	opt.BuildPlatform = bc.BuildPlatforms[0]
 	opt.LLBCaps = &caps

@@ -42,9 +42,10 @@ type Options struct {
 
 	Platforms []ocispecs.Platform // none: the builder's
 	BuildArgs map[string]string
-	Strategy  string  // overrides LAYERS --strategy
-	MaxLayers int     // overrides LAYERS --max
-	Previous  *string // overrides LAYERS --previous ("" for none)
+	Labels    map[string]string // over the manifest's LABELs
+	Strategy  string            // overrides LAYERS --strategy
+	MaxLayers int               // overrides LAYERS --max
+	Previous  *string           // overrides LAYERS --previous ("" for none)
 	// DefaultPrevious is the previous image unless Previous or LAYERS
 	// name one; an image that does not exist is none.
 	DefaultPrevious string
@@ -106,6 +107,9 @@ func Build(ctx context.Context, b *Builder, opt Options) (*Result, error) {
 	attrs := map[string]string{}
 	for k, v := range opt.BuildArgs {
 		attrs["build-arg:"+k] = v
+	}
+	for k, v := range opt.Labels {
+		attrs["label:"+k] = v
 	}
 	if len(opt.Platforms) > 0 {
 		names := make([]string, len(opt.Platforms))

@@ -10,36 +10,59 @@
 package main
 
 import (
+	"errors"
+	"fmt"
 	"os"
 
+	"github.com/docker/cli/cli"
 	"github.com/docker/cli/cli-plugins/metadata"
 	"github.com/docker/cli/cli-plugins/plugin"
 	"github.com/docker/cli/cli/command"
+	"github.com/docker/cli/cli/debug"
 	"github.com/spf13/cobra"
+	"go.opentelemetry.io/otel"
 
 	"github.com/storepack/storepack/cliplugin"
 	"github.com/storepack/storepack/internal/version"
 )
 
 func main() {
+	os.Exit(run())
+}
+
+// run is plugin.Run's work, except that a status without a message (the
+// exit code of a container, from `run`) prints nothing, as docker run
+// prints nothing.
+func run() int {
+	otel.SetErrorHandler(debug.OTELErrorHandler)
+	dockerCli, err := command.NewDockerCli()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	root := cliplugin.NewRootCommand(dockerCli)
+	if plugin.RunningStandalone() {
+		os.Args = standaloneArgs(root, os.Args)
+	}
 	v, _ := version.Get()
-	plugin.Run(
-		func(dockerCli command.Cli) *cobra.Command {
-			root := cliplugin.NewRootCommand(dockerCli)
-			if plugin.RunningStandalone() {
-				// The framework reads os.Args after this function returns.
-				os.Args = standaloneArgs(root, os.Args)
-			}
-			return root
-		},
-		metadata.Metadata{
-			SchemaVersion:    "0.1.0",
-			Vendor:           "storepack",
-			Version:          v,
-			ShortDescription: cliplugin.ShortDescription,
-			URL:              "https://github.com/storepack/storepack",
-		},
-	)
+	err = plugin.RunPlugin(dockerCli, root, metadata.Metadata{
+		SchemaVersion:    "0.1.0",
+		Vendor:           "storepack",
+		Version:          v,
+		ShortDescription: cliplugin.ShortDescription,
+		URL:              "https://github.com/storepack/storepack",
+	})
+	if err == nil {
+		return 0
+	}
+	code := 1
+	if st, ok := errors.AsType[cli.StatusError](err); ok && st.StatusCode != 0 {
+		code = st.StatusCode
+	}
+	if msg := err.Error(); msg != "" {
+		fmt.Fprintln(dockerCli.Err(), msg)
+	}
+	return code
 }
 
 // standaloneArgs rewrites the command line of a direct invocation so that

@@ -16,6 +16,7 @@ import (
 
 	"github.com/containerd/platforms"
 	"github.com/moby/buildkit/frontend/dockerfile/parser"
+	"github.com/opencontainers/go-digest"
 	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/storepack/storepack/frontend/manifest"
 	"github.com/storepack/storepack/store"
@@ -54,6 +55,7 @@ type graphInput struct {
 	manifest.Graph
 	platform *ocispecs.Platform
 	graph    *store.Graph
+	sum      digest.Digest // of the file
 }
 
 // Read resolves every CLOSURE's roots, loads every GRAPH, and tells from
@@ -112,6 +114,7 @@ func Read(ctx context.Context, m *manifest.Spec, src Source) (*Inputs, error) {
 		if err != nil {
 			return nil, parser.WithLocation(fmt.Errorf("GRAPH %s: cannot read it from the build context: %w", g.File, err), g.Location)
 		}
+		gi.sum = digest.FromBytes(data)
 		if gi.graph, err = store.Load(g.File, bytes.NewReader(data)); err != nil {
 			return nil, parser.WithLocation(err, g.Location)
 		}
@@ -146,6 +149,24 @@ func Read(ctx context.Context, m *manifest.Spec, src Source) (*Inputs, error) {
 		}
 	}
 	return in, nil
+}
+
+// Key identifies what the inputs were read from: every CLOSURE's roots,
+// resolved, and every GRAPH file's content, each with its platform. Store
+// paths never change once they exist, so equal keys mean equal closures.
+func (in *Inputs) Key() digest.Digest {
+	var b strings.Builder
+	for _, c := range in.closures {
+		fmt.Fprintf(&b, "CLOSURE %q %q", c.Platform, c.Name)
+		for _, r := range c.roots {
+			fmt.Fprintf(&b, " %q", r.String())
+		}
+		b.WriteByte('\n')
+	}
+	for _, g := range in.graphs {
+		fmt.Fprintf(&b, "GRAPH %q %s\n", g.Platform, g.sum)
+	}
+	return digest.FromString(b.String())
 }
 
 // PlatformClosure is one platform's closure and the values of its root

@@ -13,6 +13,7 @@ package manifest2llb
 import (
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 	"strconv"
 	"time"
@@ -60,6 +61,9 @@ type PreviousPlanReader func(ctx context.Context, ref string, p ocispecs.Platfor
 type ConvertOpt struct {
 	Source    Source
 	BuildArgs map[string]string
+	// Labels are added to the image config's, over the manifest's LABELs,
+	// as `docker build --label` does.
+	Labels map[string]string
 	// TargetPlatforms are the platforms to build; none: BuildPlatform.
 	TargetPlatforms []ocispecs.Platform
 	BuildPlatform   ocispecs.Platform
@@ -191,9 +195,17 @@ func (c *conversion) platform(ctx context.Context, p ocispecs.Platform) (Image, 
 			return Image{}, locateCustomisation(err, spec)
 		}
 	}
+	imageConfig := spec.Image
+	if len(c.opt.Labels) > 0 {
+		imageConfig.Labels = maps.Clone(imageConfig.Labels)
+		if imageConfig.Labels == nil {
+			imageConfig.Labels = map[string]string{}
+		}
+		maps.Copy(imageConfig.Labels, c.opt.Labels)
+	}
 	config, err := layerllb.Image(plan, layerllb.ImageOptions{
 		Platform:      p,
-		Config:        spec.Image,
+		Config:        imageConfig,
 		Epoch:         c.epoch,
 		Customisation: !custom.Empty(),
 	})

@@ -258,6 +258,21 @@ CMD ["--greet", "$GREETING"]
 	if img.Config.Platform.Architecture != "amd64" || !img.Config.Created.Equal(time.Unix(1700000000, 0)) {
 		t.Errorf("platform %+v, created %v", img.Config.Platform, img.Config.Created)
 	}
+
+	// Labels of the build (docker build --label) go over the manifest's,
+	// and never over the recorded plan.
+	labelled := f.mustConvert(t, src, ConvertOpt{Labels: map[string]string{
+		"org.example.root": "over", "org.example.new": "1", layerllb.PlanLabel: "not a plan",
+	}}).Images[0].Config.Config.Labels
+	if labelled["org.example.root"] != "over" || labelled["org.example.new"] != "1" {
+		t.Errorf("labels %v, want the build's over the manifest's", labelled)
+	}
+	if _, err := layerllb.RecordedPlan(labelled); err != nil {
+		t.Errorf("a build label replaced the recorded plan: %v", err)
+	}
+	if c.Labels["org.example.new"] != "" {
+		t.Errorf("the build's labels leaked into another conversion's config: %v", c.Labels)
+	}
 	for _, cp := range llbtest.Marshal(t, img.State, llbtest.AllCaps()).Copies() {
 		if cp.Timestamp != time.Unix(1700000000, 0).UnixNano() {
 			t.Fatalf("copy %s has time %d, not SOURCE_DATE_EPOCH", cp.Src, cp.Timestamp)

@@ -1,0 +1,339 @@
+package cliplugin
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"syscall"
+
+	cerrdefs "github.com/containerd/errdefs"
+	"github.com/containerd/platforms"
+	"github.com/distribution/reference"
+	"github.com/docker/cli/cli"
+	"github.com/docker/cli/cli/command"
+	dockercommands "github.com/docker/cli/cli/command/commands"
+	"github.com/moby/moby/client"
+	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/storepack/storepack/hostbuild"
+	"github.com/storepack/storepack/hoststore"
+	"github.com/storepack/storepack/layering"
+	"github.com/storepack/storepack/layerllb"
+	"github.com/storepack/storepack/store"
+)
+
+// runImageRepository is where `run` tags the images it builds: a name of
+// its own, so that it never replaces an image of the user's.
+const runImageRepository = "storepack/"
+
+// runContainerLabel marks the container of one `run`, so that it can be
+// found and stopped when the plugin is told to stop.
+const runContainerLabel = "dev.storepack.run"
+
+type runOptions struct {
+	buildArgs []string
+	labels    []string
+	strategy  string
+	maxLayers int
+	builder   string
+	addr      string
+	progress  string
+}
+
+func newRunCommand(dockerCli command.Cli) *cobra.Command {
+	var opts runOptions
+	dockerRun := dockerRunCommand(dockerCli)
+	cmd := &cobra.Command{
+		Use:   "run [OPTIONS] IMAGE|MANIFEST|ROOT [COMMAND] [ARG...]",
+		Short: "Build an image of a closure or a manifest if needed, and run it",
+		Long: `Run a command in a new container, as "docker run --rm" does, from an image,
+a manifest or store paths.
+
+A ROOT (a store path, a path inside one, or a symlink into the store such as
+./result) is built as "docker storepack build ROOT" builds it; a MANIFEST file
+(or a directory holding ` + defaultManifest + `) as "docker storepack build -f
+MANIFEST DIR" builds it, its directory being the build context. The image is
+tagged ` + runImageRepository + `NAME:latest (NAME: the package's name or the
+manifest's) and records a key of its inputs (storepack's version, the
+manifest, the build options, the roots and GRAPH files), so that the next run
+of the same inputs neither builds nor loads. When the inputs changed, the
+image is rebuilt, keeping the previous image's layers where that ships less.
+Any other argument is an image, run as docker run runs it.
+
+Every docker run option applies, and the exit code is docker run's: the
+command's own, or 125 when storepack or the engine failed, 126 when the
+command cannot be invoked, 127 when it is not found. The container is removed
+when it exits (--rm=false keeps it), also when storepack is interrupted.`,
+		Example: `  docker storepack run ./result
+  docker storepack run -p 8080:80 -e GREETING=hi ./result --port 80
+  docker storepack run -it --platform linux/arm/v7 app.storepack sh`,
+		Args:                  cli.RequiresMinArgs(1),
+		DisableFlagsInUseLine: true,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runRun(cmd.Context(), dockerCli, dockerRun, opts, args)
+		},
+	}
+	flags := cmd.Flags()
+	flags.SetInterspersed(false)
+	flags.AddFlagSet(dockerRun.Flags())
+	build := pflag.NewFlagSet("build", pflag.ContinueOnError)
+	build.StringArrayVar(&opts.buildArgs, "build-arg", nil, "Build-time variables (KEY=VALUE)")
+	build.StringArrayVar(&opts.labels, "build-label", nil, "Set metadata for the image built (KEY=VALUE)")
+	build.StringVar(&opts.strategy, "strategy", "", "Layering strategy: "+strings.Join(layering.Strategies(), ", ")+" (default: the manifest's, else "+layering.DefaultStrategy+")")
+	build.IntVar(&opts.maxLayers, "max-layers", 0, "Layer budget, counting every layer of the image (default: the manifest's, else 100)")
+	build.StringVar(&opts.builder, "builder", "", "buildx builder to build with (default: as docker storepack build chooses)")
+	build.StringVar(&opts.addr, "addr", "", "BuildKit daemon address to build with (default: BUILDKIT_HOST)")
+	build.StringVar(&opts.progress, "progress", "auto", `Build progress output: "auto", "tty", "plain", "rawjson" or "quiet"`)
+	flags.AddFlagSet(build)
+	cmd.SetUsageFunc(func(c *cobra.Command) error {
+		return writeRunUsage(c, dockerRun.Flags(), build)
+	})
+	return cmd
+}
+
+// dockerRunCommand is docker's own `docker run`, so that every option,
+// message and exit code is docker's.
+func dockerRunCommand(dockerCli command.Cli) *cobra.Command {
+	root := &cobra.Command{Use: "docker"}
+	dockercommands.AddCommands(root, dockerCli)
+	for _, c := range root.Commands() {
+		if c.Name() == "run" {
+			return c
+		}
+	}
+	panic("docker/cli has no run command")
+}
+
+// writeRunUsage prints the help as docker's, with the build options apart.
+func writeRunUsage(c *cobra.Command, runFlags, buildFlags *pflag.FlagSet) error {
+	w := c.OutOrStderr()
+	fmt.Fprintf(w, "Usage:  %s\n\n%s\n\nExamples:\n%s\n", c.UseLine(), c.Long, c.Example)
+	fmt.Fprintf(w, "\nOptions (docker run's):\n%s", visibleFlags(runFlags).FlagUsages())
+	fmt.Fprintf(w, "\nBuild Options (for a MANIFEST or ROOT):\n%s", buildFlags.FlagUsages())
+	return nil
+}
+
+func visibleFlags(fs *pflag.FlagSet) *pflag.FlagSet {
+	out := pflag.NewFlagSet(fs.Name(), pflag.ContinueOnError)
+	fs.VisitAll(func(f *pflag.Flag) {
+		if !f.Hidden && f.Deprecated == "" {
+			out.AddFlag(f)
+		}
+	})
+	return out
+}
+
+func runRun(ctx context.Context, dockerCli command.Cli, dockerRun *cobra.Command, opts runOptions, args []string) error {
+	flags := dockerRun.Flags()
+	platform, _ := flags.GetString("platform")
+	quiet, _ := flags.GetBool("quiet")
+	buildCtx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	image, err := runImage(buildCtx, dockerCli, opts, args[0], platform, quiet)
+	stop()
+	if err != nil {
+		return cli.StatusError{Status: err.Error(), StatusCode: 125}
+	}
+	if !flags.Changed("rm") {
+		if err := flags.Set("rm", "true"); err != nil {
+			return err
+		}
+	}
+	nonce := make([]byte, 16)
+	rand.Read(nonce)
+	id := hex.EncodeToString(nonce)
+	if err := flags.Set("label", runContainerLabel+"="+id); err != nil {
+		return err
+	}
+	return runContainer(ctx, dockerCli, dockerRun, id, append([]string{image}, args[1:]...))
+}
+
+// runContainer runs docker's run command, which forwards the signals this
+// process receives to the container. The docker CLI tells a plugin to stop
+// by cancelling ctx instead: then the container is stopped as `docker stop`
+// stops it, and removed once docker run returns.
+func runContainer(ctx context.Context, dockerCli command.Cli, dockerRun *cobra.Command, id string, args []string) error {
+	engine := dockerCli.Client()
+	mine := client.ContainerListOptions{All: true, Filters: client.Filters{}.Add("label", runContainerLabel+"="+id)}
+	done := make(chan struct{})
+	stopped := make(chan struct{})
+	go func() {
+		defer close(stopped)
+		select {
+		case <-done:
+		case <-ctx.Done():
+			bg := context.WithoutCancel(ctx)
+			if list, err := engine.ContainerList(bg, mine); err == nil {
+				for _, c := range list.Items {
+					_, _ = engine.ContainerStop(bg, c.ID, client.ContainerStopOptions{})
+				}
+			}
+		}
+	}()
+	dockerRun.SetContext(context.WithoutCancel(ctx))
+	err := dockerRun.RunE(dockerRun, args)
+	close(done)
+	<-stopped
+	if ctx.Err() != nil {
+		bg := context.WithoutCancel(ctx)
+		if list, lerr := engine.ContainerList(bg, mine); lerr == nil {
+			for _, c := range list.Items {
+				_, _ = engine.ContainerRemove(bg, c.ID, client.ContainerRemoveOptions{Force: true, RemoveVolumes: true})
+			}
+		}
+	}
+	return err
+}
+
+// runImage returns the image to run for arg: an image reference as it is,
+// or the image built from a ROOT or MANIFEST, built and loaded only when
+// the engine has no image of the same inputs.
+func runImage(ctx context.Context, dockerCli command.Cli, opts runOptions, arg, platform string, quiet bool) (string, error) {
+	bopts := buildOptions{
+		buildArgs: opts.buildArgs,
+		labels:    opts.labels,
+		strategy:  opts.strategy,
+		maxLayers: opts.maxLayers,
+		builder:   opts.builder,
+		addr:      opts.addr,
+		progress:  opts.progress,
+		quiet:     quiet,
+		load:      true,
+	}
+	name, ok, err := runInput(arg, &bopts)
+	if err != nil || !ok {
+		return arg, err
+	}
+	engine := dockerCli.Client()
+	p, err := enginePlatform(ctx, engine, platform)
+	if err != nil {
+		return "", err
+	}
+	bopts.platforms = []string{platforms.Format(p)}
+	tag := runImageRepository + name + ":latest"
+	bopts.tags = []string{tag}
+	bo, err := buildOptionsFor(dockerCli, bopts, false)
+	if err != nil {
+		return "", err
+	}
+	key, err := hostbuild.InputKey(ctx, *bo, p)
+	if err != nil {
+		return "", err
+	}
+	old, err := engine.ImageInspect(ctx, tag)
+	var recorded *layering.Plan
+	switch {
+	case err == nil && old.Config != nil:
+		if old.Config.Labels[hostbuild.InputKeyLabel] == key.String() {
+			return tag, nil
+		}
+		if plan, perr := layerllb.RecordedPlan(old.Config.Labels); perr == nil {
+			recorded = plan
+		}
+	case err != nil && !cerrdefs.IsNotFound(err):
+		return "", fmt.Errorf("cannot reach the docker engine: %w", err)
+	}
+	// The image being replaced is the previous image; the registry is
+	// never asked for it.
+	bo.ReadPrevious = func(context.Context, string, ocispecs.Platform) (*layering.Plan, error) {
+		if recorded == nil {
+			return nil, cerrdefs.ErrNotFound
+		}
+		return recorded, nil
+	}
+	bo.Labels[hostbuild.InputKeyLabel] = key.String()
+	b, err := hostbuild.SelectBuilder(ctx, dockerCli, hostbuild.Choice{Addr: opts.addr, Builder: opts.builder})
+	if err != nil {
+		return "", err
+	}
+	defer b.Close()
+	if bo.Exports, err = exportsFor(dockerCli, b, bopts, 1); err != nil {
+		return "", err
+	}
+	if _, err := hostbuild.Build(ctx, b, *bo); err != nil {
+		return "", err
+	}
+	if old.ID != "" {
+		// The replaced image, unless a container or another tag uses it.
+		_, _ = engine.ImageRemove(context.WithoutCancel(ctx), old.ID, client.ImageRemoveOptions{PruneChildren: true})
+	}
+	return tag, nil
+}
+
+// runInput tells what arg is, and sets bopts to build it: a ROOT, a
+// MANIFEST file or a directory holding one (ok, with the image's name), or
+// an image reference (not ok).
+func runInput(arg string, bopts *buildOptions) (name string, ok bool, err error) {
+	if root, err := hoststore.ResolveRoot(arg, ""); err == nil {
+		bopts.args = []string{arg}
+		return imageName(packageName(root.Name)), true, nil
+	} else if abs, aerr := filepath.Abs(arg); aerr == nil && store.LooksInStore(abs) {
+		return "", false, err
+	}
+	fi, err := os.Stat(arg)
+	switch {
+	case err == nil && fi.IsDir():
+		bopts.args = []string{arg}
+		abs, err := filepath.Abs(arg)
+		if err != nil {
+			return "", false, err
+		}
+		return imageName(filepath.Base(abs)), true, nil
+	case err == nil:
+		dir := filepath.Dir(arg)
+		bopts.file, bopts.args = arg, []string{dir}
+		base := filepath.Base(arg)
+		if base == defaultManifest {
+			abs, err := filepath.Abs(dir)
+			if err != nil {
+				return "", false, err
+			}
+			base = filepath.Base(abs)
+		}
+		return imageName(strings.TrimSuffix(base, filepath.Ext(base))), true, nil
+	case strings.ContainsRune(arg, os.PathSeparator) && !looksLikeReference(arg):
+		return "", false, fmt.Errorf("%s: %w", arg, errors.Unwrap(err))
+	}
+	return "", false, nil
+}
+
+// looksLikeReference tells an image reference from a path that does not
+// exist: "registry:5000/app:1" is one, "./app" is not.
+func looksLikeReference(arg string) bool {
+	if strings.HasPrefix(arg, ".") || strings.HasPrefix(arg, "/") {
+		return false
+	}
+	_, err := reference.ParseNormalizedNamed(arg)
+	return err == nil
+}
+
+// packageName drops a Nix or Guix store path name's version, as Nix's
+// parseDrvName does: the name ends before the first "-" and a digit.
+func packageName(name string) string {
+	for i := 0; i+1 < len(name); i++ {
+		if name[i] == '-' && name[i+1] >= '0' && name[i+1] <= '9' {
+			return name[:i]
+		}
+	}
+	return name
+}
+
+var notInRepositoryName = regexp.MustCompile(`[^a-z0-9]+`)
+
+// imageName makes s a valid repository name component: lower case, runs of
+// other characters as one "-".
+func imageName(s string) string {
+	s = strings.Trim(notInRepositoryName.ReplaceAllString(strings.ToLower(s), "-"), "-")
+	if s == "" {
+		return "image"
+	}
+	return s
+}
