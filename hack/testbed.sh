@@ -467,7 +467,8 @@ start_dockerd() {
 		}
 	EOF
 	# Own bridge (not docker0), --iptables=false --ip-masq=false --ip-forward=false: this engine
-	# neither needs nor disturbs the network state of another engine on the machine.
+	# neither needs nor disturbs the network state of another engine on the machine. Published
+	# ports (-p) go through docker-proxy, which needs none of those.
 	spawn dockerd dockerd \
 		--host "unix://$D/docker.sock" \
 		--data-root "$D/docker/data" \
@@ -477,7 +478,7 @@ start_dockerd() {
 		--containerd "$D/containerd/containerd.sock" \
 		--shutdown-timeout 2 \
 		--exec-opt native.cgroupdriver=cgroupfs --cgroup-parent "/storepack-$(dir_tag)/docker" \
-		--bridge="$BRIDGE" --iptables=false --ip-masq=false --ip-forward=false --userland-proxy=false \
+		--bridge="$BRIDGE" --iptables=false --ip-masq=false --ip-forward=false \
 		--insecure-registry "127.0.0.1:$PORT"
 	wait_ready dockerd "$SPAWNED" "$DEBIAN_DOCKER" -H "unix://$D/docker.sock" version ||
 		{ show_log "$D/logs/dockerd.log"; return 1; }

@@ -1,0 +1,401 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// runTag is the image `docker storepack run` makes of the test closure.
+const runTag = "storepack/hello:latest"
+
+// pluginRun runs `docker storepack run ARGS` with stdin, env added to the
+// test bed's, and returns its stdout, its stderr and its exit code.
+func pluginRun(t *testing.T, env []string, stdin io.Reader, args ...string) (stdout, stderr string, code int) {
+	t.Helper()
+	c := exec.Command("docker", append([]string{"storepack", "run"}, args...)...)
+	c.Env = append(os.Environ(), env...)
+	c.Stdin = stdin
+	var out, errOut bytes.Buffer
+	c.Stdout, c.Stderr = &out, &errOut
+	err := c.Run()
+	var exit *exec.ExitError
+	switch {
+	case errors.As(err, &exit):
+		code = exit.ExitCode()
+	case err != nil:
+		t.Fatalf("docker storepack run %s: %v", strings.Join(args, " "), err)
+	}
+	return out.String(), errOut.String(), code
+}
+
+// busyboxOf is the busybox binary of the test closure.
+func busyboxOf(t *testing.T, c closure) string {
+	return pathNamed(t, c, "busybox") + "/bin/busybox"
+}
+
+// imageEvents lists the engine's image events between two times.
+func imageEvents(t *testing.T, since, until time.Time) []string {
+	t.Helper()
+	out := must(t, nil, bed.docker, "events", "--filter", "type=image", "--format", "{{.Action}} {{.Actor.ID}}",
+		"--since", fmt.Sprintf("%d.%09d", since.Unix(), since.Nanosecond()),
+		"--until", fmt.Sprintf("%d.%09d", until.Unix(), until.Nanosecond()))
+	return strings.Fields(strings.TrimSpace(out))
+}
+
+// noRunContainers fails when a container that a run made is left.
+func noRunContainers(t *testing.T) {
+	t.Helper()
+	if out := must(t, nil, bed.docker, "ps", "-a", "-q", "--filter", "label=dev.storepack.run"); strings.TrimSpace(out) != "" {
+		t.Errorf("containers left: %s", out)
+		cmd(nil, bed.docker, "rm", "-f", strings.TrimSpace(out))
+	}
+}
+
+// TestRunRoots: `docker storepack run ./result` builds, loads and runs the
+// closure like docker run; a second run of the same closure neither builds
+// nor loads; the container's exit code is the plugin's.
+func TestRunRoots(t *testing.T) {
+	withoutFrontendImage(t)
+	c := nixClosure(t)
+	result := filepath.Join(c.dir, "result")
+	bb := busyboxOf(t, c)
+	cmd(nil, bed.docker, "rmi", "-f", runTag)
+	t.Cleanup(func() { cmd(nil, bed.docker, "rmi", "-f", runTag); noRunContainers(t) })
+
+	out, progress, code := pluginRun(t, engineEnv, nil, "--progress=plain", result)
+	if code != 0 || strings.TrimSpace(out) != greeting {
+		t.Fatalf("run printed %q, exit %d, want %q\n%s", out, code, greeting, progress)
+	}
+	if !strings.Contains(progress, `building with "default" instance using docker driver`) {
+		t.Errorf("the first run did not build:\n%s", progress)
+	}
+	id := strings.TrimSpace(must(t, nil, bed.docker, "image", "inspect", "-f", "{{.Id}}", runTag))
+
+	since := time.Now()
+	out, progress, code = pluginRun(t, engineEnv, nil, result)
+	until := time.Now()
+	if code != 0 || strings.TrimSpace(out) != greeting {
+		t.Fatalf("second run printed %q, exit %d\n%s", out, code, progress)
+	}
+	if strings.Contains(progress, "building with") {
+		t.Errorf("the second run of the same closure built again:\n%s", progress)
+	}
+	if events := imageEvents(t, since, until); len(events) > 0 {
+		t.Errorf("the second run changed the engine's images: %v", events)
+	}
+	if now := strings.TrimSpace(must(t, nil, bed.docker, "image", "inspect", "-f", "{{.Id}}", runTag)); now != id {
+		t.Errorf("the image changed from %s to %s", id, now)
+	}
+
+	for _, tc := range []struct {
+		name   string
+		args   []string
+		stdin  string
+		env    []string
+		code   int
+		stdout string
+		stderr string
+	}{
+		{name: "exit code", args: []string{"--entrypoint", bb, result, "sh", "-c", "exit 3"}, code: 3},
+		{name: "missing command", args: []string{"--entrypoint", "/no/such/command", result}, code: 127, stderr: "/no/such/command"},
+		{name: "not executable", args: []string{"--entrypoint", pathNamed(t, c, "greeting-data") + "/share/greeting.txt", result}, code: 126},
+		{name: "arguments replace CMD", args: []string{"--entrypoint", bb, result, "echo", "a", "b"}, stdout: "a b"},
+		{name: "env", args: []string{"-e", "FOO=foo", "--env-file", writeFile(t, t.TempDir(), "env", "BAR=bar\n"), "--entrypoint", bb, result, "sh", "-c", "echo $FOO $BAR"}, stdout: "foo bar"},
+		{name: "user and workdir", args: []string{"-u", "1000:1000", "-w", "/tmp/work", "--entrypoint", bb, result, "sh", "-c", bb + " id -u; " + bb + " id -g; " + bb + " pwd"}, stdout: "1000\n1000\n/tmp/work"},
+		{name: "stdin", args: []string{"-i", "--entrypoint", bb, result, "cat"}, stdin: "from stdin\n", stdout: "from stdin"},
+		{name: "no engine", args: []string{result}, env: []string{"DOCKER_HOST=unix:///nonexistent/docker.sock"}, code: 125, stderr: "cannot reach the docker engine"},
+		{name: "not a store path", args: []string{"./no-such-result"}, code: 125, stderr: "no-such-result"},
+		{name: "missing store path", args: []string{"/nix/store/00000000000000000000000000000000-none"}, code: 125, stderr: "00000000000000000000000000000000-none"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			env := append(append([]string{}, engineEnv...), tc.env...)
+			stdout, stderr, code := pluginRun(t, env, strings.NewReader(tc.stdin), tc.args...)
+			if code != tc.code || !strings.Contains(stderr, tc.stderr) || strings.TrimSpace(stdout) != tc.stdout {
+				t.Errorf("exit %d, stdout %q, stderr %q; want exit %d, stdout %q, stderr with %q", code, stdout, stderr, tc.code, tc.stdout, tc.stderr)
+			}
+			if tc.code == 125 && tc.stderr != "" && strings.Count(strings.TrimSpace(stderr), "\n") > 0 {
+				t.Errorf("storepack's failure takes more than one line:\n%s", stderr)
+			}
+			if tc.code == 3 {
+				for _, line := range strings.Split(strings.TrimSpace(stderr), "\n") {
+					if line != "" && !strings.HasPrefix(line, "WARNING:") { // the engine's
+						t.Errorf("a container's exit code made the plugin print %q", line)
+					}
+				}
+			}
+		})
+	}
+	noRunContainers(t)
+
+	t.Run("volume", func(t *testing.T) {
+		dir := t.TempDir()
+		if _, stderr, code := pluginRun(t, engineEnv, nil, "-v", dir+":/out", "--entrypoint", bb, result, "sh", "-c", "echo written > /out/file"); code != 0 {
+			t.Fatalf("exit %d\n%s", code, stderr)
+		}
+		if got := strings.TrimSpace(readFile(t, filepath.Join(dir, "file"))); got != "written" {
+			t.Errorf("the host sees %q", got)
+		}
+	})
+
+	t.Run("tty", func(t *testing.T) {
+		// script gives the plugin a real pseudo-terminal.
+		line := fmt.Sprintf("docker storepack run -t --entrypoint %s %s tty", bb, result)
+		r := cmd(engineEnv, "script", "-qec", line, "/dev/null")
+		if r.err != nil || !strings.Contains(r.out, "/dev/pts/") {
+			t.Errorf("-t gave no terminal:\n%s", r)
+		}
+		if _, stderr, code := pluginRun(t, engineEnv, nil, "--entrypoint", bb, result, "tty"); code == 0 {
+			t.Errorf("without -t the container has a terminal\n%s", stderr)
+		}
+	})
+
+	t.Run("published port", func(t *testing.T) {
+		data := pathNamed(t, c, "greeting-data") + "/share"
+		stdout, stderr, code := pluginRun(t, engineEnv, nil, "-d", "-p", "127.0.0.1::8080", "--entrypoint", bb, result, "httpd", "-f", "-p", "8080", "-h", data)
+		id := strings.TrimSpace(stdout)
+		if code != 0 || id == "" {
+			t.Fatalf("-d: exit %d, stdout %q\n%s", code, stdout, stderr)
+		}
+		t.Cleanup(func() { cmd(nil, bed.docker, "rm", "-f", id) })
+		if state := strings.TrimSpace(must(t, nil, bed.docker, "inspect", "-f", "{{.State.Running}} {{.HostConfig.AutoRemove}}", id)); state != "true true" {
+			t.Errorf("-d left the container %q (running, auto-remove), want it running and removed when it stops", state)
+		}
+		addr := strings.TrimSpace(strings.Split(must(t, nil, bed.docker, "port", id, "8080"), "\n")[0])
+		body, err := getWhenReady("http://" + addr + "/greeting.txt")
+		if err != nil || strings.TrimSpace(body) != greeting {
+			t.Errorf("GET %s: %q, %v", addr, body, err)
+		}
+	})
+}
+
+// getWhenReady GETs url once the server in the container listens: a
+// bounded poll, as the server starts after the container does.
+func getWhenReady(url string) (string, error) {
+	var err error
+	for range 100 {
+		var resp *http.Response
+		if resp, err = http.Get(url); err == nil {
+			defer resp.Body.Close()
+			body, err := io.ReadAll(resp.Body)
+			if resp.StatusCode != http.StatusOK {
+				return string(body), fmt.Errorf("%s", resp.Status)
+			}
+			return string(body), err
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return "", err
+}
+
+// TestRunRebuild: after the application changed, run builds again, keeps
+// every other layer, and replaces the image it made before; through a
+// BuildKit daemon the image is loaded into the engine.
+func TestRunRebuild(t *testing.T) {
+	withoutFrontendImage(t)
+	v1 := nixClosure(t, "--argstr", "appVersion", "run-1")
+	v2 := nixClosure(t, "--argstr", "appVersion", "run-2")
+	cmd(nil, bed.docker, "rmi", "-f", runTag)
+	t.Cleanup(func() { cmd(nil, bed.docker, "rmi", "-f", runTag); noRunContainers(t) })
+	layersOf := func() map[string]string {
+		t.Helper()
+		img := savedImage(t, runTag)
+		byPaths := map[string]string{}
+		for i, l := range img.plan(t).Layers {
+			byPaths[pathsKey(l)] = img.layers[i].diffID
+		}
+		return byPaths
+	}
+
+	// Through buildkitd, which hands the engine a docker archive to load
+	// (builders differ in their tar headers, so both runs use one).
+	if out, stderr, code := pluginRun(t, buildkitEnv, nil, "--max-layers", "3", filepath.Join(v1.dir, "result")); code != 0 || strings.TrimSpace(out) != greeting {
+		t.Fatalf("exit %d, %q\n%s", code, out, stderr)
+	}
+	first := layersOf()
+	oldID := strings.TrimSpace(must(t, nil, bed.docker, "image", "inspect", "-f", "{{.Id}}", runTag))
+
+	since := time.Now()
+	out, progress, code := pluginRun(t, buildkitEnv, nil, "--progress=plain", "--max-layers", "3", filepath.Join(v2.dir, "result"))
+	until := time.Now()
+	if code != 0 || strings.TrimSpace(out) != greeting {
+		t.Fatalf("exit %d, %q\n%s", code, out, progress)
+	}
+	if want := "previous image " + runTag + " (linux/amd64): read its plan"; !strings.Contains(progress, want) {
+		t.Errorf("the rebuild did not keep the previous image's layout:\n%s", progress)
+	}
+	events := strings.Join(imageEvents(t, since, until), " ")
+	if !strings.Contains(events, "load") {
+		t.Errorf("the image was not loaded into the engine: events %q", events)
+	}
+	kept := 0
+	for key, id := range layersOf() {
+		if strings.Contains(key, v2.root.Base()) {
+			continue
+		}
+		if first[key] != id {
+			t.Errorf("layer %s lost its diffID: %s, was %q", key, id, first[key])
+		}
+		kept++
+	}
+	if kept == 0 {
+		t.Errorf("no layer without the application was kept")
+	}
+	if r := cmd(nil, bed.docker, "image", "inspect", oldID); r.err == nil {
+		t.Errorf("the replaced image %s is left in the engine", oldID)
+	}
+}
+
+// TestRunManifestAndPlatform runs a manifest, an image by name, and a
+// closure for a foreign platform under qemu.
+func TestRunManifestAndPlatform(t *testing.T) {
+	withoutFrontendImage(t)
+	c := nixClosure(t)
+	df := writeFile(t, c.dir, "app.storepack", manifest("./result", "path-info.json", `CMD ["--version"]`, "ENV GREETING_FROM=manifest"))
+	t.Cleanup(func() { removeRunImages(t); noRunContainers(t) })
+	bb := busyboxOf(t, c)
+	if out, stderr, code := pluginRun(t, engineEnv, nil, "--entrypoint", bb, df, "sh", "-c", "echo $GREETING_FROM"); code != 0 || strings.TrimSpace(out) != "manifest" {
+		t.Errorf("manifest: exit %d, %q\n%s", code, out, stderr)
+	}
+	if out, stderr, code := pluginRun(t, engineEnv, nil, os.Getenv("TESTBED_BUSYBOX_IMAGE"), "echo", "an image"); code != 0 || strings.TrimSpace(out) != "an image" {
+		t.Errorf("image: exit %d, %q\n%s", code, out, stderr)
+	}
+
+	dir := multiarchClosures(t, "run")
+	out, stderr, code := pluginRun(t, engineEnv, nil, "--platform", "linux/mips64le", filepath.Join(dir, "result-mips64el-linux"))
+	if code != 0 || !strings.Contains(out, "arch=mips64le") {
+		t.Errorf("--platform linux/mips64le: exit %d, %q\n%s", code, out, stderr)
+	}
+}
+
+// TestRunInterrupted: SIGINT to `docker storepack run` stops the container
+// and leaves none; SIGINT while the image is built leaves no image, no
+// container and no temporary directory.
+func TestRunInterrupted(t *testing.T) {
+	installPlugin(t)
+	c := nixClosure(t)
+	result := filepath.Join(c.dir, "result")
+	bb := busyboxOf(t, c)
+	t.Cleanup(func() { cmd(nil, bed.docker, "rmi", "-f", runTag); noRunContainers(t) })
+	loop := `trap "echo got INT; exit 130" INT; trap "echo got TERM; exit 143" TERM; echo started; while :; do ` + bb + ` sleep 1; done`
+
+	for _, to := range []string{"docker", "plugin"} {
+		t.Run("running, SIGINT to "+to, func(t *testing.T) {
+			run := exec.Command("docker", "storepack", "run", "--entrypoint", bb, result, "sh", "-c", loop)
+			run.Env = append(os.Environ(), engineEnv...)
+			stdout, err := run.StdoutPipe()
+			if err != nil {
+				t.Fatal(err)
+			}
+			var stderr bytes.Buffer
+			run.Stderr = &stderr
+			if err := run.Start(); err != nil {
+				t.Fatal(err)
+			}
+			lines := bufio.NewScanner(stdout)
+			if !lines.Scan() || lines.Text() != "started" {
+				t.Fatalf("the container did not start: %q\n%s", lines.Text(), stderr.String())
+			}
+			target := run.Process.Pid
+			if to == "plugin" {
+				// The plugin is docker's child: a terminal's SIGINT reaches both.
+				target = pluginPid(t, run.Process.Pid)
+			}
+			if err := syscall.Kill(target, syscall.SIGINT); err != nil {
+				t.Fatal(err)
+			}
+			rest, _ := io.ReadAll(stdout)
+			err = run.Wait()
+			if err == nil {
+				t.Errorf("an interrupted run exited 0")
+			}
+			if !strings.Contains(string(rest), "got ") {
+				t.Errorf("the container got no signal: %q\n%s", rest, stderr.String())
+			}
+			noRunContainers(t)
+		})
+	}
+
+	t.Run("building", func(t *testing.T) {
+		// A store path big enough that the build is still running when
+		// the signal comes: the signal follows the transfer's start.
+		big := filepath.Join(t.TempDir(), "bigdata")
+		if err := os.Mkdir(big, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		data := make([]byte, 256<<20)
+		for i := range data {
+			data[i] = byte(i*7 + i>>9)
+		}
+		if err := os.WriteFile(filepath.Join(big, "blob"), data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		path := strings.TrimSpace(must(t, nil, "nix-store", "--add", big))
+		tmp := t.TempDir()
+		run := exec.Command("docker", "storepack", "run", "--progress=plain", "--entrypoint", "/none", path)
+		run.Env = append(os.Environ(), append([]string{"TMPDIR=" + tmp}, engineEnv...)...)
+		progress, err := run.StderrPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := run.Start(); err != nil {
+			t.Fatal(err)
+		}
+		var seen strings.Builder
+		lines := bufio.NewScanner(progress)
+		for lines.Scan() {
+			seen.WriteString(lines.Text() + "\n")
+			if strings.Contains(lines.Text(), "transfer 1 store paths") {
+				break
+			}
+		}
+		if err := syscall.Kill(run.Process.Pid, syscall.SIGINT); err != nil {
+			t.Fatal(err)
+		}
+		rest, _ := io.ReadAll(progress)
+		seen.Write(rest)
+		if err := run.Wait(); err == nil {
+			t.Errorf("an interrupted build exited 0:\n%s", seen.String())
+		}
+		name := "storepack/bigdata:latest"
+		if r := cmd(nil, bed.docker, "image", "inspect", name); r.err == nil {
+			t.Errorf("%s was tagged although the build was interrupted:\n%s", name, seen.String())
+			cmd(nil, bed.docker, "rmi", "-f", name)
+		}
+		if left, _ := os.ReadDir(tmp); len(left) > 0 {
+			t.Errorf("temporary files left: %v", left)
+		}
+		noRunContainers(t)
+	})
+}
+
+// removeRunImages removes every image that runs tagged.
+func removeRunImages(t *testing.T) {
+	t.Helper()
+	if ids := strings.Fields(must(t, nil, bed.docker, "images", "-q", "--filter", "reference=storepack/*")); len(ids) > 0 {
+		cmd(nil, bed.docker, append([]string{"rmi", "-f"}, ids...)...)
+	}
+}
+
+// pluginPid is the docker-storepack process that docker started as pid.
+func pluginPid(t *testing.T, docker int) int {
+	t.Helper()
+	out := strings.TrimSpace(must(t, nil, "pgrep", "-P", fmt.Sprint(docker), "-f", "docker-storepack"))
+	var pid int
+	if _, err := fmt.Sscan(out, &pid); err != nil {
+		t.Fatalf("no plugin process under docker (%d): %q", docker, out)
+	}
+	return pid
+}
