@@ -30,6 +30,8 @@ import (
 // defaultManifest is the manifest a build context holds unless -f says.
 const defaultManifest = "Storepackfile"
 
+const storeRootHelp = `Directory that holds the store, as DIR/nix/store (a Nix store opened with --store local?root=DIR; default: /)`
+
 type buildOptions struct {
 	file          string
 	tags          []string
@@ -46,6 +48,7 @@ type buildOptions struct {
 	quiet         bool
 	builder       string
 	addr          string
+	storeRoot     string
 	frontendImage string
 	args          []string
 }
@@ -104,6 +107,7 @@ IMAGE names another image, --previous "" none.`,
 	flags.BoolVarP(&opts.quiet, "quiet", "q", false, "Print only the image ID")
 	flags.StringVar(&opts.builder, "builder", "", "buildx builder to use (default: BUILDX_BUILDER, else buildx's selected builder)")
 	flags.StringVar(&opts.addr, "addr", "", "BuildKit daemon address (default: BUILDKIT_HOST)")
+	flags.StringVar(&opts.storeRoot, "store-root", "", storeRootHelp)
 	flags.StringVar(&opts.frontendImage, "frontend-image", "", "Build through this storepack frontend image in the builder, as docker buildx build does, rather than in this process (for comparisons)")
 	return cmd
 }
@@ -198,6 +202,12 @@ func buildOptionsFor(dockerCli command.Cli, opts buildOptions, previousGiven boo
 	case len(opts.tags) > 0:
 		bo.DefaultPrevious = opts.tags[0]
 	}
+	bo.StoreRoot = opts.storeRoot
+	if opts.storeRoot != "" {
+		// Not the host's store: its database does not describe it, so
+		// the conversion scans it.
+		return bo, readBuildInputs(dockerCli, opts, bo)
+	}
 	bo.Discover = func(ctx context.Context, roots []store.Path) (*store.Graph, error) {
 		rs := make([]hoststore.Root, len(roots))
 		for i, r := range roots {
@@ -219,7 +229,7 @@ func readBuildInputs(dockerCli command.Cli, opts buildOptions, bo *hostbuild.Opt
 		for i, r := range roots {
 			paths[i] = r.Path
 		}
-		src, note, err := hostbuild.RootsManifest(paths)
+		src, note, err := hostbuild.RootsManifest(paths, opts.storeRoot)
 		if err != nil {
 			return err
 		}

@@ -47,6 +47,7 @@ type runOptions struct {
 	builder   string
 	addr      string
 	progress  string
+	storeRoot string
 }
 
 func newRunCommand(dockerCli command.Cli) *cobra.Command {
@@ -92,6 +93,7 @@ when it exits (--rm=false keeps it), also when storepack is interrupted.`,
 	build.IntVar(&opts.maxLayers, "max-layers", 0, "Layer budget, counting every layer of the image (default: the manifest's, else 100)")
 	build.StringVar(&opts.builder, "builder", "", "buildx builder to build with (default: as docker storepack build chooses)")
 	build.StringVar(&opts.addr, "addr", "", "BuildKit daemon address to build with (default: BUILDKIT_HOST)")
+	build.StringVar(&opts.storeRoot, "store-root", "", storeRootHelp)
 	build.StringVar(&opts.progress, "progress", "auto", `Build progress output: "auto", "tty", "plain", "rawjson" or "quiet"`)
 	flags.AddFlagSet(build)
 	cmd.SetUsageFunc(func(c *cobra.Command) error {
@@ -205,6 +207,7 @@ func runImage(ctx context.Context, dockerCli command.Cli, opts runOptions, arg, 
 		builder:   opts.builder,
 		addr:      opts.addr,
 		progress:  opts.progress,
+		storeRoot: opts.storeRoot,
 		quiet:     quiet,
 		load:      true,
 	}

@@ -225,6 +225,14 @@ func TestBuiltInExample(t *testing.T) {
 	if out := stdoutOf(t, bed.docker, "run", "--rm", tag); !strings.Contains(out, "Hello from a storepack image!") {
 		t.Errorf("docker run printed %q", out)
 	}
+
+	// As make demo runs it.
+	installPlugin(t)
+	t.Cleanup(func() { removeRunImages(t) })
+	root := filepath.Join(dir, "context")
+	if out, stderr, code := pluginRun(t, engineEnv, nil, "--store-root", root, filepath.Join(root, "result")); code != 0 || strings.TrimSpace(out) != "Hello from a storepack image!" {
+		t.Errorf("docker storepack run: exit %d, %q\n%s", code, out, stderr)
+	}
 }
 
 func pathsKey(l layering.Layer) string {

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# make demo: build storepack's built-in example with plain `docker build`
-# through `# syntax=storepack`, run it, and print its greeting. Starts
-# Debian's Docker Engine first if no engine answers.
+# make demo: install storepack, then build and run its built-in example with
+# `docker storepack run`, which prints its greeting. Starts Debian's Docker
+# Engine first if no engine answers.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -28,15 +28,6 @@ work=$(mktemp -d)
 trap 'chmod -R u+w "$work"; rm -rf "$work"' EXIT
 go run ./examples/hello/mkstore "$work"
 
-# Docker's built-in BuildKit: the buildx plugin when there is one, else the
-# engine's own client with DOCKER_BUILDKIT=1 (Debian's /usr/bin/docker).
-tag=storepack-demo:latest
-if docker buildx version >/dev/null 2>&1; then
-	docker buildx build --load -t "$tag" -f "$work/app.storepack" "$work/context"
-else
-	client=docker
-	[ -x /usr/bin/docker ] && client=/usr/bin/docker
-	DOCKER_BUILDKIT=1 "$client" build -t "$tag" -f "$work/app.storepack" "$work/context"
-fi
-echo "demo: docker run --rm $tag" >&2
-docker run --rm "$tag"
+# The example's store is in the directory, not in /nix/store: --store-root.
+echo "demo: docker storepack run --store-root $work/context $work/context/result" >&2
+docker storepack run --store-root "$work/context" "$work/context/result"

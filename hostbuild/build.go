@@ -39,6 +39,9 @@ type Options struct {
 	Manifest     []byte // the manifest source
 	ManifestName string // its file, which errors name with the line; "": none (RootsManifest)
 	ContextDir   string // the build context on the host; "" for none
+	// StoreRoot holds the store on the host (StoreRoot/nix/store/...), as
+	// in a Nix store opened with --store local?root=DIR; "": the host's root.
+	StoreRoot string
 
 	Platforms []ocispecs.Platform // none: the builder's
 	BuildArgs map[string]string
@@ -92,7 +95,7 @@ func Build(ctx context.Context, b *Builder, opt Options) (*Result, error) {
 	statusCh := make(chan *bkclient.SolveStatus)
 	conv := manifest2llb.ConvertOpt{
 		Source: manifest2llb.HostSource{
-			HostSource: inputs.HostSource{ContextDir: opt.ContextDir},
+			HostSource: inputs.HostSource{ContextDir: opt.ContextDir, Root: opt.StoreRoot},
 			Check:      true,
 			Discoverer: opt.Discover,
 			Locals:     locals,
@@ -213,7 +216,7 @@ func throughFrontendImage(solveOpt bkclient.SolveOpt, opt Options, stageDir stri
 		contextDir = stageDir
 	}
 	solveOpt.LocalMounts = map[string]fsutil.FS{}
-	for local, dir := range map[string]string{"context": contextDir, "dockerfile": manifestDir, "store": spec.StoreDir} {
+	for local, dir := range map[string]string{"context": contextDir, "dockerfile": manifestDir, "store": filepath.Join(opt.StoreRoot, spec.StoreDir)} {
 		if dir == "" {
 			dir = "."
 		}

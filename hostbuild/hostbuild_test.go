@@ -78,7 +78,7 @@ func TestRootsManifest(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
 			root := storePath(t, dir, "app", tc.files)
-			src, note, err := RootsManifest([]store.Path{root})
+			src, note, err := RootsManifest([]store.Path{root}, "")
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -108,7 +108,7 @@ func TestRootsManifest(t *testing.T) {
 		})
 	}
 	missing, _ := store.ParsePath(t.TempDir() + "/" + strings.Repeat("b", 32) + "-gone")
-	if _, _, err := RootsManifest([]store.Path{missing}); err == nil || !strings.Contains(err.Error(), "is not in") {
+	if _, _, err := RootsManifest([]store.Path{missing}, ""); err == nil || !strings.Contains(err.Error(), "is not in") {
 		t.Errorf("a missing root: %v", err)
 	}
 }

@@ -37,14 +37,14 @@ func InputKey(ctx context.Context, opt Options, p ocispecs.Platform) (key digest
 	if err != nil {
 		return "", err
 	}
-	in, err := inputs.Read(ctx, spec, inputs.HostSource{ContextDir: opt.ContextDir})
+	in, err := inputs.Read(ctx, spec, inputs.HostSource{ContextDir: opt.ContextDir, Root: opt.StoreRoot})
 	if err != nil {
 		return "", err
 	}
 	v, _ := version.Get()
 	var b strings.Builder
-	fmt.Fprintf(&b, "storepack %q\nplatform %q\nstrategy %q\nmax-layers %d\ninputs %s\n",
-		v, platforms.Format(platforms.Normalize(p)), opt.Strategy, opt.MaxLayers, in.Key())
+	fmt.Fprintf(&b, "storepack %q\nplatform %q\nstrategy %q\nmax-layers %d\nstore-root %q\ninputs %s\n",
+		v, platforms.Format(platforms.Normalize(p)), opt.Strategy, opt.MaxLayers, opt.StoreRoot, in.Key())
 	for _, set := range []struct {
 		name string
 		kv   map[string]string

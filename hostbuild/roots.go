@@ -18,10 +18,11 @@ it has one, PATH=/bin, and the entrypoint /bin/NAME when that directory holds
 exactly one executable NAME (otherwise no entrypoint, which the build says).`
 
 // RootsManifest is the manifest of an image of bare roots, as RootsHelp
-// says, and a note when it has no entrypoint.
-func RootsManifest(roots []store.Path) (src []byte, note string, err error) {
+// says, and a note when it has no entrypoint. storeRoot holds the store on
+// the host ("": the host's root).
+func RootsManifest(roots []store.Path, storeRoot string) (src []byte, note string, err error) {
 	for _, r := range roots {
-		if _, err := os.Lstat(r.String()); err != nil {
+		if _, err := os.Lstat(filepath.Join(storeRoot, r.String())); err != nil {
 			if os.IsNotExist(err) {
 				return nil, "", fmt.Errorf("root %s is not in %s", r, r.Dir)
 			}
@@ -35,7 +36,7 @@ func RootsManifest(roots []store.Path) (src []byte, note string, err error) {
 		closure = append(closure, r.String())
 	}
 	lines = append(lines, "CLOSURE "+strings.Join(closure, " "))
-	bin := filepath.Join(first.String(), "bin")
+	bin := filepath.Join(storeRoot, first.String(), "bin")
 	entries, err := os.ReadDir(bin)
 	switch {
 	case os.IsNotExist(err):

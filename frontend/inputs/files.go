@@ -113,8 +113,11 @@ func (d DirFiles) ReadDir(_ context.Context, dir string) ([]Entry, error) {
 type HostSource struct {
 	ContextDir string // the build context
 	// StoreDir is where the store's entries are on the host; "": where
-	// the store paths say (/nix/store for /nix/store/...).
+	// the store paths say (/nix/store for /nix/store/...), below Root.
 	StoreDir string
+	// Root holds the store on the host (Root/nix/store/...), as in a Nix
+	// store opened with --store local?root=Root; "": the host's root.
+	Root string
 }
 
 var _ Source = HostSource{}
@@ -124,7 +127,7 @@ func (h HostSource) StoreDirOf(p store.Path) string {
 	if h.StoreDir != "" {
 		return h.StoreDir
 	}
-	return p.Dir
+	return filepath.Join(h.Root, p.Dir)
 }
 
 // Context implements Source.
