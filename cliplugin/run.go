@@ -151,20 +151,29 @@ func runRun(ctx context.Context, dockerCli command.Cli, dockerRun *cobra.Command
 	}
 	nonce := make([]byte, 16)
 	rand.Read(nonce)
-	id := hex.EncodeToString(nonce)
-	if err := flags.Set("label", runContainerLabel+"="+id); err != nil {
+	runID := hex.EncodeToString(nonce)
+	if err := flags.Set("label", runContainerLabel+"="+runID); err != nil {
 		return err
 	}
-	return runContainer(ctx, dockerCli, dockerRun, id, append([]string{image}, args[1:]...))
+	return runContainer(ctx, dockerCli, dockerRun, runID, append([]string{image}, args[1:]...))
 }
 
 // runContainer runs docker's run command, which forwards the signals this
 // process receives to the container. The docker CLI tells a plugin to stop
 // by cancelling ctx instead: then the container is stopped as `docker stop`
 // stops it, and removed once docker run returns.
-func runContainer(ctx context.Context, dockerCli command.Cli, dockerRun *cobra.Command, id string, args []string) error {
+func runContainer(ctx context.Context, dockerCli command.Cli, dockerRun *cobra.Command, runID string, args []string) error {
 	engine := dockerCli.Client()
-	mine := client.ContainerListOptions{All: true, Filters: client.Filters{}.Add("label", runContainerLabel+"="+id)}
+	// Calls to the engine once ctx is cancelled must still be made.
+	bg := context.WithoutCancel(ctx)
+	eachContainer := func(do func(containerID string)) {
+		mine := client.ContainerListOptions{All: true, Filters: client.Filters{}.Add("label", runContainerLabel+"="+runID)}
+		if list, err := engine.ContainerList(bg, mine); err == nil {
+			for _, c := range list.Items {
+				do(c.ID)
+			}
+		}
+	}
 	done := make(chan struct{})
 	stopped := make(chan struct{})
 	go func() {
@@ -172,25 +181,17 @@ func runContainer(ctx context.Context, dockerCli command.Cli, dockerRun *cobra.C
 		select {
 		case <-done:
 		case <-ctx.Done():
-			bg := context.WithoutCancel(ctx)
-			if list, err := engine.ContainerList(bg, mine); err == nil {
-				for _, c := range list.Items {
-					_, _ = engine.ContainerStop(bg, c.ID, client.ContainerStopOptions{})
-				}
-			}
+			eachContainer(func(cid string) { _, _ = engine.ContainerStop(bg, cid, client.ContainerStopOptions{}) })
 		}
 	}()
-	dockerRun.SetContext(context.WithoutCancel(ctx))
+	dockerRun.SetContext(bg)
 	err := dockerRun.RunE(dockerRun, args)
 	close(done)
 	<-stopped
 	if ctx.Err() != nil {
-		bg := context.WithoutCancel(ctx)
-		if list, lerr := engine.ContainerList(bg, mine); lerr == nil {
-			for _, c := range list.Items {
-				_, _ = engine.ContainerRemove(bg, c.ID, client.ContainerRemoveOptions{Force: true, RemoveVolumes: true})
-			}
-		}
+		eachContainer(func(cid string) {
+			_, _ = engine.ContainerRemove(bg, cid, client.ContainerRemoveOptions{Force: true, RemoveVolumes: true})
+		})
 	}
 	return err
 }
@@ -264,7 +265,7 @@ func runImage(ctx context.Context, dockerCli command.Cli, opts runOptions, arg, 
 	if _, err := hostbuild.Build(ctx, b, *bo); err != nil {
 		return "", err
 	}
-	if old.ID != "" {
+	if built, err := engine.ImageInspect(ctx, tag); err == nil && old.ID != "" && built.ID != old.ID {
 		// The replaced image, unless a container or another tag uses it.
 		_, _ = engine.ImageRemove(context.WithoutCancel(ctx), old.ID, client.ImageRemoveOptions{PruneChildren: true})
 	}
