@@ -17,6 +17,8 @@ import (
 
 	"github.com/opencontainers/go-digest"
 	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/storepack/storepack/store"
 )
 
 // The plugin's builders, as a user selects them: the engine's embedded
@@ -319,28 +321,38 @@ func TestPluginRebuildKeepsLayers(t *testing.T) {
 	v2 := nixClosure(t, "--argstr", "appVersion", "plugin-2")
 	tag := "storepack-e2e/plugin-rebuild:latest"
 	t.Cleanup(func() { cmd(nil, bed.docker, "rmi", "-f", tag) })
-	layersOf := func() map[string]string {
-		t.Helper()
-		img := savedImage(t, tag)
-		byPaths := map[string]string{}
-		for i, l := range img.plan(t).Layers {
-			byPaths[pathsKey(l)] = img.layers[i].diffID
-		}
-		return byPaths
-	}
 	mustPluginEnv(t, engineEnv, "build", "--progress=plain", "--max-layers", "3", "-t", tag, filepath.Join(v1.dir, "result"))
-	first := layersOf()
+	first := layerDiffIDs(t, tag)
 	_, progress := mustPluginEnv(t, engineEnv, "build", "--progress=plain", "--max-layers", "3", "-t", tag, filepath.Join(v2.dir, "result"))
 	if want := "previous image " + tag + " (linux/amd64): read its plan"; !strings.Contains(progress, want) {
 		t.Errorf("the progress does not say it read %s:\n%s", tag, progress)
 	}
+	checkKeptLayers(t, first, layerDiffIDs(t, tag), v2.root)
+}
+
+// layerDiffIDs maps each store layer of image ref, named by its paths, to
+// its diffID.
+func layerDiffIDs(t *testing.T, ref string) map[string]string {
+	t.Helper()
+	img := savedImage(t, ref)
+	byPaths := map[string]string{}
+	for i, l := range img.plan(t).Layers {
+		byPaths[pathsKey(l)] = img.layers[i].diffID
+	}
+	return byPaths
+}
+
+// checkKeptLayers checks that every layer of after without the changed
+// path has the diffID it had before, and that there is such a layer.
+func checkKeptLayers(t *testing.T, before, after map[string]string, changed store.Path) {
+	t.Helper()
 	kept := 0
-	for key, id := range layersOf() {
-		if strings.Contains(key, v2.root.Base()) {
+	for key, id := range after {
+		if strings.Contains(key, changed.Base()) {
 			continue
 		}
-		if first[key] != id {
-			t.Errorf("layer %s lost its diffID: %s, was %q", key, id, first[key])
+		if before[key] != id {
+			t.Errorf("layer %s lost its diffID: %s, was %q", key, id, before[key])
 		}
 		kept++
 	}
