@@ -30,8 +30,9 @@ func newLoadCommand(dockerCli command.Cli) *cobra.Command {
 		Short: "Load an image from a docker or OCI archive into the engine",
 		Long: `Load an image from a docker archive, an OCI archive or an OCI layout
 directory ("-": standard input; gzip, bzip2, xz and zstd are read) into the
-docker engine. From an index of several platforms it loads the engine's
-platform, or --platform's, converted to the docker archive that every engine
+docker engine. From an index of several platforms it loads --platform's
+image, or else the best one for the engine's platform (as a pull picks:
+amd64 also runs 386), converted to the docker archive that every engine
 loads (Docker 20.10 cannot load an OCI index). Nothing is loaded when the
 archive is corrupt or has no image for the platform.`,
 		Example: `  docker storepack load app.tar
@@ -53,8 +54,13 @@ archive is corrupt or has no image for the platform.`,
 
 func runLoad(ctx context.Context, dockerCli command.Cli, opts loadOptions) error {
 	for _, tag := range opts.tags {
-		if _, err := reference.ParseNormalizedNamed(tag); err != nil {
+		ref, err := reference.ParseNormalizedNamed(tag)
+		if err != nil {
 			return fmt.Errorf("-t %s: not a valid image reference: %w", tag, err)
+		}
+		// The engine would load the image and then refuse the name.
+		if _, ok := ref.(reference.Digested); ok {
+			return fmt.Errorf("-t %s: a name and tag, not a digest", tag)
 		}
 	}
 	engine := dockerCli.Client()
@@ -62,10 +68,12 @@ func runLoad(ctx context.Context, dockerCli command.Cli, opts loadOptions) error
 	if err != nil {
 		return err
 	}
+	// --platform asks for that platform, not one the engine could also run.
+	lo := engineload.Options{Platform: p, Exact: opts.platform != "", Names: opts.tags, Out: dockerCli.Out()}
 	if !opts.quiet {
-		fmt.Fprintf(dockerCli.Err(), "Loading the %s image of %s\n", platforms.Format(p), opts.src)
+		lo.Progress = dockerCli.Err()
 	}
-	return engineload.Load(ctx, engine, opts.src, dockerCli.In(), engineload.Options{Platform: p, Names: opts.tags, Out: dockerCli.Out()})
+	return engineload.Load(ctx, engine, opts.src, dockerCli.In(), lo)
 }
 
 // enginePlatform parses spec; "" is the engine's platform.

@@ -20,11 +20,14 @@ import (
 	"github.com/containerd/containerd/v2/core/images/archive"
 	"github.com/containerd/containerd/v2/pkg/archive/compression"
 	"github.com/containerd/containerd/v2/plugins/content/local"
+	"github.com/containerd/errdefs"
+	"github.com/containerd/log"
 	"github.com/containerd/platforms"
 	"github.com/distribution/reference"
 	"github.com/moby/moby/client"
 	"github.com/moby/moby/client/pkg/jsonmessage"
 	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
+	"github.com/sirupsen/logrus"
 )
 
 // ImageLoader is what loading asks of the engine; client.APIClient has it.
@@ -51,13 +54,19 @@ func Archive(ctx context.Context, engine ImageLoader, archive io.Reader, out io.
 // Options say which image of an archive to load, and as what.
 type Options struct {
 	Platform ocispecs.Platform // of an image of an index
-	Names    []string          // none: the archive's names for the image
-	Out      io.Writer         // the engine's messages
+	// Exact takes only Platform (normalised); otherwise the best image the
+	// platform runs, as a pull picks one (amd64 runs 386, arm64 arm/v7).
+	Exact bool
+	Names []string  // none: the archive's names for the image
+	Out   io.Writer // the engine's messages
+	// Progress, when not nil, is told which image is loaded once the
+	// archive has been read and holds it (an error is then the only line).
+	Progress io.Writer
 }
 
 // Load reads the archive or OCI layout at src ("-": in), picks the image
 // of opt.Platform, and loads it into the engine. Nothing is loaded when
-// src is not an archive, or holds no image for the platform.
+// src is not an archive, or holds no complete image for the platform.
 func Load(ctx context.Context, engine ImageLoader, src string, in io.Reader, opt Options) error {
 	r, closeSrc, err := open(src, in)
 	if err != nil {
@@ -69,7 +78,7 @@ func Load(ctx context.Context, engine ImageLoader, src string, in io.Reader, opt
 		return err
 	}
 	defer os.RemoveAll(dir)
-	store, err := local.NewStore(dir)
+	store, err := newStore(dir)
 	if err != nil {
 		return err
 	}
@@ -81,21 +90,61 @@ func Load(ctx context.Context, engine ImageLoader, src string, in io.Reader, opt
 	if err != nil {
 		return fmt.Errorf("%s: not a docker or OCI archive: %w", name, err)
 	}
-	img, err := pick(ctx, store, index, opt.Platform)
+	match := platforms.Only(opt.Platform)
+	if opt.Exact {
+		match = platforms.OnlyStrict(opt.Platform)
+	}
+	img, err := pick(ctx, store, index, opt.Platform, match)
 	if err != nil {
+		return fmt.Errorf("%s: %w", name, err)
+	}
+	// The engine must get a whole archive or nothing: a blob missing from
+	// the store would break the export halfway through the upload.
+	if err := complete(ctx, store, img); err != nil {
 		return fmt.Errorf("%s: %w", name, err)
 	}
 	names := opt.Names
 	if len(names) == 0 {
 		names = img.names
 	}
+	if opt.Progress != nil {
+		fmt.Fprintf(opt.Progress, "Loading the %s image of %s\n", platforms.Format(img.platform), name)
+	}
+	// The export would also name the image after the index entry's own
+	// annotation, which imageNames may have refused as no reference.
+	desc := img.desc
+	desc.Annotations = nil
 	pr, pw := io.Pipe()
+	exported := make(chan error, 1)
 	go func() {
-		pw.CloseWithError(archive.Export(ctx, store, pw, archive.WithManifest(img.desc, names...)))
+		err := archive.Export(ctx, store, pw, archive.WithManifest(desc, names...))
+		pw.CloseWithError(err)
+		exported <- err
 	}()
 	err = Archive(ctx, engine, pr, opt.Out)
-	pr.CloseWithError(err)
+	pr.CloseWithError(errEngineDone)
+	// The export reads the store, which is removed on return; when it
+	// failed, its error says why the engine got half an archive.
+	if xerr := <-exported; xerr != nil && err != nil && !errors.Is(xerr, errEngineDone) {
+		return fmt.Errorf("%s: %w", name, xerr)
+	}
 	return err
+}
+
+// errEngineDone stops an export that the engine no longer reads.
+var errEngineDone = errors.New("the engine stopped reading the image")
+
+// newStore makes the temporary content store. containerd's local store
+// warns, through the process's logger rather than a context's, that a file
+// system lacks fs-verity (most do), which a store that lives for one load
+// does not use; the logger's level is atomic, so raising it is race-free.
+func newStore(dir string) (content.Store, error) {
+	logger := log.L.Logger
+	if level := logger.GetLevel(); level >= logrus.WarnLevel {
+		logger.SetLevel(logrus.ErrorLevel)
+		defer logger.SetLevel(level)
+	}
+	return local.NewStore(dir)
 }
 
 // open reads src: a file (compressed or not), a directory (an OCI layout,
@@ -150,12 +199,11 @@ type candidate struct {
 const maxDepth = 4
 
 // pick returns the image of the index that matches p best.
-func pick(ctx context.Context, store content.Store, index ocispecs.Descriptor, p ocispecs.Platform) (candidate, error) {
+func pick(ctx context.Context, store content.Store, index ocispecs.Descriptor, p ocispecs.Platform, match platforms.MatchComparer) (candidate, error) {
 	var all []candidate
 	if err := collect(ctx, store, index, nil, 0, &all); err != nil {
 		return candidate{}, err
 	}
-	match := platforms.Only(p)
 	var best *candidate
 	var have []string
 	for i, c := range all {
@@ -173,7 +221,46 @@ func pick(ctx context.Context, store content.Store, index ocispecs.Descriptor, p
 		slices.Sort(have)
 		return candidate{}, fmt.Errorf("no image for %s (it has %s)", platforms.Format(p), strings.Join(have, ", "))
 	}
-	return *best, nil
+	// An index lists an image once per name (a docker archive's RepoTags).
+	img := *best
+	img.names = nil
+	for _, c := range all {
+		if c.desc.Digest == img.desc.Digest {
+			for _, n := range c.names {
+				if !slices.Contains(img.names, n) {
+					img.names = append(img.names, n)
+				}
+			}
+		}
+	}
+	return img, nil
+}
+
+// complete checks that the store holds every blob of img's image.
+func complete(ctx context.Context, store content.Store, img candidate) error {
+	lacks := func(d ocispecs.Descriptor) error {
+		return fmt.Errorf("the %s image lacks blob %s: the archive is truncated or corrupt", platforms.Format(img.platform), d.Digest)
+	}
+	var m ocispecs.Manifest
+	if err := readJSON(ctx, store, img.desc, &m); err != nil {
+		if errdefs.IsNotFound(err) {
+			return lacks(img.desc)
+		}
+		return err
+	}
+	for _, d := range append([]ocispecs.Descriptor{m.Config}, m.Layers...) {
+		info, err := store.Info(ctx, d.Digest)
+		if errdefs.IsNotFound(err) {
+			return lacks(d)
+		}
+		if err != nil {
+			return err
+		}
+		if info.Size != d.Size {
+			return fmt.Errorf("blob %s has %d bytes, its manifest says %d: the archive is corrupt", d.Digest, info.Size, d.Size)
+		}
+	}
+	return nil
 }
 
 // collect lists the images below desc; names are the index entries' names.
@@ -228,6 +315,9 @@ func imageNames(annotations map[string]string) []string {
 
 func readJSON(ctx context.Context, store content.Store, desc ocispecs.Descriptor, v any) error {
 	data, err := content.ReadBlob(ctx, store, desc)
+	if errdefs.IsNotFound(err) {
+		return fmt.Errorf("blob %s is missing, the archive is truncated or corrupt: %w", desc.Digest, errdefs.ErrNotFound)
+	}
 	if err != nil {
 		return fmt.Errorf("%s: %w", desc.Digest, err)
 	}
