@@ -5,6 +5,7 @@ package e2e
 import (
 	"bufio"
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -12,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -376,4 +378,58 @@ func pluginPid(t *testing.T, docker int) int {
 		t.Fatalf("no plugin process under docker (%d): %q", docker, out)
 	}
 	return pid
+}
+
+// TestRunGuixStore runs a Guix-style closure from a store kept under a
+// directory (--store-root), found by scanning it: /gnu/store paths, no
+// database, no GRAPH.
+func TestRunGuixStore(t *testing.T) {
+	installPlugin(t)
+	t.Cleanup(func() { removeRunImages(t); noRunContainers(t) })
+	root := t.TempDir()
+	t.Cleanup(func() { exec.Command("chmod", "-R", "u+w", root).Run() })
+	path := func(hash, name string) string { return "/gnu/store/" + strings.Repeat(hash, 32) + "-" + name }
+	busybox, data, app := path("b", "busybox-1.36.1"), path("d", "greeting-1.0"), path("h", "hello-2.12.1")
+	write := func(p, content string, mode os.FileMode) {
+		t.Helper()
+		f := filepath.Join(root, p)
+		if err := os.MkdirAll(filepath.Dir(f), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(f, []byte(content), mode); err != nil {
+			t.Fatal(err)
+		}
+	}
+	bb, err := os.ReadFile("/bin/busybox") // Debian's static busybox, from the test bed
+	if err != nil {
+		t.Fatal(err)
+	}
+	write(busybox+"/bin/busybox", string(bb), 0o555)
+	write(data+"/share/greeting.txt", "hello from guix\n", 0o444)
+	write(app+"/bin/hello", "#!"+busybox+"/bin/busybox sh\nexec "+busybox+"/bin/busybox cat "+data+"/share/greeting.txt\n", 0o555)
+	// Another path in the store that nothing references stays out.
+	write(path("x", "unrelated-1.0")+"/share/README", "not in the closure\n", 0o444)
+	if err := os.Symlink(app, filepath.Join(root, "result")); err != nil {
+		t.Fatal(err)
+	}
+
+	out, stderr, code := pluginRun(t, engineEnv, nil, "--store-root", root, filepath.Join(root, "result"))
+	if code != 0 || strings.TrimSpace(out) != "hello from guix" {
+		t.Fatalf("exit %d, %q\n%s", code, out, stderr)
+	}
+	const tag = "storepack/hello:latest"
+	var plan struct {
+		Layers []struct{ Paths []string } `json:"layers"`
+	}
+	if err := json.Unmarshal([]byte(must(t, nil, bed.docker, "image", "inspect", "-f", `{{index .Config.Labels "dev.storepack.plan"}}`, tag)), &plan); err != nil {
+		t.Fatal(err)
+	}
+	var paths []string
+	for _, l := range plan.Layers {
+		paths = append(paths, l.Paths...)
+	}
+	slices.Sort(paths)
+	if want := []string{busybox, data, app}; !slices.Equal(paths, sortedCopy(want)) {
+		t.Errorf("the image holds %v, want the closure %v", paths, want)
+	}
 }
