@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/storepack/storepack/internal/storetest"
 	"github.com/storepack/storepack/store"
 )
 
@@ -80,16 +81,16 @@ func graphJSON(t *testing.T, g *store.Graph) string {
 }
 
 func TestGraphScansTheStore(t *testing.T) {
-	s := newFakeStore(t)
-	out := mustRun(t, "graph", s.result())
+	s := storetest.NewHostStore(t)
+	out := mustRun(t, "graph", s.Result())
 
 	// The references a scan finds, written out.
 	got := decodeGraph(t, out)
 	want := map[string][]string{
-		s.app.String():  strs(s.app, s.lib, s.data),
-		s.lib.String():  strs(s.libc),
-		s.libc.String(): strs(s.libc),
-		s.data.String(): {},
+		s.App.String():  strs(s.App, s.Lib, s.Data),
+		s.Lib.String():  strs(s.Libc),
+		s.Libc.String(): strs(s.Libc),
+		s.Data.String(): {},
 	}
 	if len(got) != len(want) {
 		t.Errorf("paths: got %d, want %d (unrelated must not be in the closure):\n%s", len(got), len(want), out)
@@ -109,22 +110,22 @@ func TestGraphScansTheStore(t *testing.T) {
 	}
 	// The exact bytes: sorted keys and references, two-space indent,
 	// measured sizes, a trailing newline.
-	if wantOut := graphJSON(t, s.graph(t)); out != wantOut {
+	if wantOut := graphJSON(t, s.Graph(t)); out != wantOut {
 		t.Errorf("output:\n%s\nwant:\n%s", out, wantOut)
 	}
-	if !strings.HasPrefix(out, "{\n  \""+s.app.Dir) || !strings.HasSuffix(out, "\n}\n") {
+	if !strings.HasPrefix(out, "{\n  \""+s.App.Dir) || !strings.HasSuffix(out, "\n}\n") {
 		t.Errorf("layout:\n%s", out)
 	}
 
 	// The flags reach the library: the ways of naming a root and the
 	// sources that scan give the same graph (hoststore tests the rest).
-	t.Chdir(s.work)
+	t.Chdir(s.Work)
 	for _, args := range [][]string{
 		{"graph", "./result"},
-		{"graph", s.app.String() + "/bin/app"},
+		{"graph", s.App.String() + "/bin/app"},
 		{"graph", "--from", "scan", "./result"},
-		{"graph", "--from=auto", "--store-dir", s.dir, "./result"},
-		{"graph", "./result", s.lib.String()}, // lib is in app's closure
+		{"graph", "--from=auto", "--store-dir", s.Dir, "./result"},
+		{"graph", "./result", s.Lib.String()}, // lib is in app's closure
 	} {
 		if got := mustRun(t, args...); got != out {
 			t.Errorf("%v:\n%s\nwant:\n%s", args, got, out)
@@ -132,25 +133,25 @@ func TestGraphScansTheStore(t *testing.T) {
 	}
 
 	// Two roots: the union of their closures.
-	both := decodeGraph(t, mustRun(t, "graph", s.unrelated.String(), s.lib.String()))
+	both := decodeGraph(t, mustRun(t, "graph", s.Unrelated.String(), s.Lib.String()))
 	if len(both) != 5 {
 		t.Errorf("closure of unrelated and lib has %d paths, want 5: %v", len(both), both)
 	}
 }
 
 func TestGraphFromFile(t *testing.T) {
-	s := newFakeStore(t)
+	s := storetest.NewHostStore(t)
 	// The file's graph differs from what a scan finds, to show that it is
 	// the one used: app does not reference data here, and sizes are made up.
 	infos := []store.Info{
-		{Path: s.app, References: []store.Path{s.lib, s.app}, NarSize: 1000},
-		{Path: s.lib, References: []store.Path{s.libc}, NarSize: 2000},
-		{Path: s.libc, References: []store.Path{s.libc}, NarSize: 3000},
-		{Path: s.data, NarSize: 4000},
-		{Path: s.unrelated, References: []store.Path{s.app}, NarSize: 5000},
+		{Path: s.App, References: []store.Path{s.Lib, s.App}, NarSize: 1000},
+		{Path: s.Lib, References: []store.Path{s.Libc}, NarSize: 2000},
+		{Path: s.Libc, References: []store.Path{s.Libc}, NarSize: 3000},
+		{Path: s.Data, NarSize: 4000},
+		{Path: s.Unrelated, References: []store.Path{s.App}, NarSize: 5000},
 	}
-	reg := s.registration(t, infos)
-	out := mustRun(t, "graph", "--from", reg, s.result())
+	reg := s.Registration(t, infos)
+	out := mustRun(t, "graph", "--from", reg, s.Result())
 	want, err := store.NewGraph(infos[:3])
 	if err != nil {
 		t.Fatal(err)
@@ -160,39 +161,39 @@ func TestGraphFromFile(t *testing.T) {
 	}
 
 	// The output is a graph file too, and reads back the same.
-	again := s.writeFile(t, "graph.json", out)
-	if got := mustRun(t, "graph", "--from", again, s.result()); got != out {
+	again := s.WriteFile(t, "graph.json", out)
+	if got := mustRun(t, "graph", "--from", again, s.Result()); got != out {
 		t.Errorf("--from its own output:\n%s\nwant:\n%s", got, out)
 	}
 
 	// A root the file lacks, and a file that is not there, are named.
-	other := s.registration(t, infos[1:3])
-	mustFail(t, []string{"root " + s.result(), s.app.String(), "is not in " + other}, "graph", "--from", other, s.result())
-	mustFail(t, []string{"missing.json", "no such file"}, "graph", "--from", filepath.Join(s.work, "missing.json"), s.result())
+	other := s.Registration(t, infos[1:3])
+	mustFail(t, []string{"root " + s.Result(), s.App.String(), "is not in " + other}, "graph", "--from", other, s.Result())
+	mustFail(t, []string{"missing.json", "no such file"}, "graph", "--from", filepath.Join(s.Work, "missing.json"), s.Result())
 }
 
 func TestGraphErrors(t *testing.T) {
-	s := newFakeStore(t)
-	missing := filepath.Join(s.work, "missing")
+	s := storetest.NewHostStore(t)
+	missing := filepath.Join(s.Work, "missing")
 	mustFail(t, []string{"root " + missing, "no such file"}, "graph", missing)
 
 	// A store path that is not in the store directory on disk.
-	gone := fakePath(t, s.dir, "gone")
-	mustFail(t, []string{"root " + gone.String(), "is not in " + s.dir}, "graph", gone.String())
+	gone := storetest.FakePath(t, s.Dir, "gone")
+	mustFail(t, []string{"root " + gone.String(), "is not in " + s.Dir}, "graph", gone.String())
 
 	// Roots in two store directories, and a root outside --store-dir.
-	other := newFakeStore(t)
-	mustFail(t, []string{"different store directories", "--store-dir"}, "graph", s.result(), other.result())
-	mustFail(t, []string{"root " + s.result(), "leads to " + s.app.String(), "which is not in " + other.dir}, "graph", "--store-dir", other.dir, s.result())
-	mustFail(t, []string{"--store-dir=/", "cannot be /"}, "graph", "--store-dir", "/", s.result())
+	other := storetest.NewHostStore(t)
+	mustFail(t, []string{"different store directories", "--store-dir"}, "graph", s.Result(), other.Result())
+	mustFail(t, []string{"root " + s.Result(), "leads to " + s.App.String(), "which is not in " + other.Dir}, "graph", "--store-dir", other.Dir, s.Result())
+	mustFail(t, []string{"--store-dir=/", "cannot be /"}, "graph", "--store-dir", "/", s.Result())
 	// A graph file in another store directory.
-	reg := other.registration(t, []store.Info{{Path: other.app}})
-	mustFail(t, []string{reg, "its paths are in " + other.dir}, "graph", "--from", reg, s.result())
+	reg := other.Registration(t, []store.Info{{Path: other.App}})
+	mustFail(t, []string{reg, "its paths are in " + other.Dir}, "graph", "--from", reg, s.Result())
 
 	// The sources that a temporary store lacks.
-	mustFail(t, []string{"--from db", "no database is known", s.dir}, "graph", "--from", "db", s.result())
+	mustFail(t, []string{"--from db", "no database is known", s.Dir}, "graph", "--from", "db", s.Result())
 	t.Setenv("PATH", t.TempDir())
-	mustFail(t, []string{"--from nix", "not found"}, "graph", "--from", "nix", s.result())
+	mustFail(t, []string{"--from nix", "not found"}, "graph", "--from", "nix", s.Result())
 
 	err := mustFail(t, []string{"requires at least 1 argument"}, "graph")
 	if !strings.Contains(err.Error(), "graph [OPTIONS] ROOT [ROOT...]") {

@@ -97,18 +97,18 @@ func checkTable(t *testing.T, out string, plan layering.Plan) {
 }
 
 func TestPlanRoots(t *testing.T) {
-	s := newFakeStore(t)
-	g := s.graph(t)
+	s := storetest.NewHostStore(t)
+	g := s.Graph(t)
 
 	// JSON: the plan of the scanned closure, indented.
 	perPath := buildPlan(t, g, "per-path", 100)
-	out := mustRun(t, "plan", "--strategy", "per-path", "--format", "json", s.result())
+	out := mustRun(t, "plan", "--strategy", "per-path", "--format", "json", s.Result())
 	if want := planJSON(t, perPath); out != want {
 		t.Errorf("json:\n%s\nwant:\n%s", out, want)
 	}
 
 	// Table: one row per layer, bottom first, dependencies below.
-	out = mustRun(t, "plan", "--strategy=per-path", s.result())
+	out = mustRun(t, "plan", "--strategy=per-path", s.Result())
 	checkTable(t, out, perPath)
 	rows := tableRows(t, out)
 	at := func(name string) int {
@@ -119,13 +119,13 @@ func TestPlanRoots(t *testing.T) {
 	}
 
 	// Defaults: the default strategy with a budget of 100.
-	def := decodePlan(t, mustRun(t, "plan", "--format=json", s.result()))
+	def := decodePlan(t, mustRun(t, "plan", "--format=json", s.Result()))
 	if want := buildPlan(t, g, layering.DefaultStrategy, 100); planJSON(t, def) != planJSON(t, want) {
 		t.Errorf("default plan %+v, want %+v", def, want)
 	}
 
 	// A budget of one: everything in one layer.
-	out = mustRun(t, "plan", "--max", "1", s.result())
+	out = mustRun(t, "plan", "--max", "1", s.Result())
 	checkTable(t, out, buildPlan(t, g, layering.DefaultStrategy, 1))
 	if rows := tableRows(t, out); len(rows) != 1 || rows[0][2] != "4" || rows[0][4] != "app-1.0, data, lib-2.1, libc-2.39" {
 		t.Errorf("--max 1:\n%s", out)
@@ -133,36 +133,36 @@ func TestPlanRoots(t *testing.T) {
 
 	// --from FILE: the file's sizes and references; sizes unknown are "-".
 	infos := []store.Info{
-		{Path: s.app, References: []store.Path{s.lib}, NarSize: 3_000_000},
-		{Path: s.lib},
+		{Path: s.App, References: []store.Path{s.Lib}, NarSize: 3_000_000},
+		{Path: s.Lib},
 	}
-	reg := s.registration(t, infos)
-	out = mustRun(t, "plan", "--strategy", "per-path", "--from", reg, s.result())
+	reg := s.Registration(t, infos)
+	out = mustRun(t, "plan", "--strategy", "per-path", "--from", reg, s.Result())
 	rows = tableRows(t, out)
 	if len(rows) != 2 || rows[0][4] != "lib-2.1" || rows[0][3] != "-" || rows[1][3] != "3MB" {
 		t.Errorf("--from registration:\n%s", out)
 	}
 
 	// The output is deterministic.
-	if again := mustRun(t, "plan", "--strategy", "per-path", "--from", reg, s.result()); again != out {
+	if again := mustRun(t, "plan", "--strategy", "per-path", "--from", reg, s.Result()); again != out {
 		t.Errorf("second run differs:\n%s\nfirst:\n%s", again, out)
 	}
 }
 
-// manifestFile writes a manifest for the fake store into its work
+// manifestFile writes a manifest for the test store into its work
 // directory, where result is.
-func (s *fakeStore) manifestFile(t *testing.T, name string, lines ...string) string {
+func manifestFile(t *testing.T, s *storetest.HostStore, name string, lines ...string) string {
 	t.Helper()
-	src := "# syntax=storepack\nSTORE " + s.dir + "\n" + strings.Join(lines, "\n") + "\n"
-	return s.writeFile(t, name, src)
+	src := "# syntax=storepack\nSTORE " + s.Dir + "\n" + strings.Join(lines, "\n") + "\n"
+	return s.WriteFile(t, name, src)
 }
 
 func TestPlanManifest(t *testing.T) {
-	s := newFakeStore(t)
-	g := s.graph(t)
+	s := storetest.NewHostStore(t)
+	g := s.Graph(t)
 
 	// Without GRAPH the store is scanned; without LAYERS the budget is 100.
-	plain := s.manifestFile(t, "plain.storepack", "CLOSURE ./result", `ENTRYPOINT ["/bin/app"]`)
+	plain := manifestFile(t, s, "plain.storepack", "CLOSURE ./result", `ENTRYPOINT ["/bin/app"]`)
 	out := mustRun(t, "plan", "--format", "json", plain)
 	if want := planJSON(t, buildPlan(t, g, layering.DefaultStrategy, 100)); out != want {
 		t.Errorf("manifest:\n%s\nwant:\n%s", out, want)
@@ -171,7 +171,7 @@ func TestPlanManifest(t *testing.T) {
 
 	// The budget counts the customisation layer: --max=2 with a LINK
 	// leaves exactly one store layer; without it, two.
-	link := s.manifestFile(t, "link.storepack", "CLOSURE ./result", "LINK /bin -> bin")
+	link := manifestFile(t, s, "link.storepack", "CLOSURE ./result", "LINK /bin -> bin")
 	plan := decodePlan(t, mustRun(t, "plan", "--max=2", "--format=json", link))
 	if len(plan.Layers) != 1 || len(plan.Layers[0].Paths) != 4 {
 		t.Errorf("--max=2 with LINK: %d layers, want 1 with every path: %+v", len(plan.Layers), plan)
@@ -185,7 +185,7 @@ func TestPlanManifest(t *testing.T) {
 	}
 
 	// The manifest's LAYERS, a DIR, and flags that override them.
-	layers := s.manifestFile(t, "layers.storepack", "CLOSURE ./result", "DIR --mode=1777 /tmp", "LAYERS --max=2 --strategy=per-path")
+	layers := manifestFile(t, s, "layers.storepack", "CLOSURE ./result", "DIR --mode=1777 /tmp", "LAYERS --max=2 --strategy=per-path")
 	got := decodePlan(t, mustRun(t, "plan", "--format=json", layers))
 	if want := buildPlan(t, g, "per-path", 1); planJSON(t, got) != planJSON(t, want) {
 		t.Errorf("LAYERS --max=2 --strategy=per-path with DIR: %+v, want %+v", got, want)
@@ -200,16 +200,16 @@ func TestPlanManifest(t *testing.T) {
 	}
 
 	// No layer left for the store paths.
-	tight := s.manifestFile(t, "tight.storepack", "CLOSURE ./result", "LINK /bin -> bin", "LAYERS --max=1")
+	tight := manifestFile(t, s, "tight.storepack", "CLOSURE ./result", "LINK /bin -> bin", "LAYERS --max=1")
 	mustFail(t, []string{tight + ":5:", "LAYERS --max=1 leaves no layer"}, "plan", tight)
 	mustFail(t, []string{"a layer budget of 1 leaves no layer"}, "plan", "--max=1", link)
 
 	// GRAPH: the graph comes from the file, and ${ROOT} works in LINK.
-	reg := s.registration(t, []store.Info{
-		{Path: s.app, References: []store.Path{s.libc}, NarSize: 7},
-		{Path: s.libc, NarSize: 8},
+	reg := s.Registration(t, []store.Info{
+		{Path: s.App, References: []store.Path{s.Libc}, NarSize: 7},
+		{Path: s.Libc, NarSize: 8},
 	})
-	withGraph := s.manifestFile(t, "graph.storepack", "CLOSURE ./result", "GRAPH "+filepath.Base(reg), "LINK /app -> ${ROOT}/bin/app", "LAYERS --strategy=per-path")
+	withGraph := manifestFile(t, s, "graph.storepack", "CLOSURE ./result", "GRAPH "+filepath.Base(reg), "LINK /app -> ${ROOT}/bin/app", "LAYERS --strategy=per-path")
 	out = mustRun(t, "plan", withGraph)
 	rows := tableRows(t, out)
 	if len(rows) != 2 || rows[0][4] != "libc-2.39" || rows[0][3] != "8B" || rows[1][4] != "app-1.0" {
@@ -224,44 +224,44 @@ func TestPlanManifest(t *testing.T) {
 		t.Fatal(err)
 	}
 	mustFail(t, []string{moved + ":3:", "root ./result is not in the build context"}, "plan", moved)
-	viaContext := mustRun(t, "plan", "--context", s.work, moved)
+	viaContext := mustRun(t, "plan", "--context", s.Work, moved)
 	linked := filepath.Join(elsewhere, "linked.storepack")
 	if err := os.Symlink(moved, linked); err != nil {
 		t.Fatal(err)
 	}
-	if got := mustRun(t, "plan", "--context", s.work, linked); got != viaContext {
+	if got := mustRun(t, "plan", "--context", s.Work, linked); got != viaContext {
 		t.Errorf("a symlink to the manifest:\n%s\nwant:\n%s", got, viaContext)
 	}
 	checkTable(t, viaContext, buildPlan(t, g, layering.DefaultStrategy, 100))
 
 	// Errors name the manifest file and line.
-	bad := s.manifestFile(t, "bad.storepack", "CLOSURE ./result", "CLOSUR ./result")
+	bad := manifestFile(t, s, "bad.storepack", "CLOSURE ./result", "CLOSUR ./result")
 	mustFail(t, []string{bad + ":4:", "unknown instruction: CLOSUR"}, "plan", bad)
-	badStrategy := s.manifestFile(t, "strategy.storepack", "CLOSURE ./result", "LAYERS --strategy=nope")
+	badStrategy := manifestFile(t, s, "strategy.storepack", "CLOSURE ./result", "LAYERS --strategy=nope")
 	mustFail(t, []string{badStrategy + ":4:", `unknown layering strategy "nope"`, "per-path"}, "plan", badStrategy)
 
 	// Flags of the other mode.
 	mustFail(t, []string{"--from applies to ROOT arguments"}, "plan", "--from", "scan", link)
-	mustFail(t, []string{"--store-dir applies to ROOT arguments"}, "plan", "--store-dir", s.dir, link)
-	mustFail(t, []string{"--platform applies to a manifest"}, "plan", "--platform", "linux/amd64", s.result())
-	mustFail(t, []string{"--context applies to a manifest"}, "plan", "--context", s.work, s.result())
+	mustFail(t, []string{"--store-dir applies to ROOT arguments"}, "plan", "--store-dir", s.Dir, link)
+	mustFail(t, []string{"--platform applies to a manifest"}, "plan", "--platform", "linux/amd64", s.Result())
+	mustFail(t, []string{"--context applies to a manifest"}, "plan", "--context", s.Work, s.Result())
 	mustFail(t, []string{"--platform=bogus/os/x/y"}, "plan", "--platform", "bogus/os/x/y", link)
 	mustFail(t, []string{"no CLOSURE for platform"}, "plan", "--platform", "aarch64-linux",
-		s.manifestFile(t, "arm.storepack", "CLOSURE --platform=linux/arm/v7 ./result"))
+		manifestFile(t, s, "arm.storepack", "CLOSURE --platform=linux/arm/v7 ./result"))
 }
 
 func TestPlanStrategyAndFlagErrors(t *testing.T) {
-	s := newFakeStore(t)
-	link := s.manifestFile(t, "link.storepack", "CLOSURE ./result", "LINK /bin -> bin")
+	s := storetest.NewHostStore(t)
+	link := manifestFile(t, s, "link.storepack", "CLOSURE ./result", "LINK /bin -> bin")
 	known := strings.Join(layering.Strategies(), ", ")
-	for _, arg := range []string{s.result(), link, filepath.Join(s.work, "missing")} {
+	for _, arg := range []string{s.Result(), link, filepath.Join(s.Work, "missing")} {
 		mustFail(t, []string{"--strategy=nope", "unknown layering strategy", "(known: " + known + ")"}, "plan", "--strategy", "nope", arg)
 	}
-	mustFail(t, []string{"--format=yaml", "table", "json"}, "plan", "--format", "yaml", s.result())
-	mustFail(t, []string{"--max=0", "at least 1"}, "plan", "--max", "0", s.result())
-	mustFail(t, []string{"invalid argument", "--max"}, "plan", "--max", "many", s.result())
+	mustFail(t, []string{"--format=yaml", "table", "json"}, "plan", "--format", "yaml", s.Result())
+	mustFail(t, []string{"--max=0", "at least 1"}, "plan", "--max", "0", s.Result())
+	mustFail(t, []string{"invalid argument", "--max"}, "plan", "--max", "many", s.Result())
 	mustFail(t, []string{"requires at least 1 argument"}, "plan")
-	mustFail(t, []string{"root " + s.work, "not a store path"}, "plan", s.work)
+	mustFail(t, []string{"root " + s.Work, "not a store path"}, "plan", s.Work)
 }
 
 // TestPlanIsTheFrontendsPlan: `plan` of a manifest prints the plan that

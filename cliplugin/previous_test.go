@@ -16,6 +16,7 @@ import (
 	"github.com/moby/moby/client"
 	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
 
+	"github.com/storepack/storepack/internal/storetest"
 	"github.com/storepack/storepack/layering"
 	"github.com/storepack/storepack/layerllb"
 	"github.com/storepack/storepack/store"
@@ -50,8 +51,8 @@ func runWithEngine(t *testing.T, engine *fakeAPIClient, args ...string) (stdout,
 // with previous images in the docker CLI's engine; their registry has
 // none. Where images are looked up is imagelookup's to test.
 func TestPlanPrevious(t *testing.T) {
-	s := newFakeStore(t)
-	g := s.graph(t)
+	s := storetest.NewHostStore(t)
+	g := s.Graph(t)
 	registry := httptest.NewServer(http.NotFoundHandler())
 	t.Cleanup(registry.Close)
 	host := strings.TrimPrefix(registry.URL, "http://")
@@ -59,8 +60,8 @@ func TestPlanPrevious(t *testing.T) {
 	// The previous release put app with libc, lib with data: the new plan
 	// keeps that where it ships fewer bytes, which it would not do alone.
 	previous := layering.Plan{Strategy: "storepack", Layers: []layering.Layer{
-		{Key: "a", Paths: []store.Path{s.app, s.libc}},
-		{Key: "b", Paths: []store.Path{s.data, s.lib}},
+		{Key: "a", Paths: []store.Path{s.App, s.Libc}},
+		{Key: "b", Paths: []store.Path{s.Data, s.Lib}},
 	}}
 	recorded, err := json.Marshal(previous)
 	if err != nil {
@@ -104,7 +105,7 @@ func TestPlanPrevious(t *testing.T) {
 	}
 
 	// ROOTs.
-	if got := run("plan", "--format", "json", "--max", "2", "--previous", ref, s.result()); got != withPrevious {
+	if got := run("plan", "--format", "json", "--max", "2", "--previous", ref, s.Result()); got != withPrevious {
 		t.Errorf("--previous:\n%s\nwant:\n%s", got, withPrevious)
 	}
 	if len(engine.inspected) == 0 || engine.inspected[0] != ref {
@@ -114,26 +115,26 @@ func TestPlanPrevious(t *testing.T) {
 	// engine's image is not.
 	for flag, name := range map[string]string{"armv7l-linux": "linux/arm/v7", "windows/amd64": "windows/amd64"} {
 		fail(fmt.Sprintf("--previous: %s: no such image, neither in the local engine nor in the registry %s (local engine: its image is for %s, not %s)", ref, host, platforms.Format(platform), name),
-			"plan", "--previous", ref, "--platform", flag, s.result())
+			"plan", "--previous", ref, "--platform", flag, s.Result())
 	}
-	mustFail(t, []string{"--platform applies to a manifest, or to the --previous image"}, "plan", "--platform", "linux/amd64", s.result())
+	mustFail(t, []string{"--platform applies to a manifest, or to the --previous image"}, "plan", "--platform", "linux/amd64", s.Result())
 
 	// A manifest's LAYERS --previous, and the flag that overrides it.
-	m := s.manifestFile(t, "previous.storepack", "CLOSURE ./result", "ARG PREVIOUS="+ref, "LAYERS --max=2 --previous=${PREVIOUS}")
+	m := manifestFile(t, s, "previous.storepack", "CLOSURE ./result", "ARG PREVIOUS="+ref, "LAYERS --max=2 --previous=${PREVIOUS}")
 	if got := run("plan", "--format", "json", m); got != withPrevious {
 		t.Errorf("LAYERS --previous:\n%s\nwant:\n%s", got, withPrevious)
 	}
 	if got := run("plan", "--format", "json", "--previous", "", m); got != without {
 		t.Errorf(`--previous "" over LAYERS --previous:\n%s\nwant:\n%s`, got, without)
 	}
-	if got := run("plan", "--format", "json", "--previous", ref, s.manifestFile(t, "bad.storepack", "CLOSURE ./result", "LAYERS --max=2 --previous="+noPlan)); got != withPrevious {
+	if got := run("plan", "--format", "json", "--previous", ref, manifestFile(t, s, "bad.storepack", "CLOSURE ./result", "LAYERS --max=2 --previous="+noPlan)); got != withPrevious {
 		t.Errorf("--previous over a LAYERS --previous without a plan:\n%s\nwant:\n%s", got, withPrevious)
 	}
 
 	// Errors name the image, and the manifest's line.
 	msg := noPlan + " records no layer plan (label dev.storepack.plan): was it built by storepack?"
-	fail("--previous: "+msg, "plan", "--previous", noPlan, s.result())
+	fail("--previous: "+msg, "plan", "--previous", noPlan, s.Result())
 	fail("--previous: "+msg, "plan", "--previous", noPlan, m)
-	mm := s.manifestFile(t, "missing.storepack", "CLOSURE ./result", "ARG PREVIOUS="+missing, "LAYERS --max=2 --previous=${PREVIOUS}")
+	mm := manifestFile(t, s, "missing.storepack", "CLOSURE ./result", "ARG PREVIOUS="+missing, "LAYERS --max=2 --previous=${PREVIOUS}")
 	fail(mm+":5: LAYERS --previous: "+missing+": no such image, neither in the local engine nor in the registry "+host, "plan", mm)
 }

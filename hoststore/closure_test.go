@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/storepack/storepack/internal/storetest"
 	"github.com/storepack/storepack/store"
 )
 
@@ -14,10 +15,10 @@ import (
 var noDatabase = Options{Databases: map[string]string{}}
 
 func TestLoadClosureScans(t *testing.T) {
-	s := newFakeStore(t)
-	want := graphJSON(t, s.graph(t))
+	s := storetest.NewHostStore(t)
+	want := graphJSON(t, s.Graph(t))
 	for _, from := range []GraphSource{FromScan, FromAuto} {
-		g, err := s.load(t, from, noDatabase, s.result())
+		g, err := load(t, s, from, noDatabase, resultRoot(s))
 		if err != nil {
 			t.Fatalf("%s: %v", from, err)
 		}
@@ -27,19 +28,19 @@ func TestLoadClosureScans(t *testing.T) {
 	}
 
 	// Two roots: the union of their closures.
-	g, err := s.load(t, FromScan, noDatabase, root(s.unrelated), root(s.lib))
+	g, err := load(t, s, FromScan, noDatabase, root(s.Unrelated), root(s.Lib))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := []store.Path{s.app, s.data, s.lib, s.libc, s.unrelated}; !slices.Equal(sorted(g.Paths()), sorted(want)) {
+	if want := []store.Path{s.App, s.Data, s.Lib, s.Libc, s.Unrelated}; !slices.Equal(sorted(g.Paths()), sorted(want)) {
 		t.Errorf("closure of unrelated and lib: %v, want %v", g.Paths(), want)
 	}
 
 	// A store path that is not in the store directory on disk.
-	gone := fakePath(t, s.dir, "gone")
+	gone := storetest.FakePath(t, s.Dir, "gone")
 	for _, from := range []GraphSource{FromScan, FromAuto} {
-		_, err := s.load(t, from, noDatabase, root(gone))
-		wantError(t, err, "root "+gone.String()+" is not in "+s.dir)
+		_, err := load(t, s, from, noDatabase, root(gone))
+		wantError(t, err, "root "+gone.String()+" is not in "+s.Dir)
 	}
 }
 
@@ -50,19 +51,19 @@ func sorted(paths []store.Path) []store.Path {
 }
 
 func TestLoadClosureFromFile(t *testing.T) {
-	s := newFakeStore(t)
+	s := storetest.NewHostStore(t)
 	// The file's graph differs from what a scan finds, to show that it is
 	// the one used: app does not reference data here, and sizes are made up.
 	infos := []store.Info{
-		{Path: s.app, References: []store.Path{s.lib, s.app}, NarSize: 1000},
-		{Path: s.lib, References: []store.Path{s.libc}, NarSize: 2000},
-		{Path: s.libc, References: []store.Path{s.libc}, NarSize: 3000},
-		{Path: s.data, NarSize: 4000},
-		{Path: s.unrelated, References: []store.Path{s.app}, NarSize: 5000},
+		{Path: s.App, References: []store.Path{s.Lib, s.App}, NarSize: 1000},
+		{Path: s.Lib, References: []store.Path{s.Libc}, NarSize: 2000},
+		{Path: s.Libc, References: []store.Path{s.Libc}, NarSize: 3000},
+		{Path: s.Data, NarSize: 4000},
+		{Path: s.Unrelated, References: []store.Path{s.App}, NarSize: 5000},
 	}
 	want := graphJSON(t, newGraph(t, infos[:3]))
-	reg := s.registration(t, infos)
-	g, err := s.load(t, GraphSource(reg), Options{}, s.result())
+	reg := s.Registration(t, infos)
+	g, err := load(t, s, GraphSource(reg), Options{}, resultRoot(s))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -70,9 +71,9 @@ func TestLoadClosureFromFile(t *testing.T) {
 		t.Errorf("registration:\n%s\nwant:\n%s", got, want)
 	}
 	// path-info JSON, and a store database, are graph files too.
-	db := s.database(t, infos).Databases[s.dir]
-	for _, file := range []string{s.writeFile(t, "graph.json", graphJSON(t, newGraph(t, infos))), db} {
-		g, err := s.load(t, GraphSource(file), Options{}, s.result())
+	db := database(t, s, infos).Databases[s.Dir]
+	for _, file := range []string{s.WriteFile(t, "graph.json", graphJSON(t, newGraph(t, infos))), db} {
+		g, err := load(t, s, GraphSource(file), Options{}, resultRoot(s))
 		if err != nil {
 			t.Fatalf("%s: %v", file, err)
 		}
@@ -81,47 +82,47 @@ func TestLoadClosureFromFile(t *testing.T) {
 		}
 	}
 
-	other := s.registration(t, infos[1:3])
-	_, err = s.load(t, GraphSource(other), Options{}, s.result())
-	wantError(t, err, "root "+s.result().String()+" is not in "+other)
-	missing := filepath.Join(s.work, "missing.json")
-	_, err = s.load(t, GraphSource(missing), Options{}, s.result())
+	other := s.Registration(t, infos[1:3])
+	_, err = load(t, s, GraphSource(other), Options{}, resultRoot(s))
+	wantError(t, err, "root "+resultRoot(s).String()+" is not in "+other)
+	missing := filepath.Join(s.Work, "missing.json")
+	_, err = load(t, s, GraphSource(missing), Options{}, resultRoot(s))
 	wantError(t, err, missing, "no such file")
-	_, err = s.load(t, GraphSource(s.work), Options{}, s.result())
-	wantError(t, err, "--from "+s.work+": a directory, not a graph file")
-	bad := s.writeFile(t, "bad.json", `{"`+s.app.String()+`": {"narSize": 1}}`)
-	_, err = s.load(t, GraphSource(bad), Options{}, s.result())
+	_, err = load(t, s, GraphSource(s.Work), Options{}, resultRoot(s))
+	wantError(t, err, "--from "+s.Work+": a directory, not a graph file")
+	bad := s.WriteFile(t, "bad.json", `{"`+s.App.String()+`": {"narSize": 1}}`)
+	_, err = load(t, s, GraphSource(bad), Options{}, resultRoot(s))
 	wantError(t, err, bad, "references")
 
 	// A graph of another store directory.
-	elsewhere := newFakeStore(t)
-	reg = elsewhere.registration(t, []store.Info{{Path: elsewhere.app}})
-	_, err = s.load(t, GraphSource(reg), Options{}, s.result())
-	wantError(t, err, reg+": its paths are in "+elsewhere.dir+", but the roots are in "+s.dir)
+	elsewhere := storetest.NewHostStore(t)
+	reg = elsewhere.Registration(t, []store.Info{{Path: elsewhere.App}})
+	_, err = load(t, s, GraphSource(reg), Options{}, resultRoot(s))
+	wantError(t, err, reg+": its paths are in "+elsewhere.Dir+", but the roots are in "+s.Dir)
 }
 
 func TestLoadClosureFromDatabase(t *testing.T) {
-	s := newFakeStore(t)
+	s := storetest.NewHostStore(t)
 
 	// Without a database for the store, db is an error and auto scans.
-	_, err := s.load(t, FromDB, Options{}, s.result())
-	wantError(t, err, "--from db: no database is known for store directory "+s.dir, "/nix/var/nix/db/db.sqlite", "/var/guix/db/db.sqlite")
-	missing := Options{Databases: map[string]string{s.dir: filepath.Join(s.work, "missing.sqlite")}}
-	_, err = s.load(t, FromDB, missing, s.result())
-	wantError(t, err, "--from db: store database of "+s.dir, "no such file")
-	if g, err := s.load(t, FromAuto, missing, s.result()); err != nil || graphJSON(t, g) != graphJSON(t, s.graph(t)) {
+	_, err := load(t, s, FromDB, Options{}, resultRoot(s))
+	wantError(t, err, "--from db: no database is known for store directory "+s.Dir, "/nix/var/nix/db/db.sqlite", "/var/guix/db/db.sqlite")
+	missing := Options{Databases: map[string]string{s.Dir: filepath.Join(s.Work, "missing.sqlite")}}
+	_, err = load(t, s, FromDB, missing, resultRoot(s))
+	wantError(t, err, "--from db: store database of "+s.Dir, "no such file")
+	if g, err := load(t, s, FromAuto, missing, resultRoot(s)); err != nil || graphJSON(t, g) != graphJSON(t, s.Graph(t)) {
 		t.Errorf("auto with a database that is not there: %v, want the scan", err)
 	}
 
 	infos := []store.Info{
-		{Path: s.app, References: []store.Path{s.lib}, NarSize: 11},
-		{Path: s.lib, References: []store.Path{s.libc}, NarSize: 22},
-		{Path: s.libc, NarSize: 33},
+		{Path: s.App, References: []store.Path{s.Lib}, NarSize: 11},
+		{Path: s.Lib, References: []store.Path{s.Libc}, NarSize: 22},
+		{Path: s.Libc, NarSize: 33},
 	}
-	opt := s.database(t, infos)
+	opt := database(t, s, infos)
 	want := graphJSON(t, newGraph(t, infos))
 	for _, from := range []GraphSource{FromAuto, FromDB} {
-		g, err := s.load(t, from, opt, s.result())
+		g, err := load(t, s, from, opt, resultRoot(s))
 		if err != nil {
 			t.Fatalf("%s: %v", from, err)
 		}
@@ -131,27 +132,27 @@ func TestLoadClosureFromDatabase(t *testing.T) {
 	}
 
 	// data is not registered: auto scans, db fails.
-	scanned, err := s.load(t, FromScan, opt, root(s.data))
+	scanned, err := load(t, s, FromScan, opt, root(s.Data))
 	if err != nil {
 		t.Fatal(err)
 	}
-	g, err := s.load(t, FromAuto, opt, root(s.data), s.result())
+	g, err := load(t, s, FromAuto, opt, root(s.Data), resultRoot(s))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if d, ok := g.Info(s.data); !ok || d.NarSize != mustInfo(t, scanned, s.data).NarSize || len(g.Paths()) != 4 {
+	if d, ok := g.Info(s.Data); !ok || d.NarSize != mustInfo(t, scanned, s.Data).NarSize || len(g.Paths()) != 4 {
 		t.Errorf("auto with a root the database lacks: %v, want the scan", g.Paths())
 	}
-	_, err = s.load(t, FromDB, opt, root(s.data))
-	wantError(t, err, "root "+s.data.String()+" is not in "+opt.Databases[s.dir])
+	_, err = load(t, s, FromDB, opt, root(s.Data))
+	wantError(t, err, "root "+s.Data.String()+" is not in "+opt.Databases[s.Dir])
 
 	// A database that cannot be read: auto warns and scans.
 	var warn strings.Builder
-	opt = Options{Databases: map[string]string{s.dir: s.writeFile(t, "garbage.sqlite", "not a database")}, Warn: &warn}
-	if g, err := s.load(t, FromAuto, opt, s.result()); err != nil || graphJSON(t, g) != graphJSON(t, s.graph(t)) {
+	opt = Options{Databases: map[string]string{s.Dir: s.WriteFile(t, "garbage.sqlite", "not a database")}, Warn: &warn}
+	if g, err := load(t, s, FromAuto, opt, resultRoot(s)); err != nil || graphJSON(t, g) != graphJSON(t, s.Graph(t)) {
 		t.Errorf("auto with an unreadable database: %v, want the scan", err)
 	}
-	if !strings.HasPrefix(warn.String(), "WARNING: cannot read the store database, scanning "+s.dir+" instead: ") {
+	if !strings.HasPrefix(warn.String(), "WARNING: cannot read the store database, scanning "+s.Dir+" instead: ") {
 		t.Errorf("warning %q", warn.String())
 	}
 }
@@ -179,12 +180,12 @@ func fakeNix(t *testing.T, script string) (Options, string) {
 }
 
 func TestLoadClosureFromNix(t *testing.T) {
-	s := newFakeStore(t)
+	s := storetest.NewHostStore(t)
 	// The array form of Nix ≤ 2.18 for app's closure.
-	output := `[{"path":"` + s.app.String() + `","narSize":5,"references":["` + s.lib.String() + `"]},` +
-		`{"path":"` + s.lib.String() + `","narSize":6,"references":[]}]`
+	output := `[{"path":"` + s.App.String() + `","narSize":5,"references":["` + s.Lib.String() + `"]},` +
+		`{"path":"` + s.Lib.String() + `","narSize":6,"references":[]}]`
 	opt, argsFile := fakeNix(t, "cat <<'EOF'\n"+output+"\nEOF\n")
-	g, err := s.load(t, FromNix, opt, s.result(), root(s.app))
+	g, err := load(t, s, FromNix, opt, resultRoot(s), root(s.App))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -193,26 +194,26 @@ func TestLoadClosureFromNix(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Each store path once.
-	if want := "--extra-experimental-features nix-command path-info --json --recursive " + s.app.String() + "\n"; string(args) != want {
+	if want := "--extra-experimental-features nix-command path-info --json --recursive " + s.App.String() + "\n"; string(args) != want {
 		t.Errorf("nix ran with %q, want %q", args, want)
 	}
-	want := newGraph(t, []store.Info{{Path: s.app, References: []store.Path{s.lib}, NarSize: 5}, {Path: s.lib, NarSize: 6}})
+	want := newGraph(t, []store.Info{{Path: s.App, References: []store.Path{s.Lib}, NarSize: 5}, {Path: s.Lib, NarSize: 6}})
 	if got := graphJSON(t, g); got != graphJSON(t, want) {
 		t.Errorf("nix:\n%s\nwant:\n%s", got, graphJSON(t, want))
 	}
 
 	// nix path-info takes a derivation for its outputs.
-	drv := root(fakePath(t, s.dir, "app-1.0.drv"))
-	_, err = s.load(t, FromNix, opt, drv)
+	drv := root(storetest.FakePath(t, s.Dir, "app-1.0.drv"))
+	_, err = load(t, s, FromNix, opt, drv)
 	wantError(t, err, "root "+drv.Arg+" is not in the output of nix path-info, which lists a derivation's outputs")
 
 	// nix failing: its message is passed on.
 	opt, _ = fakeNix(t, "echo \"error: path '$6' is not valid\" >&2\nexit 1\n")
-	_, err = s.load(t, FromNix, opt, s.result())
-	wantError(t, err, "nix path-info: exit status 1: error: path '"+s.app.String()+"' is not valid")
+	_, err = load(t, s, FromNix, opt, resultRoot(s))
+	wantError(t, err, "nix path-info: exit status 1: error: path '"+s.App.String()+"' is not valid")
 
 	// No nix at all.
 	t.Setenv("PATH", t.TempDir())
-	_, err = s.load(t, FromNix, Options{}, s.result())
+	_, err = load(t, s, FromNix, Options{}, resultRoot(s))
 	wantError(t, err, "--from nix", "not found", "install Nix, or use --from scan")
 }
