@@ -48,9 +48,6 @@ func NewRootCommand(dockerCli command.Cli) *cobra.Command {
 }
 
 // addCommands registers the subcommands of `docker storepack`.
-//
-// Image-producing commands (build, load, run) are registered here as they
-// are implemented.
 func addCommands(cmd *cobra.Command, dockerCli command.Cli) {
 	cmd.AddCommand(
 		newBuildCommand(dockerCli),
