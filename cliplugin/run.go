@@ -155,7 +155,13 @@ func runRun(ctx context.Context, dockerCli command.Cli, dockerRun *cobra.Command
 	if err := flags.Set("label", runContainerLabel+"="+runID); err != nil {
 		return err
 	}
-	return runContainer(ctx, dockerCli, dockerRun, runID, append([]string{image}, args[1:]...))
+	err = runContainer(ctx, dockerCli, dockerRun, runID, append([]string{image}, args[1:]...))
+	// docker run's errors point at its help; the flags are the same here.
+	if st, ok := errors.AsType[cli.StatusError](err); ok {
+		st.Status = strings.Replace(st.Status, "'docker run --help'", "'docker storepack run --help'", 1)
+		return st
+	}
+	return err
 }
 
 // runContainer runs docker's run command, which forwards the signals this
