@@ -7,7 +7,7 @@ PLUGIN_DIR  ?= $(HOME)/.docker/cli-plugins
 LDFLAGS     := -s -w -X github.com/storepack/storepack/internal/version.Version=$(VERSION)
 GOBUILD     := CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)'
 
-.PHONY: all build install plugin frontend-image demo test unit-test e2e-test bench bench-layering bench-store fmt clean
+.PHONY: all build install plugin frontend-image demo test unit-test e2e-test bench bench-layering bench-store bench-build fmt clean
 
 all: build
 
@@ -52,15 +52,23 @@ e2e-test:
 	$(GO) test -tags e2e -count=1 -timeout 60m -v ./e2e/...
 
 # Measurements, never assertions: the layer-reuse table of every strategy
-# over the release-history corpus, and the store benchmarks, each beside
-# its floor measured in the same run (sha256 over the same bytes).
-bench: bench-layering bench-store
+# over the release-history corpus, the store benchmarks and the image
+# builds, each beside its floor measured in the same run (sha256 over the
+# same bytes).
+bench: bench-layering bench-store bench-build
 
 bench-layering:
 	$(GO) run ./layering/internal/reusebench
 
 bench-store:
 	$(GO) test -run '^$$' -bench . -benchmem ./store/ ./layering/
+
+# Image builds of a ~500 MiB, ~280-path closure laid out from /usr: the
+# floor, nixpkgs' streaming approach, a Dockerfile and storepack on Docker
+# 20.10 and buildkitd, cold and warm, in a test bed of its own (root).
+# BENCHBUILD_FLAGS=-quick exercises it on a small closure.
+bench-build:
+	$(GO) run ./hack/benchbuild $(BENCHBUILD_FLAGS)
 
 fmt:
 	gofmt -w $$(git ls-files '*.go')

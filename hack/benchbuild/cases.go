@@ -1,0 +1,342 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/docker/go-units"
+
+	"github.com/storepack/storepack/layering"
+)
+
+// bench is one run of the harness: the test bed, the closure, the shared
+// layer plans and the rows of the table.
+type bench struct {
+	bed      *bed
+	c        *closure
+	work     string // scratch files of the builds
+	logs     string // where each build's output is kept; "": nowhere
+	manifest string // the storepack manifest, in the store root
+	self     string // this binary, which streams the nixpkgs-style archive
+	// plans[r] is the shared plan of release r: release 2's keeps release
+	// 1's layers where that ships less, as the plugin does with -t.
+	plans [2]layering.Plan
+	// fresh is release 2's plan made without a previous plan: what a build
+	// that knows no previous image makes.
+	fresh      layering.Plan
+	dockerfile dockerfileContext
+}
+
+// measurement is one build.
+type measurement struct {
+	seconds  float64
+	sent     int64 // bytes sent to the builder; -1: not measured
+	frontend int64 // peak RSS of the gateway frontend, KiB; 0: none ran
+	helper   int64 // peak RSS of the frontend binary's in-builder commands, KiB
+	plugin   int64 // peak RSS of the plugin, KiB
+	layers   int   // layers of the image made; 0: not read
+	note     string
+}
+
+// A group is one tool on one builder: a cold build of release 1 after
+// reset, then (if warm is set) a warm build of release 2 over it.
+type group struct {
+	id, label string
+	warm      bool
+	reset     func(ctx context.Context, run int) error
+	build     func(ctx context.Context, run, release int) (measurement, error)
+}
+
+func (b *bench) groups() []group {
+	none := func(context.Context, int) error { return nil }
+	engine := func(ctx context.Context, _ int) error { return b.bed.resetEngine(ctx) }
+	buildkitd := func(ctx context.Context, _ int) error { return b.bed.resetBuildkitd(ctx) }
+	return []group{
+		{id: "floor", label: "floor: tar | sha256sum", reset: none, build: b.floor},
+		{id: "nixpkgs", label: "nixpkgs-style stream | docker load (20.10)", warm: true, reset: engine, build: b.nixpkgs},
+		{id: "dockerfile", label: "Dockerfile, COPY per layer (20.10)", warm: true, reset: engine, build: b.dockerfileBuild},
+		{id: "frontend-engine", label: "storepack: docker build (20.10, Chain)", warm: true, reset: engine, build: b.frontendEngine},
+		{id: "frontend-oci", label: "storepack: buildx → OCI tar (buildkitd, Merge)", warm: true, reset: buildkitd, build: b.frontendOCI},
+		{id: "frontend-push", label: "storepack: buildx --push (buildkitd, Merge)", warm: true, reset: buildkitd, build: b.frontendPush},
+		{id: "plugin-engine", label: "docker storepack build (20.10, Chain)", warm: true, reset: engine, build: b.pluginEngine},
+		{id: "plugin-oci", label: "docker storepack build → OCI tar (buildkitd, Merge)", warm: true, reset: buildkitd, build: b.pluginOCI},
+		{id: "plugin-push", label: "docker storepack build --push (buildkitd, Merge)", warm: true, reset: buildkitd, build: b.pluginPush},
+	}
+}
+
+// floor reads the closure once and hashes it: no builder does less.
+func (b *bench) floor(ctx context.Context, run, release int) (measurement, error) {
+	list := filepath.Join(b.work, "floor-paths")
+	var names strings.Builder
+	for _, p := range b.c.paths(release) {
+		fmt.Fprintf(&names, "nix/store/%s\n", p.Base())
+	}
+	if err := os.WriteFile(list, []byte(names.String()), 0o644); err != nil {
+		return measurement{}, err
+	}
+	r, err := b.bed.run(ctx, nil, "bash", "-c", `set -o pipefail; tar -C "$1" -cf - -T "$2" | sha256sum`, "bash", b.c.root, list)
+	if err != nil {
+		return measurement{}, err
+	}
+	return measurement{seconds: r.elapsed.Seconds(), sent: -1}, nil
+}
+
+// nixpkgs streams the image as dockerTools.streamLayeredImage's script
+// does, into Docker 20.10's docker load.
+func (b *bench) nixpkgs(ctx context.Context, run, release int) (measurement, error) {
+	const tag = benchImagePrefix + "nixpkgs:latest"
+	app := b.c.apps[release].String()
+	conf := streamConf{
+		StoreOnDisk: b.c.storeOnDisk,
+		StoreDir:    storeDir,
+		Links:       map[string]string{"bin": app + "/bin"},
+		Tag:         tag,
+		Entrypoint:  []string{"/bin/bench-app"},
+		Env:         []string{"PATH=/bin"},
+	}
+	for _, l := range b.plans[release].Layers {
+		var bases []string
+		for _, p := range l.Paths {
+			bases = append(bases, p.Base())
+		}
+		conf.Layers = append(conf.Layers, bases)
+	}
+	data, err := json.Marshal(conf)
+	if err != nil {
+		return measurement{}, err
+	}
+	confFile := filepath.Join(b.work, "stream.json")
+	if err := os.WriteFile(confFile, data, 0o644); err != nil {
+		return measurement{}, err
+	}
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		return measurement{}, err
+	}
+	stream := exec.CommandContext(ctx, b.self, "-stream-image", confFile)
+	load := exec.CommandContext(ctx, b.bed.docker, "load")
+	load.Env = append(os.Environ(), b.bed.env...)
+	var streamErr, loadOut bytes.Buffer
+	stream.Stdout, stream.Stderr = pw, &streamErr
+	load.Stdin, load.Stdout, load.Stderr = pr, &loadOut, &loadOut
+	start := time.Now()
+	if err := stream.Start(); err != nil {
+		pr.Close()
+		pw.Close()
+		return measurement{}, err
+	}
+	pw.Close()
+	if err := load.Start(); err != nil {
+		pr.Close()
+		stream.Wait()
+		return measurement{}, err
+	}
+	pr.Close()
+	loadErr := load.Wait()
+	streamErrored := stream.Wait()
+	elapsed := time.Since(start)
+	b.keepLog("nixpkgs", run, release, streamErr.String()+loadOut.String())
+	if streamErrored != nil {
+		return measurement{}, fmt.Errorf("the streaming script: %w\n%s", streamErrored, streamErr.String())
+	}
+	if loadErr != nil {
+		return measurement{}, fmt.Errorf("docker load: %w\n%s", loadErr, loadOut.String())
+	}
+	m := measurement{seconds: elapsed.Seconds(), sent: -1}
+	if _, n, ok := strings.Cut(streamErr.String(), "streamed "); ok {
+		m.sent, _ = strconv.ParseInt(strings.Fields(n)[0], 10, 64)
+	}
+	info, err := b.bed.engineImage(ctx, tag)
+	if err != nil {
+		return m, err
+	}
+	m.layers = info.layers
+	return m, nil
+}
+
+// dockerfileBuild builds the one-COPY-per-layer Dockerfile with Docker
+// 20.10's BuildKit. Staging the context (hard links) is not timed.
+func (b *bench) dockerfileBuild(ctx context.Context, run, release int) (measurement, error) {
+	const tag = benchImagePrefix + "dockerfile:latest"
+	if err := b.dockerfile.stage(b.c, b.plans[release], b.c.apps[release].String()); err != nil {
+		return measurement{}, err
+	}
+	r, err := b.bed.run(ctx, []string{"DOCKER_BUILDKIT=1"}, b.bed.docker, "build", "--progress=plain", "-t", tag, b.dockerfile.dir)
+	b.keepLog("dockerfile", run, release, r.out)
+	if err != nil {
+		return measurement{}, err
+	}
+	m := measurement{seconds: r.elapsed.Seconds(), sent: transferred(r.out)}
+	info, err := b.bed.engineImage(ctx, tag)
+	if err != nil {
+		return m, err
+	}
+	m.layers = info.layers
+	return m, nil
+}
+
+// frontendEngine: `docker build` of the manifest on Docker 20.10, the
+// store root as the main context.
+func (b *bench) frontendEngine(ctx context.Context, run, release int) (measurement, error) {
+	const tag = benchImagePrefix + "frontend-engine:latest"
+	m, err := b.frontendBuild(ctx, "frontend-engine", run, release, []string{"DOCKER_BUILDKIT=1"}, b.bed.docker,
+		"build", "--progress=plain", "-f", b.manifest, "-t", tag, b.c.root)
+	if err != nil {
+		return m, err
+	}
+	return m, b.checkImage(&m, func() (imageInfo, error) { return b.bed.engineImage(ctx, tag) }, b.freshPlan(release))
+}
+
+// frontendOCI: buildx on buildkitd, the store as the named context, to an
+// uncompressed OCI archive (as the nixpkgs-style stream is uncompressed).
+func (b *bench) frontendOCI(ctx context.Context, run, release int) (measurement, error) {
+	out := filepath.Join(b.work, "image-oci.tar")
+	defer os.Remove(out)
+	m, err := b.frontendBuild(ctx, "frontend-oci", run, release, nil, "docker",
+		"buildx", "build", "--builder", b.bed.vars["BUILDX_BUILDER"], "--progress=plain",
+		"--build-context", "store="+b.c.storeOnDisk, "-f", b.manifest, "-o", "type=oci,compression=uncompressed,dest="+out, b.c.root)
+	if err != nil {
+		return m, err
+	}
+	return m, b.checkImage(&m, func() (imageInfo, error) { return ociArchiveImage(out) }, b.freshPlan(release))
+}
+
+// frontendPush: buildx on buildkitd, pushed to the registry (gzip, as
+// users push), a new repository per run so that a cold push uploads all.
+func (b *bench) frontendPush(ctx context.Context, run, release int) (measurement, error) {
+	repo := fmt.Sprintf("%sfrontend-push-%d", benchImagePrefix, run)
+	m, err := b.frontendBuild(ctx, "frontend-push", run, release, nil, "docker",
+		"buildx", "build", "--builder", b.bed.vars["BUILDX_BUILDER"], "--progress=plain",
+		"--build-context", "store="+b.c.storeOnDisk, "-f", b.manifest, "--push", "-t", b.bed.registry+"/"+repo+":latest", b.c.root)
+	if err != nil {
+		return m, err
+	}
+	return m, b.checkImage(&m, func() (imageInfo, error) { return b.bed.registryImage(ctx, repo, "latest") }, b.freshPlan(release))
+}
+
+// frontendBuild runs a build through the frontend image, sampling the
+// frontend's memory while it runs.
+func (b *bench) frontendBuild(ctx context.Context, id string, run, release int, env []string, name string, args ...string) (measurement, error) {
+	s := startRSSSampler(b.bed.daemons)
+	r, err := b.bed.run(ctx, env, name, args...)
+	gateway, helper := s.finish()
+	b.keepLog(id, run, release, r.out)
+	if err != nil {
+		return measurement{}, err
+	}
+	return measurement{seconds: r.elapsed.Seconds(), sent: transferred(r.out), frontend: gateway, helper: helper}, nil
+}
+
+// pluginEngine: docker storepack build on the engine's BuildKit, loaded
+// into the engine; the tag names the previous release.
+func (b *bench) pluginEngine(ctx context.Context, run, release int) (measurement, error) {
+	const tag = benchImagePrefix + "plugin-engine:latest"
+	m, err := b.pluginBuild(ctx, "plugin-engine", run, release, engineEnv, "-t", tag)
+	if err != nil {
+		return m, err
+	}
+	return m, b.checkImage(&m, func() (imageInfo, error) { return b.bed.engineImage(ctx, tag) }, b.plans[release])
+}
+
+// pluginOCI: docker storepack build on buildkitd to an uncompressed OCI
+// archive; with no image to read, release 2 is planned afresh.
+func (b *bench) pluginOCI(ctx context.Context, run, release int) (measurement, error) {
+	out := filepath.Join(b.work, "image-oci.tar")
+	defer os.Remove(out)
+	m, err := b.pluginBuild(ctx, "plugin-oci", run, release, buildkitEnv, "-o", "type=oci,compression=uncompressed,dest="+out)
+	if err != nil {
+		return m, err
+	}
+	return m, b.checkImage(&m, func() (imageInfo, error) { return ociArchiveImage(out) }, b.freshPlan(release))
+}
+
+// pluginPush: docker storepack build on buildkitd, pushed; the tag names
+// the previous release in the registry.
+func (b *bench) pluginPush(ctx context.Context, run, release int) (measurement, error) {
+	repo := fmt.Sprintf("%splugin-push-%d", benchImagePrefix, run)
+	m, err := b.pluginBuild(ctx, "plugin-push", run, release, buildkitEnv, "--push", "-t", b.bed.registry+"/"+repo+":latest")
+	if err != nil {
+		return m, err
+	}
+	return m, b.checkImage(&m, func() (imageInfo, error) { return b.bed.registryImage(ctx, repo, "latest") }, b.plans[release])
+}
+
+// pluginBuild runs the plugin binary itself (what `docker storepack`
+// runs) through -report-rss, which reports its peak RSS.
+func (b *bench) pluginBuild(ctx context.Context, id string, run, release int, env []string, args ...string) (measurement, error) {
+	rss := filepath.Join(b.work, "plugin-rss")
+	os.Remove(rss)
+	args = append([]string{"-report-rss", rss, b.bed.plugin, "storepack", "build", "--progress=plain", "--store-root", b.c.root, "-f", b.manifest}, args...)
+	s := startRSSSampler(b.bed.daemons)
+	r, err := b.bed.run(ctx, env, b.self, append(args, b.c.root)...)
+	gateway, helper := s.finish()
+	b.keepLog(id, run, release, r.out)
+	if err != nil {
+		return measurement{}, err
+	}
+	return measurement{seconds: r.elapsed.Seconds(), sent: transferred(r.out), frontend: gateway, helper: helper, plugin: peakRSS(rss)}, nil
+}
+
+// freshPlan is the plan a build without a previous image makes.
+func (b *bench) freshPlan(release int) layering.Plan {
+	if release == 0 {
+		return b.plans[0]
+	}
+	return b.fresh
+}
+
+// checkImage reads the layer count of the image built and notes where its
+// recorded plan differs from the one expected.
+func (b *bench) checkImage(m *measurement, read func() (imageInfo, error), want layering.Plan) error {
+	info, err := read()
+	if err != nil {
+		return err
+	}
+	m.layers = info.layers
+	m.note = planNote(info, want)
+	return nil
+}
+
+// keepLog writes a build's output under -logs.
+func (b *bench) keepLog(id string, run, release int, out string) {
+	if b.logs == "" {
+		return
+	}
+	kind := [2]string{"cold", "warm"}[release]
+	name := filepath.Join(b.logs, fmt.Sprintf("%s-run%d-%s.log", id, run, kind))
+	if err := os.WriteFile(name, []byte(out), 0o644); err != nil {
+		fmt.Fprintf(os.Stderr, "benchbuild: keep the log: %v\n", err)
+	}
+}
+
+// transferPattern matches a transfer's progress in BuildKit's plain
+// output, such as "#5 transferring store: 2.05MB 0.1s done".
+var transferPattern = regexp.MustCompile(`(?m)^#(\d+) transferring [^:]+: ([0-9.]+[kMGT]?B)`)
+
+// transferred sums the last size each transfer of a build reports: the
+// bytes of context sent to the builder. -1 when none is reported.
+func transferred(progress string) int64 {
+	last := map[string]int64{}
+	for _, m := range transferPattern.FindAllStringSubmatch(progress, -1) {
+		if n, err := units.FromHumanSize(m[2]); err == nil {
+			last[m[1]] = n
+		}
+	}
+	if len(last) == 0 {
+		return -1
+	}
+	var sum int64
+	for _, n := range last {
+		sum += n
+	}
+	return sum
+}

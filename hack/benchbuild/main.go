@@ -1,0 +1,463 @@
+// Command benchbuild measures what it costs to turn a large, realistic Nix
+// closure into a container image: the floor (tar | sha256sum), nixpkgs'
+// streamLayeredImage approach and a one-COPY-per-layer Dockerfile with the
+// same layer plan, and storepack through the frontend image and through
+// the plugin on Docker 20.10 and on buildkitd, cold and after only the
+// application changed. It starts its own test bed (hack/testbed.sh) and
+// stops it at the end. Measurements, never assertions.
+//
+//	go run ./hack/benchbuild [-runs N] [-quick] [-logs DIR]
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"slices"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/storepack/storepack/layering"
+)
+
+type options struct {
+	runs    int
+	quick   bool
+	only    *regexp.Regexp
+	logs    string
+	closure closureOptions
+}
+
+func main() {
+	// The nixpkgs-style streaming script runs as its own process.
+	if len(os.Args) == 3 && os.Args[1] == "-stream-image" {
+		if err := streamImage(os.Args[2]); err != nil {
+			fmt.Fprintln(os.Stderr, "stream-image:", err)
+			os.Exit(1)
+		}
+		return
+	}
+	if len(os.Args) > 3 && os.Args[1] == "-report-rss" {
+		os.Exit(reportRSS(os.Args[2], os.Args[3:]))
+	}
+	var opt options
+	var only string
+	flag.IntVar(&opt.runs, "runs", 3, "builds of each case (the table gives the median and the range)")
+	flag.BoolVar(&opt.quick, "quick", false, "a small closure and one run (unless -runs says), to exercise the harness")
+	flag.Uint64Var(&opt.closure.seed, "seed", 1, "seed of the closure's layout")
+	flag.StringVar(&only, "only", "", "measure only the cases whose id matches this regexp (floor, nixpkgs, dockerfile, frontend-engine, frontend-oci, frontend-push, plugin-engine, plugin-oci, plugin-push)")
+	flag.StringVar(&opt.logs, "logs", "", "keep every build's output in this directory")
+	layout := flag.String("layout", "", "only lay out the closure in this new directory (release 1 as DIR/result and DIR/graph.json), for inspection; no test bed")
+	flag.Parse()
+	if flag.NArg() > 0 {
+		fmt.Fprintf(os.Stderr, "benchbuild: unexpected arguments %q\n", flag.Args())
+		os.Exit(2)
+	}
+	runsGiven := false
+	flag.Visit(func(f *flag.Flag) { runsGiven = runsGiven || f.Name == "runs" })
+	opt.closure.targetBytes, opt.closure.targetPaths, opt.closure.maxPackage, opt.closure.appBytes = 480<<20, 240, 96<<20, 2<<20
+	if opt.quick {
+		opt.closure.targetBytes, opt.closure.targetPaths, opt.closure.maxPackage = 64<<20, 120, 8<<20
+		if !runsGiven {
+			opt.runs = 1
+		}
+	}
+	if opt.runs < 1 {
+		fmt.Fprintln(os.Stderr, "benchbuild: -runs must be at least 1")
+		os.Exit(2)
+	}
+	var err error
+	if opt.only, err = regexp.Compile(only); err != nil {
+		fmt.Fprintf(os.Stderr, "benchbuild: -only: %v\n", err)
+		os.Exit(2)
+	}
+	if !slices.ContainsFunc((&bench{}).groups(), func(g group) bool { return opt.only.MatchString(g.id) }) {
+		fmt.Fprintf(os.Stderr, "benchbuild: -only=%s matches no case\n", only)
+		os.Exit(2)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if *layout != "" {
+		err = layoutOnly(ctx, *layout, opt)
+	} else {
+		err = run(ctx, opt)
+	}
+	if err != nil {
+		if ctx.Err() != nil {
+			// What was running was killed: its output says nothing more.
+			first, _, _ := strings.Cut(err.Error(), "\n")
+			err = fmt.Errorf("interrupted: %s", first)
+		}
+		fmt.Fprintln(os.Stderr, "benchbuild:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, opt options) (err error) {
+	if os.Geteuid() != 0 {
+		return errors.New("must run as root: the test bed starts Docker and buildkitd")
+	}
+	repo, err := repoRoot()
+	if err != nil {
+		return err
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	if opt.logs != "" {
+		if err := os.MkdirAll(opt.logs, 0o755); err != nil {
+			return err
+		}
+	}
+	tmp, err := os.MkdirTemp("", "storepack-bench-")
+	if err != nil {
+		return err
+	}
+	bedDir := filepath.Join(tmp, "bed")
+	bedDown := false
+	defer func() {
+		// The test bed's directory may hold mounts until it is down: remove
+		// it only then, and say where it is otherwise.
+		if !bedDown {
+			fmt.Fprintf(os.Stderr, "benchbuild: the test bed did not stop cleanly; left %s (run: hack/testbed.sh down %s)\n", tmp, bedDir)
+			return
+		}
+		if rerr := os.RemoveAll(tmp); rerr != nil && err == nil {
+			err = rerr
+		}
+	}()
+	log := os.Stderr
+	loadStart := loadAverage()
+	b, err := startBed(ctx, repo, bedDir, filepath.Join(tmp, "bin"), log)
+	defer func() {
+		if err != nil && b != nil && ctx.Err() == nil {
+			b.logs()
+		}
+		derr := b.down()
+		bedDown = derr == nil
+		if derr != nil && err == nil {
+			err = derr
+		}
+	}()
+	if err != nil {
+		return err
+	}
+
+	start := time.Now()
+	fmt.Fprintf(log, "benchbuild: laying out the closure (seed %d)\n", opt.closure.seed)
+	c, err := newClosure(ctx, filepath.Join(tmp, "store"), opt.closure, log)
+	if err != nil {
+		return fmt.Errorf("the closure: %w", err)
+	}
+	fmt.Fprintf(log, "benchbuild: closure of %d paths, %.1f MiB, laid out and checked in %.1fs\n",
+		c.graphs[0].Len(), float64(c.narBytes[0])/(1<<20), time.Since(start).Seconds())
+	bn := &bench{bed: b, c: c, work: filepath.Join(tmp, "work"), logs: opt.logs, self: self,
+		manifest: filepath.Join(c.root, "app.storepack")}
+	bn.dockerfile.dir = filepath.Join(tmp, "dockerfile")
+	for _, d := range []string{bn.work, bn.dockerfile.dir} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return err
+		}
+	}
+	if err := bn.makePlans(); err != nil {
+		return err
+	}
+	if err := os.WriteFile(bn.manifest, []byte(manifestText), 0o644); err != nil {
+		return err
+	}
+
+	var groups []group
+	for _, g := range bn.groups() {
+		if opt.only.MatchString(g.id) {
+			groups = append(groups, g)
+		}
+	}
+	results := map[string]*[2][]measurement{}
+	for _, g := range groups {
+		results[g.id] = &[2][]measurement{}
+	}
+	// Runs interleave the cases, so that a slow spell of the machine
+	// spreads over all of them rather than falling on one.
+	for run := 1; run <= opt.runs; run++ {
+		for _, g := range groups {
+			for release := range 2 {
+				if release == 1 && !g.warm {
+					break
+				}
+				if release == 0 {
+					if err := g.reset(ctx, run); err != nil {
+						return fmt.Errorf("%s: reset: %w", g.id, err)
+					}
+				}
+				if err := c.setRelease(release); err != nil {
+					return err
+				}
+				m, err := g.build(ctx, run, release)
+				if err != nil {
+					return fmt.Errorf("%s, run %d, release %d: %w", g.id, run, release+1, err)
+				}
+				results[g.id][release] = append(results[g.id][release], m)
+				fmt.Fprintf(log, "benchbuild: run %d/%d %-16s %s %6.2fs  sent %s\n", run, opt.runs, g.id,
+					[2]string{"cold", "warm"}[release], m.seconds, bytesText(m.sent))
+			}
+		}
+	}
+	report(os.Stdout, opt, bn, groups, results, loadStart, loadAverage())
+	return nil
+}
+
+// layoutOnly lays out the closure in dir, which must not exist yet.
+func layoutOnly(ctx context.Context, dir string, opt options) error {
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		return err
+	}
+	start := time.Now()
+	c, err := newClosure(ctx, dir, opt.closure, os.Stderr)
+	if err != nil {
+		return err
+	}
+	if err := c.setRelease(0); err != nil {
+		return err
+	}
+	fmt.Printf("%s: %d store paths, %.1f MiB (NAR), application %s (%.1f MiB), laid out and checked in %.1fs\n",
+		dir, c.graphs[0].Len(), float64(c.narBytes[0])/(1<<20), c.apps[0], float64(appSize(c, 0))/(1<<20), time.Since(start).Seconds())
+	return nil
+}
+
+// manifestText is the storepack manifest of every storepack build: the
+// same image as the Dockerfile's and the streaming script's, 99 store
+// layers and the customisation layer.
+const manifestText = `# syntax=storepack
+CLOSURE ./result
+GRAPH graph.json
+LAYERS --max=100 --strategy=storepack
+LINK /bin -> bin
+ENV PATH=/bin
+ENTRYPOINT ["/bin/bench-app"]
+`
+
+// makePlans computes the shared layer plans with the project's layering:
+// budget 100 with one customisation layer, so 99 store layers.
+func (b *bench) makePlans() error {
+	opt := layering.Options{Strategy: "storepack", MaxLayers: 99}
+	var err error
+	if b.plans[0], err = layering.NewPlan(b.c.graphs[0], opt); err != nil {
+		return err
+	}
+	if b.fresh, err = layering.NewPlan(b.c.graphs[1], opt); err != nil {
+		return err
+	}
+	opt.Previous = &b.plans[0]
+	b.plans[1], err = layering.NewPlan(b.c.graphs[1], opt)
+	return err
+}
+
+// repoRoot finds the module root from the working directory.
+func repoRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		data, err := os.ReadFile(filepath.Join(dir, "go.mod"))
+		if err == nil && strings.Contains(string(data), "module github.com/storepack/storepack\n") {
+			return dir, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", errors.New("run from the storepack repository (no go.mod of github.com/storepack/storepack above the working directory)")
+		}
+		dir = parent
+	}
+}
+
+func loadAverage() string {
+	data, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "?"
+	}
+	f := strings.Fields(string(data))
+	return strings.Join(f[:min(3, len(f))], " ")
+}
+
+// report prints the table: one row per tool, builder and cold or warm.
+func report(w io.Writer, opt options, b *bench, groups []group, results map[string]*[2][]measurement, loadStart, loadEnd string) {
+	median := func(ms []measurement) float64 {
+		s := make([]float64, len(ms))
+		for i, m := range ms {
+			s[i] = m.seconds
+		}
+		slices.Sort(s)
+		if len(s)%2 == 1 {
+			return s[len(s)/2]
+		}
+		return (s[len(s)/2-1] + s[len(s)/2]) / 2
+	}
+	ref := func(id string, release int) float64 {
+		if r, ok := results[id]; ok && len(r[release]) > 0 {
+			return median(r[release])
+		}
+		return 0
+	}
+	floor := ref("floor", 0)
+	c := b.c
+	fmt.Fprintf(w, "\n$ %s\n", commandLine())
+	fmt.Fprintf(w, "closure: %d store paths, %.1f MiB (NAR), from %s, seed %d; application %.1f MiB; the warm release changes only the application (new hash, same references)\n",
+		c.graphs[0].Len(), float64(c.narBytes[0])/(1<<20), c.source, opt.closure.seed, float64(appSize(c, 0))/(1<<20))
+	fmt.Fprintf(w, "layers: %d store layers (storepack strategy, budget 100 with the customisation layer), the same plan for every tool; release 2 keeps release 1's layers where that ships less (%s)\n",
+		len(b.plans[0].Layers), samePlanText(b.plans[1], b.fresh))
+	fmt.Fprintf(w, "runs: %d of each, interleaved; load average %s at the start, %s at the end; %d CPUs\n\n", opt.runs, loadStart, loadEnd, runtime.NumCPU())
+
+	header := []string{"case", "", "median s", "min–max s", "× floor", "× nixpkgs", "sent", "frontend RSS", "helper RSS", "plugin RSS", "layers"}
+	rows := [][]string{header}
+	var notes []string
+	for _, g := range groups {
+		for release, kind := range []string{"cold", "warm"} {
+			ms := results[g.id][release]
+			if len(ms) == 0 {
+				continue
+			}
+			if g.id == "floor" {
+				kind = ""
+			}
+			med := median(ms)
+			lo, hi := ms[0].seconds, ms[0].seconds
+			for _, m := range ms {
+				lo, hi = min(lo, m.seconds), max(hi, m.seconds)
+			}
+			nix := ref("nixpkgs", release)
+			rows = append(rows, []string{
+				g.label, kind,
+				fmt.Sprintf("%.2f", med),
+				fmt.Sprintf("%.2f–%.2f", lo, hi),
+				ratio(med, floor),
+				ratio(med, nix),
+				spread(ms, func(m measurement) int64 { return m.sent }, bytesText),
+				spread(ms, func(m measurement) int64 { return m.frontend }, kibText),
+				spread(ms, func(m measurement) int64 { return m.helper }, kibText),
+				spread(ms, func(m measurement) int64 { return m.plugin }, kibText),
+				spread(ms, func(m measurement) int64 { return int64(m.layers) }, func(n int64) string {
+					if n <= 0 {
+						return "–"
+					}
+					return fmt.Sprint(n)
+				}),
+			})
+			for i, m := range ms {
+				if m.note != "" {
+					notes = append(notes, fmt.Sprintf("%s %s, run %d: %s", g.id, kind, i+1, m.note))
+				}
+			}
+		}
+	}
+	printTable(w, rows)
+	fmt.Fprintln(w, `
+× floor and × nixpkgs: the median over the floor's, and over the nixpkgs-style row of the same kind (cold or warm).
+sent: bytes of build context sent to the builder, summed over the "transferring" lines of BuildKit's plain progress
+  (nixpkgs-style: the bytes streamed into docker load); a range when the runs differ.
+frontend RSS: peak (VmHWM) of the gateway frontend process in the builder; helper RSS: of the frontend binary's
+  in-builder commands (store checks); plugin RSS: of docker-storepack itself, the conversion running in it.
+cold: images and the builder's cache removed first (the registry: a new repository); warm: release 2 right after release 1.
+OCI tar: uncompressed, as the nixpkgs-style stream is; --push: gzip, as users push. docker storepack rows run the plugin
+  binary directly (what docker runs), the conversion in its process; 20.10 rows load the image into the engine.
+The Dockerfile's context is staged with hard links beforehand, untimed; the nixpkgs-style script is this harness's own
+rewrite of streamLayeredImage's (two passes per layer, uncompressed), in Go.`)
+	if len(notes) > 0 {
+		fmt.Fprintln(w, "\nplans that differ from the shared plan:")
+		for _, n := range notes {
+			fmt.Fprintln(w, "  "+n)
+		}
+	}
+}
+
+func commandLine() string {
+	args := append([]string{"go run ./hack/benchbuild"}, os.Args[1:]...)
+	return strings.Join(args, " ")
+}
+
+func appSize(c *closure, release int) uint64 {
+	info, _ := c.graphs[release].Info(c.apps[release])
+	return info.NarSize
+}
+
+func samePlanText(withPrevious, fresh layering.Plan) string {
+	for i := range withPrevious.Layers {
+		if i >= len(fresh.Layers) || !slices.Equal(withPrevious.Layers[i].Paths, fresh.Layers[i].Paths) {
+			return "differs from the plan made without the previous one"
+		}
+	}
+	if len(withPrevious.Layers) != len(fresh.Layers) {
+		return "differs from the plan made without the previous one"
+	}
+	return "here the same plan as without a previous image"
+}
+
+func ratio(a, b float64) string {
+	if b <= 0 {
+		return "–"
+	}
+	return fmt.Sprintf("%.2f", a/b)
+}
+
+// spread formats the median of a per-run figure, with its range when the
+// runs differ.
+func spread(ms []measurement, get func(measurement) int64, format func(int64) string) string {
+	v := make([]int64, len(ms))
+	for i, m := range ms {
+		v[i] = get(m)
+	}
+	slices.Sort(v)
+	med := v[len(v)/2]
+	if format(v[0]) == format(v[len(v)-1]) {
+		return format(med)
+	}
+	return fmt.Sprintf("%s (%s–%s)", format(med), format(v[0]), format(v[len(v)-1]))
+}
+
+func bytesText(n int64) string {
+	switch {
+	case n < 0:
+		return "–"
+	case n < 1<<20:
+		return fmt.Sprintf("%.0f KiB", float64(n)/(1<<10))
+	}
+	return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+}
+
+func kibText(n int64) string {
+	if n <= 0 {
+		return "–"
+	}
+	return fmt.Sprintf("%.0f MiB", float64(n)/(1<<10))
+}
+
+// printTable aligns columns: text left, figures right.
+func printTable(w io.Writer, rows [][]string) {
+	widths := make([]int, len(rows[0]))
+	for _, r := range rows {
+		for i, cell := range r {
+			widths[i] = max(widths[i], len([]rune(cell)))
+		}
+	}
+	for _, r := range rows {
+		var line strings.Builder
+		for i, cell := range r {
+			pad := strings.Repeat(" ", widths[i]-len([]rune(cell)))
+			if i < 2 {
+				line.WriteString(cell + pad + "  ")
+			} else {
+				line.WriteString(pad + cell + "  ")
+			}
+		}
+		fmt.Fprintln(w, strings.TrimRight(line.String(), " "))
+	}
+}
