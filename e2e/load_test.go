@@ -7,7 +7,6 @@ import (
 	"bytes"
 	"compress/gzip"
 	"encoding/json"
-	"fmt"
 	"io"
 	"os"
 	"os/exec"
@@ -28,15 +27,8 @@ import (
 func TestLoad(t *testing.T) {
 	installPlugin(t)
 	dir := multiarchClosures(t, "load")
-	var m strings.Builder
-	var platformList []string
-	m.WriteString("# syntax=storepack\n")
-	for _, s := range systems {
-		fmt.Fprintf(&m, "CLOSURE --platform=%s ./result-%s\nGRAPH --platform=%s graph-%s.json\n", s.system, s.system, s.system, s.system)
-		platformList = append(platformList, s.platform)
-	}
-	m.WriteString("LINK /bin -> bin\nENTRYPOINT [\"/bin/hello\"]\n")
-	mf := writeFile(t, dir, "app.storepack", m.String())
+	platformList := systemPlatforms()
+	mf := multiarchManifest(t, dir, "LINK /bin -> bin", `ENTRYPOINT ["/bin/hello"]`)
 	const archiveName = "storepack-e2e/load:archive"
 	oci := filepath.Join(t.TempDir(), "multi.tar")
 	mustPluginEnv(t, buildkitEnv, "build", "-q", "-f", mf, "--platform", strings.Join(platformList, ","),

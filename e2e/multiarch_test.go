@@ -38,20 +38,11 @@ var systems = []struct{ system, platform, goarch string }{
 // the changed layers.
 func TestMultiArch(t *testing.T) {
 	repo := bed.registry + "/storepack-e2e/multi"
-	var platformList []string
-	for _, s := range systems {
-		platformList = append(platformList, s.platform)
-	}
+	platformList := systemPlatforms()
 
 	// Release 1: closures tagged by Nix system name.
 	dir1 := multiarchClosures(t, "1")
-	var m strings.Builder
-	m.WriteString("# syntax=storepack\n")
-	for _, s := range systems {
-		fmt.Fprintf(&m, "CLOSURE --platform=%s ./result-%s\nGRAPH --platform=%s graph-%s.json\n", s.system, s.system, s.system, s.system)
-	}
-	m.WriteString("ENTRYPOINT [\"${ROOT}/bin/hello\"]\n")
-	df := writeFile(t, dir1, "app.storepack", m.String())
+	df := multiarchManifest(t, dir1, `ENTRYPOINT ["${ROOT}/bin/hello"]`)
 	if r := buildxBuild(t, "-f", df, "--build-context", "store=/nix/store", "--platform", strings.Join(platformList, ","),
 		"-t", repo+":1", "--push", dir1); r.err != nil {
 		t.Fatalf("build failed:\n%s", r)
@@ -83,7 +74,7 @@ func TestMultiArch(t *testing.T) {
 	// Release 2: only the application changed on every platform, and the
 	// closures are untagged: their ELF files say which platform each is for.
 	dir2 := multiarchClosures(t, "2")
-	m.Reset()
+	var m strings.Builder
 	m.WriteString("# syntax=storepack\n")
 	for _, s := range systems {
 		fmt.Fprintf(&m, "CLOSURE ./result-%s\nGRAPH --platform=%s graph-%s.json\n", s.system, s.platform, s.system)
@@ -185,6 +176,28 @@ func multiarchClosures(t *testing.T, appVersion string) string {
 	dir := t.TempDir()
 	must(t, nil, filepath.Join(bed.repo, "hack", "nix-multiarch.sh"), dir, "--argstr", "appVersion", appVersion)
 	return dir
+}
+
+// multiarchManifest writes, in the directory of multiarchClosures, a
+// manifest with one tagged CLOSURE and GRAPH per system, then extra.
+func multiarchManifest(t *testing.T, dir string, extra ...string) string {
+	t.Helper()
+	var m strings.Builder
+	m.WriteString("# syntax=storepack\n")
+	for _, s := range systems {
+		fmt.Fprintf(&m, "CLOSURE --platform=%s ./result-%s\nGRAPH --platform=%s graph-%s.json\n", s.system, s.system, s.system, s.system)
+	}
+	m.WriteString(strings.Join(extra, "\n") + "\n")
+	return writeFile(t, dir, "app.storepack", m.String())
+}
+
+// systemPlatforms lists the OCI platforms of systems.
+func systemPlatforms() []string {
+	var list []string
+	for _, s := range systems {
+		list = append(list, s.platform)
+	}
+	return list
 }
 
 // platformImage is one platform's image read from the registry.

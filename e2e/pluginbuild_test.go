@@ -6,7 +6,6 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -154,15 +153,8 @@ func TestPluginBuildManifest(t *testing.T) {
 
 	repo := bed.registry + "/storepack-e2e/plugin-multi"
 	dir := multiarchClosures(t, "1")
-	var m strings.Builder
-	var platformList []string
-	m.WriteString("# syntax=storepack\n")
-	for _, s := range systems {
-		fmt.Fprintf(&m, "CLOSURE --platform=%s ./result-%s\nGRAPH --platform=%s graph-%s.json\n", s.system, s.system, s.system, s.system)
-		platformList = append(platformList, s.platform)
-	}
-	m.WriteString("LINK /bin -> bin\nENTRYPOINT [\"/bin/hello\"]\n")
-	mf := writeFile(t, dir, "app.storepack", m.String())
+	platformList := systemPlatforms()
+	mf := multiarchManifest(t, dir, "LINK /bin -> bin", `ENTRYPOINT ["/bin/hello"]`)
 	mustPluginEnv(t, nil, "build", "--builder", os.Getenv("BUILDX_BUILDER"), "-f", mf, "--platform", strings.Join(platformList, ","), "-t", repo+":1", "--push", dir)
 	images := checkIndex(t, repo, "1")
 	var got []string
