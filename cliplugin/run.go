@@ -288,19 +288,19 @@ func runInput(arg string, bopts *buildOptions) (name string, ok bool, err error)
 	} else if abs, aerr := filepath.Abs(arg); aerr == nil && store.LooksInStore(abs) {
 		return "", false, err
 	}
-	fi, err := os.Stat(arg)
-	switch {
-	case err == nil && fi.IsDir():
+	// As build and plan tell a context and a manifest from ROOTs.
+	if isContextDir([]string{arg}) {
 		bopts.args = []string{arg}
 		abs, err := filepath.Abs(arg)
 		if err != nil {
 			return "", false, err
 		}
 		return imageName(filepath.Base(abs)), true, nil
-	case err == nil:
-		dir := filepath.Dir(arg)
-		bopts.file, bopts.args = arg, []string{dir}
-		base := filepath.Base(arg)
+	}
+	if file, ok := manifestArg([]string{arg}, ""); ok {
+		dir := filepath.Dir(file)
+		bopts.file, bopts.args = file, []string{dir}
+		base := filepath.Base(file)
 		if base == defaultManifest {
 			abs, err := filepath.Abs(dir)
 			if err != nil {
@@ -309,6 +309,10 @@ func runInput(arg string, bopts *buildOptions) (name string, ok bool, err error)
 			base = filepath.Base(abs)
 		}
 		return imageName(strings.TrimSuffix(base, filepath.Ext(base))), true, nil
+	}
+	switch _, err := os.Stat(arg); {
+	case err == nil:
+		return "", false, fmt.Errorf("%s: not a store path, a manifest file or a build context directory", arg)
 	case strings.ContainsRune(arg, os.PathSeparator) && !looksLikeReference(arg):
 		return "", false, fmt.Errorf("%s: %w", arg, errors.Unwrap(err))
 	}
