@@ -337,7 +337,7 @@ func TestRunInterrupted(t *testing.T) {
 		lines := bufio.NewScanner(progress)
 		for lines.Scan() {
 			seen.WriteString(lines.Text() + "\n")
-			if strings.Contains(lines.Text(), "transfer 1 store paths") {
+			if strings.Contains(lines.Text(), "transfer layer 1/1") {
 				break
 			}
 		}

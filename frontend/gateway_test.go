@@ -3,12 +3,14 @@ package frontend
 import (
 	"context"
 	"encoding/json"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 
+	"github.com/containerd/platforms"
 	"github.com/moby/buildkit/exporter/containerimage/exptypes"
 	"github.com/moby/buildkit/solver/errdefs"
 	"github.com/moby/buildkit/solver/pb"
@@ -17,6 +19,7 @@ import (
 	"github.com/storepack/storepack/internal/gatewaytest"
 	"github.com/storepack/storepack/internal/storetest"
 	"github.com/storepack/storepack/layerllb"
+	"github.com/storepack/storepack/store"
 )
 
 // gateway returns a gateway client over the fixture with the manifest src
@@ -65,7 +68,7 @@ func imageConfig(t *testing.T, meta map[string][]byte) dockerspec.DockerOCIImage
 }
 
 // TestBuild runs the frontend in-process on both ways of getting the
-// store, and checks that the closure's transfer holds exactly its paths in
+// store, and checks that each layer's transfer holds exactly its paths in
 // its own copy in the builder, and that the image records its plan.
 func TestBuild(t *testing.T) {
 	for _, mainContext := range []bool{false, true} {
@@ -90,32 +93,41 @@ func TestBuild(t *testing.T) {
 			if n := len(plan.Paths()); n != 3 {
 				t.Errorf("recorded plan of %d paths, want 3: %+v", n, plan)
 			}
-			want := []string{f.Data.Base(), f.Lib.Base(), f.Apps["amd64"].Base()}
-			if mainContext {
-				for i := range want {
-					want[i] = "gnu/store/" + want[i]
+			// Each layer but the root's is a transfer of its own, keyed by
+			// the layer; the root comes from the roots' transfer.
+			prefixed := func(p store.Path) string {
+				if mainContext {
+					return "gnu/store/" + p.Base()
+				}
+				return p.Base()
+			}
+			want := map[string][]string{transferRoots: {prefixed(f.Apps["amd64"])}}
+			for _, l := range plan.Layers {
+				if slices.Contains(l.Paths, f.Apps["amd64"]) {
+					continue
+				}
+				key := layerllb.TransferKey(platforms.MustParse("linux/amd64"), "/gnu/store", l)
+				for _, p := range l.Paths {
+					want[key] = append(want[key], prefixed(p))
 				}
 			}
-			slices.Sort(want)
-			var found bool
+			got := map[string][]string{}
 			for _, def := range c.Solved() {
 				for _, src := range localSources(t, def) {
-					if src.Attrs[pb.AttrSharedKeyHint] != transferClosure {
+					key := src.Attrs[pb.AttrSharedKeyHint]
+					if key != transferRoots && !strings.HasPrefix(key, "storepack-layer ") {
 						continue
 					}
-					found = true
 					var include []string
 					if err := json.Unmarshal([]byte(src.Attrs[pb.AttrIncludePatterns]), &include); err != nil {
 						t.Fatal(err)
 					}
 					slices.Sort(include)
-					if !slices.Equal(include, want) {
-						t.Errorf("the closure's transfer includes %v, want %v", include, want)
-					}
+					got[key] = include
 				}
 			}
-			if !found {
-				t.Errorf("no transfer has the shared key %q", transferClosure)
+			if len(want) < 3 || !maps.EqualFunc(got, want, slices.Equal) {
+				t.Errorf("transfers by shared key %q, want %q", got, want)
 			}
 		})
 	}

@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"maps"
 	"path"
+	"runtime"
 	"slices"
 	"strings"
 
@@ -24,6 +25,7 @@ import (
 	"github.com/storepack/storepack/layering"
 	"github.com/storepack/storepack/layerllb"
 	"github.com/storepack/storepack/store"
+	"golang.org/x/sync/errgroup"
 )
 
 // storeContextName is the named build context that carries the store
@@ -39,6 +41,10 @@ const HelperBinary = "/bin/storepack-frontend"
 type gatewaySource struct {
 	c  client.Client
 	bc *dockerui.Client
+	// roots is the transfer the roots were read from (Store): the layers
+	// that hold a root copy it from there, so that a changed application
+	// is sent once.
+	roots *layerllb.Part
 }
 
 var _ manifest2llb.Source = (*gatewaySource)(nil)
@@ -67,35 +73,118 @@ func (g *gatewaySource) Context(ctx context.Context, names []string) (inputs.Fil
 
 // Store implements inputs.Source.
 func (g *gatewaySource) Store(ctx context.Context, paths []store.Path, graph *store.Graph) (inputs.Files, error) {
-	_, files, _, err := g.storeSource(ctx, transferRoots, paths, graph)
-	return files, err
+	part, files, _, err := g.storeSource(ctx, transferRoots, "transfer the roots", paths, graph)
+	if err != nil {
+		return nil, err
+	}
+	g.roots = &part
+	return files, nil
 }
 
-// StoreState implements manifest2llb.Source. A closure from a GRAPH is
-// walked in the builder first (check-store): it refuses what a store path
-// cannot hold (devices, fifos, sockets, setuid and setgid bits), and
-// compares each path's NAR size with the GRAPH's, which tells a store that
-// is not the one the GRAPH describes.
-func (g *gatewaySource) StoreState(ctx context.Context, c *inputs.PlatformClosure) (layerllb.Source, error) {
+// StoreState implements manifest2llb.Source. Each layer of a closure from
+// a GRAPH is a transfer of its own (but for the roots, which are in the
+// builder already), synced against the same layer of the last build; the
+// closure is then walked in the builder (check-store): it refuses what a
+// store path cannot hold (devices, fifos, sockets, setuid and setgid
+// bits), and compares each path's NAR size with the GRAPH's, which tells a
+// store that is not the one the GRAPH describes. A discovered closure is
+// in the builder already, whole, from its discovery.
+func (g *gatewaySource) StoreState(ctx context.Context, c *inputs.PlatformClosure, plan layering.Plan) (layerllb.Source, error) {
 	paths := c.Graph.Paths()
-	src, _, where, err := g.storeSource(ctx, transferClosure, paths, c.Graph)
+	if c.Discovered {
+		part, _, _, err := g.storeSource(ctx, transferScan, fmt.Sprintf("transfer %d store paths", len(paths)), paths, c.Graph)
+		return layerllb.SharedSource(part.State, part.Dir, plan), err
+	}
+	src, check, where, err := g.layerTransfers(ctx, c, plan)
 	if err != nil {
-		return layerllb.Source{}, err
+		return nil, err
 	}
 	helper := g.helper()
-	if c.Discovered || helper == nil { // discovery has walked every file already
+	if helper == nil {
 		return src, nil
 	}
-	found, err := g.scan(ctx, *helper, inbuilder.CheckStore, src, where, paths, fmt.Sprintf("check %d store paths", len(paths)))
+	found, err := g.scan(ctx, *helper, inbuilder.CheckStore, check, where, fmt.Sprintf("check %d store paths", len(paths)))
 	if err != nil {
-		return layerllb.Source{}, err
+		return nil, err
 	}
 	for _, p := range paths {
 		if err := c.CheckNarSize(p, found[p.String()].NarSize, where); err != nil {
-			return layerllb.Source{}, err
+			return nil, err
 		}
 	}
 	return src, nil
+}
+
+// layerTransfers transfers each layer's store paths but the roots, in
+// parallel, and returns the layers' parts, the same parts by transfer (for
+// a scan of the whole closure), and where the store is.
+func (g *gatewaySource) layerTransfers(ctx context.Context, c *inputs.PlatformClosure, plan layering.Plan) (src layerllb.Source, transfers []layerllb.Part, where string, err error) {
+	isRoot := map[store.Path]bool{}
+	if g.roots != nil {
+		for _, r := range g.roots.Paths {
+			isRoot[r] = true
+		}
+	}
+	var rootsPart *layerllb.Part
+	src = make(layerllb.Source, len(plan.Layers))
+	transferOf := make([]int, len(plan.Layers)) // layer → its part in src, -1: none
+	errs := make([]error, len(plan.Layers))
+	wheres := make([]string, len(plan.Layers))
+	eg, egCtx := errgroup.WithContext(ctx)
+	eg.SetLimit(runtime.GOMAXPROCS(0))
+	for i, l := range plan.Layers {
+		var roots, rest []store.Path
+		for _, p := range l.Paths {
+			if isRoot[p] {
+				roots = append(roots, p)
+			} else {
+				rest = append(rest, p)
+			}
+		}
+		if len(roots) > 0 {
+			if rootsPart == nil {
+				rootsPart = &layerllb.Part{State: g.roots.State, Dir: g.roots.Dir}
+			}
+			rootsPart.Paths = append(rootsPart.Paths, roots...)
+			src[i] = append(src[i], layerllb.Part{State: g.roots.State, Dir: g.roots.Dir, Paths: roots})
+		}
+		transferOf[i] = -1
+		if len(rest) == 0 {
+			continue
+		}
+		transferOf[i] = len(src[i])
+		src[i] = append(src[i], layerllb.Part{})
+		name := fmt.Sprintf("transfer layer %d/%d (%d store paths)", i+1, len(plan.Layers), len(rest))
+		eg.Go(func() error {
+			part, _, w, err := g.storeSource(egCtx, layerllb.TransferKey(c.Platform, c.Graph.StoreDir(), l), name, rest, c.Graph)
+			part.Exact = true
+			src[i][transferOf[i]], wheres[i], errs[i] = part, w, err
+			return err
+		})
+	}
+	eg.Wait()
+	// The lowest layer's error, whatever finished first.
+	for _, err := range errs {
+		if err != nil && !errors.Is(err, context.Canceled) {
+			return nil, nil, "", err
+		}
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, nil, "", err
+	}
+	if rootsPart != nil {
+		transfers = append(transfers, *rootsPart)
+	}
+	for i, k := range transferOf {
+		if k >= 0 {
+			transfers = append(transfers, src[i][k])
+			where = wheres[i]
+		}
+	}
+	if where == "" {
+		where = "the build context"
+	}
+	return src, transfers, where, nil
 }
 
 // Discover implements inputs.Source for a closure without a GRAPH: it grows
@@ -117,13 +206,14 @@ func (g *gatewaySource) Discover(ctx context.Context, roots []store.Path) (*stor
 		known[r.Hash] = r
 		patterns = append(patterns, r.Base())
 	}
-	src, _, where, err := g.storeSource(ctx, transferScan, roots, nil)
+	src, _, where, err := g.storeSource(ctx, transferScan, "transfer the roots to scan", roots, nil)
 	if err != nil {
 		return nil, err
 	}
 	scans := map[store.Path]store.HashScan{}
 	for frontier, round := slices.Clone(roots), 1; len(frontier) > 0; round++ {
-		found, err := g.scan(ctx, *helper, inbuilder.FindHashes, src, where, frontier, fmt.Sprintf("scan %d store paths for references (round %d)", len(frontier), round))
+		src.Paths = frontier
+		found, err := g.scan(ctx, *helper, inbuilder.FindHashes, []layerllb.Part{src}, where, fmt.Sprintf("scan %d store paths for references (round %d)", len(frontier), round))
 		if err != nil {
 			return nil, err
 		}
@@ -145,7 +235,7 @@ func (g *gatewaySource) Discover(ctx context.Context, roots []store.Path) (*stor
 			patterns = append(patterns, h+"-*")
 		}
 		var files inputs.Files
-		src, files, where, err = g.storeEntries(ctx, transferScan, storeDir, patterns)
+		src, files, where, err = g.storeEntries(ctx, transferScan, fmt.Sprintf("transfer %d store paths to scan", len(patterns)), storeDir, patterns)
 		if err != nil {
 			return nil, err
 		}
@@ -176,10 +266,10 @@ func (g *gatewaySource) Discover(ctx context.Context, roots []store.Path) (*stor
 	return store.NewGraph(infos)
 }
 
-// scan runs command of the frontend binary in the builder on paths of src
-// and returns what it found, by store path.
-func (g *gatewaySource) scan(ctx context.Context, helper inbuilder.Helper, command inbuilder.Command, src layerllb.Source, where string, paths []store.Path, step string) (map[string]store.HashScan, error) {
-	st, err := helper.Scan(command, src, paths, step)
+// scan runs command of the frontend binary in the builder on the paths of
+// parts and returns what it found, by store path.
+func (g *gatewaySource) scan(ctx context.Context, helper inbuilder.Helper, command inbuilder.Command, parts []layerllb.Part, where string, step string) (map[string]store.HashScan, error) {
+	st, err := helper.Scan(command, parts, step)
 	if err != nil {
 		return nil, err
 	}
@@ -194,33 +284,35 @@ func (g *gatewaySource) scan(ctx context.Context, helper inbuilder.Helper, comma
 	return inbuilder.DecodeScanResult(data, where)
 }
 
-// storeSource returns a state holding the given store paths, and where
-// they come from for error messages; a path the store lacks is an
-// *inputs.MissingPathError.
-func (g *gatewaySource) storeSource(ctx context.Context, transfer string, paths []store.Path, graph *store.Graph) (layerllb.Source, inputs.Files, string, error) {
+// storeSource transfers the given store paths into the builder's copy
+// named transfer, and returns the part holding them, and where they come
+// from for error messages; a path the store lacks is an
+// *inputs.MissingPathError. step names the transfer in progress output.
+func (g *gatewaySource) storeSource(ctx context.Context, transfer, step string, paths []store.Path, graph *store.Graph) (layerllb.Part, inputs.Files, string, error) {
 	bases := make([]string, len(paths))
 	for i, p := range paths {
 		bases[i] = p.Base()
 	}
-	src, files, where, err := g.storeEntries(ctx, transfer, paths[0].Dir, bases)
+	part, files, where, err := g.storeEntries(ctx, transfer, step, paths[0].Dir, bases)
 	if err != nil {
-		return layerllb.Source{}, nil, "", err
+		return layerllb.Part{}, nil, "", err
 	}
 	if err := inputs.CheckPresent(ctx, files, paths, graph, where); err != nil {
-		return layerllb.Source{}, nil, "", err
+		return layerllb.Part{}, nil, "", err
 	}
-	return src, files, where, nil
+	part.Paths = paths
+	return part, files, where, nil
 }
 
-// The transfers of store entries, each with its own copy in the builder
-// (its shared key): the builder syncs a copy incrementally, sending only
-// what changed since its last transfer, so transfers of different sets
-// must not share one, or each would undo the other (a warm build would
-// send the whole closure again after the roots alone).
+// The transfers of store entries besides the layers' (layerllb.TransferKey),
+// each with its own copy in the builder (its shared key): the builder syncs
+// a copy incrementally, sending only what changed since its last transfer,
+// so transfers of different sets must not share one, or each would undo
+// the other (a warm build would send the whole closure again after the
+// roots alone).
 const (
-	transferRoots   = "storepack-store-roots"
-	transferClosure = "storepack-store-closure"
-	transferScan    = "storepack-store-scan"
+	transferRoots = "storepack-store-roots"
+	transferScan  = "storepack-store-scan"
 )
 
 // storeEntries returns a state holding the entries of storeDir that match
@@ -228,24 +320,24 @@ const (
 // if the build has one, else from the main context. Only those entries are
 // transferred, into the builder's copy named by transfer. where names the
 // store for error messages.
-func (g *gatewaySource) storeEntries(ctx context.Context, transfer, storeDir string, patterns []string) (src layerllb.Source, files inputs.Files, where string, err error) {
+func (g *gatewaySource) storeEntries(ctx context.Context, transfer, step, storeDir string, patterns []string) (src layerllb.Part, files inputs.Files, where string, err error) {
 	// Nix's temporary entries beside a path are never store paths.
 	excludes := []string{"*.lock", "*.chroot", "*.check"}
 	nc, err := g.bc.NamedContext(storeContextName, dockerui.ContextOpt{
 		NoDockerignore: true,
 		AsyncLocalOpts: func() []llb.LocalOption {
-			return []llb.LocalOption{llb.IncludePatterns(patterns), llb.ExcludePatterns(excludes), llb.SharedKeyHint(transfer)}
+			return []llb.LocalOption{llb.IncludePatterns(patterns), llb.ExcludePatterns(excludes), llb.SharedKeyHint(transfer), llb.WithCustomName(step)}
 		},
 	})
 	if err != nil {
-		return layerllb.Source{}, nil, "", err
+		return layerllb.Part{}, nil, "", err
 	}
 	if nc != nil {
 		st, _, err := nc.Load(ctx)
 		if err != nil {
-			return layerllb.Source{}, nil, "", err
+			return layerllb.Part{}, nil, "", err
 		}
-		src = layerllb.Source{State: *st, Dir: "/"}
+		src = layerllb.Part{State: *st, Dir: "/"}
 		where = "the build context \"" + storeContextName + "\""
 	} else {
 		rel := strings.TrimPrefix(storeDir, "/")
@@ -256,16 +348,16 @@ func (g *gatewaySource) storeEntries(ctx context.Context, transfer, storeDir str
 			}
 			return out
 		}
-		st, err := g.bc.MainContext(ctx, llb.IncludePatterns(prefixed(patterns)), llb.ExcludePatterns(prefixed(excludes)), llb.SharedKeyHint(transfer))
+		st, err := g.bc.MainContext(ctx, llb.IncludePatterns(prefixed(patterns)), llb.ExcludePatterns(prefixed(excludes)), llb.SharedKeyHint(transfer), llb.WithCustomName(step))
 		if err != nil {
-			return layerllb.Source{}, nil, "", err
+			return layerllb.Part{}, nil, "", err
 		}
-		src = layerllb.Source{State: *st, Dir: storeDir}
+		src = layerllb.Part{State: *st, Dir: storeDir}
 		where = "the build context at " + storeDir
 	}
 	ref, err := g.solve(ctx, src.State)
 	if err != nil {
-		return layerllb.Source{}, nil, "", err
+		return layerllb.Part{}, nil, "", err
 	}
 	return src, refFiles{ref: ref, dir: strings.TrimPrefix(src.Dir, "/")}, where, nil
 }

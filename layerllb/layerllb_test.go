@@ -48,24 +48,40 @@ func TestMethodFor(t *testing.T) {
 func TestStoreLayers(t *testing.T) {
 	epoch := time.Unix(42, 0)
 	plan := testPlan(t)
-	src := Source{State: llb.Local("store"), Dir: "/"}
-	for _, method := range []Method{Merge, Chain} {
-		t.Run(string(method), func(t *testing.T) {
-			st := StoreLayers(llb.Scratch(), plan, src, Options{StoreDir: "/nix/store", Epoch: epoch, Method: method})
+	exact := make(Source, len(plan.Layers))
+	for i, l := range plan.Layers {
+		exact[i] = []Part{{State: llb.Local("store", llb.IncludePatterns([]string{l.Paths[0].Base()})), Dir: "/", Paths: l.Paths, Exact: true}}
+	}
+	for _, tc := range []struct {
+		name   string
+		src    Source
+		method Method
+	}{
+		{"shared, merge", SharedSource(llb.Local("store"), "/", plan), Merge},
+		{"shared, chain", SharedSource(llb.Local("store"), "/", plan), Chain},
+		{"exact, merge", exact, Merge},
+		{"exact, chain", exact, Chain},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			st, err := StoreLayers(llb.Scratch(), plan, tc.src, Options{StoreDir: "/nix/store", Epoch: epoch, Method: tc.method})
+			if err != nil {
+				t.Fatal(err)
+			}
 			o := llbtest.Marshal(t, st, llbtest.AllCaps())
 			// One FileOp per layer plus the store skeleton.
 			if got := len(o.File); got != len(plan.Layers)+1 {
 				t.Errorf("%d FileOps, want %d", got, len(plan.Layers)+1)
 			}
 			merges := o.Merge
-			if method == Merge && (len(merges) != 1 || len(merges[0].Inputs) != len(plan.Layers)) {
+			if tc.method == Merge && (len(merges) != 1 || len(merges[0].Inputs) != len(plan.Layers)) {
 				t.Errorf("want one MergeOp of %d layers, have %v", len(plan.Layers), merges)
 			}
-			if method == Chain && len(merges) != 0 {
+			if tc.method == Chain && len(merges) != 0 {
 				t.Errorf("Chain has a MergeOp")
 			}
 			copies := o.Copies()
-			// Each layer: one copy per store path, then the skeleton.
+			// Each layer: one copy (of its one store path, or of its
+			// transfer's contents), then the skeleton.
 			if len(copies) != 2*len(plan.Layers) {
 				t.Fatalf("%d copies, want %d", len(copies), 2*len(plan.Layers))
 			}
@@ -79,7 +95,10 @@ func TestStoreLayers(t *testing.T) {
 			}
 			for i, l := range plan.Layers {
 				c := copies[2*i]
-				if c.Src != "/"+l.Paths[0].Base() || c.Dest != l.Paths[0].String() {
+				switch {
+				case tc.src[i][0].Exact && (c.Src != "/" || c.Dest != "/nix/store" || !c.DirCopyContents || !c.CreateDestPath):
+					t.Errorf("layer %d copies %+v, want its transfer's contents into /nix/store", i, c)
+				case !tc.src[i][0].Exact && (c.Src != "/"+l.Paths[0].Base() || c.Dest != l.Paths[0].String()):
 					t.Errorf("layer %d copies %s → %s", i, c.Src, c.Dest)
 				}
 				if s := copies[2*i+1]; !s.DirCopyContents || s.Src != "/" || s.Dest != "/" {
@@ -90,14 +109,31 @@ func TestStoreLayers(t *testing.T) {
 	}
 }
 
-func TestStoreLayersMainContext(t *testing.T) {
+// TestStoreLayersParts: a layer from two parts, one shared (the roots'
+// transfer) and one exact, copies the shared part's paths one by one and
+// the exact part's contents once.
+func TestStoreLayersParts(t *testing.T) {
 	plan := testPlan(t)
-	src := Source{State: llb.Local("context"), Dir: "/nix/store"}
-	st := StoreLayers(llb.Scratch(), plan, src, Options{StoreDir: "/nix/store", Epoch: time.Unix(1, 0), Method: Chain})
+	lib, app := plan.Layers[1].Paths[0], plan.Layers[2].Paths[0]
+	plan.Layers = []layering.Layer{{Key: "hello-1.0", Paths: []store.Path{lib, app}}}
+	src := Source{{
+		{State: llb.Local("roots"), Dir: "/nix/store", Paths: []store.Path{app}},
+		{State: llb.Local("layer"), Dir: "/nix/store", Paths: []store.Path{lib}, Exact: true},
+	}}
+	st, err := StoreLayers(llb.Scratch(), plan, src, Options{StoreDir: "/nix/store", Epoch: time.Unix(1, 0), Method: Chain})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
 	for _, c := range llbtest.Marshal(t, st, llbtest.AllCaps()).Copies() {
-		if c.Src != "/" && !strings.HasPrefix(c.Src, "/nix/store/") {
-			t.Errorf("copy from %s, want a path under /nix/store of the context", c.Src)
-		}
+		got = append(got, c.Src+" → "+c.Dest)
+	}
+	want := []string{app.String() + " → " + app.String(), "/nix/store → /nix/store", "/ → /"}
+	if !slices.Equal(got, want) {
+		t.Errorf("copies %q, want %q", got, want)
+	}
+	if _, err := StoreLayers(llb.Scratch(), testPlan(t), src, Options{StoreDir: "/nix/store", Method: Chain}); err == nil {
+		t.Error("a source of 1 layer for a plan of 3 is accepted")
 	}
 }
 

@@ -16,9 +16,11 @@ import (
 	"strings"
 	"time"
 
+	"github.com/containerd/platforms"
 	"github.com/moby/buildkit/client/llb"
 	"github.com/moby/buildkit/solver/pb"
 	"github.com/moby/buildkit/util/apicaps"
+	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/storepack/storepack/layering"
 	"github.com/storepack/storepack/store"
 )
@@ -41,16 +43,45 @@ func MethodFor(caps apicaps.CapSet) Method {
 	return Chain
 }
 
-// Source is a state holding store path entries, such as a local context.
-type Source struct {
+// Part is a state holding the entries of some of a layer's store paths.
+type Part struct {
 	State llb.State
 	// Dir is the directory of State that holds the entries <hash>-<name>:
 	// "/" for a context that is the store itself, "/nix/store" for a context
 	// that is the host's root.
-	Dir string
+	Dir   string
+	Paths []store.Path
+	// Exact says that Dir holds Paths' entries and nothing else, so that
+	// one copy of Dir's contents places them all. Where every copy action
+	// costs a mount of the layer's whole stack (Docker 20.10's builder),
+	// one action per layer instead of one per store path is what keeps
+	// deep images fast.
+	Exact bool
 }
 
-func (s Source) pathOf(p store.Path) string { return path.Join("/", s.Dir, p.Base()) }
+func (p Part) pathOf(sp store.Path) string { return path.Join("/", p.Dir, sp.Base()) }
+
+// Source gives the store paths of each layer of a plan: Source[i] are the
+// parts of layer i, which together hold exactly its paths.
+type Source [][]Part
+
+// SharedSource is the Source of a plan whose layers all copy from st,
+// which holds every entry below dir; each store path is its own copy.
+func SharedSource(st llb.State, dir string, plan layering.Plan) Source {
+	src := make(Source, len(plan.Layers))
+	for i, l := range plan.Layers {
+		src[i] = []Part{{State: st, Dir: dir, Paths: l.Paths}}
+	}
+	return src
+}
+
+// TransferKey names the builder's copy of a layer's store paths when each
+// layer is transferred on its own (an Exact Part from a local source): the
+// same layer of the next release, as the layer plan keys it, is synced
+// into the same copy, so that only its changed paths are sent.
+func TransferKey(p ocispecs.Platform, storeDir string, l layering.Layer) string {
+	return fmt.Sprintf("storepack-layer %s %s %s", platforms.Format(p), storeDir, l.Key)
+}
 
 // Options are the settings every layer shares.
 type Options struct {
@@ -64,13 +95,16 @@ var root = &llb.ChownOpt{User: &llb.UserOpt{UID: 0}, Group: &llb.UserOpt{UID: 0}
 
 // StoreLayers returns the state holding every layer of the plan, bottom
 // first, on top of base (llb.Scratch() for an image without a base).
-func StoreLayers(base llb.State, plan layering.Plan, src Source, opt Options) llb.State {
+func StoreLayers(base llb.State, plan layering.Plan, src Source, opt Options) (llb.State, error) {
+	if len(src) != len(plan.Layers) {
+		return llb.State{}, fmt.Errorf("the store source has %d layers, the plan %d", len(src), len(plan.Layers))
+	}
 	skeleton := storeSkeleton(opt.StoreDir)
 	states := []llb.State{base}
 	top := base
 	for i, layer := range plan.Layers {
 		name := llb.WithCustomName(fmt.Sprintf("layer %d/%d: %s", i+1, len(plan.Layers), describe(layer)))
-		actions := copyLayer(layer, src, skeleton, opt)
+		actions := copyLayer(src[i], skeleton, opt)
 		switch opt.Method {
 		case Merge:
 			states = append(states, llb.Scratch().File(actions, name))
@@ -79,9 +113,9 @@ func StoreLayers(base llb.State, plan layering.Plan, src Source, opt Options) ll
 		}
 	}
 	if opt.Method == Merge {
-		return llb.Merge(states, llb.WithCustomName(fmt.Sprintf("merge %d layers", len(plan.Layers))))
+		return llb.Merge(states, llb.WithCustomName(fmt.Sprintf("merge %d layers", len(plan.Layers)))), nil
 	}
-	return top
+	return top, nil
 }
 
 // copyLayer copies the layer's store paths into place and then copies the
@@ -89,7 +123,7 @@ func StoreLayers(base llb.State, plan layering.Plan, src Source, opt Options) ll
 // directories a FileOp creates, or whose children it adds, get the wall-clock
 // mtime on every BuildKit measured; a contents-only copy with a fixed time
 // applied after the children resets them.
-func copyLayer(layer layering.Layer, src Source, skeleton llb.State, opt Options) *llb.FileAction {
+func copyLayer(parts []Part, skeleton llb.State, opt Options) *llb.FileAction {
 	var fa *llb.FileAction
 	add := func(input llb.CopyInput, from, to string, info *llb.CopyInfo) {
 		if fa == nil {
@@ -98,12 +132,23 @@ func copyLayer(layer layering.Layer, src Source, skeleton llb.State, opt Options
 			fa = fa.Copy(input, from, to, info)
 		}
 	}
-	for _, p := range layer.Paths {
-		add(src.State, src.pathOf(p), path.Join(opt.StoreDir, p.Base()), &llb.CopyInfo{
-			CreateDestPath: true,
-			ChownOpt:       root,
-			CreatedTime:    &opt.Epoch,
-		})
+	for _, part := range parts {
+		if part.Exact {
+			add(part.State, path.Join("/", part.Dir), opt.StoreDir, &llb.CopyInfo{
+				CopyDirContentsOnly: true,
+				CreateDestPath:      true,
+				ChownOpt:            root,
+				CreatedTime:         &opt.Epoch,
+			})
+			continue
+		}
+		for _, p := range part.Paths {
+			add(part.State, part.pathOf(p), path.Join(opt.StoreDir, p.Base()), &llb.CopyInfo{
+				CreateDestPath: true,
+				ChownOpt:       root,
+				CreatedTime:    &opt.Epoch,
+			})
+		}
 	}
 	add(skeleton, "/", "/", &llb.CopyInfo{
 		CopyDirContentsOnly: true,

@@ -17,6 +17,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"path"
+	"strconv"
 
 	"github.com/moby/buildkit/client/llb"
 	"github.com/moby/buildkit/solver/pb"
@@ -43,8 +44,13 @@ const (
 )
 
 // ScanRequest is what find-hashes and check-store read: the store paths to
-// walk, whose entries are in StoreDir.
+// walk, in parts whose entries are in different directories.
 type ScanRequest struct {
+	Parts []ScanPart `json:"parts"`
+}
+
+// ScanPart is store paths whose entries are in StoreDir.
+type ScanPart struct {
 	StoreDir string       `json:"storeDir"`
 	Paths    []store.Path `json:"paths"`
 }
@@ -77,15 +83,22 @@ func (h Helper) Stage(c layerllb.Customisation) (llb.State, error) {
 }
 
 // Scan returns the state whose file ResultFile holds the ScanResult of
-// command (FindHashes or CheckStore) on paths of src. step names the
-// ExecOp in progress output.
-func (h Helper) Scan(command Command, src layerllb.Source, paths []store.Path, step string) (llb.State, error) {
-	request, err := json.Marshal(ScanRequest{StoreDir: path.Join(storeMount, src.Dir), Paths: paths})
+// command (FindHashes or CheckStore) on the paths of parts, each mounted
+// on its own. step names the ExecOp in progress output.
+func (h Helper) Scan(command Command, parts []layerllb.Part, step string) (llb.State, error) {
+	var req ScanRequest
+	for i, part := range parts {
+		mount := path.Join(storeMount, strconv.Itoa(i))
+		req.Parts = append(req.Parts, ScanPart{StoreDir: path.Join(mount, part.Dir), Paths: part.Paths})
+	}
+	request, err := json.Marshal(req)
 	if err != nil {
 		return llb.State{}, err
 	}
 	run := h.run(command, request, step)
-	run.AddMount(storeMount, src.State, llb.Readonly)
+	for i, part := range parts {
+		run.AddMount(path.Join(storeMount, strconv.Itoa(i)), part.State, llb.Readonly)
+	}
 	return run.AddMount(outputMount, llb.Scratch()), nil
 }
 

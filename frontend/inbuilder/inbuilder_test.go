@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -70,7 +71,9 @@ func runLikeTheBuilder(t *testing.T, exec *pb.ExecOp, files map[string][]byte, d
 		if err := json.Unmarshal(data, &req); err != nil {
 			t.Fatal(err)
 		}
-		req.StoreDir = filepath.Join(dir, req.StoreDir)
+		for i := range req.Parts {
+			req.Parts[i].StoreDir = filepath.Join(dir, req.Parts[i].StoreDir)
+		}
 		data, _ = json.Marshal(req)
 	}
 	if err := os.WriteFile(request, data, 0o644); err != nil {
@@ -116,15 +119,16 @@ func TestStage(t *testing.T) {
 	}
 }
 
-// testStore writes two store paths under dir/store, the app referencing
-// the data path, and returns them.
+// testStore writes two store paths, the app referencing the data path, as
+// two parts of a scan would mount them: the app under dir/store/0, the data
+// under dir/store/1.
 func testStore(t *testing.T, dir string) (app, data store.Path) {
 	t.Helper()
 	data, _ = store.ParsePath("/nix/store/00000000000000000000000000000000-data")
 	app, _ = store.ParsePath("/nix/store/11111111111111111111111111111111-app")
 	for name, content := range map[string]string{
-		data.Base() + "/share/greeting": "hello",
-		app.Base() + "/bin/app":         "#!/bin/sh\ncat " + data.String() + "/share/greeting\n",
+		"1/" + data.Base() + "/share/greeting": "hello",
+		"0/" + app.Base() + "/bin/app":         "#!/bin/sh\ncat " + data.String() + "/share/greeting\n",
 	} {
 		p := filepath.Join(dir, "store", name)
 		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
@@ -142,12 +146,23 @@ func TestScan(t *testing.T) {
 		t.Run(string(command), func(t *testing.T) {
 			dir := t.TempDir()
 			app, data := testStore(t, dir)
-			src := layerllb.Source{State: llb.Local("store"), Dir: "/"}
-			st, err := testHelper.Scan(command, src, []store.Path{app, data}, "scan")
+			st, err := testHelper.Scan(command, []layerllb.Part{
+				{State: llb.Local("app"), Dir: "/", Paths: []store.Path{app}},
+				{State: llb.Local("data"), Dir: "/", Paths: []store.Path{data}},
+			}, "scan")
 			if err != nil {
 				t.Fatal(err)
 			}
 			exec, files := execOf(t, st)
+			var mounts []string
+			for _, m := range exec.Mounts {
+				if m.Readonly && strings.HasPrefix(m.Dest, storeMount) {
+					mounts = append(mounts, m.Dest)
+				}
+			}
+			if want := []string{"/store/0", "/store/1"}; !slices.Equal(mounts, want) {
+				t.Errorf("read-only store mounts %v, want %v", mounts, want)
+			}
 			runLikeTheBuilder(t, exec, files, dir)
 			result, err := os.ReadFile(filepath.Join(dir, outputMount, ResultFile))
 			if err != nil {
@@ -171,10 +186,10 @@ func TestScan(t *testing.T) {
 func TestScanReportsUnfitPaths(t *testing.T) {
 	dir := t.TempDir()
 	app, _ := testStore(t, dir)
-	if err := os.Chmod(filepath.Join(dir, "store", app.Base(), "bin", "app"), os.ModeSetuid|0o755); err != nil {
+	if err := os.Chmod(filepath.Join(dir, "store", "0", app.Base(), "bin", "app"), os.ModeSetuid|0o755); err != nil {
 		t.Fatal(err)
 	}
-	req, _ := json.Marshal(ScanRequest{StoreDir: filepath.Join(dir, "store"), Paths: []store.Path{app}})
+	req, _ := json.Marshal(ScanRequest{Parts: []ScanPart{{StoreDir: filepath.Join(dir, "store", "0"), Paths: []store.Path{app}}}})
 	reqFile := filepath.Join(dir, "request.json")
 	if err := os.WriteFile(reqFile, req, 0o644); err != nil {
 		t.Fatal(err)

@@ -59,17 +59,27 @@ func scanStore(ctx context.Context, command Command, req ScanRequest, out string
 			return store.HashScan{NarSize: size}, err
 		}
 	}
-	root, err := os.OpenRoot(req.StoreDir)
-	if err != nil {
-		return err
+	type job struct {
+		root *os.Root
+		path store.Path
 	}
-	defer root.Close()
-	found := make([]store.HashScan, len(req.Paths))
+	var jobs []job
+	for _, part := range req.Parts {
+		root, err := os.OpenRoot(part.StoreDir)
+		if err != nil {
+			return err
+		}
+		defer root.Close()
+		for _, p := range part.Paths {
+			jobs = append(jobs, job{root, p})
+		}
+	}
+	found := make([]store.HashScan, len(jobs))
 	g, ctx := errgroup.WithContext(ctx)
 	g.SetLimit(runtime.GOMAXPROCS(0))
-	for i, p := range req.Paths {
+	for i, j := range jobs {
 		g.Go(func() (err error) {
-			found[i], err = scan(ctx, root.FS(), p)
+			found[i], err = scan(ctx, j.root.FS(), j.path)
 			return err
 		})
 	}
@@ -80,9 +90,9 @@ func scanStore(ctx context.Context, command Command, req ScanRequest, out string
 		}
 		result.Problem = err.Error()
 	} else {
-		result.Scans = make(map[string]store.HashScan, len(req.Paths))
-		for i, p := range req.Paths {
-			result.Scans[p.String()] = found[i]
+		result.Scans = make(map[string]store.HashScan, len(jobs))
+		for i, j := range jobs {
+			result.Scans[j.path.String()] = found[i]
 		}
 	}
 	data, err := json.Marshal(result)

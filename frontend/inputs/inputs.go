@@ -172,6 +172,7 @@ func (in *Inputs) Key() digest.Digest {
 // PlatformClosure is one platform's closure and the values of its root
 // variables.
 type PlatformClosure struct {
+	Platform ocispecs.Platform
 	Roots    []store.Path
 	Vars     map[string]string // manifest.RootVariable and every CLOSURE --name
 	Graph    *store.Graph
@@ -185,7 +186,7 @@ type PlatformClosure struct {
 // ForPlatform selects the closures and graphs for p and computes the
 // closure; without a GRAPH for p, the Source discovers it.
 func (in *Inputs) ForPlatform(ctx context.Context, p ocispecs.Platform) (*PlatformClosure, error) {
-	c := &PlatformClosure{Vars: map[string]string{}}
+	c := &PlatformClosure{Platform: p, Vars: map[string]string{}}
 	var rootLocs []manifest.Location // the CLOSURE of each root
 	var builtFor []string
 	for _, ci := range in.closures {

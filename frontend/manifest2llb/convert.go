@@ -46,11 +46,11 @@ const (
 // Source reads the build context and the store where the conversion runs.
 type Source interface {
 	inputs.Source
-	// StoreState returns a state holding the store paths of a platform's
-	// closure, for the layers to copy from. Before that it refuses what
-	// an image must not hold, unless the closure was discovered by
-	// reading every file of it already.
-	StoreState(ctx context.Context, c *inputs.PlatformClosure) (layerllb.Source, error)
+	// StoreState returns where each layer of plan, a plan of a platform's
+	// closure, copies its store paths from. Before that it refuses what an
+	// image must not hold, unless the closure was discovered by reading
+	// every file of it already.
+	StoreState(ctx context.Context, c *inputs.PlatformClosure, plan layering.Plan) (layerllb.Source, error)
 }
 
 // PreviousPlanReader reads the layer plan recorded in image ref for
@@ -184,12 +184,15 @@ func (c *conversion) platform(ctx context.Context, p ocispecs.Platform) (Image, 
 	if err != nil {
 		return Image{}, err
 	}
-	src, err := c.opt.Source.StoreState(ctx, closure)
+	src, err := c.opt.Source.StoreState(ctx, closure, plan)
 	if err != nil {
 		return Image{}, parser.WithLocation(err, closure.Location)
 	}
 	layerOpt := layerllb.Options{StoreDir: spec.StoreDir, Epoch: c.epoch, Method: c.method}
-	st := layerllb.StoreLayers(llb.Scratch(), plan, src, layerOpt)
+	st, err := layerllb.StoreLayers(llb.Scratch(), plan, src, layerOpt)
+	if err != nil {
+		return Image{}, err
+	}
 	if !custom.Empty() {
 		if st, err = layerllb.CustomisationLayer(st, custom, c.caps, c.opt.Stager, layerOpt); err != nil {
 			return Image{}, locateCustomisation(err, spec)

@@ -70,16 +70,18 @@ func storeCopies(t *testing.T, o llbtest.Ops, storeName string, epoch time.Time)
 		if c.Timestamp != epoch.UnixNano() {
 			t.Errorf("copy %s → %s has time %d, want %d", c.Src, c.Dest, c.Timestamp, epoch.UnixNano())
 		}
-		if strings.HasPrefix(c.Dest, storeName+"/") {
+		if c.Dest == storeName || strings.HasPrefix(c.Dest, storeName+"/") {
 			dests = append(dests, c.Dest)
 		}
 	}
 	return dests
 }
 
-// includes are the include patterns of the local source name, sorted.
-func includes(t *testing.T, o llbtest.Ops, name string) []string {
+// transfers are the include patterns of the local sources name, sorted,
+// by shared key.
+func transfers(t *testing.T, o llbtest.Ops, name string) map[string][]string {
 	t.Helper()
+	found := map[string][]string{}
 	for _, s := range o.Source {
 		if s.Identifier != "local://"+name {
 			continue
@@ -89,10 +91,9 @@ func includes(t *testing.T, o llbtest.Ops, name string) []string {
 			t.Fatal(err)
 		}
 		slices.Sort(patterns)
-		return patterns
+		found[s.Attrs[pb.AttrSharedKeyHint]] = patterns
 	}
-	t.Fatalf("no local source %q among %v", name, o.Source)
-	return nil
+	return found
 }
 
 // planPaths lists a plan's store paths, layer by layer.

@@ -12,6 +12,7 @@ import (
 	"github.com/moby/buildkit/client/llb"
 	"github.com/opencontainers/go-digest"
 	"github.com/storepack/storepack/frontend/inputs"
+	"github.com/storepack/storepack/layering"
 	"github.com/storepack/storepack/layerllb"
 	"github.com/storepack/storepack/store"
 	"golang.org/x/sync/errgroup"
@@ -48,27 +49,37 @@ func (h HostSource) Discover(ctx context.Context, roots []store.Path) (*store.Gr
 
 var _ Source = HostSource{}
 
-// StoreState implements Source.
-func (h HostSource) StoreState(ctx context.Context, c *inputs.PlatformClosure) (layerllb.Source, error) {
+// StoreState implements Source: each layer is a transfer of its own, so
+// that the builder copies it in one action and syncs it against the same
+// layer of the last build.
+func (h HostSource) StoreState(ctx context.Context, c *inputs.PlatformClosure, plan layering.Plan) (layerllb.Source, error) {
 	paths := c.Graph.Paths()
 	dir := h.StoreDirOf(paths[0])
 	if err := inputs.CheckPresent(ctx, inputs.DirFiles(dir), paths, c.Graph, dir); err != nil {
-		return layerllb.Source{}, err
+		return nil, err
 	}
 	if h.Check && !c.Discovered {
 		if err := checkNarSizes(ctx, dir, c); err != nil {
-			return layerllb.Source{}, err
+			return nil, err
 		}
 	}
 	if err := h.Locals.add(StoreLocalName, dir); err != nil {
-		return layerllb.Source{}, err
+		return nil, err
 	}
-	bases := make([]string, len(paths))
-	for i, p := range paths {
-		bases[i] = p.Base()
+	src := make(layerllb.Source, len(plan.Layers))
+	for i, l := range plan.Layers {
+		bases := make([]string, len(l.Paths))
+		for j, p := range l.Paths {
+			bases[j] = p.Base()
+		}
+		st := llb.Local(StoreLocalName,
+			llb.IncludePatterns(bases),
+			llb.SharedKeyHint(layerllb.TransferKey(c.Platform, c.Graph.StoreDir(), l)),
+			llb.WithCustomName(fmt.Sprintf("transfer layer %d/%d (%d store paths)", i+1, len(plan.Layers), len(l.Paths))),
+		)
+		src[i] = []layerllb.Part{{State: st, Dir: "/", Paths: l.Paths, Exact: true}}
 	}
-	st := llb.Local(StoreLocalName, llb.IncludePatterns(bases), llb.WithCustomName("transfer "+fmt.Sprint(len(paths))+" store paths"))
-	return layerllb.Source{State: st, Dir: "/"}, nil
+	return src, nil
 }
 
 // checkNarSizes walks the closure's paths in storeDir: store.NarSize refuses

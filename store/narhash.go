@@ -1,0 +1,130 @@
+package store
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"io/fs"
+
+	"github.com/opencontainers/go-digest"
+)
+
+// NarHash returns the SHA-256 digest of the NAR serialisation of store path
+// p, read from fsys as NarSize reads it, and the NAR's size. It is the
+// narHash that Nix and Guix record for the path, and that nix-store --verify
+// --check-contents compares with the path's contents.
+//
+// The digest is in the form both store databases hold it in their
+// ValidPaths.hash column: "sha256:" and 64 hexadecimal digits. NixHash gives
+// the nix32 form; nix path-info --json (Nix 2.8) prints the same bytes as an
+// SRI hash, sha256-<base64>.
+func NarHash(ctx context.Context, fsys fs.FS, p Path) (digest.Digest, uint64, error) {
+	if err := p.check(); err != nil {
+		return "", 0, err
+	}
+	v := &narHasher{ctx: ctx, fsys: fsys, path: p, hash: sha256.New(), buf: make([]byte, 64<<10)}
+	size, err := walkNAR(fsys, p, v)
+	if err != nil {
+		return "", 0, err
+	}
+	if v.written != size {
+		// walkNAR's sizes and the serialisation disagree: a bug here,
+		// never a property of the input.
+		return "", 0, fmt.Errorf("%s: serialised %d bytes of NAR, but its size is %d", p, v.written, size)
+	}
+	return digest.NewDigestFromBytes(digest.SHA256, v.hash.Sum(nil)), size, nil
+}
+
+// NixHash renders a SHA-256 digest the way nix-store --query --hash prints a
+// NAR hash, and as closureInfo's registration and narinfo files hold it:
+// "sha256:" and the digest in nix32, Nix's base 32 (52 characters).
+func NixHash(d digest.Digest) (string, error) {
+	if err := d.Validate(); err != nil {
+		return "", err
+	}
+	if d.Algorithm() != digest.SHA256 {
+		return "", fmt.Errorf("%s: not a sha256 digest", d)
+	}
+	sum, err := hex.DecodeString(d.Encoded()) // Validate checked it
+	if err != nil {
+		return "", fmt.Errorf("%s: %w", d, err)
+	}
+	return "sha256:" + nix32(sum), nil
+}
+
+// nix32 encodes data in Nix's base 32: five bits per character, the last
+// character holding the lowest bits of the first byte, so the string reads
+// from the end of the data (unlike RFC 4648), in the alphabet of store path
+// hashes.
+func nix32(data []byte) string {
+	n := (len(data)*8-1)/5 + 1
+	out := make([]byte, n)
+	for i := range n {
+		bit := (n - 1 - i) * 5 // the first bit of character i
+		b := uint(data[bit/8]) >> (bit % 8)
+		if bit/8+1 < len(data) {
+			b |= uint(data[bit/8+1]) << (8 - bit%8)
+		}
+		out[i] = hashAlphabet[b&0x1f]
+	}
+	return string(out)
+}
+
+// narHasher writes the NAR of a store path into a hash.
+type narHasher struct {
+	ctx     context.Context
+	fsys    fs.FS
+	path    Path
+	hash    hash.Hash
+	buf     []byte // for reading files and serialising strings
+	written uint64
+}
+
+func (v *narHasher) write(b []byte) {
+	v.hash.Write(b) // a hash.Hash never fails
+	v.written += uint64(len(b))
+}
+
+func (v *narHasher) fixed(serialised []byte) { v.write(serialised) }
+
+func (v *narHasher) text(s string) { v.write(narString(v.buf[:0], s)) }
+
+func (v *narHasher) file(name string, size int64) error {
+	if err := v.ctx.Err(); err != nil {
+		return err
+	}
+	f, err := v.fsys.Open(name)
+	if err != nil {
+		return inStorePath(v.path, name, err)
+	}
+	defer f.Close()
+	v.write(binary.LittleEndian.AppendUint64(v.buf[:0], uint64(size)))
+	// One byte more than expected tells a file that grew.
+	r := io.LimitReader(f, size+1)
+	var total int64
+	for {
+		if err := v.ctx.Err(); err != nil {
+			return err
+		}
+		n, err := r.Read(v.buf)
+		v.write(v.buf[:n])
+		total += int64(n)
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return inStorePath(v.path, name, err)
+		}
+	}
+	if total != size {
+		return inStorePath(v.path, name, fmt.Errorf("changed while being hashed: %d bytes read, %d expected", total, size))
+	}
+	var zeros [8]byte
+	v.write(zeros[:narPadding(uint64(size))])
+	return nil
+}

@@ -1,0 +1,132 @@
+package store
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"maps"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/opencontainers/go-digest"
+)
+
+// narHashFixtures are store paths whose NAR hashes real Nix computed: the
+// trees are written by writeFixture, the hashes and sizes are what Nix 2.8
+// printed for them (nix hash path --base16, nix-store --dump | sha256sum,
+// | wc -c). narhash_nix_test.go checks them against Nix again.
+var narHashFixtures = []struct {
+	name  string
+	files map[string]string // for storeFiles; key "" is the store path itself
+	hash  digest.Digest
+	size  uint64
+}{
+	{"tree", map[string]string{
+		"bin/hello": "x:#!/bin/sh\necho hello\n", "bin/sh": "->hello", "bin/abs": "->/nix/store/00000000000000000000000000000000-dep/bin/x",
+		"lib/empty-file": "", "lib/executable-empty": "x:", "lib/a/b/c/deep": "deep\n",
+		"share/empty": "dir", "share/doc/README": "read me\n", "share/seven": "1234567", "share/eight": "12345678",
+		"share/Upper": "sorts before lower case", "share/name with spaces and ünïcödé": "ok\n",
+	}, "sha256:6773df795bb0b25e4ba39fa03f1225a72cc631bef84fc0c89c9f1471ec18feb5", 3720},
+	{"big", map[string]string{
+		"small": "small", "big": strings.Repeat("0123456789abcdef", 12345) + "tail",
+	}, "sha256:06ba152d25c5e5c69cd8fa21f1651801dd4cce487ae1d28a68c27114b2070e5d", 198000},
+	{"empty-dir", map[string]string{"": "dir"}, "sha256:a50a5ab6d992f5598edd92105059fae9acfc192981e08bd88534c2167e92526a", 96},
+	{"file", map[string]string{"": "contents\n"}, "sha256:83a0a5725234845c240f16c132678f2a936d714af2357e4472368559bc9dd1db", 128},
+	{"empty-file", map[string]string{"": ""}, "sha256:77ac62e2629d8e45f624589c0c8bf99e24b3a722349bf1e79bc186008534e246", 112},
+	{"script", map[string]string{"": "x:#!/bin/sh\n"}, "sha256:6283c1668260f903d1a895c0cd6b822fa4b68762bb0b17cedef2d39d97e26554", 160},
+	{"link", map[string]string{"": "->somewhere/else"}, "sha256:829cd32202defd0943bb5c12b3297ab83b15a18df9785621d83adf2d3bf08e6a", 128},
+}
+
+// writeFixture writes a fixture's tree as store path p under storeDir.
+func writeFixture(t testing.TB, storeDir string, p Path, files map[string]string) {
+	t.Helper()
+	if value, ok := files[""]; ok && value != "dir" {
+		storeFiles(t, storeDir, map[string]string{p.Base(): value})
+		return
+	}
+	if err := os.MkdirAll(filepath.Join(storeDir, p.Base()), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	files = maps.Clone(files)
+	delete(files, "")
+	storeFiles(t, filepath.Join(storeDir, p.Base()), files)
+}
+
+func TestNarHash(t *testing.T) {
+	storeDir := t.TempDir()
+	fsys := os.DirFS(storeDir)
+	for _, fixture := range narHashFixtures {
+		p := testPath(fixture.name)
+		writeFixture(t, storeDir, p, fixture.files)
+		hash, size, err := NarHash(context.Background(), fsys, p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if hash != fixture.hash || size != fixture.size {
+			t.Errorf("NarHash(%s) = %s, %d; Nix says %s, %d", fixture.name, hash, size, fixture.hash, fixture.size)
+		}
+		// The independent serialiser of nar_test.go agrees.
+		nar := sha256.New()
+		writeNAR(t, nar, filepath.Join(storeDir, p.Base()))
+		if want := digest.NewDigestFromBytes(digest.SHA256, nar.Sum(nil)); hash != want {
+			t.Errorf("NarHash(%s) = %s, writeNAR gives %s", fixture.name, hash, want)
+		}
+		if narSize, err := NarSize(fsys, p); err != nil || narSize != size {
+			t.Errorf("NarSize(%s) = %d, %v; NarHash's size is %d", fixture.name, narSize, err, size)
+		}
+	}
+}
+
+func TestNixHash(t *testing.T) {
+	// From nix hash to-base32 --type sha256 (Nix 2.8).
+	for hex, want := range map[string]string{
+		"6773df795bb0b25e4ba39fa03f1225a72cc631bef84fc0c89c9f1471ec18feb5": "1dgy33n7254zkk4c0kzqpqqwcb574l93z84zld5mxcmhbdwxywv7",
+		"a50a5ab6d992f5598edd92105059fae9acfc192981e08bd88534c2167e92526a": "0sjjj9z1dhilhpc8pq4154czrb79z9cm044jvn75kxcjv6v5l2m5",
+		"0000000000000000000000000000000000000000000000000000000000000001": "0080000000000000000000000000000000000000000000000000",
+		"8000000000000000000000000000000000000000000000000000000000000000": "0000000000000000000000000000000000000000000000000040",
+		"ffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff": "1zzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzz",
+	} {
+		got, err := NixHash(digest.Digest("sha256:" + hex))
+		if err != nil || got != "sha256:"+want {
+			t.Errorf("NixHash(sha256:%s) = %q, %v; want sha256:%s", hex, got, err, want)
+		}
+	}
+	for _, bad := range []digest.Digest{"", "sha256:abc", "sha512:" + digest.Digest(strings.Repeat("0", 128)), "md5:0"} {
+		if got, err := NixHash(bad); err == nil {
+			t.Errorf("NixHash(%q) = %q, want an error", bad, got)
+		}
+	}
+}
+
+func TestNarHashErrors(t *testing.T) {
+	storeDir := t.TempDir()
+	withSetuid, tree := testPath("with-setuid"), testPath("tree")
+	storeFiles(t, filepath.Join(storeDir, withSetuid.Base()), map[string]string{"bin/su": "x:#!/bin/sh"})
+	if err := os.Chmod(filepath.Join(storeDir, withSetuid.Base(), "bin/su"), 0o555|os.ModeSetuid); err != nil {
+		t.Fatal(err)
+	}
+	storeFiles(t, filepath.Join(storeDir, tree.Base()), map[string]string{"file": "contents"})
+	fsys := os.DirFS(storeDir)
+	cancelled, cancel := context.WithCancel(context.Background())
+	cancel()
+	tests := []struct {
+		ctx     context.Context
+		path    Path
+		wantErr string
+	}{
+		{context.Background(), withSetuid, "/nix/store/" + withSetuid.Base() + "/bin/su: mode ur-xr-xr-x has the setuid or setgid bit"},
+		{context.Background(), testPath("missing"), "/nix/store/" + testPath("missing").Base() + ": lstat: no such file or directory"},
+		{context.Background(), Path{Dir: "/nix/store", Hash: "x", Name: "y"}, "invalid store path"},
+		{cancelled, tree, context.Canceled.Error()},
+	}
+	for _, tc := range tests {
+		if _, _, err := NarHash(tc.ctx, fsys, tc.path); err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+			t.Errorf("NarHash(%s) error = %v, want %q", tc.path.Name, err, tc.wantErr)
+		}
+	}
+	if _, _, err := NarHash(cancelled, fsys, tree); !errors.Is(err, context.Canceled) {
+		t.Errorf("NarHash with a cancelled context: %v, want context.Canceled", err)
+	}
+}
