@@ -41,14 +41,14 @@ test: unit-test e2e-test
 unit-test:
 	$(GO) vet ./...
 	$(GO) vet -tags e2e ./e2e/
-	$(GO) vet -tags nix ./store/
+	$(GO) vet -tags nix ./store/ ./storedb/
 	$(GO) test ./...
 
 # The store's formats and scanner against real Nix (installed by the test
 # bed), then the engines.
 e2e-test:
 	hack/testbed.sh install
-	$(GO) test -tags nix -count=1 -timeout 20m ./store/
+	$(GO) test -tags nix -count=1 -timeout 20m ./store/ ./storedb/
 	$(GO) test -tags e2e -count=1 -timeout 60m -v ./e2e/...
 
 # Measurements, never assertions: the layer-reuse table of every strategy
