@@ -8,11 +8,11 @@ import (
 	"io/fs"
 	"maps"
 	"path"
-	"runtime"
 	"slices"
 	"strings"
 
 	"github.com/containerd/platforms"
+	"github.com/distribution/reference"
 	"github.com/moby/buildkit/client/llb"
 	"github.com/moby/buildkit/client/llb/sourceresolver"
 	"github.com/moby/buildkit/frontend/dockerui"
@@ -25,7 +25,6 @@ import (
 	"github.com/storepack/storepack/layering"
 	"github.com/storepack/storepack/layerllb"
 	"github.com/storepack/storepack/store"
-	"golang.org/x/sync/errgroup"
 )
 
 // storeContextName is the named build context that carries the store
@@ -41,10 +40,11 @@ const HelperBinary = "/bin/storepack-frontend"
 type gatewaySource struct {
 	c  client.Client
 	bc *dockerui.Client
-	// roots is the transfer the roots were read from (Store): the layers
-	// that hold a root copy it from there, so that a changed application
-	// is sent once.
-	roots *layerllb.Part
+	// roots is the transfer the roots were read from (Store), and where
+	// they came from: the layers that hold a root copy it from there, so
+	// that a changed application is sent once.
+	roots      *layerllb.Part
+	rootsWhere string
 }
 
 var _ manifest2llb.Source = (*gatewaySource)(nil)
@@ -73,35 +73,83 @@ func (g *gatewaySource) Context(ctx context.Context, names []string) (inputs.Fil
 
 // Store implements inputs.Source.
 func (g *gatewaySource) Store(ctx context.Context, paths []store.Path, graph *store.Graph) (inputs.Files, error) {
-	part, files, _, err := g.storeSource(ctx, transferRoots, "transfer the roots", paths, graph)
+	part, files, where, err := g.storeSource(ctx, transferRoots, "transfer the roots", paths, graph)
 	if err != nil {
 		return nil, err
 	}
-	g.roots = &part
+	g.roots, g.rootsWhere = &part, where
 	return files, nil
 }
 
-// StoreState implements manifest2llb.Source. Each layer of a closure from
-// a GRAPH is a transfer of its own (but for the roots, which are in the
-// builder already), synced against the same layer of the last build; the
-// closure is then walked in the builder (check-store): it refuses what a
-// store path cannot hold (devices, fifos, sockets, setuid and setgid
-// bits), and compares each path's NAR size with the GRAPH's, which tells a
-// store that is not the one the GRAPH describes. A discovered closure is
-// in the builder already, whole, from its discovery.
+// StoreState implements manifest2llb.Source. A closure from a GRAPH is
+// transferred once, but for the roots, which are in the builder already
+// (so that a changed application is sent once), and then walked in the
+// builder (check-store): it refuses what a store path cannot hold
+// (devices, fifos, sockets, setuid and setgid bits), and compares each
+// path's NAR size with the GRAPH's, which tells a store that is not the
+// one the GRAPH describes. A discovered closure is in the builder already,
+// whole, from its discovery.
+//
+// One transfer, not one per layer as the CLI plugin makes: BuildKit
+// reports a transfer's progress under its source's name, and the sources
+// of `docker build` are named by the client, so concurrent transfers would
+// hide each other's bytes from the progress output.
 func (g *gatewaySource) StoreState(ctx context.Context, c *inputs.PlatformClosure, plan layering.Plan) (layerllb.Source, error) {
 	paths := c.Graph.Paths()
 	if c.Discovered {
 		part, _, _, err := g.storeSource(ctx, transferScan, fmt.Sprintf("transfer %d store paths", len(paths)), paths, c.Graph)
 		return layerllb.SharedSource(part.State, part.Dir, plan), err
 	}
-	src, check, where, err := g.layerTransfers(ctx, c, plan)
-	if err != nil {
-		return nil, err
+	isRoot := map[store.Path]bool{}
+	if g.roots != nil {
+		for _, r := range g.roots.Paths {
+			isRoot[r] = true
+		}
+	}
+	roots, closure := layerllb.Part{}, layerllb.Part{}
+	if g.roots != nil {
+		roots = layerllb.Part{State: g.roots.State, Dir: g.roots.Dir}
+	}
+	var rest []store.Path
+	for _, p := range paths {
+		if isRoot[p] {
+			roots.Paths = append(roots.Paths, p)
+		} else {
+			rest = append(rest, p)
+		}
+	}
+	where := g.rootsWhere
+	if len(rest) > 0 {
+		var err error
+		if closure, _, where, err = g.storeSource(ctx, transferClosure, fmt.Sprintf("transfer %d store paths", len(rest)), rest, c.Graph); err != nil {
+			return nil, err
+		}
+	}
+	src := make(layerllb.Source, len(plan.Layers))
+	for i, l := range plan.Layers {
+		fromRoots, fromClosure := layerllb.Part{State: roots.State, Dir: roots.Dir}, layerllb.Part{State: closure.State, Dir: closure.Dir}
+		for _, p := range l.Paths {
+			if isRoot[p] {
+				fromRoots.Paths = append(fromRoots.Paths, p)
+			} else {
+				fromClosure.Paths = append(fromClosure.Paths, p)
+			}
+		}
+		for _, part := range []layerllb.Part{fromRoots, fromClosure} {
+			if len(part.Paths) > 0 {
+				src[i] = append(src[i], part)
+			}
+		}
 	}
 	helper := g.helper()
 	if helper == nil {
 		return src, nil
+	}
+	var check []layerllb.Part
+	for _, part := range []layerllb.Part{roots, closure} {
+		if len(part.Paths) > 0 {
+			check = append(check, part)
+		}
 	}
 	found, err := g.scan(ctx, *helper, inbuilder.CheckStore, check, where, fmt.Sprintf("check %d store paths", len(paths)))
 	if err != nil {
@@ -113,78 +161,6 @@ func (g *gatewaySource) StoreState(ctx context.Context, c *inputs.PlatformClosur
 		}
 	}
 	return src, nil
-}
-
-// layerTransfers transfers each layer's store paths but the roots, in
-// parallel, and returns the layers' parts, the same parts by transfer (for
-// a scan of the whole closure), and where the store is.
-func (g *gatewaySource) layerTransfers(ctx context.Context, c *inputs.PlatformClosure, plan layering.Plan) (src layerllb.Source, transfers []layerllb.Part, where string, err error) {
-	isRoot := map[store.Path]bool{}
-	if g.roots != nil {
-		for _, r := range g.roots.Paths {
-			isRoot[r] = true
-		}
-	}
-	var rootsPart *layerllb.Part
-	src = make(layerllb.Source, len(plan.Layers))
-	transferOf := make([]int, len(plan.Layers)) // layer → its part in src, -1: none
-	errs := make([]error, len(plan.Layers))
-	wheres := make([]string, len(plan.Layers))
-	eg, egCtx := errgroup.WithContext(ctx)
-	eg.SetLimit(runtime.GOMAXPROCS(0))
-	for i, l := range plan.Layers {
-		var roots, rest []store.Path
-		for _, p := range l.Paths {
-			if isRoot[p] {
-				roots = append(roots, p)
-			} else {
-				rest = append(rest, p)
-			}
-		}
-		if len(roots) > 0 {
-			if rootsPart == nil {
-				rootsPart = &layerllb.Part{State: g.roots.State, Dir: g.roots.Dir}
-			}
-			rootsPart.Paths = append(rootsPart.Paths, roots...)
-			src[i] = append(src[i], layerllb.Part{State: g.roots.State, Dir: g.roots.Dir, Paths: roots})
-		}
-		transferOf[i] = -1
-		if len(rest) == 0 {
-			continue
-		}
-		transferOf[i] = len(src[i])
-		src[i] = append(src[i], layerllb.Part{})
-		name := fmt.Sprintf("transfer layer %d/%d (%d store paths)", i+1, len(plan.Layers), len(rest))
-		eg.Go(func() error {
-			part, _, w, err := g.storeSource(egCtx, layerllb.TransferKey(c.Platform, c.Graph.StoreDir(), l), name, rest, c.Graph)
-			part.Exact = true
-			src[i][transferOf[i]], wheres[i], errs[i] = part, w, err
-			return err
-		})
-	}
-	eg.Wait()
-	// The lowest layer's error, whatever finished first.
-	for _, err := range errs {
-		if err != nil && !errors.Is(err, context.Canceled) {
-			return nil, nil, "", err
-		}
-	}
-	if err := ctx.Err(); err != nil {
-		return nil, nil, "", err
-	}
-	if rootsPart != nil {
-		transfers = append(transfers, *rootsPart)
-	}
-	for i, k := range transferOf {
-		if k >= 0 {
-			transfers = append(transfers, src[i][k])
-			where = wheres[i]
-		}
-	}
-	if where == "" {
-		where = "the build context"
-	}
-	return src, transfers, where, nil
 }
 
 // Discover implements inputs.Source for a closure without a GRAPH: it grows
@@ -304,15 +280,15 @@ func (g *gatewaySource) storeSource(ctx context.Context, transfer, step string, 
 	return part, files, where, nil
 }
 
-// The transfers of store entries besides the layers' (layerllb.TransferKey),
-// each with its own copy in the builder (its shared key): the builder syncs
-// a copy incrementally, sending only what changed since its last transfer,
-// so transfers of different sets must not share one, or each would undo
-// the other (a warm build would send the whole closure again after the
-// roots alone).
+// The transfers of store entries, each with its own copy in the builder
+// (its shared key): the builder syncs a copy incrementally, sending only
+// what changed since its last transfer, so transfers of different sets
+// must not share one, or each would undo the other (a warm build would
+// send the whole closure again after the roots alone).
 const (
-	transferRoots = "storepack-store-roots"
-	transferScan  = "storepack-store-scan"
+	transferRoots   = "storepack-store-roots"
+	transferClosure = "storepack-store-closure"
+	transferScan    = "storepack-store-scan"
 )
 
 // storeEntries returns a state holding the entries of storeDir that match
@@ -388,6 +364,39 @@ func (g *gatewaySource) previousPlan(ctx context.Context, ref string, p ocispecs
 		return nil, fmt.Errorf("%s: %w", ref, err)
 	}
 	return plan, nil
+}
+
+// resolveImage reads FROM images through the gateway, as the Dockerfile
+// frontend reads its FROM: from the builder's image store or a registry,
+// as the build's resolve mode (--pull) says.
+func resolveImage(c client.Client, bc *dockerui.Client) manifest2llb.ImageResolver {
+	return func(ctx context.Context, ref string, p ocispecs.Platform) (string, []byte, error) {
+		named, err := reference.ParseNormalizedNamed(ref)
+		if err != nil {
+			return "", nil, err
+		}
+		named = reference.TagNameOnly(named)
+		_, dgst, data, err := c.ResolveImageConfig(ctx, named.String(), sourceresolver.Opt{
+			LogName: "[storepack] load metadata for " + named.String(),
+			ImageOpt: &sourceresolver.ResolveImageOpt{
+				Platform:    &p,
+				ResolveMode: bc.ImageResolveMode.String(),
+			},
+		})
+		if err != nil {
+			// As text: the builder's gRPC status inside an error would
+			// replace the message of every error that wraps it.
+			return "", nil, errors.New(err.Error())
+		}
+		if dgst == "" {
+			return named.String(), data, nil
+		}
+		pinned, err := reference.WithDigest(named, dgst)
+		if err != nil {
+			return "", nil, err
+		}
+		return pinned.String(), data, nil
+	}
 }
 
 // helper returns the frontend image, which runs the frontend binary in the

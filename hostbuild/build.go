@@ -5,8 +5,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"time"
 
@@ -163,7 +165,7 @@ func Build(ctx context.Context, b *Builder, opt Options) (*Result, error) {
 			resp, err = b.Client.Solve(egCtx, nil, solveOpt, statusCh)
 			return err
 		}
-		solveOpt.Session = append(solveOpt.Session, filesync.NewFSSyncProvider(localDirs{locals}))
+		solveOpt.Session = append(solveOpt.Session, filesync.NewFSSyncProvider(newLocalDirs(locals)))
 		resp, err = b.Client.Build(egCtx, solveOpt, "storepack", func(ctx context.Context, c gateway.Client) (*gateway.Result, error) {
 			bc, err := dockerui.NewClient(c)
 			if err != nil {
@@ -286,10 +288,20 @@ func noted(read manifest2llb.PreviousPlanReader, ch chan<- *bkclient.SolveStatus
 }
 
 // localDirs serves the local sources a host conversion names from their
-// directories on the host.
-type localDirs struct{ locals *manifest2llb.Locals }
+// directories on the host, a few transfers per core at a time: BuildKit
+// asks for every layer's transfer at once, each open transfer holds
+// buffers of its own in this process, and a transfer waits on the disk and
+// the builder more than on a core.
+type localDirs struct {
+	locals *manifest2llb.Locals
+	slots  chan struct{}
+}
 
 var _ filesync.DirSource = localDirs{}
+
+func newLocalDirs(locals *manifest2llb.Locals) localDirs {
+	return localDirs{locals: locals, slots: make(chan struct{}, 4*runtime.GOMAXPROCS(0))}
+}
 
 func (l localDirs) LookupDir(name string) (fsutil.FS, bool) {
 	dir, ok := l.locals.Dir(name)
@@ -300,5 +312,25 @@ func (l localDirs) LookupDir(name string) (fsutil.FS, bool) {
 	if err != nil {
 		return nil, false
 	}
-	return fs, true
+	return slotFS{FS: fs, slots: l.slots}, true
+}
+
+// slotFS holds a slot from the start of a transfer (its walk) until the
+// transfer's stream ends, which ends the context the walk is given.
+type slotFS struct {
+	fsutil.FS
+	slots chan struct{}
+}
+
+func (f slotFS) Walk(ctx context.Context, target string, fn fs.WalkDirFunc) error {
+	select {
+	case f.slots <- struct{}{}:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	go func() {
+		<-ctx.Done()
+		<-f.slots
+	}()
+	return f.FS.Walk(ctx, target, fn)
 }

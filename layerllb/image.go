@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"slices"
+	"strings"
 	"time"
 
 	dockerspec "github.com/moby/docker-image-spec/specs-go/v1"
@@ -40,11 +42,15 @@ type ImageOptions struct {
 	Config        dockerspec.DockerOCIImageConfig // from the manifest
 	Epoch         time.Time                       // created time of the image and of every history entry
 	Customisation bool                            // the image ends with a customisation layer
+	// Base is the config of the image the layers are on (FROM); nil for
+	// none.
+	Base *dockerspec.DockerOCIImage
 }
 
 // Image returns the image config for a plan. The exporter fills in the
 // rootfs diffIDs; the history here has exactly one entry per layer, in
-// layer order, so the exporter adds none of its own.
+// layer order (the base image's first), so the exporter adds none of its
+// own.
 func Image(plan layering.Plan, opt ImageOptions) (*dockerspec.DockerOCIImage, error) {
 	planJSON, err := json.Marshal(plan)
 	if err != nil {
@@ -60,10 +66,15 @@ func Image(plan layering.Plan, opt ImageOptions) (*dockerspec.DockerOCIImage, er
 		Config: opt.Config,
 	}
 	img.Config.Labels = maps.Clone(opt.Config.Labels)
+	if opt.Base != nil {
+		img.Config = onBase(opt.Base.Config, opt.Config)
+		img.History = slices.Clone(opt.Base.History)
+	}
 	if img.Config.Labels == nil {
 		img.Config.Labels = map[string]string{}
 	}
-	img.Config.Labels[PlanLabel] = string(planJSON)
+	img.Config.Labels[PlanLabel] = string(planJSON) // never the base's
+
 	for i, layer := range plan.Layers {
 		img.History = append(img.History, ocispecs.History{
 			Created:   &created,
@@ -78,4 +89,61 @@ func Image(plan layering.Plan, opt ImageOptions) (*dockerspec.DockerOCIImage, er
 		})
 	}
 	return img, nil
+}
+
+// onBase is the config of an image built on base whose own instructions
+// set config, as a Dockerfile's stage on its FROM: the environment is the
+// base's overlaid by config's, variable by variable; labels, exposed ports
+// and volumes add to the base's; an ENTRYPOINT replaces the base's and its
+// CMD; a CMD, WORKDIR, USER or STOPSIGNAL replaces the base's. ONBUILD
+// triggers are not inherited, as no build of this image runs them.
+func onBase(base, config dockerspec.DockerOCIImageConfig) dockerspec.DockerOCIImageConfig {
+	out := base
+	out.OnBuild = nil
+	out.Env = slices.Clone(base.Env)
+	for _, kv := range config.Env {
+		name, _, _ := strings.Cut(kv, "=")
+		i := slices.IndexFunc(out.Env, func(have string) bool { return strings.HasPrefix(have, name+"=") || have == name })
+		if i < 0 {
+			out.Env = append(out.Env, kv)
+		} else {
+			out.Env[i] = kv
+		}
+	}
+	out.Labels = merged(base.Labels, config.Labels)
+	out.ExposedPorts = merged(base.ExposedPorts, config.ExposedPorts)
+	out.Volumes = merged(base.Volumes, config.Volumes)
+	if config.Entrypoint != nil {
+		out.Entrypoint, out.Cmd = config.Entrypoint, nil
+	}
+	if config.Cmd != nil {
+		out.Cmd = config.Cmd
+	}
+	for _, f := range []struct {
+		to   *string
+		from string
+	}{
+		{&out.WorkingDir, config.WorkingDir},
+		{&out.User, config.User},
+		{&out.StopSignal, config.StopSignal},
+	} {
+		if f.from != "" {
+			*f.to = f.from
+		}
+	}
+	return out
+}
+
+// merged is a copy of base with the entries of over added; nil when both
+// are empty.
+func merged[V any](base, over map[string]V) map[string]V {
+	if len(base)+len(over) == 0 {
+		return nil
+	}
+	out := maps.Clone(base)
+	if out == nil {
+		out = map[string]V{}
+	}
+	maps.Copy(out, over)
+	return out
 }

@@ -22,6 +22,8 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/containerd/platforms"
+	"github.com/distribution/reference"
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
 	"github.com/moby/buildkit/frontend/dockerfile/parser"
 	"github.com/moby/buildkit/frontend/dockerfile/shell"
@@ -58,6 +60,9 @@ type instruction interface {
 // Spec is a manifest expanded with build arguments and root variables.
 type Spec struct {
 	StoreDir string
+	// Bases are the FROM instructions: at most one for each platform and
+	// one without a platform.
+	Bases    []Base
 	Closures []RootSet
 	Graphs   []Graph
 	Layers   Layers
@@ -96,6 +101,29 @@ type Options struct {
 	Roots map[string]string
 }
 
+// Base is one FROM instruction: an image whose layers come first and whose
+// config the manifest's config starts from.
+type Base struct {
+	Platform string // empty: every platform without a base of its own
+	Image    string
+	Location Location
+}
+
+// BaseFor returns the FROM for platform p (as formatted by
+// containerd/platforms), else the FROM without a platform, else nil.
+func (s *Spec) BaseFor(p string) *Base {
+	var fallback *Base
+	for i, b := range s.Bases {
+		switch b.Platform {
+		case p:
+			return &s.Bases[i]
+		case "":
+			fallback = &s.Bases[i]
+		}
+	}
+	return fallback
+}
+
 // Graph is one GRAPH instruction: a reference graph file in the context.
 type Graph struct {
 	Platform string
@@ -130,13 +158,15 @@ type Dir struct {
 
 // Instructions lists every instruction a manifest may use.
 var Instructions = []string{
-	"arg", "closure", "cmd", "dir", "entrypoint", "env", "expose", "graph",
-	"label", "layers", "link", "stopsignal", "store", "user", "workdir",
+	"arg", "closure", "cmd", "dir", "entrypoint", "env", "expose", "from",
+	"graph", "label", "layers", "link", "stopsignal", "store", "user",
+	"workdir",
 }
 
 // storeFlags are the store instructions and the flags each one takes.
 var storeFlags = map[string][]string{
 	"store":   nil,
+	"from":    {"platform"},
 	"closure": {"platform", "name"},
 	"graph":   {"platform"},
 	"layers":  {"max", "strategy", "previous"},
@@ -396,6 +426,31 @@ func (s storeInstruction) expand(e *expansion, loc Location) error {
 			return fmt.Errorf("STORE %q: the store directory must be an absolute, clean path below /", dir)
 		}
 		spec.StoreDir = dir
+	case "from":
+		if len(args) != 1 {
+			return errors.New("FROM takes exactly one argument: the base image, such as busybox:1.36")
+		}
+		if _, err := reference.ParseNormalizedNamed(args[0]); err != nil {
+			return fmt.Errorf("FROM %s: not an image reference: %w", args[0], err)
+		}
+		b := Base{Platform: flags["platform"], Image: args[0], Location: loc}
+		if b.Platform != "" {
+			p, err := platforms.Parse(b.Platform)
+			if err != nil {
+				return fmt.Errorf("FROM --platform=%s: %w", b.Platform, err)
+			}
+			b.Platform = platforms.Format(platforms.Normalize(p))
+		}
+		for _, other := range spec.Bases {
+			if other.Platform == b.Platform {
+				what := "every platform"
+				if b.Platform != "" {
+					what = b.Platform
+				}
+				return fmt.Errorf("FROM: a second base image for %s (the first is at line %d)", what, other.Location[0].Start.Line)
+			}
+		}
+		spec.Bases = append(spec.Bases, b)
 	case "closure":
 		if len(args) == 0 {
 			return errors.New("CLOSURE needs at least one root: a store path or a symlink into the store such as ./result")

@@ -139,6 +139,12 @@ func TestErrors(t *testing.T) {
 		{"name ROOT", "CLOSURE --name=ROOT ./r\n", expand, "variable name", 1, nil},
 		{"continuation line", "CLOSURE ./r\nLAYERS \\\n  --max=-1\n", expand, "--max=-1", 2, nil},
 		{"bad substitution", "CLOSURE ./r\nUSER ${:x}\n", expand, "bad substitution", 2, nil},
+		{"from args", "FROM busybox alpine\nCLOSURE ./r\n", expand, "exactly one argument", 1, nil},
+		{"from bad reference", "FROM Busy:Box\nCLOSURE ./r\n", expand, "not an image reference", 1, nil},
+		{"from bad platform", "FROM --platform=linux/amd64/v9/x busybox\nCLOSURE ./r\n", expand, "FROM --platform=", 1, nil},
+		{"from twice", "FROM busybox\nCLOSURE ./r\nFROM alpine\n", expand, "a second base image for every platform (the first is at line 1)", 3, nil},
+		{"from twice for a platform", "FROM --platform=linux/arm/v7 busybox\nCLOSURE ./r\nFROM --platform=linux/arm/v7 alpine\n", expand, "second base image for linux/arm/v7", 3, nil},
+		{"from unknown flag", "FROM --arch=x busybox\nCLOSURE ./r\n", parse, "unknown flag for FROM: --arch", 1, nil},
 		{"required variable", "CLOSURE ./r\nWORKDIR ${DIR:?no DIR}\n", expand, "no DIR", 2, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -168,6 +174,20 @@ func TestErrors(t *testing.T) {
 				t.Errorf("WithFileLine: %q", got)
 			}
 		})
+	}
+}
+
+// TestBaseFor: FROM --platform applies to its platform, FROM without one
+// to every other; build arguments expand in both.
+func TestBaseFor(t *testing.T) {
+	m := expand(t, "ARG TAG=1.36\nFROM --platform=linux/arm/v7 busybox:$TAG-armv7\nFROM busybox:$TAG\nCLOSURE ./r\n", Options{})
+	for p, want := range map[string]string{"linux/arm/v7": "busybox:1.36-armv7", "linux/amd64": "busybox:1.36"} {
+		if b := m.BaseFor(p); b == nil || b.Image != want {
+			t.Errorf("base for %s: %+v, want %s", p, b, want)
+		}
+	}
+	if b := expand(t, "FROM --platform=linux/amd64 busybox\nCLOSURE ./r\n", Options{}).BaseFor("linux/386"); b != nil {
+		t.Errorf("base for linux/386 from a FROM for linux/amd64 only: %+v", b)
 	}
 }
 
@@ -296,6 +316,7 @@ func TestExpandConcurrently(t *testing.T) {
 
 func FuzzParse(f *testing.F) {
 	f.Add([]byte("# syntax=storepack\nCLOSURE ./result\nGRAPH g\nLINK /bin -> bin\nENTRYPOINT [\"/bin/hello\"]\n"))
+	f.Add([]byte("FROM --platform=linux/arm/v7 busybox:${T:-1}\nFROM busybox\nCLOSURE ./r\n"))
 	f.Add([]byte("ARG A=1\nSTORE /gnu/store\nCLOSURE --platform=linux/amd64 ${A}\nLAYERS --max=3 --strategy=single\nDIR --mode=1777 /tmp\nENV A=$A B=\"x y\"\nEXPOSE 1-3/udp\n"))
 	f.Add([]byte("CLOSURE \\\n ./r\n# comment\nLABEL a=b\nCMD x\nUSER u\nWORKDIR w\nSTOPSIGNAL 9\n"))
 	f.Add([]byte("ARG F=name\nCLOSURE --$F=app --platform=${P:-linux/arm64} ./r\nLINK /app -> ${app}\nENTRYPOINT [\"${ROOT}/bin/x\"]\n"))

@@ -88,6 +88,8 @@ type ConvertOpt struct {
 	// ReadPrevious reads a previous image's plan; nil when no image may
 	// be read, which makes a previous image an error.
 	ReadPrevious PreviousPlanReader
+	// ResolveImage reads FROM images; nil makes FROM an error.
+	ResolveImage ImageResolver
 }
 
 // Result is one image per target platform, in the order of
@@ -180,7 +182,11 @@ func (c *conversion) platform(ctx context.Context, p ocispecs.Platform) (Image, 
 		return Image{}, err
 	}
 	custom := customisation(spec, closure.Roots[0])
-	plan, err := c.plan(ctx, spec, closure, p)
+	base, err := c.base(ctx, spec, p)
+	if err != nil {
+		return Image{}, err
+	}
+	plan, err := c.plan(ctx, spec, closure, p, base)
 	if err != nil {
 		return Image{}, err
 	}
@@ -189,7 +195,11 @@ func (c *conversion) platform(ctx context.Context, p ocispecs.Platform) (Image, 
 		return Image{}, parser.WithLocation(err, closure.Location)
 	}
 	layerOpt := layerllb.Options{StoreDir: spec.StoreDir, Epoch: c.epoch, Method: c.method}
-	st, err := layerllb.StoreLayers(llb.Scratch(), plan, src, layerOpt)
+	bottom, baseConfig := llb.Scratch(), (*dockerspec.DockerOCIImage)(nil)
+	if base != nil {
+		bottom, baseConfig = base.state(p), &base.config
+	}
+	st, err := layerllb.StoreLayers(bottom, plan, src, layerOpt)
 	if err != nil {
 		return Image{}, err
 	}
@@ -211,6 +221,7 @@ func (c *conversion) platform(ctx context.Context, p ocispecs.Platform) (Image, 
 		Config:        imageConfig,
 		Epoch:         c.epoch,
 		Customisation: !custom.Empty(),
+		Base:          baseConfig,
 	})
 	if err != nil {
 		return Image{}, err
@@ -218,9 +229,10 @@ func (c *conversion) platform(ctx context.Context, p ocispecs.Platform) (Image, 
 	return Image{Platform: p, State: st, Config: config, Plan: plan, Epoch: c.epoch}, nil
 }
 
-// plan cuts the platform's closure into layers within the budget, keeping
-// the previous image's layers where that ships fewer bytes.
-func (c *conversion) plan(ctx context.Context, spec *manifest.Spec, closure *inputs.PlatformClosure, p ocispecs.Platform) (layering.Plan, error) {
+// plan cuts the platform's closure into layers within the budget, less the
+// base image's layers, keeping the previous image's layers where that
+// ships fewer bytes.
+func (c *conversion) plan(ctx context.Context, spec *manifest.Spec, closure *inputs.PlatformClosure, p ocispecs.Platform, base *baseImage) (layering.Plan, error) {
 	opt := layering.Options{Strategy: spec.Layers.Strategy}
 	if c.opt.Strategy != "" {
 		opt.Strategy = c.opt.Strategy
@@ -234,6 +246,11 @@ func (c *conversion) plan(ctx context.Context, spec *manifest.Spec, closure *inp
 			return layering.Plan{}, fmt.Errorf("a layer budget of %d leaves no layer for the store paths after the customisation layer (LINK, DIR)", c.opt.MaxLayers)
 		}
 		return layering.Plan{}, err
+	}
+	if base != nil {
+		if budget -= base.layers(); budget < 1 {
+			return layering.Plan{}, parser.WithLocation(fmt.Errorf("FROM %s: the base image has %d layers, which leaves no store layer within the budget of %d (LAYERS --max)", base.from.Image, base.layers(), spec.Layers.Max), base.from.Location)
+		}
 	}
 	opt.MaxLayers = budget
 

@@ -77,13 +77,13 @@ func storeCopies(t *testing.T, o llbtest.Ops, storeName string, epoch time.Time)
 	return dests
 }
 
-// transfers are the include patterns of the local sources name, sorted,
-// by shared key.
-func transfers(t *testing.T, o llbtest.Ops, name string) map[string][]string {
+// transfers are the include patterns of the local sources whose names
+// start with prefix, sorted, by shared key.
+func transfers(t *testing.T, o llbtest.Ops, prefix string) map[string][]string {
 	t.Helper()
 	found := map[string][]string{}
 	for _, s := range o.Source {
-		if s.Identifier != "local://"+name {
+		if !strings.HasPrefix(s.Identifier, "local://"+prefix) {
 			continue
 		}
 		var patterns []string

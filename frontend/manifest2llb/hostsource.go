@@ -18,9 +18,11 @@ import (
 	"golang.org/x/sync/errgroup"
 )
 
-// StoreLocalName is the local source that carries the store paths of a
-// conversion on the host: the CLI plugin's session serves it from the
-// host's store directory.
+// StoreLocalName starts the names of the local sources that carry the
+// store paths of a conversion on the host, one per layer: the CLI plugin's
+// session serves them from the host's store directory. Each has a name of
+// its own because BuildKit reports a transfer's progress by the source's
+// name: concurrent transfers of one name hide each other's bytes.
 const StoreLocalName = "store"
 
 // HostSource reads the build context and the store from the host, as the
@@ -63,16 +65,17 @@ func (h HostSource) StoreState(ctx context.Context, c *inputs.PlatformClosure, p
 			return nil, err
 		}
 	}
-	if err := h.Locals.add(StoreLocalName, dir); err != nil {
-		return nil, err
-	}
 	src := make(layerllb.Source, len(plan.Layers))
 	for i, l := range plan.Layers {
+		name := fmt.Sprintf("%s-layer-%d", StoreLocalName, i+1)
+		if err := h.Locals.add(name, dir); err != nil {
+			return nil, err
+		}
 		bases := make([]string, len(l.Paths))
 		for j, p := range l.Paths {
 			bases[j] = p.Base()
 		}
-		st := llb.Local(StoreLocalName,
+		st := llb.Local(name,
 			llb.IncludePatterns(bases),
 			llb.SharedKeyHint(layerllb.TransferKey(c.Platform, c.Graph.StoreDir(), l)),
 			llb.WithCustomName(fmt.Sprintf("transfer layer %d/%d (%d store paths)", i+1, len(plan.Layers), len(l.Paths))),

@@ -1,0 +1,127 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// fromManifest is the test application on a base image: no LINK /bin (the
+// base has its /bin), the program named by a variable for the base's sh.
+func fromManifest(base, result, graph string, extra ...string) string {
+	return strings.Join(append([]string{
+		"# syntax=storepack",
+		"FROM " + base,
+		"CLOSURE " + result,
+		"GRAPH " + graph,
+		"ENV PROGRAM=${ROOT}/bin/hello",
+	}, extra...), "\n") + "\n"
+}
+
+// imageConfigOf is the engine's view of an image: its layers and config.
+type imageConfigOf struct {
+	RootFS struct{ Layers []string }
+	Config struct{ Env []string }
+}
+
+func inspectImage(t *testing.T, ref string) imageConfigOf {
+	t.Helper()
+	var img []imageConfigOf
+	if err := json.Unmarshal([]byte(must(t, nil, bed.docker, "image", "inspect", ref)), &img); err != nil || len(img) != 1 {
+		t.Fatalf("inspect %s: %v", ref, err)
+	}
+	return img[0]
+}
+
+// TestFromBase builds a Nix closure on busybox with `docker build` on Docker
+// 20.10 (Chain, the base from the engine's images) and with the plugin on
+// buildkitd (Merge, the base from the registry): the base's layers come
+// first with their digests, its PATH survives, its shell runs the closure,
+// and its layers count against LAYERS --max.
+func TestFromBase(t *testing.T) {
+	installPlugin(t)
+	c := nixClosure(t)
+	engineBase := os.Getenv("TESTBED_BUSYBOX_IMAGE")
+	baseLayers := inspectImage(t, engineBase).RootFS.Layers
+	basePath := ""
+	for _, kv := range inspectImage(t, engineBase).Config.Env {
+		if strings.HasPrefix(kv, "PATH=") {
+			basePath = kv
+		}
+	}
+	const budget = 3
+	for _, b := range []struct {
+		name, base, tag string
+		context         string // where the manifest's paths are
+		build           func(t *testing.T, manifestFile, tag string)
+	}{
+		{"docker build", engineBase, "storepack-e2e/from:engine", c.dir, func(t *testing.T, manifestFile, tag string) {
+			if r := engineBuild(t, "-f", manifestFile, "-t", tag, "/"); r.err != nil {
+				t.Fatalf("build failed:\n%s", r)
+			}
+		}},
+		{"plugin on buildkitd", bed.registry + "/library/busybox:latest", bed.registry + "/storepack-e2e/from:pushed", ".", func(t *testing.T, manifestFile, tag string) {
+			mustPluginEnv(t, buildkitEnv, "build", "--progress=plain", "-f", manifestFile, "-t", tag, "--push", c.dir)
+			must(t, nil, bed.docker, "pull", tag)
+		}},
+	} {
+		t.Run(b.name, func(t *testing.T) {
+			df := writeFile(t, c.dir, "from.storepack", fromManifest(b.base, b.context+"/result", b.context+"/path-info.json", fmt.Sprintf("LAYERS --max=%d", budget)))
+			b.build(t, df, b.tag)
+			t.Cleanup(func() { cmd(nil, bed.docker, "rmi", "-f", b.tag) })
+			img := inspectImage(t, b.tag)
+			if n := len(img.RootFS.Layers); n <= len(baseLayers) || n > budget {
+				t.Errorf("%d layers with a %d-layer base and LAYERS --max=%d", n, len(baseLayers), budget)
+			} else if !slices.Equal(img.RootFS.Layers[:len(baseLayers)], baseLayers) {
+				t.Errorf("layers %v do not start with the base's %v", img.RootFS.Layers, baseLayers)
+			}
+			if !slices.Contains(img.Config.Env, basePath) {
+				t.Errorf("env %q lost the base's %s", img.Config.Env, basePath)
+			}
+			out := stdoutOf(t, bed.docker, "run", "--rm", b.tag, "sh", "-c", `ls /nix/store && "$PROGRAM"`)
+			if !strings.Contains(out, c.root.Base()) || !strings.HasSuffix(strings.TrimSpace(out), greeting) {
+				t.Errorf("sh -c 'ls /nix/store && $PROGRAM' printed %q, want the store listed and %q", out, greeting)
+			}
+		})
+	}
+}
+
+// TestFromMissing: a FROM image that exists nowhere is an error naming the
+// manifest's line, and nothing is tagged.
+func TestFromMissing(t *testing.T) {
+	installPlugin(t)
+	c := nixClosure(t)
+	base := bed.registry + "/storepack-e2e/no-such-base:1"
+	tag := "storepack-e2e/from:missing"
+	for _, b := range []struct {
+		name  string
+		build func() (string, error)
+	}{
+		{"docker build", func() (string, error) {
+			df := writeFile(t, c.dir, "from.storepack", fromManifest(base, c.dir+"/result", c.dir+"/path-info.json"))
+			r := engineBuild(t, "-f", df, "-t", tag, "/")
+			return r.out, r.err
+		}},
+		{"plugin", func() (string, error) {
+			df := writeFile(t, c.dir, "from.storepack", fromManifest(base, "./result", "path-info.json"))
+			_, stderr, err := runPluginEnv(engineEnv, "build", "-f", df, "-t", tag, c.dir)
+			return stderr, err
+		}},
+	} {
+		t.Run(b.name, func(t *testing.T) {
+			out, err := b.build()
+			if err == nil || !strings.Contains(out, "from.storepack:2") || !strings.Contains(out, "FROM "+base+": ") {
+				t.Errorf("err %v, output:\n%s\nwant the line and the base named", err, out)
+			}
+			if r := cmd(nil, bed.docker, "image", "inspect", tag); r.err == nil {
+				t.Errorf("%s tagged after a failed build", tag)
+				cmd(nil, bed.docker, "rmi", "-f", tag)
+			}
+		})
+	}
+}
