@@ -3,7 +3,6 @@ package storedb
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
 	"database/sql"
 	"fmt"
 	"net/url"
@@ -15,33 +14,18 @@ import (
 
 	"github.com/opencontainers/go-digest"
 
+	"github.com/storepack/storepack/internal/storetest"
 	"github.com/storepack/storepack/store"
 )
-
-// testPath makes a store path in dir whose hash part is derived from name.
-func testPath(t testing.TB, dir, name string) store.Path {
-	t.Helper()
-	const alphabet = "0123456789abcdfghijklmnpqrsvwxyz"
-	sum := sha256.Sum256([]byte(dir + name))
-	hash := make([]byte, 32)
-	for i := range hash {
-		hash[i] = alphabet[sum[i]%32]
-	}
-	p, err := store.ParsePath(dir + "/" + string(hash) + "-" + name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return p
-}
 
 func testHash(name string) digest.Digest { return digest.FromString(name) }
 
 // testRecords is a closure: app references lib (which references itself)
 // and data, and itself; app has a deriver.
 func testRecords(t testing.TB, dir string) []Record {
-	app, lib, data := testPath(t, dir, "app"), testPath(t, dir, "lib"), testPath(t, dir, "data")
+	app, lib, data := storetest.FakePath(t, dir, "app"), storetest.FakePath(t, dir, "lib"), storetest.FakePath(t, dir, "data")
 	return []Record{
-		{Path: app, References: []store.Path{lib, app, data}, NarHash: testHash("app"), NarSize: 1000, Deriver: testPath(t, dir, "app.drv")},
+		{Path: app, References: []store.Path{lib, app, data}, NarHash: testHash("app"), NarSize: 1000, Deriver: storetest.FakePath(t, dir, "app.drv")},
 		{Path: lib, References: []store.Path{lib}, NarHash: testHash("lib"), NarSize: 2000},
 		{Path: data, NarHash: testHash("data"), NarSize: 96},
 	}
@@ -160,7 +144,7 @@ func TestFiles(t *testing.T) {
 			app, lib, data := records[0].Path, records[1].Path, records[2].Path
 			// Ids follow the order of the paths.
 			wantRows := []string{
-				fmt.Sprintf("%s|%s|1234|%s|1000", app, testHash("app"), testPath(t, tc.storeDir, "app.drv")),
+				fmt.Sprintf("%s|%s|1234|%s|1000", app, testHash("app"), storetest.FakePath(t, tc.storeDir, "app.drv")),
 				fmt.Sprintf("%s|%s|1234|NULL|96", data, testHash("data")),
 				fmt.Sprintf("%s|%s|1234|NULL|2000", lib, testHash("lib")),
 			}
@@ -351,7 +335,7 @@ func TestFilesErrors(t *testing.T) {
 		return rs
 	}
 	app, lib := testRecords(t, "/nix/store")[0].Path, testRecords(t, "/nix/store")[1].Path
-	missing := testPath(t, "/nix/store", "missing")
+	missing := storetest.FakePath(t, "/nix/store", "missing")
 	tests := []struct {
 		name     string
 		storeDir string
@@ -364,17 +348,17 @@ func TestFilesErrors(t *testing.T) {
 		{"negative time", "/nix/store", testRecords(t, "/nix/store"), -1, "registration time -1 is before the epoch"},
 		{"not a closure", "/nix/store", records(func(rs []Record) { rs[1].References = append(rs[1].References, missing) }),
 			1, lib.String() + " references " + missing.String() + ", which has no record: the records must be a closure"},
-		{"other store", "/nix/store", append(testRecords(t, "/nix/store"), Record{Path: testPath(t, "/gnu/store", "x"), NarHash: testHash("x"), NarSize: 1}),
-			1, testPath(t, "/gnu/store", "x").String() + " is not in store directory /nix/store"},
-		{"reference in other store", "/nix/store", records(func(rs []Record) { rs[0].References = []store.Path{testPath(t, "/gnu/store", "x")} }),
-			1, app.String() + ": reference: " + testPath(t, "/gnu/store", "x").String() + " is not in store directory /nix/store"},
+		{"other store", "/nix/store", append(testRecords(t, "/nix/store"), Record{Path: storetest.FakePath(t, "/gnu/store", "x"), NarHash: testHash("x"), NarSize: 1}),
+			1, storetest.FakePath(t, "/gnu/store", "x").String() + " is not in store directory /nix/store"},
+		{"reference in other store", "/nix/store", records(func(rs []Record) { rs[0].References = []store.Path{storetest.FakePath(t, "/gnu/store", "x")} }),
+			1, app.String() + ": reference: " + storetest.FakePath(t, "/gnu/store", "x").String() + " is not in store directory /nix/store"},
 		{"invalid path", "/nix/store", records(func(rs []Record) { rs[0].Path.Hash = "x" }), 1, "invalid store path"},
 		{"duplicate", "/nix/store", append(testRecords(t, "/nix/store"), testRecords(t, "/nix/store")[1]), 1, lib.String() + ": two records"},
 		{"no hash", "/nix/store", records(func(rs []Record) { rs[0].NarHash = "" }), 1, app.String() + `: NAR hash "" is not a sha256 digest`},
 		{"sha512", "/nix/store", records(func(rs []Record) { rs[0].NarHash = digest.Digest("sha512:" + strings.Repeat("0", 128)) }), 1, "is not a sha256 digest"},
 		{"no size", "/nix/store", records(func(rs []Record) { rs[0].NarSize = 0 }), 1, app.String() + ": NAR size 0"},
 		{"deriver not a drv", "/nix/store", records(func(rs []Record) { rs[0].Deriver = lib }), 1, app.String() + ": deriver " + lib.String() + " is not a derivation"},
-		{"deriver elsewhere", "/nix/store", records(func(rs []Record) { rs[0].Deriver = testPath(t, "/gnu/store", "x.drv") }), 1, app.String() + ": deriver: "},
+		{"deriver elsewhere", "/nix/store", records(func(rs []Record) { rs[0].Deriver = storetest.FakePath(t, "/gnu/store", "x.drv") }), 1, app.String() + ": deriver: "},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -390,7 +374,7 @@ func TestFilesErrors(t *testing.T) {
 
 func TestRecords(t *testing.T) {
 	storeDir := t.TempDir()
-	app, lib := testPath(t, "/nix/store", "app"), testPath(t, "/nix/store", "lib")
+	app, lib := storetest.FakePath(t, "/nix/store", "app"), storetest.FakePath(t, "/nix/store", "lib")
 	for name, data := range map[string]string{
 		app.Base() + "/bin/app": "#!" + lib.String() + "/bin/sh\n",
 		lib.Base() + "/bin/sh":  "not really a shell",
@@ -438,7 +422,7 @@ func TestRecords(t *testing.T) {
 		t.Errorf("Records with a wrong size: %v", err)
 	}
 	// A path missing on disk.
-	absent, err := store.NewGraph([]store.Info{{Path: testPath(t, "/nix/store", "absent")}})
+	absent, err := store.NewGraph([]store.Info{{Path: storetest.FakePath(t, "/nix/store", "absent")}})
 	if err != nil {
 		t.Fatal(err)
 	}
