@@ -92,8 +92,8 @@ func (g *gatewaySource) Store(ctx context.Context, paths []store.Path, graph *st
 //
 // One transfer, not one per layer as the CLI plugin makes: BuildKit
 // reports a transfer's progress under its source's name, and the sources
-// of `docker build` are named by the client, so concurrent transfers would
-// hide each other's bytes from the progress output.
+// of `docker build` are named by its client; the plugin's transfers, when
+// they shared one name, hid most of each other's bytes from the progress.
 func (g *gatewaySource) StoreState(ctx context.Context, c *inputs.PlatformClosure, plan layering.Plan) (layerllb.Source, error) {
 	paths := c.Graph.Paths()
 	if c.Discovered {
