@@ -101,13 +101,11 @@ func (g *gatewaySource) StoreState(ctx context.Context, c *inputs.PlatformClosur
 		return layerllb.SharedSource(part.State, part.Dir, plan), err
 	}
 	isRoot := map[store.Path]bool{}
+	roots, closure := layerllb.Part{}, layerllb.Part{}
 	if g.roots != nil {
 		for _, r := range g.roots.Paths {
 			isRoot[r] = true
 		}
-	}
-	roots, closure := layerllb.Part{}, layerllb.Part{}
-	if g.roots != nil {
 		roots = layerllb.Part{State: g.roots.State, Dir: g.roots.Dir}
 	}
 	var rest []store.Path
