@@ -16,11 +16,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/containerd/platforms"
 	"github.com/moby/buildkit/client/llb"
 	"github.com/moby/buildkit/solver/pb"
 	"github.com/moby/buildkit/util/apicaps"
-	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/storepack/storepack/layering"
 	"github.com/storepack/storepack/store"
 )
@@ -73,14 +71,6 @@ func SharedSource(st llb.State, dir string, plan layering.Plan) Source {
 		src[i] = []Part{{State: st, Dir: dir, Paths: l.Paths}}
 	}
 	return src
-}
-
-// TransferKey names the builder's copy of a layer's store paths when each
-// layer is transferred on its own (an Exact Part from a local source): the
-// same layer of the next release, as the layer plan keys it, is synced
-// into the same copy, so that only its changed paths are sent.
-func TransferKey(p ocispecs.Platform, storeDir string, l layering.Layer) string {
-	return fmt.Sprintf("storepack-layer %s %s %s", platforms.Format(p), storeDir, l.Key)
 }
 
 // Options are the settings every layer shares.

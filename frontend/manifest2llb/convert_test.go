@@ -46,7 +46,7 @@ func TestConvertClosure(t *testing.T) {
 			wantTransfers := map[string][]string{}
 			for _, l := range img.Plan.Layers {
 				for _, p := range l.Paths {
-					key := layerllb.TransferKey(amd64, storeName, l)
+					key := transferKey(amd64, storeName, l)
 					wantTransfers[key] = append(wantTransfers[key], p.Base())
 				}
 			}

@@ -9,8 +9,10 @@ import (
 	"runtime"
 	"sync"
 
+	"github.com/containerd/platforms"
 	"github.com/moby/buildkit/client/llb"
 	"github.com/opencontainers/go-digest"
+	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/storepack/storepack/frontend/inputs"
 	"github.com/storepack/storepack/layering"
 	"github.com/storepack/storepack/layerllb"
@@ -77,12 +79,19 @@ func (h HostSource) StoreState(ctx context.Context, c *inputs.PlatformClosure, p
 		}
 		st := llb.Local(name,
 			llb.IncludePatterns(bases),
-			llb.SharedKeyHint(layerllb.TransferKey(c.Platform, c.Graph.StoreDir(), l)),
+			llb.SharedKeyHint(transferKey(c.Platform, c.Graph.StoreDir(), l)),
 			llb.WithCustomName(fmt.Sprintf("transfer layer %d/%d (%d store paths)", i+1, len(plan.Layers), len(l.Paths))),
 		)
 		src[i] = []layerllb.Part{{State: st, Dir: "/", Paths: l.Paths, Exact: true}}
 	}
 	return src, nil
+}
+
+// transferKey names the builder's copy of a layer's store paths: the same
+// layer of the next release, as the layer plan keys it, is synced into the
+// same copy, so that only its changed paths are sent.
+func transferKey(p ocispecs.Platform, storeDir string, l layering.Layer) string {
+	return fmt.Sprintf("storepack-layer %s %s %s", platforms.Format(p), storeDir, l.Key)
 }
 
 // checkNarSizes walks the closure's paths in storeDir: store.NarSize refuses
