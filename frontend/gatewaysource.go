@@ -18,6 +18,7 @@ import (
 	"github.com/moby/buildkit/frontend/dockerui"
 	"github.com/moby/buildkit/frontend/gateway/client"
 	dockerspec "github.com/moby/docker-image-spec/specs-go/v1"
+	"github.com/opencontainers/go-digest"
 	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/storepack/storepack/frontend/inbuilder"
 	"github.com/storepack/storepack/frontend/inputs"
@@ -340,13 +341,7 @@ func (g *gatewaySource) storeEntries(ctx context.Context, transfer, step, storeD
 // for platform p, from the builder's image store or a registry; only the
 // config is fetched.
 func (g *gatewaySource) previousPlan(ctx context.Context, ref string, p ocispecs.Platform) (*layering.Plan, error) {
-	_, _, data, err := g.c.ResolveImageConfig(ctx, ref, sourceresolver.Opt{
-		LogName: "[storepack] read the layer plan of " + ref,
-		ImageOpt: &sourceresolver.ResolveImageOpt{
-			Platform:    &p,
-			ResolveMode: g.bc.ImageResolveMode.String(),
-		},
-	})
+	_, data, err := readImageConfig(ctx, g.c, g.bc, ref, p, "read the layer plan of "+ref)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", ref, err)
 	}
@@ -365,8 +360,7 @@ func (g *gatewaySource) previousPlan(ctx context.Context, ref string, p ocispecs
 }
 
 // resolveImage reads FROM images through the gateway, as the Dockerfile
-// frontend reads its FROM: from the builder's image store or a registry,
-// as the build's resolve mode (--pull) says.
+// frontend reads its FROM, and pins them to the digest read.
 func resolveImage(c client.Client, bc *dockerui.Client) manifest2llb.ImageResolver {
 	return func(ctx context.Context, ref string, p ocispecs.Platform) (string, []byte, error) {
 		named, err := reference.ParseNormalizedNamed(ref)
@@ -374,17 +368,9 @@ func resolveImage(c client.Client, bc *dockerui.Client) manifest2llb.ImageResolv
 			return "", nil, err
 		}
 		named = reference.TagNameOnly(named)
-		_, dgst, data, err := c.ResolveImageConfig(ctx, named.String(), sourceresolver.Opt{
-			LogName: "[storepack] load metadata for " + named.String(),
-			ImageOpt: &sourceresolver.ResolveImageOpt{
-				Platform:    &p,
-				ResolveMode: bc.ImageResolveMode.String(),
-			},
-		})
+		dgst, data, err := readImageConfig(ctx, c, bc, named.String(), p, "load metadata for "+named.String())
 		if err != nil {
-			// As text: the builder's gRPC status inside an error would
-			// replace the message of every error that wraps it.
-			return "", nil, errors.New(err.Error())
+			return "", nil, err
 		}
 		if dgst == "" {
 			return named.String(), data, nil
@@ -395,6 +381,25 @@ func resolveImage(c client.Client, bc *dockerui.Client) manifest2llb.ImageResolv
 		}
 		return pinned.String(), data, nil
 	}
+}
+
+// readImageConfig reads the config of image ref for platform p from the
+// builder's image store or a registry, as the build's resolve mode (--pull)
+// says; step names the read in progress output. The builder's error comes
+// as text: a gRPC status inside an error replaces the message of every
+// error that wraps it (the manifest's line, the instruction) with its own.
+func readImageConfig(ctx context.Context, c client.Client, bc *dockerui.Client, ref string, p ocispecs.Platform, step string) (digest.Digest, []byte, error) {
+	_, dgst, data, err := c.ResolveImageConfig(ctx, ref, sourceresolver.Opt{
+		LogName: "[storepack] " + step,
+		ImageOpt: &sourceresolver.ResolveImageOpt{
+			Platform:    &p,
+			ResolveMode: bc.ImageResolveMode.String(),
+		},
+	})
+	if err != nil {
+		return "", nil, errors.New(err.Error())
+	}
+	return dgst, data, nil
 }
 
 // helper returns the frontend image, which runs the frontend binary in the
