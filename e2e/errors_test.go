@@ -58,9 +58,7 @@ func TestBadManifests(t *testing.T) {
 					t.Errorf("output lacks %q:\n%s", w, r)
 				}
 			}
-			if cmd(nil, bed.docker, "image", "inspect", tag).err == nil {
-				t.Errorf("%s was tagged", tag)
-			}
+			checkNotTagged(t, tag)
 		})
 	}
 }
@@ -150,9 +148,7 @@ func TestUnfitStoreContents(t *testing.T) {
 					}
 				}
 			}
-			if cmd(nil, bed.docker, "image", "inspect", tag).err == nil {
-				t.Errorf("%s was tagged", tag)
-			}
+			checkNotTagged(t, tag)
 		})
 	}
 }

@@ -159,6 +159,16 @@ func buildxBuild(t *testing.T, args ...string) result {
 	return cmd(nil, "docker", append([]string{"buildx", "build", "--builder", os.Getenv("BUILDX_BUILDER"), "--progress=plain"}, args...)...)
 }
 
+// checkNotTagged fails t when tag names an image in the engine (after a
+// build that should have failed), and removes it for the tests after.
+func checkNotTagged(t *testing.T, tag string) {
+	t.Helper()
+	if cmd(nil, bed.docker, "image", "inspect", tag).err == nil {
+		t.Errorf("%s was tagged", tag)
+		cmd(nil, bed.docker, "rmi", "-f", tag)
+	}
+}
+
 // writeFile writes a test file and returns its path.
 func writeFile(t *testing.T, dir, name, content string) string {
 	t.Helper()

@@ -382,10 +382,7 @@ func TestPluginBuildErrors(t *testing.T) {
 			if lines := strings.Split(strings.TrimSpace(stderr), "\n"); len(lines) != 1 {
 				t.Errorf("stderr has %d lines, want one:\n%s", len(lines), stderr)
 			}
-			if r := cmd(nil, bed.docker, "image", "inspect", tag); r.err == nil {
-				t.Errorf("%s was tagged", tag)
-				cmd(nil, bed.docker, "rmi", "-f", tag)
-			}
+			checkNotTagged(t, tag)
 			if after := stageDirs(t); len(after) > len(before) {
 				t.Errorf("temporary directories left: %v", after)
 			}
