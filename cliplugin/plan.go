@@ -57,7 +57,7 @@ platform (--platform, default: this machine's). Its files are read from the
 build context, --context (default: the manifest's directory). The budget and
 the strategy are the manifest's LAYERS unless --max or --strategy are given.
 The budget counts every layer of the image: when the manifest has a
-customisation layer (LINK, DIR), the store layers get one fewer. The
+customisation layer (LINK, DIR, ACCOUNT), the store layers get one fewer. The
 customisation layer is not listed.
 
 Otherwise the arguments are ROOTs, whose closure is planned with the budget

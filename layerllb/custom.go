@@ -14,18 +14,34 @@ import (
 )
 
 // Customisation is the content of the last layer: extra directories and
-// symlinks (LINK, DIR). Link targets are final: relative targets were
+// symlinks (LINK, DIR), and the files of ACCOUNT. Link targets are final: relative targets were
 // already resolved against the first root by the caller, or are meant to be
 // relative.
 type Customisation struct {
 	Dirs  []Dir  `json:"dirs,omitempty"`
 	Links []Link `json:"links,omitempty"`
+	Files []File `json:"files,omitempty"`
 }
 
-// Dir is a directory with its full mode (sticky and set-id bits included).
+// Dir is a directory with its full mode (sticky and set-id bits included),
+// owned by 0:0 unless Owner says.
 type Dir struct {
+	Path  string `json:"path"`
+	Mode  uint32 `json:"mode"`
+	Owner *Owner `json:"owner,omitempty"` // no set-id or sticky bits then
+}
+
+// Owner is a numeric user and group.
+type Owner struct {
+	UID int `json:"uid"`
+	GID int `json:"gid"`
+}
+
+// File is a regular file owned by 0:0.
+type File struct {
 	Path string `json:"path"`
-	Mode uint32 `json:"mode"`
+	Mode uint32 `json:"mode"` // permission bits
+	Data []byte `json:"data"`
 }
 
 // Link is a symlink at Path pointing to Target.
@@ -35,7 +51,9 @@ type Link struct {
 }
 
 // Empty reports whether there is nothing to put in the layer.
-func (c Customisation) Empty() bool { return len(c.Dirs) == 0 && len(c.Links) == 0 }
+func (c Customisation) Empty() bool {
+	return len(c.Dirs) == 0 && len(c.Links) == 0 && len(c.Files) == 0
+}
 
 // Stager makes a scratch state holding exactly a customisation's entries,
 // for builders whose FileOps cannot (no symlink FileOp before BuildKit
@@ -48,22 +66,65 @@ type Stager interface {
 // CustomisationLayer adds the customisation layer on top of st. On Merge the
 // layer is built on scratch and merged; on Chain it is applied on st.
 func CustomisationLayer(st llb.State, c Customisation, caps apicaps.CapSet, stager Stager, opt Options) (llb.State, error) {
+	owned, c := c.owned()
 	stage, err := customisationStage(c, caps, stager)
 	if err != nil {
 		return llb.State{}, err
 	}
+	// Directories with an owner are made first, in place, owned; the stage
+	// holds their parents (root's), so that the copy below sets their
+	// mtime after the new children changed it.
+	var fa *llb.FileAction
+	for _, d := range owned {
+		fa = addMkdir(fa, d.Path, os.FileMode(d.Mode), llb.WithParents(true), llb.WithUIDGID(d.Owner.UID, d.Owner.GID), llb.WithCreatedTime(opt.Epoch))
+	}
 	// As with store layers, a contents-only copy with a fixed time sets
 	// every entry's mtime, directories after their children.
-	fa := llb.Copy(stage, "/", "/", &llb.CopyInfo{
+	info := &llb.CopyInfo{
 		CopyDirContentsOnly: true,
 		ChownOpt:            root,
 		CreatedTime:         &opt.Epoch,
-	})
+	}
+	if fa == nil {
+		fa = llb.Copy(stage, "/", "/", info)
+	} else {
+		fa = fa.Copy(stage, "/", "/", info)
+	}
 	name := llb.WithCustomName("customisation layer")
 	if opt.Method == Merge {
 		return llb.Merge([]llb.State{st, llb.Scratch().File(fa, name)}), nil
 	}
 	return st.File(fa, name), nil
+}
+
+// owned splits off the directories that have an owner, and returns the
+// rest with the parents of those directories added (mode 0755, unless
+// listed).
+func (c Customisation) owned() (owned []Dir, rest Customisation) {
+	rest = Customisation{Links: c.Links, Files: c.Files}
+	listed := map[string]bool{}
+	for _, d := range c.Dirs {
+		if d.Owner != nil {
+			owned = append(owned, d)
+		} else {
+			rest.Dirs = append(rest.Dirs, d)
+			listed[d.Path] = true
+		}
+	}
+	for _, d := range owned {
+		if parent := path.Dir(d.Path); parent != "/" && !listed[parent] {
+			rest.Dirs = append(rest.Dirs, Dir{Path: parent, Mode: 0o755})
+			listed[parent] = true
+		}
+	}
+	return owned, rest
+}
+
+func addMkdir(fa *llb.FileAction, p string, mode os.FileMode, opts ...llb.MkdirOption) *llb.FileAction {
+	if fa == nil {
+		return llb.Mkdir(p, mode, opts...)
+	}
+	return fa.Mkdir(p, mode, opts...)
 }
 
 // customisationStage builds a scratch state holding exactly the
@@ -101,6 +162,12 @@ func fileOpStage(c Customisation) llb.State {
 		}
 		st = st.File(llb.Symlink(l.Target, l.Path))
 	}
+	for _, f := range c.Files {
+		if dir := path.Dir(f.Path); dir != "/" {
+			st = st.File(llb.Mkdir(dir, 0o755, llb.WithParents(true)))
+		}
+		st = st.File(llb.Mkfile(f.Path, os.FileMode(f.Mode), f.Data))
+	}
 	return st
 }
 
@@ -124,6 +191,18 @@ func (c Customisation) WriteTo(dir string) error {
 			return err
 		}
 		if err := os.Symlink(l.Target, p); err != nil {
+			return err
+		}
+	}
+	for _, f := range c.Files {
+		p := filepath.Join(dir, f.Path)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			return err
+		}
+		if err := os.WriteFile(p, f.Data, os.FileMode(f.Mode)); err != nil {
+			return err
+		}
+		if err := os.Chmod(p, os.FileMode(f.Mode)); err != nil { // past the umask
 			return err
 		}
 	}

@@ -68,6 +68,8 @@ type Spec struct {
 	Layers   Layers
 	Links    []Link
 	Dirs     []Dir
+	// Account is the ACCOUNT instruction; nil for none.
+	Account *Account
 	// Image is the config set by ENTRYPOINT, CMD, ENV, WORKDIR, USER, LABEL,
 	// EXPOSE and STOPSIGNAL, as in a Dockerfile.
 	Image dockerspec.DockerOCIImageConfig
@@ -153,12 +155,33 @@ type Link struct {
 type Dir struct {
 	Path     string
 	Mode     uint32
+	Owner    *Owner // nil: 0:0
 	Location Location
 }
 
+// Owner is a numeric user and group.
+type Owner struct{ UID, GID int }
+
+// Account is the ACCOUNT instruction: a user of its own group, written to
+// /etc/passwd, /etc/group and /etc/shadow (its password locked), with a
+// home directory it owns.
+type Account struct {
+	Name     string
+	Owner    Owner
+	Home     string
+	Shell    string
+	Location Location
+}
+
+// The defaults of ACCOUNT, as useradd's.
+const (
+	DefaultAccountID    = 1000
+	DefaultAccountShell = "/bin/sh"
+)
+
 // Instructions lists every instruction a manifest may use.
 var Instructions = []string{
-	"arg", "closure", "cmd", "dir", "entrypoint", "env", "expose", "from",
+	"account", "arg", "closure", "cmd", "dir", "entrypoint", "env", "expose", "from",
 	"graph", "label", "layers", "link", "stopsignal", "store", "user",
 	"workdir",
 }
@@ -171,7 +194,8 @@ var storeFlags = map[string][]string{
 	"graph":   {"platform"},
 	"layers":  {"max", "strategy", "previous"},
 	"link":    nil,
-	"dir":     {"mode"},
+	"dir":     {"mode", "owner"},
+	"account": {"uid", "gid", "home", "shell"},
 }
 
 // Parse parses manifest source. It refuses what no variable can make valid:
@@ -203,7 +227,7 @@ func Parse(src []byte) (*Manifest, error) {
 func parseInstruction(node *parser.Node, lex *shell.Lex, seen map[string]bool) (instruction, error) {
 	name := strings.ToLower(node.Value)
 	if _, ok := storeFlags[name]; ok {
-		if seen[name] && (name == "store" || name == "layers") {
+		if seen[name] && (name == "store" || name == "layers" || name == "account") {
 			return nil, fmt.Errorf("%s may appear only once", strings.ToUpper(name))
 		}
 		seen[name] = true
@@ -278,6 +302,9 @@ func (m *Manifest) Expand(opt Options) (*Spec, error) {
 	img := &e.spec.Image
 	img.Entrypoint = e.expandRoots(img.Entrypoint)
 	img.Cmd = e.expandRoots(img.Cmd)
+	if a := e.spec.Account; a != nil && img.User == "" {
+		img.User = a.Name // USER, where there is one, names the user to run as
+	}
 	return e.spec, nil
 }
 
@@ -503,14 +530,107 @@ func (s storeInstruction) expand(e *expansion, loc Location) error {
 				return fmt.Errorf("DIR --mode=%s: want an octal mode such as 1777", v)
 			}
 		}
+		var owner *Owner
+		if v, ok := flags["owner"]; ok {
+			o, err := parseOwner(v)
+			if err != nil {
+				return fmt.Errorf("DIR --owner=%s: %w", v, err)
+			}
+			if mode&^0o777 != 0 {
+				return fmt.Errorf("DIR --owner with --mode=%o: an owned directory takes no setuid, setgid or sticky bit", mode)
+			}
+			owner = &o
+		}
 		for _, a := range args {
 			if err := checkImagePath("DIR", a); err != nil {
 				return err
 			}
-			spec.Dirs = append(spec.Dirs, Dir{Path: a, Mode: uint32(mode), Location: loc})
+			spec.Dirs = append(spec.Dirs, Dir{Path: a, Mode: uint32(mode), Owner: owner, Location: loc})
 		}
+	case "account":
+		a, err := account(flags, args, loc)
+		if err != nil {
+			return err
+		}
+		spec.Account = a
 	}
 	return nil
+}
+
+// account reads ACCOUNT [--uid=N] [--gid=N] [--home=DIR] [--shell=PATH] NAME.
+func account(flags map[string]string, args []string, loc Location) (*Account, error) {
+	if len(args) != 1 {
+		return nil, errors.New("ACCOUNT takes exactly one argument: the user's name, such as app")
+	}
+	a := &Account{Name: args[0], Owner: Owner{DefaultAccountID, DefaultAccountID}, Shell: DefaultAccountShell, Location: loc}
+	if !isAccountName(a.Name) || a.Name == "root" || a.Name == "nobody" {
+		return nil, fmt.Errorf("ACCOUNT %q: want a user name other than root and nobody: a lower-case letter or _, then letters, digits, _ or -, at most 32", a.Name)
+	}
+	for _, f := range []struct {
+		flag string
+		id   *int
+	}{{"uid", &a.Owner.UID}, {"gid", &a.Owner.GID}} {
+		flag, id := f.flag, f.id
+		v, ok := flags[flag]
+		if !ok {
+			continue
+		}
+		n, err := parseID(v)
+		if err != nil || n == 0 || n == nobodyID {
+			return nil, fmt.Errorf("ACCOUNT --%s=%s: want a number from 1 to %d other than %d (nobody)", flag, v, maxID, nobodyID)
+		}
+		*id = n
+	}
+	if _, ok := flags["gid"]; !ok {
+		a.Owner.GID = a.Owner.UID // a group of its own, as useradd makes
+	}
+	a.Home = "/home/" + a.Name
+	if v, ok := flags["home"]; ok {
+		if err := checkImagePath("ACCOUNT --home", v); err != nil {
+			return nil, err
+		}
+		a.Home = v
+	}
+	if v, ok := flags["shell"]; ok {
+		if !path.IsAbs(v) || strings.ContainsAny(v, ":\n") {
+			return nil, fmt.Errorf("ACCOUNT --shell=%s: want an absolute path", v)
+		}
+		a.Shell = v
+	}
+	return a, nil
+}
+
+func isAccountName(s string) bool {
+	for i, c := range s {
+		lower := c == '_' || c >= 'a' && c <= 'z'
+		if !lower && (i == 0 || c != '-' && (c < '0' || c > '9')) {
+			return false
+		}
+	}
+	return s != "" && len(s) <= 32
+}
+
+// User and group IDs: nobody's, and the largest Linux takes (2^31 - 1, as
+// shadow-utils allows).
+const (
+	nobodyID = 65534
+	maxID    = 1<<31 - 1
+)
+
+func parseID(s string) (int, error) {
+	n, err := strconv.ParseUint(s, 10, 31)
+	return int(n), err
+}
+
+// parseOwner reads UID:GID, both numbers.
+func parseOwner(s string) (Owner, error) {
+	u, g, ok := strings.Cut(s, ":")
+	uid, uerr := parseID(u)
+	gid, gerr := parseID(g)
+	if !ok || uerr != nil || gerr != nil {
+		return Owner{}, errors.New("want UID:GID, two numbers")
+	}
+	return Owner{uid, gid}, nil
 }
 
 func isVariableName(s string) bool {
@@ -770,17 +890,22 @@ func (v *vars) Get(k string) (string, bool) {
 
 func (v *vars) Keys() []string { return v.keys }
 
+// HasCustomisation reports whether the image has a customisation layer.
+func (s *Spec) HasCustomisation() bool {
+	return len(s.Links) > 0 || len(s.Dirs) > 0 || s.Account != nil
+}
+
 // StoreLayerBudget is how many layers the store paths may use: the budget
 // of LAYERS --max counts every layer of the image, and the customisation
 // layer (any LINK or DIR) takes one. It is an error, located at LAYERS,
 // when none is left.
 func (s *Spec) StoreLayerBudget() (int, error) {
 	budget := s.Layers.Max
-	if len(s.Links) > 0 || len(s.Dirs) > 0 {
+	if s.HasCustomisation() {
 		budget--
 	}
 	if budget < 1 {
-		return 0, parser.WithLocation(fmt.Errorf("LAYERS --max=%d leaves no layer for the store paths after the customisation layer (LINK, DIR)", s.Layers.Max), s.Layers.Location)
+		return 0, parser.WithLocation(fmt.Errorf("LAYERS --max=%d leaves no layer for the store paths after the customisation layer (LINK, DIR, ACCOUNT)", s.Layers.Max), s.Layers.Location)
 	}
 	return budget, nil
 }

@@ -144,6 +144,16 @@ func TestErrors(t *testing.T) {
 		{"from bad platform", "FROM --platform=linux/amd64/v9/x busybox\nCLOSURE ./r\n", expand, "FROM --platform=", 1, nil},
 		{"from twice", "FROM busybox\nCLOSURE ./r\nFROM alpine\n", expand, "a second base image for every platform (the first is at line 1)", 3, nil},
 		{"from twice for a platform", "FROM --platform=linux/arm/v7 busybox\nCLOSURE ./r\nFROM --platform=linux/arm/v7 alpine\n", expand, "second base image for linux/arm/v7", 3, nil},
+		{"account twice", "CLOSURE ./r\nACCOUNT app\nACCOUNT web\n", parse, "ACCOUNT may appear only once", 3, nil},
+		{"account no name", "CLOSURE ./r\nACCOUNT --uid=7\n", expand, "exactly one argument", 2, nil},
+		{"account root", "CLOSURE ./r\nACCOUNT root\n", expand, "other than root and nobody", 2, nil},
+		{"account bad name", "CLOSURE ./r\nACCOUNT App\n", expand, "want a user name", 2, nil},
+		{"account uid 0", "CLOSURE ./r\nACCOUNT --uid=0 app\n", expand, "ACCOUNT --uid=0: want a number from 1", 2, nil},
+		{"account gid nobody", "CLOSURE ./r\nACCOUNT --gid=65534 app\n", expand, "ACCOUNT --gid=65534", 2, nil},
+		{"account relative home", "CLOSURE ./r\nACCOUNT --home=home/app app\n", expand, "ACCOUNT --home", 2, nil},
+		{"account shell", "CLOSURE ./r\nACCOUNT --shell=sh app\n", expand, "ACCOUNT --shell=sh: want an absolute path", 2, nil},
+		{"dir owner", "CLOSURE ./r\nDIR --owner=app /data\n", expand, "DIR --owner=app: want UID:GID", 2, nil},
+		{"dir owner sticky", "CLOSURE ./r\nDIR --owner=1:1 --mode=1777 /data\n", expand, "no setuid, setgid or sticky bit", 2, nil},
 		{"from unknown flag", "FROM --arch=x busybox\nCLOSURE ./r\n", parse, "unknown flag for FROM: --arch", 1, nil},
 		{"required variable", "CLOSURE ./r\nWORKDIR ${DIR:?no DIR}\n", expand, "no DIR", 2, nil},
 	} {
@@ -174,6 +184,27 @@ func TestErrors(t *testing.T) {
 				t.Errorf("WithFileLine: %q", got)
 			}
 		})
+	}
+}
+
+// TestAccount: ACCOUNT's defaults are useradd's, its flags override them,
+// and it names the config's user unless USER does.
+func TestAccount(t *testing.T) {
+	m := expand(t, "CLOSURE ./r\nACCOUNT app\nDIR --owner=1000:100 /data\n", Options{})
+	want := &Account{Name: "app", Owner: Owner{1000, 1000}, Home: "/home/app", Shell: "/bin/sh", Location: m.Account.Location}
+	if !reflect.DeepEqual(m.Account, want) || m.Image.User != "app" {
+		t.Errorf("account %+v, user %q; want %+v, user app", m.Account, m.Image.User, want)
+	}
+	if o := m.Dirs[0].Owner; o == nil || *o != (Owner{1000, 100}) {
+		t.Errorf("DIR --owner: %+v", o)
+	}
+	m = expand(t, "ARG ID=2000\nCLOSURE ./r\nACCOUNT --uid=$ID --home=/srv --shell=/bin/bash web\nUSER 0\n", Options{})
+	want = &Account{Name: "web", Owner: Owner{2000, 2000}, Home: "/srv", Shell: "/bin/bash", Location: m.Account.Location}
+	if !reflect.DeepEqual(m.Account, want) || m.Image.User != "0" {
+		t.Errorf("account %+v, user %q; want %+v, user 0", m.Account, m.Image.User, want)
+	}
+	if budget, _ := m.StoreLayerBudget(); budget != DefaultMaxLayers-1 {
+		t.Errorf("budget %d with an ACCOUNT, want %d", budget, DefaultMaxLayers-1)
 	}
 }
 
@@ -317,6 +348,7 @@ func TestExpandConcurrently(t *testing.T) {
 func FuzzParse(f *testing.F) {
 	f.Add([]byte("# syntax=storepack\nCLOSURE ./result\nGRAPH g\nLINK /bin -> bin\nENTRYPOINT [\"/bin/hello\"]\n"))
 	f.Add([]byte("FROM --platform=linux/arm/v7 busybox:${T:-1}\nFROM busybox\nCLOSURE ./r\n"))
+	f.Add([]byte("CLOSURE ./r\nACCOUNT --uid=${U:-1000} --gid=100 --home=/srv/app app\nDIR --owner=1000:100 /data\n"))
 	f.Add([]byte("ARG A=1\nSTORE /gnu/store\nCLOSURE --platform=linux/amd64 ${A}\nLAYERS --max=3 --strategy=single\nDIR --mode=1777 /tmp\nENV A=$A B=\"x y\"\nEXPOSE 1-3/udp\n"))
 	f.Add([]byte("CLOSURE \\\n ./r\n# comment\nLABEL a=b\nCMD x\nUSER u\nWORKDIR w\nSTOPSIGNAL 9\n"))
 	f.Add([]byte("ARG F=name\nCLOSURE --$F=app --platform=${P:-linux/arm64} ./r\nLINK /app -> ${app}\nENTRYPOINT [\"${ROOT}/bin/x\"]\n"))

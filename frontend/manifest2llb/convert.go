@@ -243,7 +243,7 @@ func (c *conversion) plan(ctx context.Context, spec *manifest.Spec, closure *inp
 	budget, err := spec.StoreLayerBudget()
 	if err != nil {
 		if c.opt.MaxLayers != 0 {
-			return layering.Plan{}, fmt.Errorf("a layer budget of %d leaves no layer for the store paths after the customisation layer (LINK, DIR)", c.opt.MaxLayers)
+			return layering.Plan{}, fmt.Errorf("a layer budget of %d leaves no layer for the store paths after the customisation layer (LINK, DIR, ACCOUNT)", c.opt.MaxLayers)
 		}
 		return layering.Plan{}, err
 	}
@@ -292,7 +292,16 @@ func (c *conversion) readPrevious(ctx context.Context, ref string, p ocispecs.Pl
 func customisation(spec *manifest.Spec, firstRoot store.Path) layerllb.Customisation {
 	var c layerllb.Customisation
 	for _, d := range spec.Dirs {
-		c.Dirs = append(c.Dirs, layerllb.Dir{Path: d.Path, Mode: d.Mode})
+		dir := layerllb.Dir{Path: d.Path, Mode: d.Mode}
+		if d.Owner != nil {
+			dir.Owner = &layerllb.Owner{UID: d.Owner.UID, GID: d.Owner.GID}
+		}
+		c.Dirs = append(c.Dirs, dir)
+	}
+	if spec.Account != nil {
+		files, home := accountEntries(spec.Account)
+		c.Files = append(c.Files, files...)
+		c.Dirs = append(c.Dirs, home)
 	}
 	for _, l := range spec.Links {
 		target := l.Target
@@ -313,6 +322,9 @@ func locateCustomisation(err error, spec *manifest.Spec) error {
 	}
 	for _, d := range spec.Dirs {
 		locs = append(locs, d.Location)
+	}
+	if spec.Account != nil {
+		locs = append(locs, spec.Account.Location)
 	}
 	slices.SortFunc(locs, func(a, b manifest.Location) int { return a[0].Start.Line - b[0].Start.Line })
 	return parser.WithLocation(err, locs[0])

@@ -1,0 +1,69 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestAccount builds a Nix closure with ACCOUNT and DIR --mode=1777 /tmp
+// through `docker build` on Docker 20.10 (Chain; LINK and the account's
+// files staged by the frontend binary in the builder) and through the
+// plugin on buildkitd (Merge, FileOps): the image runs as the account,
+// which can write to its home and to /tmp, and the customisation layer has
+// the fixed time on every entry, root's files and the home the account's.
+func TestAccount(t *testing.T) {
+	installPlugin(t)
+	c := nixClosure(t)
+	extra := []string{"ACCOUNT --uid=1001 app", "DIR --mode=1777 /tmp", "DIR --owner=1001:1001 /var/lib/app"}
+	for _, b := range []struct {
+		name, tag string
+		build     func(t *testing.T, tag string)
+	}{
+		{"docker build", "storepack-e2e/account:engine", func(t *testing.T, tag string) {
+			df := writeFile(t, c.dir, "account.storepack", manifest(c.dir+"/result", c.dir+"/path-info.json", extra...))
+			if r := engineBuild(t, "-f", df, "-t", tag, "/"); r.err != nil {
+				t.Fatalf("build failed:\n%s", r)
+			}
+		}},
+		{"plugin on buildkitd", bed.registry + "/storepack-e2e/account:pushed", func(t *testing.T, tag string) {
+			df := writeFile(t, c.dir, "account.storepack", manifest("./result", "path-info.json", extra...))
+			mustPluginEnv(t, buildkitEnv, "build", "--progress=plain", "-f", df, "-t", tag, "--push", c.dir)
+			must(t, nil, bed.docker, "pull", tag)
+		}},
+	} {
+		t.Run(b.name, func(t *testing.T) {
+			b.build(t, b.tag)
+			t.Cleanup(func() { cmd(nil, bed.docker, "rmi", "-f", b.tag) })
+			busybox := pathNamed(t, c, "busybox") + "/bin/busybox"
+			run := func(args ...string) string {
+				return strings.TrimSpace(stdoutOf(t, bed.docker, append([]string{"run", "--rm", "--entrypoint", busybox, b.tag}, args...)...))
+			}
+			if out := run("id"); !strings.HasPrefix(out, "uid=1001(app) gid=1001(app)") {
+				t.Errorf("id printed %q, want uid=1001(app) gid=1001(app)", out)
+			}
+			if out := run("sh", "-c", "touch /home/app/f /var/lib/app/f /tmp/f && stat -c %a /tmp"); out != "1777" {
+				t.Errorf("writing as app to its home, its DIR and /tmp, then stat /tmp: %q, want 1777", out)
+			}
+			img := savedImage(t, b.tag)
+			last := img.layers[len(img.layers)-1]
+			owners := map[string]int{}
+			for _, h := range last.entries {
+				if !h.ModTime.Equal(time.Unix(1, 0)) {
+					t.Errorf("%s has mtime %v, want the fixed time", h.Name, h.ModTime)
+				}
+				owners[strings.TrimSuffix(h.Name, "/")] = h.Uid
+				if h.Name == "etc/shadow" && h.Mode&0o777 != 0o600 {
+					t.Errorf("/etc/shadow has mode %o, want 600", h.Mode)
+				}
+			}
+			for name, uid := range map[string]int{"etc/passwd": 0, "etc/shadow": 0, "home": 0, "home/app": 1001, "var/lib": 0, "var/lib/app": 1001, "tmp": 0} {
+				if got, ok := owners[name]; !ok || got != uid {
+					t.Errorf("customisation layer: %s owned by %d (present: %v), want %d", name, got, ok, uid)
+				}
+			}
+		})
+	}
+}
