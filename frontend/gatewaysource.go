@@ -95,11 +95,14 @@ func (g *gatewaySource) Store(ctx context.Context, paths []store.Path, graph *st
 // reports a transfer's progress under its source's name, and the sources
 // of `docker build` are named by its client; the plugin's transfers, when
 // they shared one name, hid most of each other's bytes from the progress.
-func (g *gatewaySource) StoreState(ctx context.Context, c *inputs.PlatformClosure, plan layering.Plan) (layerllb.Source, error) {
+func (g *gatewaySource) StoreState(ctx context.Context, c *inputs.PlatformClosure, plan layering.Plan, opt manifest2llb.StoreOptions) (manifest2llb.Store, error) {
 	paths := c.Graph.Paths()
 	if c.Discovered {
-		part, _, _, err := g.storeSource(ctx, transferScan, fmt.Sprintf("transfer %d store paths", len(paths)), paths, c.Graph)
-		return layerllb.SharedSource(part.State, part.Dir, plan), err
+		part, _, where, err := g.storeSource(ctx, transferScan, fmt.Sprintf("transfer %d store paths", len(paths)), paths, c.Graph)
+		if err != nil || !opt.NarHashes {
+			return manifest2llb.Store{Layers: layerllb.SharedSource(part.State, part.Dir, plan)}, err
+		}
+		return g.measure(ctx, c, layerllb.SharedSource(part.State, part.Dir, plan), []layerllb.Part{part}, where, opt)
 	}
 	isRoot := map[store.Path]bool{}
 	roots, closure := layerllb.Part{}, layerllb.Part{}
@@ -121,7 +124,7 @@ func (g *gatewaySource) StoreState(ctx context.Context, c *inputs.PlatformClosur
 	if len(rest) > 0 {
 		var err error
 		if closure, _, where, err = g.storeSource(ctx, transferClosure, fmt.Sprintf("transfer %d store paths", len(rest)), rest, c.Graph); err != nil {
-			return nil, err
+			return manifest2llb.Store{}, err
 		}
 	}
 	src := make(layerllb.Source, len(plan.Layers))
@@ -140,26 +143,45 @@ func (g *gatewaySource) StoreState(ctx context.Context, c *inputs.PlatformClosur
 			}
 		}
 	}
-	helper := g.helper()
-	if helper == nil {
-		return src, nil
-	}
-	var check []layerllb.Part
+	var parts []layerllb.Part
 	for _, part := range []layerllb.Part{roots, closure} {
 		if len(part.Paths) > 0 {
-			check = append(check, part)
+			parts = append(parts, part)
 		}
 	}
-	found, err := g.scan(ctx, *helper, inbuilder.CheckStore, check, where, fmt.Sprintf("check %d store paths", len(paths)))
-	if err != nil {
-		return nil, err
+	return g.measure(ctx, c, src, parts, where, opt)
+}
+
+// measure walks the closure's paths, held by parts, in the builder with
+// the frontend binary: check-store, or hash-store when opt asks for NAR
+// hashes. Without the frontend image nothing is walked, unless hashes are
+// asked for, which is then an error.
+func (g *gatewaySource) measure(ctx context.Context, c *inputs.PlatformClosure, src layerllb.Source, parts []layerllb.Part, where string, opt manifest2llb.StoreOptions) (manifest2llb.Store, error) {
+	result := manifest2llb.Store{Layers: src}
+	helper := g.helper()
+	if helper == nil {
+		if opt.NarHashes {
+			return manifest2llb.Store{}, errors.New("STORE --with-db: the frontend image is unknown, so the store paths cannot be hashed in the builder; run the frontend through `# syntax=`")
+		}
+		return result, nil
 	}
+	paths := c.Graph.Paths()
+	command, step := inbuilder.CheckStore, fmt.Sprintf("check %d store paths", len(paths))
+	if opt.NarHashes {
+		command, step = inbuilder.HashStore, fmt.Sprintf("hash %d store paths for the store database", len(paths))
+	}
+	found, err := g.scan(ctx, *helper, command, parts, where, step)
+	if err != nil {
+		return manifest2llb.Store{}, err
+	}
+	result.Scans = make(map[store.Path]store.HashScan, len(paths))
 	for _, p := range paths {
 		if err := c.CheckNarSize(p, found[p.String()].NarSize, where); err != nil {
-			return nil, err
+			return manifest2llb.Store{}, err
 		}
+		result.Scans[p] = found[p.String()]
 	}
-	return src, nil
+	return result, nil
 }
 
 // Discover implements inputs.Source for a closure without a GRAPH: it grows

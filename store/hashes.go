@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"fmt"
+	"github.com/opencontainers/go-digest"
 	"io"
 	"io/fs"
 	"slices"
@@ -15,8 +16,9 @@ const MaxHashCandidates = 1 << 16
 
 // HashScan is what FindHashes reports about one store path.
 type HashScan struct {
-	Hashes  []string `json:"hashes"` // sorted, distinct
-	NarSize uint64   `json:"narSize"`
+	Hashes  []string      `json:"hashes,omitempty"` // sorted, distinct
+	NarSize uint64        `json:"narSize"`
+	NarHash digest.Digest `json:"narHash,omitempty"` // when asked for (NarHash)
 }
 
 // FindHashes lists every string of 32 nix32 characters in store path p

@@ -19,7 +19,11 @@ func main() {
 	ctx := appcontext.Context()
 	ok, err := inbuilder.Main(ctx, os.Args[1:])
 	if !ok {
-		err = grpcclient.RunFromEnvironment(ctx, frontend.Build)
+		// The image holds nothing but this binary; SQLite, which writes
+		// the store database (STORE --with-db), needs a temporary directory.
+		if err = os.MkdirAll(os.TempDir(), 0o1777); err == nil {
+			err = grpcclient.RunFromEnvironment(ctx, frontend.Build)
+		}
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "storepack-frontend:", err)

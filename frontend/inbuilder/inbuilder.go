@@ -10,7 +10,9 @@
 //   - find-hashes: read every file of store paths for the hashes of other
 //     store paths, to discover a closure without a GRAPH;
 //   - check-store: walk store paths for what an image must not hold and
-//     measure their NAR size, to check a GRAPH's closure before copying it.
+//     measure their NAR size, to check a GRAPH's closure before copying it;
+//   - hash-store: the same, reading every file for the NAR hash too, for
+//     the store database (STORE --with-db).
 package inbuilder
 
 import (
@@ -32,6 +34,7 @@ const (
 	WriteStage Command = "write-stage"
 	FindHashes Command = "find-hashes"
 	CheckStore Command = "check-store"
+	HashStore  Command = "hash-store"
 )
 
 // The mounts of a command's ExecOp.
@@ -43,7 +46,7 @@ const (
 	resultFile   = "result.json"
 )
 
-// ScanRequest is what find-hashes and check-store read: the store paths to
+// ScanRequest is what find-hashes, check-store and hash-store read: the store paths to
 // walk, in parts whose entries are in different directories.
 type ScanRequest struct {
 	Parts []ScanPart `json:"parts"`
@@ -55,7 +58,7 @@ type ScanPart struct {
 	Paths    []store.Path `json:"paths"`
 }
 
-// ScanResult is what find-hashes and check-store write: the scan of each
+// ScanResult is what find-hashes, check-store and hash-store write: the scan of each
 // store path, or what made one unfit for an image. An unfit path is a
 // result, not a failed process, so that the frontend can name it plainly.
 type ScanResult struct {
@@ -83,7 +86,7 @@ func (h Helper) Stage(c layerllb.Customisation) (llb.State, error) {
 }
 
 // Scan returns the state whose file ResultFile holds the ScanResult of
-// command (FindHashes or CheckStore) on the paths of parts, each mounted
+// command (FindHashes, CheckStore or HashStore) on the paths of parts, each mounted
 // on its own. step names the ExecOp in progress output.
 func (h Helper) Scan(command Command, parts []layerllb.Part, step string) (llb.State, error) {
 	var req ScanRequest

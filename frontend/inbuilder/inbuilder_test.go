@@ -142,7 +142,7 @@ func testStore(t *testing.T, dir string) (app, data store.Path) {
 }
 
 func TestScan(t *testing.T) {
-	for _, command := range []Command{FindHashes, CheckStore} {
+	for _, command := range []Command{FindHashes, CheckStore, HashStore} {
 		t.Run(string(command), func(t *testing.T) {
 			dir := t.TempDir()
 			app, data := testStore(t, dir)
@@ -178,6 +178,20 @@ func TestScan(t *testing.T) {
 			refs := scans[app.String()].Hashes
 			if want := command == FindHashes; want != (len(refs) == 1 && refs[0] == data.Hash) {
 				t.Errorf("%s: hashes of the app %v", command, refs)
+			}
+			for _, p := range []store.Path{app, data} {
+				root, err := os.OpenRoot(filepath.Join(dir, "store", map[store.Path]string{app: "0", data: "1"}[p]))
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer root.Close()
+				want, _, err := store.NarHash(context.Background(), root.FS(), p)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if got := scans[p.String()].NarHash; (command == HashStore) != (got == want) {
+					t.Errorf("%s: NAR hash of %s %q, want %q only from %s", command, p, got, want, HashStore)
+				}
 			}
 		})
 	}

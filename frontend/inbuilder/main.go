@@ -24,7 +24,7 @@ func Main(ctx context.Context, args []string) (ok bool, err error) {
 		return false, nil
 	}
 	command := Command(args[0])
-	if !slices.Contains([]Command{WriteStage, FindHashes, CheckStore}, command) {
+	if !slices.Contains([]Command{WriteStage, FindHashes, CheckStore, HashStore}, command) {
 		return false, nil
 	}
 	if len(args) != 3 {
@@ -53,10 +53,16 @@ func Main(ctx context.Context, args []string) (ok bool, err error) {
 // and writes the ScanResult to out.
 func scanStore(ctx context.Context, command Command, req ScanRequest, out string) error {
 	scan := store.FindHashes
-	if command == CheckStore {
+	switch command {
+	case CheckStore:
 		scan = func(_ context.Context, fsys fs.FS, p store.Path) (store.HashScan, error) {
 			size, err := store.NarSize(fsys, p)
 			return store.HashScan{NarSize: size}, err
+		}
+	case HashStore:
+		scan = func(ctx context.Context, fsys fs.FS, p store.Path) (store.HashScan, error) {
+			hash, size, err := store.NarHash(ctx, fsys, p)
+			return store.HashScan{NarSize: size, NarHash: hash}, err
 		}
 	}
 	type job struct {

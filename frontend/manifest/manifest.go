@@ -60,6 +60,9 @@ type instruction interface {
 // Spec is a manifest expanded with build arguments and root variables.
 type Spec struct {
 	StoreDir string
+	// StoreDB is STORE --with-db: the image holds the store's database,
+	// registering exactly the closure.
+	StoreDB bool
 	// Bases are the FROM instructions: at most one for each platform and
 	// one without a platform.
 	Bases    []Base
@@ -188,7 +191,7 @@ var Instructions = []string{
 
 // storeFlags are the store instructions and the flags each one takes.
 var storeFlags = map[string][]string{
-	"store":   nil,
+	"store":   {"with-db"},
 	"from":    {"platform"},
 	"closure": {"platform", "name"},
 	"graph":   {"platform"},
@@ -197,6 +200,9 @@ var storeFlags = map[string][]string{
 	"dir":     {"mode", "owner"},
 	"account": {"uid", "gid", "home", "shell"},
 }
+
+// boolFlags are the flags that may stand without a value, meaning true.
+var boolFlags = map[string]bool{"with-db": true}
 
 // Parse parses manifest source. It refuses what no variable can make valid:
 // an unknown instruction or flag, a repeated STORE or LAYERS, a Dockerfile
@@ -410,6 +416,9 @@ func splitFlags(words []string, n int) (map[string]string, []string, error) {
 	flags := map[string]string{}
 	for _, w := range words[:n] {
 		k, v, ok := strings.Cut(strings.TrimPrefix(w, "--"), "=")
+		if !ok && boolFlags[k] {
+			v, ok = "true", true
+		}
 		if !ok {
 			return nil, nil, fmt.Errorf("flag %s needs a value (--%s=VALUE)", w, k)
 		}
@@ -447,6 +456,13 @@ func (s storeInstruction) expand(e *expansion, loc Location) error {
 	case "store":
 		if len(args) != 1 {
 			return errors.New("STORE takes exactly one argument: the store directory, such as /nix/store")
+		}
+		if v, ok := flags["with-db"]; ok {
+			db, err := strconv.ParseBool(v)
+			if err != nil {
+				return fmt.Errorf("STORE --with-db=%s: want true or false", v)
+			}
+			spec.StoreDB = db
 		}
 		dir := args[0]
 		if !path.IsAbs(dir) || path.Clean(dir) != dir || dir == "/" {
@@ -892,7 +908,7 @@ func (v *vars) Keys() []string { return v.keys }
 
 // HasCustomisation reports whether the image has a customisation layer.
 func (s *Spec) HasCustomisation() bool {
-	return len(s.Links) > 0 || len(s.Dirs) > 0 || s.Account != nil
+	return len(s.Links) > 0 || len(s.Dirs) > 0 || s.Account != nil || s.StoreDB
 }
 
 // StoreLayerBudget is how many layers the store paths may use: the budget
@@ -905,7 +921,7 @@ func (s *Spec) StoreLayerBudget() (int, error) {
 		budget--
 	}
 	if budget < 1 {
-		return 0, parser.WithLocation(fmt.Errorf("LAYERS --max=%d leaves no layer for the store paths after the customisation layer (LINK, DIR, ACCOUNT)", s.Layers.Max), s.Layers.Location)
+		return 0, parser.WithLocation(fmt.Errorf("LAYERS --max=%d leaves no layer for the store paths after the customisation layer (LINK, DIR, ACCOUNT, STORE --with-db)", s.Layers.Max), s.Layers.Location)
 	}
 	return budget, nil
 }

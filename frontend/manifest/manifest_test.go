@@ -154,6 +154,8 @@ func TestErrors(t *testing.T) {
 		{"account shell", "CLOSURE ./r\nACCOUNT --shell=sh app\n", expand, "ACCOUNT --shell=sh: want an absolute path", 2, nil},
 		{"dir owner", "CLOSURE ./r\nDIR --owner=app /data\n", expand, "DIR --owner=app: want UID:GID", 2, nil},
 		{"dir owner sticky", "CLOSURE ./r\nDIR --owner=1:1 --mode=1777 /data\n", expand, "no setuid, setgid or sticky bit", 2, nil},
+		{"store db value", "STORE --with-db=maybe /nix/store\nCLOSURE ./r\n", expand, "STORE --with-db=maybe: want true or false", 1, nil},
+		{"bare flag without value", "STORE --platform /nix/store\nCLOSURE ./r\n", parse, "flag --platform needs a value", 1, nil},
 		{"from unknown flag", "FROM --arch=x busybox\nCLOSURE ./r\n", parse, "unknown flag for FROM: --arch", 1, nil},
 		{"required variable", "CLOSURE ./r\nWORKDIR ${DIR:?no DIR}\n", expand, "no DIR", 2, nil},
 	} {
@@ -205,6 +207,22 @@ func TestAccount(t *testing.T) {
 	}
 	if budget, _ := m.StoreLayerBudget(); budget != DefaultMaxLayers-1 {
 		t.Errorf("budget %d with an ACCOUNT, want %d", budget, DefaultMaxLayers-1)
+	}
+}
+
+// TestStoreDB: STORE --with-db, bare or with a value, asks for the store
+// database, which takes the customisation layer.
+func TestStoreDB(t *testing.T) {
+	for src, want := range map[string]bool{
+		"STORE --with-db /gnu/store\nCLOSURE ./r\n":       true,
+		"STORE --with-db=true /nix/store\nCLOSURE ./r\n":  true,
+		"STORE --with-db=false /nix/store\nCLOSURE ./r\n": false,
+		"CLOSURE ./r\n": false,
+	} {
+		m := expand(t, src, Options{})
+		if m.StoreDB != want || m.HasCustomisation() != want {
+			t.Errorf("%q: StoreDB %v, customisation %v; want %v", src, m.StoreDB, m.HasCustomisation(), want)
+		}
 	}
 }
 
@@ -348,6 +366,7 @@ func TestExpandConcurrently(t *testing.T) {
 func FuzzParse(f *testing.F) {
 	f.Add([]byte("# syntax=storepack\nCLOSURE ./result\nGRAPH g\nLINK /bin -> bin\nENTRYPOINT [\"/bin/hello\"]\n"))
 	f.Add([]byte("FROM --platform=linux/arm/v7 busybox:${T:-1}\nFROM busybox\nCLOSURE ./r\n"))
+	f.Add([]byte("STORE --with-db /gnu/store\nCLOSURE ./r\n"))
 	f.Add([]byte("CLOSURE ./r\nACCOUNT --uid=${U:-1000} --gid=100 --home=/srv/app app\nDIR --owner=1000:100 /data\n"))
 	f.Add([]byte("ARG A=1\nSTORE /gnu/store\nCLOSURE --platform=linux/amd64 ${A}\nLAYERS --max=3 --strategy=single\nDIR --mode=1777 /tmp\nENV A=$A B=\"x y\"\nEXPOSE 1-3/udp\n"))
 	f.Add([]byte("CLOSURE \\\n ./r\n# comment\nLABEL a=b\nCMD x\nUSER u\nWORKDIR w\nSTOPSIGNAL 9\n"))

@@ -50,7 +50,22 @@ type Source interface {
 	// closure, copies its store paths from. Before that it refuses what an
 	// image must not hold, unless the closure was discovered by reading
 	// every file of it already.
-	StoreState(ctx context.Context, c *inputs.PlatformClosure, plan layering.Plan) (layerllb.Source, error)
+	StoreState(ctx context.Context, c *inputs.PlatformClosure, plan layering.Plan, opt StoreOptions) (Store, error)
+}
+
+// StoreOptions say what StoreState reports besides the layers' sources.
+type StoreOptions struct {
+	// NarHashes asks for every store path's NAR hash and size, read from
+	// its files, for the store database (STORE --with-db).
+	NarHashes bool
+}
+
+// Store is what StoreState returns.
+type Store struct {
+	Layers layerllb.Source
+	// Scans hold each store path's NAR hash and size when
+	// StoreOptions.NarHashes asked for them.
+	Scans map[store.Path]store.HashScan
 }
 
 // PreviousPlanReader reads the layer plan recorded in image ref for
@@ -190,16 +205,21 @@ func (c *conversion) platform(ctx context.Context, p ocispecs.Platform) (Image, 
 	if err != nil {
 		return Image{}, err
 	}
-	src, err := c.opt.Source.StoreState(ctx, closure, plan)
+	src, err := c.opt.Source.StoreState(ctx, closure, plan, StoreOptions{NarHashes: spec.StoreDB})
 	if err != nil {
 		return Image{}, parser.WithLocation(err, closure.Location)
+	}
+	if spec.StoreDB {
+		if err := addStoreDB(&custom, spec.StoreDir, closure.Graph, src.Scans); err != nil {
+			return Image{}, err
+		}
 	}
 	layerOpt := layerllb.Options{StoreDir: spec.StoreDir, Epoch: c.epoch, Method: c.method}
 	bottom, baseConfig := llb.Scratch(), (*dockerspec.DockerOCIImage)(nil)
 	if base != nil {
 		bottom, baseConfig = base.state(p), &base.config
 	}
-	st, err := layerllb.StoreLayers(bottom, plan, src, layerOpt)
+	st, err := layerllb.StoreLayers(bottom, plan, src.Layers, layerOpt)
 	if err != nil {
 		return Image{}, err
 	}

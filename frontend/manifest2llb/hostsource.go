@@ -56,22 +56,24 @@ var _ Source = HostSource{}
 // StoreState implements Source: each layer is a transfer of its own, so
 // that the builder copies it in one action and syncs it against the same
 // layer of the last build.
-func (h HostSource) StoreState(ctx context.Context, c *inputs.PlatformClosure, plan layering.Plan) (layerllb.Source, error) {
+func (h HostSource) StoreState(ctx context.Context, c *inputs.PlatformClosure, plan layering.Plan, opt StoreOptions) (Store, error) {
 	paths := c.Graph.Paths()
 	dir := h.StoreDirOf(paths[0])
 	if err := inputs.CheckPresent(ctx, inputs.DirFiles(dir), paths, c.Graph, dir); err != nil {
-		return nil, err
+		return Store{}, err
 	}
-	if h.Check && !c.Discovered {
-		if err := checkNarSizes(ctx, dir, c); err != nil {
-			return nil, err
+	var result Store
+	if opt.NarHashes || h.Check && !c.Discovered {
+		var err error
+		if result.Scans, err = measure(ctx, dir, c, opt.NarHashes); err != nil {
+			return Store{}, err
 		}
 	}
 	src := make(layerllb.Source, len(plan.Layers))
 	for i, l := range plan.Layers {
 		name := fmt.Sprintf("%s-layer-%d", StoreLocalName, i+1)
 		if err := h.Locals.add(name, dir); err != nil {
-			return nil, err
+			return Store{}, err
 		}
 		bases := make([]string, len(l.Paths))
 		for j, p := range l.Paths {
@@ -84,7 +86,8 @@ func (h HostSource) StoreState(ctx context.Context, c *inputs.PlatformClosure, p
 		)
 		src[i] = []layerllb.Part{{State: st, Dir: "/", Paths: l.Paths, Exact: true}}
 	}
-	return src, nil
+	result.Layers = src
+	return result, nil
 }
 
 // transferKey names the builder's copy of a layer's store paths: the same
@@ -94,30 +97,44 @@ func transferKey(p ocispecs.Platform, storeDir string, l layering.Layer) string 
 	return fmt.Sprintf("storepack-layer %s %s %s", platforms.Format(p), storeDir, l.Key)
 }
 
-// checkNarSizes walks the closure's paths in storeDir: store.NarSize refuses
-// what a store path cannot hold, and a size that differs from the graph's
-// tells a store that is not the one the graph describes.
-func checkNarSizes(ctx context.Context, storeDir string, c *inputs.PlatformClosure) error {
+// measure walks the closure's paths in storeDir, reading every file when
+// hash says (for the NAR hash): store.NarSize and store.NarHash refuse what
+// a store path cannot hold, and a size that differs from the graph's tells
+// a store that is not the one the graph describes.
+func measure(ctx context.Context, storeDir string, c *inputs.PlatformClosure, hash bool) (map[store.Path]store.HashScan, error) {
 	root, err := os.OpenRoot(storeDir)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer root.Close()
+	paths := c.Graph.Paths()
+	scans := make([]store.HashScan, len(paths))
 	eg, ctx := errgroup.WithContext(ctx)
 	eg.SetLimit(runtime.GOMAXPROCS(0))
-	for _, p := range c.Graph.Paths() {
-		eg.Go(func() error {
+	for i, p := range paths {
+		eg.Go(func() (err error) {
 			if err := ctx.Err(); err != nil {
 				return err
 			}
-			got, err := store.NarSize(root.FS(), p)
+			if hash {
+				scans[i].NarHash, scans[i].NarSize, err = store.NarHash(ctx, root.FS(), p)
+			} else {
+				scans[i].NarSize, err = store.NarSize(root.FS(), p)
+			}
 			if err != nil {
 				return fmt.Errorf("%s: %w", storeDir, err)
 			}
-			return c.CheckNarSize(p, got, storeDir)
+			return c.CheckNarSize(p, scans[i].NarSize, storeDir)
 		})
 	}
-	return eg.Wait()
+	if err := eg.Wait(); err != nil {
+		return nil, err
+	}
+	found := make(map[store.Path]store.HashScan, len(paths))
+	for i, p := range paths {
+		found[p] = scans[i]
+	}
+	return found, nil
 }
 
 // StageLocalPrefix starts the name of the local source of each
