@@ -57,19 +57,31 @@ func newGatewaySource(c client.Client, bc *dockerui.Client) *gatewaySource {
 // Context implements inputs.Source: just the named files of the main
 // context are transferred.
 func (g *gatewaySource) Context(ctx context.Context, names []string) (inputs.Files, error) {
+	_, files, err := g.contextFiles(ctx, names, "storepack-manifest-inputs", "load GRAPH files and roots")
+	return files, err
+}
+
+// ContextState implements manifest2llb.Source.
+func (g *gatewaySource) ContextState(ctx context.Context, names []string) (llb.State, inputs.Files, error) {
+	return g.contextFiles(ctx, names, manifest2llb.CopySources, "load COPY sources")
+}
+
+// contextFiles transfers the named files of the main context into the
+// builder's copy named transfer.
+func (g *gatewaySource) contextFiles(ctx context.Context, names []string, transfer, step string) (llb.State, inputs.Files, error) {
 	st, err := g.bc.MainContext(ctx,
 		llb.IncludePatterns(names),
-		llb.SharedKeyHint("storepack-manifest-inputs"),
-		dockerui.WithInternalName("load GRAPH files and roots"),
+		llb.SharedKeyHint(transfer),
+		dockerui.WithInternalName(step),
 	)
 	if err != nil {
-		return nil, err
+		return llb.State{}, nil, err
 	}
 	ref, err := g.solve(ctx, *st)
 	if err != nil {
-		return nil, err
+		return llb.State{}, nil, err
 	}
-	return refFiles{ref: ref}, nil
+	return *st, refFiles{ref: ref}, nil
 }
 
 // Store implements inputs.Source.

@@ -63,38 +63,60 @@ type Stager interface {
 	Stage(c Customisation) (llb.State, error)
 }
 
-// CustomisationLayer adds the customisation layer on top of st. On Merge the
-// layer is built on scratch and merged; on Chain it is applied on st.
-func CustomisationLayer(st llb.State, c Customisation, caps apicaps.CapSet, stager Stager, opt Options) (llb.State, error) {
+// Copy is a COPY: Src of From, put at Dest in the customisation layer.
+type Copy struct {
+	From llb.State
+	Src  string
+	Dest string
+	// Contents copies the contents of the directory Src into the directory
+	// Dest, as a Dockerfile's COPY of a directory does.
+	Contents bool
+	Mode     *os.FileMode // nil: the source's
+	Owner    *Owner       // nil: 0:0; also of the directories it creates
+}
+
+// CustomisationLayer adds the customisation layer on top of st: the
+// entries of c, then copies. On Merge the layer is built on scratch and
+// merged; on Chain it is applied on st.
+func CustomisationLayer(st llb.State, c Customisation, copies []Copy, caps apicaps.CapSet, stager Stager, opt Options) (llb.State, error) {
 	owned, c := c.owned()
 	stage, err := customisationStage(c, caps, stager)
 	if err != nil {
 		return llb.State{}, err
 	}
-	// Directories with an owner are made first, in place, owned; the stage
-	// holds their parents (root's), so that the copy below sets their
-	// mtime after the new children changed it.
-	var fa *llb.FileAction
+	// Assembled on scratch: the stage's entries as root's (a stager's come
+	// with the owner of whoever wrote them), then the entries that have an
+	// owner of their own.
+	fa := llb.Copy(stage, "/", "/", &llb.CopyInfo{CopyDirContentsOnly: true, ChownOpt: root})
 	for _, d := range owned {
-		fa = addMkdir(fa, d.Path, os.FileMode(d.Mode), llb.WithParents(true), llb.WithUIDGID(d.Owner.UID, d.Owner.GID), llb.WithCreatedTime(opt.Epoch))
+		fa = fa.Mkdir(d.Path, os.FileMode(d.Mode), llb.WithParents(true), llb.WithUIDGID(d.Owner.UID, d.Owner.GID))
 	}
+	for _, cp := range copies {
+		chown := root
+		if cp.Owner != nil {
+			chown = &llb.ChownOpt{User: &llb.UserOpt{UID: cp.Owner.UID}, Group: &llb.UserOpt{UID: cp.Owner.GID}}
+		}
+		var mode *llb.ChmodOpt
+		if cp.Mode != nil {
+			mode = &llb.ChmodOpt{Mode: *cp.Mode}
+		}
+		fa = fa.Copy(cp.From, cp.Src, cp.Dest, &llb.CopyInfo{
+			Mode:                mode,
+			ChownOpt:            chown,
+			CopyDirContentsOnly: cp.Contents,
+			CreateDestPath:      true,
+		})
+	}
+	assembled := llb.Scratch().File(fa, llb.WithCustomName("assemble the customisation layer"))
 	// As with store layers, a contents-only copy with a fixed time sets
-	// every entry's mtime, directories after their children.
-	info := &llb.CopyInfo{
-		CopyDirContentsOnly: true,
-		ChownOpt:            root,
-		CreatedTime:         &opt.Epoch,
-	}
-	if fa == nil {
-		fa = llb.Copy(stage, "/", "/", info)
-	} else {
-		fa = fa.Copy(stage, "/", "/", info)
-	}
+	// every entry's mtime, directories after their children; owners and
+	// modes are the assembled ones.
+	final := llb.Copy(assembled, "/", "/", &llb.CopyInfo{CopyDirContentsOnly: true, CreatedTime: &opt.Epoch})
 	name := llb.WithCustomName("customisation layer")
 	if opt.Method == Merge {
-		return llb.Merge([]llb.State{st, llb.Scratch().File(fa, name)}), nil
+		return llb.Merge([]llb.State{st, llb.Scratch().File(final, name)}), nil
 	}
-	return st.File(fa, name), nil
+	return st.File(final, name), nil
 }
 
 // owned splits off the directories that have an owner, and returns the
@@ -118,13 +140,6 @@ func (c Customisation) owned() (owned []Dir, rest Customisation) {
 		}
 	}
 	return owned, rest
-}
-
-func addMkdir(fa *llb.FileAction, p string, mode os.FileMode, opts ...llb.MkdirOption) *llb.FileAction {
-	if fa == nil {
-		return llb.Mkdir(p, mode, opts...)
-	}
-	return fa.Mkdir(p, mode, opts...)
 }
 
 // customisationStage builds a scratch state holding exactly the

@@ -32,8 +32,8 @@ type Entry struct {
 	Linkname string // symlink target
 }
 
-// lookup returns the entry of name, or nil when it does not exist.
-func lookup(ctx context.Context, files Files, name string) (*Entry, error) {
+// Lookup returns the entry of name, or nil when it does not exist.
+func Lookup(ctx context.Context, files Files, name string) (*Entry, error) {
 	dir, base := pathSplit(name)
 	entries, err := files.ReadDir(ctx, dir)
 	if err != nil {

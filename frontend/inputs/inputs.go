@@ -280,7 +280,7 @@ func resolveRoot(ctx context.Context, files Files, storeDir, root string) (store
 	target := root
 	if !isStorePath(storeDir, root) {
 		rel, _ := ContextPath(root)
-		e, err := lookup(ctx, files, rel)
+		e, err := Lookup(ctx, files, rel)
 		if err != nil {
 			return store.Path{}, fmt.Errorf("root %s: %w", root, err)
 		}

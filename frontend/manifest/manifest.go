@@ -73,6 +73,7 @@ type Spec struct {
 	Dirs     []Dir
 	// Account is the ACCOUNT instruction; nil for none.
 	Account *Account
+	Copies  []Copy
 	// Image is the config set by ENTRYPOINT, CMD, ENV, WORKDIR, USER, LABEL,
 	// EXPOSE and STOPSIGNAL, as in a Dockerfile.
 	Image dockerspec.DockerOCIImageConfig
@@ -162,6 +163,16 @@ type Dir struct {
 	Location Location
 }
 
+// Copy is a COPY instruction: files of the build context put into the
+// customisation layer.
+type Copy struct {
+	Sources  []string // slash-separated, relative to the context's root
+	Dest     string   // absolute; ends with "/" for a directory
+	Mode     *uint32  // --chmod
+	Owner    *Owner   // --chown; nil: 0:0
+	Location Location
+}
+
 // Owner is a numeric user and group.
 type Owner struct{ UID, GID int }
 
@@ -184,7 +195,7 @@ const (
 
 // Instructions lists every instruction a manifest may use.
 var Instructions = []string{
-	"account", "arg", "closure", "cmd", "dir", "entrypoint", "env", "expose", "from",
+	"account", "arg", "closure", "cmd", "copy", "dir", "entrypoint", "env", "expose", "from",
 	"graph", "label", "layers", "link", "stopsignal", "store", "user",
 	"workdir",
 }
@@ -199,6 +210,7 @@ var storeFlags = map[string][]string{
 	"link":    nil,
 	"dir":     {"mode", "owner"},
 	"account": {"uid", "gid", "home", "shell"},
+	"copy":    {"chmod", "chown"},
 }
 
 // boolFlags are the flags that may stand without a value, meaning true.
@@ -563,6 +575,12 @@ func (s storeInstruction) expand(e *expansion, loc Location) error {
 			}
 			spec.Dirs = append(spec.Dirs, Dir{Path: a, Mode: uint32(mode), Owner: owner, Location: loc})
 		}
+	case "copy":
+		cp, err := copyInstruction(flags, args, loc)
+		if err != nil {
+			return err
+		}
+		spec.Copies = append(spec.Copies, cp)
 	case "account":
 		a, err := account(flags, args, loc)
 		if err != nil {
@@ -571,6 +589,46 @@ func (s storeInstruction) expand(e *expansion, loc Location) error {
 		spec.Account = a
 	}
 	return nil
+}
+
+// copyInstruction reads COPY [--chmod=MODE] [--chown=UID:GID] SRC... DEST.
+func copyInstruction(flags map[string]string, args []string, loc Location) (Copy, error) {
+	if len(args) < 2 {
+		return Copy{}, errors.New("COPY takes one or more sources in the build context and a destination: COPY SRC... DEST")
+	}
+	cp := Copy{Dest: args[len(args)-1], Location: loc}
+	if dest := strings.TrimSuffix(cp.Dest, "/"); !path.IsAbs(cp.Dest) || path.Clean(dest) != dest && dest != "" {
+		return Copy{}, fmt.Errorf("COPY destination %q: want an absolute, clean path", cp.Dest)
+	}
+	if len(args) > 2 && !strings.HasSuffix(cp.Dest, "/") {
+		return Copy{}, fmt.Errorf("COPY of several sources: the destination %q must be a directory, ending with /", cp.Dest)
+	}
+	for _, src := range args[:len(args)-1] {
+		if slices.Contains(strings.Split(src, "/"), "..") {
+			return Copy{}, fmt.Errorf("COPY %s: a source outside the build context", src)
+		}
+		rel := strings.TrimPrefix(path.Clean("/"+src), "/")
+		if rel == "" {
+			rel = "."
+		}
+		cp.Sources = append(cp.Sources, rel)
+	}
+	if v, ok := flags["chmod"]; ok {
+		mode, err := strconv.ParseUint(v, 8, 32)
+		if err != nil || mode > 0o7777 {
+			return Copy{}, fmt.Errorf("COPY --chmod=%s: want an octal mode such as 0644", v)
+		}
+		m := uint32(mode)
+		cp.Mode = &m
+	}
+	if v, ok := flags["chown"]; ok {
+		o, err := parseOwner(v)
+		if err != nil {
+			return Copy{}, fmt.Errorf("COPY --chown=%s: %w", v, err)
+		}
+		cp.Owner = &o
+	}
+	return cp, nil
 }
 
 // account reads ACCOUNT [--uid=N] [--gid=N] [--home=DIR] [--shell=PATH] NAME.
@@ -908,7 +966,7 @@ func (v *vars) Keys() []string { return v.keys }
 
 // HasCustomisation reports whether the image has a customisation layer.
 func (s *Spec) HasCustomisation() bool {
-	return len(s.Links) > 0 || len(s.Dirs) > 0 || s.Account != nil || s.StoreDB
+	return len(s.Links) > 0 || len(s.Dirs) > 0 || s.Account != nil || s.StoreDB || len(s.Copies) > 0
 }
 
 // StoreLayerBudget is how many layers the store paths may use: the budget
@@ -921,7 +979,7 @@ func (s *Spec) StoreLayerBudget() (int, error) {
 		budget--
 	}
 	if budget < 1 {
-		return 0, parser.WithLocation(fmt.Errorf("LAYERS --max=%d leaves no layer for the store paths after the customisation layer (LINK, DIR, ACCOUNT, STORE --with-db)", s.Layers.Max), s.Layers.Location)
+		return 0, parser.WithLocation(fmt.Errorf("LAYERS --max=%d leaves no layer for the store paths after the customisation layer (LINK, DIR, COPY, ACCOUNT, STORE --with-db)", s.Layers.Max), s.Layers.Location)
 	}
 	return budget, nil
 }

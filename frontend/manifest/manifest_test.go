@@ -156,6 +156,12 @@ func TestErrors(t *testing.T) {
 		{"dir owner sticky", "CLOSURE ./r\nDIR --owner=1:1 --mode=1777 /data\n", expand, "no setuid, setgid or sticky bit", 2, nil},
 		{"store db value", "STORE --with-db=maybe /nix/store\nCLOSURE ./r\n", expand, "STORE --with-db=maybe: want true or false", 1, nil},
 		{"bare flag without value", "STORE --platform /nix/store\nCLOSURE ./r\n", parse, "flag --platform needs a value", 1, nil},
+		{"copy one argument", "CLOSURE ./r\nCOPY app.conf\n", expand, "COPY takes one or more sources", 2, nil},
+		{"copy outside the context", "CLOSURE ./r\nCOPY ../secret /etc/\n", expand, "COPY ../secret: a source outside the build context", 2, nil},
+		{"copy several into a file", "CLOSURE ./r\nCOPY a b /etc/x\n", expand, "must be a directory, ending with /", 2, nil},
+		{"copy relative destination", "CLOSURE ./r\nCOPY a etc/\n", expand, "want an absolute, clean path", 2, nil},
+		{"copy chmod", "CLOSURE ./r\nCOPY --chmod=rw a /etc/\n", expand, "COPY --chmod=rw: want an octal mode", 2, nil},
+		{"copy chown", "CLOSURE ./r\nCOPY --chown=app a /etc/\n", expand, "COPY --chown=app: want UID:GID", 2, nil},
 		{"from unknown flag", "FROM --arch=x busybox\nCLOSURE ./r\n", parse, "unknown flag for FROM: --arch", 1, nil},
 		{"required variable", "CLOSURE ./r\nWORKDIR ${DIR:?no DIR}\n", expand, "no DIR", 2, nil},
 	} {
@@ -207,6 +213,20 @@ func TestAccount(t *testing.T) {
 	}
 	if budget, _ := m.StoreLayerBudget(); budget != DefaultMaxLayers-1 {
 		t.Errorf("budget %d with an ACCOUNT, want %d", budget, DefaultMaxLayers-1)
+	}
+}
+
+// TestCopy: COPY's sources are context paths, its flags a mode and an
+// owner, and it takes the customisation layer.
+func TestCopy(t *testing.T) {
+	m := expand(t, "ARG DIR=conf\nCLOSURE ./r\nCOPY --chmod=0640 --chown=1000:100 ./$DIR/app.conf /${DIR}x/ /etc/app/\nCOPY . /srv\n", Options{})
+	mode := uint32(0o640)
+	want := []Copy{
+		{Sources: []string{"conf/app.conf", "confx"}, Dest: "/etc/app/", Mode: &mode, Owner: &Owner{1000, 100}, Location: m.Copies[0].Location},
+		{Sources: []string{"."}, Dest: "/srv", Location: m.Copies[1].Location},
+	}
+	if !reflect.DeepEqual(m.Copies, want) || !m.HasCustomisation() {
+		t.Errorf("copies %+v, want %+v", m.Copies, want)
 	}
 }
 
@@ -367,6 +387,7 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte("# syntax=storepack\nCLOSURE ./result\nGRAPH g\nLINK /bin -> bin\nENTRYPOINT [\"/bin/hello\"]\n"))
 	f.Add([]byte("FROM --platform=linux/arm/v7 busybox:${T:-1}\nFROM busybox\nCLOSURE ./r\n"))
 	f.Add([]byte("STORE --with-db /gnu/store\nCLOSURE ./r\n"))
+	f.Add([]byte("CLOSURE ./r\nCOPY --chmod=0640 --chown=1:2 a b/ /etc/\n"))
 	f.Add([]byte("CLOSURE ./r\nACCOUNT --uid=${U:-1000} --gid=100 --home=/srv/app app\nDIR --owner=1000:100 /data\n"))
 	f.Add([]byte("ARG A=1\nSTORE /gnu/store\nCLOSURE --platform=linux/amd64 ${A}\nLAYERS --max=3 --strategy=single\nDIR --mode=1777 /tmp\nENV A=$A B=\"x y\"\nEXPOSE 1-3/udp\n"))
 	f.Add([]byte("CLOSURE \\\n ./r\n# comment\nLABEL a=b\nCMD x\nUSER u\nWORKDIR w\nSTOPSIGNAL 9\n"))

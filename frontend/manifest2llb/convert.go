@@ -51,6 +51,9 @@ type Source interface {
 	// image must not hold, unless the closure was discovered by reading
 	// every file of it already.
 	StoreState(ctx context.Context, c *inputs.PlatformClosure, plan layering.Plan, opt StoreOptions) (Store, error)
+	// ContextState returns a state holding the named files of the build
+	// context (COPY sources), and the same files to read.
+	ContextState(ctx context.Context, names []string) (llb.State, inputs.Files, error)
 }
 
 // StoreOptions say what StoreState reports besides the layers' sources.
@@ -223,8 +226,12 @@ func (c *conversion) platform(ctx context.Context, p ocispecs.Platform) (Image, 
 	if err != nil {
 		return Image{}, err
 	}
-	if !custom.Empty() {
-		if st, err = layerllb.CustomisationLayer(st, custom, c.caps, c.opt.Stager, layerOpt); err != nil {
+	copies, err := c.copies(ctx, spec)
+	if err != nil {
+		return Image{}, err
+	}
+	if !custom.Empty() || len(copies) > 0 {
+		if st, err = layerllb.CustomisationLayer(st, custom, copies, c.caps, c.opt.Stager, layerOpt); err != nil {
 			return Image{}, locateCustomisation(err, spec)
 		}
 	}
@@ -240,7 +247,7 @@ func (c *conversion) platform(ctx context.Context, p ocispecs.Platform) (Image, 
 		Platform:      p,
 		Config:        imageConfig,
 		Epoch:         c.epoch,
-		Customisation: !custom.Empty(),
+		Customisation: !custom.Empty() || len(copies) > 0,
 		Base:          baseConfig,
 	})
 	if err != nil {

@@ -137,6 +137,19 @@ func measure(ctx context.Context, storeDir string, c *inputs.PlatformClosure, ha
 	return found, nil
 }
 
+// ContextLocalName is the local source of the build context's files that
+// the conversion copies (COPY).
+const ContextLocalName = "context"
+
+// ContextState implements Source.
+func (h HostSource) ContextState(ctx context.Context, names []string) (llb.State, inputs.Files, error) {
+	if err := h.Locals.add(ContextLocalName, h.ContextDir); err != nil {
+		return llb.State{}, nil, err
+	}
+	st := llb.Local(ContextLocalName, llb.IncludePatterns(names), llb.SharedKeyHint(CopySources), llb.WithCustomName("transfer COPY sources"))
+	return st, inputs.DirFiles(h.ContextDir), nil
+}
+
 // StageLocalPrefix starts the name of the local source of each
 // customisation stage a HostStager makes; the rest is the digest of its
 // entries, so that the same entries are the same source.
