@@ -23,6 +23,7 @@ import (
 	"github.com/storepack/storepack/frontend/manifest"
 	"github.com/storepack/storepack/frontend/manifest2llb"
 	"github.com/storepack/storepack/hoststore"
+	"github.com/storepack/storepack/imagelookup"
 	"github.com/storepack/storepack/layering"
 	"github.com/storepack/storepack/store"
 )
@@ -56,9 +57,10 @@ argument is a manifest, planned as "docker build" would plan it for one
 platform (--platform, default: this machine's). Its files are read from the
 build context, --context (default: the manifest's directory). The budget and
 the strategy are the manifest's LAYERS unless --max or --strategy are given.
-The budget counts every layer of the image: when the manifest has a
-customisation layer (LINK, DIR, ACCOUNT), the store layers get one fewer. The
-customisation layer is not listed.
+The budget counts every layer of the image: a FROM image's layers, listed
+first as "base" rows (read from the local engine, else the registry, config
+only), and the customisation layer (LINK, DIR, COPY, ACCOUNT, STORE --with-db),
+which is not listed, come off it.
 
 Otherwise the arguments are ROOTs, whose closure is planned with the budget
 --max (default 100) and the strategy --strategy (default ` + layering.DefaultStrategy + `).
@@ -115,6 +117,7 @@ func runPlan(cmd *cobra.Command, dockerCli command.Cli, opts planOptions) error 
 
 	var (
 		plan layering.Plan
+		base *manifest2llb.BaseImage
 		err  error
 	)
 	// Read the previous plan only when there is an image to read, so
@@ -134,11 +137,19 @@ func runPlan(cmd *cobra.Command, dockerCli command.Cli, opts planOptions) error 
 			context:      opts.context,
 			platform:     opts.platform,
 			readPrevious: readPrevious,
+			resolveImage: func(ctx context.Context, ref string, p ocispecs.Platform) (string, []byte, error) {
+				img, _, err := imagelookup.ImageConfig(ctx, ref, p, dockerSources(dockerCli))
+				if err != nil {
+					return "", nil, err
+				}
+				data, err := json.Marshal(img)
+				return ref, data, err
+			},
 		}
 		if flags.Changed("previous") {
 			mo.previous = &opts.previous
 		}
-		plan, err = planManifest(ctx, file, mo)
+		plan, base, err = planManifest(ctx, file, mo)
 	} else {
 		if flags.Changed("context") {
 			return errors.New("--context applies to a manifest, not to ROOT arguments")
@@ -170,9 +181,9 @@ func runPlan(cmd *cobra.Command, dockerCli command.Cli, opts planOptions) error 
 		return err
 	}
 	if opts.format == formatJSON {
-		return writePlanJSON(dockerCli.Out(), plan)
+		return writePlanJSON(dockerCli.Out(), plan, base)
 	}
-	return writePlanTable(dockerCli.Out(), plan)
+	return writePlanTable(dockerCli.Out(), plan, base)
 }
 
 // manifestArg tells whether the arguments are a manifest: one argument
@@ -229,6 +240,8 @@ type manifestPlanOptions struct {
 	previous *string // nil: the manifest's LAYERS --previous; "": none
 	// readPrevious reads the plan recorded in an image for a platform.
 	readPrevious func(ctx context.Context, ref string, p ocispecs.Platform) (*layering.Plan, error)
+	// resolveImage reads a FROM image.
+	resolveImage manifest2llb.ImageResolver
 }
 
 // targetPlatform parses a --platform value; "" is the host's platform.
@@ -242,24 +255,24 @@ func targetPlatform(spec string) (ocispecs.Platform, error) {
 // planManifest plans a manifest for one platform with the conversion
 // that `docker build` runs, reading the context and the store from the
 // host. Errors located in the manifest name its file and line.
-func planManifest(ctx context.Context, file string, opt manifestPlanOptions) (plan layering.Plan, err error) {
+func planManifest(ctx context.Context, file string, opt manifestPlanOptions) (plan layering.Plan, base *manifest2llb.BaseImage, err error) {
 	defer func() { err = manifest.WithFileLine(file, err) }()
 	src, err := os.ReadFile(file)
 	if err != nil {
-		return layering.Plan{}, err
+		return layering.Plan{}, nil, err
 	}
 	p, err := targetPlatform(opt.platform)
 	if err != nil {
-		return layering.Plan{}, err
+		return layering.Plan{}, nil, err
 	}
 	contextDir := opt.context
 	if contextDir == "" {
 		contextDir = filepath.Dir(file)
 	}
 	if fi, err := os.Stat(contextDir); err != nil {
-		return layering.Plan{}, fmt.Errorf("build context: %w", err)
+		return layering.Plan{}, nil, fmt.Errorf("build context: %w", err)
 	} else if !fi.IsDir() {
-		return layering.Plan{}, fmt.Errorf("build context %s is not a directory", contextDir)
+		return layering.Plan{}, nil, fmt.Errorf("build context %s is not a directory", contextDir)
 	}
 	res, err := manifest2llb.Convert(ctx, src, manifest2llb.ConvertOpt{
 		Source:        manifest2llb.HostSource{HostSource: inputs.HostSource{ContextDir: contextDir}},
@@ -269,26 +282,36 @@ func planManifest(ctx context.Context, file string, opt manifestPlanOptions) (pl
 		MaxLayers:     opt.max,
 		Previous:      opt.previous,
 		ReadPrevious:  opt.readPrevious,
+		ResolveImage:  opt.resolveImage,
 	})
 	if err != nil {
-		return layering.Plan{}, err
+		return layering.Plan{}, nil, err
 	}
-	return res.Images[0].Plan, nil
+	return res.Images[0].Plan, res.Images[0].Base, nil
 }
 
-func writePlanJSON(w io.Writer, plan layering.Plan) error {
+func writePlanJSON(w io.Writer, plan layering.Plan, base *manifest2llb.BaseImage) error {
 	enc := json.NewEncoder(w)
 	enc.SetEscapeHTML(false)
 	enc.SetIndent("", "  ")
-	return enc.Encode(plan)
+	return enc.Encode(struct {
+		Base *manifest2llb.BaseImage `json:"base,omitempty"`
+		layering.Plan
+	}{base, plan})
 }
 
 // writePlanTable writes one row per layer, bottom first, aligned like
-// docker's tables: its index (as in the JSON), key, number of paths, size
+// docker's tables: a FROM image's layers (LAYER "base", its diffID), then
+// each store layer's index (as in the JSON), key, number of paths, size
 // and the names of its store paths.
-func writePlanTable(w io.Writer, plan layering.Plan) error {
+func writePlanTable(w io.Writer, plan layering.Plan, base *manifest2llb.BaseImage) error {
 	tw := tabwriter.NewWriter(w, 10, 1, 3, ' ', 0)
 	fmt.Fprintln(tw, "LAYER\tKEY\tPATHS\tSIZE\tSTORE PATHS")
+	if base != nil {
+		for _, d := range base.DiffIDs {
+			fmt.Fprintf(tw, "base\t%s\t-\t-\t(%s)\n", base.Ref, d)
+		}
+	}
 	for i, l := range plan.Layers {
 		// Names sorted for reading; the JSON keeps the plan's path order.
 		names := make([]string, len(l.Paths))

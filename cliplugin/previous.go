@@ -30,11 +30,11 @@ func dockerSources(dockerCli command.Cli) imagelookup.Sources {
 // ref for platform p (`plan --previous`, a manifest's LAYERS --previous),
 // from the local engine or the registry. Errors start with ref.
 func readPreviousPlan(ctx context.Context, ref string, p ocispecs.Platform, src imagelookup.Sources) (*layering.Plan, error) {
-	cfg, _, err := imagelookup.ImageConfig(ctx, ref, p, src)
+	img, _, err := imagelookup.ImageConfig(ctx, ref, p, src)
 	if err != nil {
 		return nil, err
 	}
-	plan, err := layerllb.RecordedPlan(cfg.Labels)
+	plan, err := layerllb.RecordedPlan(img.Config.Labels)
 	switch {
 	case errors.Is(err, layerllb.ErrNoRecordedPlan):
 		return nil, fmt.Errorf("%s %w", ref, err)

@@ -91,6 +91,35 @@ func TestFromBase(t *testing.T) {
 	}
 }
 
+// TestFromPlan: `docker storepack plan` lists a FROM image's layers first
+// (read from the engine), and plans the store layers in what they leave
+// of the budget.
+func TestFromPlan(t *testing.T) {
+	installPlugin(t)
+	c := nixClosure(t)
+	base := os.Getenv("TESTBED_BUSYBOX_IMAGE")
+	baseLayers := inspectImage(t, base).RootFS.Layers
+	df := writeFile(t, c.dir, "from.storepack", fromManifest(base, "./result", "path-info.json", "LAYERS --max=3 --strategy=per-path"))
+	stdout, _ := mustPluginEnv(t, engineEnv, "plan", "--format", "json", df)
+	var plan struct {
+		Base struct {
+			Ref     string
+			DiffIDs []string
+		}
+		Layers []json.RawMessage
+	}
+	if err := json.Unmarshal([]byte(stdout), &plan); err != nil {
+		t.Fatalf("plan --format json: %v\n%s", err, stdout)
+	}
+	if plan.Base.Ref != base || !slices.Equal(plan.Base.DiffIDs, baseLayers) || len(plan.Layers) != 3-len(baseLayers) {
+		t.Errorf("plan: base %+v, %d store layers; want %s with %v and %d store layers", plan.Base, len(plan.Layers), base, baseLayers, 3-len(baseLayers))
+	}
+	table, _ := mustPluginEnv(t, engineEnv, "plan", df)
+	if rows := strings.Split(strings.TrimSpace(table), "\n"); len(rows) != 1+len(baseLayers)+len(plan.Layers) || !strings.HasPrefix(rows[1], "base ") || !strings.Contains(rows[1], baseLayers[0]) {
+		t.Errorf("plan table:\n%s\nwant the base's layers first", table)
+	}
+}
+
 // TestFromMissing: a FROM image that exists nowhere is an error naming the
 // manifest's line, and nothing is tagged.
 func TestFromMissing(t *testing.T) {

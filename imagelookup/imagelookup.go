@@ -22,6 +22,7 @@ import (
 	dockerspec "github.com/moby/docker-image-spec/specs-go/v1"
 	"github.com/moby/moby/client"
 	"github.com/moby/moby/client/pkg/versions"
+	"github.com/opencontainers/go-digest"
 	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/sirupsen/logrus"
 )
@@ -56,14 +57,15 @@ const (
 	InRegistry                   // the image's registry
 )
 
-// ImageConfig returns the container config (Env, Entrypoint, Labels, ...)
-// of image ref for platform p, and where it was found: in the local engine
-// if it has ref for p, else in ref's registry, from p's manifest in ref's
-// index (a lone manifest is taken whatever its platform). It is the part
-// of the image config that both have: the engine's inspect has no history.
+// ImageConfig returns the image config of image ref for platform p, and
+// where it was found: in the local engine if it has ref for p, else in
+// ref's registry, from p's manifest in ref's index (a lone manifest is
+// taken whatever its platform). From the engine it holds what the engine's
+// inspect tells: the container config, the platform and the rootfs, no
+// history.
 // Errors start with ref. When neither has the image for p, the error
 // satisfies cerrdefs.IsNotFound.
-func ImageConfig(ctx context.Context, ref string, p ocispecs.Platform, src Sources) (*dockerspec.DockerOCIImageConfig, Origin, error) {
+func ImageConfig(ctx context.Context, ref string, p ocispecs.Platform, src Sources) (*dockerspec.DockerOCIImage, Origin, error) {
 	p = platforms.Normalize(p)
 	// containerd's resolver logs failed requests; its errors say enough.
 	quiet := logrus.New()
@@ -87,7 +89,7 @@ func ImageConfig(ctx context.Context, ref string, p ocispecs.Platform, src Sourc
 // engineConfig returns the config of image ref for platform p in the
 // local engine. When the engine does not have it, found is false and note
 // says why, for the error if the registry lacks it too.
-func engineConfig(ctx context.Context, engine EngineAPI, ref string, p ocispecs.Platform) (cfg *dockerspec.DockerOCIImageConfig, found bool, note string) {
+func engineConfig(ctx context.Context, engine EngineAPI, ref string, p ocispecs.Platform) (cfg *dockerspec.DockerOCIImage, found bool, note string) {
 	if engine == nil {
 		return nil, false, ""
 	}
@@ -111,8 +113,19 @@ func engineConfig(ctx context.Context, engine EngineAPI, ref string, p ocispecs.
 	if img.Os != "" && !platforms.Only(p).Match(have) {
 		return nil, false, fmt.Sprintf("its image is for %s, not %s", platforms.Format(have), platforms.Format(p))
 	}
-	if img.Config == nil {
-		return &dockerspec.DockerOCIImageConfig{}, true, ""
+	out := &dockerspec.DockerOCIImage{Image: ocispecs.Image{
+		Platform: ocispecs.Platform{OS: img.Os, Architecture: img.Architecture, Variant: img.Variant},
+		RootFS:   ocispecs.RootFS{Type: img.RootFS.Type},
+	}}
+	for _, l := range img.RootFS.Layers {
+		d, err := digest.Parse(l)
+		if err != nil {
+			return nil, false, fmt.Sprintf("its layer %q: %v", l, err)
+		}
+		out.RootFS.DiffIDs = append(out.RootFS.DiffIDs, d)
 	}
-	return img.Config, true, ""
+	if img.Config != nil {
+		out.Config = *img.Config
+	}
+	return out, true, ""
 }

@@ -12,6 +12,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -239,7 +240,7 @@ func imageName(t *testing.T, ref string, p ocispecs.Platform, src Sources, want 
 	if origin != want {
 		t.Errorf("%s for %s: found in %v, want %v", ref, platforms.Format(p), origin, want)
 	}
-	return cfg.Labels["image"]
+	return cfg.Config.Labels["image"]
 }
 
 func TestImageConfigFromRegistry(t *testing.T) {
@@ -396,8 +397,11 @@ func TestImageConfigFromEngine(t *testing.T) {
 	if len(reg.requests) != 0 {
 		t.Errorf("the registry was asked: %q", reg.requests)
 	}
-	// An image without a config has an empty one.
-	if cfg, origin, err := ImageConfig(t.Context(), noConfig, amd64, src); err != nil || origin != InEngine || cfg.Labels != nil {
+	// An image without a config has an empty one; the engine's layers
+	// are the rootfs.
+	layer := digest.FromString("layer")
+	engine.images[noConfig] = image.InspectResponse{Os: "linux", Architecture: "amd64", RootFS: image.RootFS{Type: "layers", Layers: []string{layer.String()}}}
+	if cfg, origin, err := ImageConfig(t.Context(), noConfig, amd64, src); err != nil || origin != InEngine || cfg.Config.Labels != nil || !slices.Equal(cfg.RootFS.DiffIDs, []digest.Digest{layer}) {
 		t.Errorf("local image without a config: %+v, %v, %v", cfg, origin, err)
 	}
 	// The engine's image is for another platform: the registry's is read.

@@ -123,6 +123,8 @@ type Image struct {
 	Config   *dockerspec.DockerOCIImage
 	Plan     layering.Plan // the store layers, as the config records it
 	Epoch    time.Time
+	// Base is the FROM image under the store layers; nil for none.
+	Base *BaseImage
 }
 
 // Convert converts the manifest source src. Errors located in the manifest
@@ -253,7 +255,11 @@ func (c *conversion) platform(ctx context.Context, p ocispecs.Platform) (Image, 
 	if err != nil {
 		return Image{}, err
 	}
-	return Image{Platform: p, State: st, Config: config, Plan: plan, Epoch: c.epoch}, nil
+	img := Image{Platform: p, State: st, Config: config, Plan: plan, Epoch: c.epoch}
+	if base != nil {
+		img.Base = &BaseImage{Ref: base.pinned, DiffIDs: base.config.RootFS.DiffIDs}
+	}
+	return img, nil
 }
 
 // plan cuts the platform's closure into layers within the budget, less the
@@ -270,7 +276,7 @@ func (c *conversion) plan(ctx context.Context, spec *manifest.Spec, closure *inp
 	budget, err := spec.StoreLayerBudget()
 	if err != nil {
 		if c.opt.MaxLayers != 0 {
-			return layering.Plan{}, fmt.Errorf("a layer budget of %d leaves no layer for the store paths after the customisation layer (LINK, DIR, ACCOUNT)", c.opt.MaxLayers)
+			return layering.Plan{}, fmt.Errorf("a layer budget of %d leaves no layer for the store paths after the customisation layer (LINK, DIR, COPY, ACCOUNT, STORE --with-db)", c.opt.MaxLayers)
 		}
 		return layering.Plan{}, err
 	}

@@ -10,6 +10,7 @@ import (
 	"github.com/moby/buildkit/client/llb"
 	"github.com/moby/buildkit/frontend/dockerfile/parser"
 	dockerspec "github.com/moby/docker-image-spec/specs-go/v1"
+	"github.com/opencontainers/go-digest"
 	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/storepack/storepack/frontend/manifest"
 )
@@ -19,6 +20,12 @@ import (
 // on: ref pinned to the digest it read, where the builder gives one, so
 // that the layers and the config come from the same image.
 type ImageResolver func(ctx context.Context, ref string, p ocispecs.Platform) (pinned string, config []byte, err error)
+
+// BaseImage is a FROM image as a conversion read it.
+type BaseImage struct {
+	Ref     string          `json:"ref"` // pinned to its digest where the builder gave one
+	DiffIDs []digest.Digest `json:"diffIDs"`
+}
 
 // baseImage is a FROM image resolved for one platform.
 type baseImage struct {
