@@ -42,7 +42,7 @@ func Build(ctx context.Context, c client.Client) (_ *client.Result, err error) {
 	gs := newGatewaySource(c, bc)
 	opt := manifest2llb.ConvertOpt{Source: gs, ReadPrevious: gs.previousPlan}
 	if h := gs.helper(); h != nil {
-		opt.Stager = *h
+		opt.Stager, opt.Differ = *h, *h
 	}
 	return BuildWith(ctx, c, bc, src.Data, opt)
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/containerd/platforms"
 	"github.com/docker/cli/cli/config/configfile"
 	bkclient "github.com/moby/buildkit/client"
+	"github.com/moby/buildkit/client/llb"
 	"github.com/moby/buildkit/exporter/containerimage/exptypes"
 	"github.com/moby/buildkit/frontend/dockerui"
 	gateway "github.com/moby/buildkit/frontend/gateway/client"
@@ -29,10 +30,12 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/storepack/storepack/frontend"
+	"github.com/storepack/storepack/frontend/inbuilder"
 	"github.com/storepack/storepack/frontend/inputs"
 	"github.com/storepack/storepack/frontend/manifest"
 	"github.com/storepack/storepack/frontend/manifest2llb"
 	"github.com/storepack/storepack/layering"
+	"github.com/storepack/storepack/layerllb"
 	"github.com/storepack/storepack/store"
 )
 
@@ -103,6 +106,7 @@ func Build(ctx context.Context, b *Builder, opt Options) (*Result, error) {
 			Locals:     locals,
 		},
 		Stager:          manifest2llb.HostStager{Dir: stageDir, Locals: locals},
+		Differ:          lazyDiffer{locals: locals},
 		Strategy:        opt.Strategy,
 		MaxLayers:       opt.MaxLayers,
 		Previous:        opt.Previous,
@@ -285,6 +289,36 @@ func noted(read manifest2llb.PreviousPlanReader, ch chan<- *bkclient.SolveStatus
 		}
 		return plan, err
 	}
+}
+
+// lazyDiffer runs this binary in the builder (inbuilder's commands) to
+// find what RUN changed: the builder needs no frontend image, and the
+// binary is sent only when a manifest has RUN.
+type lazyDiffer struct{ locals *manifest2llb.Locals }
+
+var _ layerllb.Differ = lazyDiffer{}
+
+// helperLocal is the local source that carries this binary.
+const helperLocal = "storepack-helper"
+
+func (d lazyDiffer) Diff(before, after llb.State, step string) (llb.State, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return llb.State{}, fmt.Errorf("RUN: this binary, to run in the builder: %w", err)
+	}
+	if exe, err = filepath.EvalSymlinks(exe); err != nil {
+		return llb.State{}, fmt.Errorf("RUN: this binary, to run in the builder: %w", err)
+	}
+	if err := d.locals.Add(helperLocal, filepath.Dir(exe)); err != nil {
+		return llb.State{}, err
+	}
+	// Run natively on the build platform, whatever the target's.
+	image := llb.Local(helperLocal,
+		llb.IncludePatterns([]string{filepath.Base(exe)}),
+		llb.SharedKeyHint(helperLocal),
+		llb.WithCustomName("transfer the storepack binary (for RUN)"),
+	).Platform(platforms.Normalize(platforms.DefaultSpec()))
+	return inbuilder.Helper{Image: image, Binary: "/" + filepath.Base(exe)}.Diff(before, after, step)
 }
 
 // localDirs serves the local sources a host conversion names from their

@@ -55,6 +55,13 @@ func (c Customisation) Empty() bool {
 	return len(c.Dirs) == 0 && len(c.Links) == 0 && len(c.Files) == 0
 }
 
+// Differ makes a scratch state holding what after has that before lacks
+// or holds otherwise, with their parents, owners and modes kept: the
+// changes of RUN, as files. step names the work in progress output.
+type Differ interface {
+	Diff(before, after llb.State, step string) (llb.State, error)
+}
+
 // Stager makes a scratch state holding exactly a customisation's entries,
 // for builders whose FileOps cannot (no symlink FileOp before BuildKit
 // 0.19, no special mode bits on Mkdir): the frontend runs its own binary in
@@ -75,10 +82,21 @@ type Copy struct {
 	Owner    *Owner       // nil: 0:0; also of the directories it creates
 }
 
+// ErrNoDiffer is CustomisationLayer's error for RUN without a Differ.
+var ErrNoDiffer = errors.New("RUN needs the frontend binary in the builder to find what the commands changed, and it is unknown here: run the frontend through `# syntax=`")
+
+// Run is a RUN: a command run as root in the builder over the image's file
+// system, with the image's environment.
+type Run struct {
+	Args []string
+	Env  []string
+}
+
 // CustomisationLayer adds the customisation layer on top of st: the
-// entries of c, then copies. On Merge the layer is built on scratch and
-// merged; on Chain it is applied on st.
-func CustomisationLayer(st llb.State, c Customisation, copies []Copy, caps apicaps.CapSet, stager Stager, opt Options) (llb.State, error) {
+// entries of c, then copies, then what runs change when run over the
+// result. On Merge the layer is built on scratch and merged; on Chain it
+// is applied on st. The differ finds what runs changed.
+func CustomisationLayer(st llb.State, c Customisation, copies []Copy, runs []Run, caps apicaps.CapSet, stager Stager, differ Differ, opt Options) (llb.State, error) {
 	owned, c := c.owned()
 	stage, err := customisationStage(c, caps, stager)
 	if err != nil {
@@ -108,15 +126,40 @@ func CustomisationLayer(st llb.State, c Customisation, copies []Copy, caps apica
 		})
 	}
 	assembled := llb.Scratch().File(fa, llb.WithCustomName("assemble the customisation layer"))
-	// As with store layers, a contents-only copy with a fixed time sets
-	// every entry's mtime, directories after their children; owners and
-	// modes are the assembled ones.
-	final := llb.Copy(assembled, "/", "/", &llb.CopyInfo{CopyDirContentsOnly: true, CreatedTime: &opt.Epoch})
+	layer := onTop(st, assembled, opt)
+	if len(runs) == 0 {
+		return layer, nil
+	}
+	if differ == nil {
+		return llb.State{}, ErrNoDiffer
+	}
+	for _, r := range runs {
+		ro := []llb.RunOption{llb.Args(r.Args), llb.Dir("/"), llb.WithCustomName("RUN " + strings.Join(r.Args, " "))}
+		for _, kv := range r.Env {
+			k, v, _ := strings.Cut(kv, "=")
+			ro = append(ro, llb.AddEnv(k, v))
+		}
+		layer = layer.Run(ro...).Root()
+	}
+	// The layer is what the entries, copies and commands changed over st,
+	// as files, applied again with every time fixed.
+	changes, err := differ.Diff(st, layer, "find what RUN changed")
+	if err != nil {
+		return llb.State{}, err
+	}
+	return onTop(st, changes, opt), nil
+}
+
+// onTop puts the entries of the scratch state entries on st as one layer,
+// every entry's mtime fixed (a contents-only copy with a fixed time sets
+// them all, directories after their children), owners and modes kept.
+func onTop(st, entries llb.State, opt Options) llb.State {
+	fa := llb.Copy(entries, "/", "/", &llb.CopyInfo{CopyDirContentsOnly: true, CreatedTime: &opt.Epoch})
 	name := llb.WithCustomName("customisation layer")
 	if opt.Method == Merge {
-		return llb.Merge([]llb.State{st, llb.Scratch().File(final, name)}), nil
+		return llb.Merge([]llb.State{st, llb.Scratch().File(fa, name)})
 	}
-	return st.File(final, name), nil
+	return st.File(fa, name)
 }
 
 // owned splits off the directories that have an owner, and returns the

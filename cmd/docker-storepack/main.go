@@ -10,6 +10,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -23,10 +24,20 @@ import (
 	"go.opentelemetry.io/otel"
 
 	"github.com/storepack/storepack/cliplugin"
+	"github.com/storepack/storepack/frontend/inbuilder"
 	"github.com/storepack/storepack/internal/version"
 )
 
 func main() {
+	// In the builder, this binary does what FileOps cannot for RUN (see
+	// hostbuild: it is sent there only when a manifest has RUN).
+	if ok, err := inbuilder.Main(context.Background(), os.Args[1:]); ok {
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "docker-storepack:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	os.Exit(run())
 }
 

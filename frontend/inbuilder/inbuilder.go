@@ -12,7 +12,9 @@
 //   - check-store: walk store paths for what an image must not hold and
 //     measure their NAR size, to check a GRAPH's closure before copying it;
 //   - hash-store: the same, reading every file for the NAR hash too, for
-//     the store database (STORE --with-db).
+//     the store database (STORE --with-db);
+//   - diff-tree: write what RUN changed in a file system as files, for
+//     builders without DiffOp and for a layer with fixed times on all.
 package inbuilder
 
 import (
@@ -35,10 +37,13 @@ const (
 	FindHashes Command = "find-hashes"
 	CheckStore Command = "check-store"
 	HashStore  Command = "hash-store"
+	DiffTree   Command = "diff-tree"
 )
 
 // The mounts of a command's ExecOp.
 const (
+	beforeMount  = "/before"
+	afterMount   = "/after"
 	storeMount   = "/store"
 	requestMount = "/in"
 	outputMount  = "/out"
@@ -103,6 +108,27 @@ func (h Helper) Scan(command Command, parts []layerllb.Part, step string) (llb.S
 		run.AddMount(path.Join(storeMount, strconv.Itoa(i)), part.State, llb.Readonly)
 	}
 	return run.AddMount(outputMount, llb.Scratch()), nil
+}
+
+var _ layerllb.Differ = Helper{}
+
+// Diff implements layerllb.Differ with diff-tree: the output holds the
+// entries of after that before lacks or that differ, with their parents.
+func (h Helper) Diff(before, after llb.State, step string) (llb.State, error) {
+	request, err := json.Marshal(DiffRequest{Before: beforeMount, After: afterMount})
+	if err != nil {
+		return llb.State{}, err
+	}
+	run := h.run(DiffTree, request, step)
+	run.AddMount(beforeMount, before, llb.Readonly)
+	run.AddMount(afterMount, after, llb.Readonly)
+	return run.AddMount(outputMount, llb.Scratch()), nil
+}
+
+// DiffRequest is what diff-tree reads: the two trees to compare.
+type DiffRequest struct {
+	Before string `json:"before"`
+	After  string `json:"after"`
 }
 
 // ResultFile is the file of Scan's state that holds the result.

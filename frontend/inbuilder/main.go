@@ -24,7 +24,7 @@ func Main(ctx context.Context, args []string) (ok bool, err error) {
 		return false, nil
 	}
 	command := Command(args[0])
-	if !slices.Contains([]Command{WriteStage, FindHashes, CheckStore, HashStore}, command) {
+	if !slices.Contains([]Command{WriteStage, FindHashes, CheckStore, HashStore, DiffTree}, command) {
 		return false, nil
 	}
 	if len(args) != 3 {
@@ -41,6 +41,13 @@ func Main(ctx context.Context, args []string) (ok bool, err error) {
 			return true, fmt.Errorf("%s: %w", command, err)
 		}
 		return true, c.WriteTo(outDir)
+	}
+	if command == DiffTree {
+		var req DiffRequest
+		if err := json.Unmarshal(request, &req); err != nil {
+			return true, fmt.Errorf("%s: %w", command, err)
+		}
+		return true, diffTrees(req.Before, req.After, outDir)
 	}
 	var req ScanRequest
 	if err := json.Unmarshal(request, &req); err != nil {

@@ -74,6 +74,7 @@ type Spec struct {
 	// Account is the ACCOUNT instruction; nil for none.
 	Account *Account
 	Copies  []Copy
+	Runs    []Run
 	// Image is the config set by ENTRYPOINT, CMD, ENV, WORKDIR, USER, LABEL,
 	// EXPOSE and STOPSIGNAL, as in a Dockerfile.
 	Image dockerspec.DockerOCIImageConfig
@@ -173,6 +174,13 @@ type Copy struct {
 	Location Location
 }
 
+// Run is a RUN instruction: a command run as root in the builder over the
+// image's file system, whose changes go into the customisation layer.
+type Run struct {
+	Args     []string // with the shell for the shell form
+	Location Location
+}
+
 // Owner is a numeric user and group.
 type Owner struct{ UID, GID int }
 
@@ -195,7 +203,7 @@ const (
 
 // Instructions lists every instruction a manifest may use.
 var Instructions = []string{
-	"account", "arg", "closure", "cmd", "copy", "dir", "entrypoint", "env", "expose", "from",
+	"account", "arg", "closure", "cmd", "copy", "dir", "entrypoint", "env", "expose", "from", "run",
 	"graph", "label", "layers", "link", "stopsignal", "store", "user",
 	"workdir",
 }
@@ -256,6 +264,8 @@ func parseInstruction(node *parser.Node, lex *shell.Lex, seen map[string]bool) (
 		return s, nil
 	}
 	switch name {
+	case "run":
+		return parseRun(node)
 	case "arg", "cmd", "entrypoint", "env", "expose", "label", "stopsignal", "user", "workdir":
 		cmd, err := instructions.ParseInstruction(node)
 		if err != nil {
@@ -264,6 +274,61 @@ func parseInstruction(node *parser.Node, lex *shell.Lex, seen map[string]bool) (
 		return imageInstruction(cmd)
 	}
 	return nil, suggest.WrapError(fmt.Errorf("unknown instruction: %s", node.Value), name, Instructions, false)
+}
+
+// parseRun parses RUN [--shell=PATH] COMMAND, shell or exec form, with
+// BuildKit's parser once the flag, which a Dockerfile's RUN lacks, is off.
+func parseRun(node *parser.Node) (instruction, error) {
+	var r runInstruction
+	for _, f := range node.Flags {
+		v, ok := strings.CutPrefix(f, "--shell=")
+		if !ok || r.shell != "" {
+			name, _, _ := strings.Cut(f, "=")
+			return nil, fmt.Errorf("unknown flag for RUN: %s (RUN takes --shell=PATH once)", name)
+		}
+		r.shell = v
+	}
+	plain := *node
+	plain.Flags = nil
+	cmd, err := instructions.ParseInstruction(&plain)
+	if err != nil {
+		return nil, err
+	}
+	run, ok := cmd.(*instructions.RunCommand)
+	if !ok || len(run.CmdLine) == 0 {
+		return nil, errors.New("RUN needs a command")
+	}
+	r.cmd = run.ShellDependantCmdLine
+	return r, nil
+}
+
+type runInstruction struct {
+	shell string // unexpanded; "": /bin/sh
+	cmd   instructions.ShellDependantCmdLine
+}
+
+// expand expands the shell (build arguments and root references, such as
+// --shell=${BASH}/bin/bash) and, as in ENTRYPOINT, only root references in
+// the command: the rest is the shell's.
+func (i runInstruction) expand(e *expansion, loc Location) error {
+	args := slices.Clone(i.cmd.CmdLine)
+	if i.cmd.PrependShell {
+		shell := "/bin/sh"
+		if i.shell != "" {
+			var err error
+			if shell, err = e.word(i.shell); err != nil {
+				return err
+			}
+			if !path.IsAbs(shell) {
+				return fmt.Errorf("RUN --shell=%s: want an absolute path", shell)
+			}
+		}
+		args = []string{shell, "-c", strings.Join(args, " ")}
+	} else if i.shell != "" {
+		return errors.New("RUN --shell applies to the shell form, not to a JSON command")
+	}
+	e.spec.Runs = append(e.spec.Runs, Run{Args: args, Location: loc})
+	return nil
 }
 
 // argumentText is a store instruction's text after its name: BuildKit's
@@ -320,6 +385,9 @@ func (m *Manifest) Expand(opt Options) (*Spec, error) {
 	img := &e.spec.Image
 	img.Entrypoint = e.expandRoots(img.Entrypoint)
 	img.Cmd = e.expandRoots(img.Cmd)
+	for i := range e.spec.Runs {
+		e.spec.Runs[i].Args = e.expandRoots(e.spec.Runs[i].Args)
+	}
 	if a := e.spec.Account; a != nil && img.User == "" {
 		img.User = a.Name // USER, where there is one, names the user to run as
 	}
@@ -966,7 +1034,7 @@ func (v *vars) Keys() []string { return v.keys }
 
 // HasCustomisation reports whether the image has a customisation layer.
 func (s *Spec) HasCustomisation() bool {
-	return len(s.Links) > 0 || len(s.Dirs) > 0 || s.Account != nil || s.StoreDB || len(s.Copies) > 0
+	return len(s.Links) > 0 || len(s.Dirs) > 0 || s.Account != nil || s.StoreDB || len(s.Copies) > 0 || len(s.Runs) > 0
 }
 
 // StoreLayerBudget is how many layers the store paths may use: the budget
@@ -979,7 +1047,7 @@ func (s *Spec) StoreLayerBudget() (int, error) {
 		budget--
 	}
 	if budget < 1 {
-		return 0, parser.WithLocation(fmt.Errorf("LAYERS --max=%d leaves no layer for the store paths after the customisation layer (LINK, DIR, COPY, ACCOUNT, STORE --with-db)", s.Layers.Max), s.Layers.Location)
+		return 0, parser.WithLocation(fmt.Errorf("LAYERS --max=%d leaves no layer for the store paths after the customisation layer (LINK, DIR, COPY, RUN, ACCOUNT, STORE --with-db)", s.Layers.Max), s.Layers.Location)
 	}
 	return budget, nil
 }

@@ -162,6 +162,10 @@ func TestErrors(t *testing.T) {
 		{"copy relative destination", "CLOSURE ./r\nCOPY a etc/\n", expand, "want an absolute, clean path", 2, nil},
 		{"copy chmod", "CLOSURE ./r\nCOPY --chmod=rw a /etc/\n", expand, "COPY --chmod=rw: want an octal mode", 2, nil},
 		{"copy chown", "CLOSURE ./r\nCOPY --chown=app a /etc/\n", expand, "COPY --chown=app: want UID:GID", 2, nil},
+		{"run flag", "CLOSURE ./r\nRUN --network=none true\n", parse, "unknown flag for RUN: --network", 2, nil},
+		{"run empty", "CLOSURE ./r\nRUN\n", parse, "RUN", 2, nil},
+		{"run shell with exec form", "CLOSURE ./r\nRUN --shell=/bin/bash [\"true\"]\n", expand, "RUN --shell applies to the shell form", 2, nil},
+		{"run relative shell", "CLOSURE ./r\nRUN --shell=bash true\n", expand, "RUN --shell=bash: want an absolute path", 2, nil},
 		{"from unknown flag", "FROM --arch=x busybox\nCLOSURE ./r\n", parse, "unknown flag for FROM: --arch", 1, nil},
 		{"required variable", "CLOSURE ./r\nWORKDIR ${DIR:?no DIR}\n", expand, "no DIR", 2, nil},
 	} {
@@ -227,6 +231,24 @@ func TestCopy(t *testing.T) {
 	}
 	if !reflect.DeepEqual(m.Copies, want) || !m.HasCustomisation() {
 		t.Errorf("copies %+v, want %+v", m.Copies, want)
+	}
+}
+
+// TestRun: RUN's shell form runs in /bin/sh or --shell (root references
+// expanded there and in the command, nothing else), the exec form as is.
+func TestRun(t *testing.T) {
+	m := expand(t, "CLOSURE --name=BASH ./bash\nRUN chown -R 1000 /data && echo $HOME\nRUN --shell=${BASH}/bin/bash ls ${BASH}\nRUN [\"/bin/touch\", \"/marker\"]\n", Options{Roots: map[string]string{"BASH": "/nix/store/x-bash", "ROOT": "/nix/store/x-bash"}})
+	want := [][]string{
+		{"/bin/sh", "-c", "chown -R 1000 /data && echo $HOME"},
+		{"/nix/store/x-bash/bin/bash", "-c", "ls /nix/store/x-bash"},
+		{"/bin/touch", "/marker"},
+	}
+	var got [][]string
+	for _, r := range m.Runs {
+		got = append(got, r.Args)
+	}
+	if !reflect.DeepEqual(got, want) || !m.HasCustomisation() {
+		t.Errorf("runs %q, want %q", got, want)
 	}
 }
 
@@ -388,6 +410,7 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte("FROM --platform=linux/arm/v7 busybox:${T:-1}\nFROM busybox\nCLOSURE ./r\n"))
 	f.Add([]byte("STORE --with-db /gnu/store\nCLOSURE ./r\n"))
 	f.Add([]byte("CLOSURE ./r\nCOPY --chmod=0640 --chown=1:2 a b/ /etc/\n"))
+	f.Add([]byte("CLOSURE ./r\nRUN --shell=${ROOT}/bin/sh echo $X\nRUN [\"a\", \"b\"]\n"))
 	f.Add([]byte("CLOSURE ./r\nACCOUNT --uid=${U:-1000} --gid=100 --home=/srv/app app\nDIR --owner=1000:100 /data\n"))
 	f.Add([]byte("ARG A=1\nSTORE /gnu/store\nCLOSURE --platform=linux/amd64 ${A}\nLAYERS --max=3 --strategy=single\nDIR --mode=1777 /tmp\nENV A=$A B=\"x y\"\nEXPOSE 1-3/udp\n"))
 	f.Add([]byte("CLOSURE \\\n ./r\n# comment\nLABEL a=b\nCMD x\nUSER u\nWORKDIR w\nSTOPSIGNAL 9\n"))

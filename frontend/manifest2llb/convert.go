@@ -12,6 +12,7 @@ package manifest2llb
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -91,6 +92,8 @@ type ConvertOpt struct {
 	// Stager writes the customisation layer's entries where FileOps
 	// cannot; nil: FileOps only.
 	Stager layerllb.Stager
+	// Differ finds what RUN commands changed; nil makes RUN an error.
+	Differ layerllb.Differ
 
 	// Overrides of the manifest's LAYERS: Strategy and MaxLayers when not
 	// zero, Previous when not nil ("" for none). Errors name Previous as
@@ -232,11 +235,7 @@ func (c *conversion) platform(ctx context.Context, p ocispecs.Platform) (Image, 
 	if err != nil {
 		return Image{}, err
 	}
-	if !custom.Empty() || len(copies) > 0 {
-		if st, err = layerllb.CustomisationLayer(st, custom, copies, c.caps, c.opt.Stager, layerOpt); err != nil {
-			return Image{}, locateCustomisation(err, spec)
-		}
-	}
+	hasCustomisation := !custom.Empty() || len(copies) > 0 || len(spec.Runs) > 0
 	imageConfig := spec.Image
 	if len(c.opt.Labels) > 0 {
 		imageConfig.Labels = maps.Clone(imageConfig.Labels)
@@ -249,11 +248,24 @@ func (c *conversion) platform(ctx context.Context, p ocispecs.Platform) (Image, 
 		Platform:      p,
 		Config:        imageConfig,
 		Epoch:         c.epoch,
-		Customisation: !custom.Empty() || len(copies) > 0,
+		Customisation: hasCustomisation,
 		Base:          baseConfig,
 	})
 	if err != nil {
 		return Image{}, err
+	}
+	if hasCustomisation {
+		// RUN commands see the image's environment, the base's included.
+		runs := make([]layerllb.Run, len(spec.Runs))
+		for i, r := range spec.Runs {
+			runs[i] = layerllb.Run{Args: r.Args, Env: config.Config.Env}
+		}
+		if st, err = layerllb.CustomisationLayer(st, custom, copies, runs, c.caps, c.opt.Stager, c.opt.Differ, layerOpt); err != nil {
+			if errors.Is(err, layerllb.ErrNoDiffer) {
+				return Image{}, parser.WithLocation(err, spec.Runs[0].Location)
+			}
+			return Image{}, locateCustomisation(err, spec)
+		}
 	}
 	img := Image{Platform: p, State: st, Config: config, Plan: plan, Epoch: c.epoch}
 	if base != nil {
@@ -358,6 +370,12 @@ func locateCustomisation(err error, spec *manifest.Spec) error {
 	}
 	if spec.Account != nil {
 		locs = append(locs, spec.Account.Location)
+	}
+	for _, r := range spec.Runs {
+		locs = append(locs, r.Location)
+	}
+	for _, cp := range spec.Copies {
+		locs = append(locs, cp.Location)
 	}
 	slices.SortFunc(locs, func(a, b manifest.Location) int { return a[0].Start.Line - b[0].Start.Line })
 	return parser.WithLocation(err, locs[0])

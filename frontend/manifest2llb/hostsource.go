@@ -72,7 +72,7 @@ func (h HostSource) StoreState(ctx context.Context, c *inputs.PlatformClosure, p
 	src := make(layerllb.Source, len(plan.Layers))
 	for i, l := range plan.Layers {
 		name := fmt.Sprintf("%s-layer-%d", StoreLocalName, i+1)
-		if err := h.Locals.add(name, dir); err != nil {
+		if err := h.Locals.Add(name, dir); err != nil {
 			return Store{}, err
 		}
 		bases := make([]string, len(l.Paths))
@@ -143,7 +143,7 @@ const ContextLocalName = "context"
 
 // ContextState implements Source.
 func (h HostSource) ContextState(ctx context.Context, names []string) (llb.State, inputs.Files, error) {
-	if err := h.Locals.add(ContextLocalName, h.ContextDir); err != nil {
+	if err := h.Locals.Add(ContextLocalName, h.ContextDir); err != nil {
 		return llb.State{}, nil, err
 	}
 	st := llb.Local(ContextLocalName, llb.IncludePatterns(names), llb.SharedKeyHint(CopySources), llb.WithCustomName("transfer COPY sources"))
@@ -180,7 +180,7 @@ func (s HostStager) Stage(c layerllb.Customisation) (llb.State, error) {
 				return llb.State{}, fmt.Errorf("stage LINK and DIR entries: %w", err)
 			}
 		}
-		if err := s.Locals.add(name, dir); err != nil {
+		if err := s.Locals.Add(name, dir); err != nil {
 			return llb.State{}, err
 		}
 	}
@@ -195,7 +195,9 @@ type Locals struct {
 	dirs map[string]string
 }
 
-func (l *Locals) add(name, dir string) error {
+// Add records dir as the host directory of the local source name; a name
+// given two directories is an error.
+func (l *Locals) Add(name, dir string) error {
 	if l == nil {
 		return nil
 	}

@@ -1,0 +1,146 @@
+package inbuilder
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"syscall"
+)
+
+// diffTrees writes into out every entry of after that before lacks or
+// that differs from before's (type, mode, owner, size, mtime, symlink
+// target), with its parents, keeping modes and owners: the changes of a RUN
+// as files, for a copy to apply. An entry of before that after lacks is an
+// error: a copy cannot remove it.
+func diffTrees(before, after, out string) error {
+	if err := filepath.WalkDir(before, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(before, p)
+		if _, err := os.Lstat(filepath.Join(after, rel)); errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("RUN removed /%s, which the layers below hold: a layer here can add and change files, not remove them", filepath.ToSlash(rel))
+		} else if err != nil {
+			return err
+		}
+		return nil
+	}); err != nil {
+		return err
+	}
+	return filepath.WalkDir(after, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(after, p)
+		if rel == "." {
+			return nil
+		}
+		info, err := os.Lstat(p)
+		if err != nil {
+			return err
+		}
+		old, err := os.Lstat(filepath.Join(before, rel))
+		if err == nil && same(info, old, p, filepath.Join(before, rel)) {
+			return nil
+		}
+		if err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+		if err := mkdirParents(after, out, filepath.Dir(rel)); err != nil {
+			return err
+		}
+		return copyEntry(p, filepath.Join(out, rel), info)
+	})
+}
+
+// same reports whether an entry is unchanged.
+func same(a, b fs.FileInfo, aPath, bPath string) bool {
+	as, bs := a.Sys().(*syscall.Stat_t), b.Sys().(*syscall.Stat_t)
+	if a.Mode() != b.Mode() || as.Uid != bs.Uid || as.Gid != bs.Gid || !a.ModTime().Equal(b.ModTime()) {
+		return false
+	}
+	switch {
+	case a.Mode().IsRegular():
+		return a.Size() == b.Size()
+	case a.Mode()&fs.ModeSymlink != 0:
+		at, aerr := os.Readlink(aPath)
+		bt, berr := os.Readlink(bPath)
+		return aerr == nil && berr == nil && at == bt
+	}
+	return true
+}
+
+// mkdirParents makes dir (relative) and its parents in out as they are in
+// from, unless they exist.
+func mkdirParents(from, out, dir string) error {
+	if dir == "." {
+		return nil
+	}
+	if _, err := os.Lstat(filepath.Join(out, dir)); err == nil {
+		return nil
+	}
+	if err := mkdirParents(from, out, filepath.Dir(dir)); err != nil {
+		return err
+	}
+	info, err := os.Lstat(filepath.Join(from, dir))
+	if err != nil {
+		return err
+	}
+	return copyEntry(filepath.Join(from, dir), filepath.Join(out, dir), info)
+}
+
+// copyEntry makes dst a copy of the entry src (a directory without its
+// children), with its mode and owner.
+func copyEntry(src, dst string, info fs.FileInfo) error {
+	mode := info.Mode()
+	switch {
+	case mode.IsDir():
+		if err := os.Mkdir(dst, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
+			return err
+		}
+	case mode.IsRegular():
+		if err := copyFile(src, dst); err != nil {
+			return err
+		}
+	case mode&fs.ModeSymlink != 0:
+		target, err := os.Readlink(src)
+		if err != nil {
+			return err
+		}
+		if err := os.Symlink(target, dst); err != nil {
+			return err
+		}
+	default:
+		return fmt.Errorf("RUN made %s, a %s: an image layer here holds files, directories and symlinks", src, mode.Type())
+	}
+	st := info.Sys().(*syscall.Stat_t)
+	if err := os.Lchown(dst, int(st.Uid), int(st.Gid)); err != nil {
+		return err
+	}
+	if mode&fs.ModeSymlink != 0 {
+		return nil
+	}
+	// After the owner: chown clears set-id bits. The times are the copy's
+	// that applies the layer.
+	return os.Chmod(dst, mode&(fs.ModePerm|fs.ModeSetuid|fs.ModeSetgid|fs.ModeSticky))
+}
+
+func copyFile(src, dst string) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		return err
+	}
+	return out.Close()
+}

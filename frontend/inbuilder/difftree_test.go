@@ -1,0 +1,87 @@
+package inbuilder
+
+import (
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// TestDiffTrees: what a RUN added or changed (content, mode, owner,
+// symlink) is written out with its parents and their modes and owners;
+// what it left alone is not; what it removed is an error naming it.
+func TestDiffTrees(t *testing.T) {
+	dir := t.TempDir()
+	before, after, out := filepath.Join(dir, "before"), filepath.Join(dir, "after"), filepath.Join(dir, "out")
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, root := range []string{before, after} {
+		for name, content := range map[string]string{"etc/keep": "k", "etc/conf": "old", "data/a": "a", "bin/tool": "#!"} {
+			p := filepath.Join(root, name)
+			if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	// The same times on both sides, as the snapshots below a RUN have.
+	epoch := time.Unix(1, 0)
+	for _, root := range []string{before, after} {
+		must(filepath.Walk(root, func(p string, _ os.FileInfo, err error) error {
+			if err != nil {
+				return err
+			}
+			return os.Chtimes(p, epoch, epoch)
+		}))
+	}
+	// The RUN: a changed file, a new file in a new directory, a chown, a
+	// chmod with setuid, a symlink.
+	must(os.WriteFile(filepath.Join(after, "etc/conf"), []byte("new!"), 0o644))
+	must(os.MkdirAll(filepath.Join(after, "var/lib/app"), 0o755))
+	must(os.Chmod(filepath.Join(after, "var/lib/app"), 0o750))
+	must(os.WriteFile(filepath.Join(after, "var/lib/app/state"), []byte("s"), 0o600))
+	must(os.Lchown(filepath.Join(after, "data/a"), 1000, 1000))
+	must(os.Chmod(filepath.Join(after, "bin/tool"), os.ModeSetuid|0o755))
+	must(os.Symlink("/bin/tool", filepath.Join(after, "bin/alias")))
+	must(os.MkdirAll(out, 0o755))
+	must(diffTrees(before, after, out))
+
+	var got []string
+	must(filepath.Walk(out, func(p string, fi os.FileInfo, err error) error {
+		if err != nil || p == out {
+			return err
+		}
+		rel, _ := filepath.Rel(out, p)
+		st := fi.Sys().(*syscall.Stat_t)
+		got = append(got, rel+" "+fi.Mode().String()+" "+strconv.FormatUint(uint64(st.Uid), 10))
+		return nil
+	}))
+	want := []string{
+		"bin drwxr-xr-x 0", "bin/alias Lrwxrwxrwx 0", "bin/tool urwxr-xr-x 0",
+		"data drwxr-xr-x 0", "data/a -rw-r--r-- 1000",
+		"etc drwxr-xr-x 0", "etc/conf -rw-r--r-- 0",
+		"var drwxr-xr-x 0", "var/lib drwxr-xr-x 0", "var/lib/app drwxr-x--- 0", "var/lib/app/state -rw------- 0",
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("out holds\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	if data, _ := os.ReadFile(filepath.Join(out, "etc/conf")); string(data) != "new!" {
+		t.Errorf("etc/conf holds %q", data)
+	}
+
+	must(os.Remove(filepath.Join(after, "etc/keep")))
+	err := diffTrees(before, after, t.TempDir())
+	if err == nil || !strings.Contains(err.Error(), "RUN removed /etc/keep") {
+		t.Errorf("a removed file: %v", err)
+	}
+}
