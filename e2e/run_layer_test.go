@@ -60,3 +60,36 @@ func TestRunInstruction(t *testing.T) {
 		})
 	}
 }
+
+// TestRunInstructionFails: a failing RUN is an error that names the
+// manifest's line and the command's exit, and nothing is tagged.
+func TestRunInstructionFails(t *testing.T) {
+	installPlugin(t)
+	c := nixClosure(t)
+	tag := "storepack-e2e/run-layer:fails"
+	run := "RUN echo about to fail && exit 3"
+	for _, b := range []struct {
+		name  string
+		build func() (string, error)
+	}{
+		{"docker build", func() (string, error) {
+			df := writeFile(t, c.dir, "fails.storepack", fromManifest(os.Getenv("TESTBED_BUSYBOX_IMAGE"), c.dir+"/result", c.dir+"/path-info.json", run))
+			r := engineBuild(t, "-f", df, "-t", tag, "/")
+			return r.out, r.err
+		}},
+		{"plugin", func() (string, error) {
+			df := writeFile(t, c.dir, "fails.storepack", fromManifest(os.Getenv("TESTBED_BUSYBOX_IMAGE"), "./result", "path-info.json", run))
+			_, stderr, err := runPluginEnv(engineEnv, "build", "--progress=plain", "-f", df, "-t", tag, c.dir)
+			return stderr, err
+		}},
+	} {
+		t.Run(b.name, func(t *testing.T) {
+			out, err := b.build()
+			// The RUN is line 6, after the lines fromManifest writes.
+			if err == nil || !strings.Contains(out, "fails.storepack:6") || !strings.Contains(out, "exit code: 3") {
+				t.Errorf("err %v, output:\n%s\nwant the manifest's line 6 and exit code 3", err, out)
+			}
+			checkNotTagged(t, tag)
+		})
+	}
+}

@@ -40,7 +40,7 @@ func Build(ctx context.Context, c client.Client) (_ *client.Result, err error) {
 	}
 	defer func() { err = withSource(err, src.SourceMap) }()
 	gs := newGatewaySource(c, bc)
-	opt := manifest2llb.ConvertOpt{Source: gs, ReadPrevious: gs.previousPlan}
+	opt := manifest2llb.ConvertOpt{Source: gs, ReadPrevious: gs.previousPlan, SourceMap: src.SourceMap}
 	if h := gs.helper(); h != nil {
 		opt.Stager, opt.Differ = *h, *h
 	}
@@ -103,12 +103,7 @@ func withSource(err error, sm *llb.SourceMap) error {
 				Definition: sm.Definition.ToPB(),
 			},
 		}
-		for _, r := range loc {
-			s.Ranges = append(s.Ranges, &pb.Range{
-				Start: &pb.Position{Line: int32(r.Start.Line), Character: int32(r.Start.Character)},
-				End:   &pb.Position{Line: int32(r.End.Line), Character: int32(r.End.Character)},
-			})
-		}
+		s.Ranges = manifest2llb.Ranges(manifest.Location(loc))
 		err = errdefs.WithSource(err, s)
 	}
 	return err

@@ -23,6 +23,7 @@ import (
 	"github.com/moby/buildkit/session"
 	"github.com/moby/buildkit/session/auth/authprovider"
 	"github.com/moby/buildkit/session/filesync"
+	"github.com/moby/buildkit/solver/errdefs"
 	"github.com/moby/buildkit/util/progress/progressui"
 	"github.com/opencontainers/go-digest"
 	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
@@ -113,6 +114,9 @@ func Build(ctx context.Context, b *Builder, opt Options) (*Result, error) {
 		DefaultPrevious: opt.DefaultPrevious,
 		ReadPrevious:    noted(opt.ReadPrevious, statusCh),
 	}
+	if opt.ManifestName != "" {
+		conv.SourceMap = llb.NewSourceMap(nil, opt.ManifestName, "storepack", opt.Manifest)
+	}
 	attrs := map[string]string{}
 	for k, v := range opt.BuildArgs {
 		attrs["build-arg:"+k] = v
@@ -187,6 +191,8 @@ func Build(ctx context.Context, b *Builder, opt Options) (*Result, error) {
 	err = eg.Wait()
 	if convErr != nil && ctx.Err() == nil {
 		err = convErr
+	} else if err != nil {
+		err = withSourceLine(err)
 	}
 	if ferr := finish(err); err == nil {
 		err = ferr
@@ -289,6 +295,17 @@ func noted(read manifest2llb.PreviousPlanReader, ch chan<- *bkclient.SolveStatus
 		}
 		return plan, err
 	}
+}
+
+// withSourceLine starts a builder's error with the manifest file and line
+// it carries (a failed RUN), as the conversion's errors start.
+func withSourceLine(err error) error {
+	for _, src := range errdefs.Sources(err) {
+		if src.Info != nil && src.Info.Filename != "" && len(src.Ranges) > 0 {
+			return fmt.Errorf("%s:%d: %w", src.Info.Filename, src.Ranges[0].Start.Line, err)
+		}
+	}
+	return err
 }
 
 // lazyDiffer runs this binary in the builder (inbuilder's commands) to

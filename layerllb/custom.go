@@ -90,6 +90,12 @@ var ErrNoDiffer = errors.New("RUN needs the frontend binary in the builder to fi
 type Run struct {
 	Args []string
 	Env  []string
+	// Name is the step's in progress output and in the builder's errors,
+	// which name no source lines on every builder; "": RUN and the args.
+	Name string
+	// Where names the manifest lines of the RUN, for the builder's errors
+	// (llb.SourceMap.Location); nil: none.
+	Where llb.ConstraintsOpt
 }
 
 // CustomisationLayer adds the customisation layer on top of st: the
@@ -134,7 +140,14 @@ func CustomisationLayer(st llb.State, c Customisation, copies []Copy, runs []Run
 		return llb.State{}, ErrNoDiffer
 	}
 	for _, r := range runs {
-		ro := []llb.RunOption{llb.Args(r.Args), llb.Dir("/"), llb.WithCustomName("RUN " + strings.Join(r.Args, " "))}
+		name := r.Name
+		if name == "" {
+			name = "RUN " + strings.Join(r.Args, " ")
+		}
+		ro := []llb.RunOption{llb.Args(r.Args), llb.Dir("/"), llb.WithCustomName(name)}
+		if r.Where != nil {
+			ro = append(ro, r.Where)
+		}
 		for _, kv := range r.Env {
 			k, v, _ := strings.Cut(kv, "=")
 			ro = append(ro, llb.AddEnv(k, v))
@@ -189,6 +202,9 @@ func (c Customisation) owned() (owned []Dir, rest Customisation) {
 // customisation's entries, with FileOps when the builder can, else with the
 // stager.
 func customisationStage(c Customisation, caps apicaps.CapSet, stager Stager) (llb.State, error) {
+	if c.Empty() { // COPY or RUN alone
+		return llb.Scratch(), nil
+	}
 	if caps.Supports(pb.CapFileSymlinkCreate) == nil && !c.specialModes() {
 		return fileOpStage(c), nil
 	}

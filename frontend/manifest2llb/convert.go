@@ -17,6 +17,7 @@ import (
 	"maps"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/containerd/platforms"
@@ -94,6 +95,9 @@ type ConvertOpt struct {
 	Stager layerllb.Stager
 	// Differ finds what RUN commands changed; nil makes RUN an error.
 	Differ layerllb.Differ
+	// SourceMap is the manifest's, so that the builder's errors in RUN
+	// name its lines; nil: none.
+	SourceMap *llb.SourceMap
 
 	// Overrides of the manifest's LAYERS: Strategy and MaxLayers when not
 	// zero, Previous when not nil ("" for none). Errors name Previous as
@@ -258,7 +262,16 @@ func (c *conversion) platform(ctx context.Context, p ocispecs.Platform) (Image, 
 		// RUN commands see the image's environment, the base's included.
 		runs := make([]layerllb.Run, len(spec.Runs))
 		for i, r := range spec.Runs {
-			runs[i] = layerllb.Run{Args: r.Args, Env: config.Config.Env}
+			where := fmt.Sprintf("line %d", r.Location[0].Start.Line)
+			if c.opt.SourceMap != nil {
+				where = fmt.Sprintf("%s:%d", c.opt.SourceMap.Filename, r.Location[0].Start.Line)
+			}
+			runs[i] = layerllb.Run{
+				Args:  r.Args,
+				Env:   config.Config.Env,
+				Name:  fmt.Sprintf("[%s] RUN %s", where, strings.Join(r.Args, " ")),
+				Where: c.opt.SourceMap.Location(Ranges(r.Location)),
+			}
 		}
 		if st, err = layerllb.CustomisationLayer(st, custom, copies, runs, c.caps, c.opt.Stager, c.opt.Differ, layerOpt); err != nil {
 			if errors.Is(err, layerllb.ErrNoDiffer) {
@@ -356,6 +369,18 @@ func customisation(spec *manifest.Spec, firstRoot store.Path) layerllb.Customisa
 		c.Links = append(c.Links, layerllb.Link{Path: l.Path, Target: target})
 	}
 	return c
+}
+
+// Ranges are a manifest location as LLB source maps and errors hold it.
+func Ranges(loc manifest.Location) []*pb.Range {
+	ranges := make([]*pb.Range, len(loc))
+	for i, r := range loc {
+		ranges[i] = &pb.Range{
+			Start: &pb.Position{Line: int32(r.Start.Line), Character: int32(r.Start.Character)},
+			End:   &pb.Position{Line: int32(r.End.Line), Character: int32(r.End.Character)},
+		}
+	}
+	return ranges
 }
 
 // locateCustomisation points an error making the customisation layer at

@@ -18,6 +18,8 @@ type Ops struct {
 	Merge  []*pb.MergeOp
 	Exec   []*pb.ExecOp
 	Source []*pb.SourceOp
+	// Names are the ops' custom names (progress output), sorted.
+	Names []string
 }
 
 // Marshal marshals st with caps (and opts) and sorts its ops.
@@ -28,6 +30,12 @@ func Marshal(t testing.TB, st llb.State, caps apicaps.CapSet, opts ...llb.Constr
 		t.Fatal(err)
 	}
 	var o Ops
+	for _, m := range def.Metadata {
+		if name := m.Description["llb.customname"]; name != "" {
+			o.Names = append(o.Names, name)
+		}
+	}
+	slices.Sort(o.Names)
 	for _, dt := range def.Def {
 		var op pb.Op
 		if err := op.UnmarshalVT(dt); err != nil {
