@@ -59,7 +59,7 @@ build context, --context (default: the manifest's directory). The budget and
 the strategy are the manifest's LAYERS unless --max or --strategy are given.
 The budget counts every layer of the image: a FROM image's layers, listed
 first as "base" rows (read from the local engine, else the registry, config
-only), and the customisation layer (LINK, DIR, COPY, ACCOUNT, STORE --with-db),
+only), and the customisation layer (` + manifest.CustomisationInstructions + `),
 which is not listed, come off it.
 
 Otherwise the arguments are ROOTs, whose closure is planned with the budget

@@ -14,9 +14,9 @@ import (
 )
 
 // Customisation is the content of the last layer: extra directories and
-// symlinks (LINK, DIR), and the files of ACCOUNT. Link targets are final: relative targets were
-// already resolved against the first root by the caller, or are meant to be
-// relative.
+// symlinks (LINK, DIR), and files (ACCOUNT's, the store database). Link
+// targets are final: relative targets were already resolved against the
+// first root by the caller, or are meant to be relative.
 type Customisation struct {
 	Dirs  []Dir  `json:"dirs,omitempty"`
 	Links []Link `json:"links,omitempty"`

@@ -85,7 +85,7 @@ func Image(plan layering.Plan, opt ImageOptions) (*dockerspec.DockerOCIImage, er
 	if opt.Customisation {
 		img.History = append(img.History, ocispecs.History{
 			Created:   &created,
-			CreatedBy: "storepack: customisation layer (LINK, DIR, COPY, ACCOUNT, STORE --with-db)",
+			CreatedBy: "storepack: customisation layer",
 		})
 	}
 	return img, nil

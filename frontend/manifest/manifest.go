@@ -1032,6 +1032,10 @@ func (v *vars) Get(k string) (string, bool) {
 
 func (v *vars) Keys() []string { return v.keys }
 
+// CustomisationInstructions are the instructions that make the
+// customisation layer, for messages.
+const CustomisationInstructions = "LINK, DIR, COPY, RUN, ACCOUNT, STORE --with-db"
+
 // HasCustomisation reports whether the image has a customisation layer.
 func (s *Spec) HasCustomisation() bool {
 	return len(s.Links) > 0 || len(s.Dirs) > 0 || s.Account != nil || s.StoreDB || len(s.Copies) > 0 || len(s.Runs) > 0
@@ -1047,7 +1051,7 @@ func (s *Spec) StoreLayerBudget() (int, error) {
 		budget--
 	}
 	if budget < 1 {
-		return 0, parser.WithLocation(fmt.Errorf("LAYERS --max=%d leaves no layer for the store paths after the customisation layer (LINK, DIR, COPY, RUN, ACCOUNT, STORE --with-db)", s.Layers.Max), s.Layers.Location)
+		return 0, parser.WithLocation(fmt.Errorf("LAYERS --max=%d leaves no layer for the store paths after the customisation layer (%s)", s.Layers.Max, CustomisationInstructions), s.Layers.Location)
 	}
 	return budget, nil
 }

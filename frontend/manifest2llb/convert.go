@@ -301,7 +301,7 @@ func (c *conversion) plan(ctx context.Context, spec *manifest.Spec, closure *inp
 	budget, err := spec.StoreLayerBudget()
 	if err != nil {
 		if c.opt.MaxLayers != 0 {
-			return layering.Plan{}, fmt.Errorf("a layer budget of %d leaves no layer for the store paths after the customisation layer (LINK, DIR, COPY, ACCOUNT, STORE --with-db)", c.opt.MaxLayers)
+			return layering.Plan{}, fmt.Errorf("a layer budget of %d leaves no layer for the store paths after the customisation layer (%s)", c.opt.MaxLayers, manifest.CustomisationInstructions)
 		}
 		return layering.Plan{}, err
 	}
