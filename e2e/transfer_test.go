@@ -41,6 +41,13 @@ func TestWarmTransfer(t *testing.T) {
 			df := writeFile(t, dir, "app.storepack", manifest("./result", "path-info.json"))
 			return buildxBuild(t, "-f", df, "--build-context", "store=/nix/store", "-o", "type=tar,dest="+filepath.Join(t.TempDir(), "fs.tar"), dir)
 		}},
+		// The plugin transfers each layer on its own: the same holds.
+		{"plugin", func(t *testing.T, dir string) result {
+			installPlugin(t)
+			df := writeFile(t, dir, "app.storepack", manifest("./result", "path-info.json"))
+			args := []string{"storepack", "build", "--progress=plain", "--previous", "", "-f", df, "-o", "type=tar,dest=" + filepath.Join(t.TempDir(), "fs.tar"), dir}
+			return cmd(engineEnv, "docker", args...)
+		}},
 	} {
 		t.Run(b.name, func(t *testing.T) {
 			dir := t.TempDir() // one build context for both releases, as a project has
