@@ -22,6 +22,7 @@ import (
 	"github.com/storepack/storepack/frontend/inputs"
 	"github.com/storepack/storepack/frontend/manifest"
 	"github.com/storepack/storepack/frontend/manifest2llb"
+	"github.com/storepack/storepack/hostbuild"
 	"github.com/storepack/storepack/hoststore"
 	"github.com/storepack/storepack/imagelookup"
 	"github.com/storepack/storepack/layering"
@@ -277,6 +278,7 @@ func planManifest(ctx context.Context, file string, opt manifestPlanOptions) (pl
 	res, err := manifest2llb.Convert(ctx, src, manifest2llb.ConvertOpt{
 		Source:        manifest2llb.HostSource{HostSource: inputs.HostSource{ContextDir: contextDir}},
 		Stager:        manifest2llb.HostStager{},
+		Differ:        hostbuild.SelfDiffer{},
 		BuildPlatform: p,
 		Strategy:      opt.strategy,
 		MaxLayers:     opt.max,

@@ -184,6 +184,12 @@ func TestPlanManifest(t *testing.T) {
 		t.Errorf("--max=2 with LINK, table:\n%s", out)
 	}
 
+	// RUN makes the customisation layer too, and plans without a builder.
+	run := manifestFile(t, s, "run.storepack", "CLOSURE ./result", "RUN touch /marker")
+	if got := decodePlan(t, mustRun(t, "plan", "--max=2", "--format=json", run)); len(got.Layers) != 1 {
+		t.Errorf("--max=2 with RUN: %d layers, want 1", len(got.Layers))
+	}
+
 	// The manifest's LAYERS, a DIR, and flags that override them.
 	layers := manifestFile(t, s, "layers.storepack", "CLOSURE ./result", "DIR --mode=1777 /tmp", "LAYERS --max=2 --strategy=per-path")
 	got := decodePlan(t, mustRun(t, "plan", "--format=json", layers))

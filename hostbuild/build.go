@@ -107,7 +107,7 @@ func Build(ctx context.Context, b *Builder, opt Options) (*Result, error) {
 			Locals:     locals,
 		},
 		Stager:          manifest2llb.HostStager{Dir: stageDir, Locals: locals},
-		Differ:          lazyDiffer{locals: locals},
+		Differ:          SelfDiffer{Locals: locals},
 		Strategy:        opt.Strategy,
 		MaxLayers:       opt.MaxLayers,
 		Previous:        opt.Previous,
@@ -308,17 +308,18 @@ func withSourceLine(err error) error {
 	return err
 }
 
-// lazyDiffer runs this binary in the builder (inbuilder's commands) to
+// SelfDiffer runs this binary in the builder (inbuilder's commands) to
 // find what RUN changed: the builder needs no frontend image, and the
-// binary is sent only when a manifest has RUN.
-type lazyDiffer struct{ locals *manifest2llb.Locals }
+// binary is sent only when a manifest has RUN. Locals records the local
+// source that carries it; nil for a conversion that is not built (plan).
+type SelfDiffer struct{ Locals *manifest2llb.Locals }
 
-var _ layerllb.Differ = lazyDiffer{}
+var _ layerllb.Differ = SelfDiffer{}
 
 // helperLocal is the local source that carries this binary.
 const helperLocal = "storepack-helper"
 
-func (d lazyDiffer) Diff(before, after llb.State, step string) (llb.State, error) {
+func (d SelfDiffer) Diff(before, after llb.State, step string) (llb.State, error) {
 	exe, err := os.Executable()
 	if err != nil {
 		return llb.State{}, fmt.Errorf("RUN: this binary, to run in the builder: %w", err)
@@ -326,7 +327,7 @@ func (d lazyDiffer) Diff(before, after llb.State, step string) (llb.State, error
 	if exe, err = filepath.EvalSymlinks(exe); err != nil {
 		return llb.State{}, fmt.Errorf("RUN: this binary, to run in the builder: %w", err)
 	}
-	if err := d.locals.Add(helperLocal, filepath.Dir(exe)); err != nil {
+	if err := d.Locals.Add(helperLocal, filepath.Dir(exe)); err != nil {
 		return llb.State{}, err
 	}
 	// Run natively on the build platform, whatever the target's.
