@@ -18,28 +18,13 @@ func TestAccount(t *testing.T) {
 	installPlugin(t)
 	c := nixClosure(t)
 	extra := []string{"ACCOUNT --uid=1001 app", "DIR --mode=1777 /tmp", "DIR --owner=1001:1001 /var/lib/app"}
-	for _, b := range []struct {
-		name, tag string
-		build     func(t *testing.T, tag string)
-	}{
-		{"docker build", "storepack-e2e/account:engine", func(t *testing.T, tag string) {
-			df := writeFile(t, c.dir, "account.storepack", manifest(c.dir+"/result", c.dir+"/path-info.json", extra...))
-			if r := engineBuild(t, "-f", df, "-t", tag, "/"); r.err != nil {
-				t.Fatalf("build failed:\n%s", r)
-			}
-		}},
-		{"plugin on buildkitd", bed.registry + "/storepack-e2e/account:pushed", func(t *testing.T, tag string) {
-			df := writeFile(t, c.dir, "account.storepack", manifest("./result", "path-info.json", extra...))
-			mustPluginEnv(t, buildkitEnv, "build", "--progress=plain", "-f", df, "-t", tag, "--push", c.dir)
-			must(t, nil, bed.docker, "pull", tag)
-		}},
-	} {
+	for _, b := range bothBuilders {
 		t.Run(b.name, func(t *testing.T) {
-			b.build(t, b.tag)
-			t.Cleanup(func() { cmd(nil, bed.docker, "rmi", "-f", b.tag) })
+			result, graph := b.paths(c)
+			tag := b.build(t, c, "account", manifest(result, graph, extra...))
 			busybox := pathNamed(t, c, "busybox") + "/bin/busybox"
 			run := func(args ...string) string {
-				return strings.TrimSpace(stdoutOf(t, bed.docker, append([]string{"run", "--rm", "--entrypoint", busybox, b.tag}, args...)...))
+				return strings.TrimSpace(stdoutOf(t, bed.docker, append([]string{"run", "--rm", "--entrypoint", busybox, tag}, args...)...))
 			}
 			if out := run("id"); !strings.HasPrefix(out, "uid=1001(app) gid=1001(app)") {
 				t.Errorf("id printed %q, want uid=1001(app) gid=1001(app)", out)
@@ -47,7 +32,7 @@ func TestAccount(t *testing.T) {
 			if out := run("sh", "-c", "touch /home/app/f /var/lib/app/f /tmp/f && stat -c %a /tmp"); out != "1777" {
 				t.Errorf("writing as app to its home, its DIR and /tmp, then stat /tmp: %q, want 1777", out)
 			}
-			img := savedImage(t, b.tag)
+			img := savedImage(t, tag)
 			last := img.layers[len(img.layers)-1]
 			owners := map[string]int{}
 			for _, h := range last.entries {

@@ -27,31 +27,19 @@ func TestCopy(t *testing.T) {
 	copies := func(prefix string) []string {
 		return []string{"COPY --chmod=0640 --chown=1000:100 " + prefix + "conf/app.conf /etc/app/", "COPY " + prefix + "data /srv/data"}
 	}
-	for _, b := range []struct {
-		name, tag string
-		build     func(t *testing.T, tag string)
-	}{
-		{"docker build", "storepack-e2e/copy:engine", func(t *testing.T, tag string) {
-			// The context is the host's /, where the store is.
-			df := writeFile(t, c.dir, "copy.storepack", manifest(c.dir+"/result", c.dir+"/path-info.json", copies(strings.TrimPrefix(c.dir, "/")+"/")...))
-			if r := engineBuild(t, "-f", df, "-t", tag, "/"); r.err != nil {
-				t.Fatalf("build failed:\n%s", r)
-			}
-		}},
-		{"plugin on buildkitd", bed.registry + "/storepack-e2e/copy:pushed", func(t *testing.T, tag string) {
-			df := writeFile(t, c.dir, "copy.storepack", manifest("./result", "path-info.json", copies("")...))
-			mustPluginEnv(t, buildkitEnv, "build", "--progress=plain", "-f", df, "-t", tag, "--push", c.dir)
-			must(t, nil, bed.docker, "pull", tag)
-		}},
-	} {
+	for _, b := range bothBuilders {
 		t.Run(b.name, func(t *testing.T) {
-			b.build(t, b.tag)
-			t.Cleanup(func() { cmd(nil, bed.docker, "rmi", "-f", b.tag) })
+			result, graph := b.paths(c)
+			prefix := "" // COPY sources are relative to the context: the host's / for docker build
+			if b.engine {
+				prefix = strings.TrimPrefix(c.dir, "/") + "/"
+			}
+			tag := b.build(t, c, "copy", manifest(result, graph, copies(prefix)...))
 			busybox := pathNamed(t, c, "busybox") + "/bin/busybox"
-			if out := stdoutOf(t, bed.docker, "run", "--rm", "--entrypoint", busybox, b.tag, "cat", "/etc/app/app.conf", "/srv/data/a", "/srv/data/sub/b"); out != "greeting=hello\na\nb\n" {
+			if out := stdoutOf(t, bed.docker, "run", "--rm", "--entrypoint", busybox, tag, "cat", "/etc/app/app.conf", "/srv/data/a", "/srv/data/sub/b"); out != "greeting=hello\na\nb\n" {
 				t.Errorf("the copied files hold %q", out)
 			}
-			img := savedImage(t, b.tag)
+			img := savedImage(t, tag)
 			type want struct{ mode, uid, gid int64 }
 			wants := map[string]want{
 				"etc/app/app.conf": {0o640, 1000, 100},

@@ -46,35 +46,20 @@ func inspectImage(t *testing.T, ref string) imageConfigOf {
 func TestFromBase(t *testing.T) {
 	installPlugin(t)
 	c := nixClosure(t)
-	engineBase := os.Getenv("TESTBED_BUSYBOX_IMAGE")
-	baseLayers := inspectImage(t, engineBase).RootFS.Layers
+	engineBase := inspectImage(t, os.Getenv("TESTBED_BUSYBOX_IMAGE"))
+	baseLayers := engineBase.RootFS.Layers
 	basePath := ""
-	for _, kv := range inspectImage(t, engineBase).Config.Env {
+	for _, kv := range engineBase.Config.Env {
 		if strings.HasPrefix(kv, "PATH=") {
 			basePath = kv
 		}
 	}
 	const budget = 3
-	for _, b := range []struct {
-		name, base, tag string
-		context         string // where the manifest's paths are
-		build           func(t *testing.T, manifestFile, tag string)
-	}{
-		{"docker build", engineBase, "storepack-e2e/from:engine", c.dir, func(t *testing.T, manifestFile, tag string) {
-			if r := engineBuild(t, "-f", manifestFile, "-t", tag, "/"); r.err != nil {
-				t.Fatalf("build failed:\n%s", r)
-			}
-		}},
-		{"plugin on buildkitd", bed.registry + "/library/busybox:latest", bed.registry + "/storepack-e2e/from:pushed", ".", func(t *testing.T, manifestFile, tag string) {
-			mustPluginEnv(t, buildkitEnv, "build", "--progress=plain", "-f", manifestFile, "-t", tag, "--push", c.dir)
-			must(t, nil, bed.docker, "pull", tag)
-		}},
-	} {
+	for _, b := range bothBuilders {
 		t.Run(b.name, func(t *testing.T) {
-			df := writeFile(t, c.dir, "from.storepack", fromManifest(b.base, b.context+"/result", b.context+"/path-info.json", fmt.Sprintf("LAYERS --max=%d", budget)))
-			b.build(t, df, b.tag)
-			t.Cleanup(func() { cmd(nil, bed.docker, "rmi", "-f", b.tag) })
-			img := inspectImage(t, b.tag)
+			result, graph := b.paths(c)
+			tag := b.build(t, c, "from", fromManifest(b.busybox(), result, graph, fmt.Sprintf("LAYERS --max=%d", budget)))
+			img := inspectImage(t, tag)
 			if n := len(img.RootFS.Layers); n <= len(baseLayers) || n > budget {
 				t.Errorf("%d layers with a %d-layer base and LAYERS --max=%d", n, len(baseLayers), budget)
 			} else if !slices.Equal(img.RootFS.Layers[:len(baseLayers)], baseLayers) {
@@ -83,7 +68,7 @@ func TestFromBase(t *testing.T) {
 			if !slices.Contains(img.Config.Env, basePath) {
 				t.Errorf("env %q lost the base's %s", img.Config.Env, basePath)
 			}
-			out := stdoutOf(t, bed.docker, "run", "--rm", b.tag, "sh", "-c", `ls /nix/store && "$PROGRAM"`)
+			out := stdoutOf(t, bed.docker, "run", "--rm", tag, "sh", "-c", `ls /nix/store && "$PROGRAM"`)
 			if !strings.Contains(out, c.root.Base()) || !strings.HasSuffix(strings.TrimSpace(out), greeting) {
 				t.Errorf("sh -c 'ls /nix/store && $PROGRAM' printed %q, want the store listed and %q", out, greeting)
 			}

@@ -20,41 +20,26 @@ func TestRunInstruction(t *testing.T) {
 	installPlugin(t)
 	c := nixClosure(t)
 	extra := []string{"DIR /data", `RUN chown -R 1000 /data && touch /marker && echo "$PROGRAM" > /program`}
-	for _, b := range []struct {
-		name, tag string
-		build     func(t *testing.T, tag string)
-		prune     []string
-	}{
-		{"docker build", "storepack-e2e/run-layer:engine", func(t *testing.T, tag string) {
-			df := writeFile(t, c.dir, "run.storepack", fromManifest(os.Getenv("TESTBED_BUSYBOX_IMAGE"), c.dir+"/result", c.dir+"/path-info.json", extra...))
-			if r := engineBuild(t, "-f", df, "-t", tag, "/"); r.err != nil {
-				t.Fatalf("build failed:\n%s", r)
-			}
-		}, []string{bed.docker, "builder", "prune", "--all", "--force"}},
-		{"plugin on buildkitd", bed.registry + "/storepack-e2e/run-layer:pushed", func(t *testing.T, tag string) {
-			df := writeFile(t, c.dir, "run.storepack", fromManifest(bed.registry+"/library/busybox:latest", "./result", "path-info.json", extra...))
-			mustPluginEnv(t, buildkitEnv, "build", "--progress=plain", "-f", df, "-t", tag, "--push", c.dir)
-			must(t, nil, bed.docker, "pull", tag)
-		}, []string{"docker", "buildx", "prune", "--builder", os.Getenv("BUILDX_BUILDER"), "--all", "--force"}},
-	} {
+	for _, b := range bothBuilders {
 		t.Run(b.name, func(t *testing.T) {
-			b.build(t, b.tag)
-			t.Cleanup(func() { cmd(nil, bed.docker, "rmi", "-f", b.tag) })
-			out := stdoutOf(t, bed.docker, "run", "--rm", b.tag, "sh", "-c", "stat -c %u /data; cat /program; ls /marker")
+			result, graph := b.paths(c)
+			text := fromManifest(b.busybox(), result, graph, extra...)
+			tag := b.build(t, c, "run-layer", text)
+			out := stdoutOf(t, bed.docker, "run", "--rm", tag, "sh", "-c", "stat -c %u /data; cat /program; ls /marker")
 			if want := "1000\n" + c.root.String() + "/bin/hello\n/marker\n"; out != want {
 				t.Errorf("the RUN's changes: %q, want %q", out, want)
 			}
-			first := inspectImage(t, b.tag).RootFS.Layers
-			last := savedImage(t, b.tag).layers
+			first := inspectImage(t, tag).RootFS.Layers
+			last := savedImage(t, tag).layers
 			for _, h := range last[len(last)-1].entries {
 				if !h.ModTime.Equal(time.Unix(1, 0)) {
 					t.Errorf("%s has mtime %v, want the fixed time", h.Name, h.ModTime)
 				}
 			}
-			cmd(nil, bed.docker, "rmi", "-f", b.tag)
-			must(t, nil, b.prune[0], b.prune[1:]...)
-			b.build(t, b.tag)
-			if again := inspectImage(t, b.tag).RootFS.Layers; !slices.Equal(again, first) {
+			cmd(nil, bed.docker, "rmi", "-f", tag)
+			b.prune(t)
+			b.build(t, c, "run-layer", text)
+			if again := inspectImage(t, tag).RootFS.Layers; !slices.Equal(again, first) {
 				t.Errorf("rebuilt with the cache pruned: layers\n%s\nwant\n%s", strings.Join(again, "\n"), strings.Join(first, "\n"))
 			}
 		})

@@ -18,26 +18,11 @@ func TestStoreDB(t *testing.T) {
 	installPlugin(t)
 	c := nixClosure(t)
 	extra := "STORE --with-db /nix/store"
-	for _, b := range []struct {
-		name, tag string
-		build     func(t *testing.T, tag string)
-	}{
-		{"docker build", "storepack-e2e/storedb:engine", func(t *testing.T, tag string) {
-			df := writeFile(t, c.dir, "db.storepack", manifest(c.dir+"/result", c.dir+"/path-info.json", extra))
-			if r := engineBuild(t, "-f", df, "-t", tag, "/"); r.err != nil {
-				t.Fatalf("build failed:\n%s", r)
-			}
-		}},
-		{"plugin on buildkitd", bed.registry + "/storepack-e2e/storedb:pushed", func(t *testing.T, tag string) {
-			df := writeFile(t, c.dir, "db.storepack", manifest("./result", "path-info.json", extra))
-			mustPluginEnv(t, buildkitEnv, "build", "--progress=plain", "-f", df, "-t", tag, "--push", c.dir)
-			must(t, nil, bed.docker, "pull", tag)
-		}},
-	} {
+	for _, b := range bothBuilders {
 		t.Run(b.name, func(t *testing.T) {
-			b.build(t, b.tag)
-			t.Cleanup(func() { cmd(nil, bed.docker, "rmi", "-f", b.tag) })
-			root := exportRootFS(t, b.tag)
+			result, graph := b.paths(c)
+			tag := b.build(t, c, "storedb", manifest(result, graph, extra))
+			root := exportRootFS(t, tag)
 			storeURI := "local?root=" + root
 			out := must(t, nil, "nix-store", "--store", storeURI, "--verify", "--check-contents")
 			for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
