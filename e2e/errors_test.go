@@ -42,6 +42,10 @@ func TestBadManifests(t *testing.T) {
 			[]string{"app.storepack:3", "garbage.json"}},
 		{"root not in the store", "# syntax=storepack\nCLOSURE /nix/store/00000000000000000000000000000000-absent\nGRAPH " + graph + "\n",
 			[]string{"app.storepack:2", "root /nix/store/00000000000000000000000000000000-absent is not in the build context"}},
+		{"COPY source outside the context", "# syntax=storepack\nCLOSURE " + dir + "/result\nGRAPH " + graph + "\nCOPY ../etc/passwd /etc/\n",
+			[]string{"app.storepack:4", "COPY ../etc/passwd: a source outside the build context"}},
+		{"COPY source missing", "# syntax=storepack\nCLOSURE " + dir + "/result\nGRAPH " + graph + "\nCOPY " + strings.TrimPrefix(dir, "/") + "/no-such-file /etc/\n",
+			[]string{"app.storepack:4", "no-such-file: not in the build context"}},
 		{"root not in graph", "# syntax=storepack\nCLOSURE " + dir + "/result\nGRAPH " + dir + "/partial.json\n",
 			[]string{"app.storepack:2", c.root.String(), "not in the GRAPH"}},
 	} {
