@@ -47,7 +47,9 @@ func TestRunInstruction(t *testing.T) {
 }
 
 // TestRunInstructionFails: a failing RUN is an error that names the
-// manifest's line and the command's exit, and nothing is tagged.
+// manifest's line and the command's exit, and so is one that removes a
+// file of a layer below (the layer is applied as a copy, which cannot
+// remove), naming the file; nothing is tagged.
 func TestRunInstructionFails(t *testing.T) {
 	installPlugin(t)
 	c := nixClosure(t)
@@ -73,6 +75,22 @@ func TestRunInstructionFails(t *testing.T) {
 			// The RUN is line 6, after the lines fromManifest writes.
 			if err == nil || !strings.Contains(out, "fails.storepack:6") || !strings.Contains(out, "exit code: 3") {
 				t.Errorf("err %v, output:\n%s\nwant the manifest's line 6 and exit code 3", err, out)
+			}
+			checkNotTagged(t, tag)
+		})
+	}
+	for _, b := range bothBuilders {
+		t.Run(b.name+", a removal", func(t *testing.T) {
+			resultPath, graph := b.paths(c)
+			df := writeFile(t, c.dir, "removes.storepack", fromManifest(b.busybox(), resultPath, graph, "RUN rm /etc/group"))
+			var r result
+			if b.engine {
+				r = engineBuild(t, "-f", df, "-t", tag, "/")
+			} else {
+				r = cmd(buildkitEnv, "docker", "storepack", "build", "--progress=plain", "-f", df, "-t", tag, c.dir)
+			}
+			if r.err == nil || !strings.Contains(r.out, "RUN removed /etc/group") {
+				t.Errorf("err %v, output:\n%s\nwant the removed file named", r.err, r.out)
 			}
 			checkNotTagged(t, tag)
 		})
