@@ -14,9 +14,17 @@ import (
 type builder struct {
 	name   string
 	engine bool
+	// buildx: the frontend image through `docker buildx build` on
+	// buildkitd (Merge), built like the plugin's.
+	buildx bool
 }
 
-var bothBuilders = []builder{{"docker build", true}, {"plugin on buildkitd", false}}
+var (
+	bothBuilders = []builder{{name: "docker build", engine: true}, {name: "plugin on buildkitd"}}
+	// buildxBuilder is the frontend where it merges, for the features that
+	// differ there from docker build on Docker 20.10.
+	buildxBuilder = builder{name: "buildx on buildkitd", buildx: true}
+)
 
 // paths returns the manifest's paths of c's result and graph, as the
 // builder's context sees them.
@@ -49,7 +57,13 @@ func (b builder) build(t *testing.T, c closure, name, text string) string {
 		}
 	} else {
 		tag = bed.registry + "/storepack-e2e/" + name + ":pushed"
-		mustPluginEnv(t, buildkitEnv, "build", "--progress=plain", "-f", df, "-t", tag, "--push", c.dir)
+		if b.buildx {
+			if r := buildxBuild(t, "-f", df, "--build-context", "store=/nix/store", "-t", tag, "--push", c.dir); r.err != nil {
+				t.Fatalf("build failed:\n%s", r)
+			}
+		} else {
+			mustPluginEnv(t, buildkitEnv, "build", "--progress=plain", "-f", df, "-t", tag, "--push", c.dir)
+		}
 		must(t, nil, bed.docker, "pull", tag)
 	}
 	t.Cleanup(func() { cmd(nil, bed.docker, "rmi", "-f", tag) })

@@ -454,15 +454,32 @@ func (g *gatewaySource) helper() *inbuilder.Helper {
 }
 
 func (g *gatewaySource) solve(ctx context.Context, st llb.State) (client.Reference, error) {
-	def, err := st.Marshal(ctx, llb.WithCaps(g.bc.BuildOpts().LLBCaps))
+	return solve(ctx, g.c, g.bc, st)
+}
+
+// solve solves st with the builder's caps and the constraints co.
+func solve(ctx context.Context, c client.Client, bc *dockerui.Client, st llb.State, co ...llb.ConstraintsOpt) (client.Reference, error) {
+	def, err := st.Marshal(ctx, append(co, llb.WithCaps(bc.BuildOpts().LLBCaps))...)
 	if err != nil {
 		return nil, err
 	}
-	res, err := g.c.Solve(ctx, client.SolveRequest{Definition: def.ToPB()})
+	res, err := c.Solve(ctx, client.SolveRequest{Definition: def.ToPB()})
 	if err != nil {
 		return nil, err
 	}
 	return res.SingleRef()
+}
+
+// StateReader reads files of states a conversion makes, solved as BuildWith
+// solves each platform's image, so that the image's solve reuses them.
+func StateReader(c client.Client, bc *dockerui.Client) inbuilder.Reader {
+	return func(ctx context.Context, st llb.State, p ocispecs.Platform, name string) ([]byte, error) {
+		ref, err := solve(ctx, c, bc, st, llb.Platform(p))
+		if err != nil {
+			return nil, err
+		}
+		return refFiles{ref: ref}.ReadFile(ctx, name)
+	}
 }
 
 // refFiles reads a solved state through the gateway, below dir.

@@ -107,7 +107,6 @@ func Build(ctx context.Context, b *Builder, opt Options) (*Result, error) {
 			Locals:     locals,
 		},
 		Stager:          manifest2llb.HostStager{Dir: stageDir, Locals: locals},
-		Differ:          SelfDiffer{Locals: locals},
 		Strategy:        opt.Strategy,
 		MaxLayers:       opt.MaxLayers,
 		Previous:        opt.Previous,
@@ -179,6 +178,8 @@ func Build(ctx context.Context, b *Builder, opt Options) (*Result, error) {
 			if err != nil {
 				return nil, err
 			}
+			conv := conv
+			conv.Differ = SelfDiffer{Locals: locals, Read: frontend.StateReader(c, bc)}
 			res, err := frontend.BuildWith(ctx, c, bc, opt.Manifest, conv)
 			if err != nil && opt.ManifestName != "" {
 				err = manifest.WithFileLine(opt.ManifestName, err)
@@ -191,8 +192,9 @@ func Build(ctx context.Context, b *Builder, opt Options) (*Result, error) {
 	err = eg.Wait()
 	if convErr != nil && ctx.Err() == nil {
 		err = convErr
-	} else if err != nil {
-		err = withSourceLine(err)
+	}
+	if err != nil {
+		err = withSourceLine(err) // a failed RUN, in the conversion or after
 	}
 	if ferr := finish(err); err == nil {
 		err = ferr
@@ -311,24 +313,28 @@ func withSourceLine(err error) error {
 // SelfDiffer runs this binary in the builder (inbuilder's commands) to
 // find what RUN changed: the builder needs no frontend image, and the
 // binary is sent only when a manifest has RUN. Locals records the local
-// source that carries it; nil for a conversion that is not built (plan).
-type SelfDiffer struct{ Locals *manifest2llb.Locals }
+// source that carries it and Read reads what it found; both nil for a
+// conversion that is not built (plan).
+type SelfDiffer struct {
+	Locals *manifest2llb.Locals
+	Read   inbuilder.Reader
+}
 
 var _ layerllb.Differ = SelfDiffer{}
 
 // helperLocal is the local source that carries this binary.
 const helperLocal = "storepack-helper"
 
-func (d SelfDiffer) Diff(before, after llb.State, step string) (llb.State, error) {
+func (d SelfDiffer) Diff(ctx context.Context, before, after llb.State, p ocispecs.Platform, step string) (layerllb.Changes, error) {
 	exe, err := os.Executable()
-	if err != nil {
-		return llb.State{}, fmt.Errorf("RUN: this binary, to run in the builder: %w", err)
+	if err == nil {
+		exe, err = filepath.EvalSymlinks(exe)
 	}
-	if exe, err = filepath.EvalSymlinks(exe); err != nil {
-		return llb.State{}, fmt.Errorf("RUN: this binary, to run in the builder: %w", err)
+	if err != nil {
+		return layerllb.Changes{}, fmt.Errorf("RUN: this binary, to run in the builder: %w", err)
 	}
 	if err := d.Locals.Add(helperLocal, filepath.Dir(exe)); err != nil {
-		return llb.State{}, err
+		return layerllb.Changes{}, err
 	}
 	// Run natively on the build platform, whatever the target's.
 	image := llb.Local(helperLocal,
@@ -336,7 +342,8 @@ func (d SelfDiffer) Diff(before, after llb.State, step string) (llb.State, error
 		llb.SharedKeyHint(helperLocal),
 		llb.WithCustomName("transfer the storepack binary (for RUN)"),
 	).Platform(platforms.Normalize(platforms.DefaultSpec()))
-	return inbuilder.Helper{Image: image, Binary: "/" + filepath.Base(exe)}.Diff(before, after, step)
+	differ := inbuilder.Differ{Helper: inbuilder.Helper{Image: image, Binary: "/" + filepath.Base(exe)}, Read: d.Read}
+	return differ.Diff(ctx, before, after, p, step)
 }
 
 // localDirs serves the local sources a host conversion names from their

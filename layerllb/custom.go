@@ -1,7 +1,9 @@
 package layerllb
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path"
 	"path/filepath"
@@ -11,6 +13,7 @@ import (
 	"github.com/moby/buildkit/client/llb"
 	"github.com/moby/buildkit/solver/pb"
 	"github.com/moby/buildkit/util/apicaps"
+	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
 // Customisation is the content of the last layer: extra directories and
@@ -55,11 +58,21 @@ func (c Customisation) Empty() bool {
 	return len(c.Dirs) == 0 && len(c.Links) == 0 && len(c.Files) == 0
 }
 
-// Differ makes a scratch state holding what after has that before lacks
-// or holds otherwise, with their parents, owners and modes kept: the
-// changes of RUN, as files. step names the work in progress output.
+// Differ finds what RUN changed: after, the state the commands made of
+// platform p, against before. step names the work in progress output.
 type Differ interface {
-	Diff(before, after llb.State, step string) (llb.State, error)
+	Diff(ctx context.Context, before, after llb.State, p ocispecs.Platform, step string) (Changes, error)
+}
+
+// Changes are what RUN changed.
+type Changes struct {
+	// Entries is a scratch state holding what after has that before
+	// lacks or holds otherwise, with their parents, owners and modes kept.
+	Entries llb.State
+	// Removed are the absolute paths of entries of before that after
+	// lacks or holds as another type (a directory for a file or the
+	// reverse), not their children.
+	Removed []string
 }
 
 // Stager makes a scratch state holding exactly a customisation's entries,
@@ -85,6 +98,15 @@ type Copy struct {
 // ErrNoDiffer is CustomisationLayer's error for RUN without a Differ.
 var ErrNoDiffer = errors.New("RUN needs the frontend binary in the builder to find what the commands changed, and it is unknown here: run the frontend through `# syntax=`")
 
+// RemovalError is CustomisationLayer's error for RUN that removed an
+// entry of the layers below on a builder that cannot record the removal
+// reproducibly.
+type RemovalError struct{ Path string }
+
+func (e *RemovalError) Error() string {
+	return fmt.Sprintf("RUN removed %s, which the layers below hold: this builder (Docker Engine's own on its classic image store: no MergeOp) records a removal with the time of the build, so the image would differ on every build; build on BuildKit 0.10 or later (a docker-container or remote buildx builder), or leave %s in place", e.Path, e.Path)
+}
+
 // Run is a RUN: a command run as root in the builder over the image's file
 // system, with the image's environment.
 type Run struct {
@@ -100,9 +122,10 @@ type Run struct {
 
 // CustomisationLayer adds the customisation layer on top of st: the
 // entries of c, then copies, then what runs change when run over the
-// result. On Merge the layer is built on scratch and merged; on Chain it
-// is applied on st. The differ finds what runs changed.
-func CustomisationLayer(st llb.State, c Customisation, copies []Copy, runs []Run, caps apicaps.CapSet, stager Stager, differ Differ, opt Options) (llb.State, error) {
+// result. On Merge the layer is built on scratch and merged, unless runs
+// removed entries of st; on Chain it is applied on st. The differ finds
+// what runs changed.
+func CustomisationLayer(ctx context.Context, st llb.State, c Customisation, copies []Copy, runs []Run, caps apicaps.CapSet, stager Stager, differ Differ, opt Options) (llb.State, error) {
 	owned, c := c.owned()
 	stage, err := customisationStage(c, caps, stager)
 	if err != nil {
@@ -132,7 +155,7 @@ func CustomisationLayer(st llb.State, c Customisation, copies []Copy, runs []Run
 		})
 	}
 	assembled := llb.Scratch().File(fa, llb.WithCustomName("assemble the customisation layer"))
-	layer := onTop(st, assembled, opt)
+	layer := onTop(st, assembled, nil, opt)
 	if len(runs) == 0 {
 		return layer, nil
 	}
@@ -156,20 +179,33 @@ func CustomisationLayer(st llb.State, c Customisation, copies []Copy, runs []Run
 	}
 	// The layer is what the entries, copies and commands changed over st,
 	// as files, applied again with every time fixed.
-	changes, err := differ.Diff(st, layer, "find what RUN changed")
+	changes, err := differ.Diff(ctx, st, layer, opt.Platform, "find what RUN changed")
 	if err != nil {
 		return llb.State{}, err
 	}
-	return onTop(st, changes, opt), nil
+	// Builders without MergeOp are Docker Engine's own on the classic
+	// image store, whose layer diffs stamp whiteouts with the time of the
+	// build; BuildKit's own differ stamps them with a fixed time.
+	if len(changes.Removed) > 0 && caps.Supports(pb.CapMergeOp) != nil {
+		return llb.State{}, &RemovalError{Path: changes.Removed[0]}
+	}
+	return onTop(st, changes.Entries, changes.Removed, opt), nil
 }
 
 // onTop puts the entries of the scratch state entries on st as one layer,
 // every entry's mtime fixed (a contents-only copy with a fixed time sets
-// them all, directories after their children), owners and modes kept.
-func onTop(st, entries llb.State, opt Options) llb.State {
-	fa := llb.Copy(entries, "/", "/", &llb.CopyInfo{CopyDirContentsOnly: true, CreatedTime: &opt.Epoch})
+// them all, directories after their children), owners and modes kept,
+// after removing the paths removed. A removal is a whiteout in the layer,
+// which only a layer made on st holds: one made on scratch and merged
+// cannot remove what is below it.
+func onTop(st, entries llb.State, removed []string, opt Options) llb.State {
+	var fa *llb.FileAction
+	for _, p := range removed {
+		fa = fa.Rm(p)
+	}
+	fa = fa.Copy(entries, "/", "/", &llb.CopyInfo{CopyDirContentsOnly: true, CreatedTime: &opt.Epoch})
 	name := llb.WithCustomName("customisation layer")
-	if opt.Method == Merge {
+	if opt.Method == Merge && len(removed) == 0 {
 		return llb.Merge([]llb.State{st, llb.Scratch().File(fa, name)})
 	}
 	return st.File(fa, name)

@@ -1,6 +1,7 @@
 package layerllb
 
 import (
+	"context"
 	"encoding/json"
 	"slices"
 	"strings"
@@ -142,7 +143,7 @@ func TestCustomisationFileOps(t *testing.T) {
 		Dirs:  []Dir{{Path: "/var/cache", Mode: 0o700}},
 		Links: []Link{{Path: "/usr/bin", Target: "/nix/store/0000000000000000000000000000000c-hello-1.0/bin"}},
 	}
-	st, err := CustomisationLayer(llb.Scratch(), c, nil, nil, llbtest.AllCaps(), nil, nil, Options{Epoch: time.Unix(1, 0), Method: Merge})
+	st, err := CustomisationLayer(context.Background(), llb.Scratch(), c, nil, nil, llbtest.AllCaps(), nil, nil, Options{Epoch: time.Unix(1, 0), Method: Merge})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -173,7 +174,7 @@ func TestCustomisationStager(t *testing.T) {
 	} {
 		t.Run(name, func(t *testing.T) {
 			var staged Customisation
-			st, err := CustomisationLayer(llb.Scratch(), tc.c, nil, nil, tc.caps, fakeStager{&staged}, nil, Options{Epoch: time.Unix(1, 0), Method: Chain})
+			st, err := CustomisationLayer(context.Background(), llb.Scratch(), tc.c, nil, nil, tc.caps, fakeStager{&staged}, nil, Options{Epoch: time.Unix(1, 0), Method: Chain})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -189,7 +190,7 @@ func TestCustomisationStager(t *testing.T) {
 			}
 		})
 	}
-	_, err := CustomisationLayer(llb.Scratch(), Customisation{Links: []Link{{Path: "/bin", Target: "bin"}}}, nil, nil, llbtest.CapsWithout(pb.CapFileSymlinkCreate), nil, nil, Options{Method: Chain})
+	_, err := CustomisationLayer(context.Background(), llb.Scratch(), Customisation{Links: []Link{{Path: "/bin", Target: "bin"}}}, nil, nil, llbtest.CapsWithout(pb.CapFileSymlinkCreate), nil, nil, Options{Method: Chain})
 	if err == nil || !strings.Contains(err.Error(), "symlink") {
 		t.Errorf("no stager on an old builder: err = %v", err)
 	}

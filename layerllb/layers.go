@@ -19,6 +19,7 @@ import (
 	"github.com/moby/buildkit/client/llb"
 	"github.com/moby/buildkit/solver/pb"
 	"github.com/moby/buildkit/util/apicaps"
+	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/storepack/storepack/layering"
 	"github.com/storepack/storepack/store"
 )
@@ -78,6 +79,8 @@ type Options struct {
 	StoreDir string    // store directory inside the image, e.g. /nix/store
 	Epoch    time.Time // mtime of every entry
 	Method   Method
+	// Platform is the image's, which RUN commands run as.
+	Platform ocispecs.Platform
 }
 
 // root owns every entry of the image.

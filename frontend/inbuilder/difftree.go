@@ -13,24 +13,40 @@ import (
 // diffTrees writes into out every entry of after that before lacks or
 // that differs from before's (type, mode, owner, size, mtime, symlink
 // target), with its parents, keeping modes and owners: the changes of a RUN
-// as files, for a copy to apply. An entry of before that after lacks is an
-// error: a copy cannot remove it.
-func diffTrees(before, after, out string) error {
+// as files, for a copy to apply. It returns the entries of before that
+// after lacks or holds as another type (directory or not), topmost first
+// and not their children, as absolute paths: a copy cannot remove them, so
+// the layer removes them before the copy. Their parents are written out
+// too, so that the copy fixes the times the removal changed.
+func diffTrees(before, after, out string) (removed []string, err error) {
 	if err := filepath.WalkDir(before, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
 		rel, _ := filepath.Rel(before, p)
-		if _, err := os.Lstat(filepath.Join(after, rel)); errors.Is(err, fs.ErrNotExist) {
-			return fmt.Errorf("RUN removed /%s, which the layers below hold: a layer here can add and change files, not remove them", filepath.ToSlash(rel))
-		} else if err != nil {
+		if rel == "." {
+			return nil
+		}
+		info, err := os.Lstat(filepath.Join(after, rel))
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+		case err != nil:
 			return err
+		case info.IsDir() == d.IsDir():
+			return nil
+		}
+		removed = append(removed, "/"+filepath.ToSlash(rel))
+		if err := mkdirParents(after, out, filepath.Dir(rel)); err != nil {
+			return err
+		}
+		if d.IsDir() {
+			return fs.SkipDir
 		}
 		return nil
 	}); err != nil {
-		return err
+		return nil, err
 	}
-	return filepath.WalkDir(after, func(p string, d fs.DirEntry, err error) error {
+	return removed, filepath.WalkDir(after, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}

@@ -13,7 +13,8 @@ import (
 
 // TestDiffTrees: what a RUN added or changed (content, mode, owner,
 // symlink) is written out with its parents and their modes and owners;
-// what it left alone is not; what it removed is an error naming it.
+// what it left alone is not; what it removed, or made another type, is
+// listed, topmost only, and its parent written out.
 func TestDiffTrees(t *testing.T) {
 	dir := t.TempDir()
 	before, after, out := filepath.Join(dir, "before"), filepath.Join(dir, "after"), filepath.Join(dir, "out")
@@ -54,7 +55,11 @@ func TestDiffTrees(t *testing.T) {
 	must(os.Chmod(filepath.Join(after, "bin/tool"), os.ModeSetuid|0o755))
 	must(os.Symlink("/bin/tool", filepath.Join(after, "bin/alias")))
 	must(os.MkdirAll(out, 0o755))
-	must(diffTrees(before, after, out))
+	removed, err := diffTrees(before, after, out)
+	must(err)
+	if len(removed) != 0 {
+		t.Errorf("removed %q, want none", removed)
+	}
 
 	var got []string
 	must(filepath.Walk(out, func(p string, fi os.FileInfo, err error) error {
@@ -79,9 +84,23 @@ func TestDiffTrees(t *testing.T) {
 		t.Errorf("etc/conf holds %q", data)
 	}
 
+	// Removals: a file, a directory with its files, and a file made a
+	// directory (removed, then written as the new directory).
 	must(os.Remove(filepath.Join(after, "etc/keep")))
-	err := diffTrees(before, after, t.TempDir())
-	if err == nil || !strings.Contains(err.Error(), "RUN removed /etc/keep") {
-		t.Errorf("a removed file: %v", err)
+	must(os.RemoveAll(filepath.Join(after, "data")))
+	must(os.Remove(filepath.Join(after, "bin/tool")))
+	must(os.Mkdir(filepath.Join(after, "bin/tool"), 0o755))
+	// A parent is written out even when the RUN put its time back.
+	must(os.Chtimes(filepath.Join(after, "etc"), epoch, epoch))
+	out = t.TempDir()
+	removed, err = diffTrees(before, after, out)
+	must(err)
+	if want := []string{"/bin/tool", "/data", "/etc/keep"}; !slices.Equal(removed, want) {
+		t.Errorf("removed %q, want %q", removed, want)
+	}
+	for _, name := range []string{"etc", "bin/tool"} {
+		if fi, err := os.Lstat(filepath.Join(out, name)); err != nil || !fi.IsDir() {
+			t.Errorf("out/%s: %v, want the directory", name, err)
+		}
 	}
 }

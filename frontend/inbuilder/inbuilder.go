@@ -18,6 +18,7 @@
 package inbuilder
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"path"
@@ -25,6 +26,7 @@ import (
 
 	"github.com/moby/buildkit/client/llb"
 	"github.com/moby/buildkit/solver/pb"
+	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/storepack/storepack/layerllb"
 	"github.com/storepack/storepack/store"
 )
@@ -47,6 +49,8 @@ const (
 	storeMount   = "/store"
 	requestMount = "/in"
 	outputMount  = "/out"
+	removedMount = "/removed"
+	removedFile  = "removed.json"
 	requestFile  = "request.json"
 	resultFile   = "result.json"
 )
@@ -110,25 +114,52 @@ func (h Helper) Scan(command Command, parts []layerllb.Part, step string) (llb.S
 	return run.AddMount(outputMount, llb.Scratch()), nil
 }
 
-var _ layerllb.Differ = Helper{}
-
-// Diff implements layerllb.Differ with diff-tree: the output holds the
-// entries of after that before lacks or that differ, with their parents.
-func (h Helper) Diff(before, after llb.State, step string) (llb.State, error) {
-	request, err := json.Marshal(DiffRequest{Before: beforeMount, After: afterMount})
-	if err != nil {
-		return llb.State{}, err
-	}
-	run := h.run(DiffTree, request, step)
-	run.AddMount(beforeMount, before, llb.Readonly)
-	run.AddMount(afterMount, after, llb.Readonly)
-	return run.AddMount(outputMount, llb.Scratch()), nil
+// Differ implements layerllb.Differ with diff-tree, run by Helper. Read
+// reads the list of removed entries from the builder, which runs the
+// commands for it; nil makes a conversion that builds nothing (plan), and
+// removes nothing.
+type Differ struct {
+	Helper
+	Read Reader
 }
 
-// DiffRequest is what diff-tree reads: the two trees to compare.
+// Reader solves st as a build of platform p solves it (so that the build
+// reuses the result) and reads its file name.
+type Reader func(ctx context.Context, st llb.State, p ocispecs.Platform, name string) ([]byte, error)
+
+var _ layerllb.Differ = Differ{}
+
+// Diff finds the entries of after that before lacks or that differ, with
+// their parents, and the entries of before that after lacks.
+func (d Differ) Diff(ctx context.Context, before, after llb.State, p ocispecs.Platform, step string) (layerllb.Changes, error) {
+	request, err := json.Marshal(DiffRequest{Before: beforeMount, After: afterMount, Removed: path.Join(removedMount, removedFile)})
+	if err != nil {
+		return layerllb.Changes{}, err
+	}
+	run := d.run(DiffTree, request, step)
+	run.AddMount(beforeMount, before, llb.Readonly)
+	run.AddMount(afterMount, after, llb.Readonly)
+	changes := layerllb.Changes{Entries: run.AddMount(outputMount, llb.Scratch())}
+	removedState := run.AddMount(removedMount, llb.Scratch())
+	if d.Read == nil {
+		return changes, nil
+	}
+	data, err := d.Read(ctx, removedState, p, removedFile)
+	if err != nil {
+		return layerllb.Changes{}, err
+	}
+	if err := json.Unmarshal(data, &changes.Removed); err != nil {
+		return layerllb.Changes{}, fmt.Errorf("diff-tree's list of removed entries: %w", err)
+	}
+	return changes, nil
+}
+
+// DiffRequest is what diff-tree reads: the two trees to compare, and the
+// file to write the removed entries to, as a JSON list.
 type DiffRequest struct {
-	Before string `json:"before"`
-	After  string `json:"after"`
+	Before  string `json:"before"`
+	After   string `json:"after"`
+	Removed string `json:"removed"`
 }
 
 // ResultFile is the file of Scan's state that holds the result.

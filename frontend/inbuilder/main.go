@@ -47,7 +47,15 @@ func Main(ctx context.Context, args []string) (ok bool, err error) {
 		if err := json.Unmarshal(request, &req); err != nil {
 			return true, fmt.Errorf("%s: %w", command, err)
 		}
-		return true, diffTrees(req.Before, req.After, outDir)
+		removed, err := diffTrees(req.Before, req.After, outDir)
+		if err != nil {
+			return true, err
+		}
+		data, err := json.Marshal(removed)
+		if err != nil {
+			return true, err
+		}
+		return true, os.WriteFile(req.Removed, data, 0o644)
 	}
 	var req ScanRequest
 	if err := json.Unmarshal(request, &req); err != nil {

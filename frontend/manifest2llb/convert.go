@@ -226,7 +226,7 @@ func (c *conversion) platform(ctx context.Context, p ocispecs.Platform) (Image, 
 			return Image{}, err
 		}
 	}
-	layerOpt := layerllb.Options{StoreDir: spec.StoreDir, Epoch: c.epoch, Method: c.method}
+	layerOpt := layerllb.Options{StoreDir: spec.StoreDir, Epoch: c.epoch, Method: c.method, Platform: p}
 	bottom, baseConfig := llb.Scratch(), (*dockerspec.DockerOCIImage)(nil)
 	if base != nil {
 		bottom, baseConfig = base.state(p), &base.config
@@ -273,8 +273,9 @@ func (c *conversion) platform(ctx context.Context, p ocispecs.Platform) (Image, 
 				Where: c.opt.SourceMap.Location(Ranges(r.Location)),
 			}
 		}
-		if st, err = layerllb.CustomisationLayer(st, custom, copies, runs, c.caps, c.opt.Stager, c.opt.Differ, layerOpt); err != nil {
-			if errors.Is(err, layerllb.ErrNoDiffer) {
+		if st, err = layerllb.CustomisationLayer(ctx, st, custom, copies, runs, c.caps, c.opt.Stager, c.opt.Differ, layerOpt); err != nil {
+			var removal *layerllb.RemovalError
+			if errors.Is(err, layerllb.ErrNoDiffer) || errors.As(err, &removal) {
 				return Image{}, parser.WithLocation(err, spec.Runs[0].Location)
 			}
 			return Image{}, locateCustomisation(err, spec)

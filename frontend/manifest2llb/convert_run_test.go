@@ -1,23 +1,28 @@
 package manifest2llb
 
 import (
+	"context"
 	"slices"
 	"strings"
 	"testing"
 
+	"github.com/containerd/platforms"
 	"github.com/moby/buildkit/client/llb"
+	"github.com/moby/buildkit/solver/pb"
+	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/storepack/storepack/internal/llbtest"
+	"github.com/storepack/storepack/layerllb"
 )
 
 // fakeDiffer stands for the frontend binary's diff-tree: a marker exec
-// whose mounts say what it compares.
-type fakeDiffer struct{}
+// whose mounts say what it compares, which finds removed removed.
+type fakeDiffer struct{ removed []string }
 
-func (fakeDiffer) Diff(before, after llb.State, step string) (llb.State, error) {
-	run := llb.Image("differ").Run(llb.Args([]string{"/differ"}), llb.WithCustomName(step))
+func (d fakeDiffer) Diff(_ context.Context, before, after llb.State, p ocispecs.Platform, step string) (layerllb.Changes, error) {
+	run := llb.Image("differ").Run(llb.Args([]string{"/differ", platforms.Format(p)}), llb.WithCustomName(step))
 	run.AddMount("/before", before, llb.Readonly)
 	run.AddMount("/after", after, llb.Readonly)
-	return run.AddMount("/out", llb.Scratch()), nil
+	return layerllb.Changes{Entries: run.AddMount("/out", llb.Scratch()), Removed: d.removed}, nil
 }
 
 // TestConvertRun: RUN runs its command as root over the image, with the
@@ -38,6 +43,9 @@ func TestConvertRun(t *testing.T) {
 			}
 		case "/differ":
 			differs++
+			if e.Meta.Args[1] != "linux/amd64" {
+				t.Errorf("the differ was given platform %s, want the image's", e.Meta.Args[1])
+			}
 		}
 	}
 	if runs != 1 || differs != 1 {
@@ -50,5 +58,45 @@ func TestConvertRun(t *testing.T) {
 	_, err := f.convert(t, "CLOSURE ./result-amd64\nGRAPH graph.json\nLINK /bin -> bin\n\nRUN true\n", ConvertOpt{})
 	if err == nil || errorLine(err) != 5 || !strings.Contains(err.Error(), "RUN needs the frontend binary") {
 		t.Errorf("RUN without a differ: line %d, %v; want line 5", errorLine(err), err)
+	}
+}
+
+// TestConvertRunRemovals: what RUN removed is removed in the layer, before
+// the changes are copied, and on Merge the layer is then made on the
+// layers below rather than on scratch, since only that way it holds
+// whiteouts.
+func TestConvertRunRemovals(t *testing.T) {
+	f := newFixture(t, "/nix/store")
+	src := "CLOSURE ./result-amd64\nGRAPH graph.json\nRUN rm -r /etc/old /var/cache\n"
+	merges := map[bool]int{}
+	for _, removed := range [][]string{nil, {"/etc/old", "/var/cache"}} {
+		img := f.mustConvert(t, src, ConvertOpt{Differ: fakeDiffer{removed: removed}}).Images[0]
+		o := llbtest.Marshal(t, img.State, llbtest.AllCaps())
+		var rms []string
+		for _, fo := range o.File {
+			for i, a := range fo.Actions {
+				if rm := a.GetRm(); rm != nil {
+					rms = append(rms, rm.Path)
+					if i != len(rms)-1 {
+						t.Errorf("rm %s is action %d, after others", rm.Path, i)
+					}
+				}
+			}
+		}
+		if !slices.Equal(rms, removed) {
+			t.Errorf("removed %q, want %q", rms, removed)
+		}
+		merges[len(removed) > 0] = len(o.Merge)
+	}
+	if merges[true] != merges[false]-1 {
+		t.Errorf("merges: %d with removals, %d without; want the layer merged only without", merges[true], merges[false])
+	}
+
+	// Docker Engine's own builder (no MergeOp) stamps whiteouts with the
+	// time of the build: a removal there is an error at the RUN.
+	caps := llbtest.CapsWithout(pb.CapMergeOp)
+	_, err := f.convert(t, src, ConvertOpt{Differ: fakeDiffer{removed: []string{"/etc/old"}}, LLBCaps: &caps})
+	if err == nil || errorLine(err) != 3 || !strings.Contains(err.Error(), "RUN removed /etc/old") {
+		t.Errorf("a removal without MergeOp: line %d, %v; want line 3 naming /etc/old", errorLine(err), err)
 	}
 }
