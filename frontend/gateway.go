@@ -59,6 +59,7 @@ func BuildWith(ctx context.Context, c client.Client, bc *dockerui.Client, src []
 	opt.BuildPlatform = bc.BuildPlatforms[0]
 	opt.LLBCaps = &caps
 	opt.ResolveImage = resolveImage(c, bc)
+	opt.ReadFile = StateReader(c, bc)
 	res, err := manifest2llb.Convert(ctx, src, opt)
 	if err != nil {
 		return nil, err

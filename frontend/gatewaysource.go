@@ -472,14 +472,35 @@ func solve(ctx context.Context, c client.Client, bc *dockerui.Client, st llb.Sta
 
 // StateReader reads files of states a conversion makes, solved as BuildWith
 // solves each platform's image, so that the image's solve reuses them.
-func StateReader(c client.Client, bc *dockerui.Client) inbuilder.Reader {
+func StateReader(c client.Client, bc *dockerui.Client) layerllb.FileReader {
 	return func(ctx context.Context, st llb.State, p ocispecs.Platform, name string) ([]byte, error) {
 		ref, err := solve(ctx, c, bc, st, llb.Platform(p))
 		if err != nil {
 			return nil, err
 		}
+		// The gateway's errors do not say that a file is missing, its
+		// directory listing does.
+		switch ok, err := exists(ctx, ref, path.Clean("/"+name)); {
+		case err != nil:
+			return nil, err
+		case !ok:
+			return nil, fmt.Errorf("%s: %w", name, fs.ErrNotExist)
+		}
 		return refFiles{ref: ref}.ReadFile(ctx, name)
 	}
+}
+
+// exists reports whether ref holds the absolute path name.
+func exists(ctx context.Context, ref client.Reference, name string) (bool, error) {
+	dir := path.Dir(name)
+	if dir == name {
+		return true, nil
+	}
+	if ok, err := exists(ctx, ref, dir); !ok || err != nil {
+		return ok, err
+	}
+	entries, err := ref.ReadDir(ctx, client.ReadDirRequest{Path: dir, IncludePattern: path.Base(name)})
+	return len(entries) > 0, err
 }
 
 // refFiles reads a solved state through the gateway, below dir.

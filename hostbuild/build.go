@@ -317,7 +317,7 @@ func withSourceLine(err error) error {
 // conversion that is not built (plan).
 type SelfDiffer struct {
 	Locals *manifest2llb.Locals
-	Read   inbuilder.Reader
+	Read   layerllb.FileReader
 }
 
 var _ layerllb.Differ = SelfDiffer{}

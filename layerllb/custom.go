@@ -64,6 +64,11 @@ type Differ interface {
 	Diff(ctx context.Context, before, after llb.State, p ocispecs.Platform, step string) (Changes, error)
 }
 
+// FileReader solves st as the build of platform p solves it (so that the
+// build reuses the result) and reads its file name; a missing file is an
+// error that wraps fs.ErrNotExist.
+type FileReader func(ctx context.Context, st llb.State, p ocispecs.Platform, name string) ([]byte, error)
+
 // Changes are what RUN changed.
 type Changes struct {
 	// Entries is a scratch state holding what after has that before

@@ -120,12 +120,8 @@ func (h Helper) Scan(command Command, parts []layerllb.Part, step string) (llb.S
 // removes nothing.
 type Differ struct {
 	Helper
-	Read Reader
+	Read layerllb.FileReader
 }
-
-// Reader solves st as a build of platform p solves it (so that the build
-// reuses the result) and reads its file name.
-type Reader func(ctx context.Context, st llb.State, p ocispecs.Platform, name string) ([]byte, error)
 
 var _ layerllb.Differ = Differ{}
 

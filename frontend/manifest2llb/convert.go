@@ -115,6 +115,10 @@ type ConvertOpt struct {
 	ReadPrevious PreviousPlanReader
 	// ResolveImage reads FROM images; nil makes FROM an error.
 	ResolveImage ImageResolver
+	// ReadFile reads files of states in the builder, such as a FROM
+	// image's accounts, which ACCOUNT adds to; nil for a conversion that
+	// builds nothing (plan), which reads none.
+	ReadFile layerllb.FileReader
 }
 
 // Result is one image per target platform, in the order of
@@ -208,10 +212,17 @@ func (c *conversion) platform(ctx context.Context, p ocispecs.Platform) (Image, 
 	if err != nil {
 		return Image{}, err
 	}
-	custom := customisation(spec, closure.Roots[0])
 	base, err := c.base(ctx, spec, p)
 	if err != nil {
 		return Image{}, err
+	}
+	custom := customisation(spec, closure.Roots[0])
+	if spec.Account != nil {
+		files, err := c.accountFiles(ctx, spec.Account, base, p)
+		if err != nil {
+			return Image{}, err
+		}
+		custom.Files = append(custom.Files, files...)
 	}
 	plan, err := c.plan(ctx, spec, closure, p, base)
 	if err != nil {
@@ -357,10 +368,8 @@ func customisation(spec *manifest.Spec, firstRoot store.Path) layerllb.Customisa
 		}
 		c.Dirs = append(c.Dirs, dir)
 	}
-	if spec.Account != nil {
-		files, home := accountEntries(spec.Account)
-		c.Files = append(c.Files, files...)
-		c.Dirs = append(c.Dirs, home)
+	if a := spec.Account; a != nil {
+		c.Dirs = append(c.Dirs, layerllb.Dir{Path: a.Home, Mode: 0o755, Owner: &layerllb.Owner{UID: a.Owner.UID, GID: a.Owner.GID}})
 	}
 	for _, l := range spec.Links {
 		target := l.Target

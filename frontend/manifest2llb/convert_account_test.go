@@ -1,7 +1,9 @@
 package manifest2llb
 
 import (
+	"context"
 	"fmt"
+	"io/fs"
 	"maps"
 	"os"
 	"path/filepath"
@@ -9,8 +11,11 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/moby/buildkit/client/llb"
 	"github.com/moby/buildkit/solver/pb"
+	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/storepack/storepack/internal/llbtest"
+	"github.com/storepack/storepack/layerllb"
 )
 
 // TestConvertAccount: ACCOUNT writes /etc/passwd, /etc/group and
@@ -21,9 +26,9 @@ func TestConvertAccount(t *testing.T) {
 	f := newFixture(t, "/nix/store")
 	src := "CLOSURE ./result-amd64\nGRAPH graph.json\nACCOUNT --uid=1001 --gid=100 app\nDIR --owner=1001:100 --mode=0700 /srv/data\n"
 	want := map[string]string{
-		"etc/passwd": "root:x:0:0:root:/root:/bin/sh\napp:x:1001:100::/home/app:/bin/sh\nnobody:x:65534:65534:nobody:/var/empty:/bin/false\n",
-		"etc/group":  "root:x:0:\napp:x:100:\nnogroup:x:65534:\n",
-		"etc/shadow": "root:!:1::::::\napp:!:1::::::\nnobody:!:1::::::\n",
+		"etc/passwd": "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/var/empty:/bin/false\napp:x:1001:100::/home/app:/bin/sh\n",
+		"etc/group":  "root:x:0:\nnogroup:x:65534:\napp:x:100:\n",
+		"etc/shadow": "root:!:1::::::\nnobody:!:1::::::\napp:!:1::::::\n",
 	}
 	wantMkdirs := []string{"/srv/data 700 1001:100", "/home/app 755 1001:100"}
 	checkLayer := func(t *testing.T, o llbtest.Ops) {
@@ -96,4 +101,62 @@ func TestConvertAccount(t *testing.T) {
 		}
 		checkLayer(t, o)
 	})
+}
+
+// baseFiles reads files of a FROM image from a map; any other state is
+// an error.
+func baseFiles(t *testing.T, files map[string]string) layerllb.FileReader {
+	return func(ctx context.Context, st llb.State, p ocispecs.Platform, name string) ([]byte, error) {
+		o := llbtest.Marshal(t, st, llbtest.AllCaps())
+		if len(o.Source) != 1 || !strings.HasPrefix(o.Source[0].Identifier, "docker-image://") {
+			return nil, fmt.Errorf("read %s of a state other than the base image", name)
+		}
+		data, ok := files[name]
+		if !ok {
+			return nil, fmt.Errorf("%s: %w", name, fs.ErrNotExist)
+		}
+		return []byte(data), nil
+	}
+}
+
+// TestConvertAccountOnBase: on a FROM image, ACCOUNT adds the account to
+// the base's own files, kept whole (a file the base lacks starts from root
+// and nobody); a name or id the base has is an error at the ACCOUNT line.
+func TestConvertAccountOnBase(t *testing.T) {
+	f := newFixture(t, "/nix/store")
+	base := map[string]string{
+		"/etc/passwd": "root:x:0:0:root:/root:/bin/ash\ndaemon:x:2:2:daemon:/sbin:/sbin/nologin\nguest:x:405:100:guest:/dev/null:/sbin/nologin",
+		"/etc/group":  "root:x:0:root\nusers:x:100:games\n",
+	}
+	var asked []string
+	src := "FROM alpine\nCLOSURE ./result-amd64\nGRAPH graph.json\nACCOUNT app\n"
+	img := f.mustConvert(t, src, ConvertOpt{ResolveImage: fakeBase(t, 1, &asked), ReadFile: baseFiles(t, base)}).Images[0]
+	files := map[string]string{}
+	for _, fo := range llbtest.Marshal(t, img.State, llbtest.AllCaps()).File {
+		for _, a := range fo.Actions {
+			if m := a.GetMkfile(); m != nil {
+				files[m.Path] = string(m.Data)
+			}
+		}
+	}
+	want := map[string]string{
+		"/etc/passwd": base["/etc/passwd"] + "\napp:x:1000:1000::/home/app:/bin/sh\n",
+		"/etc/group":  base["/etc/group"] + "app:x:1000:\n",
+		"/etc/shadow": "root:!:1::::::\nnobody:!:1::::::\napp:!:1::::::\n",
+	}
+	if !maps.Equal(files, want) {
+		t.Errorf("files %q, want %q", files, want)
+	}
+
+	for _, tc := range []struct{ account, want string }{
+		{"ACCOUNT daemon", "the base image's /etc/passwd has daemon already"},
+		{"ACCOUNT --uid=405 app", "id 405 is guest's in the base image's /etc/passwd"},
+		{"ACCOUNT --gid=100 app", "id 100 is users's in the base image's /etc/group"},
+	} {
+		src := "FROM alpine\nCLOSURE ./result-amd64\nGRAPH graph.json\n" + tc.account + "\n"
+		_, err := f.convert(t, src, ConvertOpt{ResolveImage: fakeBase(t, 1, &asked), ReadFile: baseFiles(t, base)})
+		if err == nil || errorLine(err) != 4 || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: line %d, %v; want line 4: %s", tc.account, errorLine(err), err, tc.want)
+		}
+	}
 }
