@@ -55,19 +55,21 @@ func TestAccount(t *testing.T) {
 
 // TestAccountOnBase: on a FROM image (busybox, whose /etc/passwd has root
 // at home in / and which has no /etc/shadow), ACCOUNT adds the account to
-// the base's files, on both builders.
+// the base's files, on both builders, and COPY --chown takes its name.
 func TestAccountOnBase(t *testing.T) {
 	installPlugin(t)
 	c := nixClosure(t)
 	for _, b := range bothBuilders {
 		t.Run(b.name, func(t *testing.T) {
 			result, graph := b.paths(c)
-			tag := b.build(t, c, "account-base", fromManifest(b.busybox(), result, graph, "ACCOUNT --uid=1001 app"))
-			out := stdoutOf(t, bed.docker, "run", "--rm", "--user", "0", "--entrypoint", "/bin/sh", tag, "-c", "cat /etc/passwd /etc/group /etc/shadow; su app -c id")
+			copyGraph := "COPY --chown=app:root " + strings.TrimPrefix(graph, "/") + " /srv/"
+			tag := b.build(t, c, "account-base", fromManifest(b.busybox(), result, graph, "ACCOUNT --uid=1001 app", copyGraph))
+			out := stdoutOf(t, bed.docker, "run", "--rm", "--user", "0", "--entrypoint", "/bin/sh", tag, "-c",
+				"cat /etc/passwd /etc/group /etc/shadow; su app -c id; stat -c %u:%g /srv/path-info.json")
 			want := "root:x:0:0:root:/:/bin/sh\napp:x:1001:1001::/home/app:/bin/sh\n" +
 				"root:x:0:\napp:x:1001:\n" +
 				"root:!:1::::::\nnobody:!:1::::::\napp:!:1::::::\n" +
-				"uid=1001(app) gid=1001(app) groups=1001(app)\n"
+				"uid=1001(app) gid=1001(app) groups=1001(app)\n1001:0\n"
 			if out != want {
 				t.Errorf("the accounts:\n%s\nwant\n%s", out, want)
 			}

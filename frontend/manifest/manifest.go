@@ -170,9 +170,14 @@ type Copy struct {
 	Sources  []string // slash-separated, relative to the context's root
 	Dest     string   // absolute; ends with "/" for a directory
 	Mode     *uint32  // --chmod
-	Owner    *Owner   // --chown; nil: 0:0
+	Chown    *Chown   // nil: 0:0
 	Location Location
 }
+
+// Chown is COPY's --chown=USER[:GROUP]: each a number or a name, which
+// the conversion looks up in the image's /etc/passwd and /etc/group.
+// Group "": the user's group (its own number, for a number).
+type Chown struct{ User, Group string }
 
 // Run is a RUN instruction: a command run as root in the builder over the
 // image's file system, whose changes go into the customisation layer.
@@ -659,7 +664,7 @@ func (s storeInstruction) expand(e *expansion, loc Location) error {
 	return nil
 }
 
-// copyInstruction reads COPY [--chmod=MODE] [--chown=UID:GID] SRC... DEST.
+// copyInstruction reads COPY [--chmod=MODE] [--chown=USER[:GROUP]] SRC... DEST.
 func copyInstruction(flags map[string]string, args []string, loc Location) (Copy, error) {
 	if len(args) < 2 {
 		return Copy{}, errors.New("COPY takes one or more sources in the build context and a destination: COPY SRC... DEST")
@@ -690,11 +695,11 @@ func copyInstruction(flags map[string]string, args []string, loc Location) (Copy
 		cp.Mode = &m
 	}
 	if v, ok := flags["chown"]; ok {
-		o, err := parseOwner(v)
-		if err != nil {
-			return Copy{}, fmt.Errorf("COPY --chown=%s: %w", v, err)
+		user, group, hasGroup := strings.Cut(v, ":")
+		if !isUserOrGroup(user) || hasGroup && !isUserOrGroup(group) {
+			return Copy{}, fmt.Errorf("COPY --chown=%s: want USER[:GROUP], each a number or a name", v)
 		}
-		cp.Owner = &o
+		cp.Chown = &Chown{User: user, Group: group}
 	}
 	return cp, nil
 }
@@ -762,6 +767,13 @@ const (
 func parseID(s string) (int, error) {
 	n, err := strconv.ParseUint(s, 10, 31)
 	return int(n), err
+}
+
+// isUserOrGroup reports whether s is a number or a name that /etc/passwd
+// or /etc/group may hold.
+func isUserOrGroup(s string) bool {
+	_, err := parseID(s)
+	return err == nil || isAccountName(s)
 }
 
 // parseOwner reads UID:GID, both numbers.

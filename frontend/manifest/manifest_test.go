@@ -161,7 +161,8 @@ func TestErrors(t *testing.T) {
 		{"copy several into a file", "CLOSURE ./r\nCOPY a b /etc/x\n", expand, "must be a directory, ending with /", 2, nil},
 		{"copy relative destination", "CLOSURE ./r\nCOPY a etc/\n", expand, "want an absolute, clean path", 2, nil},
 		{"copy chmod", "CLOSURE ./r\nCOPY --chmod=rw a /etc/\n", expand, "COPY --chmod=rw: want an octal mode", 2, nil},
-		{"copy chown", "CLOSURE ./r\nCOPY --chown=app a /etc/\n", expand, "COPY --chown=app: want UID:GID", 2, nil},
+		{"copy chown", "CLOSURE ./r\nCOPY --chown=app:Big a /etc/\n", expand, "COPY --chown=app:Big: want USER[:GROUP]", 2, nil},
+		{"copy chown colon", "CLOSURE ./r\nCOPY --chown=app: a /etc/\n", expand, "COPY --chown=app:: want USER[:GROUP]", 2, nil},
 		{"run flag", "CLOSURE ./r\nRUN --network=none true\n", parse, "unknown flag for RUN: --network", 2, nil},
 		{"run empty", "CLOSURE ./r\nRUN\n", parse, "RUN", 2, nil},
 		{"run shell with exec form", "CLOSURE ./r\nRUN --shell=/bin/bash [\"true\"]\n", expand, "RUN --shell applies to the shell form", 2, nil},
@@ -226,7 +227,7 @@ func TestCopy(t *testing.T) {
 	m := expand(t, "ARG DIR=conf\nCLOSURE ./r\nCOPY --chmod=0640 --chown=1000:100 ./$DIR/app.conf /${DIR}x/ /etc/app/\nCOPY . /srv\n", Options{})
 	mode := uint32(0o640)
 	want := []Copy{
-		{Sources: []string{"conf/app.conf", "confx"}, Dest: "/etc/app/", Mode: &mode, Owner: &Owner{1000, 100}, Location: m.Copies[0].Location},
+		{Sources: []string{"conf/app.conf", "confx"}, Dest: "/etc/app/", Mode: &mode, Chown: &Chown{"1000", "100"}, Location: m.Copies[0].Location},
 		{Sources: []string{"."}, Dest: "/srv", Location: m.Copies[1].Location},
 	}
 	if !reflect.DeepEqual(m.Copies, want) || !m.HasCustomisation() {
@@ -410,6 +411,7 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte("FROM --platform=linux/arm/v7 busybox:${T:-1}\nFROM busybox\nCLOSURE ./r\n"))
 	f.Add([]byte("STORE --with-db /gnu/store\nCLOSURE ./r\n"))
 	f.Add([]byte("CLOSURE ./r\nCOPY --chmod=0640 --chown=1:2 a b/ /etc/\n"))
+	f.Add([]byte("CLOSURE ./r\nCOPY --chown=app a /etc/\nCOPY --chown=app:staff b /srv/\n"))
 	f.Add([]byte("CLOSURE ./r\nRUN --shell=${ROOT}/bin/sh echo $X\nRUN [\"a\", \"b\"]\n"))
 	f.Add([]byte("CLOSURE ./r\nACCOUNT --uid=${U:-1000} --gid=100 --home=/srv/app app\nDIR --owner=1000:100 /data\n"))
 	f.Add([]byte("ARG A=1\nSTORE /gnu/store\nCLOSURE --platform=linux/amd64 ${A}\nLAYERS --max=3 --strategy=single\nDIR --mode=1777 /tmp\nENV A=$A B=\"x y\"\nEXPOSE 1-3/udp\n"))

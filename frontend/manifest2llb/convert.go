@@ -217,12 +217,12 @@ func (c *conversion) platform(ctx context.Context, p ocispecs.Platform) (Image, 
 		return Image{}, err
 	}
 	custom := customisation(spec, closure.Roots[0])
+	var accountFiles []layerllb.File
 	if spec.Account != nil {
-		files, err := c.accountFiles(ctx, spec.Account, base, p)
-		if err != nil {
+		if accountFiles, err = c.accountFiles(ctx, spec.Account, base, p); err != nil {
 			return Image{}, err
 		}
-		custom.Files = append(custom.Files, files...)
+		custom.Files = append(custom.Files, accountFiles...)
 	}
 	plan, err := c.plan(ctx, spec, closure, p, base)
 	if err != nil {
@@ -246,7 +246,9 @@ func (c *conversion) platform(ctx context.Context, p ocispecs.Platform) (Image, 
 	if err != nil {
 		return Image{}, err
 	}
-	copies, err := c.copies(ctx, spec)
+	copies, err := c.copies(ctx, spec, func(ctx context.Context) (accounts, error) {
+		return c.imageAccounts(ctx, accountFiles, base, p)
+	})
 	if err != nil {
 		return Image{}, err
 	}

@@ -60,18 +60,9 @@ var accountFiles = []accountFile{
 func (c *conversion) accountFiles(ctx context.Context, a *manifest.Account, base *baseImage, p ocispecs.Platform) ([]layerllb.File, error) {
 	files := make([]layerllb.File, len(accountFiles))
 	for i, f := range accountFiles {
-		content := []byte(f.defaults)
-		if base != nil && c.opt.ReadFile != nil {
-			data, err := c.opt.ReadFile(ctx, base.state(p), p, f.path)
-			switch {
-			case err == nil:
-				content = data
-				if len(content) > 0 && content[len(content)-1] != '\n' {
-					content = append(content, '\n')
-				}
-			case !errors.Is(err, fs.ErrNotExist):
-				return nil, parser.WithLocation(fmt.Errorf("ACCOUNT %s: the base image's %s: %w", a.Name, f.path, err), a.Location)
-			}
+		content, err := c.etcFile(ctx, f, base, p)
+		if err != nil {
+			return nil, parser.WithLocation(fmt.Errorf("ACCOUNT %s: %w", a.Name, err), a.Location)
 		}
 		if err := f.free(content, a); err != nil {
 			return nil, parser.WithLocation(fmt.Errorf("ACCOUNT %s: %w", a.Name, err), a.Location)
@@ -79,6 +70,24 @@ func (c *conversion) accountFiles(ctx context.Context, a *manifest.Account, base
 		files[i] = layerllb.File{Path: f.path, Mode: f.mode, Data: append(content, f.line(a)...)}
 	}
 	return files, nil
+}
+
+// etcFile is the file f of the layers below the customisation layer: the
+// base image's, where it has one and it can be read, else f's defaults.
+func (c *conversion) etcFile(ctx context.Context, f accountFile, base *baseImage, p ocispecs.Platform) ([]byte, error) {
+	if base == nil || c.opt.ReadFile == nil {
+		return []byte(f.defaults), nil
+	}
+	data, err := c.opt.ReadFile(ctx, base.state(p), p, f.path)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return []byte(f.defaults), nil
+	case err != nil:
+		return nil, fmt.Errorf("the base image's %s: %w", f.path, err)
+	case len(data) > 0 && data[len(data)-1] != '\n':
+		data = append(data, '\n')
+	}
+	return data, nil
 }
 
 // free checks that content has no line for the account's name or id.
@@ -90,6 +99,77 @@ func (f accountFile) free(content []byte, a *manifest.Account) error {
 		}
 		if f.idField >= 0 && len(fields) > f.idField && fields[f.idField] == strconv.Itoa(f.id(a)) {
 			return fmt.Errorf("id %d is %s's in the base image's %s; choose another with --uid or --gid", f.id(a), fields[0], f.path)
+		}
+	}
+	return nil
+}
+
+// accounts are the image's /etc/passwd and /etc/group, where COPY
+// --chown looks names up.
+type accounts struct{ passwd, group []byte }
+
+// imageAccounts are the accounts of the image: ACCOUNT's files, or the
+// base image's (root and nobody without one).
+func (c *conversion) imageAccounts(ctx context.Context, files []layerllb.File, base *baseImage, p ocispecs.Platform) (accounts, error) {
+	var acc accounts
+	for i, dst := range []*[]byte{&acc.passwd, &acc.group} {
+		if len(files) > 0 {
+			*dst = files[i].Data
+			continue
+		}
+		data, err := c.etcFile(ctx, accountFiles[i], base, p)
+		if err != nil {
+			return accounts{}, err
+		}
+		*dst = data
+	}
+	return acc, nil
+}
+
+// owner resolves --chown: a number stands for itself, a name is looked up;
+// without a group, a user number is also the group's, and a user name
+// gives its own group.
+func (acc accounts) owner(ch *manifest.Chown) (*layerllb.Owner, error) {
+	var o layerllb.Owner
+	var userGroup string
+	if n, err := strconv.Atoi(ch.User); err == nil {
+		o.UID, userGroup = n, ch.User
+	} else {
+		fields := lookup(acc.passwd, ch.User)
+		if len(fields) < 4 {
+			return nil, fmt.Errorf("no user %s in the image's /etc/passwd (ACCOUNT adds one)", ch.User)
+		}
+		if o.UID, err = strconv.Atoi(fields[2]); err != nil {
+			return nil, fmt.Errorf("user %s has uid %q in the image's /etc/passwd", ch.User, fields[2])
+		}
+		userGroup = fields[3]
+	}
+	group := ch.Group
+	if group == "" {
+		group = userGroup
+	}
+	if n, err := strconv.Atoi(group); err == nil {
+		o.GID = n
+		return &o, nil
+	}
+	fields := lookup(acc.group, group)
+	if len(fields) < 3 {
+		return nil, fmt.Errorf("no group %s in the image's /etc/group", group)
+	}
+	n, err := strconv.Atoi(fields[2])
+	if err != nil {
+		return nil, fmt.Errorf("group %s has gid %q in the image's /etc/group", group, fields[2])
+	}
+	o.GID = n
+	return &o, nil
+}
+
+// lookup returns the fields of name's line in an /etc/passwd or
+// /etc/group; nil when it has none.
+func lookup(content []byte, name string) []string {
+	for line := range bytes.Lines(content) {
+		if fields := strings.Split(strings.TrimRight(string(line), "\n"), ":"); fields[0] == name {
+			return fields
 		}
 	}
 	return nil

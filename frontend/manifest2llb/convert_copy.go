@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path"
+	"strconv"
 	"strings"
 
 	"github.com/moby/buildkit/frontend/dockerfile/parser"
@@ -21,13 +22,22 @@ const CopySources = "storepack-copy-sources"
 // source must be there (else an error at its line); a directory's contents
 // go into the destination directory, a file into it when it ends with /,
 // as in a Dockerfile.
-func (c *conversion) copies(ctx context.Context, spec *manifest.Spec) ([]layerllb.Copy, error) {
+// Owners named in --chown are looked up in the image's accounts, which
+// load reads.
+func (c *conversion) copies(ctx context.Context, spec *manifest.Spec, load func(context.Context) (accounts, error)) ([]layerllb.Copy, error) {
 	if len(spec.Copies) == 0 {
 		return nil, nil
 	}
 	var names []string
+	var acc accounts
 	for _, cp := range spec.Copies {
 		names = append(names, cp.Sources...)
+		if ch := cp.Chown; ch != nil && (!isNumber(ch.User) || ch.Group != "" && !isNumber(ch.Group)) && acc.passwd == nil {
+			var err error
+			if acc, err = load(ctx); err != nil {
+				return nil, parser.WithLocation(fmt.Errorf("COPY --chown: %w", err), cp.Location)
+			}
+		}
 	}
 	st, files, err := c.opt.Source.ContextState(ctx, names)
 	if err != nil {
@@ -56,11 +66,26 @@ func (c *conversion) copies(ctx context.Context, spec *manifest.Spec) ([]layerll
 				mode := os.FileMode(*cp.Mode)
 				out.Mode = &mode
 			}
-			if cp.Owner != nil {
-				out.Owner = &layerllb.Owner{UID: cp.Owner.UID, GID: cp.Owner.GID}
+			if cp.Chown != nil {
+				if out.Owner, err = acc.owner(cp.Chown); err != nil {
+					return nil, parser.WithLocation(fmt.Errorf("COPY --chown=%s: %w", chownFlag(cp.Chown), err), cp.Location)
+				}
 			}
 			copies = append(copies, out)
 		}
 	}
 	return copies, nil
+}
+
+func isNumber(s string) bool {
+	_, err := strconv.Atoi(s)
+	return err == nil
+}
+
+// chownFlag is --chown's value as the manifest has it.
+func chownFlag(ch *manifest.Chown) string {
+	if ch.Group == "" {
+		return ch.User
+	}
+	return ch.User + ":" + ch.Group
 }

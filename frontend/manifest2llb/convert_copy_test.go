@@ -62,3 +62,59 @@ func TestConvertCopy(t *testing.T) {
 		t.Errorf("a missing source: line %d, %v; want line 4", errorLine(err), err)
 	}
 }
+
+// TestConvertCopyOwnerNames: --chown takes names, looked up in ACCOUNT's
+// files, or the base image's, or root's and nobody's; a user alone gives
+// its own group, a number alone itself; an unknown name is an error at the
+// line.
+func TestConvertCopyOwnerNames(t *testing.T) {
+	f := newFixture(t, "/nix/store")
+	if err := os.WriteFile(filepath.Join(f.CtxDir, "a"), []byte("a"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var asked []string
+	onBase := ConvertOpt{ResolveImage: fakeBase(t, 1, &asked), ReadFile: baseFiles(t, map[string]string{
+		"/etc/passwd": "root:x:0:0::/root:/bin/sh\nwww:x:33:34::/var/www:/bin/false\n",
+		"/etc/group":  "root:x:0:\nwww-data:x:34:\nstaff:x:50:\n",
+	})}
+	for _, tc := range []struct {
+		head, chown string
+		opt         ConvertOpt
+		want        string
+	}{
+		{"ACCOUNT --uid=1001 --gid=100 app\n", "app", ConvertOpt{}, "1001:100"},
+		{"ACCOUNT app\n", "app:root", ConvertOpt{}, "1000:0"},
+		{"", "nobody", ConvertOpt{}, "65534:65534"},
+		{"", "5", ConvertOpt{}, "5:5"},
+		{"", "5:nogroup", ConvertOpt{}, "5:65534"},
+		{"FROM alpine\n", "www", onBase, "33:34"},
+		{"FROM alpine\n", "www:staff", onBase, "33:50"},
+		{"FROM alpine\nACCOUNT app\n", "app:www-data", onBase, "1000:34"},
+		{"", "ghost", ConvertOpt{}, "no user ghost in the image's /etc/passwd"},
+		{"", "root:ghost", ConvertOpt{}, "no group ghost in the image's /etc/group"},
+		{"FROM alpine\n", "nobody", onBase, "no user nobody"},
+	} {
+		src := tc.head + "CLOSURE ./result-amd64\nGRAPH graph.json\nCOPY --chown=" + tc.chown + " a /srv/\n"
+		res, err := f.convert(t, src, tc.opt)
+		if strings.Contains(tc.want, " ") { // an error
+			line := strings.Count(tc.head, "\n") + 3
+			if err == nil || errorLine(err) != line || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("--chown=%s: line %d, %v; want line %d: %s", tc.chown, errorLine(err), err, line, tc.want)
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("--chown=%s: %v", tc.chown, err)
+			continue
+		}
+		var got []string
+		for _, c := range llbtest.Marshal(t, res.Images[0].State, llbtest.AllCaps()).Copies() {
+			if c.Src == "/a" {
+				got = append(got, fmt.Sprintf("%d:%d", c.Owner.User.GetByID(), c.Owner.Group.GetByID()))
+			}
+		}
+		if !slices.Equal(got, []string{tc.want}) {
+			t.Errorf("--chown=%s after %q: owners %q, want %s", tc.chown, tc.head, got, tc.want)
+		}
+	}
+}
