@@ -386,32 +386,8 @@ func pluginPid(t *testing.T, docker int) int {
 func TestRunGuixStore(t *testing.T) {
 	installPlugin(t)
 	t.Cleanup(func() { removeRunImages(t); noRunContainers(t) })
-	root := t.TempDir()
-	t.Cleanup(func() { exec.Command("chmod", "-R", "u+w", root).Run() })
-	path := func(hash, name string) string { return "/gnu/store/" + strings.Repeat(hash, 32) + "-" + name }
-	busybox, data, app := path("b", "busybox-1.36.1"), path("d", "greeting-1.0"), path("h", "hello-2.12.1")
-	write := func(p, content string, mode os.FileMode) {
-		t.Helper()
-		f := filepath.Join(root, p)
-		if err := os.MkdirAll(filepath.Dir(f), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(f, []byte(content), mode); err != nil {
-			t.Fatal(err)
-		}
-	}
-	bb, err := os.ReadFile("/bin/busybox") // Debian's static busybox, from the test bed
-	if err != nil {
-		t.Fatal(err)
-	}
-	write(busybox+"/bin/busybox", string(bb), 0o555)
-	write(data+"/share/greeting.txt", "hello from guix\n", 0o444)
-	write(app+"/bin/hello", "#!"+busybox+"/bin/busybox sh\nexec "+busybox+"/bin/busybox cat "+data+"/share/greeting.txt\n", 0o555)
-	// Another path in the store that nothing references stays out.
-	write(path("x", "unrelated-1.0")+"/share/README", "not in the closure\n", 0o444)
-	if err := os.Symlink(app, filepath.Join(root, "result")); err != nil {
-		t.Fatal(err)
-	}
+	g := guixClosure(t)
+	root, busybox, data, app := g.root, g.busybox, g.data, g.app
 
 	out, stderr, code := pluginRun(t, engineEnv, nil, "--store-root", root, filepath.Join(root, "result"))
 	if code != 0 || strings.TrimSpace(out) != "hello from guix" {
@@ -432,4 +408,39 @@ func TestRunGuixStore(t *testing.T) {
 	if want := []string{busybox, data, app}; !slices.Equal(paths, sortedCopy(want)) {
 		t.Errorf("the image holds %v, want the closure %v", paths, want)
 	}
+}
+
+// guixStore is a Guix-style closure in a store kept under root: result
+// links to app, whose script runs busybox on data; another store path
+// that nothing references lies beside them.
+type guixStore struct{ root, busybox, data, app string }
+
+func guixClosure(t *testing.T) guixStore {
+	t.Helper()
+	root := t.TempDir()
+	t.Cleanup(func() { exec.Command("chmod", "-R", "u+w", root).Run() })
+	path := func(hash, name string) string { return "/gnu/store/" + strings.Repeat(hash, 32) + "-" + name }
+	g := guixStore{root: root, busybox: path("b", "busybox-1.36.1"), data: path("d", "greeting-1.0"), app: path("h", "hello-2.12.1")}
+	write := func(p, content string, mode os.FileMode) {
+		t.Helper()
+		f := filepath.Join(root, p)
+		if err := os.MkdirAll(filepath.Dir(f), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(f, []byte(content), mode); err != nil {
+			t.Fatal(err)
+		}
+	}
+	bb, err := os.ReadFile("/bin/busybox") // Debian's static busybox, from the test bed
+	if err != nil {
+		t.Fatal(err)
+	}
+	write(g.busybox+"/bin/busybox", string(bb), 0o555)
+	write(g.data+"/share/greeting.txt", "hello from guix\n", 0o444)
+	write(g.app+"/bin/hello", "#!"+g.busybox+"/bin/busybox sh\nexec "+g.busybox+"/bin/busybox cat "+g.data+"/share/greeting.txt\n", 0o555)
+	write(path("x", "unrelated-1.0")+"/share/README", "not in the closure\n", 0o444)
+	if err := os.Symlink(g.app, filepath.Join(root, "result")); err != nil {
+		t.Fatal(err)
+	}
+	return g
 }
