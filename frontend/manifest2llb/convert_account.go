@@ -105,12 +105,19 @@ func (f accountFile) free(content []byte, a *manifest.Account) error {
 }
 
 // accounts are the image's /etc/passwd and /etc/group, where COPY
-// --chown looks names up.
-type accounts struct{ passwd, group []byte }
+// --chown looks names up. unread: the base image's could not be read
+// (a conversion that builds nothing, plan), and names stay unresolved.
+type accounts struct {
+	passwd, group []byte
+	unread        bool
+}
 
 // imageAccounts are the accounts of the image: ACCOUNT's files, or the
 // base image's (root and nobody without one).
 func (c *conversion) imageAccounts(ctx context.Context, files []layerllb.File, base *baseImage, p ocispecs.Platform) (accounts, error) {
+	if len(files) == 0 && base != nil && c.opt.ReadFile == nil {
+		return accounts{unread: true}, nil
+	}
 	var acc accounts
 	for i, dst := range []*[]byte{&acc.passwd, &acc.group} {
 		if len(files) > 0 {
@@ -128,8 +135,11 @@ func (c *conversion) imageAccounts(ctx context.Context, files []layerllb.File, b
 
 // owner resolves --chown: a number stands for itself, a name is looked up;
 // without a group, a user number is also the group's, and a user name
-// gives its own group.
+// gives its own group. Unread accounts resolve names to nil.
 func (acc accounts) owner(ch *manifest.Chown) (*layerllb.Owner, error) {
+	if acc.unread && (!isNumber(ch.User) || !isNumber(ch.Group) && ch.Group != "") {
+		return nil, nil
+	}
 	var o layerllb.Owner
 	var userGroup string
 	if n, err := strconv.Atoi(ch.User); err == nil {

@@ -32,7 +32,7 @@ func (c *conversion) copies(ctx context.Context, spec *manifest.Spec, load func(
 	var acc accounts
 	for _, cp := range spec.Copies {
 		names = append(names, cp.Sources...)
-		if ch := cp.Chown; ch != nil && (!isNumber(ch.User) || ch.Group != "" && !isNumber(ch.Group)) && acc.passwd == nil {
+		if ch := cp.Chown; ch != nil && (!isNumber(ch.User) || ch.Group != "" && !isNumber(ch.Group)) && acc.passwd == nil && !acc.unread {
 			var err error
 			if acc, err = load(ctx); err != nil {
 				return nil, parser.WithLocation(fmt.Errorf("COPY --chown: %w", err), cp.Location)

@@ -93,6 +93,8 @@ func TestConvertCopyOwnerNames(t *testing.T) {
 		{"", "ghost", ConvertOpt{}, "no user ghost in the image's /etc/passwd"},
 		{"", "root:ghost", ConvertOpt{}, "no group ghost in the image's /etc/group"},
 		{"FROM alpine\n", "nobody", onBase, "no user nobody"},
+		// Without a way to read the base (plan), its names stay unresolved.
+		{"FROM alpine\n", "www", ConvertOpt{ResolveImage: fakeBase(t, 1, &asked)}, "0:0"},
 	} {
 		src := tc.head + "CLOSURE ./result-amd64\nGRAPH graph.json\nCOPY --chown=" + tc.chown + " a /srv/\n"
 		res, err := f.convert(t, src, tc.opt)
