@@ -20,7 +20,6 @@ import (
 	"github.com/moby/buildkit/solver/errdefs"
 	"github.com/moby/buildkit/solver/pb"
 	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
-	"github.com/storepack/storepack/frontend/inbuilder"
 	"github.com/storepack/storepack/frontend/manifest"
 	"github.com/storepack/storepack/frontend/manifest2llb"
 )
@@ -43,7 +42,7 @@ func Build(ctx context.Context, c client.Client) (_ *client.Result, err error) {
 	gs := newGatewaySource(c, bc)
 	opt := manifest2llb.ConvertOpt{Source: gs, ReadPrevious: gs.previousPlan, SourceMap: src.SourceMap}
 	if h := gs.helper(); h != nil {
-		opt.Stager, opt.Differ = *h, inbuilder.Differ{Helper: *h, Read: StateReader(c, bc)}
+		opt.Stager, opt.Differ = *h, *h
 	}
 	return BuildWith(ctx, c, bc, src.Data, opt)
 }

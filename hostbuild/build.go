@@ -107,6 +107,7 @@ func Build(ctx context.Context, b *Builder, opt Options) (*Result, error) {
 			Locals:     locals,
 		},
 		Stager:          manifest2llb.HostStager{Dir: stageDir, Locals: locals},
+		Differ:          SelfDiffer{Locals: locals},
 		Strategy:        opt.Strategy,
 		MaxLayers:       opt.MaxLayers,
 		Previous:        opt.Previous,
@@ -178,8 +179,6 @@ func Build(ctx context.Context, b *Builder, opt Options) (*Result, error) {
 			if err != nil {
 				return nil, err
 			}
-			conv := conv
-			conv.Differ = SelfDiffer{Locals: locals, Read: frontend.StateReader(c, bc)}
 			res, err := frontend.BuildWith(ctx, c, bc, opt.Manifest, conv)
 			if err != nil && opt.ManifestName != "" {
 				err = manifest.WithFileLine(opt.ManifestName, err)
@@ -313,19 +312,15 @@ func withSourceLine(err error) error {
 // SelfDiffer runs this binary in the builder (inbuilder's commands) to
 // find what RUN changed: the builder needs no frontend image, and the
 // binary is sent only when a manifest has RUN. Locals records the local
-// source that carries it and Read reads what it found; both nil for a
-// conversion that is not built (plan).
-type SelfDiffer struct {
-	Locals *manifest2llb.Locals
-	Read   layerllb.FileReader
-}
+// source that carries it; nil for a conversion that is not built (plan).
+type SelfDiffer struct{ Locals *manifest2llb.Locals }
 
 var _ layerllb.Differ = SelfDiffer{}
 
 // helperLocal is the local source that carries this binary.
 const helperLocal = "storepack-helper"
 
-func (d SelfDiffer) Diff(ctx context.Context, before, after llb.State, p ocispecs.Platform, step string) (layerllb.Changes, error) {
+func (d SelfDiffer) Diff(before, after llb.State, step string) (layerllb.Changes, error) {
 	exe, err := os.Executable()
 	if err == nil {
 		exe, err = filepath.EvalSymlinks(exe)
@@ -342,8 +337,7 @@ func (d SelfDiffer) Diff(ctx context.Context, before, after llb.State, p ocispec
 		llb.SharedKeyHint(helperLocal),
 		llb.WithCustomName("transfer the storepack binary (for RUN)"),
 	).Platform(platforms.Normalize(platforms.DefaultSpec()))
-	differ := inbuilder.Differ{Helper: inbuilder.Helper{Image: image, Binary: "/" + filepath.Base(exe)}, Read: d.Read}
-	return differ.Diff(ctx, before, after, p, step)
+	return inbuilder.Helper{Image: image, Binary: "/" + filepath.Base(exe)}.Diff(before, after, step)
 }
 
 // localDirs serves the local sources a host conversion names from their

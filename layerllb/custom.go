@@ -2,6 +2,7 @@ package layerllb
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -58,27 +59,32 @@ func (c Customisation) Empty() bool {
 	return len(c.Dirs) == 0 && len(c.Links) == 0 && len(c.Files) == 0
 }
 
-// Differ finds what RUN changed: after, the state the commands made of
-// platform p, against before. step names the work in progress output.
+// Differ finds what RUN changed: the states holding what after, the file
+// system the commands made, changed of before. step names the work in
+// progress output.
 type Differ interface {
-	Diff(ctx context.Context, before, after llb.State, p ocispecs.Platform, step string) (Changes, error)
+	Diff(before, after llb.State, step string) (Changes, error)
 }
+
+// Changes are what RUN changed, as states in the builder.
+type Changes struct {
+	// Entries is a scratch state holding what after has that before
+	// lacks or holds otherwise, with their parents, owners and modes kept.
+	Entries llb.State
+	// Removed is a state whose file RemovedFile lists, as a JSON array,
+	// the absolute paths of the entries of before that after lacks or
+	// holds as another type (a directory for a file or the reverse), not
+	// their children.
+	Removed llb.State
+}
+
+// RemovedFile is the file of Changes.Removed.
+const RemovedFile = "removed.json"
 
 // FileReader solves st as the build of platform p solves it (so that the
 // build reuses the result) and reads its file name; a missing file is an
 // error that wraps fs.ErrNotExist.
 type FileReader func(ctx context.Context, st llb.State, p ocispecs.Platform, name string) ([]byte, error)
-
-// Changes are what RUN changed.
-type Changes struct {
-	// Entries is a scratch state holding what after has that before
-	// lacks or holds otherwise, with their parents, owners and modes kept.
-	Entries llb.State
-	// Removed are the absolute paths of entries of before that after
-	// lacks or holds as another type (a directory for a file or the
-	// reverse), not their children.
-	Removed []string
-}
 
 // Stager makes a scratch state holding exactly a customisation's entries,
 // for builders whose FileOps cannot (no symlink FileOp before BuildKit
@@ -184,17 +190,38 @@ func CustomisationLayer(ctx context.Context, st llb.State, c Customisation, copi
 	}
 	// The layer is what the entries, copies and commands changed over st,
 	// as files, applied again with every time fixed.
-	changes, err := differ.Diff(ctx, st, layer, opt.Platform, "find what RUN changed")
+	changes, err := differ.Diff(st, layer, "find what RUN changed")
+	if err != nil {
+		return llb.State{}, err
+	}
+	removed, err := readRemoved(ctx, changes.Removed, opt)
 	if err != nil {
 		return llb.State{}, err
 	}
 	// Builders without MergeOp are Docker Engine's own on the classic
 	// image store, whose layer diffs stamp whiteouts with the time of the
 	// build; BuildKit's own differ stamps them with a fixed time.
-	if len(changes.Removed) > 0 && caps.Supports(pb.CapMergeOp) != nil {
-		return llb.State{}, &RemovalError{Path: changes.Removed[0]}
+	if len(removed) > 0 && caps.Supports(pb.CapMergeOp) != nil {
+		return llb.State{}, &RemovalError{Path: removed[0]}
 	}
-	return onTop(st, changes.Entries, changes.Removed, opt), nil
+	return onTop(st, changes.Entries, removed, opt), nil
+}
+
+// readRemoved reads the list of what RUN removed, which runs the commands
+// in the builder; none without opt.Read.
+func readRemoved(ctx context.Context, st llb.State, opt Options) ([]string, error) {
+	if opt.Read == nil {
+		return nil, nil
+	}
+	data, err := opt.Read(ctx, st, opt.Platform, RemovedFile)
+	if err != nil {
+		return nil, err
+	}
+	var removed []string
+	if err := json.Unmarshal(data, &removed); err != nil {
+		return nil, fmt.Errorf("the list of what RUN removed: %w", err)
+	}
+	return removed, nil
 }
 
 // onTop puts the entries of the scratch state entries on st as one layer,

@@ -81,6 +81,10 @@ type Options struct {
 	Method   Method
 	// Platform is the image's, which RUN commands run as.
 	Platform ocispecs.Platform
+	// Read reads files of states in the builder: the list of what RUN
+	// removed; nil for a conversion that builds nothing (plan), which then
+	// removes nothing.
+	Read FileReader
 }
 
 // root owns every entry of the image.

@@ -18,7 +18,6 @@
 package inbuilder
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"path"
@@ -26,7 +25,6 @@ import (
 
 	"github.com/moby/buildkit/client/llb"
 	"github.com/moby/buildkit/solver/pb"
-	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/storepack/storepack/layerllb"
 	"github.com/storepack/storepack/store"
 )
@@ -50,7 +48,6 @@ const (
 	requestMount = "/in"
 	outputMount  = "/out"
 	removedMount = "/removed"
-	removedFile  = "removed.json"
 	requestFile  = "request.json"
 	resultFile   = "result.json"
 )
@@ -114,40 +111,23 @@ func (h Helper) Scan(command Command, parts []layerllb.Part, step string) (llb.S
 	return run.AddMount(outputMount, llb.Scratch()), nil
 }
 
-// Differ implements layerllb.Differ with diff-tree, run by Helper. Read
-// reads the list of removed entries from the builder, which runs the
-// commands for it; nil makes a conversion that builds nothing (plan), and
-// removes nothing.
-type Differ struct {
-	Helper
-	Read layerllb.FileReader
-}
+var _ layerllb.Differ = Helper{}
 
-var _ layerllb.Differ = Differ{}
-
-// Diff finds the entries of after that before lacks or that differ, with
-// their parents, and the entries of before that after lacks.
-func (d Differ) Diff(ctx context.Context, before, after llb.State, p ocispecs.Platform, step string) (layerllb.Changes, error) {
-	request, err := json.Marshal(DiffRequest{Before: beforeMount, After: afterMount, Removed: path.Join(removedMount, removedFile)})
+// Diff implements layerllb.Differ with diff-tree: the output holds the
+// entries of after that before lacks or that differ, with their parents,
+// and the list of the entries of before that after lacks.
+func (h Helper) Diff(before, after llb.State, step string) (layerllb.Changes, error) {
+	request, err := json.Marshal(DiffRequest{Before: beforeMount, After: afterMount, Removed: path.Join(removedMount, layerllb.RemovedFile)})
 	if err != nil {
 		return layerllb.Changes{}, err
 	}
-	run := d.run(DiffTree, request, step)
+	run := h.run(DiffTree, request, step)
 	run.AddMount(beforeMount, before, llb.Readonly)
 	run.AddMount(afterMount, after, llb.Readonly)
-	changes := layerllb.Changes{Entries: run.AddMount(outputMount, llb.Scratch())}
-	removedState := run.AddMount(removedMount, llb.Scratch())
-	if d.Read == nil {
-		return changes, nil
-	}
-	data, err := d.Read(ctx, removedState, p, removedFile)
-	if err != nil {
-		return layerllb.Changes{}, err
-	}
-	if err := json.Unmarshal(data, &changes.Removed); err != nil {
-		return layerllb.Changes{}, fmt.Errorf("diff-tree's list of removed entries: %w", err)
-	}
-	return changes, nil
+	return layerllb.Changes{
+		Entries: run.AddMount(outputMount, llb.Scratch()),
+		Removed: run.AddMount(removedMount, llb.Scratch()),
+	}, nil
 }
 
 // DiffRequest is what diff-tree reads: the two trees to compare, and the

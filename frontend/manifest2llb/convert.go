@@ -115,9 +115,9 @@ type ConvertOpt struct {
 	ReadPrevious PreviousPlanReader
 	// ResolveImage reads FROM images; nil makes FROM an error.
 	ResolveImage ImageResolver
-	// ReadFile reads files of states in the builder, such as a FROM
-	// image's accounts, which ACCOUNT adds to; nil for a conversion that
-	// builds nothing (plan), which reads none.
+	// ReadFile reads files of states in the builder: a FROM image's
+	// accounts, which ACCOUNT adds to, and what RUN removed; nil for a
+	// conversion that builds nothing (plan), which reads none.
 	ReadFile layerllb.FileReader
 }
 
@@ -237,7 +237,7 @@ func (c *conversion) platform(ctx context.Context, p ocispecs.Platform) (Image, 
 			return Image{}, err
 		}
 	}
-	layerOpt := layerllb.Options{StoreDir: spec.StoreDir, Epoch: c.epoch, Method: c.method, Platform: p}
+	layerOpt := layerllb.Options{StoreDir: spec.StoreDir, Epoch: c.epoch, Method: c.method, Platform: p, Read: c.opt.ReadFile}
 	bottom, baseConfig := llb.Scratch(), (*dockerspec.DockerOCIImage)(nil)
 	if base != nil {
 		bottom, baseConfig = base.state(p), &base.config

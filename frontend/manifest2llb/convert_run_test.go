@@ -2,6 +2,8 @@ package manifest2llb
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -15,14 +17,26 @@ import (
 )
 
 // fakeDiffer stands for the frontend binary's diff-tree: a marker exec
-// whose mounts say what it compares, which finds removed removed.
-type fakeDiffer struct{ removed []string }
+// whose mounts say what it compares.
+type fakeDiffer struct{}
 
-func (d fakeDiffer) Diff(_ context.Context, before, after llb.State, p ocispecs.Platform, step string) (layerllb.Changes, error) {
-	run := llb.Image("differ").Run(llb.Args([]string{"/differ", platforms.Format(p)}), llb.WithCustomName(step))
+func (fakeDiffer) Diff(before, after llb.State, step string) (layerllb.Changes, error) {
+	run := llb.Image("differ").Run(llb.Args([]string{"/differ"}), llb.WithCustomName(step))
 	run.AddMount("/before", before, llb.Readonly)
 	run.AddMount("/after", after, llb.Readonly)
-	return layerllb.Changes{Entries: run.AddMount("/out", llb.Scratch()), Removed: d.removed}, nil
+	return layerllb.Changes{Entries: run.AddMount("/out", llb.Scratch()), Removed: run.AddMount("/removed", llb.Scratch())}, nil
+}
+
+// removals reads removed as the differ's list, from the differ's state
+// alone, as built for the image's platform.
+func removals(t *testing.T, removed ...string) layerllb.FileReader {
+	return func(ctx context.Context, st llb.State, p ocispecs.Platform, name string) ([]byte, error) {
+		o := llbtest.Marshal(t, st, llbtest.AllCaps(), llb.Platform(p))
+		if name != layerllb.RemovedFile || len(o.Exec) != 2 || platforms.Format(p) != "linux/amd64" {
+			return nil, fmt.Errorf("read %s of %d execs for %s, want the differ's list for linux/amd64", name, len(o.Exec), platforms.Format(p))
+		}
+		return json.Marshal(removed)
+	}
 }
 
 // TestConvertRun: RUN runs its command as root over the image, with the
@@ -43,9 +57,6 @@ func TestConvertRun(t *testing.T) {
 			}
 		case "/differ":
 			differs++
-			if e.Meta.Args[1] != "linux/amd64" {
-				t.Errorf("the differ was given platform %s, want the image's", e.Meta.Args[1])
-			}
 		}
 	}
 	if runs != 1 || differs != 1 {
@@ -70,7 +81,7 @@ func TestConvertRunRemovals(t *testing.T) {
 	src := "CLOSURE ./result-amd64\nGRAPH graph.json\nRUN rm -r /etc/old /var/cache\n"
 	merges := map[bool]int{}
 	for _, removed := range [][]string{nil, {"/etc/old", "/var/cache"}} {
-		img := f.mustConvert(t, src, ConvertOpt{Differ: fakeDiffer{removed: removed}}).Images[0]
+		img := f.mustConvert(t, src, ConvertOpt{Differ: fakeDiffer{}, ReadFile: removals(t, removed...)}).Images[0]
 		o := llbtest.Marshal(t, img.State, llbtest.AllCaps())
 		var rms []string
 		for _, fo := range o.File {
@@ -95,7 +106,7 @@ func TestConvertRunRemovals(t *testing.T) {
 	// Docker Engine's own builder (no MergeOp) stamps whiteouts with the
 	// time of the build: a removal there is an error at the RUN.
 	caps := llbtest.CapsWithout(pb.CapMergeOp)
-	_, err := f.convert(t, src, ConvertOpt{Differ: fakeDiffer{removed: []string{"/etc/old"}}, LLBCaps: &caps})
+	_, err := f.convert(t, src, ConvertOpt{Differ: fakeDiffer{}, ReadFile: removals(t, "/etc/old"), LLBCaps: &caps})
 	if err == nil || errorLine(err) != 3 || !strings.Contains(err.Error(), "RUN removed /etc/old") {
 		t.Errorf("a removal without MergeOp: line %d, %v; want line 3 naming /etc/old", errorLine(err), err)
 	}
