@@ -179,6 +179,13 @@ type Copy struct {
 // Group "": the user's group (its own number, for a number).
 type Chown struct{ User, Group string }
 
+// Named reports whether the user or the group is a name, to look up.
+func (c Chown) Named() bool {
+	_, uerr := parseID(c.User)
+	_, gerr := parseID(c.Group)
+	return uerr != nil || c.Group != "" && gerr != nil
+}
+
 // Run is a RUN instruction: a command run as root in the builder over the
 // image's file system, whose changes go into the customisation layer.
 type Run struct {

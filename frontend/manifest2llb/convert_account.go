@@ -137,7 +137,7 @@ func (c *conversion) imageAccounts(ctx context.Context, files []layerllb.File, b
 // without a group, a user number is also the group's, and a user name
 // gives its own group. Unread accounts resolve names to nil.
 func (acc accounts) owner(ch *manifest.Chown) (*layerllb.Owner, error) {
-	if acc.unread && (!isNumber(ch.User) || !isNumber(ch.Group) && ch.Group != "") {
+	if acc.unread && ch.Named() {
 		return nil, nil
 	}
 	var o layerllb.Owner

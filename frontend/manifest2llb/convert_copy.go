@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"path"
-	"strconv"
 	"strings"
 
 	"github.com/moby/buildkit/frontend/dockerfile/parser"
@@ -30,13 +29,15 @@ func (c *conversion) copies(ctx context.Context, spec *manifest.Spec, load func(
 	}
 	var names []string
 	var acc accounts
+	loaded := false
 	for _, cp := range spec.Copies {
 		names = append(names, cp.Sources...)
-		if ch := cp.Chown; ch != nil && (!isNumber(ch.User) || ch.Group != "" && !isNumber(ch.Group)) && acc.passwd == nil && !acc.unread {
+		if cp.Chown != nil && cp.Chown.Named() && !loaded {
 			var err error
 			if acc, err = load(ctx); err != nil {
 				return nil, parser.WithLocation(fmt.Errorf("COPY --chown: %w", err), cp.Location)
 			}
+			loaded = true
 		}
 	}
 	st, files, err := c.opt.Source.ContextState(ctx, names)
@@ -75,11 +76,6 @@ func (c *conversion) copies(ctx context.Context, spec *manifest.Spec, load func(
 		}
 	}
 	return copies, nil
-}
-
-func isNumber(s string) bool {
-	_, err := strconv.Atoi(s)
-	return err == nil
 }
 
 // chownFlag is --chown's value as the manifest has it.
