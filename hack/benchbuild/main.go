@@ -56,6 +56,7 @@ func main() {
 	flag.StringVar(&only, "only", "", "measure only the cases whose id matches this regexp (floor, nixpkgs, dockerfile, frontend-engine, frontend-oci, frontend-push, plugin-engine, plugin-oci, plugin-push)")
 	flag.StringVar(&opt.logs, "logs", "", "keep every build's output in this directory")
 	layout := flag.String("layout", "", "only lay out the closure in this new directory (release 1 as DIR/result and DIR/graph.json), for inspection; no test bed")
+	scale := flag.Int("scale", 1, "a closure this many times the usual bytes and store paths (2: how memory grows when the closure doubles)")
 	flag.Parse()
 	if flag.NArg() > 0 {
 		fmt.Fprintf(os.Stderr, "benchbuild: unexpected arguments %q\n", flag.Args())
@@ -63,7 +64,11 @@ func main() {
 	}
 	runsGiven := false
 	flag.Visit(func(f *flag.Flag) { runsGiven = runsGiven || f.Name == "runs" })
-	opt.closure.targetBytes, opt.closure.targetPaths, opt.closure.maxPackage, opt.closure.appBytes = 480<<20, 240, 96<<20, 2<<20
+	if *scale < 1 {
+		fmt.Fprintln(os.Stderr, "benchbuild: -scale must be at least 1")
+		os.Exit(2)
+	}
+	opt.closure.targetBytes, opt.closure.targetPaths, opt.closure.maxPackage, opt.closure.appBytes = int64(*scale)*480<<20, *scale*240, 96<<20, 2<<20
 	if opt.quick {
 		opt.closure.targetBytes, opt.closure.targetPaths, opt.closure.maxPackage = 64<<20, 120, 8<<20
 		if !runsGiven {
