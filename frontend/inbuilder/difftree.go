@@ -65,11 +65,26 @@ func diffTrees(before, after, out string) (removed []string, err error) {
 		if err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return err
 		}
+		if err != nil && mountStub(rel, p, info) {
+			return fs.SkipDir
+		}
 		if err := mkdirParents(after, out, filepath.Dir(rel)); err != nil {
 			return err
 		}
 		return copyEntry(p, filepath.Join(out, rel), info)
 	})
+}
+
+// mountStub reports whether the new entry rel is an empty directory that
+// the builder's runtime made to mount a file system on (older BuildKit,
+// as Docker 20.10's, leaves these in the RUN's snapshot; newer removes
+// them), not a change of the commands.
+func mountStub(rel, p string, info fs.FileInfo) bool {
+	if !info.IsDir() || rel != "dev" && rel != "proc" && rel != "sys" {
+		return false
+	}
+	entries, err := os.ReadDir(p)
+	return err == nil && len(entries) == 0
 }
 
 // same reports whether an entry is unchanged.
