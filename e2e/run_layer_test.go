@@ -17,8 +17,8 @@ import (
 // binary finds them) and through the frontend on buildkitd (Merge): the
 // commands' changes are in the image, every entry of the layer has the
 // fixed time, and a build with the cache pruned gives the same layers.
-// Where the builder merges, the RUN also removes a file of the base and a
-// directory of a store path, which are gone from the image.
+// Where the builder merges, the RUN also removes a file of the base and
+// replaces a directory of a store path with a file, as the image shows.
 func TestRunInstruction(t *testing.T) {
 	installPlugin(t)
 	c := nixClosure(t)
@@ -29,13 +29,14 @@ func TestRunInstruction(t *testing.T) {
 			removes := !b.engine
 			extra := []string{"DIR /data", run}
 			if removes {
-				extra[1] += ` && rm /etc/group && rm -r "${PROGRAM%/bin/hello}/share/hello"`
+				extra[1] += ` && rm /etc/group && rm -r "${PROGRAM%/bin/hello}/share/hello" && echo > "${PROGRAM%/bin/hello}/share/hello"`
 			}
 			text := fromManifest(b.busybox(), result, graph, extra...)
 			tag := b.build(t, c, "run-layer", text)
 			out := stdoutOf(t, bed.docker, "run", "--rm", tag, "sh", "-c", "stat -c %u /data; cat /program; ls /marker; "+
-				`for f in /etc/group /etc/passwd "${PROGRAM%/bin/hello}/share/hello" "${PROGRAM%/bin/hello}/share/data"; do test -e "$f" && echo "$f"; done`)
-			kept := "/etc/passwd\n" + c.root.String() + "/share/data\n"
+				`for f in /etc/group /etc/passwd "${PROGRAM%/bin/hello}/share/hello" "${PROGRAM%/bin/hello}/share/data"; do test -e "$f" && echo "$f"; done; `+
+				`test -f "${PROGRAM%/bin/hello}/share/hello" && echo a file now; true`)
+			kept := "/etc/passwd\n" + c.root.String() + "/share/hello\n" + c.root.String() + "/share/data\na file now\n"
 			if !removes {
 				kept = "/etc/group\n/etc/passwd\n" + c.root.String() + "/share/hello\n" + c.root.String() + "/share/data\n"
 			}

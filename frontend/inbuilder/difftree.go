@@ -14,11 +14,23 @@ import (
 // that differs from before's (type, mode, owner, size, mtime, symlink
 // target), with its parents, keeping modes and owners: the changes of a RUN
 // as files, for a copy to apply. It returns the entries of before that
-// after lacks or holds as another type (directory or not), topmost first
-// and not their children, as absolute paths: a copy cannot remove them, so
-// the layer removes them before the copy. Their parents are written out
-// too, so that the copy fixes the times the removal changed.
+// after lacks or holds as another type (file, directory, symlink), topmost
+// first and not their children, as absolute paths: a copy cannot remove
+// them, so the layer removes them before the copy. Their parents are
+// written out too, so that the copy fixes the times the removal changed.
 func diffTrees(before, after, out string) (removed []string, err error) {
+	// Entries below a path whose type changed are new: before has no
+	// directory there to look in (and may have a symlink, which a lookup
+	// would follow out of the tree).
+	retyped := map[string]bool{}
+	isNew := func(rel string) bool {
+		for dir := filepath.Dir(rel); dir != "."; dir = filepath.Dir(dir) {
+			if retyped[dir] {
+				return true
+			}
+		}
+		return false
+	}
 	if err := filepath.WalkDir(before, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
@@ -32,8 +44,10 @@ func diffTrees(before, after, out string) (removed []string, err error) {
 		case errors.Is(err, fs.ErrNotExist):
 		case err != nil:
 			return err
-		case info.IsDir() == d.IsDir():
+		case info.Mode().Type() == d.Type():
 			return nil
+		default:
+			retyped[rel] = true
 		}
 		removed = append(removed, "/"+filepath.ToSlash(rel))
 		if err := mkdirParents(after, out, filepath.Dir(rel)); err != nil {
@@ -58,7 +72,10 @@ func diffTrees(before, after, out string) (removed []string, err error) {
 		if err != nil {
 			return err
 		}
-		old, err := os.Lstat(filepath.Join(before, rel))
+		old, err := fs.FileInfo(nil), fs.ErrNotExist
+		if !isNew(rel) {
+			old, err = os.Lstat(filepath.Join(before, rel))
+		}
 		if err == nil && same(info, old, p, filepath.Join(before, rel)) {
 			return nil
 		}

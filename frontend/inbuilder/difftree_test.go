@@ -88,23 +88,27 @@ func TestDiffTrees(t *testing.T) {
 		t.Errorf("etc/conf holds %q", data)
 	}
 
-	// Removals: a file, a directory with its files, and a file made a
-	// directory (removed, then written as the new directory).
+	// Removals: a file, a directory with its files, a file made a
+	// directory with a file in it (removed, then written as the new
+	// directory), and a file made a symlink.
 	must(os.Remove(filepath.Join(after, "etc/keep")))
 	must(os.RemoveAll(filepath.Join(after, "data")))
 	must(os.Remove(filepath.Join(after, "bin/tool")))
 	must(os.Mkdir(filepath.Join(after, "bin/tool"), 0o755))
+	must(os.WriteFile(filepath.Join(after, "bin/tool/inside"), []byte("i"), 0o644))
+	must(os.Remove(filepath.Join(after, "etc/conf")))
+	must(os.Symlink("keep", filepath.Join(after, "etc/conf")))
 	// A parent is written out even when the RUN put its time back.
 	must(os.Chtimes(filepath.Join(after, "etc"), epoch, epoch))
 	out = t.TempDir()
 	removed, err = diffTrees(before, after, out)
 	must(err)
-	if want := []string{"/bin/tool", "/data", "/etc/keep"}; !slices.Equal(removed, want) {
+	if want := []string{"/bin/tool", "/data", "/etc/conf", "/etc/keep"}; !slices.Equal(removed, want) {
 		t.Errorf("removed %q, want %q", removed, want)
 	}
-	for _, name := range []string{"etc", "bin/tool"} {
-		if fi, err := os.Lstat(filepath.Join(out, name)); err != nil || !fi.IsDir() {
-			t.Errorf("out/%s: %v, want the directory", name, err)
+	for name, typ := range map[string]os.FileMode{"etc": os.ModeDir, "bin/tool": os.ModeDir, "bin/tool/inside": 0, "etc/conf": os.ModeSymlink} {
+		if fi, err := os.Lstat(filepath.Join(out, name)); err != nil || fi.Mode().Type() != typ {
+			t.Errorf("out/%s: %v, want type %v", name, err, typ)
 		}
 	}
 }
