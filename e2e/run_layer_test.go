@@ -69,8 +69,8 @@ func TestRunInstruction(t *testing.T) {
 // TestRunInstructionFails: a failing RUN is an error that names the
 // manifest's line and the command's exit, and so is one that removes a
 // file of a layer below on Docker 20.10's builder (whose layers would
-// record the removal with the time of the build), naming the file; nothing
-// is tagged.
+// record the removal with the time of the build), naming the file, and one
+// that makes a fifo, naming it; nothing is tagged.
 func TestRunInstructionFails(t *testing.T) {
 	installPlugin(t)
 	c := nixClosure(t)
@@ -105,6 +105,14 @@ func TestRunInstructionFails(t *testing.T) {
 		r := engineBuild(t, "-f", df, "-t", tag, "/")
 		if r.err == nil || !strings.Contains(r.out, "removes.storepack:6") || !strings.Contains(r.out, "RUN removed /etc/group") {
 			t.Errorf("err %v, output:\n%s\nwant line 6 and the removed file named", r.err, r.out)
+		}
+		checkNotTagged(t, tag)
+	})
+	t.Run("plugin on buildkitd, a fifo", func(t *testing.T) {
+		df := writeFile(t, c.dir, "fifo.storepack", fromManifest(bed.registry+"/library/busybox:latest", "./result", "path-info.json", "RUN mkfifo /srv-fifo"))
+		r := cmd(buildkitEnv, "docker", "storepack", "build", "--progress=plain", "-f", df, "-t", tag, c.dir)
+		if r.err == nil || !strings.Contains(r.out, "fifo.storepack:6: RUN made /srv-fifo, a fifo") {
+			t.Errorf("err %v, output:\n%s\nwant line 6 and the fifo named", r.err, r.out)
 		}
 		checkNotTagged(t, tag)
 	})

@@ -71,15 +71,22 @@ type Changes struct {
 	// Entries is a scratch state holding what after has that before
 	// lacks or holds otherwise, with their parents, owners and modes kept.
 	Entries llb.State
-	// Removed is a state whose file RemovedFile lists, as a JSON array,
-	// the absolute paths of the entries of before that after lacks or
-	// holds as another type (a directory for a file or the reverse), not
-	// their children.
-	Removed llb.State
+	// Result is a state whose file DiffResultFile holds the DiffResult,
+	// as JSON.
+	Result llb.State
 }
 
-// RemovedFile is the file of Changes.Removed.
-const RemovedFile = "removed.json"
+// DiffResultFile is the file of Changes.Result.
+const DiffResultFile = "diff.json"
+
+// DiffResult is what a Differ found besides the changed entries: the
+// absolute paths of the entries of before that after lacks or holds as
+// another type (file, directory, symlink), not their children; or what
+// makes the changes unfit for a layer, such as a fifo the commands made.
+type DiffResult struct {
+	Removed []string `json:"removed,omitempty"`
+	Problem string   `json:"problem,omitempty"`
+}
 
 // FileReader solves st as the build of platform p solves it (so that the
 // build reuses the result) and reads its file name; a missing file is an
@@ -109,14 +116,12 @@ type Copy struct {
 // ErrNoDiffer is CustomisationLayer's error for RUN without a Differ.
 var ErrNoDiffer = errors.New("RUN needs the frontend binary in the builder to find what the commands changed, and it is unknown here: run the frontend through `# syntax=`")
 
-// RemovalError is CustomisationLayer's error for RUN that removed an
-// entry of the layers below on a builder that cannot record the removal
-// reproducibly.
-type RemovalError struct{ Path string }
+// RunError is CustomisationLayer's error for changes of RUN that cannot
+// make a layer: a file type no layer holds, or a removal on a builder that
+// cannot record it reproducibly.
+type RunError struct{ Msg string }
 
-func (e *RemovalError) Error() string {
-	return fmt.Sprintf("RUN removed %s, which the layers below hold: this builder (Docker Engine's own on its classic image store: no MergeOp) records a removal with the time of the build, so the image would differ on every build; build on BuildKit 0.10 or later (a docker-container or remote buildx builder), or leave %s in place", e.Path, e.Path)
-}
+func (e *RunError) Error() string { return e.Msg }
 
 // Run is a RUN: a command run as root in the builder over the image's file
 // system, with the image's environment.
@@ -194,34 +199,38 @@ func CustomisationLayer(ctx context.Context, st llb.State, c Customisation, copi
 	if err != nil {
 		return llb.State{}, err
 	}
-	removed, err := readRemoved(ctx, changes.Removed, opt)
+	result, err := readDiffResult(ctx, changes.Result, opt)
 	if err != nil {
 		return llb.State{}, err
+	}
+	if result.Problem != "" {
+		return llb.State{}, &RunError{Msg: "RUN " + result.Problem}
 	}
 	// Builders without MergeOp are Docker Engine's own on the classic
 	// image store, whose layer diffs stamp whiteouts with the time of the
 	// build; BuildKit's own differ stamps them with a fixed time.
-	if len(removed) > 0 && caps.Supports(pb.CapMergeOp) != nil {
-		return llb.State{}, &RemovalError{Path: removed[0]}
+	if len(result.Removed) > 0 && caps.Supports(pb.CapMergeOp) != nil {
+		p := result.Removed[0]
+		return llb.State{}, &RunError{Msg: fmt.Sprintf("RUN removed %s, which the layers below hold: this builder (Docker Engine's own on its classic image store: no MergeOp) records a removal with the time of the build, so the image would differ on every build; build on BuildKit 0.10 or later (a docker-container or remote buildx builder), or leave %s in place", p, p)}
 	}
-	return onTop(st, changes.Entries, removed, opt), nil
+	return onTop(st, changes.Entries, result.Removed, opt), nil
 }
 
-// readRemoved reads the list of what RUN removed, which runs the commands
-// in the builder; none without opt.Read.
-func readRemoved(ctx context.Context, st llb.State, opt Options) ([]string, error) {
+// readDiffResult reads what the differ found, which runs the commands in
+// the builder; nothing without opt.Read.
+func readDiffResult(ctx context.Context, st llb.State, opt Options) (DiffResult, error) {
+	var result DiffResult
 	if opt.Read == nil {
-		return nil, nil
+		return result, nil
 	}
-	data, err := opt.Read(ctx, st, opt.Platform, RemovedFile)
+	data, err := opt.Read(ctx, st, opt.Platform, DiffResultFile)
 	if err != nil {
-		return nil, err
+		return result, err
 	}
-	var removed []string
-	if err := json.Unmarshal(data, &removed); err != nil {
-		return nil, fmt.Errorf("the list of what RUN removed: %w", err)
+	if err := json.Unmarshal(data, &result); err != nil {
+		return result, fmt.Errorf("what RUN changed: %w", err)
 	}
-	return removed, nil
+	return result, nil
 }
 
 // onTop puts the entries of the scratch state entries on st as one layer,

@@ -85,11 +85,40 @@ func diffTrees(before, after, out string) (removed []string, err error) {
 		if err != nil && mountStub(rel, p, info) {
 			return fs.SkipDir
 		}
+		if !info.IsDir() && !info.Mode().IsRegular() && info.Mode()&fs.ModeSymlink == 0 {
+			return &unfitError{path: "/" + filepath.ToSlash(rel), mode: info.Mode()}
+		}
 		if err := mkdirParents(after, out, filepath.Dir(rel)); err != nil {
 			return err
 		}
 		return copyEntry(p, filepath.Join(out, rel), info)
 	})
+}
+
+// unfitError is a change of RUN that no layer made here holds: a file
+// that is not a regular file, directory or symlink.
+type unfitError struct {
+	path string
+	mode fs.FileMode
+}
+
+func (e *unfitError) Error() string {
+	return fmt.Sprintf("made %s, a %s: the layer holds regular files, directories and symlinks; remove it in the same RUN", e.path, typeName(e.mode))
+}
+
+// typeName names a file type as a user knows it.
+func typeName(m fs.FileMode) string {
+	switch {
+	case m&fs.ModeNamedPipe != 0:
+		return "fifo"
+	case m&fs.ModeSocket != 0:
+		return "socket"
+	case m&fs.ModeCharDevice != 0:
+		return "character device"
+	case m&fs.ModeDevice != 0:
+		return "block device"
+	}
+	return m.Type().String()
 }
 
 // mountStub reports whether the new entry rel is an empty directory that
@@ -162,7 +191,7 @@ func copyEntry(src, dst string, info fs.FileInfo) error {
 			return err
 		}
 	default:
-		return fmt.Errorf("RUN made %s, a %s: an image layer here holds files, directories and symlinks", src, mode.Type())
+		return fmt.Errorf("%s: not a regular file, directory or symlink", src)
 	}
 	st := info.Sys().(*syscall.Stat_t)
 	if err := os.Lchown(dst, int(st.Uid), int(st.Gid)); err != nil {

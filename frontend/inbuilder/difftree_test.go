@@ -1,6 +1,7 @@
 package inbuilder
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"slices"
@@ -110,5 +111,25 @@ func TestDiffTrees(t *testing.T) {
 		if fi, err := os.Lstat(filepath.Join(out, name)); err != nil || fi.Mode().Type() != typ {
 			t.Errorf("out/%s: %v, want type %v", name, err, typ)
 		}
+	}
+}
+
+// TestDiffTreesUnfit: a fifo the RUN made is a problem naming its path in
+// the image, not an I/O error.
+func TestDiffTreesUnfit(t *testing.T) {
+	dir := t.TempDir()
+	before, after := filepath.Join(dir, "before"), filepath.Join(dir, "after")
+	for _, d := range []string{before, filepath.Join(after, "srv")} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := syscall.Mkfifo(filepath.Join(after, "srv/fifo"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err := diffTrees(before, after, t.TempDir())
+	var unfit *unfitError
+	if !errors.As(err, &unfit) || err.Error() != "made /srv/fifo, a fifo: the layer holds regular files, directories and symlinks; remove it in the same RUN" {
+		t.Errorf("a fifo: %v", err)
 	}
 }

@@ -47,7 +47,7 @@ const (
 	storeMount   = "/store"
 	requestMount = "/in"
 	outputMount  = "/out"
-	removedMount = "/removed"
+	resultMount  = "/result"
 	requestFile  = "request.json"
 	resultFile   = "result.json"
 )
@@ -115,9 +115,9 @@ var _ layerllb.Differ = Helper{}
 
 // Diff implements layerllb.Differ with diff-tree: the output holds the
 // entries of after that before lacks or that differ, with their parents,
-// and the list of the entries of before that after lacks.
+// and what else it found (layerllb.DiffResult).
 func (h Helper) Diff(before, after llb.State, step string) (layerllb.Changes, error) {
-	request, err := json.Marshal(DiffRequest{Before: beforeMount, After: afterMount, Removed: path.Join(removedMount, layerllb.RemovedFile)})
+	request, err := json.Marshal(DiffRequest{Before: beforeMount, After: afterMount, Result: path.Join(resultMount, layerllb.DiffResultFile)})
 	if err != nil {
 		return layerllb.Changes{}, err
 	}
@@ -126,16 +126,16 @@ func (h Helper) Diff(before, after llb.State, step string) (layerllb.Changes, er
 	run.AddMount(afterMount, after, llb.Readonly)
 	return layerllb.Changes{
 		Entries: run.AddMount(outputMount, llb.Scratch()),
-		Removed: run.AddMount(removedMount, llb.Scratch()),
+		Result:  run.AddMount(resultMount, llb.Scratch()),
 	}, nil
 }
 
 // DiffRequest is what diff-tree reads: the two trees to compare, and the
-// file to write the removed entries to, as a JSON list.
+// file to write the layerllb.DiffResult to.
 type DiffRequest struct {
-	Before  string `json:"before"`
-	After   string `json:"after"`
-	Removed string `json:"removed"`
+	Before string `json:"before"`
+	After  string `json:"after"`
+	Result string `json:"result"`
 }
 
 // ResultFile is the file of Scan's state that holds the result.

@@ -47,15 +47,20 @@ func Main(ctx context.Context, args []string) (ok bool, err error) {
 		if err := json.Unmarshal(request, &req); err != nil {
 			return true, fmt.Errorf("%s: %w", command, err)
 		}
-		removed, err := diffTrees(req.Before, req.After, outDir)
+		var result layerllb.DiffResult
+		var unfit *unfitError
+		result.Removed, err = diffTrees(req.Before, req.After, outDir)
+		switch {
+		case errors.As(err, &unfit):
+			result = layerllb.DiffResult{Problem: unfit.Error()}
+		case err != nil:
+			return true, err
+		}
+		data, err := json.Marshal(result)
 		if err != nil {
 			return true, err
 		}
-		data, err := json.Marshal(removed)
-		if err != nil {
-			return true, err
-		}
-		return true, os.WriteFile(req.Removed, data, 0o644)
+		return true, os.WriteFile(req.Result, data, 0o644)
 	}
 	var req ScanRequest
 	if err := json.Unmarshal(request, &req); err != nil {

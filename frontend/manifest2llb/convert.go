@@ -287,8 +287,8 @@ func (c *conversion) platform(ctx context.Context, p ocispecs.Platform) (Image, 
 			}
 		}
 		if st, err = layerllb.CustomisationLayer(ctx, st, custom, copies, runs, c.caps, c.opt.Stager, c.opt.Differ, layerOpt); err != nil {
-			var removal *layerllb.RemovalError
-			if errors.Is(err, layerllb.ErrNoDiffer) || errors.As(err, &removal) {
+			var runErr *layerllb.RunError
+			if errors.Is(err, layerllb.ErrNoDiffer) || errors.As(err, &runErr) {
 				return Image{}, parser.WithLocation(err, spec.Runs[0].Location)
 			}
 			return Image{}, locateCustomisation(err, spec)

@@ -24,19 +24,24 @@ func (fakeDiffer) Diff(before, after llb.State, step string) (layerllb.Changes, 
 	run := llb.Image("differ").Run(llb.Args([]string{"/differ"}), llb.WithCustomName(step))
 	run.AddMount("/before", before, llb.Readonly)
 	run.AddMount("/after", after, llb.Readonly)
-	return layerllb.Changes{Entries: run.AddMount("/out", llb.Scratch()), Removed: run.AddMount("/removed", llb.Scratch())}, nil
+	return layerllb.Changes{Entries: run.AddMount("/out", llb.Scratch()), Result: run.AddMount("/result", llb.Scratch())}, nil
 }
 
-// removals reads removed as the differ's list, from the differ's state
-// alone, as built for the image's platform.
-func removals(t *testing.T, removed ...string) layerllb.FileReader {
+// diffResult reads result as the differ's, from the differ's state alone,
+// as built for the image's platform.
+func diffResult(t *testing.T, result layerllb.DiffResult) layerllb.FileReader {
 	return func(ctx context.Context, st llb.State, p ocispecs.Platform, name string) ([]byte, error) {
 		o := llbtest.Marshal(t, st, llbtest.AllCaps(), llb.Platform(p))
-		if name != layerllb.RemovedFile || len(o.Exec) != 2 || platforms.Format(p) != "linux/amd64" {
-			return nil, fmt.Errorf("read %s of %d execs for %s, want the differ's list for linux/amd64", name, len(o.Exec), platforms.Format(p))
+		if name != layerllb.DiffResultFile || len(o.Exec) != 2 || platforms.Format(p) != "linux/amd64" {
+			return nil, fmt.Errorf("read %s of %d execs for %s, want the differ's result for linux/amd64", name, len(o.Exec), platforms.Format(p))
 		}
-		return json.Marshal(removed)
+		return json.Marshal(result)
 	}
+}
+
+// removals reads removed as what the differ found removed.
+func removals(t *testing.T, removed ...string) layerllb.FileReader {
+	return diffResult(t, layerllb.DiffResult{Removed: removed})
 }
 
 // TestConvertRun: RUN runs its command as root over the image, with the
@@ -109,5 +114,11 @@ func TestConvertRunRemovals(t *testing.T) {
 	_, err := f.convert(t, src, ConvertOpt{Differ: fakeDiffer{}, ReadFile: removals(t, "/etc/old"), LLBCaps: &caps})
 	if err == nil || errorLine(err) != 3 || !strings.Contains(err.Error(), "RUN removed /etc/old") {
 		t.Errorf("a removal without MergeOp: line %d, %v; want line 3 naming /etc/old", errorLine(err), err)
+	}
+
+	// What the differ finds unfit for a layer is an error at the RUN too.
+	_, err = f.convert(t, src, ConvertOpt{Differ: fakeDiffer{}, ReadFile: diffResult(t, layerllb.DiffResult{Problem: "made /srv/fifo, a fifo"})})
+	if err == nil || errorLine(err) != 3 || !strings.Contains(err.Error(), "RUN made /srv/fifo, a fifo") {
+		t.Errorf("a fifo: line %d, %v; want line 3 naming it", errorLine(err), err)
 	}
 }
