@@ -279,6 +279,7 @@ func planManifest(ctx context.Context, file string, opt manifestPlanOptions) (pl
 		Source:        manifest2llb.HostSource{HostSource: inputs.HostSource{ContextDir: contextDir}},
 		Stager:        manifest2llb.HostStager{},
 		Differ:        hostbuild.SelfDiffer{},
+		PlanOnly:      true,
 		BuildPlatform: p,
 		Strategy:      opt.strategy,
 		MaxLayers:     opt.max,

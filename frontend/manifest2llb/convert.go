@@ -119,6 +119,10 @@ type ConvertOpt struct {
 	// accounts, which ACCOUNT adds to, and what RUN removed; nil for a
 	// conversion that builds nothing (plan), which reads none.
 	ReadFile layerllb.FileReader
+	// PlanOnly converts for the layer plan alone (plan): what only the
+	// customisation layer's content needs is not read, such as the NAR
+	// hashes of the store database, which read every file of the closure.
+	PlanOnly bool
 }
 
 // Result is one image per target platform, in the order of
@@ -228,11 +232,12 @@ func (c *conversion) platform(ctx context.Context, p ocispecs.Platform) (Image, 
 	if err != nil {
 		return Image{}, err
 	}
-	src, err := c.opt.Source.StoreState(ctx, closure, plan, StoreOptions{NarHashes: spec.StoreDB})
+	storeDB := spec.StoreDB && !c.opt.PlanOnly
+	src, err := c.opt.Source.StoreState(ctx, closure, plan, StoreOptions{NarHashes: storeDB})
 	if err != nil {
 		return Image{}, parser.WithLocation(err, closure.Location)
 	}
-	if spec.StoreDB {
+	if storeDB {
 		if err := addStoreDB(&custom, spec.StoreDir, closure.Graph, src.Scans); err != nil {
 			return Image{}, err
 		}

@@ -1,13 +1,17 @@
 package manifest2llb
 
 import (
+	"context"
 	"maps"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"testing"
 
+	"github.com/storepack/storepack/frontend/inputs"
 	"github.com/storepack/storepack/internal/llbtest"
+	"github.com/storepack/storepack/layering"
 	"github.com/storepack/storepack/store"
 )
 
@@ -51,5 +55,35 @@ func TestConvertStoreDB(t *testing.T) {
 				t.Errorf("history %+v: want the customisation layer last", img.Config.History)
 			}
 		})
+	}
+}
+
+// hashesAsked records whether StoreState was asked for NAR hashes.
+type hashesAsked struct {
+	HostSource
+	asked *bool
+}
+
+func (h hashesAsked) StoreState(ctx context.Context, c *inputs.PlatformClosure, plan layering.Plan, opt StoreOptions) (Store, error) {
+	*h.asked = *h.asked || opt.NarHashes
+	return h.HostSource.StoreState(ctx, c, plan, opt)
+}
+
+// TestConvertStoreDBPlanOnly: converting for the plan alone does not read
+// the closure's NAR hashes, and plans the same layers.
+func TestConvertStoreDBPlanOnly(t *testing.T) {
+	f := newFixture(t, "/nix/store")
+	src := "STORE --with-db /nix/store\nCLOSURE ./result-amd64\nGRAPH graph.json\n"
+	plans := map[bool]layering.Plan{}
+	for _, planOnly := range []bool{false, true} {
+		asked := false
+		img := f.mustConvert(t, src, ConvertOpt{Source: hashesAsked{f.source(), &asked}, PlanOnly: planOnly}).Images[0]
+		if asked == planOnly {
+			t.Errorf("PlanOnly %v: NAR hashes asked for: %v", planOnly, asked)
+		}
+		plans[planOnly] = img.Plan
+	}
+	if !reflect.DeepEqual(plans[true], plans[false]) {
+		t.Errorf("plan for the plan alone %+v, for the build %+v", plans[true], plans[false])
 	}
 }
