@@ -221,12 +221,12 @@ func (c *conversion) platform(ctx context.Context, p ocispecs.Platform) (Image, 
 		return Image{}, err
 	}
 	custom := customisation(spec, closure.Roots[0])
-	var accountFiles []layerllb.File
+	var etcFiles []layerllb.File
 	if spec.Account != nil {
-		if accountFiles, err = c.accountFiles(ctx, spec.Account, base, p); err != nil {
+		if etcFiles, err = c.accountFiles(ctx, spec.Account, base, p); err != nil {
 			return Image{}, err
 		}
-		custom.Files = append(custom.Files, accountFiles...)
+		custom.Files = append(custom.Files, etcFiles...)
 	}
 	plan, err := c.plan(ctx, spec, closure, p, base)
 	if err != nil {
@@ -252,7 +252,7 @@ func (c *conversion) platform(ctx context.Context, p ocispecs.Platform) (Image, 
 		return Image{}, err
 	}
 	copies, err := c.copies(ctx, spec, func(ctx context.Context) (accounts, error) {
-		return c.imageAccounts(ctx, accountFiles, base, p)
+		return c.imageAccounts(ctx, etcFiles, base, p)
 	})
 	if err != nil {
 		return Image{}, err

@@ -15,10 +15,10 @@ import (
 	"github.com/storepack/storepack/layerllb"
 )
 
-// accountFile is one of the files ACCOUNT writes: the lines it starts
-// with when the base image has none (root and nobody, as nixpkgs' fakeNss
-// has them), and the account's line.
-type accountFile struct {
+// nssDB is one of the name service databases ACCOUNT writes (passwd,
+// group, shadow): the lines it starts with when the base image has none
+// (root and nobody, as nixpkgs' fakeNss has them), and the account's line.
+type nssDB struct {
 	path     string
 	mode     uint32
 	defaults string
@@ -29,7 +29,7 @@ type accountFile struct {
 	id      func(a *manifest.Account) int
 }
 
-var accountFiles = []accountFile{
+var nssDBs = []nssDB{
 	{
 		path: "/etc/passwd", mode: 0o644,
 		defaults: "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/var/empty:/bin/false\n",
@@ -58,32 +58,33 @@ var accountFiles = []accountFile{
 // nobody's, each with the account added. A name or id the base's files
 // already hold is an error at the ACCOUNT line.
 func (c *conversion) accountFiles(ctx context.Context, a *manifest.Account, base *baseImage, p ocispecs.Platform) ([]layerllb.File, error) {
-	files := make([]layerllb.File, len(accountFiles))
-	for i, f := range accountFiles {
-		content, err := c.etcFile(ctx, f, base, p)
+	files := make([]layerllb.File, len(nssDBs))
+	for i, db := range nssDBs {
+		content, err := c.baseDB(ctx, db, base, p)
 		if err != nil {
 			return nil, parser.WithLocation(fmt.Errorf("ACCOUNT %s: %w", a.Name, err), a.Location)
 		}
-		if err := f.free(content, a); err != nil {
+		if err := db.free(content, a); err != nil {
 			return nil, parser.WithLocation(fmt.Errorf("ACCOUNT %s: %w", a.Name, err), a.Location)
 		}
-		files[i] = layerllb.File{Path: f.path, Mode: f.mode, Data: append(content, f.line(a)...)}
+		files[i] = layerllb.File{Path: db.path, Mode: db.mode, Data: append(content, db.line(a)...)}
 	}
 	return files, nil
 }
 
-// etcFile is the file f of the layers below the customisation layer: the
-// base image's, where it has one and it can be read, else f's defaults.
-func (c *conversion) etcFile(ctx context.Context, f accountFile, base *baseImage, p ocispecs.Platform) ([]byte, error) {
+// baseDB is the database db of the layers below the customisation layer:
+// the base image's, where it has one and it can be read, else db's
+// defaults.
+func (c *conversion) baseDB(ctx context.Context, db nssDB, base *baseImage, p ocispecs.Platform) ([]byte, error) {
 	if base == nil || c.opt.ReadFile == nil {
-		return []byte(f.defaults), nil
+		return []byte(db.defaults), nil
 	}
-	data, err := c.opt.ReadFile(ctx, base.state(p), p, f.path)
+	data, err := c.opt.ReadFile(ctx, base.state(p), p, db.path)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
-		return []byte(f.defaults), nil
+		return []byte(db.defaults), nil
 	case err != nil:
-		return nil, fmt.Errorf("the base image's %s: %w", f.path, err)
+		return nil, fmt.Errorf("the base image's %s: %w", db.path, err)
 	case len(data) > 0 && data[len(data)-1] != '\n':
 		data = append(data, '\n')
 	}
@@ -91,14 +92,14 @@ func (c *conversion) etcFile(ctx context.Context, f accountFile, base *baseImage
 }
 
 // free checks that content has no line for the account's name or id.
-func (f accountFile) free(content []byte, a *manifest.Account) error {
+func (db nssDB) free(content []byte, a *manifest.Account) error {
 	for line := range bytes.Lines(content) {
 		fields := strings.Split(strings.TrimRight(string(line), "\n"), ":")
 		if fields[0] == a.Name {
-			return fmt.Errorf("the base image's %s has %s already", f.path, a.Name)
+			return fmt.Errorf("the base image's %s has %s already", db.path, a.Name)
 		}
-		if f.idField >= 0 && len(fields) > f.idField && fields[f.idField] == strconv.Itoa(f.id(a)) {
-			return fmt.Errorf("id %d is %s's in the base image's %s; choose another with --uid or --gid", f.id(a), fields[0], f.path)
+		if db.idField >= 0 && len(fields) > db.idField && fields[db.idField] == strconv.Itoa(db.id(a)) {
+			return fmt.Errorf("id %d is %s's in the base image's %s; choose another with --uid or --gid", db.id(a), fields[0], db.path)
 		}
 	}
 	return nil
@@ -124,7 +125,7 @@ func (c *conversion) imageAccounts(ctx context.Context, files []layerllb.File, b
 			*dst = files[i].Data
 			continue
 		}
-		data, err := c.etcFile(ctx, accountFiles[i], base, p)
+		data, err := c.baseDB(ctx, nssDBs[i], base, p)
 		if err != nil {
 			return accounts{}, err
 		}
