@@ -321,6 +321,9 @@ var _ layerllb.Differ = SelfDiffer{}
 const helperLocal = "storepack-helper"
 
 func (d SelfDiffer) Diff(before, after llb.State, step string) (layerllb.Changes, error) {
+	if d.Locals != nil && runtime.GOOS != "linux" {
+		return layerllb.Changes{}, fmt.Errorf("RUN: this docker-storepack is built for %s/%s and the builder runs Linux programs, so it cannot find what RUN changed there: build with `docker buildx build` and `# syntax=storepack`, whose frontend image does", runtime.GOOS, runtime.GOARCH)
+	}
 	exe, err := os.Executable()
 	if err == nil {
 		exe, err = filepath.EvalSymlinks(exe)
