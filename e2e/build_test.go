@@ -7,13 +7,13 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/storepack/storepack/internal/testdir"
 	"github.com/storepack/storepack/layering"
 	"github.com/storepack/storepack/store"
 )
@@ -214,9 +214,8 @@ func TestSourceDateEpoch(t *testing.T) {
 
 // TestBuiltInExample builds what `make demo` builds, through Docker 20.10.
 func TestBuiltInExample(t *testing.T) {
-	dir := t.TempDir()
+	dir := testdir.ForStore(t)
 	must(t, nil, "go", "run", filepath.Join(bed.repo, "examples/hello/mkstore"), dir)
-	t.Cleanup(func() { exec.Command("chmod", "-R", "u+w", dir).Run() })
 	tag := "storepack-e2e/demo:1"
 	if r := engineBuild(t, "-f", filepath.Join(dir, "app.storepack"), "-t", tag, filepath.Join(dir, "context")); r.err != nil {
 		t.Fatalf("build failed:\n%s", r)

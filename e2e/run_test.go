@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/storepack/storepack/internal/testdir"
 	"io"
 	"net/http"
 	"os"
@@ -417,8 +418,7 @@ type guixStore struct{ root, busybox, data, app string }
 
 func guixClosure(t *testing.T) guixStore {
 	t.Helper()
-	root := t.TempDir()
-	t.Cleanup(func() { exec.Command("chmod", "-R", "u+w", root).Run() })
+	root := testdir.ForStore(t)
 	path := func(hash, name string) string { return "/gnu/store/" + strings.Repeat(hash, 32) + "-" + name }
 	g := guixStore{root: root, busybox: path("b", "busybox-1.36.1"), data: path("d", "greeting-1.0"), app: path("h", "hello-2.12.1")}
 	write := func(p, content string, mode os.FileMode) {

@@ -5,7 +5,7 @@ package store
 import (
 	"bytes"
 	"context"
-	"io/fs"
+	"github.com/storepack/storepack/internal/testdir"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -155,17 +155,7 @@ func buildNixStore(t *testing.T) *nixStore {
 			t.Fatalf("%s is needed for this test (apt-get install --no-install-recommends nix-bin busybox-static; see ENVIRONMENT.md): %v", tool, err)
 		}
 	}
-	root := t.TempDir()
-	// Nix makes its store read-only; give write permission back, so that
-	// the temporary directory can be removed (cleanups run in reverse).
-	t.Cleanup(func() {
-		filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
-			if err == nil && d.IsDir() {
-				os.Chmod(path, 0o755)
-			}
-			return nil
-		})
-	})
+	root := testdir.ForStore(t)
 	return &nixStore{
 		uri:    "local?root=" + root,
 		onDisk: filepath.Join(root, "nix", "store"),

@@ -9,7 +9,6 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
-	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,6 +16,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/storepack/storepack/internal/testdir"
 	"github.com/storepack/storepack/store"
 )
 
@@ -163,17 +163,7 @@ type nixStore struct {
 }
 
 func newNixStore(t *testing.T) *nixStore {
-	root := t.TempDir()
-	// Nix makes its store read-only; give write permission back, so that
-	// the temporary directory can be removed (cleanups run in reverse).
-	t.Cleanup(func() {
-		filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
-			if err == nil && d.IsDir() {
-				os.Chmod(path, 0o755)
-			}
-			return nil
-		})
-	})
+	root := testdir.ForStore(t)
 	s := &nixStore{root: root, storeDir: filepath.Join(root, "nix", "store")}
 	if err := os.MkdirAll(s.storeDir, 0o755); err != nil {
 		t.Fatal(err)
