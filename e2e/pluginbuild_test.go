@@ -3,6 +3,7 @@
 package e2e
 
 import (
+	"archive/tar"
 	"bufio"
 	"bytes"
 	"encoding/json"
@@ -261,6 +262,73 @@ func sameImage(t *testing.T, viaFrontend, viaPlugin *image) {
 	if !bytes.Equal(a, b) {
 		t.Errorf("configs differ:\nfrontend: %s\nplugin:   %s", a, b)
 	}
+}
+
+// TestPluginBuildHardLinks: a store whose identical files are hard links,
+// as `nix-store --optimise` and Guix's deduplication leave them, gives the
+// same image as the same closure stored without: a NAR holds no hard
+// links, so no layer does either, on both builders. One store layer holds
+// a link within a store path and one across two. The linked store is built
+// first: the second build syncs into the first's copy of the layer, whose
+// files it leaves as they are when their metadata match.
+func TestPluginBuildHardLinks(t *testing.T) {
+	installPlugin(t)
+	plain, linked := guixClosure(t), guixClosure(t)
+	greeting := plain.data + "/share/greeting.txt"
+	copies := []string{plain.data + "/share/greeting-copy.txt", plain.app + "/share/greeting.txt"}
+	for _, c := range copies {
+		for _, root := range []string{plain.root, linked.root} {
+			if err := os.MkdirAll(filepath.Join(root, filepath.Dir(c)), 0o755); err != nil {
+				t.Fatal(err)
+			}
+		}
+		data, err := os.ReadFile(filepath.Join(plain.root, greeting))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(plain.root, c), data, 0o444); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Link(filepath.Join(linked.root, greeting), filepath.Join(linked.root, c)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	build := func(t *testing.T, g guixStore, env []string, args ...string) {
+		t.Helper()
+		mustPluginEnv(t, env, append(append([]string{"build", "-q", "--store-root", g.root, "--max-layers", "2"}, args...), filepath.Join(g.root, "result"))...)
+	}
+	check := func(t *testing.T, plainImg, linkedImg *image) {
+		t.Helper()
+		if !slices.Equal(plainImg.diffIDs(), linkedImg.diffIDs()) {
+			t.Errorf("diffIDs differ:\nplain:  %v\nlinked: %v", plainImg.diffIDs(), linkedImg.diffIDs())
+		}
+		found := 0
+		for _, l := range linkedImg.layers {
+			for _, h := range l.entries {
+				if h.Typeflag == tar.TypeLink {
+					t.Errorf("the layer holds %s, a hard link to %s", h.Name, h.Linkname)
+				}
+				if slices.Contains(copies, "/"+h.Name) && h.Typeflag == tar.TypeReg && h.Size > 0 {
+					found++
+				}
+			}
+		}
+		if found != len(copies) {
+			t.Errorf("%d of %v are files with content in the image", found, copies)
+		}
+	}
+	t.Run("docker 20.10", func(t *testing.T) {
+		t.Cleanup(func() { cmd(nil, bed.docker, "rmi", "-f", "storepack-e2e/links:plain", "storepack-e2e/links:linked") })
+		build(t, linked, engineEnv, "-t", "storepack-e2e/links:linked")
+		build(t, plain, engineEnv, "-t", "storepack-e2e/links:plain")
+		check(t, savedImage(t, "storepack-e2e/links:plain"), savedImage(t, "storepack-e2e/links:linked"))
+	})
+	t.Run("buildkitd", func(t *testing.T) {
+		dir := t.TempDir()
+		build(t, linked, nil, "--builder", os.Getenv("BUILDX_BUILDER"), "-o", "type=oci,dest="+filepath.Join(dir, "linked.tar"))
+		build(t, plain, nil, "--builder", os.Getenv("BUILDX_BUILDER"), "-o", "type=oci,dest="+filepath.Join(dir, "plain.tar"))
+		check(t, readArchive(t, filepath.Join(dir, "plain.tar")), readArchive(t, filepath.Join(dir, "linked.tar")))
+	})
 }
 
 var imageID = regexp.MustCompile(`^sha256:[0-9a-f]{64}\n$`)

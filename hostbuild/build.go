@@ -360,13 +360,16 @@ func newLocalDirs(locals *manifest2llb.Locals) localDirs {
 }
 
 func (l localDirs) LookupDir(name string) (fsutil.FS, bool) {
-	dir, ok := l.locals.Dir(name)
+	local, ok := l.locals.Lookup(name)
 	if !ok {
 		return nil, false
 	}
-	fs, err := fsutil.NewFS(dir)
+	fs, err := fsutil.NewFS(local.Dir)
 	if err != nil {
 		return nil, false
+	}
+	if local.StoreDir != "" {
+		fs = storeDirFS{store: fs, dir: strings.TrimPrefix(local.StoreDir, "/")}
 	}
 	return slotFS{FS: fs, slots: l.slots}, true
 }

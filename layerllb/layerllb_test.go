@@ -51,7 +51,7 @@ func TestStoreLayers(t *testing.T) {
 	plan := testPlan(t)
 	exact := make(Source, len(plan.Layers))
 	for i, l := range plan.Layers {
-		exact[i] = []Part{{State: llb.Local("store", llb.IncludePatterns([]string{l.Paths[0].Base()})), Dir: "/", Paths: l.Paths, Exact: true}}
+		exact[i] = []Part{{State: llb.Local("store", llb.IncludePatterns([]string{"nix/store/" + l.Paths[0].Base()})), Dir: "/nix/store", Paths: l.Paths, Exact: true}}
 	}
 	for _, tc := range []struct {
 		name   string
@@ -69,9 +69,15 @@ func TestStoreLayers(t *testing.T) {
 				t.Fatal(err)
 			}
 			o := llbtest.Marshal(t, st, llbtest.AllCaps())
-			// One FileOp per layer plus the store skeleton.
-			if got := len(o.File); got != len(plan.Layers)+1 {
-				t.Errorf("%d FileOps, want %d", got, len(plan.Layers)+1)
+			exact := tc.src[0][0].Exact
+			// One FileOp per layer, plus the store skeleton's unless
+			// every part is exact.
+			wantFileOps, perLayer := len(plan.Layers)+1, 2
+			if exact {
+				wantFileOps, perLayer = len(plan.Layers), 1
+			}
+			if got := len(o.File); got != wantFileOps {
+				t.Errorf("%d FileOps, want %d", got, wantFileOps)
 			}
 			merges := o.Merge
 			if tc.method == Merge && (len(merges) != 1 || len(merges[0].Inputs) != len(plan.Layers)) {
@@ -81,10 +87,10 @@ func TestStoreLayers(t *testing.T) {
 				t.Errorf("Chain has a MergeOp")
 			}
 			copies := o.Copies()
-			// Each layer: one copy (of its one store path, or of its
-			// transfer's contents), then the skeleton.
-			if len(copies) != 2*len(plan.Layers) {
-				t.Fatalf("%d copies, want %d", len(copies), 2*len(plan.Layers))
+			// Each layer: the copy of its one store path, then the
+			// skeleton; or the copy of its exact transfer's root alone.
+			if len(copies) != perLayer*len(plan.Layers) {
+				t.Fatalf("%d copies, want %d", len(copies), perLayer*len(plan.Layers))
 			}
 			for _, c := range copies {
 				if c.Timestamp != epoch.UnixNano() {
@@ -95,12 +101,15 @@ func TestStoreLayers(t *testing.T) {
 				}
 			}
 			for i, l := range plan.Layers {
-				c := copies[2*i]
+				c := copies[perLayer*i]
 				switch {
-				case tc.src[i][0].Exact && (c.Src != "/" || c.Dest != "/nix/store" || !c.DirCopyContents || !c.CreateDestPath):
-					t.Errorf("layer %d copies %+v, want its transfer's contents into /nix/store", i, c)
-				case !tc.src[i][0].Exact && (c.Src != "/"+l.Paths[0].Base() || c.Dest != l.Paths[0].String()):
+				case exact && (c.Src != "/" || c.Dest != "/" || !c.DirCopyContents):
+					t.Errorf("layer %d copies %+v, want its transfer's root's contents onto /", i, c)
+				case !exact && (c.Src != "/"+l.Paths[0].Base() || c.Dest != l.Paths[0].String()):
 					t.Errorf("layer %d copies %s → %s", i, c.Src, c.Dest)
+				}
+				if exact {
+					continue
 				}
 				if s := copies[2*i+1]; !s.DirCopyContents || s.Src != "/" || s.Dest != "/" {
 					t.Errorf("layer %d does not end with the skeleton copy: %+v", i, s)
@@ -112,7 +121,7 @@ func TestStoreLayers(t *testing.T) {
 
 // TestStoreLayersParts: a layer from two parts, one shared (the roots'
 // transfer) and one exact, copies the shared part's paths one by one and
-// the exact part's contents once.
+// the exact part's root once, and ends with the skeleton.
 func TestStoreLayersParts(t *testing.T) {
 	plan := testPlan(t)
 	lib, app := plan.Layers[1].Paths[0], plan.Layers[2].Paths[0]
@@ -129,7 +138,7 @@ func TestStoreLayersParts(t *testing.T) {
 	for _, c := range llbtest.Marshal(t, st, llbtest.AllCaps()).Copies() {
 		got = append(got, c.Src+" → "+c.Dest)
 	}
-	want := []string{app.String() + " → " + app.String(), "/nix/store → /nix/store", "/ → /"}
+	want := []string{app.String() + " → " + app.String(), "/ → /", "/ → /"}
 	if !slices.Equal(got, want) {
 		t.Errorf("copies %q, want %q", got, want)
 	}

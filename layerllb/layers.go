@@ -50,11 +50,14 @@ type Part struct {
 	// that is the host's root.
 	Dir   string
 	Paths []store.Path
-	// Exact says that Dir holds Paths' entries and nothing else, so that
-	// one copy of Dir's contents places them all. Where every copy action
-	// costs a mount of the layer's whole stack (Docker 20.10's builder),
-	// one action per layer instead of one per store path is what keeps
-	// deep images fast.
+	// Exact says that State is these store paths as the image has them:
+	// Dir is the store directory, it holds Paths' entries and nothing else,
+	// and its parents and itself are directories of mode 0755. One copy of
+	// State's root then places them all and gives the parents their time,
+	// where every other part costs a copy per store path and the layer a
+	// copy of the skeleton. Where every copy action costs a mount of the
+	// layer's whole stack (Docker 20.10's builder), one action per layer is
+	// what keeps deep images fast.
 	Exact bool
 }
 
@@ -115,11 +118,12 @@ func StoreLayers(base llb.State, plan layering.Plan, src Source, opt Options) (l
 	return top, nil
 }
 
-// copyLayer copies the layer's store paths into place and then copies the
-// skeleton's directories over their parents. The last copy matters: parent
-// directories a FileOp creates, or whose children it adds, get the wall-clock
-// mtime on every BuildKit measured; a contents-only copy with a fixed time
-// applied after the children resets them.
+// copyLayer copies the layer's store paths into place and then, unless
+// every part is Exact, copies the skeleton's directories over their
+// parents. The last copy matters: parent directories a FileOp creates, or
+// whose children it adds, get the wall-clock mtime on every BuildKit
+// measured; a contents-only copy with a fixed time applied after the
+// children resets them.
 func copyLayer(parts []Part, skeleton llb.State, opt Options) *llb.FileAction {
 	var fa *llb.FileAction
 	add := func(input llb.CopyInput, from, to string, info *llb.CopyInfo) {
@@ -129,16 +133,17 @@ func copyLayer(parts []Part, skeleton llb.State, opt Options) *llb.FileAction {
 			fa = fa.Copy(input, from, to, info)
 		}
 	}
+	exact := true
 	for _, part := range parts {
 		if part.Exact {
-			add(part.State, path.Join("/", part.Dir), opt.StoreDir, &llb.CopyInfo{
+			add(part.State, "/", "/", &llb.CopyInfo{
 				CopyDirContentsOnly: true,
-				CreateDestPath:      true,
 				ChownOpt:            root,
 				CreatedTime:         &opt.Epoch,
 			})
 			continue
 		}
+		exact = false
 		for _, p := range part.Paths {
 			add(part.State, part.pathOf(p), path.Join(opt.StoreDir, p.Base()), &llb.CopyInfo{
 				CreateDestPath: true,
@@ -147,11 +152,13 @@ func copyLayer(parts []Part, skeleton llb.State, opt Options) *llb.FileAction {
 			})
 		}
 	}
-	add(skeleton, "/", "/", &llb.CopyInfo{
-		CopyDirContentsOnly: true,
-		ChownOpt:            root,
-		CreatedTime:         &opt.Epoch,
-	})
+	if !exact || fa == nil {
+		add(skeleton, "/", "/", &llb.CopyInfo{
+			CopyDirContentsOnly: true,
+			ChownOpt:            root,
+			CreatedTime:         &opt.Epoch,
+		})
+	}
 	return fa
 }
 

@@ -83,7 +83,8 @@ func TestConvertAccount(t *testing.T) {
 		var dir string
 		for _, s := range o.Source {
 			if name, ok := strings.CutPrefix(s.Identifier, "local://"+StageLocalPrefix); ok {
-				dir, _ = locals.Dir(StageLocalPrefix + name)
+				local, _ := locals.Lookup(StageLocalPrefix + name)
+				dir = local.Dir
 			}
 		}
 		for name, content := range want {

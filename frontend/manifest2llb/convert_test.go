@@ -37,8 +37,9 @@ func TestConvertClosure(t *testing.T) {
 				t.Fatalf("plan paths %v, want %v", got, want)
 			}
 			o := llbtest.Marshal(t, img.State, llbtest.AllCaps())
-			if got, want := storeCopies(t, o, storeName, img.Epoch), slices.Repeat([]string{storeName}, len(img.Plan.Layers)); !reflect.DeepEqual(got, want) {
-				t.Errorf("copies to %v, want one of a transfer's contents per layer %v", got, want)
+			// The transfers hold the store directory and its parents.
+			if got, want := copies(t, o, img.Epoch), slices.Repeat([]string{"/ → /"}, len(img.Plan.Layers)); !reflect.DeepEqual(got, want) {
+				t.Errorf("copies %v, want one of a transfer's root per layer %v", got, want)
 			}
 			if len(o.Merge) != 1 || len(o.Merge[0].Inputs) != len(img.Plan.Layers) {
 				t.Errorf("merges %v, want one of %d layers", o.Merge, len(img.Plan.Layers))
@@ -47,7 +48,7 @@ func TestConvertClosure(t *testing.T) {
 			for _, l := range img.Plan.Layers {
 				for _, p := range l.Paths {
 					key := transferKey(amd64, storeName, l)
-					wantTransfers[key] = append(wantTransfers[key], p.Base())
+					wantTransfers[key] = append(wantTransfers[key], storeName[1:]+"/"+p.Base())
 				}
 			}
 			if got := transfers(t, o, StoreLocalName); !reflect.DeepEqual(got, wantTransfers) {
@@ -104,11 +105,11 @@ func TestConvertLayerMethod(t *testing.T) {
 			if got := len(o.Merge) == 1; got != tc.wantMerge {
 				t.Errorf("MergeOp: %v, want %v", got, tc.wantMerge)
 			}
-			// Chain: one FileOp per layer on the one before; plus the skeleton.
-			if got := len(o.File); got != len(img.Plan.Layers)+1 {
+			// Chain: one FileOp per layer on the one before.
+			if got := len(o.File); got != len(img.Plan.Layers) {
 				t.Errorf("%d FileOps for %d layers", got, len(img.Plan.Layers))
 			}
-			copies := storeCopies(t, o, f.StoreName, img.Epoch)
+			copies := copies(t, o, img.Epoch)
 			if merged == nil {
 				merged = copies
 			} else if !reflect.DeepEqual(copies, merged) {
@@ -188,7 +189,8 @@ func TestConvertCustomisation(t *testing.T) {
 			stage = StageLocalPrefix + name
 		}
 	}
-	dir, ok := locals.Dir(stage)
+	local, ok := locals.Lookup(stage)
+	dir := local.Dir
 	if !ok {
 		t.Fatalf("local source %q has no directory", stage)
 	}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"path"
 	"path/filepath"
 	"runtime"
 	"sync"
@@ -53,12 +54,13 @@ func (h HostSource) Discover(ctx context.Context, roots []store.Path) (*store.Gr
 
 var _ Source = HostSource{}
 
-// StoreState implements Source: each layer is a transfer of its own, so
+// StoreState implements Source: each layer is a transfer of its own, which
+// holds the layer's store paths as the image has them (see Local), so
 // that the builder copies it in one action and syncs it against the same
 // layer of the last build.
 func (h HostSource) StoreState(ctx context.Context, c *inputs.PlatformClosure, plan layering.Plan, opt StoreOptions) (Store, error) {
 	paths := c.Graph.Paths()
-	dir := h.StoreDirOf(paths[0])
+	dir, storeDir := h.StoreDirOf(paths[0]), c.Graph.StoreDir()
 	if err := inputs.CheckPresent(ctx, inputs.DirFiles(dir), paths, c.Graph, dir); err != nil {
 		return Store{}, err
 	}
@@ -72,19 +74,19 @@ func (h HostSource) StoreState(ctx context.Context, c *inputs.PlatformClosure, p
 	src := make(layerllb.Source, len(plan.Layers))
 	for i, l := range plan.Layers {
 		name := fmt.Sprintf("%s-layer-%d", StoreLocalName, i+1)
-		if err := h.Locals.Add(name, dir); err != nil {
+		if err := h.Locals.AddStore(name, dir, storeDir); err != nil {
 			return Store{}, err
 		}
-		bases := make([]string, len(l.Paths))
+		include := make([]string, len(l.Paths))
 		for j, p := range l.Paths {
-			bases[j] = p.Base()
+			include[j] = path.Join(storeDir[1:], p.Base())
 		}
 		st := llb.Local(name,
-			llb.IncludePatterns(bases),
+			llb.IncludePatterns(include),
 			llb.SharedKeyHint(transferKey(c.Platform, c.Graph.StoreDir(), l)),
 			llb.WithCustomName(fmt.Sprintf("transfer layer %d/%d (%d store paths)", i+1, len(plan.Layers), len(l.Paths))),
 		)
-		src[i] = []layerllb.Part{{State: st, Dir: "/", Paths: l.Paths, Exact: true}}
+		src[i] = []layerllb.Part{{State: st, Dir: storeDir, Paths: l.Paths, Exact: true}}
 	}
 	result.Layers = src
 	return result, nil
@@ -191,32 +193,51 @@ func (s HostStager) Stage(c layerllb.Customisation) (llb.State, error) {
 // host names, by name. The zero value is empty; a nil *Locals records
 // nothing.
 type Locals struct {
-	mu   sync.Mutex
-	dirs map[string]string
+	mu     sync.Mutex
+	locals map[string]Local
+}
+
+// Local is how the session serves a local source.
+type Local struct {
+	Dir string // on the host
+	// StoreDir, if set, says that Dir is a store directory to serve as this
+	// directory of the image (e.g. /nix/store), below parents of mode 0755
+	// owned by root: the layer's store paths as the image has them.
+	StoreDir string
 }
 
 // Add records dir as the host directory of the local source name; a name
 // given two directories is an error.
 func (l *Locals) Add(name, dir string) error {
+	return l.add(name, Local{Dir: dir})
+}
+
+// AddStore records dir as the host directory of the local source name,
+// served as the image's storeDir.
+func (l *Locals) AddStore(name, dir, storeDir string) error {
+	return l.add(name, Local{Dir: dir, StoreDir: storeDir})
+}
+
+func (l *Locals) add(name string, local Local) error {
 	if l == nil {
 		return nil
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if have, ok := l.dirs[name]; ok && have != dir {
-		return fmt.Errorf("the platforms' closures are in two store directories, %s and %s: build them separately", have, dir)
+	if have, ok := l.locals[name]; ok && have != local {
+		return fmt.Errorf("the platforms' closures are in two store directories, %s and %s: build them separately", have.Dir, local.Dir)
 	}
-	if l.dirs == nil {
-		l.dirs = map[string]string{}
+	if l.locals == nil {
+		l.locals = map[string]Local{}
 	}
-	l.dirs[name] = dir
+	l.locals[name] = local
 	return nil
 }
 
-// Dir returns the host directory of the local source name.
-func (l *Locals) Dir(name string) (string, bool) {
+// Lookup returns how the local source name is served.
+func (l *Locals) Lookup(name string) (Local, bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	dir, ok := l.dirs[name]
-	return dir, ok
+	local, ok := l.locals[name]
+	return local, ok
 }

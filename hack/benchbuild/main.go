@@ -53,7 +53,7 @@ func main() {
 	flag.IntVar(&opt.runs, "runs", 3, "builds of each case (the table gives the median and the range)")
 	flag.BoolVar(&opt.quick, "quick", false, "a small closure and one run (unless -runs says), to exercise the harness")
 	flag.Uint64Var(&opt.closure.seed, "seed", 1, "seed of the closure's layout")
-	flag.StringVar(&only, "only", "", "measure only the cases whose id matches this regexp (floor, nixpkgs, dockerfile, frontend-engine, frontend-oci, frontend-push, plugin-engine, plugin-oci, plugin-push)")
+	flag.StringVar(&only, "only", "", "measure only the cases whose id matches this regexp (floor, nixpkgs, dockerfile, dockerfile-oci, frontend-engine, frontend-oci, frontend-push, plugin-engine, plugin-oci, plugin-push)")
 	flag.StringVar(&opt.logs, "logs", "", "keep every build's output in this directory")
 	layout := flag.String("layout", "", "only lay out the closure in this new directory (release 1 as DIR/result and DIR/graph.json), for inspection; no test bed")
 	scale := flag.Int("scale", 1, "a closure this many times the usual bytes and store paths (2: how memory grows when the closure doubles)")
