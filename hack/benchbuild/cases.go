@@ -34,6 +34,7 @@ type bench struct {
 	// that knows no previous image makes.
 	fresh      layering.Plan
 	dockerfile dockerfileContext
+	baseline   bool // the plugin's cases also run the bed's baseline binary
 }
 
 // measurement is one build.
@@ -60,7 +61,7 @@ func (b *bench) groups() []group {
 	none := func(context.Context, int) error { return nil }
 	engine := func(ctx context.Context, _ int) error { return b.bed.resetEngine(ctx) }
 	buildkitd := func(ctx context.Context, _ int) error { return b.bed.resetBuildkitd(ctx) }
-	return []group{
+	groups := []group{
 		{id: "floor", label: "floor: tar | sha256sum", reset: none, build: b.floor},
 		{id: "nixpkgs", label: "nixpkgs-style stream | docker load (20.10)", warm: true, reset: engine, build: b.nixpkgs},
 		{id: "dockerfile", label: "Dockerfile, COPY per layer (20.10)", warm: true, reset: engine, build: b.dockerfileBuild},
@@ -68,11 +69,32 @@ func (b *bench) groups() []group {
 		{id: "frontend-engine", label: "storepack: docker build (20.10, Chain)", warm: true, reset: engine, build: b.frontendEngine},
 		{id: "frontend-oci", label: "storepack: buildx → OCI tar (buildkitd, Merge)", warm: true, reset: buildkitd, build: b.frontendOCI},
 		{id: "frontend-push", label: "storepack: buildx --push (buildkitd, Merge)", warm: true, reset: buildkitd, build: b.frontendPush},
-		{id: "plugin-engine", label: "docker storepack build (20.10, Chain)", warm: true, reset: engine, build: b.pluginEngine},
-		{id: "plugin-oci", label: "docker storepack build → OCI tar (buildkitd, Merge)", warm: true, reset: buildkitd, build: b.pluginOCI},
-		{id: "plugin-push", label: "docker storepack build --push (buildkitd, Merge)", warm: true, reset: buildkitd, build: b.pluginPush},
 	}
+	plugins := []plugin{{id: "plugin", binary: func() string { return b.bed.plugin }}}
+	if b.baseline {
+		plugins = append(plugins, plugin{id: "plugin-baseline", binary: func() string { return b.bed.baseline }, label: ", baseline binary"})
+	}
+	for _, p := range plugins {
+		groups = append(groups,
+			group{id: p.with("engine"), label: "docker storepack build (20.10, Chain)" + p.label, warm: true, reset: engine, build: b.pluginEngine(p)},
+			group{id: p.with("oci"), label: "docker storepack build → OCI tar (buildkitd, Merge)" + p.label, warm: true, reset: buildkitd, build: b.pluginOCI(p)},
+			group{id: p.with("push"), label: "docker storepack build --push (buildkitd, Merge)" + p.label, warm: true, reset: buildkitd, build: b.pluginPush(p)},
+		)
+	}
+	return groups
 }
+
+// A plugin is a docker-storepack binary the plugin's cases run: this
+// tree's, or -baseline's.
+type plugin struct {
+	id     string
+	label  string
+	binary func() string // read when a build starts: the bed is up by then
+}
+
+// with names the case of this binary on a builder: plugin-oci,
+// plugin-baseline-oci.
+func (p plugin) with(builder string) string { return p.id + "-" + builder }
 
 // floor reads the closure once and hashes it: no builder does less.
 func (b *bench) floor(ctx context.Context, run, release int) (measurement, error) {
@@ -263,48 +285,54 @@ func (b *bench) frontendBuild(ctx context.Context, id string, run, release int, 
 
 // pluginEngine: docker storepack build on the engine's BuildKit, loaded
 // into the engine; the tag names the previous release.
-func (b *bench) pluginEngine(ctx context.Context, run, release int) (measurement, error) {
-	const tag = benchImagePrefix + "plugin-engine:latest"
-	m, err := b.pluginBuild(ctx, "plugin-engine", run, release, engineEnv, "-t", tag)
-	if err != nil {
-		return m, err
+func (b *bench) pluginEngine(p plugin) func(ctx context.Context, run, release int) (measurement, error) {
+	return func(ctx context.Context, run, release int) (measurement, error) {
+		tag := benchImagePrefix + p.with("engine") + ":latest"
+		m, err := b.pluginBuild(ctx, p, "engine", run, release, engineEnv, "-t", tag)
+		if err != nil {
+			return m, err
+		}
+		return m, b.checkImage(&m, func() (imageInfo, error) { return b.bed.engineImage(ctx, tag) }, b.plans[release])
 	}
-	return m, b.checkImage(&m, func() (imageInfo, error) { return b.bed.engineImage(ctx, tag) }, b.plans[release])
 }
 
 // pluginOCI: docker storepack build on buildkitd to an uncompressed OCI
 // archive; with no image to read, release 2 is planned afresh.
-func (b *bench) pluginOCI(ctx context.Context, run, release int) (measurement, error) {
-	out := filepath.Join(b.work, "image-oci.tar")
-	defer os.Remove(out)
-	m, err := b.pluginBuild(ctx, "plugin-oci", run, release, buildkitEnv, "-o", "type=oci,compression=uncompressed,dest="+out)
-	if err != nil {
-		return m, err
+func (b *bench) pluginOCI(p plugin) func(ctx context.Context, run, release int) (measurement, error) {
+	return func(ctx context.Context, run, release int) (measurement, error) {
+		out := filepath.Join(b.work, "image-oci.tar")
+		defer os.Remove(out)
+		m, err := b.pluginBuild(ctx, p, "oci", run, release, buildkitEnv, "-o", "type=oci,compression=uncompressed,dest="+out)
+		if err != nil {
+			return m, err
+		}
+		return m, b.checkImage(&m, func() (imageInfo, error) { return ociArchiveImage(out) }, b.freshPlan(release))
 	}
-	return m, b.checkImage(&m, func() (imageInfo, error) { return ociArchiveImage(out) }, b.freshPlan(release))
 }
 
 // pluginPush: docker storepack build on buildkitd, pushed; the tag names
 // the previous release in the registry.
-func (b *bench) pluginPush(ctx context.Context, run, release int) (measurement, error) {
-	repo := fmt.Sprintf("%splugin-push-%d", benchImagePrefix, run)
-	m, err := b.pluginBuild(ctx, "plugin-push", run, release, buildkitEnv, "--push", "-t", b.bed.registry+"/"+repo+":latest")
-	if err != nil {
-		return m, err
+func (b *bench) pluginPush(p plugin) func(ctx context.Context, run, release int) (measurement, error) {
+	return func(ctx context.Context, run, release int) (measurement, error) {
+		repo := fmt.Sprintf("%s%s-%d", benchImagePrefix, p.with("push"), run)
+		m, err := b.pluginBuild(ctx, p, "push", run, release, buildkitEnv, "--push", "-t", b.bed.registry+"/"+repo+":latest")
+		if err != nil {
+			return m, err
+		}
+		return m, b.checkImage(&m, func() (imageInfo, error) { return b.bed.registryImage(ctx, repo, "latest") }, b.plans[release])
 	}
-	return m, b.checkImage(&m, func() (imageInfo, error) { return b.bed.registryImage(ctx, repo, "latest") }, b.plans[release])
 }
 
-// pluginBuild runs the plugin binary itself (what `docker storepack`
-// runs) through -report-rss, which reports its peak RSS.
-func (b *bench) pluginBuild(ctx context.Context, id string, run, release int, env []string, args ...string) (measurement, error) {
+// pluginBuild runs a plugin binary itself (what `docker storepack` runs)
+// through -report-rss, which reports its peak RSS.
+func (b *bench) pluginBuild(ctx context.Context, p plugin, builder string, run, release int, env []string, args ...string) (measurement, error) {
 	rss := filepath.Join(b.work, "plugin-rss")
 	os.Remove(rss)
-	args = append([]string{"-report-rss", rss, b.bed.plugin, "storepack", "build", "--progress=plain", "--store-root", b.c.root, "-f", b.manifest}, args...)
+	args = append([]string{"-report-rss", rss, p.binary(), "storepack", "build", "--progress=plain", "--store-root", b.c.root, "-f", b.manifest}, args...)
 	s := startRSSSampler(b.bed.daemons)
 	r, err := b.bed.run(ctx, env, b.self, append(args, b.c.root)...)
 	gateway, helper := s.finish()
-	b.keepLog(id, run, release, r.out)
+	b.keepLog(p.with(builder), run, release, r.out)
 	if err != nil {
 		return measurement{}, err
 	}

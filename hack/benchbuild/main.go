@@ -29,11 +29,12 @@ import (
 )
 
 type options struct {
-	runs    int
-	quick   bool
-	only    *regexp.Regexp
-	logs    string
-	closure closureOptions
+	runs     int
+	quick    bool
+	only     *regexp.Regexp
+	logs     string
+	baseline string // another docker-storepack binary to measure beside this tree's
+	closure  closureOptions
 }
 
 func main() {
@@ -53,8 +54,9 @@ func main() {
 	flag.IntVar(&opt.runs, "runs", 3, "builds of each case (the table gives the median and the range)")
 	flag.BoolVar(&opt.quick, "quick", false, "a small closure and one run (unless -runs says), to exercise the harness")
 	flag.Uint64Var(&opt.closure.seed, "seed", 1, "seed of the closure's layout")
-	flag.StringVar(&only, "only", "", "measure only the cases whose id matches this regexp (floor, nixpkgs, dockerfile, dockerfile-oci, frontend-engine, frontend-oci, frontend-push, plugin-engine, plugin-oci, plugin-push)")
+	flag.StringVar(&only, "only", "", "measure only the cases whose id matches this regexp (floor, nixpkgs, dockerfile, dockerfile-oci, frontend-engine, frontend-oci, frontend-push, plugin-engine, plugin-oci, plugin-push; with -baseline also plugin-baseline-engine, -oci, -push)")
 	flag.StringVar(&opt.logs, "logs", "", "keep every build's output in this directory")
+	flag.StringVar(&opt.baseline, "baseline", "", "also measure this docker-storepack binary (e.g. an earlier commit's bin/docker-storepack) in the plugin's cases, interleaved, as rows ending -baseline")
 	layout := flag.String("layout", "", "only lay out the closure in this new directory (release 1 as DIR/result and DIR/graph.json), for inspection; no test bed")
 	scale := flag.Int("scale", 1, "a closure this many times the usual bytes and store paths (2: how memory grows when the closure doubles)")
 	flag.Parse()
@@ -84,7 +86,7 @@ func main() {
 		fmt.Fprintf(os.Stderr, "benchbuild: -only: %v\n", err)
 		os.Exit(2)
 	}
-	if !slices.ContainsFunc((&bench{}).groups(), func(g group) bool { return opt.only.MatchString(g.id) }) {
+	if !slices.ContainsFunc((&bench{baseline: opt.baseline != ""}).groups(), func(g group) bool { return opt.only.MatchString(g.id) }) {
 		fmt.Fprintf(os.Stderr, "benchbuild: -only=%s matches no case\n", only)
 		os.Exit(2)
 	}
@@ -142,7 +144,7 @@ func run(ctx context.Context, opt options) (err error) {
 	}()
 	log := os.Stderr
 	loadStart := loadAverage()
-	b, err := startBed(ctx, repo, bedDir, filepath.Join(tmp, "bin"), log)
+	b, err := startBed(ctx, repo, bedDir, filepath.Join(tmp, "bin"), opt.baseline, log)
 	defer func() {
 		if err != nil && b != nil && ctx.Err() == nil {
 			b.logs()
@@ -166,7 +168,7 @@ func run(ctx context.Context, opt options) (err error) {
 	fmt.Fprintf(log, "benchbuild: closure of %d paths, %.1f MiB, laid out and checked in %.1fs\n",
 		c.graphs[0].Len(), float64(c.narBytes[0])/(1<<20), time.Since(start).Seconds())
 	bn := &bench{bed: b, c: c, work: filepath.Join(tmp, "work"), logs: opt.logs, self: self,
-		manifest: filepath.Join(c.root, "app.storepack")}
+		manifest: filepath.Join(c.root, "app.storepack"), baseline: opt.baseline != ""}
 	bn.dockerfile.dir = filepath.Join(tmp, "dockerfile")
 	for _, d := range []string{bn.work, bn.dockerfile.dir} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
@@ -211,7 +213,7 @@ func run(ctx context.Context, opt options) (err error) {
 					return fmt.Errorf("%s, run %d, release %d: %w", g.id, run, release+1, err)
 				}
 				results[g.id][release] = append(results[g.id][release], m)
-				fmt.Fprintf(log, "benchbuild: run %d/%d %-16s %s %6.2fs  sent %s\n", run, opt.runs, g.id,
+				fmt.Fprintf(log, "benchbuild: run %d/%d %-24s %s %6.2fs  sent %s\n", run, opt.runs, g.id,
 					[2]string{"cold", "warm"}[release], m.seconds, bytesText(m.sent))
 			}
 		}

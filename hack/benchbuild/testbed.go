@@ -22,6 +22,7 @@ type bed struct {
 	docker   string // Debian's Docker 20.10 client
 	registry string // host:port
 	plugin   string // this run's copy of bin/docker-storepack
+	baseline string // this run's copy of -baseline's binary; "": none
 	daemons  []int  // dockerd and buildkitd: the builders' processes descend from them
 	log      io.Writer
 }
@@ -29,7 +30,7 @@ type bed struct {
 // startBed installs the tools if needed (a no-op when done), starts a
 // test bed under dir, and installs the plugin and the frontend image into
 // it. The caller runs down even when startBed fails.
-func startBed(ctx context.Context, repo, dir, binDir string, log io.Writer) (*bed, error) {
+func startBed(ctx context.Context, repo, dir, binDir, baseline string, log io.Writer) (*bed, error) {
 	b := &bed{repo: repo, dir: dir, log: log}
 	testbed := filepath.Join(repo, "hack", "testbed.sh")
 	for _, args := range [][]string{{"install"}, {"up", dir}} {
@@ -93,6 +94,16 @@ func startBed(ctx context.Context, repo, dir, binDir string, log io.Writer) (*be
 			return b, err
 		}
 		if err := os.WriteFile(p, data, 0o755); err != nil {
+			return b, err
+		}
+	}
+	if baseline != "" {
+		data, err := os.ReadFile(baseline)
+		if err != nil {
+			return b, fmt.Errorf("-baseline: %w", err)
+		}
+		b.baseline = filepath.Join(binDir, "docker-storepack-baseline")
+		if err := os.WriteFile(b.baseline, data, 0o755); err != nil {
 			return b, err
 		}
 	}
