@@ -212,7 +212,8 @@ func pathNamed(t *testing.T, c closure, name string) string {
 
 // TestPluginBuildMatchesDockerBuild: the plugin and `docker build` with
 // `# syntax=storepack` make the same image from the same inputs on the same
-// builder: the same layer diffIDs and the same config.
+// builder: the same layer diffIDs and the same config; for a Nix closure
+// with a GRAPH and a Guix one found by scanning.
 func TestPluginBuildMatchesDockerBuild(t *testing.T) {
 	installPlugin(t)
 	c := nixClosure(t)
@@ -239,6 +240,25 @@ func TestPluginBuildMatchesDockerBuild(t *testing.T) {
 		viaImage := filepath.Join(t.TempDir(), "image.tar")
 		mustPluginEnv(t, nil, "build", "--builder", os.Getenv("BUILDX_BUILDER"), "--frontend-image", bed.frontend, "-f", df, "-o", "type=oci,dest="+viaImage, c.dir)
 		sameImage(t, readArchive(t, viaFrontend), readArchive(t, viaImage))
+	})
+	// A Guix store, found by scanning (no GRAPH), kept under a root of its own.
+	g := guixClosure(t)
+	guix := writeFile(t, t.TempDir(), "guix.storepack", "# syntax=storepack\nCLOSURE ./result\nSTORE /gnu/store\nLINK /bin -> bin\n")
+	t.Run("guix on docker 20.10", func(t *testing.T) {
+		if r := engineBuild(t, "-f", guix, "-t", "storepack-e2e/same-guix:frontend", g.root); r.err != nil {
+			t.Fatalf("docker build failed:\n%s", r)
+		}
+		mustPluginEnv(t, engineEnv, "build", "-q", "--store-root", g.root, "-f", guix, "-t", "storepack-e2e/same-guix:plugin", g.root)
+		t.Cleanup(func() { cmd(nil, bed.docker, "rmi", "-f", "storepack-e2e/same-guix:frontend", "storepack-e2e/same-guix:plugin") })
+		sameImage(t, savedImage(t, "storepack-e2e/same-guix:frontend"), savedImage(t, "storepack-e2e/same-guix:plugin"))
+	})
+	t.Run("guix on buildkitd", func(t *testing.T) {
+		dir := t.TempDir()
+		if r := buildxBuild(t, "-f", guix, "--build-context", "store="+filepath.Join(g.root, "gnu/store"), "-o", "type=oci,dest="+filepath.Join(dir, "frontend.tar"), g.root); r.err != nil {
+			t.Fatalf("docker buildx build failed:\n%s", r)
+		}
+		mustPluginEnv(t, nil, "build", "--builder", os.Getenv("BUILDX_BUILDER"), "--store-root", g.root, "-f", guix, "-o", "type=oci,dest="+filepath.Join(dir, "plugin.tar"), g.root)
+		sameImage(t, readArchive(t, filepath.Join(dir, "frontend.tar")), readArchive(t, filepath.Join(dir, "plugin.tar")))
 	})
 }
 
