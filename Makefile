@@ -42,6 +42,9 @@ unit-test:
 	$(GO) vet ./...
 	$(GO) vet -tags e2e ./e2e/
 	$(GO) vet -tags nix ./store/ ./storedb/
+	# The plugin is a docker CLI plugin on macOS and Windows too.
+	GOOS=darwin GOARCH=arm64 $(GO) vet ./cmd/docker-storepack/ ./cliplugin/ ./hostbuild/
+	GOOS=windows GOARCH=amd64 $(GO) vet ./cmd/docker-storepack/ ./cliplugin/ ./hostbuild/
 	$(GO) test ./...
 
 # The store's formats and scanner against real Nix (installed by the test

@@ -7,7 +7,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"syscall"
 )
 
 // diffTrees writes into out every entry of after that before lacks or
@@ -133,10 +132,14 @@ func mountStub(rel, p string, info fs.FileInfo) bool {
 	return err == nil && len(entries) == 0
 }
 
+// ownerIDs are an entry's uid and gid.
+type ownerIDs struct{ uid, gid uint32 }
+
+func (o ownerIDs) ids() (int, int) { return int(o.uid), int(o.gid) }
+
 // same reports whether an entry is unchanged.
 func same(a, b fs.FileInfo, aPath, bPath string) bool {
-	as, bs := a.Sys().(*syscall.Stat_t), b.Sys().(*syscall.Stat_t)
-	if a.Mode() != b.Mode() || as.Uid != bs.Uid || as.Gid != bs.Gid || !a.ModTime().Equal(b.ModTime()) {
+	if a.Mode() != b.Mode() || owner(a) != owner(b) || !a.ModTime().Equal(b.ModTime()) {
 		return false
 	}
 	switch {
@@ -193,8 +196,8 @@ func copyEntry(src, dst string, info fs.FileInfo) error {
 	default:
 		return fmt.Errorf("%s: not a regular file, directory or symlink", src)
 	}
-	st := info.Sys().(*syscall.Stat_t)
-	if err := os.Lchown(dst, int(st.Uid), int(st.Gid)); err != nil {
+	uid, gid := owner(info).ids()
+	if err := os.Lchown(dst, uid, gid); err != nil {
 		return err
 	}
 	if mode&fs.ModeSymlink != 0 {
