@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path"
+	"path/filepath"
 	"strings"
 
 	"github.com/tonistiigi/fsutil"
@@ -45,14 +46,14 @@ func (s storeDirFS) Walk(ctx context.Context, target string, fn fs.WalkDirFunc) 
 		if e != nil {
 			e = storeEntry{DirEntry: e, dir: s.dir}
 		}
-		return fn(path.Join(s.dir, p), e, err)
+		return fn(filepath.Join(filepath.FromSlash(s.dir), p), e, err)
 	})
 }
 
 // parent gives fn the directory p, one of the store directory's parents or
 // itself.
 func (s storeDirFS) parent(p string, fn fs.WalkDirFunc) error {
-	err := fn(p, &fsutil.DirEntryInfo{Stat: &types.Stat{Path: p, Mode: uint32(os.ModeDir | 0o755)}}, nil)
+	err := fn(filepath.FromSlash(p), &fsutil.DirEntryInfo{Stat: &types.Stat{Path: p, Mode: uint32(os.ModeDir | 0o755)}}, nil)
 	if err == fs.SkipDir {
 		return fmt.Errorf("the transfer of %s leaves out its directory %s", s.dir, p)
 	}
@@ -67,8 +68,9 @@ func (s storeDirFS) Open(p string) (io.ReadCloser, error) {
 	return s.store.Open(rel)
 }
 
-// storeEntry is an entry of the host store directory with its path in the
-// image's store directory. A file the host store shares with another (hard
+// storeEntry is an entry of the host store directory with its path (its
+// stat's, slash-separated as fsutil sends it) in the image's store
+// directory. A file the host store shares with another (hard
 // links made by `nix-store --optimise` or Guix's deduplication) is sent as
 // a file of its own: a NAR holds no hard links, and the same closure must
 // give the same layers whether or not the host's store was optimised. Its
