@@ -249,7 +249,9 @@ func TestPluginBuildMatchesDockerBuild(t *testing.T) {
 			t.Fatalf("docker build failed:\n%s", r)
 		}
 		mustPluginEnv(t, engineEnv, "build", "-q", "--store-root", g.root, "-f", guix, "-t", "storepack-e2e/same-guix:plugin", g.root)
-		t.Cleanup(func() { cmd(nil, bed.docker, "rmi", "-f", "storepack-e2e/same-guix:frontend", "storepack-e2e/same-guix:plugin") })
+		t.Cleanup(func() {
+			cmd(nil, bed.docker, "rmi", "-f", "storepack-e2e/same-guix:frontend", "storepack-e2e/same-guix:plugin")
+		})
 		sameImage(t, savedImage(t, "storepack-e2e/same-guix:frontend"), savedImage(t, "storepack-e2e/same-guix:plugin"))
 	})
 	t.Run("guix on buildkitd", func(t *testing.T) {
