@@ -309,13 +309,19 @@ func report(w io.Writer, opt options, b *bench, groups []group, results map[stri
 		}
 		return (s[len(s)/2-1] + s[len(s)/2]) / 2
 	}
-	ref := func(id string, release int) float64 {
-		if r, ok := results[id]; ok && len(r[release]) > 0 {
-			return median(r[release])
+	// times is a reference case's seconds, run by run; nil if not measured.
+	times := func(id string, release int) []float64 {
+		r, ok := results[id]
+		if !ok {
+			return nil
 		}
-		return 0
+		var t []float64
+		for _, m := range r[release] {
+			t = append(t, m.seconds)
+		}
+		return t
 	}
-	floor := ref("floor", 0)
+	floor := times("floor", 0)
 	c := b.c
 	fmt.Fprintf(w, "\n$ %s\n", commandLine())
 	fmt.Fprintf(w, "closure: %d store paths, %.1f MiB (NAR), from %s, seed %d; application %.1f MiB; the warm release changes only the application (new hash, same references)\n",
@@ -324,7 +330,7 @@ func report(w io.Writer, opt options, b *bench, groups []group, results map[stri
 		len(b.plans[0].Layers), samePlanText(b.plans[1], b.fresh))
 	fmt.Fprintf(w, "runs: %d of each, interleaved; load average %s at the start, %s at the end; %d CPUs\n\n", opt.runs, loadStart, loadEnd, runtime.NumCPU())
 
-	header := []string{"case", "", "median s", "min–max s", "× floor", "× nixpkgs", "sent", "frontend RSS", "helper RSS", "plugin RSS", "layers"}
+	header := []string{"case", "", "median s", "min–max s", "× floor", "× nixpkgs", "× Dockerfile", "sent", "frontend RSS", "helper RSS", "plugin RSS", "layers"}
 	rows := [][]string{header}
 	var notes []string
 	for _, g := range groups {
@@ -341,13 +347,13 @@ func report(w io.Writer, opt options, b *bench, groups []group, results map[stri
 			for _, m := range ms {
 				lo, hi = min(lo, m.seconds), max(hi, m.seconds)
 			}
-			nix := ref("nixpkgs", release)
 			rows = append(rows, []string{
 				g.label, kind,
 				fmt.Sprintf("%.2f", med),
 				fmt.Sprintf("%.2f–%.2f", lo, hi),
-				ratio(med, floor),
-				ratio(med, nix),
+				pairedRatio(ms, floor),
+				pairedRatio(ms, times("nixpkgs", release)),
+				pairedRatio(ms, times("dockerfile", release)),
 				spread(ms, func(m measurement) int64 { return m.sent }, bytesText),
 				spread(ms, func(m measurement) int64 { return m.frontend }, kibText),
 				spread(ms, func(m measurement) int64 { return m.helper }, kibText),
@@ -368,7 +374,9 @@ func report(w io.Writer, opt options, b *bench, groups []group, results map[stri
 	}
 	printTable(w, rows)
 	fmt.Fprintln(w, `
-× floor and × nixpkgs: the median over the floor's, and over the nixpkgs-style row of the same kind (cold or warm).
+× floor, × nixpkgs, × Dockerfile: each run's time over the floor's, the nixpkgs-style pipeline's and the Dockerfile's on
+  Docker 20.10 (of the same kind, cold or warm) in the same run, so that a machine slower in one run than in another
+  cancels out; the median of those ratios, and their range when the runs differ.
 sent: bytes of build context sent to the builder, summed over the "transferring" lines of BuildKit's plain progress
   (nixpkgs-style: the bytes streamed into docker load); a range when the runs differ.
 frontend RSS: peak (VmHWM) of the gateway frontend process in the builder; helper RSS: of the frontend binary's
@@ -408,11 +416,31 @@ func samePlanText(withPrevious, fresh layering.Plan) string {
 	return "here the same plan as without a previous image"
 }
 
-func ratio(a, b float64) string {
-	if b <= 0 {
+// pairedRatio divides each run's time by the reference's in the same run
+// (runs are interleaved: run i of every case is measured before run i+1 of
+// any) and gives the median ratio, with the range when the runs differ;
+// "–" without a reference.
+func pairedRatio(ms []measurement, ref []float64) string {
+	if len(ref) != len(ms) {
 		return "–"
 	}
-	return fmt.Sprintf("%.2f", a/b)
+	r := make([]float64, len(ms))
+	for i, m := range ms {
+		if ref[i] <= 0 {
+			return "–"
+		}
+		r[i] = m.seconds / ref[i]
+	}
+	slices.Sort(r)
+	med := r[len(r)/2]
+	if len(r)%2 == 0 {
+		med = (r[len(r)/2-1] + r[len(r)/2]) / 2
+	}
+	text := fmt.Sprintf("%.2f", med)
+	if lo, hi := fmt.Sprintf("%.2f", r[0]), fmt.Sprintf("%.2f", r[len(r)-1]); lo != hi {
+		text += fmt.Sprintf(" (%s–%s)", lo, hi)
+	}
+	return text
 }
 
 // spread formats the median of a per-run figure, with its range when the
