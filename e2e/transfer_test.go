@@ -84,6 +84,72 @@ func TestWarmTransfer(t *testing.T) {
 	}
 }
 
+// TestWarmTransferGuix: the same for a Guix store found by scanning (no
+// GRAPH): both releases of the application lie in one store, as on a Guix
+// host, and the build context's result link moves from one to the other.
+func TestWarmTransferGuix(t *testing.T) {
+	g := guixClosure(t)
+	app2 := "/gnu/store/" + strings.Repeat("j", 32) + "-hello-2.12.2"
+	script := "#!" + g.busybox + "/bin/busybox sh\nexec " + g.busybox + "/bin/busybox cat " + g.data + "/share/greeting.txt # 2.12.2\n"
+	if err := os.MkdirAll(filepath.Join(g.root, app2, "bin"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(g.root, app2, "bin", "hello"), []byte(script), 0o555); err != nil {
+		t.Fatal(err)
+	}
+	sp, err := store.ParsePath(app2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	size, err := store.NarSize(os.DirFS(filepath.Join(g.root, "gnu/store")), sp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	changed := int64(size)
+	const slack = 512 << 10 // the manifest and the directory entries of the closure
+	df := writeFile(t, t.TempDir(), "guix.storepack", "# syntax=storepack\nCLOSURE ./result\nSTORE /gnu/store\n")
+	for _, b := range []struct {
+		name  string
+		build func(t *testing.T) result
+	}{
+		{"docker build", func(t *testing.T) result { return engineBuild(t, "-f", df, g.root) }},
+		{"buildx", func(t *testing.T) result {
+			return buildxBuild(t, "-f", df, "--build-context", "store="+filepath.Join(g.root, "gnu/store"), "-o", "type=tar,dest="+filepath.Join(t.TempDir(), "fs.tar"), g.root)
+		}},
+		{"plugin", func(t *testing.T) result {
+			installPlugin(t)
+			return cmd(engineEnv, "docker", "storepack", "build", "--progress=plain", "--previous", "", "--store-root", g.root, "-f", df, "-o", "type=tar,dest="+filepath.Join(t.TempDir(), "fs.tar"), g.root)
+		}},
+	} {
+		t.Run(b.name, func(t *testing.T) {
+			var sent []int64
+			for _, app := range []string{g.app, app2} {
+				link := filepath.Join(g.root, "result")
+				if err := os.Remove(link); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.Symlink(app, link); err != nil {
+					t.Fatal(err)
+				}
+				r := b.build(t)
+				if r.err != nil {
+					t.Fatalf("build failed:\n%s", r)
+				}
+				n, lines := transferred(t, r.out)
+				t.Logf("transfers of %s:\n%s", app, lines)
+				sent = append(sent, n)
+			}
+			t.Logf("cold build sent %d bytes, warm build %d; changed paths %d bytes", sent[0], sent[1], changed)
+			if sent[0] < changed+slack {
+				t.Fatalf("the cold build sent %d bytes: too few to tell a resend of busybox", sent[0])
+			}
+			if sent[1] > changed+slack {
+				t.Errorf("the warm build sent %d bytes, more than the changed paths (%d bytes) and %d", sent[1], changed, slack)
+			}
+		})
+	}
+}
+
 // transferPattern matches a transfer's progress in plain output, such as
 // "#5 transferring store: 2.05MB 0.1s done".
 var transferPattern = regexp.MustCompile(`(?m)^#(\d+) transferring [^:]+: ([0-9.]+[kMGT]?B)`)
