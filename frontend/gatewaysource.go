@@ -10,6 +10,7 @@ import (
 	"path"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/containerd/platforms"
 	"github.com/distribution/reference"
@@ -46,6 +47,18 @@ type gatewaySource struct {
 	// that a changed application is sent once.
 	roots      *layerllb.Part
 	rootsWhere string
+
+	// discovered holds, per platform, the transfers that Discover brought
+	// each store path of the closure in with, for StoreState to copy from.
+	mu         sync.Mutex
+	discovered map[string]discovery
+}
+
+// discovery is where a discovered closure's store paths are in the builder.
+type discovery struct {
+	parts []layerllb.Part    // each holding the Paths it brought
+	where string             // the store, for error messages
+	in    map[store.Path]int // store path → its part
 }
 
 var _ manifest2llb.Source = (*gatewaySource)(nil)
@@ -110,11 +123,31 @@ func (g *gatewaySource) Store(ctx context.Context, paths []store.Path, graph *st
 func (g *gatewaySource) StoreState(ctx context.Context, c *inputs.PlatformClosure, plan layering.Plan, opt manifest2llb.StoreOptions) (manifest2llb.Store, error) {
 	paths := c.Graph.Paths()
 	if c.Discovered {
-		part, _, where, err := g.storeSource(ctx, transferScan, fmt.Sprintf("transfer %d store paths", len(paths)), paths, c.Graph)
-		if err != nil || !opt.NarHashes {
-			return manifest2llb.Store{Layers: layerllb.SharedSource(part.State, part.Dir, plan)}, err
+		d, ok := g.discovery(c.Platform)
+		if !ok {
+			return manifest2llb.Store{}, fmt.Errorf("the closure of %s was not discovered for %s", paths[0], platforms.Format(c.Platform))
 		}
-		return g.measure(ctx, c, layerllb.SharedSource(part.State, part.Dir, plan), []layerllb.Part{part}, where, opt)
+		src := make(layerllb.Source, len(plan.Layers))
+		for i, l := range plan.Layers {
+			byPart := map[int]int{} // part → its index in src[i]
+			for _, p := range l.Paths {
+				at, ok := d.in[p]
+				if !ok {
+					return manifest2llb.Store{}, fmt.Errorf("%s was not discovered", p)
+				}
+				j, ok := byPart[at]
+				if !ok {
+					j = len(src[i])
+					byPart[at] = j
+					src[i] = append(src[i], layerllb.Part{State: d.parts[at].State, Dir: d.parts[at].Dir})
+				}
+				src[i][j].Paths = append(src[i][j].Paths, p)
+			}
+		}
+		if !opt.NarHashes {
+			return manifest2llb.Store{Layers: src}, nil
+		}
+		return g.measure(ctx, c, src, d.parts, d.where, opt)
 	}
 	isRoot := map[store.Path]bool{}
 	roots, closure := layerllb.Part{}, layerllb.Part{}
@@ -199,29 +232,43 @@ func (g *gatewaySource) measure(ctx context.Context, c *inputs.PlatformClosure, 
 // Discover implements inputs.Source for a closure without a GRAPH: it grows
 // the closure from the roots in rounds, scanning inside the builder rather
 // than streaming files through the gateway. Each round transfers only the
-// new paths (the include patterns accumulate, so nothing is sent twice),
-// runs the frontend binary on them to find the hashes they mention, and
-// keeps the hashes that name an entry of the store. No store path outside
-// the closure is read.
-func (g *gatewaySource) Discover(ctx context.Context, roots []store.Path) (*store.Graph, error) {
+// entries that the hashes the last round found name (so nothing is sent
+// twice), runs the frontend binary on them to find the hashes they
+// mention, and keeps the hashes that name an entry of the store. No store
+// path outside the closure is read. Each round's transfer has a copy of
+// its own in the builder, by platform and round, which the same round of
+// the next build syncs: within a build, BuildKit does not sync into a copy
+// that an earlier transfer's result still holds, so rounds sharing one
+// would each send everything again. The layers copy from these transfers.
+func (g *gatewaySource) Discover(ctx context.Context, platform ocispecs.Platform, roots []store.Path) (*store.Graph, error) {
 	helper := g.helper()
 	if helper == nil {
 		return nil, errors.New("no GRAPH for this CLOSURE, and the frontend image is unknown, so the closure cannot be scanned in the builder: add a GRAPH file (`nix path-info --json --recursive ./result > graph.json`) or run the frontend through `# syntax=`")
 	}
 	storeDir := roots[0].Dir
 	known := map[string]store.Path{} // hash → a store path present in the store
-	var patterns []string            // the store entries transferred so far
 	for _, r := range roots {
 		known[r.Hash] = r
-		patterns = append(patterns, r.Base())
 	}
-	src, _, where, err := g.storeSource(ctx, transferScan, "transfer the roots to scan", roots, nil)
-	if err != nil {
-		return nil, err
+	d := discovery{in: map[store.Path]int{}}
+	// The roots are in the builder already, from Store.
+	src, where := layerllb.Part{}, g.rootsWhere
+	if g.roots != nil && !slices.ContainsFunc(roots, func(r store.Path) bool { return !slices.Contains(g.roots.Paths, r) }) {
+		src = layerllb.Part{State: g.roots.State, Dir: g.roots.Dir}
+	} else {
+		var err error
+		if src, _, where, err = g.storeSource(ctx, scanTransfer(platform, 1), "transfer the roots to scan", roots, nil); err != nil {
+			return nil, err
+		}
 	}
+	d.where = where
 	scans := map[store.Path]store.HashScan{}
 	for frontier, round := slices.Clone(roots), 1; len(frontier) > 0; round++ {
 		src.Paths = frontier
+		for _, p := range frontier {
+			d.in[p] = len(d.parts)
+		}
+		d.parts = append(d.parts, src)
 		found, err := g.scan(ctx, *helper, inbuilder.FindHashes, []layerllb.Part{src}, where, fmt.Sprintf("scan %d store paths for references (round %d)", len(frontier), round))
 		if err != nil {
 			return nil, err
@@ -240,11 +287,12 @@ func (g *gatewaySource) Discover(ctx context.Context, roots []store.Path) (*stor
 			break
 		}
 		// Transfer the entries the new hashes name, where the store has them.
+		var patterns []string
 		for _, h := range slices.Sorted(maps.Keys(pending)) {
 			patterns = append(patterns, h+"-*")
 		}
 		var files inputs.Files
-		src, files, where, err = g.storeEntries(ctx, transferScan, fmt.Sprintf("transfer %d store paths to scan", len(patterns)), storeDir, patterns)
+		src, files, where, err = g.storeEntries(ctx, scanTransfer(platform, round+1), fmt.Sprintf("transfer the entries of %d hashes found to scan", len(patterns)), storeDir, patterns)
 		if err != nil {
 			return nil, err
 		}
@@ -261,6 +309,12 @@ func (g *gatewaySource) Discover(ctx context.Context, roots []store.Path) (*stor
 			frontier = append(frontier, p)
 		}
 	}
+	g.mu.Lock()
+	if g.discovered == nil {
+		g.discovered = map[string]discovery{}
+	}
+	g.discovered[platforms.Format(platform)] = d
+	g.mu.Unlock()
 
 	infos := make([]store.Info, 0, len(scans))
 	for p, scan := range scans {
@@ -273,6 +327,19 @@ func (g *gatewaySource) Discover(ctx context.Context, roots []store.Path) (*stor
 		infos = append(infos, info)
 	}
 	return store.NewGraph(infos)
+}
+
+// discovery returns where Discover put the closure of platform p.
+func (g *gatewaySource) discovery(p ocispecs.Platform) (discovery, bool) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	d, ok := g.discovered[platforms.Format(p)]
+	return d, ok
+}
+
+// scanTransfer names the builder's copy of a discovery round's transfer.
+func scanTransfer(p ocispecs.Platform, round int) string {
+	return fmt.Sprintf("%s %s %d", transferScan, platforms.Format(p), round)
 }
 
 // scan runs command of the frontend binary in the builder on the paths of
@@ -317,7 +384,8 @@ func (g *gatewaySource) storeSource(ctx context.Context, transfer, step string, 
 // (its shared key): the builder syncs a copy incrementally, sending only
 // what changed since its last transfer, so transfers of different sets
 // must not share one, or each would undo the other (a warm build would
-// send the whole closure again after the roots alone).
+// send the whole closure again after the roots alone). transferScan
+// starts the names of the discovery rounds' (scanTransfer).
 const (
 	transferRoots   = "storepack-store-roots"
 	transferClosure = "storepack-store-closure"

@@ -9,6 +9,8 @@ import (
 	"slices"
 	"strings"
 
+	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
+
 	"github.com/storepack/storepack/store"
 )
 
@@ -136,7 +138,7 @@ func (h HostSource) Context(context.Context, []string) (Files, error) {
 }
 
 // Discover implements Source by scanning the store directory.
-func (h HostSource) Discover(ctx context.Context, roots []store.Path) (*store.Graph, error) {
+func (h HostSource) Discover(ctx context.Context, _ ocispecs.Platform, roots []store.Path) (*store.Graph, error) {
 	return store.Discover(ctx, h.StoreDirOf(roots[0]), roots)
 }
 

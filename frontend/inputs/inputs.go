@@ -31,9 +31,9 @@ type Source interface {
 	// *MissingPathError naming one it lacks (with a path that references
 	// it, when graph is given).
 	Store(ctx context.Context, paths []store.Path, graph *store.Graph) (Files, error)
-	// Discover finds the closure of roots by scanning the store, for a
-	// platform that has no GRAPH.
-	Discover(ctx context.Context, roots []store.Path) (*store.Graph, error)
+	// Discover finds the closure of roots by scanning the store, for
+	// platform p, which has no GRAPH.
+	Discover(ctx context.Context, p ocispecs.Platform, roots []store.Path) (*store.Graph, error)
 }
 
 // Inputs is what the build context gives a manifest, read once for every
@@ -236,7 +236,7 @@ func (in *Inputs) ForPlatform(ctx context.Context, p ocispecs.Platform) (*Platfo
 		}
 	}
 	if first == nil {
-		graph, err := in.src.Discover(ctx, c.Roots)
+		graph, err := in.src.Discover(ctx, c.Platform, c.Roots)
 		if err != nil {
 			return nil, parser.WithLocation(err, c.Location)
 		}

@@ -45,11 +45,11 @@ type HostSource struct {
 }
 
 // Discover implements inputs.Source.
-func (h HostSource) Discover(ctx context.Context, roots []store.Path) (*store.Graph, error) {
+func (h HostSource) Discover(ctx context.Context, p ocispecs.Platform, roots []store.Path) (*store.Graph, error) {
 	if h.Discoverer != nil {
 		return h.Discoverer(ctx, roots)
 	}
-	return h.HostSource.Discover(ctx, roots)
+	return h.HostSource.Discover(ctx, p, roots)
 }
 
 var _ Source = HostSource{}
