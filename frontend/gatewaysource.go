@@ -56,9 +56,8 @@ type gatewaySource struct {
 
 // discovery is where a discovered closure's store paths are in the builder.
 type discovery struct {
-	parts []layerllb.Part    // each holding the Paths it brought
-	where string             // the store, for error messages
-	in    map[store.Path]int // store path → its part
+	parts []layerllb.Part // each holding the Paths it brought
+	where string          // the store, for error messages
 }
 
 var _ manifest2llb.Source = (*gatewaySource)(nil)
@@ -127,22 +126,9 @@ func (g *gatewaySource) StoreState(ctx context.Context, c *inputs.PlatformClosur
 		if !ok {
 			return manifest2llb.Store{}, fmt.Errorf("the closure of %s was not discovered for %s", paths[0], platforms.Format(c.Platform))
 		}
-		src := make(layerllb.Source, len(plan.Layers))
-		for i, l := range plan.Layers {
-			byPart := map[int]int{} // part → its index in src[i]
-			for _, p := range l.Paths {
-				at, ok := d.in[p]
-				if !ok {
-					return manifest2llb.Store{}, fmt.Errorf("%s was not discovered", p)
-				}
-				j, ok := byPart[at]
-				if !ok {
-					j = len(src[i])
-					byPart[at] = j
-					src[i] = append(src[i], layerllb.Part{State: d.parts[at].State, Dir: d.parts[at].Dir})
-				}
-				src[i][j].Paths = append(src[i][j].Paths, p)
-			}
+		src, err := layerllb.SplitSource(plan, d.parts)
+		if err != nil {
+			return manifest2llb.Store{}, err
 		}
 		if !opt.NarHashes {
 			return manifest2llb.Store{Layers: src}, nil
@@ -172,27 +158,15 @@ func (g *gatewaySource) StoreState(ctx context.Context, c *inputs.PlatformClosur
 			return manifest2llb.Store{}, err
 		}
 	}
-	src := make(layerllb.Source, len(plan.Layers))
-	for i, l := range plan.Layers {
-		fromRoots, fromClosure := layerllb.Part{State: roots.State, Dir: roots.Dir}, layerllb.Part{State: closure.State, Dir: closure.Dir}
-		for _, p := range l.Paths {
-			if isRoot[p] {
-				fromRoots.Paths = append(fromRoots.Paths, p)
-			} else {
-				fromClosure.Paths = append(fromClosure.Paths, p)
-			}
-		}
-		for _, part := range []layerllb.Part{fromRoots, fromClosure} {
-			if len(part.Paths) > 0 {
-				src[i] = append(src[i], part)
-			}
-		}
-	}
 	var parts []layerllb.Part
 	for _, part := range []layerllb.Part{roots, closure} {
 		if len(part.Paths) > 0 {
 			parts = append(parts, part)
 		}
+	}
+	src, err := layerllb.SplitSource(plan, parts)
+	if err != nil {
+		return manifest2llb.Store{}, err
 	}
 	return g.measure(ctx, c, src, parts, where, opt)
 }
@@ -250,10 +224,10 @@ func (g *gatewaySource) Discover(ctx context.Context, platform ocispecs.Platform
 	for _, r := range roots {
 		known[r.Hash] = r
 	}
-	d := discovery{in: map[store.Path]int{}}
+	var d discovery
 	// The roots are in the builder already, from Store.
 	src, where := layerllb.Part{}, g.rootsWhere
-	if g.roots != nil && !slices.ContainsFunc(roots, func(r store.Path) bool { return !slices.Contains(g.roots.Paths, r) }) {
+	if g.roots != nil && holdsAll(g.roots.Paths, roots) {
 		src = layerllb.Part{State: g.roots.State, Dir: g.roots.Dir}
 	} else {
 		var err error
@@ -265,9 +239,6 @@ func (g *gatewaySource) Discover(ctx context.Context, platform ocispecs.Platform
 	scans := map[store.Path]store.HashScan{}
 	for frontier, round := slices.Clone(roots), 1; len(frontier) > 0; round++ {
 		src.Paths = frontier
-		for _, p := range frontier {
-			d.in[p] = len(d.parts)
-		}
 		d.parts = append(d.parts, src)
 		found, err := g.scan(ctx, *helper, inbuilder.FindHashes, []layerllb.Part{src}, where, fmt.Sprintf("scan %d store paths for references (round %d)", len(frontier), round))
 		if err != nil {
@@ -335,6 +306,16 @@ func (g *gatewaySource) discovery(p ocispecs.Platform) (discovery, bool) {
 	defer g.mu.Unlock()
 	d, ok := g.discovered[platforms.Format(p)]
 	return d, ok
+}
+
+// holdsAll reports whether have holds every path of want.
+func holdsAll(have, want []store.Path) bool {
+	for _, p := range want {
+		if !slices.Contains(have, p) {
+			return false
+		}
+	}
+	return true
 }
 
 // scanTransfer names the builder's copy of a discovery round's transfer.

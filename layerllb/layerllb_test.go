@@ -3,6 +3,7 @@ package layerllb
 import (
 	"context"
 	"encoding/json"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -116,6 +117,54 @@ func TestStoreLayers(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestSplitSource: each layer copies each path from the first part that
+// holds it, its parts in the order given; a path no part holds is an error.
+func TestSplitSource(t *testing.T) {
+	plan := testPlan(t)
+	all := plan.Paths()
+	first, rest := all[:1], all[1:]
+	parts := []Part{
+		{State: llb.Local("roots"), Dir: "/nix/store", Paths: first},
+		{State: llb.Local("closure"), Dir: "/", Paths: all},
+	}
+	src, err := SplitSource(plan, parts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got [][]store.Path
+	var dirs []string
+	for _, layer := range src {
+		for _, part := range layer {
+			got = append(got, part.Paths)
+			dirs = append(dirs, part.Dir)
+		}
+	}
+	var want [][]store.Path
+	var wantDirs []string
+	for _, l := range plan.Layers {
+		var fromFirst, fromRest []store.Path
+		for _, p := range l.Paths {
+			if slices.Contains(first, p) {
+				fromFirst = append(fromFirst, p)
+			} else {
+				fromRest = append(fromRest, p)
+			}
+		}
+		if len(fromFirst) > 0 {
+			want, wantDirs = append(want, fromFirst), append(wantDirs, "/nix/store")
+		}
+		if len(fromRest) > 0 {
+			want, wantDirs = append(want, fromRest), append(wantDirs, "/")
+		}
+	}
+	if !reflect.DeepEqual(got, want) || !slices.Equal(dirs, wantDirs) {
+		t.Errorf("parts %v in %v, want %v in %v", got, dirs, want, wantDirs)
+	}
+	if _, err := SplitSource(plan, []Part{{State: llb.Local("closure"), Dir: "/", Paths: rest}}); err == nil || !strings.Contains(err.Error(), first[0].String()) {
+		t.Errorf("a path no part holds: %v", err)
 	}
 }
 

@@ -77,6 +77,38 @@ func SharedSource(st llb.State, dir string, plan layering.Plan) Source {
 	return src
 }
 
+// SplitSource is the Source of a plan whose store paths several parts
+// hold, each Part's Paths being those it holds: a layer copies each of its
+// paths from the first part that holds it, its parts in the order of
+// parts. A path that no part holds is an error.
+func SplitSource(plan layering.Plan, parts []Part) (Source, error) {
+	holder := map[store.Path]int{}
+	for i, part := range parts {
+		for _, p := range part.Paths {
+			if _, ok := holder[p]; !ok {
+				holder[p] = i
+			}
+		}
+	}
+	src := make(Source, len(plan.Layers))
+	for i, l := range plan.Layers {
+		split := make([][]store.Path, len(parts))
+		for _, p := range l.Paths {
+			at, ok := holder[p]
+			if !ok {
+				return nil, fmt.Errorf("%s is in none of the transfers of the store", p)
+			}
+			split[at] = append(split[at], p)
+		}
+		for j, paths := range split {
+			if len(paths) > 0 {
+				src[i] = append(src[i], Part{State: parts[j].State, Dir: parts[j].Dir, Paths: paths})
+			}
+		}
+	}
+	return src, nil
+}
+
 // Options are the settings every layer shares.
 type Options struct {
 	StoreDir string    // store directory inside the image, e.g. /nix/store

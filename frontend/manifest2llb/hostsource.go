@@ -83,7 +83,7 @@ func (h HostSource) StoreState(ctx context.Context, c *inputs.PlatformClosure, p
 		}
 		st := llb.Local(name,
 			llb.IncludePatterns(include),
-			llb.SharedKeyHint(transferKey(c.Platform, c.Graph.StoreDir(), l)),
+			llb.SharedKeyHint(transferKey(c.Platform, storeDir, l)),
 			llb.WithCustomName(fmt.Sprintf("transfer layer %d/%d (%d store paths)", i+1, len(plan.Layers), len(l.Paths))),
 		)
 		src[i] = []layerllb.Part{{State: st, Dir: storeDir, Paths: l.Paths, Exact: true}}
