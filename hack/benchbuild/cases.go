@@ -190,21 +190,8 @@ func (b *bench) nixpkgs(ctx context.Context, run, release int) (measurement, err
 // 20.10's BuildKit. Staging the context (hard links) is not timed.
 func (b *bench) dockerfileBuild(ctx context.Context, run, release int) (measurement, error) {
 	const tag = benchImagePrefix + "dockerfile:latest"
-	if err := b.dockerfile.stage(b.c, b.plans[release], b.c.apps[release].String()); err != nil {
-		return measurement{}, err
-	}
-	r, err := b.bed.run(ctx, []string{"DOCKER_BUILDKIT=1"}, b.bed.docker, "build", "--progress=plain", "-t", tag, b.dockerfile.dir)
-	b.keepLog("dockerfile", run, release, r.out)
-	if err != nil {
-		return measurement{}, err
-	}
-	m := measurement{seconds: r.elapsed.Seconds(), sent: transferred(r.out)}
-	info, err := b.bed.engineImage(ctx, tag)
-	if err != nil {
-		return m, err
-	}
-	m.layers = info.layers
-	return m, nil
+	return b.dockerfileCase(ctx, "dockerfile", run, release, func() (imageInfo, error) { return b.bed.engineImage(ctx, tag) },
+		[]string{"DOCKER_BUILDKIT=1"}, b.bed.docker, "build", "--progress=plain", "-t", tag, b.dockerfile.dir)
 }
 
 // dockerfileOCI builds the one-COPY-per-layer Dockerfile with buildx on
@@ -213,17 +200,24 @@ func (b *bench) dockerfileBuild(ctx context.Context, run, release int) (measurem
 func (b *bench) dockerfileOCI(ctx context.Context, run, release int) (measurement, error) {
 	out := filepath.Join(b.work, "image-oci.tar")
 	defer os.Remove(out)
+	return b.dockerfileCase(ctx, "dockerfile-oci", run, release, func() (imageInfo, error) { return ociArchiveImage(out) },
+		nil, "docker", "buildx", "build", "--builder", b.bed.vars["BUILDX_BUILDER"], "--progress=plain",
+		"-o", "type=oci,compression=uncompressed,dest="+out, b.dockerfile.dir)
+}
+
+// dockerfileCase stages the Dockerfile's context for release, runs the
+// build command and reads the image it made with read.
+func (b *bench) dockerfileCase(ctx context.Context, id string, run, release int, read func() (imageInfo, error), env []string, name string, args ...string) (measurement, error) {
 	if err := b.dockerfile.stage(b.c, b.plans[release], b.c.apps[release].String()); err != nil {
 		return measurement{}, err
 	}
-	r, err := b.bed.run(ctx, nil, "docker", "buildx", "build", "--builder", b.bed.vars["BUILDX_BUILDER"], "--progress=plain",
-		"-o", "type=oci,compression=uncompressed,dest="+out, b.dockerfile.dir)
-	b.keepLog("dockerfile-oci", run, release, r.out)
+	r, err := b.bed.run(ctx, env, name, args...)
+	b.keepLog(id, run, release, r.out)
 	if err != nil {
 		return measurement{}, err
 	}
 	m := measurement{seconds: r.elapsed.Seconds(), sent: transferred(r.out)}
-	info, err := ociArchiveImage(out)
+	info, err := read()
 	if err != nil {
 		return m, err
 	}
