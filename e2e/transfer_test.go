@@ -99,28 +99,9 @@ func TestWarmTransferGuix(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(g.root, app2, "bin", "hello"), []byte(script), 0o555); err != nil {
 		t.Fatal(err)
 	}
-	sp, err := store.ParsePath(app2)
-	if err != nil {
-		t.Fatal(err)
-	}
-	size, err := store.NarSize(os.DirFS(filepath.Join(g.root, "gnu/store")), sp)
-	if err != nil {
-		t.Fatal(err)
-	}
-	changed := int64(size)
-	var closure int64 // of the first release
-	for _, p := range []string{g.busybox, g.data, g.app} {
-		sp, err := store.ParsePath(p)
-		if err != nil {
-			t.Fatal(err)
-		}
-		n, err := store.NarSize(os.DirFS(filepath.Join(g.root, "gnu/store")), sp)
-		if err != nil {
-			t.Fatal(err)
-		}
-		closure += int64(n)
-	}
-	const slack = 512 << 10 // the manifest and the directory entries of the closure
+	changed := g.narSize(t, app2)
+	closure := g.narSize(t, g.busybox) + g.narSize(t, g.data) + g.narSize(t, g.app) // of the first release
+	const slack = 512 << 10                                                         // the manifest and the directory entries of the closure
 	df := writeFile(t, t.TempDir(), "guix.storepack", "# syntax=storepack\nCLOSURE ./result\nSTORE /gnu/store\n")
 	for _, b := range []struct {
 		name  string
@@ -166,6 +147,20 @@ func TestWarmTransferGuix(t *testing.T) {
 			}
 		})
 	}
+}
+
+// narSize is the NAR size of store path p of the store.
+func (g guixStore) narSize(t *testing.T, p string) int64 {
+	t.Helper()
+	sp, err := store.ParsePath(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := store.NarSize(os.DirFS(filepath.Join(g.root, "gnu/store")), sp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return int64(n)
 }
 
 // transferPattern matches a transfer's progress in plain output, such as
