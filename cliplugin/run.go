@@ -24,6 +24,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"github.com/storepack/storepack/frontend/inputs"
 	"github.com/storepack/storepack/hostbuild"
 	"github.com/storepack/storepack/hoststore"
 	"github.com/storepack/storepack/layering"
@@ -219,12 +220,18 @@ func runImage(ctx context.Context, dockerCli command.Cli, opts runOptions, arg, 
 		load:      true,
 	}
 	name, ok, err := runInput(arg, &bopts)
-	if err != nil || !ok {
-		return arg, err
+	if err != nil {
+		return "", err
 	}
 	engine := dockerCli.Client()
+	if !ok {
+		return arg, checkImageRunnable(ctx, engine, arg, platform)
+	}
 	p, err := enginePlatform(ctx, engine, platform)
 	if err != nil {
+		return "", err
+	}
+	if err := checkRunnable(ctx, engine, p); err != nil {
 		return "", err
 	}
 	bopts.platforms = []string{platforms.Format(p)}
@@ -276,6 +283,24 @@ func runImage(ctx context.Context, dockerCli command.Cli, opts runOptions, arg, 
 		_, _ = engine.ImageRemove(context.WithoutCancel(ctx), old.ID, client.ImageRemoveOptions{PruneChildren: true})
 	}
 	return tag, nil
+}
+
+// checkImageRunnable checks that the image docker run is to run can run
+// here: the platform asked for, else the platform of the engine's image of
+// that name (an image the engine lacks is pulled for its own platform).
+func checkImageRunnable(ctx context.Context, engine client.APIClient, ref, platform string) error {
+	if platform != "" {
+		p, err := inputs.ParsePlatform(platform)
+		if err != nil {
+			return err
+		}
+		return checkRunnable(ctx, engine, p)
+	}
+	img, err := engine.ImageInspect(ctx, ref)
+	if err != nil {
+		return nil // docker run pulls it, or says why it cannot
+	}
+	return checkRunnable(ctx, engine, ocispecs.Platform{OS: img.Os, Architecture: img.Architecture, Variant: img.Variant})
 }
 
 // runInput tells what arg is, and sets bopts to build it: a ROOT, a

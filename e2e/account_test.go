@@ -24,7 +24,7 @@ func TestAccount(t *testing.T) {
 			tag := b.build(t, c, "account", manifest(result, graph, extra...))
 			busybox := pathNamed(t, c, "busybox") + "/bin/busybox"
 			run := func(args ...string) string {
-				return strings.TrimSpace(stdoutOf(t, bed.docker, append([]string{"run", "--rm", "--entrypoint", busybox, tag}, args...)...))
+				return strings.TrimSpace(dockerRun(t, append([]string{"--rm", "--entrypoint", busybox, tag}, args...)...))
 			}
 			if out := run("id"); !strings.HasPrefix(out, "uid=1001(app) gid=1001(app)") {
 				t.Errorf("id printed %q, want uid=1001(app) gid=1001(app)", out)
@@ -64,7 +64,7 @@ func TestAccountOnBase(t *testing.T) {
 			result, graph := b.paths(c)
 			copyGraph := "COPY --chown=app:root " + strings.TrimPrefix(graph, "/") + " /srv/"
 			tag := b.build(t, c, "account-base", fromManifest(b.busybox(), result, graph, "ACCOUNT --uid=1001 app", copyGraph))
-			out := stdoutOf(t, bed.docker, "run", "--rm", "--user", "0", "--entrypoint", "/bin/sh", tag, "-c",
+			out := dockerRun(t, "--rm", "--user", "0", "--entrypoint", "/bin/sh", tag, "-c",
 				"cat /etc/passwd /etc/group /etc/shadow; su app -c id; stat -c %u:%g /srv/path-info.json")
 			want := "root:x:0:0:root:/:/bin/sh\napp:x:1001:1001::/home/app:/bin/sh\n" +
 				"root:x:0:\napp:x:1001:\n" +

@@ -84,7 +84,7 @@ func engineBuildRunCheck(t *testing.T, manifestFile, tag string, c closure) {
 		t.Fatalf("build failed:\n%s", r)
 	}
 	t.Cleanup(func() { cmd(nil, bed.docker, "rmi", "-f", tag) })
-	if out := stdoutOf(t, bed.docker, "run", "--rm", tag); strings.TrimSpace(out) != greeting {
+	if out := dockerRun(t, "--rm", tag); strings.TrimSpace(out) != greeting {
 		t.Errorf("docker run printed %q, want %q", out, greeting)
 	}
 	saved := filepath.Join(t.TempDir(), "image.tar")
@@ -114,7 +114,7 @@ func TestBuildxMerge(t *testing.T) {
 
 	must(t, nil, bed.docker, "load", "-i", archive)
 	t.Cleanup(func() { cmd(nil, bed.docker, "rmi", "-f", tag) })
-	if out := stdoutOf(t, bed.docker, "run", "--rm", tag); strings.TrimSpace(out) != greeting {
+	if out := dockerRun(t, "--rm", tag); strings.TrimSpace(out) != greeting {
 		t.Errorf("docker run printed %q, want %q", out, greeting)
 	}
 }
@@ -221,7 +221,7 @@ func TestBuiltInExample(t *testing.T) {
 		t.Fatalf("build failed:\n%s", r)
 	}
 	t.Cleanup(func() { cmd(nil, bed.docker, "rmi", "-f", tag) })
-	if out := stdoutOf(t, bed.docker, "run", "--rm", tag); !strings.Contains(out, "Hello from a storepack image!") {
+	if out := dockerRun(t, "--rm", tag); !strings.Contains(out, "Hello from a storepack image!") {
 		t.Errorf("docker run printed %q", out)
 	}
 

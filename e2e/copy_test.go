@@ -36,7 +36,7 @@ func TestCopy(t *testing.T) {
 			}
 			tag := b.build(t, c, "copy", manifest(result, graph, copies(prefix)...))
 			busybox := pathNamed(t, c, "busybox") + "/bin/busybox"
-			if out := stdoutOf(t, bed.docker, "run", "--rm", "--entrypoint", busybox, tag, "cat", "/etc/app/app.conf", "/srv/data/a", "/srv/data/sub/b"); out != "greeting=hello\na\nb\n" {
+			if out := dockerRun(t, "--rm", "--entrypoint", busybox, tag, "cat", "/etc/app/app.conf", "/srv/data/a", "/srv/data/sub/b"); out != "greeting=hello\na\nb\n" {
 				t.Errorf("the copied files hold %q", out)
 			}
 			img := savedImage(t, tag)

@@ -9,27 +9,34 @@ import (
 	"testing"
 )
 
+// testbedBusybox is the test bed's busybox of a Debian architecture:
+// Debian's busybox-static, which hack/testbed.sh install unpacks.
+func testbedBusybox(t *testing.T, debarch string) string {
+	t.Helper()
+	cache := os.Getenv("STOREPACK_CACHE")
+	if cache == "" {
+		cache = filepath.Join(os.Getenv("HOME"), ".cache", "storepack")
+	}
+	bin := filepath.Join(cache, "busybox", debarch, "bin", "busybox")
+	if _, err := os.Stat(bin); err != nil {
+		t.Fatalf("busybox for %s: %v (hack/testbed.sh install fetches it)", debarch, err)
+	}
+	return bin
+}
+
 // multiarchBase pushes a busybox image for the four platforms of systems,
 // each platform's from Debian's busybox-static of its architecture (the
 // test bed's), with its applets installed by the platform's own busybox
 // under qemu, and returns its reference.
 func multiarchBase(t *testing.T) string {
 	t.Helper()
-	cache := os.Getenv("STOREPACK_CACHE")
-	if cache == "" {
-		cache = filepath.Join(os.Getenv("HOME"), ".cache", "storepack")
-	}
 	dir := t.TempDir()
-	for goarch, debarch := range map[string]string{"amd64": "amd64", "386": "i386", "arm": "armhf", "mips64le": "mips64el"} {
-		bin := filepath.Join(cache, "busybox", debarch, "bin", "busybox")
-		if debarch == "amd64" {
-			bin = "/bin/busybox" // the test bed's busybox-static
-		}
-		data, err := os.ReadFile(bin)
+	for _, s := range systems {
+		data, err := os.ReadFile(testbedBusybox(t, s.debarch))
 		if err != nil {
-			t.Fatalf("busybox for %s: %v (hack/testbed.sh install fetches it)", debarch, err)
+			t.Fatal(err)
 		}
-		if err := os.WriteFile(filepath.Join(dir, "busybox-"+goarch), data, 0o755); err != nil {
+		if err := os.WriteFile(filepath.Join(dir, "busybox-"+s.goarch), data, 0o755); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -53,12 +60,16 @@ func TestFromMultiArch(t *testing.T) {
 	df := multiarchManifest(t, dir, "FROM "+base, `RUN uname -m > /arch && head -c 5 /bin/busybox | tail -c 1 | od -An -tu1 | tr -d ' ' >> /arch`)
 	ref := bed.registry + "/storepack-e2e/from-multi:1"
 	mustPluginEnv(t, buildkitEnv, "build", "--progress=plain", "-f", df, "--platform", strings.Join(systemPlatforms(), ","), "-t", ref, "--push", dir)
-	// i386 runs natively on this x86_64 kernel, which uname reports.
-	for platform, arch := range map[string]string{"linux/amd64": "x86_64\n2", "linux/386": "x86_64\n1", "linux/arm/v7": "armv7l\n1", "linux/mips64le": "mips64\n2"} {
-		t.Run(platform, func(t *testing.T) {
-			must(t, nil, bed.docker, "pull", "--platform", platform, ref)
-			if out := strings.TrimSpace(stdoutOf(t, bed.docker, "run", "--rm", "--platform", platform, ref, "cat", "/arch")); out != arch {
-				t.Errorf("/arch of %s holds %q, want %q", platform, out, arch)
+	for _, s := range systems {
+		// The machine is the one this host's kernel shows a program of
+		// that architecture: under qemu, the emulated one (i686 for
+		// i386); run natively, the host's own (x86_64 for i386 too).
+		machine := strings.TrimSpace(must(t, nil, testbedBusybox(t, s.debarch), "uname", "-m"))
+		want := machine + "\n" + s.elfClass
+		t.Run(s.platform, func(t *testing.T) {
+			must(t, nil, bed.docker, "pull", "--platform", s.platform, ref)
+			if out := strings.TrimSpace(dockerRun(t, "--rm", "--platform", s.platform, ref, "cat", "/arch")); out != want {
+				t.Errorf("/arch of %s holds %q, want %q", s.platform, out, want)
 			}
 			cmd(nil, bed.docker, "rmi", "-f", ref)
 		})

@@ -68,7 +68,7 @@ func TestFromBase(t *testing.T) {
 			if !slices.Contains(img.Config.Env, basePath) {
 				t.Errorf("env %q lost the base's %s", img.Config.Env, basePath)
 			}
-			out := stdoutOf(t, bed.docker, "run", "--rm", tag, "sh", "-c", `ls /nix/store && "$PROGRAM"`)
+			out := dockerRun(t, "--rm", tag, "sh", "-c", `ls /nix/store && "$PROGRAM"`)
 			if !strings.Contains(out, c.root.Base()) || !strings.HasSuffix(strings.TrimSpace(out), greeting) {
 				t.Errorf("sh -c 'ls /nix/store && $PROGRAM' printed %q, want the store listed and %q", out, greeting)
 			}

@@ -9,7 +9,6 @@ import (
 	"encoding/json"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -137,8 +136,7 @@ func TestLoad(t *testing.T) {
 func runLoad(t *testing.T, stdin io.Reader, args ...string) (stdout, stderr string, err error) {
 	t.Helper()
 	tmp := t.TempDir()
-	c := exec.Command("docker", append([]string{"storepack", "load"}, args...)...)
-	c.Env = append(os.Environ(), "TMPDIR="+tmp)
+	c := boundedCommand(commandBound, []string{"TMPDIR=" + tmp}, "docker", append([]string{"storepack", "load"}, args...)...)
 	c.Stdin = stdin
 	var out, errOut bytes.Buffer
 	c.Stdout, c.Stderr = &out, &errOut
@@ -167,7 +165,7 @@ func checkLoaded(t *testing.T, ref, arch, variant string) {
 		t.Errorf("%s is %s, want %s", ref, got, want)
 	}
 	// Docker's architecture names are Go's, which the program prints.
-	if out := stdoutOf(t, bed.docker, "run", "--rm", ref); !strings.Contains(out, "arch="+arch+"\n") || !strings.Contains(out, greeting) {
+	if out := dockerRun(t, "--rm", ref); !strings.Contains(out, "arch="+arch+"\n") || !strings.Contains(out, greeting) {
 		t.Errorf("docker run %s printed %q, want arch=%s and %q", ref, out, arch, greeting)
 	}
 }

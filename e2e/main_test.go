@@ -10,12 +10,18 @@ package e2e
 
 import (
 	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 )
 
 // bed is the running test bed.
@@ -127,14 +133,107 @@ func (r result) String() string {
 	return fmt.Sprintf("$ %s\n%s", strings.Join(r.args, " "), r.out)
 }
 
+// Every command of a test is bounded, so that a hang fails that test, with
+// its name, instead of the whole suite at go test's timeout: a container's
+// program must exit within containerBound; anything else (a build of a big
+// closure, a Nix build under qemu) within commandBound.
+const (
+	containerBound = 2 * time.Minute
+	commandBound   = 15 * time.Minute
+)
+
+// boundedCmd is a command that is killed, with its process group (a plugin
+// is the docker CLI's child), when it has not exited within its bound.
+type boundedCmd struct {
+	*exec.Cmd
+	ctx    context.Context
+	cancel context.CancelFunc
+	bound  time.Duration
+}
+
+// boundedCommand is name args with the test bed's environment plus env,
+// bounded by bound.
+func boundedCommand(bound time.Duration, env []string, name string, args ...string) boundedCmd {
+	ctx, cancel := context.WithTimeout(context.Background(), bound)
+	c := exec.CommandContext(ctx, name, args...)
+	c.Env = append(os.Environ(), env...)
+	c.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	c.Cancel = func() error { return syscall.Kill(-c.Process.Pid, syscall.SIGKILL) }
+	// A killed process's children may still hold its output open.
+	c.WaitDelay = 5 * time.Second
+	return boundedCmd{Cmd: c, ctx: ctx, cancel: cancel, bound: bound}
+}
+
+// containerCommand is argv, a command that runs a container (docker run or
+// docker storepack run: a "run" word, then its options), bounded by
+// containerBound. The container gets a label of its own so that, when the
+// bound passes, it is removed as the client is killed: a hung program
+// leaves nothing running.
+func containerCommand(env []string, argv ...string) boundedCmd {
+	return containerCommandWithin(containerBound, env, argv...)
+}
+
+func containerCommandWithin(bound time.Duration, env []string, argv ...string) boundedCmd {
+	at := slices.Index(argv, "run") + 1
+	if at == 0 {
+		panic(fmt.Sprintf("containerCommand: %q runs no container", argv))
+	}
+	nonce := make([]byte, 8)
+	rand.Read(nonce)
+	label := "dev.storepack.e2e=" + hex.EncodeToString(nonce)
+	argv = slices.Insert(slices.Clone(argv), at, "--label", label)
+	c := boundedCommand(bound, env, argv[0], argv[1:]...)
+	kill := c.Cancel
+	c.Cancel = func() error {
+		err := kill()
+		if ids := strings.Fields(cmd(nil, bed.docker, "ps", "-a", "-q", "--filter", "label="+label).out); len(ids) > 0 {
+			cmd(nil, bed.docker, append([]string{"rm", "-f"}, ids...)...)
+		}
+		return err
+	}
+	return c
+}
+
+// Wait waits for the command and releases its bound; the error says when
+// the bound killed it.
+func (c boundedCmd) Wait() error {
+	defer c.cancel()
+	err := c.Cmd.Wait()
+	if c.ctx.Err() == context.DeadlineExceeded {
+		return fmt.Errorf("still running after %s, killed: %v", c.bound, err)
+	}
+	return err
+}
+
+// Run starts the command and waits for it.
+func (c boundedCmd) Run() error {
+	if err := c.Start(); err != nil {
+		c.cancel()
+		return err
+	}
+	return c.Wait()
+}
+
 // cmd runs a command with the test bed's environment plus env.
 func cmd(env []string, name string, args ...string) result {
-	c := exec.Command(name, args...)
-	c.Env = append(os.Environ(), env...)
+	c := boundedCommand(commandBound, env, name, args...)
 	var buf bytes.Buffer
 	c.Stdout, c.Stderr = &buf, &buf
 	err := c.Run()
 	return result{out: buf.String(), err: err, args: append([]string{name}, args...)}
+}
+
+// dockerRun runs `docker run ARGS` on Docker 20.10, bounded by
+// containerBound, and returns its stdout.
+func dockerRun(t *testing.T, args ...string) string {
+	t.Helper()
+	c := containerCommand(nil, append([]string{bed.docker, "run"}, args...)...)
+	var out, errOut bytes.Buffer
+	c.Stdout, c.Stderr = &out, &errOut
+	if err := c.Run(); err != nil {
+		t.Fatalf("docker run %s: %v\n%s", strings.Join(args, " "), err, errOut.String())
+	}
+	return out.String()
 }
 
 // must runs a command and fails the test if it fails.
@@ -177,4 +276,36 @@ func writeFile(t *testing.T, dir, name, content string) string {
 		t.Fatal(err)
 	}
 	return p
+}
+
+// TestContainerBound: a container whose program does not exit fails its
+// command at the bound, through docker run and docker storepack run, and is
+// removed with its client.
+func TestContainerBound(t *testing.T) {
+	installPlugin(t)
+	image := os.Getenv("TESTBED_BUSYBOX_IMAGE")
+	for name, argv := range map[string][]string{
+		"docker run":           {bed.docker, "run", "--rm", image, "sleep", "600"},
+		"docker storepack run": {"docker", "storepack", "run", image, "sleep", "600"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			const bound = 5 * time.Second
+			c := containerCommandWithin(bound, engineEnv, argv...)
+			var out bytes.Buffer
+			c.Stdout, c.Stderr = &out, &out
+			start := time.Now()
+			err := c.Run()
+			if err == nil || !strings.Contains(err.Error(), "still running after 5s, killed") {
+				t.Errorf("error %v, want the bound's\n%s", err, out.String())
+			}
+			if took := time.Since(start); took > bound+c.WaitDelay+30*time.Second {
+				t.Errorf("returned after %s", took)
+			}
+			label := c.Args[slices.Index(c.Args, "--label")+1]
+			if ids := strings.TrimSpace(must(t, nil, bed.docker, "ps", "-a", "-q", "--filter", "label="+label)); ids != "" {
+				t.Errorf("containers left: %s", ids)
+				cmd(nil, bed.docker, "rm", "-f", ids)
+			}
+		})
+	}
 }

@@ -23,13 +23,14 @@ import (
 	"github.com/storepack/storepack/store"
 )
 
-// systems are the Nix systems of the multi-arch test and their platforms
-// and Go architectures (which the test program prints).
-var systems = []struct{ system, platform, goarch string }{
-	{"x86_64-linux", "linux/amd64", "amd64"},
-	{"i686-linux", "linux/386", "386"},
-	{"armv7l-linux", "linux/arm/v7", "arm"},
-	{"mips64el-linux", "linux/mips64le", "mips64le"},
+// systems are the Nix systems of the multi-arch test with their platforms,
+// Go architectures (which the test program prints), Debian architectures
+// (the test bed's busybox) and ELF classes ("1": 32-bit, "2": 64-bit).
+var systems = []struct{ system, platform, goarch, debarch, elfClass string }{
+	{"x86_64-linux", "linux/amd64", "amd64", "amd64", "2"},
+	{"i686-linux", "linux/386", "386", "i386", "1"},
+	{"armv7l-linux", "linux/arm/v7", "arm", "armhf", "1"},
+	{"mips64el-linux", "linux/mips64le", "mips64le", "mips64el", "2"},
 }
 
 // TestMultiArch builds one manifest for four platforms from per-system Nix
@@ -64,7 +65,7 @@ func TestMultiArch(t *testing.T) {
 	for _, s := range systems {
 		t.Run("run "+s.platform, func(t *testing.T) {
 			must(t, nil, bed.docker, "pull", "--platform", s.platform, repo+":1")
-			out := stdoutOf(t, bed.docker, "run", "--rm", "--platform", s.platform, repo+":1")
+			out := dockerRun(t, "--rm", "--platform", s.platform, repo+":1")
 			if !strings.Contains(out, "arch="+s.goarch) || !strings.Contains(out, greeting) {
 				t.Errorf("%s printed %q, want arch=%s and the greeting", s.platform, out, s.goarch)
 			}

@@ -6,7 +6,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -47,7 +46,7 @@ func installPlugin(t *testing.T) {
 // runPlugin runs `docker storepack ARGS` and returns its stdout and
 // stderr apart, so that stdout can be parsed.
 func runPlugin(args ...string) (stdout, stderr string, err error) {
-	c := exec.Command("docker", append([]string{"storepack"}, args...)...)
+	c := boundedCommand(commandBound, nil, "docker", append([]string{"storepack"}, args...)...)
 	var out, errOut bytes.Buffer
 	c.Stdout, c.Stderr = &out, &errOut
 	err = c.Run()
@@ -67,14 +66,13 @@ func mustPlugin(t *testing.T, args ...string) string {
 // stdoutOf runs a command and returns its stdout.
 func stdoutOf(t *testing.T, name string, args ...string) string {
 	t.Helper()
-	c := exec.Command(name, args...)
-	var errOut bytes.Buffer
-	c.Stderr = &errOut
-	out, err := c.Output()
-	if err != nil {
+	c := boundedCommand(commandBound, nil, name, args...)
+	var out, errOut bytes.Buffer
+	c.Stdout, c.Stderr = &out, &errOut
+	if err := c.Run(); err != nil {
 		t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, errOut.String())
 	}
-	return string(out)
+	return out.String()
 }
 
 // pluginGraph loads a graph in any format store.Load reads.

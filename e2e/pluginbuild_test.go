@@ -8,7 +8,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -32,8 +31,7 @@ var (
 // runPluginEnv runs `docker storepack ARGS` with env added to the test
 // bed's, and returns its stdout and stderr apart.
 func runPluginEnv(env []string, args ...string) (stdout, stderr string, err error) {
-	c := exec.Command("docker", append([]string{"storepack"}, args...)...)
-	c.Env = append(os.Environ(), env...)
+	c := boundedCommand(commandBound, env, "docker", append([]string{"storepack"}, args...)...)
 	var out, errOut bytes.Buffer
 	c.Stdout, c.Stderr = &out, &errOut
 	err = c.Run()
@@ -117,7 +115,7 @@ func TestPluginBuildRoots(t *testing.T) {
 				must(t, nil, bed.docker, "pull", b.tag)
 				checkMetadata(t, filepath.Join(c.dir, "metadata.json"), b.tag)
 			}
-			if out := stdoutOf(t, bed.docker, "run", "--rm", b.tag); strings.TrimSpace(out) != greeting {
+			if out := dockerRun(t, "--rm", b.tag); strings.TrimSpace(out) != greeting {
 				t.Errorf("docker run printed %q, want %q\nbuild progress:\n%s", out, greeting, progress)
 			}
 		})
@@ -134,21 +132,22 @@ func TestPluginBuildManifest(t *testing.T) {
 		"DIR --mode=1777 /tmp", "ENV GREETING_FROM=storepack", `CMD ["--version"]`))
 	tag := "storepack-e2e/plugin-manifest:1"
 	// From standard input, as -f - reads it.
-	build := exec.Command("docker", "storepack", "build", "-q", "-f", "-", "-t", tag, c.dir)
-	build.Env = append(os.Environ(), engineEnv...)
+	build := boundedCommand(commandBound, engineEnv, "docker", "storepack", "build", "-q", "-f", "-", "-t", tag, c.dir)
 	build.Stdin = strings.NewReader(readFile(t, df))
-	if out, err := build.CombinedOutput(); err != nil || !imageID.Match(out) {
-		t.Fatalf("build -f -: %v\n%s", err, out)
+	var out bytes.Buffer
+	build.Stdout, build.Stderr = &out, &out
+	if err := build.Run(); err != nil || !imageID.Match(out.Bytes()) {
+		t.Fatalf("build -f -: %v\n%s", err, out.String())
 	}
 	t.Cleanup(func() { cmd(nil, bed.docker, "rmi", "-f", tag) })
-	if out := stdoutOf(t, bed.docker, "run", "--rm", tag); strings.TrimSpace(out) != "hello 1.0" {
+	if out := dockerRun(t, "--rm", tag); strings.TrimSpace(out) != "hello 1.0" {
 		t.Errorf("CMD [--version]: docker run printed %q", out)
 	}
 	busybox := pathNamed(t, c, "busybox") + "/bin/busybox"
-	if out := stdoutOf(t, bed.docker, "run", "--rm", "--entrypoint", busybox, tag, "stat", "-c", "%a", "/tmp"); strings.TrimSpace(out) != "1777" {
+	if out := dockerRun(t, "--rm", "--entrypoint", busybox, tag, "stat", "-c", "%a", "/tmp"); strings.TrimSpace(out) != "1777" {
 		t.Errorf("/tmp has mode %q, want 1777", out)
 	}
-	if out := stdoutOf(t, bed.docker, "run", "--rm", "--entrypoint", busybox, tag, "sh", "-c", `echo "$GREETING_FROM"`); strings.TrimSpace(out) != "storepack" {
+	if out := dockerRun(t, "--rm", "--entrypoint", busybox, tag, "sh", "-c", `echo "$GREETING_FROM"`); strings.TrimSpace(out) != "storepack" {
 		t.Errorf("ENV GREETING_FROM: %q", out)
 	}
 

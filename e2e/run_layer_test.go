@@ -33,7 +33,7 @@ func TestRunInstruction(t *testing.T) {
 			}
 			text := fromManifest(b.busybox(), result, graph, extra...)
 			tag := b.build(t, c, "run-layer", text)
-			out := stdoutOf(t, bed.docker, "run", "--rm", tag, "sh", "-c", "stat -c %u /data; cat /program; ls /marker; "+
+			out := dockerRun(t, "--rm", tag, "sh", "-c", "stat -c %u /data; cat /program; ls /marker; "+
 				`for f in /etc/group /etc/passwd "${PROGRAM%/bin/hello}/share/hello" "${PROGRAM%/bin/hello}/share/data"; do test -e "$f" && echo "$f"; done; `+
 				`test -f "${PROGRAM%/bin/hello}/share/hello" && echo a file now; true`)
 			kept := "/etc/passwd\n" + c.root.String() + "/share/hello\n" + c.root.String() + "/share/data\na file now\n"

@@ -28,8 +28,7 @@ const runTag = "storepack/hello:latest"
 // test bed's, and returns its stdout, its stderr and its exit code.
 func pluginRun(t *testing.T, env []string, stdin io.Reader, args ...string) (stdout, stderr string, code int) {
 	t.Helper()
-	c := exec.Command("docker", append([]string{"storepack", "run"}, args...)...)
-	c.Env = append(os.Environ(), env...)
+	c := containerCommand(env, append([]string{"docker", "storepack", "run"}, args...)...)
 	c.Stdin = stdin
 	var out, errOut bytes.Buffer
 	c.Stdout, c.Stderr = &out, &errOut
@@ -261,6 +260,39 @@ func TestRunManifestAndPlatform(t *testing.T) {
 	}
 }
 
+// TestRunUnrunnablePlatform: `docker storepack run --platform P` on a host
+// that runs no P programs says so in one line, exit 125, before building,
+// loading or starting anything. s390x stands for such a platform: no test
+// uses it, and its qemu entry is disabled for the test.
+func TestRunUnrunnablePlatform(t *testing.T) {
+	installPlugin(t)
+	const entry = "/proc/sys/fs/binfmt_misc/qemu-s390x"
+	if data, err := os.ReadFile(entry); err == nil && strings.HasPrefix(string(data), "enabled") {
+		if err := os.WriteFile(entry, []byte("0"), 0); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = os.WriteFile(entry, []byte("1"), 0) })
+	}
+	c := nixClosure(t)
+	t.Cleanup(func() { removeRunImages(t); noRunContainers(t) })
+	images := imageIDs(t)
+	for name, input := range map[string]string{"a closure": filepath.Join(c.dir, "result"), "an image": os.Getenv("TESTBED_BUSYBOX_IMAGE")} {
+		t.Run(name, func(t *testing.T) {
+			out, stderr, code := pluginRun(t, engineEnv, nil, "--platform", "linux/s390x", input, "true")
+			if code != 125 {
+				t.Errorf("exit %d, want 125\n%s%s", code, out, stderr)
+			}
+			msg := strings.TrimSpace(stderr)
+			if !strings.Contains(msg, "this host runs no linux/s390x programs") || !strings.Contains(msg, "qemu-user-static") || strings.Contains(msg, "\n") {
+				t.Errorf("stderr is not the one line naming the platform and the emulator to install:\n%s", stderr)
+			}
+		})
+	}
+	if after := imageIDs(t); !slices.Equal(after, images) {
+		t.Errorf("images before %v, after %v", images, after)
+	}
+}
+
 // TestRunInterrupted: SIGINT to `docker storepack run` stops the container
 // and leaves none; SIGINT while the image is built leaves no image, no
 // container and no temporary directory.
@@ -274,8 +306,7 @@ func TestRunInterrupted(t *testing.T) {
 
 	for _, to := range []string{"docker", "plugin"} {
 		t.Run("running, SIGINT to "+to, func(t *testing.T) {
-			run := exec.Command("docker", "storepack", "run", "--entrypoint", bb, result, "sh", "-c", loop)
-			run.Env = append(os.Environ(), engineEnv...)
+			run := containerCommand(engineEnv, "docker", "storepack", "run", "--entrypoint", bb, result, "sh", "-c", loop)
 			stdout, err := run.StdoutPipe()
 			if err != nil {
 				t.Fatal(err)
@@ -325,8 +356,7 @@ func TestRunInterrupted(t *testing.T) {
 		}
 		path := strings.TrimSpace(must(t, nil, "nix-store", "--add", big))
 		tmp := t.TempDir()
-		run := exec.Command("docker", "storepack", "run", "--progress=plain", "--entrypoint", "/none", path)
-		run.Env = append(os.Environ(), append([]string{"TMPDIR=" + tmp}, engineEnv...)...)
+		run := containerCommand(append([]string{"TMPDIR=" + tmp}, engineEnv...), "docker", "storepack", "run", "--progress=plain", "--entrypoint", "/none", path)
 		progress, err := run.StderrPipe()
 		if err != nil {
 			t.Fatal(err)

@@ -17,8 +17,7 @@
 #
 # Busybox per Debian architecture (amd64, i386, armhf, mips64el): Debian's busybox-static,
 # unpacked by `hack/testbed.sh install` to ${STOREPACK_CACHE:-$HOME/.cache/storepack}/busybox/
-# ARCH/bin/busybox; amd64 falls back to $STOREPACK_BUSYBOX (default /bin/busybox, the installed
-# busybox-static). Each becomes a store directory busybox-ARCH (bin/busybox, bin/sh -> busybox)
+# ARCH/bin/busybox. Each becomes a store directory busybox-ARCH (bin/busybox, bin/sh -> busybox)
 # with `nix-store --add`. Foreign systems build through qemu binfmt: needs nix.conf's
 # `extra-platforms = i686-linux armv7l-linux mips64el-linux` (hack/testbed.sh install) and the
 # binfmt entries (hack/testbed.sh install/up). To keep the build out of /nix/store, set
@@ -49,7 +48,6 @@ nix_args=()
 for s in "${systems[@]}"; do
 	a=${debarch[$s]}
 	bb=$CACHE/busybox/$a/bin/busybox
-	if [[ ! -x $bb && $a == amd64 ]]; then bb=${STOREPACK_BUSYBOX:-/bin/busybox}; fi
 	[[ -x $bb ]] || die "no $a busybox at $bb (run hack/testbed.sh install)"
 	mkdir -p "$stage/busybox-$a/bin"
 	cp "$bb" "$stage/busybox-$a/bin/busybox"
@@ -61,10 +59,15 @@ for s in "${systems[@]}"; do
 	g=${goarch[$s]}
 	bin=$out/archapp/archapp-linux-$g
 	mkdir -p "$out/archapp"
+	# Without asynchronous preemption: Debian's qemu-i386 7.2 enters a 386 Go program's signal
+	# handler without the thread's TLS ("fatal: bad g in signal handler", or a hang in
+	# sigsuspend), and preemption signals are the only ones the program gets. The setting is
+	# built in (the linker's GODEBUG default), so the program runs so wherever it is started.
 	(
 		cd "$REPO_ROOT"
 		GOWORK=off CGO_ENABLED=0 GOOS=linux GOARCH=$g GOARM=7 \
-			go build -trimpath -ldflags '-s -w -buildid=' -o "$bin.tmp" ./e2e/testdata/archapp
+			go build -trimpath -ldflags '-s -w -buildid= -X=runtime.godebugDefault=asyncpreemptoff=1' \
+			-o "$bin.tmp" ./e2e/testdata/archapp
 	) || die "go build for $g failed"
 	mv -f "$bin.tmp" "$bin"
 	nix_args+=(--argstr "archapp-$s" "$(nix-store --add "$bin")")

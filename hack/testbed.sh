@@ -6,19 +6,22 @@
 #                                configure Nix and binfmt, and build buildkitd/buildctl (the
 #                                buildkit version of go.mod), buildx and the distribution
 #                                registry into ${STOREPACK_CACHE:-$HOME/.cache/storepack}/tools.
-#                                Also unpacks Debian's static busybox for i386, armhf and mips64el
-#                                (apt-get download, no dpkg --add-architecture) to
-#                                busybox/ARCH/bin/busybox in that cache, the foreign
-#                                builders of hack/nix-multiarch.sh (amd64: /bin/busybox).
-#                                Idempotent: a second run installs and builds nothing.
+#                                Also unpacks Debian's static busybox for amd64, i386, armhf and
+#                                mips64el (apt-get download, no dpkg --add-architecture) to
+#                                busybox/ARCH/bin/busybox in that cache, runs each, and registers
+#                                qemu (binfmt_misc, flags PF) for each architecture whose
+#                                programs do not run here (i386 where the kernel runs no 32-bit
+#                                x86 programs). Idempotent: a second run installs nothing.
 #   hack/testbed.sh up DIR       start a registry, containerd + dockerd and buildkitd with every
 #                                socket, data root, log and pid file under DIR, create the buildx
 #                                builder "storepack-test", and write DIR/env (export lines).
 #   hack/testbed.sh down DIR     stop everything `up DIR` started (by PID), unmount what is left
 #                                mounted under DIR. Safe to repeat and after a partial `up`.
 #   hack/testbed.sh logs DIR     print the tail of every daemon log under DIR.
-#   hack/testbed.sh check DIR    exercise a running test bed (docker run, docker build, buildctl
-#                                build, buildx build to an OCI tar, push to the registry).
+#   hack/testbed.sh check [DIR]  report, per architecture the tests use, whether this host runs
+#                                its programs natively or emulated; with DIR, also exercise a
+#                                running test bed (docker run, docker build, buildctl build,
+#                                buildx build to an OCI tar, push to the registry).
 #
 # DIR/env (`source DIR/env`) exports: TESTBED_DIR, DOCKER_HOST (unix://DIR/docker.sock),
 # DOCKER_CONFIG (DIR/docker-config, holds the buildx plugin and builder), BUILDKIT_HOST
@@ -55,9 +58,6 @@ BUSYBOX_IMAGE=busybox:latest
 LOG_LINES=${TESTBED_LOG_LINES:-60}
 PACKAGES=(docker.io containerd runc iptables qemu-user-static binfmt-support nix-bin
 	busybox-static curl ca-certificates util-linux)
-QEMU_FORMATS=(qemu-mips64el qemu-arm qemu-i386)
-# Debian architectures whose busybox-static `install` unpacks to $CACHE/busybox/ARCH/bin/busybox.
-BUSYBOX_ARCHES=(i386 armhf mips64el)
 # Tracing exporters default to OTLP on localhost in some of these daemons: keep them quiet.
 export OTEL_SDK_DISABLED=true OTEL_TRACES_EXPORTER=none OTEL_METRICS_EXPORTER=none
 
@@ -142,85 +142,127 @@ ensure_nix_conf() {
 	if [[ -n $changed ]]; then log "nix: wrote $f"; else log "nix: $f already configured"; fi
 }
 
-# binfmt entries are kernel state: they vanish on reboot, so `up` calls this too.
-ensure_binfmt() {
-	local bm=/proc/sys/fs/binfmt_misc fmt
-	if [[ ! -e $bm/status ]]; then
-		mount -t binfmt_misc binfmt_misc "$bm" || { log "binfmt: cannot mount $bm"; return 1; }
+# The architectures whose programs the tests run (Debian's names), and for each the qemu binfmt
+# entry that runs them where the kernel does not: qemu's name for it, and the ELF header magic and
+# mask that qemu's qemu-binfmt-conf.sh registers (class, byte order, ELF version and e_machine;
+# OS ABI ignored, executables and PIE alike).
+TEST_ARCHES=(amd64 i386 armhf mips64el)
+declare -A QEMU_ARCH=([amd64]=x86_64 [i386]=i386 [armhf]=arm [mips64el]=mips64el)
+declare -A BINFMT_MAGIC=(
+	[amd64]='\x7fELF\x02\x01\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x02\x00\x3e\x00'
+	[i386]='\x7fELF\x01\x01\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x02\x00\x03\x00'
+	[armhf]='\x7fELF\x01\x01\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x02\x00\x28\x00'
+	[mips64el]='\x7fELF\x02\x01\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x02\x00\x08\x00'
+)
+declare -A BINFMT_MASK=(
+	[amd64]='\xff\xff\xff\xff\xff\xfe\xfe\x00\xff\xff\xff\xff\xff\xff\xff\xff\xfe\xff\xff\xff'
+	[i386]='\xff\xff\xff\xff\xff\xfe\xfe\x00\xff\xff\xff\xff\xff\xff\xff\xff\xfe\xff\xff\xff'
+	[armhf]='\xff\xff\xff\xff\xff\xff\xff\x00\xff\xff\xff\xff\xff\xff\xff\xff\xfe\xff\xff\xff'
+	[mips64el]='\xff\xff\xff\xff\xff\xff\xff\x00\xfe\xff\xff\xff\xff\xff\xff\xff\xfe\xff\xff\xff'
+)
+BINFMT=/proc/sys/fs/binfmt_misc
+
+busybox_of() { echo "$CACHE/busybox/$1/bin/busybox"; }
+
+# runs ARCH — true when ARCH's busybox runs here, natively or through binfmt; bounded, since an
+# emulator can hang.
+runs() { [[ $(timeout -s KILL 30 "$(busybox_of "$1")" echo ok 2>/dev/null) == ok ]]; }
+
+# emulation ARCH — how ARCH's programs run here: "native", or "emulated (ENTRY [FLAGS])" when an
+# enabled binfmt entry claims them (binfmt_misc is asked before the kernel's own ELF loader).
+emulation() {
+	local e=$BINFMT/qemu-${QEMU_ARCH[$1]}
+	if [[ -e $e ]] && grep -qx enabled "$e"; then
+		echo "emulated (${e##*/} [$(sed -n 's/^flags: //p' "$e")])"
+	else
+		echo native
 	fi
-	command -v update-binfmts >/dev/null || { log "binfmt: update-binfmts missing (run install)"; return 1; }
-	local enabled=() native=()
-	for fmt in "${QEMU_FORMATS[@]}"; do
-		if [[ ! -e /var/lib/binfmts/$fmt ]]; then
-			# Debian registers no entry for an architecture the host CPU runs itself (i386 on
-			# amd64: the kernel's IA32 emulation runs those binaries natively).
-			native+=("$fmt")
-			continue
-		fi
-		if [[ ! -e $bm/$fmt ]] || ! grep -qx enabled "$bm/$fmt"; then
-			update-binfmts --enable "$fmt" || { log "binfmt: cannot enable $fmt"; return 1; }
-		fi
-		grep -qx enabled "$bm/$fmt" || { log "binfmt: $fmt not enabled"; return 1; }
-		grep -q '^flags:.*F' "$bm/$fmt" || log "binfmt: warning: $fmt lacks the F flag (foreign binaries will not run in containers)"
-		enabled+=("${fmt}[$(sed -n 's/^flags: //p' "$bm/$fmt")]")
-	done
-	log "binfmt: enabled ${enabled[*]:-none}${native:+; no entry (native on this host): ${native[*]}}"
 }
 
-# install_foreign_busyboxes — Debian's busybox-static of each of BUSYBOX_ARCHES, unpacked to
-# $CACHE/busybox/ARCH/bin/busybox after checking that it runs here (natively or through qemu
-# binfmt: ensure_binfmt must have run). Only missing ones are fetched. apt-get runs with private
+# register_qemu ARCH — make ARCH's programs run through qemu, as Debian registers the foreign
+# architectures it knows: flags P (the program keeps its own argv[0], which busybox's applets
+# need) and F (the interpreter is opened now, so that it also works inside containers). Debian
+# registers no entry for an architecture it assumes the kernel runs itself (i386 on amd64), and
+# some kernels do not (IA32 emulation off at boot): then the entry is written here, with the
+# interpreter linked into the cache under Debian's name for it (qemu-ARCH's "-binfmt-P" form).
+# Nothing is replaced or removed: an entry of that name that exists is only enabled, and one that
+# is enabled but does not run ARCH's programs is an error to fix by hand.
+register_qemu() {
+	local arch=$1 name=qemu-${QEMU_ARCH[$1]} qemu link
+	if [[ -e $BINFMT/$name ]]; then
+		grep -qx enabled "$BINFMT/$name" && die "binfmt: $name is registered but $arch programs do not run (see $BINFMT/$name)"
+		echo 1 >"$BINFMT/$name"
+	elif [[ -e /var/lib/binfmts/$name ]]; then
+		update-binfmts --enable "$name" || die "binfmt: cannot enable Debian's $name"
+	else
+		qemu=$(command -v "qemu-${QEMU_ARCH[$arch]}-static") || die "binfmt: qemu-${QEMU_ARCH[$arch]}-static not found (run install)"
+		link=$CACHE/qemu-binfmt/${QEMU_ARCH[$arch]}-binfmt-P
+		mkdir -p "${link%/*}"
+		ln -sfn "$qemu" "$link"
+		printf ':%s:M::%s:%s:%s:PF\n' "$name" "${BINFMT_MAGIC[$arch]}" "${BINFMT_MASK[$arch]}" "$link" >"$BINFMT/register" ||
+			die "binfmt: cannot register $name"
+	fi
+	runs "$arch" || die "binfmt: $arch programs do not run even through $name"
+}
+
+# ensure_emulation — run a program of each of TEST_ARCHES (its busybox) and register qemu for each
+# that does not run. binfmt entries are kernel state that a reboot clears, so `up` calls this too.
+ensure_emulation() {
+	[[ -e $BINFMT/status ]] || mount -t binfmt_misc binfmt_misc "$BINFMT" || die "binfmt: cannot mount $BINFMT"
+	local arch report=()
+	for arch in "${TEST_ARCHES[@]}"; do
+		runs "$arch" || register_qemu "$arch"
+		report+=("$arch: $(emulation "$arch")")
+	done
+	log "architectures: $(IFS=';'; echo "${report[*]}" | sed 's/;/; /g')"
+}
+
+# install_busyboxes — Debian's busybox-static of each of TEST_ARCHES, unpacked to
+# $(busybox_of ARCH) in the cache: the programs that probe what this host runs, and the foreign
+# builders of hack/nix-multiarch.sh. Only missing ones are fetched. apt-get runs with private
 # package lists and APT::Architectures set on its command line instead of `dpkg
 # --add-architecture`: with foreign architectures in dpkg, every later `apt-get update` on the
 # machine also fetches their indexes, and one that fails (seen: bookworm-security's armhf and
 # i386 Packages with a size mismatch on the mirror) makes it exit 100, which breaks
 # install_packages. Here a failed index only matters if the download then fails.
-install_foreign_busyboxes() {
+install_busyboxes() {
 	local arch missing=() work deb bin c out archs
-	for arch in "${BUSYBOX_ARCHES[@]}"; do
-		[[ -x $CACHE/busybox/$arch/bin/busybox ]] || missing+=("$arch")
+	for arch in "${TEST_ARCHES[@]}"; do
+		[[ -f $(busybox_of "$arch") ]] || missing+=("$arch")
 	done
-	if ((${#missing[@]})); then
-		log "busybox: fetching busybox-static for ${missing[*]}"
-		work=$(mktemp -d)
-		# apt drops privileges to _apt, which must reach the lists and write the download dir.
-		chmod 0755 "$work"
-		mkdir -p "$work/lists/partial" "$work/debs"
-		chown _apt "$work/debs" 2>/dev/null || true
-		archs=${missing[*]}
-		local apt=(apt-get -q -o "Dir::State::Lists=$work/lists" -o Dir::Cache::pkgcache=
-			-o Dir::Cache::srcpkgcache= -o "APT::Architectures=${archs// /,}")
-		DEBIAN_FRONTEND=noninteractive "${apt[@]}" update >"$work/update.log" 2>&1 ||
-			log "busybox: apt-get update reported errors (ignored unless the download fails)"
-		for arch in "${missing[@]}"; do
-			(cd "$work/debs" && "${apt[@]}" download "busybox-static:$arch") >"$work/download.log" 2>&1 || {
-				cat "$work/update.log" "$work/download.log" >&2
-				rm -rf "$work"
-				die "busybox: apt-get download busybox-static:$arch failed"
-			}
-			deb=$(find "$work/debs" -maxdepth 1 -name "busybox-static_*_$arch.deb" | head -n 1)
-			[[ -n $deb ]] || { rm -rf "$work"; die "busybox: no busybox-static .deb for $arch"; }
-			dpkg-deb -x "$deb" "$work/$arch"
-			bin=
-			for c in bin/busybox usr/bin/busybox; do
-				[[ -f $work/$arch/$c ]] && { bin=$work/$arch/$c; break; }
-			done
-			[[ -n $bin ]] || { rm -rf "$work"; die "busybox: $(basename "$deb") holds no busybox"; }
-			[[ $("$bin" echo ok 2>&1) == ok ]] ||
-				{ rm -rf "$work"; die "busybox: the $arch busybox does not run here (binfmt?)"; }
-			out=$CACHE/busybox/$arch/bin
-			mkdir -p "$out"
-			install -m 0755 "$bin" "$out/.busybox.tmp"
-			mv -f "$out/.busybox.tmp" "$out/busybox"
-			log "busybox: $arch <- $(basename "$deb")"
+	((${#missing[@]})) || return 0
+	log "busybox: fetching busybox-static for ${missing[*]}"
+	work=$(mktemp -d)
+	# apt drops privileges to _apt, which must reach the lists and write the download dir.
+	chmod 0755 "$work"
+	mkdir -p "$work/lists/partial" "$work/debs"
+	chown _apt "$work/debs" 2>/dev/null || true
+	archs=${missing[*]}
+	local apt=(apt-get -q -o "Dir::State::Lists=$work/lists" -o Dir::Cache::pkgcache=
+		-o Dir::Cache::srcpkgcache= -o "APT::Architectures=${archs// /,}")
+	DEBIAN_FRONTEND=noninteractive "${apt[@]}" update >"$work/update.log" 2>&1 ||
+		log "busybox: apt-get update reported errors (ignored unless the download fails)"
+	for arch in "${missing[@]}"; do
+		(cd "$work/debs" && "${apt[@]}" download "busybox-static:$arch") >"$work/download.log" 2>&1 || {
+			cat "$work/update.log" "$work/download.log" >&2
+			rm -rf "$work"
+			die "busybox: apt-get download busybox-static:$arch failed"
+		}
+		deb=$(find "$work/debs" -maxdepth 1 -name "busybox-static_*_$arch.deb" | head -n 1)
+		[[ -n $deb ]] || { rm -rf "$work"; die "busybox: no busybox-static .deb for $arch"; }
+		dpkg-deb -x "$deb" "$work/$arch"
+		bin=
+		for c in bin/busybox usr/bin/busybox; do
+			[[ -f $work/$arch/$c ]] && { bin=$work/$arch/$c; break; }
 		done
-		rm -rf "$work"
-	fi
-	for arch in "${BUSYBOX_ARCHES[@]}"; do
-		[[ $("$CACHE/busybox/$arch/bin/busybox" echo ok 2>&1) == ok ]] ||
-			die "busybox: $CACHE/busybox/$arch/bin/busybox does not run here (binfmt?)"
+		[[ -n $bin ]] || { rm -rf "$work"; die "busybox: $(basename "$deb") holds no busybox"; }
+		out=$(dirname "$(busybox_of "$arch")")
+		mkdir -p "$out"
+		install -m 0755 "$bin" "$out/.busybox.tmp"
+		mv -f "$out/.busybox.tmp" "$out/busybox"
+		log "busybox: $arch <- $(basename "$deb")"
 	done
-	log "busybox: ${BUSYBOX_ARCHES[*]} run from $CACHE/busybox"
+	rm -rf "$work"
 }
 
 # go_tool DEST_DIR VERSION LDFLAGS PKG=NAME... — build Go commands at VERSION inside a throw-away
@@ -282,8 +324,8 @@ cmd_install() {
 	local start=$SECONDS
 	install_packages
 	ensure_nix_conf
-	ensure_binfmt || die "binfmt setup failed"
-	install_foreign_busyboxes
+	install_busyboxes
+	ensure_emulation
 	command -v go >/dev/null || die "go not found (needed to build the tools)"
 	build_tools
 	log "install: done in $((SECONDS - start))s; tools in $TOOLS"
@@ -614,7 +656,8 @@ cmd_up() {
 	for t in dockerd containerd ctr runc curl "$DEBIAN_DOCKER"; do
 		command -v "$t" >/dev/null || die "missing $t (run: $0 install)"
 	done
-	ensure_binfmt || log "warning: binfmt setup failed; foreign-platform builds will not run"
+	[[ -x $(busybox_of "${TEST_ARCHES[0]}") ]] || die "missing busybox for ${TEST_ARCHES[0]} (run: $0 install)"
+	ensure_emulation
 	mkdir -p "$D/logs" "$D/pids" "$D/tmp"
 	UP_START=$SECONDS
 	UP_DEADLINE=$((SECONDS + ${TESTBED_TIMEOUT:-120}))
@@ -752,8 +795,16 @@ cmd_logs() {
 }
 
 cmd_check() {
-	[[ $# == 1 ]] || die "usage: $0 check DIR"
-	local dir w
+	[[ $# -le 1 ]] || die "usage: $0 check [DIR]"
+	local dir w arch
+	for arch in "${TEST_ARCHES[@]}"; do
+		if runs "$arch"; then
+			printf '%s: %s\n' "$arch" "$(emulation "$arch")"
+		else
+			printf '%s: does not run (run: %s install)\n' "$arch" "$0"
+		fi
+	done
+	[[ $# == 1 ]] || return 0
 	dir=$(abs_dir "$1") || die "no such dir $1"
 	[[ -e $dir/env ]] || die "$dir is not up"
 	# shellcheck disable=SC1091
