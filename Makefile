@@ -41,17 +41,17 @@ test: unit-test e2e-test
 unit-test:
 	$(GO) vet ./...
 	$(GO) vet -tags e2e ./e2e/
-	$(GO) vet -tags nix ./store/ ./storedb/
+	$(GO) vet -tags nix ./store/ ./store/storedb/
 	# The plugin is a docker CLI plugin on macOS and Windows too.
-	GOOS=darwin GOARCH=arm64 $(GO) vet ./cmd/docker-storepack/ ./cliplugin/ ./hostbuild/
-	GOOS=windows GOARCH=amd64 $(GO) vet ./cmd/docker-storepack/ ./cliplugin/ ./hostbuild/
+	GOOS=darwin GOARCH=arm64 $(GO) vet ./cmd/docker-storepack/ ./cliplugin/...
+	GOOS=windows GOARCH=amd64 $(GO) vet ./cmd/docker-storepack/ ./cliplugin/...
 	$(GO) test ./...
 
 # The store's formats and scanner against real Nix (installed by the test
 # bed), then the engines.
 e2e-test:
 	hack/testbed.sh install
-	$(GO) test -tags nix -count=1 -timeout 20m ./store/ ./storedb/
+	$(GO) test -tags nix -count=1 -timeout 20m ./store/ ./store/storedb/
 	$(GO) test -tags e2e -count=1 -timeout 60m -v ./e2e/...
 
 # Measurements, never assertions: the layer-reuse table of every strategy

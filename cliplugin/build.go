@@ -19,12 +19,12 @@ import (
 	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/spf13/cobra"
 
-	"github.com/storepack/storepack/engineload"
+	"github.com/storepack/storepack/cliplugin/engineload"
+	"github.com/storepack/storepack/cliplugin/hostbuild"
 	"github.com/storepack/storepack/frontend/inputs"
-	"github.com/storepack/storepack/hostbuild"
-	"github.com/storepack/storepack/hoststore"
 	"github.com/storepack/storepack/layering"
 	"github.com/storepack/storepack/store"
+	"github.com/storepack/storepack/store/hoststore"
 )
 
 // defaultManifest is the manifest a build context holds unless -f says.

@@ -6,8 +6,8 @@ import (
 
 	"github.com/spf13/pflag"
 
-	"github.com/storepack/storepack/hoststore"
 	"github.com/storepack/storepack/store"
+	"github.com/storepack/storepack/store/hoststore"
 )
 
 // closureOptions are the flags that say where the graph of ROOTs comes from.

@@ -12,7 +12,7 @@ import (
 	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/spf13/cobra"
 
-	"github.com/storepack/storepack/engineload"
+	"github.com/storepack/storepack/cliplugin/engineload"
 	"github.com/storepack/storepack/frontend/inputs"
 )
 

@@ -19,14 +19,14 @@ import (
 	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/spf13/cobra"
 
+	"github.com/storepack/storepack/cliplugin/hostbuild"
+	"github.com/storepack/storepack/cliplugin/imagelookup"
 	"github.com/storepack/storepack/frontend/inputs"
 	"github.com/storepack/storepack/frontend/manifest"
 	"github.com/storepack/storepack/frontend/manifest2llb"
-	"github.com/storepack/storepack/hostbuild"
-	"github.com/storepack/storepack/hoststore"
-	"github.com/storepack/storepack/imagelookup"
 	"github.com/storepack/storepack/layering"
 	"github.com/storepack/storepack/store"
+	"github.com/storepack/storepack/store/hoststore"
 )
 
 const (

@@ -21,7 +21,7 @@ import (
 	"github.com/storepack/storepack/internal/gatewaytest"
 	"github.com/storepack/storepack/internal/storetest"
 	"github.com/storepack/storepack/layering"
-	"github.com/storepack/storepack/layerllb"
+	"github.com/storepack/storepack/llb/layerllb"
 	"github.com/storepack/storepack/store"
 )
 

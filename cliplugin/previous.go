@@ -8,9 +8,9 @@ import (
 	"github.com/docker/cli/cli/command"
 	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
 
-	"github.com/storepack/storepack/imagelookup"
+	"github.com/storepack/storepack/cliplugin/imagelookup"
 	"github.com/storepack/storepack/layering"
-	"github.com/storepack/storepack/layerllb"
+	"github.com/storepack/storepack/llb/layerllb"
 )
 
 // dockerSources returns the sources of the docker CLI: its engine (unless

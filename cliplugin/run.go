@@ -24,12 +24,12 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"github.com/storepack/storepack/cliplugin/hostbuild"
 	"github.com/storepack/storepack/frontend/inputs"
-	"github.com/storepack/storepack/hostbuild"
-	"github.com/storepack/storepack/hoststore"
 	"github.com/storepack/storepack/layering"
-	"github.com/storepack/storepack/layerllb"
+	"github.com/storepack/storepack/llb/layerllb"
 	"github.com/storepack/storepack/store"
+	"github.com/storepack/storepack/store/hoststore"
 )
 
 // runImageRepository is where `run` tags the images it builds: a name of

@@ -17,7 +17,7 @@ import (
 
 	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/storepack/storepack/layering"
-	"github.com/storepack/storepack/layerllb"
+	"github.com/storepack/storepack/llb/layerllb"
 )
 
 // image is an image read from a `docker save` or OCI archive.

@@ -25,7 +25,7 @@ import (
 	"github.com/storepack/storepack/frontend/inputs"
 	"github.com/storepack/storepack/frontend/manifest2llb"
 	"github.com/storepack/storepack/layering"
-	"github.com/storepack/storepack/layerllb"
+	"github.com/storepack/storepack/llb/layerllb"
 	"github.com/storepack/storepack/store"
 )
 

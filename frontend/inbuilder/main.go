@@ -11,7 +11,7 @@ import (
 	"runtime"
 	"slices"
 
-	"github.com/storepack/storepack/layerllb"
+	"github.com/storepack/storepack/llb/layerllb"
 	"github.com/storepack/storepack/store"
 	"golang.org/x/sync/errgroup"
 )

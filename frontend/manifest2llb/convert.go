@@ -30,7 +30,7 @@ import (
 	"github.com/storepack/storepack/frontend/inputs"
 	"github.com/storepack/storepack/frontend/manifest"
 	"github.com/storepack/storepack/layering"
-	"github.com/storepack/storepack/layerllb"
+	"github.com/storepack/storepack/llb/layerllb"
 	"github.com/storepack/storepack/store"
 	"golang.org/x/sync/errgroup"
 )

@@ -17,7 +17,7 @@ import (
 	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/storepack/storepack/frontend/manifest"
 	"github.com/storepack/storepack/internal/llbtest"
-	"github.com/storepack/storepack/layerllb"
+	"github.com/storepack/storepack/llb/layerllb"
 )
 
 // TestConvertAccount: ACCOUNT writes /etc/passwd, /etc/group and

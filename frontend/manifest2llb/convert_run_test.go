@@ -13,7 +13,7 @@ import (
 	"github.com/moby/buildkit/solver/pb"
 	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/storepack/storepack/internal/llbtest"
-	"github.com/storepack/storepack/layerllb"
+	"github.com/storepack/storepack/llb/layerllb"
 )
 
 // fakeDiffer stands for the frontend binary's diff-tree: a marker exec

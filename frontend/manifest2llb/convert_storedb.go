@@ -3,9 +3,9 @@ package manifest2llb
 import (
 	"fmt"
 
-	"github.com/storepack/storepack/layerllb"
+	"github.com/storepack/storepack/llb/layerllb"
 	"github.com/storepack/storepack/store"
-	"github.com/storepack/storepack/storedb"
+	"github.com/storepack/storepack/store/storedb"
 )
 
 // addStoreDB adds the store database of STORE --with-db to the

@@ -16,7 +16,7 @@ import (
 	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/storepack/storepack/internal/llbtest"
 	"github.com/storepack/storepack/layering"
-	"github.com/storepack/storepack/layerllb"
+	"github.com/storepack/storepack/llb/layerllb"
 )
 
 // TestConvertClosure: CLOSURE, GRAPH and STORE give layers that each copy

@@ -17,7 +17,7 @@ import (
 	"github.com/storepack/storepack/internal/llbtest"
 	"github.com/storepack/storepack/internal/storetest"
 	"github.com/storepack/storepack/layering"
-	"github.com/storepack/storepack/layerllb"
+	"github.com/storepack/storepack/llb/layerllb"
 )
 
 var (

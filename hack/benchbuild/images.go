@@ -13,7 +13,7 @@ import (
 	"strings"
 
 	"github.com/storepack/storepack/layering"
-	"github.com/storepack/storepack/layerllb"
+	"github.com/storepack/storepack/llb/layerllb"
 )
 
 // imageInfo is what the harness checks of a built image: that it has the
