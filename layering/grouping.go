@@ -12,18 +12,17 @@ const (
 	// arbitrary groups means merging their sketches, and the greedy prices
 	// every link, some many times, which would take seconds for 100,000
 	// paths. Real closures rarely have more paths than this, so most plans
-	// never take the shortcut. It costs quality: on the reuse benchmark,
-	// taking it down to 128 groups raises storepack's overhead by 15% (at
-	// K=20) to 90% (at K=100), still far below auto's.
+	// never take the shortcut. It costs quality: on the reuse benchmark
+	// (make bench-layering), a smaller bound raises storepack's overhead
+	// measurably.
 	coarsenAbove = 2048
 
 	// maxLinks is the number of linked pairs of groups above which the
 	// absorbing pass goes on, halving the groups each time, before the
 	// greedy starts: its work grows with the links, and a dense graph
 	// coarsened to coarsenAbove groups links most pairs of them (a random
-	// graph of 100,000 paths with five references each, about 300,000).
-	// Debian-like closures of 100,000 paths keep about 30,000 and never go
-	// on.
+	// graph of 100,000 paths with five references each does). Debian-like
+	// closures of 100,000 paths keep far fewer links and never go on.
 	maxLinks = 16 * coarsenAbove
 
 	// rootWeightFactor is how much of the closure a root counts for (see
@@ -39,8 +38,8 @@ const (
 	// marginFlips is how many joins are expected to come undone or be
 	// made anew, over the price's horizon, because the number of paths
 	// moves (see grouping.flipRisk). On the reuse benchmark's held-out
-	// histories, 1 to 4 all bring storepack's losses to auto down from
-	// about 10% of histories to about 2%; 2 loses least in total.
+	// histories, 1 to 4 all make storepack ship more than auto on far
+	// fewer histories (see docs/performance.md); 2 loses least in total.
 	marginFlips = 2
 )
 
@@ -68,7 +67,7 @@ const (
 // reaches (the application's) costs little, a library far down a lot.
 // Without this, the previous budget's plan moved big libraries such as libc
 // from layer to layer as dependencies came and went, and shipped more than
-// nixpkgs' auto-layer on about one history in ten.
+// nixpkgs' auto-layer on many more histories (see docs/performance.md).
 //
 // Only groups joined by a reference are candidates: their closures overlap
 // the most, and on the reuse benchmark, pricing every pair of groups of

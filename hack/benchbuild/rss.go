@@ -78,7 +78,7 @@ const (
 )
 
 // sampleInterval is short enough to see a helper that runs a fraction of
-// a second; a /proc walk costs well under a millisecond.
+// a second, and long beside what a /proc walk costs.
 const sampleInterval = 20 * time.Millisecond
 
 func startRSSSampler(daemons []int) *rssSampler {
