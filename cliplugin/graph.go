@@ -6,11 +6,13 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/storepack/storepack/store"
+	"github.com/storepack/storepack/store/hoststore"
 )
 
 type graphOptions struct {
-	closure closureOptions
-	roots   []string
+	roots     rootOptions
+	storeRoot string
+	args      []string
 }
 
 func newGraphCommand(dockerCli command.Cli) *cobra.Command {
@@ -32,16 +34,21 @@ and a manifest's GRAPH instruction read it back.
 		Args:                  cli.RequiresMinArgs(1),
 		DisableFlagsInUseLine: true,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			opts.roots = args
+			opts.args = args
 			return runGraph(cmd, dockerCli, opts)
 		},
 	}
-	opts.closure.addFlags(cmd.Flags())
+	opts.roots.addFlags(cmd.Flags())
+	addStoreRootFlag(cmd.Flags(), &opts.storeRoot)
 	return cmd
 }
 
 func runGraph(cmd *cobra.Command, dockerCli command.Cli, opts graphOptions) error {
-	g, err := opts.closure.load(cmd.Context(), opts.roots, dockerCli.Err())
+	in, err := rootsInput(opts.args, opts.roots)
+	if err != nil {
+		return err
+	}
+	g, err := hoststore.LoadClosure(cmd.Context(), in.roots, in.storeDir, graphSource(opts.roots), hoststore.Options{Root: opts.storeRoot, Warn: dockerCli.Err()})
 	if err != nil {
 		return err
 	}

@@ -118,18 +118,23 @@ func TestPlanRoots(t *testing.T) {
 		t.Errorf("per-path layers are not in dependency order:\n%s", out)
 	}
 
-	// Defaults: the default strategy with a budget of 100.
+	// Defaults: the default strategy with a budget of 100, less the
+	// customisation layer that the image of ROOTs has (LINK /bin).
 	def := decodePlan(t, mustRun(t, "plan", "--format=json", s.Result()))
-	if want := buildPlan(t, g, layering.DefaultStrategy, 100); planJSON(t, def) != planJSON(t, want) {
+	if want := buildPlan(t, g, layering.DefaultStrategy, 99); planJSON(t, def) != planJSON(t, want) {
 		t.Errorf("default plan %+v, want %+v", def, want)
 	}
 
-	// A budget of one: everything in one layer.
-	out = mustRun(t, "plan", "--max", "1", s.Result())
-	checkTable(t, out, buildPlan(t, g, layering.DefaultStrategy, 1))
-	if rows := tableRows(t, out); len(rows) != 1 || rows[0][2] != "4" || rows[0][4] != "app-1.0, data, lib-2.1, libc-2.39" {
-		t.Errorf("--max 1:\n%s", out)
+	// A budget of two: everything in one layer, under the customisation
+	// layer; --max is --max-layers's old spelling.
+	for _, flag := range []string{"--max-layers", "--max"} {
+		out = mustRun(t, "plan", flag, "2", s.Result())
+		checkTable(t, out, buildPlan(t, g, layering.DefaultStrategy, 1))
+		if rows := tableRows(t, out); len(rows) != 1 || rows[0][2] != "4" || rows[0][4] != "app-1.0, data, lib-2.1, libc-2.39" {
+			t.Errorf("%s 2:\n%s", flag, out)
+		}
 	}
+	mustFail(t, []string{"a layer budget of 1 leaves no layer"}, "plan", "--max-layers", "1", s.Result())
 
 	// --from FILE: the file's sizes and references; sizes unknown are "-".
 	infos := []store.Info{
@@ -249,7 +254,6 @@ func TestPlanManifest(t *testing.T) {
 	// Flags of the other mode.
 	mustFail(t, []string{"--from applies to ROOT arguments"}, "plan", "--from", "scan", link)
 	mustFail(t, []string{"--store-dir applies to ROOT arguments"}, "plan", "--store-dir", s.Dir, link)
-	mustFail(t, []string{"--platform applies to a manifest"}, "plan", "--platform", "linux/amd64", s.Result())
 	mustFail(t, []string{"--context applies to a manifest"}, "plan", "--context", s.Work, s.Result())
 	mustFail(t, []string{"--platform=bogus/os/x/y"}, "plan", "--platform", "bogus/os/x/y", link)
 	mustFail(t, []string{"no CLOSURE for platform"}, "plan", "--platform", "aarch64-linux",
@@ -264,7 +268,7 @@ func TestPlanStrategyAndFlagErrors(t *testing.T) {
 		mustFail(t, []string{"--strategy=nope", "unknown layering strategy", "(known: " + known + ")"}, "plan", "--strategy", "nope", arg)
 	}
 	mustFail(t, []string{"--format=yaml", "table", "json"}, "plan", "--format", "yaml", s.Result())
-	mustFail(t, []string{"--max=0", "at least 1"}, "plan", "--max", "0", s.Result())
+	mustFail(t, []string{"--max-layers=0", "at least 1"}, "plan", "--max", "0", s.Result())
 	mustFail(t, []string{"invalid argument", "--max"}, "plan", "--max", "many", s.Result())
 	mustFail(t, []string{"requires at least 1 argument"}, "plan")
 	mustFail(t, []string{"root " + s.Work, "not a store path"}, "plan", s.Work)

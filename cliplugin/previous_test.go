@@ -104,8 +104,8 @@ func TestPlanPrevious(t *testing.T) {
 		t.Fatalf("the fixture's previous plan changes nothing:\n%s", without)
 	}
 
-	// ROOTs.
-	if got := run("plan", "--format", "json", "--max", "2", "--previous", ref, s.Result()); got != withPrevious {
+	// ROOTs: their image has a customisation layer (LINK /bin) besides.
+	if got := run("plan", "--format", "json", "--max-layers", "3", "--previous", ref, s.Result()); got != withPrevious {
 		t.Errorf("--previous:\n%s\nwant:\n%s", got, withPrevious)
 	}
 	if len(engine.inspected) == 0 || engine.inspected[0] != ref {
@@ -117,7 +117,6 @@ func TestPlanPrevious(t *testing.T) {
 		fail(fmt.Sprintf("--previous: %s: no such image, neither in the local engine nor in the registry %s (local engine: its image is for %s, not %s)", ref, host, platforms.Format(platform), name),
 			"plan", "--previous", ref, "--platform", flag, s.Result())
 	}
-	mustFail(t, []string{"--platform applies to a manifest, or to the --previous image"}, "plan", "--platform", "linux/amd64", s.Result())
 
 	// A manifest's LAYERS --previous, and the flag that overrides it.
 	m := manifestFile(t, s, "previous.storepack", "CLOSURE ./result", "ARG PREVIOUS="+ref, "LAYERS --max=2 --previous=${PREVIOUS}")

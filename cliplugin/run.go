@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -14,7 +15,6 @@ import (
 	"syscall"
 
 	cerrdefs "github.com/containerd/errdefs"
-	"github.com/containerd/platforms"
 	"github.com/distribution/reference"
 	"github.com/docker/cli/cli"
 	"github.com/docker/cli/cli/command"
@@ -29,7 +29,6 @@ import (
 	"github.com/storepack/storepack/layering"
 	"github.com/storepack/storepack/llb/layerllb"
 	"github.com/storepack/storepack/store"
-	"github.com/storepack/storepack/store/hoststore"
 )
 
 // runImageRepository is where `run` tags the images it builds: a name of
@@ -41,14 +40,10 @@ const runImageRepository = "storepack/"
 const runContainerLabel = "dev.storepack.run"
 
 type runOptions struct {
-	buildArgs []string
-	labels    []string
-	strategy  string
-	maxLayers int
-	builder   string
-	addr      string
-	progress  string
-	storeRoot string
+	labels  []string
+	convert convertOptions
+	roots   rootOptions
+	builder builderOptions
 }
 
 func newRunCommand(dockerCli command.Cli) *cobra.Command {
@@ -88,14 +83,11 @@ when it exits (--rm=false keeps it), also when storepack is interrupted.`,
 	flags.SetInterspersed(false)
 	flags.AddFlagSet(dockerRun.Flags())
 	build := pflag.NewFlagSet("build", pflag.ContinueOnError)
-	build.StringArrayVar(&opts.buildArgs, "build-arg", nil, "Build-time variables (KEY=VALUE)")
-	build.StringArrayVar(&opts.labels, "build-label", nil, "Set metadata for the image built (KEY=VALUE)")
-	build.StringVar(&opts.strategy, "strategy", "", "Layering strategy: "+strings.Join(layering.Strategies(), ", ")+" (default: the manifest's, else "+layering.DefaultStrategy+")")
-	build.IntVar(&opts.maxLayers, "max-layers", 0, "Layer budget, counting every layer of the image (default: the manifest's, else 100)")
-	build.StringVar(&opts.builder, "builder", "", "buildx builder to build with (default: as docker storepack build chooses)")
-	build.StringVar(&opts.addr, "addr", "", "BuildKit daemon address to build with (default: BUILDKIT_HOST)")
-	build.StringVar(&opts.storeRoot, "store-root", "", storeRootHelp)
-	build.StringVar(&opts.progress, "progress", "auto", `Build progress output: "auto", "tty", "plain", "rawjson" or "quiet"`)
+	// docker run's --label labels the container.
+	build.StringArrayVar(&opts.labels, "build-label", nil, labelHelp)
+	opts.convert.addFlags(build)
+	opts.roots.addFlags(build)
+	opts.builder.addFlags(build)
 	flags.AddFlagSet(build)
 	cmd.SetUsageFunc(func(c *cobra.Command) error {
 		return writeRunUsage(c, dockerRun.Flags(), build)
@@ -207,19 +199,10 @@ func runContainer(ctx context.Context, dockerCli command.Cli, dockerRun *cobra.C
 // or the image built from a ROOT or MANIFEST, built and loaded only when
 // the engine has no image of the same inputs.
 func runImage(ctx context.Context, dockerCli command.Cli, opts runOptions, arg, platform string, quiet bool) (string, error) {
-	bopts := buildOptions{
-		buildArgs: opts.buildArgs,
-		labels:    opts.labels,
-		strategy:  opts.strategy,
-		maxLayers: opts.maxLayers,
-		builder:   opts.builder,
-		addr:      opts.addr,
-		progress:  opts.progress,
-		storeRoot: opts.storeRoot,
-		quiet:     quiet,
-		load:      true,
+	if err := opts.convert.check(); err != nil {
+		return "", err
 	}
-	name, ok, err := runInput(arg, &bopts)
+	in, name, ok, err := runInput(arg, opts.roots)
 	if err != nil {
 		return "", err
 	}
@@ -234,17 +217,29 @@ func runImage(ctx context.Context, dockerCli command.Cli, opts runOptions, arg, 
 	if err := checkRunnable(ctx, engine, p); err != nil {
 		return "", err
 	}
-	bopts.platforms = []string{platforms.Format(p)}
+	progress, err := opts.builder.progressMode(quiet)
+	if err != nil {
+		return "", err
+	}
+	var note io.Writer
+	if !quiet {
+		note = dockerCli.Err()
+	}
+	req, err := opts.convert.request(dockerCli, in, opts.roots, note)
+	if err != nil {
+		return "", err
+	}
+	req.Platforms = []ocispecs.Platform{p}
+	for _, kv := range opts.labels {
+		k, v, _ := strings.Cut(kv, "=")
+		req.Labels[k] = v
+	}
 	tag := runImageRepository + name + ":latest"
-	bopts.tags = []string{tag}
-	bo, err := buildOptionsFor(dockerCli, bopts, false)
+	input, err := hostbuild.Open(ctx, req)
 	if err != nil {
 		return "", err
 	}
-	key, err := hostbuild.InputKey(ctx, *bo, p)
-	if err != nil {
-		return "", err
-	}
+	key := input.Key(p)
 	old, err := engine.ImageInspect(ctx, tag)
 	var recorded *layering.Plan
 	switch {
@@ -260,22 +255,24 @@ func runImage(ctx context.Context, dockerCli command.Cli, opts runOptions, arg, 
 	}
 	// The image being replaced is the previous image; the registry is
 	// never asked for it.
-	bo.ReadPrevious = func(context.Context, string, ocispecs.Platform) (*layering.Plan, error) {
+	input.DefaultPrevious = tag
+	input.ReadPrevious = func(context.Context, string, ocispecs.Platform) (*layering.Plan, error) {
 		if recorded == nil {
 			return nil, cerrdefs.ErrNotFound
 		}
 		return recorded, nil
 	}
-	bo.Labels[hostbuild.InputKeyLabel] = key.String()
-	b, err := hostbuild.SelectBuilder(ctx, dockerCli, hostbuild.Choice{Addr: opts.addr, Builder: opts.builder})
+	input.Labels[hostbuild.InputKeyLabel] = key.String()
+	b, err := hostbuild.SelectBuilder(ctx, dockerCli, opts.builder.choice())
 	if err != nil {
 		return "", err
 	}
 	defer b.Close()
-	if bo.Exports, err = exportsFor(dockerCli, b, bopts, 1); err != nil {
+	out := hostbuild.Output{Auth: dockerCli.ConfigFile(), Out: dockerCli.Err(), Progress: progress}
+	if out.Exports, err = exportsFor(dockerCli, b, buildOptions{tags: []string{tag}, load: true, quiet: quiet}, 1); err != nil {
 		return "", err
 	}
-	if _, err := hostbuild.Build(ctx, b, *bo); err != nil {
+	if _, err := hostbuild.Build(ctx, b, input, out); err != nil {
 		return "", err
 	}
 	if built, err := engine.ImageInspect(ctx, tag); err == nil && old.ID != "" && built.ID != old.ID {
@@ -303,45 +300,41 @@ func checkImageRunnable(ctx context.Context, engine client.APIClient, ref, platf
 	return checkRunnable(ctx, engine, ocispecs.Platform{OS: img.Os, Architecture: img.Architecture, Variant: img.Variant})
 }
 
-// runInput tells what arg is, and sets bopts to build it: a ROOT, a
-// MANIFEST file or a directory holding one (ok, with the image's name), or
-// an image reference (not ok).
-func runInput(arg string, bopts *buildOptions) (name string, ok bool, err error) {
-	if root, err := hoststore.ResolveRoot(arg, ""); err == nil {
-		bopts.args = []string{arg}
-		return imageName(packageName(root.Name)), true, nil
+// runInput tells what arg is: a ROOT, a MANIFEST file or a directory
+// holding one (ok, with the image's name), or an image reference (not ok).
+func runInput(arg string, ro rootOptions) (in input, name string, ok bool, err error) {
+	if in, err := rootsInput([]string{arg}, ro); err == nil {
+		return in, imageName(packageName(in.roots[0].Path.Name)), true, nil
 	} else if abs, aerr := filepath.Abs(arg); aerr == nil && store.LooksInStore(abs) {
-		return "", false, err
+		return input{}, "", false, err
 	}
 	// As build and plan tell a context and a manifest from ROOTs.
 	if isContextDir([]string{arg}) {
-		bopts.args = []string{arg}
 		abs, err := filepath.Abs(arg)
 		if err != nil {
-			return "", false, err
+			return input{}, "", false, err
 		}
-		return imageName(filepath.Base(abs)), true, nil
+		return input{contextDir: arg, manifestFile: filepath.Join(arg, defaultManifest)}, imageName(filepath.Base(abs)), true, nil
 	}
 	if file, ok := manifestArg([]string{arg}, ""); ok {
 		dir := filepath.Dir(file)
-		bopts.file, bopts.args = file, []string{dir}
 		base := filepath.Base(file)
 		if base == defaultManifest {
 			abs, err := filepath.Abs(dir)
 			if err != nil {
-				return "", false, err
+				return input{}, "", false, err
 			}
 			base = filepath.Base(abs)
 		}
-		return imageName(strings.TrimSuffix(base, filepath.Ext(base))), true, nil
+		return input{contextDir: dir, manifestFile: file}, imageName(strings.TrimSuffix(base, filepath.Ext(base))), true, nil
 	}
 	switch _, err := os.Stat(arg); {
 	case err == nil:
-		return "", false, fmt.Errorf("%s: not a store path, a manifest file or a build context directory", arg)
+		return input{}, "", false, fmt.Errorf("%s: not a store path, a manifest file or a build context directory", arg)
 	case strings.ContainsRune(arg, os.PathSeparator) && !looksLikeReference(arg):
-		return "", false, fmt.Errorf("%s: %w", arg, errors.Unwrap(err))
+		return input{}, "", false, fmt.Errorf("%s: %w", arg, errors.Unwrap(err))
 	}
-	return "", false, nil
+	return input{}, "", false, nil
 }
 
 // looksLikeReference tells an image reference from a path that does not

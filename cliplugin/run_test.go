@@ -43,26 +43,31 @@ func TestRunInput(t *testing.T) {
 	if err := os.Mkdir(ctxDir, 0o755); err != nil {
 		t.Fatal(err)
 	}
+	gone := "/nix/store/" + strings.Repeat("0", 32) + "-gone-1.0"
 	for _, tc := range []struct {
-		arg, name, file string
-		args            []string
-		image           bool
-		err             string
+		arg, name      string
+		root           string // the store path of a ROOT
+		file, contextD string // a manifest and its build context
+		image          bool
+		err            string
 	}{
-		{arg: filepath.Join(dir, "result"), name: "hello", args: []string{filepath.Join(dir, "result")}},
-		{arg: app + "/bin/hello", name: "hello", args: []string{app + "/bin/hello"}},
-		{arg: manifestFile, name: "app", file: manifestFile, args: []string{dir}},
+		{arg: filepath.Join(dir, "result"), name: "hello", root: app},
+		{arg: app + "/bin/hello", name: "hello", root: app},
+		{arg: manifestFile, name: "app", file: manifestFile, contextD: dir},
 		{arg: filepath.Join(ctxDir, "Storepackfile"), err: "no such file"},
-		{arg: ctxDir, name: "svc", args: []string{ctxDir}},
+		{arg: ctxDir, name: "svc", file: filepath.Join(ctxDir, "Storepackfile"), contextD: ctxDir},
 		{arg: "busybox", image: true},
 		{arg: "registry.example:5000/team/app:1", image: true},
 		{arg: "./no-such-result", err: "no-such-result"},
 		// Missing from the store: the build says so (RootsManifest).
-		{arg: "/nix/store/" + strings.Repeat("0", 32) + "-gone-1.0", name: "gone", args: []string{"/nix/store/" + strings.Repeat("0", 32) + "-gone-1.0"}},
+		{arg: gone, name: "gone", root: gone},
 		{arg: "/nix/store/not-a-store-path", err: "not-a-store-path"},
 	} {
-		var opts buildOptions
-		name, ok, err := runInput(tc.arg, &opts)
+		in, name, ok, err := runInput(tc.arg, rootOptions{})
+		root := ""
+		if len(in.roots) == 1 {
+			root = in.roots[0].Path.String()
+		}
 		switch {
 		case tc.err != "":
 			if err == nil || !strings.Contains(err.Error(), tc.err) {
@@ -74,8 +79,9 @@ func TestRunInput(t *testing.T) {
 			if ok {
 				t.Errorf("%s: built as %s, want run as an image", tc.arg, name)
 			}
-		case !ok || name != tc.name || opts.file != tc.file || strings.Join(opts.args, " ") != strings.Join(tc.args, " "):
-			t.Errorf("%s: %q, %v, file %q, args %q; want %q, file %q, args %q", tc.arg, name, ok, opts.file, opts.args, tc.name, tc.file, tc.args)
+		case !ok || name != tc.name || root != tc.root || in.manifestFile != tc.file || in.contextDir != tc.contextD:
+			t.Errorf("%s: %q, %v, root %q, file %q, context %q; want %q, root %q, file %q, context %q",
+				tc.arg, name, ok, root, in.manifestFile, in.contextDir, tc.name, tc.root, tc.file, tc.contextD)
 		}
 	}
 }

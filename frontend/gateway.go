@@ -4,7 +4,7 @@
 // conversion a Source that reads the build contexts through the gateway,
 // and solves what the conversion returns for every target platform.
 //
-// The CLI plugin runs the same glue in its own process (BuildWith), with a
+// The CLI plugin runs the same glue in its own process (Solve), with a
 // Source that reads the host.
 package frontend
 
@@ -28,7 +28,8 @@ import (
 // Dockerfiles.
 const Language = "storepack"
 
-// Build is the frontend's gateway entry point.
+// Build is the frontend's gateway entry point: the build options come from
+// the gateway (dockerui), the files through it.
 func Build(ctx context.Context, c client.Client) (_ *client.Result, err error) {
 	bc, err := dockerui.NewClient(c)
 	if err != nil {
@@ -39,30 +40,40 @@ func Build(ctx context.Context, c client.Client) (_ *client.Result, err error) {
 		return nil, err
 	}
 	defer func() { err = withSource(err, src.SourceMap) }()
-	gs := newGatewaySource(c, bc)
-	opt := manifest2llb.ConvertOpt{Source: gs, ReadPrevious: gs.previousPlan, SourceMap: src.SourceMap}
+	gs := &gatewaySource{c: c, bc: bc}
+	in, err := manifest2llb.ReadInput(ctx, src.Data, bc.BuildArgs, gs)
+	if err != nil {
+		return nil, err
+	}
+	opt := manifest2llb.ConvertOpt{
+		Labels:          bc.Labels,
+		TargetPlatforms: bc.TargetPlatforms,
+		ReadPrevious:    gs.previousPlan,
+		SourceMap:       src.SourceMap,
+	}
 	if h := gs.helper(); h != nil {
 		opt.Stager, opt.Differ = *h, *h
 	}
-	return BuildWith(ctx, c, bc, src.Data, opt)
+	return Solve(ctx, c, bc, in, opt)
 }
 
-// BuildWith converts the manifest src with opt, completed from the build
-// options of bc (build arguments, platforms, the builder's LLB caps), and
-// solves each target platform's image.
-func BuildWith(ctx context.Context, c client.Client, bc *dockerui.Client, src []byte, opt manifest2llb.ConvertOpt) (*client.Result, error) {
+// Solve converts in with opt, completed with what the builder says (its
+// platform and LLB caps, FROM images, files of states), and solves each
+// target platform's image; bc assembles the result for opt's platforms.
+// The frontend and the CLI plugin, which converts in its own process, both
+// end here.
+func Solve(ctx context.Context, c client.Client, bc *dockerui.Client, in *manifest2llb.Input, opt manifest2llb.ConvertOpt) (*client.Result, error) {
 	caps := bc.BuildOpts().LLBCaps
-	opt.BuildArgs = bc.BuildArgs
-	opt.Labels = bc.Labels
-	opt.TargetPlatforms = bc.TargetPlatforms
 	opt.BuildPlatform = bc.BuildPlatforms[0]
 	opt.LLBCaps = &caps
 	opt.ResolveImage = resolveImage(c, bc)
 	opt.ReadFile = StateReader(c, bc)
-	res, err := manifest2llb.Convert(ctx, src, opt)
+	res, err := manifest2llb.Convert(ctx, in, opt)
 	if err != nil {
 		return nil, err
 	}
+	bc.TargetPlatforms = opt.TargetPlatforms
+	bc.MultiPlatformRequested = bc.MultiPlatformRequested || len(opt.TargetPlatforms) > 1
 	rb, err := bc.Build(ctx, func(ctx context.Context, _ *ocispecs.Platform, i int) (*dockerui.BuildResult, error) {
 		img := res.Images[i]
 		def, err := img.State.Marshal(ctx, llb.WithCaps(caps), llb.Platform(img.Platform))

@@ -10,7 +10,6 @@ import (
 	"path"
 	"slices"
 	"strings"
-	"sync"
 
 	"github.com/containerd/platforms"
 	"github.com/distribution/reference"
@@ -39,32 +38,16 @@ const HelperBinary = "/bin/storepack-frontend"
 
 // gatewaySource reads the build contexts through the gateway; what needs
 // every file of a store path read runs in the builder (package inbuilder).
+// What it transfers comes back in its results (inputs.Transfers): the
+// layers that hold a root copy it from the roots' transfer, so that a
+// changed application is sent once, and a discovered closure's layers copy
+// from the discovery's transfers.
 type gatewaySource struct {
 	c  client.Client
 	bc *dockerui.Client
-	// roots is the transfer the roots were read from (Store), and where
-	// they came from: the layers that hold a root copy it from there, so
-	// that a changed application is sent once.
-	roots      *layerllb.Part
-	rootsWhere string
-
-	// discovered holds, per platform, the transfers that Discover brought
-	// each store path of the closure in with, for StoreState to copy from.
-	mu         sync.Mutex
-	discovered map[string]discovery
-}
-
-// discovery is where a discovered closure's store paths are in the builder.
-type discovery struct {
-	parts []layerllb.Part // each holding the Paths it brought
-	where string          // the store, for error messages
 }
 
 var _ manifest2llb.Source = (*gatewaySource)(nil)
-
-func newGatewaySource(c client.Client, bc *dockerui.Client) *gatewaySource {
-	return &gatewaySource{c: c, bc: bc}
-}
 
 // Context implements inputs.Source: just the named files of the main
 // context are transferred.
@@ -97,13 +80,12 @@ func (g *gatewaySource) contextFiles(ctx context.Context, names []string, transf
 }
 
 // Store implements inputs.Source.
-func (g *gatewaySource) Store(ctx context.Context, paths []store.Path, graph *store.Graph) (inputs.Files, error) {
+func (g *gatewaySource) Store(ctx context.Context, paths []store.Path, graph *store.Graph) (inputs.StoreFiles, error) {
 	part, files, where, err := g.storeSource(ctx, transferRoots, "transfer the roots", paths, graph)
 	if err != nil {
-		return nil, err
+		return inputs.StoreFiles{}, err
 	}
-	g.roots, g.rootsWhere = &part, where
-	return files, nil
+	return inputs.StoreFiles{Files: files, Transfers: inputs.Transfers{Parts: []layerllb.Part{part}, Where: where}}, nil
 }
 
 // StoreState implements manifest2llb.Source. A closure from a GRAPH is
@@ -120,49 +102,43 @@ func (g *gatewaySource) Store(ctx context.Context, paths []store.Path, graph *st
 // of `docker build` are named by its client; the plugin's transfers, when
 // they shared one name, hid most of each other's bytes from the progress.
 func (g *gatewaySource) StoreState(ctx context.Context, c *inputs.PlatformClosure, plan layering.Plan, opt manifest2llb.StoreOptions) (manifest2llb.Store, error) {
-	paths := c.Graph.Paths()
+	held := c.Transfers
 	if c.Discovered {
-		d, ok := g.discovery(c.Platform)
-		if !ok {
-			return manifest2llb.Store{}, fmt.Errorf("the closure of %s was not discovered for %s", paths[0], platforms.Format(c.Platform))
-		}
-		src, err := layerllb.SplitSource(plan, d.parts)
+		src, err := layerllb.SplitSource(plan, held.Parts)
 		if err != nil {
 			return manifest2llb.Store{}, err
 		}
 		if !opt.NarHashes {
 			return manifest2llb.Store{Layers: src}, nil
 		}
-		return g.measure(ctx, c, src, d.parts, d.where, opt)
+		return g.measure(ctx, c, src, held.Parts, held.Where, opt)
 	}
-	isRoot := map[store.Path]bool{}
-	roots, closure := layerllb.Part{}, layerllb.Part{}
-	if g.roots != nil {
-		for _, r := range g.roots.Paths {
-			isRoot[r] = true
-		}
-		roots = layerllb.Part{State: g.roots.State, Dir: g.roots.Dir}
-	}
-	var rest []store.Path
-	for _, p := range paths {
-		if isRoot[p] {
-			roots.Paths = append(roots.Paths, p)
-		} else {
-			rest = append(rest, p)
-		}
-	}
-	where := g.rootsWhere
-	if len(rest) > 0 {
-		var err error
-		if closure, _, where, err = g.storeSource(ctx, transferClosure, fmt.Sprintf("transfer %d store paths", len(rest)), rest, c.Graph); err != nil {
-			return manifest2llb.Store{}, err
-		}
-	}
+	// Split the closure between the parts that hold some of it (the roots)
+	// and one transfer of the rest.
 	var parts []layerllb.Part
-	for _, part := range []layerllb.Part{roots, closure} {
-		if len(part.Paths) > 0 {
+	var rest []store.Path
+	holders := make([]layerllb.Part, len(held.Parts))
+	for _, p := range c.Graph.Paths() {
+		i := slices.IndexFunc(held.Parts, func(part layerllb.Part) bool { return slices.Contains(part.Paths, p) })
+		if i < 0 {
+			rest = append(rest, p)
+			continue
+		}
+		holders[i].Paths = append(holders[i].Paths, p)
+	}
+	for i, part := range held.Parts {
+		if len(holders[i].Paths) > 0 {
+			part.Paths = holders[i].Paths
 			parts = append(parts, part)
 		}
+	}
+	where := held.Where
+	if len(rest) > 0 {
+		closure, _, closureWhere, err := g.storeSource(ctx, transferClosure, fmt.Sprintf("transfer %d store paths", len(rest)), rest, c.Graph)
+		if err != nil {
+			return manifest2llb.Store{}, err
+		}
+		parts, where = append(parts, closure), closureWhere
 	}
 	src, err := layerllb.SplitSource(plan, parts)
 	if err != nil {
@@ -177,6 +153,9 @@ func (g *gatewaySource) StoreState(ctx context.Context, c *inputs.PlatformClosur
 // asked for, which is then an error.
 func (g *gatewaySource) measure(ctx context.Context, c *inputs.PlatformClosure, src layerllb.Source, parts []layerllb.Part, where string, opt manifest2llb.StoreOptions) (manifest2llb.Store, error) {
 	result := manifest2llb.Store{Layers: src}
+	if !opt.Check && !opt.NarHashes {
+		return result, nil
+	}
 	helper := g.helper()
 	if helper == nil {
 		if opt.NarHashes {
@@ -214,35 +193,36 @@ func (g *gatewaySource) measure(ctx context.Context, c *inputs.PlatformClosure, 
 // the next build syncs: within a build, BuildKit does not sync into a copy
 // that an earlier transfer's result still holds, so rounds sharing one
 // would each send everything again. The layers copy from these transfers.
-func (g *gatewaySource) Discover(ctx context.Context, platform ocispecs.Platform, roots []store.Path) (*store.Graph, error) {
+func (g *gatewaySource) Discover(ctx context.Context, platform ocispecs.Platform, roots []store.Path, held inputs.Transfers) (inputs.Discovery, error) {
 	helper := g.helper()
 	if helper == nil {
-		return nil, errors.New("no GRAPH for this CLOSURE, and the frontend image is unknown, so the closure cannot be scanned in the builder: add a GRAPH file (`nix path-info --json --recursive ./result > graph.json`) or run the frontend through `# syntax=`")
+		return inputs.Discovery{}, errors.New("no GRAPH for this CLOSURE, and the frontend image is unknown, so the closure cannot be scanned in the builder: add a GRAPH file (`nix path-info --json --recursive ./result > graph.json`) or run the frontend through `# syntax=`")
 	}
 	storeDir := roots[0].Dir
 	known := map[string]store.Path{} // hash → a store path present in the store
 	for _, r := range roots {
 		known[r.Hash] = r
 	}
-	var d discovery
+	var d inputs.Discovery
 	// The roots are in the builder already, from Store.
-	src, where := layerllb.Part{}, g.rootsWhere
-	if g.roots != nil && holdsAll(g.roots.Paths, roots) {
-		src = layerllb.Part{State: g.roots.State, Dir: g.roots.Dir}
+	var src layerllb.Part
+	where := held.Where
+	if i := slices.IndexFunc(held.Parts, func(part layerllb.Part) bool { return holdsAll(part.Paths, roots) }); i >= 0 {
+		src = layerllb.Part{State: held.Parts[i].State, Dir: held.Parts[i].Dir}
 	} else {
 		var err error
 		if src, _, where, err = g.storeSource(ctx, scanTransfer(platform, 1), "transfer the roots to scan", roots, nil); err != nil {
-			return nil, err
+			return inputs.Discovery{}, err
 		}
 	}
-	d.where = where
+	d.Where = where
 	scans := map[store.Path]store.HashScan{}
 	for frontier, round := slices.Clone(roots), 1; len(frontier) > 0; round++ {
 		src.Paths = frontier
-		d.parts = append(d.parts, src)
+		d.Parts = append(d.Parts, src)
 		found, err := g.scan(ctx, *helper, inbuilder.FindHashes, []layerllb.Part{src}, where, fmt.Sprintf("scan %d store paths for references (round %d)", len(frontier), round))
 		if err != nil {
-			return nil, err
+			return inputs.Discovery{}, err
 		}
 		pending := map[string]bool{}
 		for _, p := range frontier {
@@ -265,11 +245,11 @@ func (g *gatewaySource) Discover(ctx context.Context, platform ocispecs.Platform
 		var files inputs.Files
 		src, files, where, err = g.storeEntries(ctx, scanTransfer(platform, round+1), fmt.Sprintf("transfer the entries of %d hashes found to scan", len(patterns)), storeDir, patterns)
 		if err != nil {
-			return nil, err
+			return inputs.Discovery{}, err
 		}
 		entries, err := files.ReadDir(ctx, "")
 		if err != nil {
-			return nil, err
+			return inputs.Discovery{}, err
 		}
 		for _, e := range entries {
 			p, err := store.ParsePath(path.Join(storeDir, e.Name))
@@ -280,13 +260,6 @@ func (g *gatewaySource) Discover(ctx context.Context, platform ocispecs.Platform
 			frontier = append(frontier, p)
 		}
 	}
-	g.mu.Lock()
-	if g.discovered == nil {
-		g.discovered = map[string]discovery{}
-	}
-	g.discovered[platforms.Format(platform)] = d
-	g.mu.Unlock()
-
 	infos := make([]store.Info, 0, len(scans))
 	for p, scan := range scans {
 		info := store.Info{Path: p, NarSize: scan.NarSize}
@@ -297,15 +270,9 @@ func (g *gatewaySource) Discover(ctx context.Context, platform ocispecs.Platform
 		}
 		infos = append(infos, info)
 	}
-	return store.NewGraph(infos)
-}
-
-// discovery returns where Discover put the closure of platform p.
-func (g *gatewaySource) discovery(p ocispecs.Platform) (discovery, bool) {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	d, ok := g.discovered[platforms.Format(p)]
-	return d, ok
+	var err error
+	d.Graph, err = store.NewGraph(infos)
+	return d, err
 }
 
 // holdsAll reports whether have holds every path of want.

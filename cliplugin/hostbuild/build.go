@@ -32,38 +32,13 @@ import (
 
 	"github.com/storepack/storepack/frontend"
 	"github.com/storepack/storepack/frontend/inbuilder"
-	"github.com/storepack/storepack/frontend/inputs"
-	"github.com/storepack/storepack/frontend/manifest"
 	"github.com/storepack/storepack/frontend/manifest2llb"
 	"github.com/storepack/storepack/layering"
 	"github.com/storepack/storepack/llb/layerllb"
-	"github.com/storepack/storepack/store"
 )
 
-// Options are what a build needs besides the builder.
-type Options struct {
-	Manifest     []byte // the manifest source
-	ManifestName string // its file, which errors name with the line; "": none (RootsManifest)
-	ContextDir   string // the build context on the host; "" for none
-	// StoreRoot holds the store on the host (StoreRoot/nix/store/...), as
-	// in a Nix store opened with --store local?root=DIR; "": the host's root.
-	StoreRoot string
-
-	Platforms []ocispecs.Platform // none: the builder's
-	BuildArgs map[string]string
-	Labels    map[string]string // over the manifest's LABELs
-	Strategy  string            // overrides LAYERS --strategy
-	MaxLayers int               // overrides LAYERS --max
-	Previous  *string           // overrides LAYERS --previous ("" for none)
-	// DefaultPrevious is the previous image unless Previous or LAYERS
-	// name one; an image that does not exist is none.
-	DefaultPrevious string
-	// ReadPrevious reads the plan recorded in an image (nil, nil when
-	// there is none to keep, which builds as if without one).
-	ReadPrevious manifest2llb.PreviousPlanReader
-	// Discover finds a closure on the host when the manifest has no GRAPH.
-	Discover func(ctx context.Context, roots []store.Path) (*store.Graph, error)
-
+// Output is where a build's image goes and how the build shows itself.
+type Output struct {
 	Exports []Export
 	Auth    *configfile.ConfigFile // registry credentials for pushes
 
@@ -85,73 +60,41 @@ type Result struct {
 	Metadata map[string]any
 }
 
-// Build builds opt.Manifest with b and exports the result as opt.Exports
-// say. Nothing outlives it: staged files are removed, also on error.
-func Build(ctx context.Context, b *Builder, opt Options) (*Result, error) {
+// Build builds in with b and exports the result as out says. Nothing
+// outlives it: staged files are removed, also on error.
+func Build(ctx context.Context, b *Builder, in *Input, out Output) (*Result, error) {
 	stageDir, err := os.MkdirTemp("", "storepack-stage-")
 	if err != nil {
 		return nil, err
 	}
 	defer os.RemoveAll(stageDir)
-	exports, finish, err := exportEntries(ctx, opt.Exports)
+	exports, finish, err := exportEntries(ctx, out.Exports)
 	if err != nil {
 		return nil, err
 	}
-	locals := &manifest2llb.Locals{}
 	statusCh := make(chan *bkclient.SolveStatus)
-	conv := manifest2llb.ConvertOpt{
-		Source: manifest2llb.HostSource{
-			HostSource: inputs.HostSource{ContextDir: opt.ContextDir, Root: opt.StoreRoot},
-			Check:      true,
-			Discoverer: opt.Discover,
-			Locals:     locals,
-		},
-		Stager:          manifest2llb.HostStager{Dir: stageDir, Locals: locals},
-		Differ:          SelfDiffer{Locals: locals},
-		Strategy:        opt.Strategy,
-		MaxLayers:       opt.MaxLayers,
-		Previous:        opt.Previous,
-		DefaultPrevious: opt.DefaultPrevious,
-		ReadPrevious:    noted(opt.ReadPrevious, statusCh),
-	}
-	if opt.ManifestName != "" {
-		conv.SourceMap = llb.NewSourceMap(nil, opt.ManifestName, "storepack", opt.Manifest)
-	}
-	attrs := map[string]string{}
-	for k, v := range opt.BuildArgs {
-		attrs["build-arg:"+k] = v
-	}
-	for k, v := range opt.Labels {
-		attrs["label:"+k] = v
-	}
-	if len(opt.Platforms) > 0 {
-		names := make([]string, len(opt.Platforms))
-		for i, p := range opt.Platforms {
-			names[i] = platforms.Format(p)
-		}
-		attrs["platform"] = strings.Join(names, ",")
-	}
+	conv := in.buildOpt(stageDir)
+	conv.ReadPrevious = noted(conv.ReadPrevious, statusCh)
 	var attachables []session.Attachable
-	if opt.Auth != nil {
+	if out.Auth != nil {
 		attachables = append(attachables, authprovider.NewDockerAuthProvider(authprovider.DockerAuthProviderConfig{
-			AuthConfigProvider: authprovider.LoadAuthConfig(opt.Auth),
+			AuthConfigProvider: authprovider.LoadAuthConfig(out.Auth),
 		}))
 	}
 	solveOpt := bkclient.SolveOpt{
-		Exports:       exports,
-		FrontendAttrs: attrs,
+		Exports: exports,
 		// One name for every build of this tool, so that the builder keeps
 		// its copies of transferred store paths from one build to the next.
 		SharedKey: "storepack",
 		Session:   attachables,
 	}
 
-	display, err := progressui.NewDisplay(opt.Out, opt.Progress)
+	display, err := progressui.NewDisplay(out.Out, out.Progress)
 	if err != nil {
 		return nil, err
 	}
-	if opt.Progress != progressui.QuietMode && opt.Progress != progressui.RawJSONMode {
-		fmt.Fprintf(opt.Out, "#0 building with %q instance using %s driver\n", b.Name, b.Driver)
+	if out.Progress != progressui.QuietMode && out.Progress != progressui.RawJSONMode {
+		fmt.Fprintf(out.Out, "#0 building with %q instance using %s driver\n", b.Name, b.Driver)
 	}
 	var (
 		resp *bkclient.SolveResponse
@@ -165,24 +108,17 @@ func Build(ctx context.Context, b *Builder, opt Options) (*Result, error) {
 	})
 	eg.Go(func() error {
 		var err error
-		if opt.FrontendImage != "" {
-			if solveOpt, err = throughFrontendImage(solveOpt, opt, stageDir); err != nil {
+		if out.FrontendImage != "" {
+			if solveOpt, err = throughFrontendImage(solveOpt, in, out.FrontendImage, stageDir); err != nil {
 				close(statusCh)
 				return err
 			}
 			resp, err = b.Client.Solve(egCtx, nil, solveOpt, statusCh)
 			return err
 		}
-		solveOpt.Session = append(solveOpt.Session, filesync.NewFSSyncProvider(newLocalDirs(locals)))
+		solveOpt.Session = append(solveOpt.Session, filesync.NewFSSyncProvider(newLocalDirs(in.locals)))
 		resp, err = b.Client.Build(egCtx, solveOpt, "storepack", func(ctx context.Context, c gateway.Client) (*gateway.Result, error) {
-			bc, err := dockerui.NewClient(c)
-			if err != nil {
-				return nil, err
-			}
-			res, err := frontend.BuildWith(ctx, c, bc, opt.Manifest, conv)
-			if err != nil && opt.ManifestName != "" {
-				err = manifest.WithFileLine(opt.ManifestName, err)
-			}
+			res, err := in.solve(ctx, c, conv)
 			convErr = err
 			return res, err
 		}, statusCh)
@@ -204,32 +140,48 @@ func Build(ctx context.Context, b *Builder, opt Options) (*Result, error) {
 	return result(resp), nil
 }
 
+// buildOpt is the conversion's options for a build, its customisation
+// stages written below stageDir.
+func (in *Input) buildOpt(stageDir string) manifest2llb.ConvertOpt {
+	conv := in.convertOpt()
+	conv.Stager = HostStager{Dir: stageDir, Locals: in.locals}
+	conv.Differ = SelfDiffer{Locals: in.locals}
+	if in.ManifestName != "" {
+		conv.SourceMap = llb.NewSourceMap(nil, in.ManifestName, "storepack", in.Manifest)
+	}
+	return conv
+}
+
+// solve is the gateway side of a build: the conversion of in with conv,
+// solved by c as the frontend solves it.
+func (in *Input) solve(ctx context.Context, c gateway.Client, conv manifest2llb.ConvertOpt) (*gateway.Result, error) {
+	bc, err := dockerui.NewClient(c)
+	if err != nil {
+		return nil, err
+	}
+	res, err := frontend.Solve(ctx, c, bc, in.conv, conv)
+	return res, in.located(err)
+}
+
 // throughFrontendImage makes solveOpt run the frontend image opt names in
 // the builder, with the manifest, the context and the store as the local
 // contexts `docker buildx build --build-context store=DIR` sends (the
 // client serves them itself).
-func throughFrontendImage(solveOpt bkclient.SolveOpt, opt Options, stageDir string) (bkclient.SolveOpt, error) {
-	m, err := manifest.Parse(opt.Manifest)
-	if err != nil {
-		return solveOpt, manifest.WithFileLine(opt.ManifestName, err)
-	}
-	spec, err := m.Expand(manifest.Options{BuildArgs: opt.BuildArgs})
-	if err != nil {
-		return solveOpt, manifest.WithFileLine(opt.ManifestName, err)
-	}
-	manifestDir, name := filepath.Split(opt.ManifestName)
-	if fi, err := os.Stat(opt.ManifestName); err != nil || !fi.Mode().IsRegular() { // bare roots, standard input
+func throughFrontendImage(solveOpt bkclient.SolveOpt, in *Input, image, stageDir string) (bkclient.SolveOpt, error) {
+	solveOpt.FrontendAttrs = frontendAttrs(in)
+	manifestDir, name := filepath.Split(in.ManifestName)
+	if fi, err := os.Stat(in.ManifestName); err != nil || !fi.Mode().IsRegular() { // bare roots, standard input
 		manifestDir, name = stageDir, defaultManifestName
-		if err := os.WriteFile(filepath.Join(stageDir, name), opt.Manifest, 0o644); err != nil {
+		if err := os.WriteFile(filepath.Join(stageDir, name), in.Manifest, 0o644); err != nil {
 			return solveOpt, err
 		}
 	}
-	contextDir := opt.ContextDir
+	contextDir := in.ContextDir
 	if contextDir == "" {
 		contextDir = stageDir
 	}
 	solveOpt.LocalMounts = map[string]fsutil.FS{}
-	for local, dir := range map[string]string{"context": contextDir, "dockerfile": manifestDir, "store": filepath.Join(opt.StoreRoot, spec.StoreDir)} {
+	for local, dir := range map[string]string{"context": contextDir, "dockerfile": manifestDir, "store": filepath.Join(in.StoreRoot, in.conv.StoreDir())} {
 		if dir == "" {
 			dir = "."
 		}
@@ -240,10 +192,30 @@ func throughFrontendImage(solveOpt bkclient.SolveOpt, opt Options, stageDir stri
 		solveOpt.LocalMounts[local] = fs
 	}
 	solveOpt.Frontend = "gateway.v0"
-	solveOpt.FrontendAttrs["source"] = opt.FrontendImage
+	solveOpt.FrontendAttrs["source"] = image
 	solveOpt.FrontendAttrs["filename"] = name
 	solveOpt.FrontendAttrs["context:store"] = "local:store"
 	return solveOpt, nil
+}
+
+// frontendAttrs are the build options of in as a frontend image reads them
+// (dockerui's attributes), as `docker buildx build` sends them.
+func frontendAttrs(in *Input) map[string]string {
+	attrs := map[string]string{}
+	for k, v := range in.BuildArgs {
+		attrs["build-arg:"+k] = v
+	}
+	for k, v := range in.Labels {
+		attrs["label:"+k] = v
+	}
+	if len(in.Platforms) > 0 {
+		names := make([]string, len(in.Platforms))
+		for i, p := range in.Platforms {
+			names[i] = platforms.Format(p)
+		}
+		attrs["platform"] = strings.Join(names, ",")
+	}
+	return attrs
 }
 
 // defaultManifestName names a manifest that has no file of its own.
@@ -313,7 +285,7 @@ func withSourceLine(err error) error {
 // find what RUN changed: the builder needs no frontend image, and the
 // binary is sent only when a manifest has RUN. Locals records the local
 // source that carries it; nil for a conversion that is not built (plan).
-type SelfDiffer struct{ Locals *manifest2llb.Locals }
+type SelfDiffer struct{ Locals *Locals }
 
 var _ layerllb.Differ = SelfDiffer{}
 
@@ -349,13 +321,13 @@ func (d SelfDiffer) Diff(before, after llb.State, step string) (layerllb.Changes
 // buffers of its own in this process, and a transfer waits on the disk and
 // the builder more than on a core.
 type localDirs struct {
-	locals *manifest2llb.Locals
+	locals *Locals
 	slots  chan struct{}
 }
 
 var _ filesync.DirSource = localDirs{}
 
-func newLocalDirs(locals *manifest2llb.Locals) localDirs {
+func newLocalDirs(locals *Locals) localDirs {
 	return localDirs{locals: locals, slots: make(chan struct{}, 4*runtime.GOMAXPROCS(0))}
 }
 

@@ -5,13 +5,9 @@ import (
 	"io"
 	"io/fs"
 	"os"
-	"path/filepath"
+	"path"
 	"slices"
 	"strings"
-
-	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
-
-	"github.com/storepack/storepack/store"
 )
 
 // Files reads a tree: the build context, or the store directory. Names are
@@ -65,31 +61,35 @@ func IsNotExist(err error) bool {
 	return err != nil && (os.IsNotExist(err) || strings.Contains(err.Error(), "no such file or directory"))
 }
 
-// DirFiles is Files on a directory of the host.
-type DirFiles string
+// FSFiles is Files on a file system: the host's reads a directory with
+// os.DirFS, and tests read fixtures the same way.
+type FSFiles struct{ FS fs.FS }
 
-func (d DirFiles) path(name string) string { return filepath.Join(string(d), filepath.FromSlash(name)) }
+var _ Files = FSFiles{}
 
-func (d DirFiles) ReadFile(_ context.Context, name string) ([]byte, error) {
-	return os.ReadFile(d.path(name))
+// ReadFile implements Files.
+func (f FSFiles) ReadFile(_ context.Context, name string) ([]byte, error) {
+	return fs.ReadFile(f.FS, fsName(name))
 }
 
-func (d DirFiles) ReadHeader(_ context.Context, name string, n int) ([]byte, error) {
-	f, err := os.Open(d.path(name))
+// ReadHeader implements Files.
+func (f FSFiles) ReadHeader(_ context.Context, name string, n int) ([]byte, error) {
+	file, err := f.FS.Open(fsName(name))
 	if err != nil {
 		return nil, err
 	}
-	defer f.Close()
+	defer file.Close()
 	buf := make([]byte, n)
-	m, err := io.ReadFull(f, buf)
+	m, err := io.ReadFull(file, buf)
 	if err == io.ErrUnexpectedEOF || err == io.EOF {
 		err = nil
 	}
 	return buf[:m], err
 }
 
-func (d DirFiles) ReadDir(_ context.Context, dir string) ([]Entry, error) {
-	des, err := os.ReadDir(d.path(dir))
+// ReadDir implements Files.
+func (f FSFiles) ReadDir(_ context.Context, dir string) ([]Entry, error) {
+	des, err := fs.ReadDir(f.FS, fsName(dir))
 	if err != nil {
 		return nil, err
 	}
@@ -101,7 +101,7 @@ func (d DirFiles) ReadDir(_ context.Context, dir string) ([]Entry, error) {
 		}
 		e := Entry{Name: de.Name(), Mode: fi.Mode(), Size: fi.Size()}
 		if fi.Mode()&fs.ModeSymlink != 0 {
-			if e.Linkname, err = os.Readlink(d.path(dir + "/" + de.Name())); err != nil {
+			if e.Linkname, err = fs.ReadLink(f.FS, path.Join(fsName(dir), de.Name())); err != nil {
 				return nil, err
 			}
 		}
@@ -111,40 +111,10 @@ func (d DirFiles) ReadDir(_ context.Context, dir string) ([]Entry, error) {
 	return entries, nil
 }
 
-// HostSource reads the build context and the store from the host.
-type HostSource struct {
-	ContextDir string // the build context
-	// StoreDir is where the store's entries are on the host; "": where
-	// the store paths say (/nix/store for /nix/store/...), below Root.
-	StoreDir string
-	// Root holds the store on the host (Root/nix/store/...), as in a Nix
-	// store opened with --store local?root=Root; "": the host's root.
-	Root string
-}
-
-var _ Source = HostSource{}
-
-// StoreDirOf returns where the entry of p is on the host.
-func (h HostSource) StoreDirOf(p store.Path) string {
-	if h.StoreDir != "" {
-		return h.StoreDir
+// fsName is a Files name as io/fs names it: "." for the root.
+func fsName(name string) string {
+	if name == "" {
+		return "."
 	}
-	return filepath.Join(h.Root, p.Dir)
-}
-
-// Context implements Source.
-func (h HostSource) Context(context.Context, []string) (Files, error) {
-	return DirFiles(h.ContextDir), nil
-}
-
-// Discover implements Source by scanning the store directory.
-func (h HostSource) Discover(ctx context.Context, _ ocispecs.Platform, roots []store.Path) (*store.Graph, error) {
-	return store.Discover(ctx, h.StoreDirOf(roots[0]), roots)
-}
-
-// Store implements Source.
-func (h HostSource) Store(ctx context.Context, paths []store.Path, graph *store.Graph) (Files, error) {
-	dir := h.StoreDirOf(paths[0])
-	files := DirFiles(dir)
-	return files, CheckPresent(ctx, files, paths, graph, dir)
+	return name
 }

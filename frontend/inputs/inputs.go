@@ -19,10 +19,13 @@ import (
 	"github.com/opencontainers/go-digest"
 	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/storepack/storepack/frontend/manifest"
+	"github.com/storepack/storepack/llb/layerllb"
 	"github.com/storepack/storepack/store"
 )
 
-// Source gives access to the build context and the store.
+// Source gives access to the build context and the store. What a call
+// brings into the builder comes back in its result, for the conversion to
+// pass on: no call depends on another having been made.
 type Source interface {
 	// Context returns the build context, holding at least the named files
 	// (GRAPH files and root symlinks, relative to the context root).
@@ -30,10 +33,33 @@ type Source interface {
 	// Store returns the store directory holding at least paths, or a
 	// *MissingPathError naming one it lacks (with a path that references
 	// it, when graph is given).
-	Store(ctx context.Context, paths []store.Path, graph *store.Graph) (Files, error)
+	Store(ctx context.Context, paths []store.Path, graph *store.Graph) (StoreFiles, error)
 	// Discover finds the closure of roots by scanning the store, for
-	// platform p, which has no GRAPH.
-	Discover(ctx context.Context, p ocispecs.Platform, roots []store.Path) (*store.Graph, error)
+	// platform p, which has no GRAPH; held is what Store brought the roots
+	// in with.
+	Discover(ctx context.Context, p ocispecs.Platform, roots []store.Path, held Transfers) (Discovery, error)
+}
+
+// Transfers are store paths the builder holds already, each part with the
+// Paths it holds, for the layers to copy from rather than transfer again:
+// the frontend's transfers of the roots and of a discovery's rounds. The
+// host's source transfers each layer's paths itself and holds none.
+type Transfers struct {
+	Parts []layerllb.Part
+	Where string // the store they came from, as a user knows it
+}
+
+// StoreFiles are the store's files and the transfers that brought them.
+type StoreFiles struct {
+	Files
+	Transfers
+}
+
+// Discovery is a closure found by scanning, and the transfers that
+// brought its store paths into the builder.
+type Discovery struct {
+	Graph *store.Graph
+	Transfers
 }
 
 // Inputs is what the build context gives a manifest, read once for every
@@ -42,6 +68,7 @@ type Inputs struct {
 	src      Source
 	closures []closureInput // in manifest order
 	graphs   []graphInput
+	roots    Transfers // where the builder holds the roots
 }
 
 type closureInput struct {
@@ -137,6 +164,7 @@ func Read(ctx context.Context, m *manifest.Spec, src Source) (*Inputs, error) {
 	if err != nil {
 		return nil, err
 	}
+	in.roots = storeFiles.Transfers
 	for i := range in.closures {
 		ci := &in.closures[i]
 		built, file, err := detectPlatform(ctx, storeFiles, ci.roots)
@@ -181,6 +209,9 @@ type PlatformClosure struct {
 	// Discovered is true when no GRAPH applied and the Source found the
 	// closure by reading every file of it.
 	Discovered bool
+	// Transfers hold store paths of the closure in the builder already:
+	// the roots, or every path of a discovered closure.
+	Transfers Transfers
 }
 
 // ForPlatform selects the closures and graphs for p and computes the
@@ -236,16 +267,17 @@ func (in *Inputs) ForPlatform(ctx context.Context, p ocispecs.Platform) (*Platfo
 		}
 	}
 	if first == nil {
-		graph, err := in.src.Discover(ctx, c.Platform, c.Roots)
+		found, err := in.src.Discover(ctx, c.Platform, c.Roots, in.roots)
 		if err != nil {
 			return nil, parser.WithLocation(err, c.Location)
 		}
-		if c.Graph, err = graph.Closure(c.Roots...); err != nil {
+		if c.Graph, err = found.Graph.Closure(c.Roots...); err != nil {
 			return nil, err
 		}
-		c.Discovered = true
+		c.Discovered, c.Transfers = true, found.Transfers
 		return c, nil
 	}
+	c.Transfers = in.roots
 	graph, err := store.NewGraph(infos)
 	if err != nil {
 		return nil, parser.WithLocation(err, first.Location)

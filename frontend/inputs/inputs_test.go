@@ -9,7 +9,10 @@ import (
 	"strings"
 	"testing"
 
+	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
+
 	"github.com/storepack/storepack/frontend/manifest"
+	"github.com/storepack/storepack/store"
 )
 
 const (
@@ -59,7 +62,25 @@ func read(t *testing.T, src string) (*Inputs, error) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return Read(context.Background(), m, HostSource{ContextDir: ctxDir, StoreDir: storeDir})
+	return Read(context.Background(), m, dirSource{ctx: ctxDir, store: storeDir})
+}
+
+// dirSource reads a context and a store directory of the host, as the
+// plugin's source does; it discovers by scanning.
+type dirSource struct{ ctx, store string }
+
+func (d dirSource) Context(context.Context, []string) (Files, error) {
+	return FSFiles{os.DirFS(d.ctx)}, nil
+}
+
+func (d dirSource) Store(ctx context.Context, paths []store.Path, graph *store.Graph) (StoreFiles, error) {
+	files := FSFiles{os.DirFS(d.store)}
+	return StoreFiles{Files: files}, CheckPresent(ctx, files, paths, graph, d.store)
+}
+
+func (d dirSource) Discover(ctx context.Context, _ ocispecs.Platform, roots []store.Path, _ Transfers) (Discovery, error) {
+	g, err := store.Discover(ctx, d.store, roots)
+	return Discovery{Graph: g}, err
 }
 
 func TestForPlatformByDetection(t *testing.T) {

@@ -26,6 +26,7 @@ import (
 	"github.com/moby/buildkit/solver/pb"
 	"github.com/moby/buildkit/util/apicaps"
 	dockerspec "github.com/moby/docker-image-spec/specs-go/v1"
+	"github.com/opencontainers/go-digest"
 	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/storepack/storepack/frontend/inputs"
 	"github.com/storepack/storepack/frontend/manifest"
@@ -58,8 +59,13 @@ type Source interface {
 	ContextState(ctx context.Context, names []string) (llb.State, inputs.Files, error)
 }
 
-// StoreOptions say what StoreState reports besides the layers' sources.
+// StoreOptions say what StoreState does besides giving the layers' sources.
 type StoreOptions struct {
+	// Check walks every store path of a closure from a GRAPH before it is
+	// copied, refusing what an image must not hold (devices, fifos,
+	// setuid bits) and a store that is not the one the GRAPH describes. A
+	// discovered closure was read whole already.
+	Check bool
 	// NarHashes asks for every store path's NAR hash and size, read from
 	// its files, for the store database (STORE --with-db).
 	NarHashes bool
@@ -77,10 +83,8 @@ type Store struct {
 // platform p.
 type PreviousPlanReader func(ctx context.Context, ref string, p ocispecs.Platform) (*layering.Plan, error)
 
-// ConvertOpt is everything Convert needs besides the manifest.
+// ConvertOpt is everything Convert needs besides its Input.
 type ConvertOpt struct {
-	Source    Source
-	BuildArgs map[string]string
 	// Labels are added to the image config's, over the manifest's LABELs,
 	// as `docker build --label` does.
 	Labels map[string]string
@@ -142,24 +146,51 @@ type Image struct {
 	Base *BaseImage
 }
 
-// Convert converts the manifest source src. Errors located in the manifest
-// are parser.LocationErrors, for the caller to map to its file.
-func Convert(ctx context.Context, src []byte, opt ConvertOpt) (*Result, error) {
+// Input is a manifest and what it names, read once for every platform:
+// parsed, expanded with the build arguments, its roots resolved and its
+// GRAPH files loaded through its Source, which the conversion goes on
+// reading the store and the context through.
+type Input struct {
+	m         *manifest.Manifest
+	buildArgs map[string]string
+	storeDir  string
+	source    Source
+	inputs    *inputs.Inputs
+}
+
+// ReadInput parses the manifest source src and reads what it names through
+// source. Errors located in the manifest are parser.LocationErrors, for the
+// caller to map to its file.
+func ReadInput(ctx context.Context, src []byte, buildArgs map[string]string, source Source) (*Input, error) {
 	m, err := manifest.Parse(src)
 	if err != nil {
 		return nil, err
 	}
-	c, err := newConversion(m, opt)
-	if err != nil {
-		return nil, err
-	}
 	// The roots, the GRAPH files and the platforms the roots are built for
-	// come from the manifest without root variables, read once.
-	spec, err := m.Expand(manifest.Options{BuildArgs: opt.BuildArgs})
+	// come from the manifest without root variables.
+	spec, err := m.Expand(manifest.Options{BuildArgs: buildArgs})
 	if err != nil {
 		return nil, err
 	}
-	if c.in, err = inputs.Read(ctx, spec, opt.Source); err != nil {
+	in, err := inputs.Read(ctx, spec, source)
+	if err != nil {
+		return nil, err
+	}
+	return &Input{m: m, buildArgs: buildArgs, storeDir: spec.StoreDir, source: source, inputs: in}, nil
+}
+
+// StoreDir is the store directory the manifest names (STORE).
+func (in *Input) StoreDir() string { return in.storeDir }
+
+// Key identifies what the manifest names: its roots, resolved, and its
+// GRAPH files' contents (inputs.Inputs.Key).
+func (in *Input) Key() digest.Digest { return in.inputs.Key() }
+
+// Convert converts in for every target platform of opt. Errors located in
+// the manifest are parser.LocationErrors, for the caller to map to its file.
+func Convert(ctx context.Context, in *Input, opt ConvertOpt) (*Result, error) {
+	c, err := newConversion(in, opt)
+	if err != nil {
 		return nil, err
 	}
 	targets := opt.TargetPlatforms
@@ -182,24 +213,23 @@ func Convert(ctx context.Context, src []byte, opt ConvertOpt) (*Result, error) {
 
 // conversion is what every platform's conversion shares.
 type conversion struct {
-	m      *manifest.Manifest
+	in     *Input
 	opt    ConvertOpt
 	caps   apicaps.CapSet
 	epoch  time.Time
 	method layerllb.Method
-	in     *inputs.Inputs
 }
 
-func newConversion(m *manifest.Manifest, opt ConvertOpt) (*conversion, error) {
-	c := &conversion{m: m, opt: opt, caps: pb.Caps.CapSet(pb.Caps.All())}
+func newConversion(in *Input, opt ConvertOpt) (*conversion, error) {
+	c := &conversion{in: in, opt: opt, caps: pb.Caps.CapSet(pb.Caps.All())}
 	if opt.LLBCaps != nil {
 		c.caps = *opt.LLBCaps
 	}
 	var err error
-	if c.epoch, err = epochFromArgs(opt.BuildArgs); err != nil {
+	if c.epoch, err = epochFromArgs(in.buildArgs); err != nil {
 		return nil, err
 	}
-	if c.method, err = methodFromArgs(opt.BuildArgs, c.caps); err != nil {
+	if c.method, err = methodFromArgs(in.buildArgs, c.caps); err != nil {
 		return nil, err
 	}
 	return c, nil
@@ -207,12 +237,12 @@ func newConversion(m *manifest.Manifest, opt ConvertOpt) (*conversion, error) {
 
 // platform converts the manifest for one target platform.
 func (c *conversion) platform(ctx context.Context, p ocispecs.Platform) (Image, error) {
-	closure, err := c.in.ForPlatform(ctx, p)
+	closure, err := c.in.inputs.ForPlatform(ctx, p)
 	if err != nil {
 		return Image{}, err
 	}
 	// Expanded again with this platform's root variables (${ROOT}, --name).
-	spec, err := c.m.Expand(manifest.Options{BuildArgs: c.opt.BuildArgs, Roots: closure.Vars})
+	spec, err := c.in.m.Expand(manifest.Options{BuildArgs: c.in.buildArgs, Roots: closure.Vars})
 	if err != nil {
 		return Image{}, err
 	}
@@ -233,7 +263,7 @@ func (c *conversion) platform(ctx context.Context, p ocispecs.Platform) (Image, 
 		return Image{}, err
 	}
 	storeDB := spec.StoreDB && !c.opt.PlanOnly
-	src, err := c.opt.Source.StoreState(ctx, closure, plan, StoreOptions{NarHashes: storeDB})
+	src, err := c.in.source.StoreState(ctx, closure, plan, StoreOptions{Check: !c.opt.PlanOnly, NarHashes: storeDB})
 	if err != nil {
 		return Image{}, parser.WithLocation(err, closure.Location)
 	}

@@ -1,4 +1,4 @@
-package manifest2llb
+package manifest2llb_test
 
 import (
 	"context"
@@ -8,14 +8,15 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/moby/buildkit/client/llb"
 	"github.com/moby/buildkit/solver/pb"
 	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
-	"github.com/storepack/storepack/frontend/manifest"
+
+	"github.com/storepack/storepack/cliplugin/hostbuild"
+	"github.com/storepack/storepack/frontend/manifest2llb"
 	"github.com/storepack/storepack/internal/llbtest"
 	"github.com/storepack/storepack/llb/layerllb"
 )
@@ -53,7 +54,7 @@ func TestConvertAccount(t *testing.T) {
 	}
 
 	t.Run("file ops", func(t *testing.T) {
-		img := f.mustConvert(t, src, ConvertOpt{}).Images[0]
+		img := f.mustConvert(t, src, manifest2llb.ConvertOpt{}).Images[0]
 		if img.Config.Config.User != "app" {
 			t.Errorf("user %q, want app", img.Config.Config.User)
 		}
@@ -77,13 +78,13 @@ func TestConvertAccount(t *testing.T) {
 
 	t.Run("staged", func(t *testing.T) {
 		noSymlink := llbtest.CapsWithout(pb.CapFileSymlinkCreate, pb.CapMergeOp)
-		locals := &Locals{}
-		img := f.mustConvert(t, src, ConvertOpt{LLBCaps: &noSymlink, Stager: HostStager{Dir: t.TempDir(), Locals: locals}}).Images[0]
+		locals := &hostbuild.Locals{}
+		img := f.mustConvert(t, src, manifest2llb.ConvertOpt{LLBCaps: &noSymlink, Stager: hostbuild.HostStager{Dir: t.TempDir(), Locals: locals}}).Images[0]
 		o := llbtest.Marshal(t, img.State, noSymlink)
 		var dir string
 		for _, s := range o.Source {
-			if name, ok := strings.CutPrefix(s.Identifier, "local://"+StageLocalPrefix); ok {
-				local, _ := locals.Lookup(StageLocalPrefix + name)
+			if name, ok := strings.CutPrefix(s.Identifier, "local://"+hostbuild.StageLocalPrefix); ok {
+				local, _ := locals.Lookup(hostbuild.StageLocalPrefix + name)
 				dir = local.Dir
 			}
 		}
@@ -133,7 +134,7 @@ func TestConvertAccountOnBase(t *testing.T) {
 	}
 	var asked []string
 	src := "FROM alpine\nCLOSURE ./result-amd64\nGRAPH graph.json\nACCOUNT app\n"
-	img := f.mustConvert(t, src, ConvertOpt{ResolveImage: fakeBase(t, 1, &asked), ReadFile: baseFiles(t, base)}).Images[0]
+	img := f.mustConvert(t, src, manifest2llb.ConvertOpt{ResolveImage: fakeBase(t, 1, &asked), ReadFile: baseFiles(t, base)}).Images[0]
 	files := map[string]string{}
 	for _, fo := range llbtest.Marshal(t, img.State, llbtest.AllCaps()).File {
 		for _, a := range fo.Actions {
@@ -157,34 +158,9 @@ func TestConvertAccountOnBase(t *testing.T) {
 		{"ACCOUNT --gid=100 app", "id 100 is users's in the base image's /etc/group"},
 	} {
 		src := "FROM alpine\nCLOSURE ./result-amd64\nGRAPH graph.json\n" + tc.account + "\n"
-		_, err := f.convert(t, src, ConvertOpt{ResolveImage: fakeBase(t, 1, &asked), ReadFile: baseFiles(t, base)})
+		_, err := f.convert(t, src, manifest2llb.ConvertOpt{ResolveImage: fakeBase(t, 1, &asked), ReadFile: baseFiles(t, base)})
 		if err == nil || errorLine(err) != 4 || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: line %d, %v; want line 4: %s", tc.account, errorLine(err), err, tc.want)
 		}
 	}
-}
-
-// FuzzAccounts: any /etc/passwd and /etc/group a base image holds are read
-// without a panic; a name resolves only to the id its own line gives, and
-// ACCOUNT's check refuses a base that has the account's name.
-func FuzzAccounts(f *testing.F) {
-	f.Add([]byte("root:x:0:0::/root:/bin/sh\nwww:x:33:34::/var/www:/bin/false\n"), []byte("root:x:0:\nwww-data:x:34:\n"), "www", "www-data")
-	f.Add([]byte("www"), []byte(":::\n::"), "www", "")
-	f.Add([]byte("app:x:-1:x\n"), []byte("app:x:99999999999999999999:\n"), "app", "app")
-	f.Fuzz(func(t *testing.T, passwd, group []byte, user, grp string) {
-		ch := &manifest.Chown{User: user, Group: grp}
-		o, err := accounts{passwd: passwd, group: group}.owner(ch)
-		if err != nil || o == nil {
-			return
-		}
-		if fields := lookup(passwd, user); fields != nil && ch.Named() && grp == "" {
-			if uid, err := strconv.Atoi(fields[2]); err != nil || uid != o.UID {
-				t.Errorf("user %q resolved to uid %d, its line %q", user, o.UID, fields)
-			}
-		}
-		a := &manifest.Account{Name: user}
-		if err := nssDBs[0].free(passwd, a); err == nil && lookup(passwd, user) != nil {
-			t.Errorf("a base with a line for %q passed the check", user)
-		}
-	})
 }

@@ -1,4 +1,4 @@
-package manifest2llb
+package manifest2llb_test
 
 import (
 	"context"
@@ -13,12 +13,14 @@ import (
 	dockerspec "github.com/moby/docker-image-spec/specs-go/v1"
 	"github.com/opencontainers/go-digest"
 	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/storepack/storepack/frontend/manifest2llb"
 	"github.com/storepack/storepack/internal/llbtest"
 )
 
 // fakeBase is a base image of n layers for the platforms it is asked for,
 // as a builder's resolver returns it.
-func fakeBase(t *testing.T, n int, asked *[]string) ImageResolver {
+func fakeBase(t *testing.T, n int, asked *[]string) manifest2llb.ImageResolver {
 	return func(_ context.Context, ref string, p ocispecs.Platform) (string, []byte, error) {
 		*asked = append(*asked, ref+" "+p.Architecture)
 		if strings.Contains(ref, "missing") {
@@ -48,7 +50,7 @@ func fakeBase(t *testing.T, n int, asked *[]string) ImageResolver {
 func TestConvertBase(t *testing.T) {
 	f := newFixture(t, "/nix/store")
 	var asked []string
-	opt := ConvertOpt{ResolveImage: fakeBase(t, 5, &asked)}
+	opt := manifest2llb.ConvertOpt{ResolveImage: fakeBase(t, 5, &asked)}
 	src := "FROM busybox:1.36\nCLOSURE ./result-amd64\nGRAPH graph.json\nLAYERS --max=7 --strategy=per-path\nENV HOME=/home/app\nLINK /app -> bin\n"
 	img := f.mustConvert(t, src, opt).Images[0]
 	if !slices.Equal(asked, []string{"busybox:1.36 amd64"}) {
@@ -93,7 +95,7 @@ func TestConvertBaseLayerMethods(t *testing.T) {
 	f := newFixture(t, "/nix/store")
 	var asked []string
 	noMerge := llbtest.CapsWithout(pb.CapMergeOp)
-	img := f.mustConvert(t, "FROM busybox\nCLOSURE ./result-amd64\nGRAPH graph.json\n", ConvertOpt{ResolveImage: fakeBase(t, 2, &asked), LLBCaps: &noMerge}).Images[0]
+	img := f.mustConvert(t, "FROM busybox\nCLOSURE ./result-amd64\nGRAPH graph.json\n", manifest2llb.ConvertOpt{ResolveImage: fakeBase(t, 2, &asked), LLBCaps: &noMerge}).Images[0]
 	o := llbtest.Marshal(t, img.State, noMerge)
 	if len(o.Merge) != 0 {
 		t.Fatal("a MergeOp without the cap")
@@ -117,7 +119,7 @@ func TestConvertBaseErrors(t *testing.T) {
 	for _, tc := range []struct {
 		name, src, want string
 		line            int
-		resolve         ImageResolver
+		resolve         manifest2llb.ImageResolver
 	}{
 		{"missing", "CLOSURE ./result-amd64\nGRAPH graph.json\nFROM missing\n", "FROM missing: docker.io/library/missing:latest: not found", 3, fakeBase(t, 1, &asked)},
 		{"too many layers", "FROM busybox\nCLOSURE ./result-amd64\nGRAPH graph.json\nLAYERS --max=5\n", "FROM busybox: the base image has 5 layers, which leaves no store layer within the budget of 5", 1, fakeBase(t, 5, &asked)},
@@ -127,7 +129,7 @@ func TestConvertBaseErrors(t *testing.T) {
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := f.convert(t, tc.src, ConvertOpt{ResolveImage: tc.resolve})
+			_, err := f.convert(t, tc.src, manifest2llb.ConvertOpt{ResolveImage: tc.resolve})
 			var le *parser.LocationError
 			if err == nil || !strings.Contains(err.Error(), tc.want) || !errors.As(err, &le) || le.Locations[0][0].Start.Line != tc.line {
 				t.Errorf("error %v, want %q at line %d", err, tc.want, tc.line)

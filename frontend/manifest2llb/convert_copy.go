@@ -40,7 +40,7 @@ func (c *conversion) copies(ctx context.Context, spec *manifest.Spec, load func(
 			loaded = true
 		}
 	}
-	st, files, err := c.opt.Source.ContextState(ctx, names)
+	st, files, err := c.in.source.ContextState(ctx, names)
 	if err != nil {
 		return nil, parser.WithLocation(err, spec.Copies[0].Location)
 	}

@@ -1,4 +1,4 @@
-package manifest2llb
+package manifest2llb_test
 
 import (
 	"fmt"
@@ -9,6 +9,9 @@ import (
 	"testing"
 
 	"github.com/moby/buildkit/solver/pb"
+
+	"github.com/storepack/storepack/cliplugin/hostbuild"
+	"github.com/storepack/storepack/frontend/manifest2llb"
 	"github.com/storepack/storepack/internal/llbtest"
 )
 
@@ -34,7 +37,7 @@ func TestConvertCopy(t *testing.T) {
 			if method == "chain" {
 				caps = llbtest.CapsWithout(pb.CapMergeOp)
 			}
-			img := f.mustConvert(t, src, ConvertOpt{LLBCaps: &caps}).Images[0]
+			img := f.mustConvert(t, src, manifest2llb.ConvertOpt{LLBCaps: &caps}).Images[0]
 			o := llbtest.Marshal(t, img.State, caps)
 			var got []string
 			for _, c := range o.Copies() {
@@ -49,7 +52,7 @@ func TestConvertCopy(t *testing.T) {
 			if !slices.Equal(got, want) {
 				t.Errorf("COPY actions %q, want %q", got, want)
 			}
-			if got := transfers(t, o, ContextLocalName)[CopySources]; !slices.Equal(got, []string{"conf/app.conf", "data"}) {
+			if got := transfers(t, o, hostbuild.ContextLocalName)[manifest2llb.CopySources]; !slices.Equal(got, []string{"conf/app.conf", "data"}) {
 				t.Errorf("the COPY transfer includes %v, want just the sources", got)
 			}
 			if h := img.Config.History; !strings.Contains(h[len(h)-1].CreatedBy, "customisation") {
@@ -57,7 +60,7 @@ func TestConvertCopy(t *testing.T) {
 			}
 		})
 	}
-	_, err := f.convert(t, "CLOSURE ./result-amd64\nGRAPH graph.json\n\nCOPY conf/nope /etc/\n", ConvertOpt{})
+	_, err := f.convert(t, "CLOSURE ./result-amd64\nGRAPH graph.json\n\nCOPY conf/nope /etc/\n", manifest2llb.ConvertOpt{})
 	if err == nil || errorLine(err) != 4 || !strings.Contains(err.Error(), "COPY conf/nope: not in the build context") {
 		t.Errorf("a missing source: line %d, %v; want line 4", errorLine(err), err)
 	}
@@ -73,28 +76,28 @@ func TestConvertCopyOwnerNames(t *testing.T) {
 		t.Fatal(err)
 	}
 	var asked []string
-	onBase := ConvertOpt{ResolveImage: fakeBase(t, 1, &asked), ReadFile: baseFiles(t, map[string]string{
+	onBase := manifest2llb.ConvertOpt{ResolveImage: fakeBase(t, 1, &asked), ReadFile: baseFiles(t, map[string]string{
 		"/etc/passwd": "root:x:0:0::/root:/bin/sh\nwww:x:33:34::/var/www:/bin/false\n",
 		"/etc/group":  "root:x:0:\nwww-data:x:34:\nstaff:x:50:\n",
 	})}
 	for _, tc := range []struct {
 		head, chown string
-		opt         ConvertOpt
+		opt         manifest2llb.ConvertOpt
 		want        string
 	}{
-		{"ACCOUNT --uid=1001 --gid=100 app\n", "app", ConvertOpt{}, "1001:100"},
-		{"ACCOUNT app\n", "app:root", ConvertOpt{}, "1000:0"},
-		{"", "nobody", ConvertOpt{}, "65534:65534"},
-		{"", "5", ConvertOpt{}, "5:5"},
-		{"", "5:nogroup", ConvertOpt{}, "5:65534"},
+		{"ACCOUNT --uid=1001 --gid=100 app\n", "app", manifest2llb.ConvertOpt{}, "1001:100"},
+		{"ACCOUNT app\n", "app:root", manifest2llb.ConvertOpt{}, "1000:0"},
+		{"", "nobody", manifest2llb.ConvertOpt{}, "65534:65534"},
+		{"", "5", manifest2llb.ConvertOpt{}, "5:5"},
+		{"", "5:nogroup", manifest2llb.ConvertOpt{}, "5:65534"},
 		{"FROM alpine\n", "www", onBase, "33:34"},
 		{"FROM alpine\n", "www:staff", onBase, "33:50"},
 		{"FROM alpine\nACCOUNT app\n", "app:www-data", onBase, "1000:34"},
-		{"", "ghost", ConvertOpt{}, "no user ghost in the image's /etc/passwd"},
-		{"", "root:ghost", ConvertOpt{}, "no group ghost in the image's /etc/group"},
+		{"", "ghost", manifest2llb.ConvertOpt{}, "no user ghost in the image's /etc/passwd"},
+		{"", "root:ghost", manifest2llb.ConvertOpt{}, "no group ghost in the image's /etc/group"},
 		{"FROM alpine\n", "nobody", onBase, "no user nobody"},
 		// Without a way to read the base (plan), its names stay unresolved.
-		{"FROM alpine\n", "www", ConvertOpt{ResolveImage: fakeBase(t, 1, &asked)}, "0:0"},
+		{"FROM alpine\n", "www", manifest2llb.ConvertOpt{ResolveImage: fakeBase(t, 1, &asked)}, "0:0"},
 	} {
 		src := tc.head + "CLOSURE ./result-amd64\nGRAPH graph.json\nCOPY --chown=" + tc.chown + " a /srv/\n"
 		res, err := f.convert(t, src, tc.opt)

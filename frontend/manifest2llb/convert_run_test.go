@@ -1,4 +1,4 @@
-package manifest2llb
+package manifest2llb_test
 
 import (
 	"context"
@@ -12,6 +12,8 @@ import (
 	"github.com/moby/buildkit/client/llb"
 	"github.com/moby/buildkit/solver/pb"
 	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/storepack/storepack/frontend/manifest2llb"
 	"github.com/storepack/storepack/internal/llbtest"
 	"github.com/storepack/storepack/llb/layerllb"
 )
@@ -50,7 +52,7 @@ func removals(t *testing.T, removed ...string) layerllb.FileReader {
 func TestConvertRun(t *testing.T) {
 	f := newFixture(t, "/nix/store")
 	src := "CLOSURE ./result-amd64\nGRAPH graph.json\nENV GREETING=hi\nDIR /data\nRUN chown 1000 /data\n"
-	img := f.mustConvert(t, src, ConvertOpt{Differ: fakeDiffer{}, SourceMap: llb.NewSourceMap(nil, "app.storepack", "", []byte(src))}).Images[0]
+	img := f.mustConvert(t, src, manifest2llb.ConvertOpt{Differ: fakeDiffer{}, SourceMap: llb.NewSourceMap(nil, "app.storepack", "", []byte(src))}).Images[0]
 	o := llbtest.Marshal(t, img.State, llbtest.AllCaps())
 	var runs, differs int
 	for _, e := range o.Exec {
@@ -71,7 +73,7 @@ func TestConvertRun(t *testing.T) {
 		t.Errorf("steps %q: none is named after the RUN's manifest line", o.Names)
 	}
 
-	_, err := f.convert(t, "CLOSURE ./result-amd64\nGRAPH graph.json\nLINK /bin -> bin\n\nRUN true\n", ConvertOpt{})
+	_, err := f.convert(t, "CLOSURE ./result-amd64\nGRAPH graph.json\nLINK /bin -> bin\n\nRUN true\n", manifest2llb.ConvertOpt{})
 	if err == nil || errorLine(err) != 5 || !strings.Contains(err.Error(), "RUN needs the frontend binary") {
 		t.Errorf("RUN without a differ: line %d, %v; want line 5", errorLine(err), err)
 	}
@@ -86,7 +88,7 @@ func TestConvertRunRemovals(t *testing.T) {
 	src := "CLOSURE ./result-amd64\nGRAPH graph.json\nRUN rm -r /etc/old /var/cache\n"
 	merges := map[bool]int{}
 	for _, removed := range [][]string{nil, {"/etc/old", "/var/cache"}} {
-		img := f.mustConvert(t, src, ConvertOpt{Differ: fakeDiffer{}, ReadFile: removals(t, removed...)}).Images[0]
+		img := f.mustConvert(t, src, manifest2llb.ConvertOpt{Differ: fakeDiffer{}, ReadFile: removals(t, removed...)}).Images[0]
 		o := llbtest.Marshal(t, img.State, llbtest.AllCaps())
 		var rms []string
 		for _, fo := range o.File {
@@ -111,13 +113,13 @@ func TestConvertRunRemovals(t *testing.T) {
 	// Docker Engine's own builder (no MergeOp) stamps whiteouts with the
 	// time of the build: a removal there is an error at the RUN.
 	caps := llbtest.CapsWithout(pb.CapMergeOp)
-	_, err := f.convert(t, src, ConvertOpt{Differ: fakeDiffer{}, ReadFile: removals(t, "/etc/old"), LLBCaps: &caps})
+	_, err := f.convert(t, src, manifest2llb.ConvertOpt{Differ: fakeDiffer{}, ReadFile: removals(t, "/etc/old"), LLBCaps: &caps})
 	if err == nil || errorLine(err) != 3 || !strings.Contains(err.Error(), "RUN removed /etc/old") {
 		t.Errorf("a removal without MergeOp: line %d, %v; want line 3 naming /etc/old", errorLine(err), err)
 	}
 
 	// What the differ finds unfit for a layer is an error at the RUN too.
-	_, err = f.convert(t, src, ConvertOpt{Differ: fakeDiffer{}, ReadFile: diffResult(t, layerllb.DiffResult{Problem: "made /srv/fifo, a fifo"})})
+	_, err = f.convert(t, src, manifest2llb.ConvertOpt{Differ: fakeDiffer{}, ReadFile: diffResult(t, layerllb.DiffResult{Problem: "made /srv/fifo, a fifo"})})
 	if err == nil || errorLine(err) != 3 || !strings.Contains(err.Error(), "RUN made /srv/fifo, a fifo") {
 		t.Errorf("a fifo: line %d, %v; want line 3 naming it", errorLine(err), err)
 	}

@@ -1,4 +1,4 @@
-package manifest2llb
+package manifest2llb_test
 
 import (
 	"context"
@@ -9,7 +9,9 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/storepack/storepack/cliplugin/hostbuild"
 	"github.com/storepack/storepack/frontend/inputs"
+	"github.com/storepack/storepack/frontend/manifest2llb"
 	"github.com/storepack/storepack/internal/llbtest"
 	"github.com/storepack/storepack/layering"
 	"github.com/storepack/storepack/store"
@@ -22,7 +24,7 @@ func TestConvertStoreDB(t *testing.T) {
 	for storeName, dbDir := range map[string]string{"/nix/store": "/nix/var/nix/db", "/gnu/store": "/var/guix/db"} {
 		t.Run(storeName, func(t *testing.T) {
 			f := newFixture(t, storeName)
-			img := f.mustConvert(t, "STORE --with-db "+storeName+"\nCLOSURE ./result-amd64\nGRAPH graph.json\n", ConvertOpt{}).Images[0]
+			img := f.mustConvert(t, "STORE --with-db "+storeName+"\nCLOSURE ./result-amd64\nGRAPH graph.json\n", manifest2llb.ConvertOpt{}).Images[0]
 			files := map[string][]byte{}
 			for _, fo := range llbtest.Marshal(t, img.State, llbtest.AllCaps()).File {
 				for _, a := range fo.Actions {
@@ -60,11 +62,11 @@ func TestConvertStoreDB(t *testing.T) {
 
 // hashesAsked records whether StoreState was asked for NAR hashes.
 type hashesAsked struct {
-	HostSource
+	hostbuild.HostSource
 	asked *bool
 }
 
-func (h hashesAsked) StoreState(ctx context.Context, c *inputs.PlatformClosure, plan layering.Plan, opt StoreOptions) (Store, error) {
+func (h hashesAsked) StoreState(ctx context.Context, c *inputs.PlatformClosure, plan layering.Plan, opt manifest2llb.StoreOptions) (manifest2llb.Store, error) {
 	*h.asked = *h.asked || opt.NarHashes
 	return h.HostSource.StoreState(ctx, c, plan, opt)
 }
@@ -77,7 +79,7 @@ func TestConvertStoreDBPlanOnly(t *testing.T) {
 	plans := map[bool]layering.Plan{}
 	for _, planOnly := range []bool{false, true} {
 		asked := false
-		img := f.mustConvert(t, src, ConvertOpt{Source: hashesAsked{f.source(), &asked}, PlanOnly: planOnly}).Images[0]
+		img := f.mustConvertWith(t, src, nil, hashesAsked{f.source(), &asked}, manifest2llb.ConvertOpt{PlanOnly: planOnly}).Images[0]
 		if asked == planOnly {
 			t.Errorf("PlanOnly %v: NAR hashes asked for: %v", planOnly, asked)
 		}

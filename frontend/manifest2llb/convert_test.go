@@ -1,4 +1,4 @@
-package manifest2llb
+package manifest2llb_test
 
 import (
 	"context"
@@ -14,6 +14,9 @@ import (
 	"github.com/moby/buildkit/client/llb"
 	"github.com/moby/buildkit/solver/pb"
 	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/storepack/storepack/cliplugin/hostbuild"
+	"github.com/storepack/storepack/frontend/manifest2llb"
 	"github.com/storepack/storepack/internal/llbtest"
 	"github.com/storepack/storepack/layering"
 	"github.com/storepack/storepack/llb/layerllb"
@@ -27,7 +30,7 @@ func TestConvertClosure(t *testing.T) {
 		t.Run(storeName, func(t *testing.T) {
 			f := newFixture(t, storeName)
 			src := "# syntax=storepack\nSTORE " + storeName + "\nCLOSURE ./result-amd64\nGRAPH graph.json\nLAYERS --strategy=per-path\n"
-			res := f.mustConvert(t, src, ConvertOpt{})
+			res := f.mustConvert(t, src, manifest2llb.ConvertOpt{})
 			if len(res.Images) != 1 {
 				t.Fatalf("%d images, want 1", len(res.Images))
 			}
@@ -47,11 +50,11 @@ func TestConvertClosure(t *testing.T) {
 			wantTransfers := map[string][]string{}
 			for _, l := range img.Plan.Layers {
 				for _, p := range l.Paths {
-					key := transferKey(amd64, storeName, l)
+					key := hostbuild.TransferKey(amd64, storeName, l)
 					wantTransfers[key] = append(wantTransfers[key], storeName[1:]+"/"+p.Base())
 				}
 			}
-			if got := transfers(t, o, StoreLocalName); !reflect.DeepEqual(got, wantTransfers) {
+			if got := transfers(t, o, hostbuild.StoreLocalName); !reflect.DeepEqual(got, wantTransfers) {
 				t.Errorf("the store transfers include %v, want exactly each layer's paths %v", got, wantTransfers)
 			}
 			if !img.Epoch.Equal(time.Unix(1, 0)) || !img.Config.Created.Equal(img.Epoch) {
@@ -71,7 +74,7 @@ func TestConvertClosure(t *testing.T) {
 // and what it found is not walked again.
 func TestConvertDiscover(t *testing.T) {
 	f := newFixture(t, "/nix/store")
-	res := f.mustConvert(t, "CLOSURE ./result-arm\n", ConvertOpt{BuildPlatform: armV7})
+	res := f.mustConvert(t, "CLOSURE ./result-arm\n", manifest2llb.ConvertOpt{BuildPlatform: armV7})
 	want := []string{f.Data.String(), f.Lib.String(), f.Apps["arm"].String()}
 	if got := slices.Sorted(slices.Values(planPaths(res.Images[0].Plan))); !reflect.DeepEqual(got, want) {
 		t.Errorf("discovered %v, want %v", got, want)
@@ -88,15 +91,16 @@ func TestConvertLayerMethod(t *testing.T) {
 	var merged []string
 	for _, tc := range []struct {
 		name      string
-		opt       ConvertOpt
+		args      map[string]string
+		opt       manifest2llb.ConvertOpt
 		wantMerge bool
 	}{
-		{"merge", ConvertOpt{}, true},
-		{"chain by caps", ConvertOpt{LLBCaps: &noMerge}, false},
-		{"chain by build arg", ConvertOpt{BuildArgs: map[string]string{BuildArgMethod: "chain"}}, false},
+		{"merge", nil, manifest2llb.ConvertOpt{}, true},
+		{"chain by caps", nil, manifest2llb.ConvertOpt{LLBCaps: &noMerge}, false},
+		{"chain by build arg", map[string]string{manifest2llb.BuildArgMethod: "chain"}, manifest2llb.ConvertOpt{}, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			img := f.mustConvert(t, src, tc.opt).Images[0]
+			img := f.mustConvertWith(t, src, tc.args, f.source(), tc.opt).Images[0]
 			caps := llbtest.AllCaps()
 			if tc.opt.LLBCaps != nil {
 				caps = *tc.opt.LLBCaps
@@ -117,7 +121,7 @@ func TestConvertLayerMethod(t *testing.T) {
 			}
 		})
 	}
-	_, err := f.convert(t, src, ConvertOpt{LLBCaps: &noMerge, BuildArgs: map[string]string{BuildArgMethod: "merge"}})
+	_, err := f.convertWith(t, src, map[string]string{manifest2llb.BuildArgMethod: "merge"}, f.source(), manifest2llb.ConvertOpt{LLBCaps: &noMerge})
 	if err == nil || !strings.Contains(err.Error(), "this builder has no MergeOp") {
 		t.Errorf("merge forced on a builder without MergeOp: %v", err)
 	}
@@ -128,22 +132,22 @@ func TestConvertLayerMethod(t *testing.T) {
 func TestConvertLayers(t *testing.T) {
 	f := newFixture(t, "/nix/store")
 	base := "CLOSURE ./result-amd64\nGRAPH graph.json\n"
-	if p := f.mustConvert(t, base+"LAYERS --max=2\n", ConvertOpt{}).Images[0].Plan; len(p.Layers) > 2 || p.Strategy != layering.DefaultStrategy {
+	if p := f.mustConvert(t, base+"LAYERS --max=2\n", manifest2llb.ConvertOpt{}).Images[0].Plan; len(p.Layers) > 2 || p.Strategy != layering.DefaultStrategy {
 		t.Errorf("LAYERS --max=2: %d layers by %s", len(p.Layers), p.Strategy)
 	}
-	if p := f.mustConvert(t, base+"LAYERS --strategy=per-path\n", ConvertOpt{}).Images[0].Plan; len(p.Layers) != 3 || p.Strategy != "per-path" {
+	if p := f.mustConvert(t, base+"LAYERS --strategy=per-path\n", manifest2llb.ConvertOpt{}).Images[0].Plan; len(p.Layers) != 3 || p.Strategy != "per-path" {
 		t.Errorf("per-path: %d layers by %s", len(p.Layers), p.Strategy)
 	}
-	if p := f.mustConvert(t, base+"LAYERS --strategy=per-path\n", ConvertOpt{Strategy: "single", MaxLayers: 5}).Images[0].Plan; len(p.Layers) != 1 || p.Strategy != "single" {
+	if p := f.mustConvert(t, base+"LAYERS --strategy=per-path\n", manifest2llb.ConvertOpt{Strategy: "single", MaxLayers: 5}).Images[0].Plan; len(p.Layers) != 1 || p.Strategy != "single" {
 		t.Errorf("overridden: %d layers by %s", len(p.Layers), p.Strategy)
 	}
 	// One layer of the budget is the customisation layer's.
-	if p := f.mustConvert(t, base+"LAYERS --max=2 --strategy=per-path\nLINK /bin -> bin\n", ConvertOpt{}).Images[0].Plan; len(p.Layers) != 1 {
+	if p := f.mustConvert(t, base+"LAYERS --max=2 --strategy=per-path\nLINK /bin -> bin\n", manifest2llb.ConvertOpt{}).Images[0].Plan; len(p.Layers) != 1 {
 		t.Errorf("LAYERS --max=2 with a LINK: %d store layers, want 1", len(p.Layers))
 	}
 
 	// A layout the strategy would not make: the two stable paths joined.
-	previous := f.mustConvert(t, base+"LAYERS --strategy=per-path\n", ConvertOpt{}).Images[0].Plan
+	previous := f.mustConvert(t, base+"LAYERS --strategy=per-path\n", manifest2llb.ConvertOpt{}).Images[0].Plan
 	previous.Layers = []layering.Layer{
 		{Key: "stable", Paths: append(slices.Clone(previous.Layers[0].Paths), previous.Layers[1].Paths...)},
 		previous.Layers[2],
@@ -153,13 +157,13 @@ func TestConvertLayers(t *testing.T) {
 		asked = append(asked, ref+" "+p.Architecture)
 		return &previous, nil
 	}
-	p := f.mustConvert(t, base+"ARG V=1\nLAYERS --max=3 --previous=app:$V\n", ConvertOpt{ReadPrevious: read}).Images[0].Plan
+	p := f.mustConvert(t, base+"ARG V=1\nLAYERS --max=3 --previous=app:$V\n", manifest2llb.ConvertOpt{ReadPrevious: read}).Images[0].Plan
 	if !reflect.DeepEqual(asked, []string{"app:1 amd64"}) || len(p.Layers) != 2 || !reflect.DeepEqual(p.Layers[0].Paths, previous.Layers[0].Paths) {
 		t.Errorf("--previous: asked %v, plan %+v; want the previous layers kept", asked, p)
 	}
 	none := ""
 	asked = nil
-	f.mustConvert(t, base+"LAYERS --previous=app:1\n", ConvertOpt{ReadPrevious: read, Previous: &none})
+	f.mustConvert(t, base+"LAYERS --previous=app:1\n", manifest2llb.ConvertOpt{ReadPrevious: read, Previous: &none})
 	if len(asked) != 0 {
 		t.Errorf("Previous \"\" still read %v", asked)
 	}
@@ -179,14 +183,14 @@ func TestConvertCustomisation(t *testing.T) {
 		},
 	}
 	noSymlink := llbtest.CapsWithout(pb.CapFileSymlinkCreate, pb.CapMergeOp)
-	locals := &Locals{}
-	stager := HostStager{Dir: t.TempDir(), Locals: locals}
-	img := f.mustConvert(t, src, ConvertOpt{LLBCaps: &noSymlink, Stager: stager}).Images[0]
+	locals := &hostbuild.Locals{}
+	stager := hostbuild.HostStager{Dir: t.TempDir(), Locals: locals}
+	img := f.mustConvert(t, src, manifest2llb.ConvertOpt{LLBCaps: &noSymlink, Stager: stager}).Images[0]
 	o := llbtest.Marshal(t, img.State, noSymlink)
 	var stage string
 	for _, s := range o.Source {
-		if name, ok := strings.CutPrefix(s.Identifier, "local://"+StageLocalPrefix); ok {
-			stage = StageLocalPrefix + name
+		if name, ok := strings.CutPrefix(s.Identifier, "local://"+hostbuild.StageLocalPrefix); ok {
+			stage = hostbuild.StageLocalPrefix + name
 		}
 	}
 	local, ok := locals.Lookup(stage)
@@ -205,7 +209,7 @@ func TestConvertCustomisation(t *testing.T) {
 	}
 
 	// The same without special modes on a builder with the symlink FileOp.
-	img = f.mustConvert(t, "CLOSURE ./result-amd64\nGRAPH graph.json\nLINK /bin -> bin\n", ConvertOpt{Stager: stager}).Images[0]
+	img = f.mustConvert(t, "CLOSURE ./result-amd64\nGRAPH graph.json\nLINK /bin -> bin\n", manifest2llb.ConvertOpt{Stager: stager}).Images[0]
 	var symlinks []string
 	for _, fo := range llbtest.Marshal(t, img.State, llbtest.AllCaps()).File {
 		for _, a := range fo.Actions {
@@ -218,7 +222,7 @@ func TestConvertCustomisation(t *testing.T) {
 		t.Errorf("symlink FileOps %v, want %v", symlinks, want)
 	}
 
-	_, err := f.convert(t, "CLOSURE ./result-amd64\nGRAPH graph.json\n\nDIR /srv\nLINK /bin -> bin\n", ConvertOpt{LLBCaps: &noSymlink})
+	_, err := f.convert(t, "CLOSURE ./result-amd64\nGRAPH graph.json\n\nDIR /srv\nLINK /bin -> bin\n", manifest2llb.ConvertOpt{LLBCaps: &noSymlink})
 	if err == nil || errorLine(err) != 4 || !strings.Contains(err.Error(), "no symlink FileOp") {
 		t.Errorf("LINK without symlink FileOp nor stager: line %d, %v; want line 4", errorLine(err), err)
 	}
@@ -240,7 +244,7 @@ STOPSIGNAL SIGINT
 ENTRYPOINT ["${ROOT}/bin/app"]
 CMD ["--greet", "$GREETING"]
 `
-	img := f.mustConvert(t, src, ConvertOpt{BuildArgs: map[string]string{"GREETING": "hello", BuildArgEpoch: "1700000000"}}).Images[0]
+	img := f.mustConvertWith(t, src, map[string]string{"GREETING": "hello", manifest2llb.BuildArgEpoch: "1700000000"}, f.source(), manifest2llb.ConvertOpt{}).Images[0]
 	root := f.Apps["amd64"].String()
 	c := img.Config.Config
 	if want := []string{"PATH=" + root + "/bin", "APP_GREETING=hello"}; !reflect.DeepEqual(c.Env, want) {
@@ -264,7 +268,7 @@ CMD ["--greet", "$GREETING"]
 
 	// Labels of the build (docker build --label) go over the manifest's,
 	// and never over the recorded plan.
-	labelled := f.mustConvert(t, src, ConvertOpt{Labels: map[string]string{
+	labelled := f.mustConvert(t, src, manifest2llb.ConvertOpt{Labels: map[string]string{
 		"org.example.root": "over", "org.example.new": "1", layerllb.PlanLabel: "not a plan",
 	}}).Images[0].Config.Config.Labels
 	if labelled["org.example.root"] != "over" || labelled["org.example.new"] != "1" {
@@ -288,7 +292,7 @@ CMD ["--greet", "$GREETING"]
 func TestConvertPlatforms(t *testing.T) {
 	f := newFixture(t, "/nix/store")
 	src := "CLOSURE ./result-amd64\nCLOSURE ./result-arm\nGRAPH graph.json\nENTRYPOINT [\"${ROOT}/bin/app\"]\n"
-	res := f.mustConvert(t, src, ConvertOpt{TargetPlatforms: []ocispecs.Platform{armV7, amd64}})
+	res := f.mustConvert(t, src, manifest2llb.ConvertOpt{TargetPlatforms: []ocispecs.Platform{armV7, amd64}})
 	if len(res.Images) != 2 {
 		t.Fatalf("%d images", len(res.Images))
 	}
@@ -314,23 +318,24 @@ func TestConvertErrors(t *testing.T) {
 	missing := "/nix/store/99999999999999999999999999999999-gone"
 	for _, tc := range []struct {
 		name, src string
-		opt       ConvertOpt
+		args      map[string]string
+		opt       manifest2llb.ConvertOpt
 		line      int // 0: none
 		want      string
 	}{
-		{"unknown instruction", "CLOSURE ./result-amd64\nCLOSUR x\n", ConvertOpt{}, 2, "unknown instruction: CLOSUR"},
-		{"missing root", "# comment\nCLOSURE ./no-such\nGRAPH graph.json\n", ConvertOpt{}, 2, "root ./no-such is not in the build context"},
-		{"root not in the store", "CLOSURE " + missing + "\nGRAPH graph.json\n", ConvertOpt{}, 1, "root " + missing + " is not in"},
-		{"root not in the graph", "GRAPH graph.json\nCLOSURE " + f.Extra.String() + "\nCLOSURE ./result-amd64\n", ConvertOpt{}, 2, "is not in the GRAPH files"},
-		{"no closure for the platform", "CLOSURE ./result-arm\nGRAPH graph.json\n", ConvertOpt{}, 0, "no CLOSURE for platform linux/amd64"},
-		{"budget", "CLOSURE ./result-amd64\nGRAPH graph.json\nLAYERS --max=1\nLINK /bin -> bin\n", ConvertOpt{}, 3, "LAYERS --max=1 leaves no layer"},
-		{"budget override", "CLOSURE ./result-amd64\nGRAPH graph.json\nLINK /bin -> bin\n", ConvertOpt{MaxLayers: 1}, 0, "a layer budget of 1 leaves no layer"},
-		{"previous unreadable", "CLOSURE ./result-amd64\nGRAPH graph.json\nLAYERS --previous=app:1\n", ConvertOpt{}, 3, "LAYERS --previous: app:1: no previous image can be read here"},
-		{"epoch", "CLOSURE ./result-amd64\n", ConvertOpt{BuildArgs: map[string]string{BuildArgEpoch: "yesterday"}}, 0, `SOURCE_DATE_EPOCH="yesterday"`},
-		{"method", "CLOSURE ./result-amd64\n", ConvertOpt{BuildArgs: map[string]string{BuildArgMethod: "stack"}}, 0, "want chain or merge"},
+		{"unknown instruction", "CLOSURE ./result-amd64\nCLOSUR x\n", nil, manifest2llb.ConvertOpt{}, 2, "unknown instruction: CLOSUR"},
+		{"missing root", "# comment\nCLOSURE ./no-such\nGRAPH graph.json\n", nil, manifest2llb.ConvertOpt{}, 2, "root ./no-such is not in the build context"},
+		{"root not in the store", "CLOSURE " + missing + "\nGRAPH graph.json\n", nil, manifest2llb.ConvertOpt{}, 1, "root " + missing + " is not in"},
+		{"root not in the graph", "GRAPH graph.json\nCLOSURE " + f.Extra.String() + "\nCLOSURE ./result-amd64\n", nil, manifest2llb.ConvertOpt{}, 2, "is not in the GRAPH files"},
+		{"no closure for the platform", "CLOSURE ./result-arm\nGRAPH graph.json\n", nil, manifest2llb.ConvertOpt{}, 0, "no CLOSURE for platform linux/amd64"},
+		{"budget", "CLOSURE ./result-amd64\nGRAPH graph.json\nLAYERS --max=1\nLINK /bin -> bin\n", nil, manifest2llb.ConvertOpt{}, 3, "LAYERS --max=1 leaves no layer"},
+		{"budget override", "CLOSURE ./result-amd64\nGRAPH graph.json\nLINK /bin -> bin\n", nil, manifest2llb.ConvertOpt{MaxLayers: 1}, 0, "a layer budget of 1 leaves no layer"},
+		{"previous unreadable", "CLOSURE ./result-amd64\nGRAPH graph.json\nLAYERS --previous=app:1\n", nil, manifest2llb.ConvertOpt{}, 3, "LAYERS --previous: app:1: no previous image can be read here"},
+		{"epoch", "CLOSURE ./result-amd64\n", map[string]string{manifest2llb.BuildArgEpoch: "yesterday"}, manifest2llb.ConvertOpt{}, 0, `SOURCE_DATE_EPOCH="yesterday"`},
+		{"method", "CLOSURE ./result-amd64\n", map[string]string{manifest2llb.BuildArgMethod: "stack"}, manifest2llb.ConvertOpt{}, 0, "want chain or merge"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := f.convert(t, tc.src, tc.opt)
+			_, err := f.convertWith(t, tc.src, tc.args, f.source(), tc.opt)
 			if err == nil || !strings.Contains(err.Error(), tc.want) || errorLine(err) != tc.line {
 				t.Errorf("err %v at line %d; want %q at line %d", err, errorLine(err), tc.want, tc.line)
 			}
@@ -358,7 +363,7 @@ func TestConvertRefusesUnfitStore(t *testing.T) {
 			if err := tc.spoil(f); err != nil {
 				t.Fatal(err)
 			}
-			_, err := f.convert(t, "ARG X\nCLOSURE ./result-amd64\nGRAPH graph.json\n", ConvertOpt{})
+			_, err := f.convert(t, "ARG X\nCLOSURE ./result-amd64\nGRAPH graph.json\n", manifest2llb.ConvertOpt{})
 			if err == nil || !strings.Contains(err.Error(), tc.want) || errorLine(err) != 2 {
 				t.Errorf("err %v at line %d; want %q at line 2", err, errorLine(err), tc.want)
 			}
@@ -371,7 +376,7 @@ func TestConvertRefusesUnfitStore(t *testing.T) {
 func TestConvertIsDeterministic(t *testing.T) {
 	f := newFixture(t, "/nix/store")
 	src := "CLOSURE ./result-amd64\nCLOSURE ./result-arm\nGRAPH graph.json\nLINK /bin -> bin\nENV A=1 B=2\n"
-	opt := ConvertOpt{TargetPlatforms: []ocispecs.Platform{amd64, armV7}}
+	opt := manifest2llb.ConvertOpt{TargetPlatforms: []ocispecs.Platform{amd64, armV7}}
 	var first [][]byte
 	for run := 0; run < 5; run++ {
 		res := f.mustConvert(t, src, opt)

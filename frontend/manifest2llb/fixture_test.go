@@ -1,4 +1,4 @@
-package manifest2llb
+package manifest2llb_test
 
 import (
 	"context"
@@ -12,8 +12,10 @@ import (
 	"github.com/moby/buildkit/frontend/dockerfile/parser"
 	"github.com/moby/buildkit/solver/pb"
 	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
-	"github.com/storepack/storepack/frontend/inputs"
+
+	"github.com/storepack/storepack/cliplugin/hostbuild"
 	"github.com/storepack/storepack/frontend/manifest"
+	"github.com/storepack/storepack/frontend/manifest2llb"
 	"github.com/storepack/storepack/internal/llbtest"
 	"github.com/storepack/storepack/internal/storetest"
 	"github.com/storepack/storepack/layering"
@@ -32,26 +34,38 @@ func newFixture(t *testing.T, storeName string) *fixture {
 	return &fixture{storetest.New(t, storeName)}
 }
 
-// source reads the fixture as the CLI plugin does, checking the store.
-func (f *fixture) source() HostSource {
-	return HostSource{HostSource: inputs.HostSource{ContextDir: f.CtxDir, StoreDir: f.StoreDir}, Check: true}
+// source reads the fixture as the CLI plugin does.
+func (f *fixture) source() hostbuild.HostSource {
+	return hostbuild.HostSource{ContextDir: f.CtxDir, StoreDir: f.StoreDir}
 }
 
 // convert converts src on the fixture for amd64 unless opt says otherwise.
-func (f *fixture) convert(t *testing.T, src string, opt ConvertOpt) (*Result, error) {
+func (f *fixture) convert(t *testing.T, src string, opt manifest2llb.ConvertOpt) (*manifest2llb.Result, error) {
 	t.Helper()
-	if opt.Source == nil {
-		opt.Source = f.source()
+	return f.convertWith(t, src, nil, f.source(), opt)
+}
+
+// convertWith converts src with build arguments, read through source.
+func (f *fixture) convertWith(t *testing.T, src string, args map[string]string, source manifest2llb.Source, opt manifest2llb.ConvertOpt) (*manifest2llb.Result, error) {
+	t.Helper()
+	in, err := manifest2llb.ReadInput(context.Background(), []byte(src), args, source)
+	if err != nil {
+		return nil, err
 	}
 	if opt.BuildPlatform.OS == "" {
 		opt.BuildPlatform = amd64
 	}
-	return Convert(context.Background(), []byte(src), opt)
+	return manifest2llb.Convert(context.Background(), in, opt)
 }
 
-func (f *fixture) mustConvert(t *testing.T, src string, opt ConvertOpt) *Result {
+func (f *fixture) mustConvert(t *testing.T, src string, opt manifest2llb.ConvertOpt) *manifest2llb.Result {
 	t.Helper()
-	res, err := f.convert(t, src, opt)
+	return f.mustConvertWith(t, src, nil, f.source(), opt)
+}
+
+func (f *fixture) mustConvertWith(t *testing.T, src string, args map[string]string, source manifest2llb.Source, opt manifest2llb.ConvertOpt) *manifest2llb.Result {
+	t.Helper()
+	res, err := f.convertWith(t, src, args, source, opt)
 	if err != nil {
 		t.Fatalf("%v\nmanifest:\n%s", manifest.WithFileLine("app.storepack", err), src)
 	}
@@ -104,7 +118,7 @@ func planPaths(p layering.Plan) []string {
 }
 
 // recordedPlan decodes the plan label of an image's config.
-func recordedPlan(t *testing.T, img Image) layering.Plan {
+func recordedPlan(t *testing.T, img manifest2llb.Image) layering.Plan {
 	t.Helper()
 	p, err := layerllb.RecordedPlan(img.Config.Config.Labels)
 	if err != nil {

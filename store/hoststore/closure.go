@@ -45,6 +45,10 @@ type Options struct {
 	// Warn receives warnings, such as a database that cannot be read
 	// and is replaced by a scan; nil discards them.
 	Warn io.Writer
+	// Root holds the store and its database on the host (Root/nix/store,
+	// Root/nix/var/nix/db), as a Nix store opened with --store
+	// local?root=Root; "": the host's root.
+	Root string
 }
 
 // LoadClosure loads the graph that from names and returns the closure of
@@ -53,7 +57,10 @@ type Options struct {
 func LoadClosure(ctx context.Context, roots []Root, storeDir string, from GraphSource, opt Options) (*store.Graph, error) {
 	databases := opt.Databases
 	if databases == nil {
-		databases = defaultDatabases
+		databases = map[string]string{}
+		for dir, db := range defaultDatabases {
+			databases[dir] = filepath.Join(opt.Root, db)
+		}
 	}
 	warn := opt.Warn
 	if warn == nil {
@@ -80,10 +87,10 @@ func LoadClosure(ctx context.Context, roots []Root, storeDir string, from GraphS
 			}
 		}
 		if g == nil {
-			g, source, err = scan(ctx, roots, storeDir)
+			g, source, err = scan(ctx, roots, storeDir, opt.Root)
 		}
 	case FromScan:
-		g, source, err = scan(ctx, roots, storeDir)
+		g, source, err = scan(ctx, roots, storeDir, opt.Root)
 	case FromDB:
 		db := databases[storeDir]
 		if db == "" {
@@ -100,7 +107,7 @@ func LoadClosure(ctx context.Context, roots []Root, storeDir string, from GraphS
 		if nix == "" {
 			nix = "nix"
 		}
-		g, err = nixPathInfo(ctx, nix, paths)
+		g, err = nixPathInfo(ctx, nix, opt.Root, paths)
 		source = "the output of nix path-info"
 	default:
 		g, err = loadGraphFile(string(from))
@@ -138,24 +145,29 @@ func holdsAll(g *store.Graph, paths []store.Path) bool {
 	return true
 }
 
-// scan discovers the closure of roots in the store directory on disk.
-func scan(ctx context.Context, roots []Root, storeDir string) (*store.Graph, string, error) {
+// scan discovers the closure of roots in the store directory on disk,
+// below root.
+func scan(ctx context.Context, roots []Root, storeDir, root string) (*store.Graph, string, error) {
+	dir := filepath.Join(root, storeDir)
 	for _, r := range roots {
-		if _, err := os.Lstat(filepath.Join(storeDir, r.Path.Base())); err != nil {
+		if _, err := os.Lstat(filepath.Join(dir, r.Path.Base())); err != nil {
 			if os.IsNotExist(err) {
-				return nil, "", fmt.Errorf("root %s is not in %s", r, storeDir)
+				return nil, "", fmt.Errorf("root %s is not in %s", r, dir)
 			}
 			return nil, "", fmt.Errorf("root %s: %w", r, err)
 		}
 	}
-	g, err := store.Discover(ctx, storeDir, rootPaths(roots))
-	return g, storeDir, err
+	g, err := store.Discover(ctx, dir, rootPaths(roots))
+	return g, dir, err
 }
 
 // nixPathInfo runs `nix path-info --json --recursive` on paths and loads
 // its output, in whichever form this version of Nix writes.
-func nixPathInfo(ctx context.Context, nix string, paths []store.Path) (*store.Graph, error) {
+func nixPathInfo(ctx context.Context, nix, root string, paths []store.Path) (*store.Graph, error) {
 	args := []string{"--extra-experimental-features", "nix-command", "path-info", "--json", "--recursive"}
+	if root != "" {
+		args = append(args, "--store", "local?root="+root)
+	}
 	seen := map[store.Path]bool{}
 	for _, p := range paths {
 		if !seen[p] {

@@ -1,4 +1,4 @@
-package manifest2llb
+package hostbuild
 
 import (
 	"context"
@@ -14,11 +14,13 @@ import (
 	"github.com/moby/buildkit/client/llb"
 	"github.com/opencontainers/go-digest"
 	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
+	"golang.org/x/sync/errgroup"
+
 	"github.com/storepack/storepack/frontend/inputs"
+	"github.com/storepack/storepack/frontend/manifest2llb"
 	"github.com/storepack/storepack/layering"
 	"github.com/storepack/storepack/llb/layerllb"
 	"github.com/storepack/storepack/store"
-	"golang.org/x/sync/errgroup"
 )
 
 // StoreLocalName starts the names of the local sources that carry the
@@ -28,14 +30,18 @@ import (
 // name: concurrent transfers of one name hide each other's bytes.
 const StoreLocalName = "store"
 
-// HostSource reads the build context and the store from the host, as the
-// CLI plugin does; the layers copy from the local source StoreLocalName,
-// of which only the closure's paths are transferred.
+// HostSource reads the build context and the store from the host, for
+// every command of the plugin that plans or builds. The layers copy from
+// local sources, one per layer (StoreLocalName), each holding only its
+// store paths, which the plugin's session serves.
 type HostSource struct {
-	inputs.HostSource
-	// Check walks every store path of a closure from a GRAPH on the host
-	// before it is copied, as the frontend does in the builder.
-	Check bool
+	ContextDir string // the build context
+	// StoreDir is where the store's entries are on the host; "": where
+	// the store paths say (/nix/store for /nix/store/...), below Root.
+	StoreDir string
+	// Root holds the store on the host (Root/nix/store/...), as in a Nix
+	// store opened with --store local?root=Root; "": the host's root.
+	Root string
 	// Discoverer finds the closure of roots without a GRAPH; nil: a scan
 	// of the store directory.
 	Discoverer func(ctx context.Context, roots []store.Path) (*store.Graph, error)
@@ -44,38 +50,63 @@ type HostSource struct {
 	Locals *Locals
 }
 
-// Discover implements inputs.Source.
-func (h HostSource) Discover(ctx context.Context, p ocispecs.Platform, roots []store.Path) (*store.Graph, error) {
-	if h.Discoverer != nil {
-		return h.Discoverer(ctx, roots)
+var _ manifest2llb.Source = HostSource{}
+
+// StoreDirOf returns where the entry of p is on the host.
+func (h HostSource) StoreDirOf(p store.Path) string {
+	if h.StoreDir != "" {
+		return h.StoreDir
 	}
-	return h.HostSource.Discover(ctx, p, roots)
+	return filepath.Join(h.Root, p.Dir)
 }
 
-var _ Source = HostSource{}
+// Context implements inputs.Source.
+func (h HostSource) Context(context.Context, []string) (inputs.Files, error) {
+	return inputs.FSFiles{FS: os.DirFS(h.ContextDir)}, nil
+}
+
+// Store implements inputs.Source. Nothing is transferred: each layer
+// transfers its own store paths.
+func (h HostSource) Store(ctx context.Context, paths []store.Path, graph *store.Graph) (inputs.StoreFiles, error) {
+	dir := h.StoreDirOf(paths[0])
+	files := inputs.FSFiles{FS: os.DirFS(dir)}
+	return inputs.StoreFiles{Files: files}, inputs.CheckPresent(ctx, files, paths, graph, dir)
+}
+
+// Discover implements inputs.Source.
+func (h HostSource) Discover(ctx context.Context, _ ocispecs.Platform, roots []store.Path, _ inputs.Transfers) (inputs.Discovery, error) {
+	var g *store.Graph
+	var err error
+	if h.Discoverer != nil {
+		g, err = h.Discoverer(ctx, roots)
+	} else {
+		g, err = store.Discover(ctx, h.StoreDirOf(roots[0]), roots)
+	}
+	return inputs.Discovery{Graph: g}, err
+}
 
 // StoreState implements Source: each layer is a transfer of its own, which
 // holds the layer's store paths as the image has them (see Local), so
 // that the builder copies it in one action and syncs it against the same
 // layer of the last build.
-func (h HostSource) StoreState(ctx context.Context, c *inputs.PlatformClosure, plan layering.Plan, opt StoreOptions) (Store, error) {
+func (h HostSource) StoreState(ctx context.Context, c *inputs.PlatformClosure, plan layering.Plan, opt manifest2llb.StoreOptions) (manifest2llb.Store, error) {
 	paths := c.Graph.Paths()
 	dir, storeDir := h.StoreDirOf(paths[0]), c.Graph.StoreDir()
-	if err := inputs.CheckPresent(ctx, inputs.DirFiles(dir), paths, c.Graph, dir); err != nil {
-		return Store{}, err
+	if err := inputs.CheckPresent(ctx, inputs.FSFiles{FS: os.DirFS(dir)}, paths, c.Graph, dir); err != nil {
+		return manifest2llb.Store{}, err
 	}
-	var result Store
-	if opt.NarHashes || h.Check && !c.Discovered {
+	var result manifest2llb.Store
+	if opt.NarHashes || opt.Check && !c.Discovered {
 		var err error
 		if result.Scans, err = measure(ctx, dir, c, opt.NarHashes); err != nil {
-			return Store{}, err
+			return manifest2llb.Store{}, err
 		}
 	}
 	src := make(layerllb.Source, len(plan.Layers))
 	for i, l := range plan.Layers {
 		name := fmt.Sprintf("%s-layer-%d", StoreLocalName, i+1)
 		if err := h.Locals.AddStore(name, dir, storeDir); err != nil {
-			return Store{}, err
+			return manifest2llb.Store{}, err
 		}
 		include := make([]string, len(l.Paths))
 		for j, p := range l.Paths {
@@ -83,7 +114,7 @@ func (h HostSource) StoreState(ctx context.Context, c *inputs.PlatformClosure, p
 		}
 		st := llb.Local(name,
 			llb.IncludePatterns(include),
-			llb.SharedKeyHint(transferKey(c.Platform, storeDir, l)),
+			llb.SharedKeyHint(TransferKey(c.Platform, storeDir, l)),
 			llb.WithCustomName(fmt.Sprintf("transfer layer %d/%d (%d store paths)", i+1, len(plan.Layers), len(l.Paths))),
 		)
 		src[i] = []layerllb.Part{{State: st, Dir: storeDir, Paths: l.Paths, Exact: true}}
@@ -92,10 +123,10 @@ func (h HostSource) StoreState(ctx context.Context, c *inputs.PlatformClosure, p
 	return result, nil
 }
 
-// transferKey names the builder's copy of a layer's store paths: the same
+// TransferKey names the builder's copy of a layer's store paths: the same
 // layer of the next release, as the layer plan keys it, is synced into the
 // same copy, so that only its changed paths are sent.
-func transferKey(p ocispecs.Platform, storeDir string, l layering.Layer) string {
+func TransferKey(p ocispecs.Platform, storeDir string, l layering.Layer) string {
 	return fmt.Sprintf("storepack-layer %s %s %s", platforms.Format(p), storeDir, l.Key)
 }
 
@@ -148,8 +179,8 @@ func (h HostSource) ContextState(ctx context.Context, names []string) (llb.State
 	if err := h.Locals.Add(ContextLocalName, h.ContextDir); err != nil {
 		return llb.State{}, nil, err
 	}
-	st := llb.Local(ContextLocalName, llb.IncludePatterns(names), llb.SharedKeyHint(CopySources), llb.WithCustomName("transfer COPY sources"))
-	return st, inputs.DirFiles(h.ContextDir), nil
+	st := llb.Local(ContextLocalName, llb.IncludePatterns(names), llb.SharedKeyHint(manifest2llb.CopySources), llb.WithCustomName("transfer COPY sources"))
+	return st, inputs.FSFiles{FS: os.DirFS(h.ContextDir)}, nil
 }
 
 // StageLocalPrefix starts the name of the local source of each

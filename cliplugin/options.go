@@ -1,0 +1,310 @@
+package cliplugin
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"github.com/docker/cli/cli/command"
+	"github.com/moby/buildkit/util/progress/progressui"
+	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
+	"github.com/spf13/pflag"
+
+	"github.com/storepack/storepack/cliplugin/hostbuild"
+	"github.com/storepack/storepack/frontend/inputs"
+	"github.com/storepack/storepack/frontend/manifest"
+	"github.com/storepack/storepack/layering"
+	"github.com/storepack/storepack/store"
+	"github.com/storepack/storepack/store/hoststore"
+)
+
+// The options each concern shares between the commands that have it: one
+// name, one help text, one default and one check per flag, whichever
+// command declares it (as ko's AddBuildOptions).
+
+// convertOptions are the options of every command that plans or builds
+// (build, run, plan).
+type convertOptions struct {
+	buildArgs []string
+	strategy  string
+	maxLayers int
+	storeRoot string
+	maxSet    *pflag.Flag // tells --max-layers 0 from no --max-layers
+}
+
+func (o *convertOptions) addFlags(flags *pflag.FlagSet) {
+	flags.StringArrayVar(&o.buildArgs, "build-arg", nil, "Build-time variables (KEY=VALUE)")
+	flags.StringVar(&o.strategy, "strategy", "", fmt.Sprintf("Layering strategy: %s (default: the manifest's, else %s)", strings.Join(layering.Strategies(), ", "), layering.DefaultStrategy))
+	flags.IntVar(&o.maxLayers, "max-layers", 0, fmt.Sprintf("Layer budget, counting every layer of the image (default: the manifest's, else %d)", manifest.DefaultMaxLayers))
+	o.maxSet = flags.Lookup("max-layers")
+	addStoreRootFlag(flags, &o.storeRoot)
+	// The spelling `plan` had; kept so that scripts go on working.
+	aliasFlag(flags, "max", "max-layers")
+}
+
+// addStoreRootFlag declares --store-root, which graph has too.
+func addStoreRootFlag(flags *pflag.FlagSet, storeRoot *string) {
+	flags.StringVar(storeRoot, "store-root", "", `Directory that holds the store, as DIR/nix/store (a Nix store opened with --store local?root=DIR; default: /)`)
+}
+
+// aliasFlag makes --alias another spelling of --name, hidden from help.
+func aliasFlag(flags *pflag.FlagSet, alias, name string) {
+	normalize := flags.GetNormalizeFunc()
+	flags.SetNormalizeFunc(func(f *pflag.FlagSet, n string) pflag.NormalizedName {
+		if n == alias {
+			n = name
+		}
+		return normalize(f, n)
+	})
+}
+
+// check checks the options, before the command reads anything.
+func (o convertOptions) check() error {
+	if o.strategy != "" && !slices.Contains(layering.Strategies(), o.strategy) {
+		return fmt.Errorf("--strategy=%s: unknown layering strategy (known: %s)", o.strategy, strings.Join(layering.Strategies(), ", "))
+	}
+	if o.maxLayers < 0 || o.maxSet != nil && o.maxSet.Changed && o.maxLayers < 1 {
+		return fmt.Errorf("--max-layers=%d: want a whole number of at least 1", o.maxLayers)
+	}
+	return nil
+}
+
+// settings returns the conversion settings the options make; the build
+// arguments go to the request apart, as they are read with the manifest.
+func (o convertOptions) settings() (hostbuild.Settings, map[string]string) {
+	args := map[string]string{}
+	for _, kv := range o.buildArgs {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok {
+			v, ok = os.LookupEnv(k) // as docker build does for a bare KEY
+		}
+		if ok {
+			args[k] = v
+		}
+	}
+	return hostbuild.Settings{Strategy: o.strategy, MaxLayers: o.maxLayers, Labels: map[string]string{}}, args
+}
+
+// previousOption is --previous, of the commands that build or plan a next
+// release (build, plan).
+type previousOption struct {
+	image string
+	set   bool // given, "" included
+}
+
+func (o *previousOption) addFlag(flags *pflag.FlagSet) {
+	flags.StringVar(&o.image, "previous", "", `Image whose recorded layer plan to keep where that ships fewer bytes, read from the engine or its registry (default: the manifest's LAYERS --previous, else the image -t names; "" for none)`)
+}
+
+// apply sets s to read the previous image's plan from the engine or its
+// registry, and to take the image -t names (tag, "" for none) unless
+// --previous or the manifest's LAYERS name one.
+func (o previousOption) apply(dockerCli command.Cli, s *hostbuild.Settings, tag string) {
+	sources := dockerSources(dockerCli)
+	s.ReadPrevious = func(ctx context.Context, ref string, p ocispecs.Platform) (*layering.Plan, error) {
+		return readPreviousPlan(ctx, ref, p, sources)
+	}
+	if o.set {
+		s.Previous = &o.image
+	} else {
+		s.DefaultPrevious = tag
+	}
+}
+
+// rootOptions say where the store paths of ROOT arguments are and where
+// their reference graph comes from (build, run, plan and graph).
+type rootOptions struct {
+	from     string
+	storeDir string
+}
+
+func (o *rootOptions) addFlags(flags *pflag.FlagSet) {
+	flags.StringVar(&o.from, "from", string(hoststore.FromAuto), `Where the reference graph of ROOTs comes from: "auto", "nix", "db", "scan", or a graph file`)
+	flags.StringVar(&o.storeDir, "store-dir", "", "Store directory of the ROOTs (default: the one they are in)")
+}
+
+// rootFlagsOnManifest is the error for --from or --store-dir given with a
+// manifest, which names its graph and its store itself.
+func rootFlagsOnManifest(flags *pflag.FlagSet, manifestFile string) error {
+	for _, name := range []string{"from", "store-dir"} {
+		if flags.Changed(name) {
+			return fmt.Errorf("--%s applies to ROOT arguments, not to a manifest (%s), which names its graph with GRAPH and its store with STORE", name, manifestFile)
+		}
+	}
+	return nil
+}
+
+// builderOptions choose the builder and how its progress shows (build,
+// run).
+type builderOptions struct {
+	builder  string
+	addr     string
+	progress string
+}
+
+func (o *builderOptions) addFlags(flags *pflag.FlagSet) {
+	flags.StringVar(&o.builder, "builder", "", "buildx builder to use (default: BUILDX_BUILDER, else buildx's selected builder)")
+	flags.StringVar(&o.addr, "addr", "", "BuildKit daemon address (default: BUILDKIT_HOST)")
+	flags.StringVar(&o.progress, "progress", "auto", `Progress output: "auto", "tty", "plain", "rawjson" or "quiet"`)
+}
+
+// progressMode reads --progress; -q makes it quiet.
+func (o builderOptions) progressMode(quiet bool) (progressui.DisplayMode, error) {
+	if quiet {
+		return progressui.QuietMode, nil
+	}
+	switch m := progressui.DisplayMode(o.progress); m {
+	case progressui.AutoMode, progressui.TtyMode, progressui.PlainMode, progressui.RawJSONMode, progressui.QuietMode:
+		return m, nil
+	}
+	return "", fmt.Errorf("--progress=%s: want auto, tty, plain, rawjson or quiet", o.progress)
+}
+
+func (o builderOptions) choice() hostbuild.Choice {
+	return hostbuild.Choice{Addr: o.addr, Builder: o.builder}
+}
+
+// A command's input: a manifest and its build context, or ROOTs.
+type input struct {
+	manifestFile string // "-": standard input; "": none, ROOTs
+	contextDir   string
+	roots        []hoststore.Root
+	storeDir     string // of the roots
+}
+
+// rootsInput resolves ROOT arguments, once.
+func rootsInput(args []string, ro rootOptions) (input, error) {
+	roots, storeDir, err := hoststore.ResolveRoots(args, ro.storeDir)
+	if err != nil {
+		return input{}, err
+	}
+	return input{roots: roots, storeDir: storeDir}, nil
+}
+
+// request makes the host pipeline's request of in with the options every
+// command that plans or builds shares (checked before): the manifest read,
+// or generated for ROOTs with a note on its entrypoint to note, if not nil.
+func (o convertOptions) request(dockerCli command.Cli, in input, ro rootOptions, note io.Writer) (hostbuild.Request, error) {
+	settings, buildArgs := o.settings()
+	req := hostbuild.Request{StoreRoot: o.storeRoot, BuildArgs: buildArgs, Settings: settings}
+	from := graphSource(ro)
+	if in.manifestFile == "" {
+		paths := make([]store.Path, len(in.roots))
+		for i, r := range in.roots {
+			paths[i] = r.Path
+		}
+		src, msg, err := hostbuild.RootsManifest(paths, o.storeRoot)
+		if err != nil {
+			return hostbuild.Request{}, err
+		}
+		if msg != "" && note != nil {
+			fmt.Fprintln(note, msg)
+		}
+		req.Manifest = src
+	} else if err := readManifest(dockerCli, in, &req); err != nil {
+		return hostbuild.Request{}, err
+	}
+	root := o.storeRoot
+	req.Discover = func(ctx context.Context, roots []store.Path) (*store.Graph, error) {
+		rs := make([]hoststore.Root, len(roots))
+		for i, r := range roots {
+			rs[i] = hoststore.Root{Arg: r.String(), Path: r}
+		}
+		return hoststore.LoadClosure(ctx, rs, roots[0].Dir, from, hoststore.Options{Root: root, Warn: dockerCli.Err()})
+	}
+	return req, nil
+}
+
+func graphSource(ro rootOptions) hoststore.GraphSource {
+	if ro.from == "" {
+		return hoststore.FromAuto
+	}
+	return hoststore.GraphSource(ro.from)
+}
+
+// readManifest reads in's manifest and checks its build context.
+func readManifest(dockerCli command.Cli, in input, req *hostbuild.Request) error {
+	req.ContextDir = in.contextDir
+	if fi, err := os.Stat(in.contextDir); err != nil {
+		return fmt.Errorf("build context: %w", err)
+	} else if !fi.IsDir() {
+		return fmt.Errorf("build context %s is not a directory", in.contextDir)
+	}
+	var err error
+	if in.manifestFile == "-" {
+		req.Manifest, err = io.ReadAll(dockerCli.In())
+		req.ManifestName = "<stdin>"
+	} else {
+		req.Manifest, err = os.ReadFile(in.manifestFile)
+		req.ManifestName = in.manifestFile
+	}
+	if errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("no manifest %s: give one with -f, or store paths to build without one", in.manifestFile)
+	}
+	return err
+}
+
+// parsePlatforms reads --platform values.
+func parsePlatforms(specs []string) ([]ocispecs.Platform, error) {
+	var list []ocispecs.Platform
+	for _, spec := range specs {
+		p, err := inputs.ParsePlatform(spec)
+		if err != nil {
+			return nil, err
+		}
+		list = append(list, p)
+	}
+	return list, nil
+}
+
+// platformHelp is --platform's help, for build and plan.
+const platformHelp = "Target platforms, comma-separated (os/arch[/variant] or a Nix system such as aarch64-linux; default: the builder's, for plan this machine's)"
+
+// isContextDir tells a build context from ROOTs: one argument that is a
+// directory and not in a store, nor a symlink into one.
+func isContextDir(args []string) bool {
+	if len(args) != 1 {
+		return false
+	}
+	if _, err := hoststore.ResolveRoot(args[0], ""); err == nil {
+		return false
+	}
+	fi, err := os.Stat(args[0])
+	return err == nil && fi.IsDir()
+}
+
+// manifestArg tells whether the arguments are a manifest: one argument
+// that is a file and not a store path or a symlink into the store.
+func manifestArg(args []string, storeDir string) (string, bool) {
+	if len(args) != 1 {
+		return "", false
+	}
+	arg := args[0]
+	if storeDir != "" {
+		if abs, err := filepath.Abs(storeDir); err == nil {
+			storeDir = abs
+		}
+	}
+	abs, err := filepath.Abs(arg)
+	if err != nil || store.LooksInStore(abs) {
+		return "", false
+	}
+	fi, err := os.Lstat(arg)
+	if err != nil {
+		return "", false
+	}
+	if fi.Mode()&os.ModeSymlink != 0 {
+		if _, err := hoststore.ResolveRoot(arg, storeDir); err == nil {
+			return "", false
+		}
+		if fi, err = os.Stat(arg); err != nil {
+			return "", false
+		}
+	}
+	return arg, fi.Mode().IsRegular()
+}
