@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"slices"
 	"strings"
@@ -117,6 +118,38 @@ func TestPluginBuildRoots(t *testing.T) {
 			}
 			if out := dockerRun(t, "--rm", b.tag); strings.TrimSpace(out) != greeting {
 				t.Errorf("docker run printed %q, want %q\nbuild progress:\n%s", out, greeting, progress)
+			}
+		})
+	}
+}
+
+// TestPluginPlanIsTheBuildsPlan: `plan` of ROOTs and of a manifest prints
+// exactly the plan that `build` of the same input records in the image it
+// loads into Docker 20.10, with the budget the customisation layer shares.
+func TestPluginPlanIsTheBuildsPlan(t *testing.T) {
+	withoutFrontendImage(t)
+	c := nixClosure(t)
+	df := writeFile(t, c.dir, "app.storepack", manifest("./result", "path-info.json", "LAYERS --max=4 --strategy=per-path"))
+	for name, input := range map[string][]string{
+		"roots":    {"--max-layers", "3", filepath.Join(c.dir, "result")},
+		"manifest": {"-f", df, c.dir},
+	} {
+		t.Run(name, func(t *testing.T) {
+			tag := "storepack-e2e/plan-is-build:" + name
+			mustPluginEnv(t, engineEnv, append([]string{"build", "-q", "-t", tag}, input...)...)
+			t.Cleanup(func() { cmd(nil, bed.docker, "rmi", "-f", tag) })
+			recorded := pluginDecodePlan(t, "the recorded plan", must(t, nil, bed.docker, "image", "inspect", "-f", `{{index .Config.Labels "dev.storepack.plan"}}`, tag))
+			planArgs := input
+			if name == "manifest" {
+				planArgs = []string{"--context", c.dir, df}
+			}
+			stdout, _ := mustPluginEnv(t, engineEnv, append([]string{"plan", "--format", "json"}, planArgs...)...)
+			if planned := pluginDecodePlan(t, "plan", stdout); !reflect.DeepEqual(planned, recorded) {
+				t.Errorf("plan printed:\n%+v\nbuild recorded:\n%+v", planned, recorded)
+			}
+			// The budget counts the customisation layer (LINK /bin).
+			if budget := map[string]int{"roots": 2, "manifest": 3}[name]; len(recorded.Layers) > budget {
+				t.Errorf("%d store layers, want at most %d", len(recorded.Layers), budget)
 			}
 		})
 	}

@@ -17,7 +17,6 @@ import (
 	"maps"
 	"slices"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/containerd/platforms"
@@ -28,12 +27,13 @@ import (
 	dockerspec "github.com/moby/docker-image-spec/specs-go/v1"
 	"github.com/opencontainers/go-digest"
 	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
+	"golang.org/x/sync/errgroup"
+
 	"github.com/storepack/storepack/frontend/inputs"
 	"github.com/storepack/storepack/frontend/manifest"
 	"github.com/storepack/storepack/layering"
 	"github.com/storepack/storepack/llb/layerllb"
 	"github.com/storepack/storepack/store"
-	"golang.org/x/sync/errgroup"
 )
 
 // The build arguments the conversion reads besides the manifest's ARGs.
@@ -307,20 +307,7 @@ func (c *conversion) platform(ctx context.Context, p ocispecs.Platform) (Image, 
 		return Image{}, err
 	}
 	if hasCustomisation {
-		// RUN commands see the image's environment, the base's included.
-		runs := make([]layerllb.Run, len(spec.Runs))
-		for i, r := range spec.Runs {
-			where := fmt.Sprintf("line %d", r.Location[0].Start.Line)
-			if c.opt.SourceMap != nil {
-				where = fmt.Sprintf("%s:%d", c.opt.SourceMap.Filename, r.Location[0].Start.Line)
-			}
-			runs[i] = layerllb.Run{
-				Args:  r.Args,
-				Env:   config.Config.Env,
-				Name:  fmt.Sprintf("[%s] RUN %s", where, strings.Join(r.Args, " ")),
-				Where: c.opt.SourceMap.Location(Ranges(r.Location)),
-			}
-		}
+		runs := c.runs(spec, config.Config.Env)
 		if st, err = layerllb.CustomisationLayer(ctx, st, custom, copies, runs, c.caps, c.opt.Stager, c.opt.Differ, layerOpt); err != nil {
 			var runErr *layerllb.RunError
 			if errors.Is(err, layerllb.ErrNoDiffer) || errors.As(err, &runErr) {
@@ -392,30 +379,6 @@ func (c *conversion) readPrevious(ctx context.Context, ref string, p ocispecs.Pl
 		return nil, fmt.Errorf("%s: no previous image can be read here", ref)
 	}
 	return c.opt.ReadPrevious(ctx, ref, p)
-}
-
-// customisation gathers the LINK and DIR entries; a relative LINK target
-// resolves inside the first root.
-func customisation(spec *manifest.Spec, firstRoot store.Path) layerllb.Customisation {
-	var c layerllb.Customisation
-	for _, d := range spec.Dirs {
-		dir := layerllb.Dir{Path: d.Path, Mode: d.Mode}
-		if d.Owner != nil {
-			dir.Owner = &layerllb.Owner{UID: d.Owner.UID, GID: d.Owner.GID}
-		}
-		c.Dirs = append(c.Dirs, dir)
-	}
-	if a := spec.Account; a != nil {
-		c.Dirs = append(c.Dirs, layerllb.Dir{Path: a.Home, Mode: 0o755, Owner: &layerllb.Owner{UID: a.Owner.UID, GID: a.Owner.GID}})
-	}
-	for _, l := range spec.Links {
-		target := l.Target
-		if target[0] != '/' {
-			target = firstRoot.String() + "/" + target
-		}
-		c.Links = append(c.Links, layerllb.Link{Path: l.Path, Target: target})
-	}
-	return c
 }
 
 // Ranges are a manifest location as LLB source maps and errors hold it.

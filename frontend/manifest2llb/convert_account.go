@@ -11,6 +11,7 @@ import (
 
 	"github.com/moby/buildkit/frontend/dockerfile/parser"
 	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
+
 	"github.com/storepack/storepack/frontend/manifest"
 	"github.com/storepack/storepack/llb/layerllb"
 )
