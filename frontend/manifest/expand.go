@@ -1,6 +1,7 @@
 package manifest
 
 import (
+	"slices"
 	"strings"
 
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
@@ -17,9 +18,9 @@ func (m *Manifest) Expand(opt Options) (*Spec, error) {
 		spec: &Spec{StoreDir: DefaultStoreDir, Layers: Layers{Max: DefaultMaxLayers}},
 	}
 	e.defineRoot(RootVariable)
-	for _, s := range m.steps {
-		if err := s.instr.expand(e, s.loc); err != nil {
-			return nil, parser.WithLocation(err, s.loc)
+	for _, cmd := range m.commands {
+		if err := e.dispatch(cmd); err != nil {
+			return nil, parser.WithLocation(err, cmd.Location())
 		}
 	}
 	// ENTRYPOINT and CMD are not expanded in a Dockerfile; here only root
@@ -75,19 +76,23 @@ func (e *expansion) word(w string) (string, error) {
 	return s, err
 }
 
-// pairs expands the keys and values of ENV or LABEL into new pairs.
-func (e *expansion) pairs(kvs instructions.KeyValuePairs) (instructions.KeyValuePairs, error) {
-	out := make(instructions.KeyValuePairs, len(kvs))
+// pairs expands the keys and values of ENV or LABEL, all before the first
+// is set, as in a Dockerfile, and then sets each.
+func (e *expansion) pairs(kvs instructions.KeyValuePairs, set func(key, value string)) error {
+	expanded := make(instructions.KeyValuePairs, len(kvs))
 	for i, kv := range kvs {
 		var err error
-		if out[i].Key, err = e.word(kv.Key); err != nil {
-			return nil, err
+		if expanded[i].Key, err = e.word(kv.Key); err != nil {
+			return err
 		}
-		if out[i].Value, err = e.word(kv.Value); err != nil {
-			return nil, err
+		if expanded[i].Value, err = e.word(kv.Value); err != nil {
+			return err
 		}
 	}
-	return out, nil
+	for _, kv := range expanded {
+		set(kv.Key, kv.Value)
+	}
+	return nil
 }
 
 // vars is the variables visible to ${...} expansion: ARGs and ENVs declared
@@ -115,3 +120,13 @@ func (v *vars) Get(k string) (string, bool) {
 }
 
 func (v *vars) Keys() []string { return v.keys }
+
+// shellForm turns a shell-form command line into its exec form run by sh,
+// as a Dockerfile does; the image must then hold sh. The result is a copy,
+// which expandRoots may rewrite.
+func shellForm(c instructions.ShellDependantCmdLine, sh string) []string {
+	if c.PrependShell {
+		return []string{sh, "-c", strings.Join(c.CmdLine, " ")}
+	}
+	return slices.Clone(c.CmdLine)
+}

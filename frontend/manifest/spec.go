@@ -18,8 +18,8 @@ const DefaultMaxLayers = 100
 // build arguments and variables not yet expanded. Nothing changes it after
 // Parse, so Expand may run on it from several goroutines at once.
 type Manifest struct {
-	escape rune // the escape directive's token, which the lexer needs
-	steps  []step
+	escape   rune // the escape directive's token, which the lexer needs
+	commands []command
 }
 
 // Spec is a manifest expanded with build arguments and root variables.
