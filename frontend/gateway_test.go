@@ -148,14 +148,23 @@ func TestBuildErrorSource(t *testing.T) {
 func localSources(t *testing.T, def *pb.Definition) []*pb.SourceOp {
 	t.Helper()
 	var srcs []*pb.SourceOp
-	for _, dt := range def.Def {
-		var op pb.Op
-		if err := op.UnmarshalVT(dt); err != nil {
-			t.Fatal(err)
-		}
+	for _, op := range definitionOps(t, def) {
 		if s := op.GetSource(); s != nil && strings.HasPrefix(s.Identifier, "local://") {
 			srcs = append(srcs, s)
 		}
 	}
 	return srcs
+}
+
+// definitionOps decodes the ops of def, in order.
+func definitionOps(t *testing.T, def *pb.Definition) []*pb.Op {
+	t.Helper()
+	ops := make([]*pb.Op, len(def.Def))
+	for i, dt := range def.Def {
+		ops[i] = &pb.Op{}
+		if err := ops[i].UnmarshalVT(dt); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return ops
 }

@@ -122,7 +122,7 @@ func TestStage(t *testing.T) {
 // testStore writes two store paths, the app referencing the data path, as
 // two parts of a scan would mount them: the app under dir/store/0, the data
 // under dir/store/1.
-func testStore(t *testing.T, dir string) (app, data store.Path) {
+func testStore(t testing.TB, dir string) (app, data store.Path) {
 	t.Helper()
 	data, _ = store.ParsePath("/nix/store/00000000000000000000000000000000-data")
 	app, _ = store.ParsePath("/nix/store/11111111111111111111111111111111-app")

@@ -49,6 +49,11 @@ func elfPlatform(header []byte) (p ocispecs.Platform, ok bool, err error) {
 		return p, false, nil
 	}
 	class, data := elf.Class(header[elf.EI_CLASS]), elf.Data(header[elf.EI_DATA])
+	// The class tells MIPS and RISC-V apart by word size: another value
+	// is no ELF file a machine runs, not a 32-bit one.
+	if class != elf.ELFCLASS32 && class != elf.ELFCLASS64 {
+		return p, true, fmt.Errorf("ELF header has unknown class %d", class)
+	}
 	var order binary.ByteOrder
 	switch data {
 	case elf.ELFDATA2LSB:

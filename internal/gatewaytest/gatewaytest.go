@@ -1,14 +1,16 @@
 // Package gatewaytest is a BuildKit gateway client for in-process tests of
 // a frontend: it serves the local sources of a build from host
 // directories, as a builder would after a transfer, and records what was
-// solved. ExecOps are not run: a test gives the frontend everything it
-// needs without the in-builder helper.
+// solved. The only ExecOps it runs are the in-builder helper's scans
+// (package inbuilder), with the helper's own functions, when the client
+// names a frontend image for them to run in.
 package gatewaytest
 
 import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"path"
@@ -17,6 +19,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/distribution/reference"
 	"github.com/moby/buildkit/client/llb"
 	"github.com/moby/buildkit/client/llb/sourceresolver"
 	"github.com/moby/buildkit/frontend/gateway/client"
@@ -25,6 +28,7 @@ import (
 	"github.com/moby/buildkit/util/apicaps"
 	digest "github.com/opencontainers/go-digest"
 	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
+	"github.com/storepack/storepack/frontend/inbuilder"
 	fstypes "github.com/tonistiigi/fsutil/types"
 )
 
@@ -40,9 +44,15 @@ type Client struct {
 	LLBCaps *apicaps.CapSet
 	// Platform is the worker's.
 	Platform ocispecs.Platform
+	// Frontend is the image of the running frontend (CurrentFrontend), ""
+	// for none: the scans of an ExecOp on it run in-process, over the
+	// directories its mounts hold, writing below WorkDir.
+	Frontend string
+	WorkDir  string
 
 	mu     sync.Mutex
 	solved []*pb.Definition
+	ran    []inbuilder.Command
 }
 
 var _ client.Client = (*Client)(nil)
@@ -52,6 +62,13 @@ func (c *Client) Solved() []*pb.Definition {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return slices.Clone(c.solved)
+}
+
+// Ran returns the helper's commands run so far, in order.
+func (c *Client) Ran() []inbuilder.Command {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return slices.Clone(c.ran)
 }
 
 // BuildOpts implements client.Client.
@@ -69,38 +86,26 @@ func (c *Client) BuildOpts() client.BuildOpts {
 }
 
 // Solve implements client.Client. A definition whose result is a local
-// source (or a FileOp over one) is served from its directory, filtered by
-// its include patterns; any other result reads as empty.
-func (c *Client) Solve(_ context.Context, req client.SolveRequest) (*client.Result, error) {
+// source is served from its directory, filtered by its include patterns;
+// one whose result is an output of the helper's ExecOp is that output
+// after the helper ran; any other result reads as empty.
+func (c *Client) Solve(ctx context.Context, req client.SolveRequest) (*client.Result, error) {
 	c.mu.Lock()
 	c.solved = append(c.solved, req.Definition)
 	c.mu.Unlock()
-	ref := &Ref{}
-	if src, err := resultSource(req.Definition); err != nil {
+	ref, err := c.result(ctx, req.Definition)
+	if err != nil {
 		return nil, err
-	} else if src != nil {
-		name := strings.TrimPrefix(src.Identifier, "local://")
-		dir, ok := c.Locals[name]
-		if !ok {
-			return nil, errors.New("gatewaytest: no local source " + name)
-		}
-		ref.Dir = dir
-		if p := src.Attrs[pb.AttrIncludePatterns]; p != "" {
-			if err := json.Unmarshal([]byte(p), &ref.Include); err != nil {
-				return nil, err
-			}
-		}
 	}
 	res := client.NewResult()
 	res.SetRef(ref)
 	return res, nil
 }
 
-// resultSource returns the local source that a definition's result is,
-// or nil when the result is something else.
-func resultSource(def *pb.Definition) (*pb.SourceOp, error) {
+// result returns what a definition's result holds.
+func (c *Client) result(ctx context.Context, def *pb.Definition) (*Ref, error) {
 	if def == nil || len(def.Def) < 2 {
-		return nil, nil
+		return &Ref{}, nil
 	}
 	ops := map[string]*pb.Op{}
 	var last *pb.Op
@@ -114,12 +119,206 @@ func resultSource(def *pb.Definition) (*pb.SourceOp, error) {
 	}
 	// The last op is the terminal one, which names the result.
 	if len(last.Inputs) != 1 {
+		return &Ref{}, nil
+	}
+	in := last.Inputs[0]
+	op := ops[in.Digest]
+	if src := op.GetSource(); src != nil && strings.HasPrefix(src.Identifier, "local://") {
+		return c.local(src)
+	}
+	if c.runsHelper(op, ops) {
+		return c.runHelper(ctx, op, ops, in.Index)
+	}
+	return &Ref{}, nil
+}
+
+// local returns the directory of a local source, as far as it was
+// transferred.
+func (c *Client) local(src *pb.SourceOp) (*Ref, error) {
+	name := strings.TrimPrefix(src.Identifier, "local://")
+	dir, ok := c.Locals[name]
+	if !ok {
+		return nil, errors.New("gatewaytest: no local source " + name)
+	}
+	ref := &Ref{Dir: dir}
+	if p := src.Attrs[pb.AttrIncludePatterns]; p != "" {
+		if err := json.Unmarshal([]byte(p), &ref.Include); err != nil {
+			return nil, err
+		}
+	}
+	return ref, nil
+}
+
+// CurrentFrontend is what the gateway's own client offers: the frontend's
+// image, which the frontend runs its helper in; nil without Frontend.
+func (c *Client) CurrentFrontend() (*llb.State, error) {
+	if c.Frontend == "" {
 		return nil, nil
 	}
-	if src := ops[last.Inputs[0].Digest].GetSource(); src != nil && strings.HasPrefix(src.Identifier, "local://") {
-		return src, nil
+	st := llb.Image(c.Frontend)
+	return &st, nil
+}
+
+// runsHelper reports whether op is an ExecOp on the image Frontend.
+func (c *Client) runsHelper(op *pb.Op, ops map[string]*pb.Op) bool {
+	exec := op.GetExec()
+	if c.Frontend == "" || exec == nil {
+		return false
 	}
-	return nil, nil
+	named, err := reference.ParseNormalizedNamed(c.Frontend)
+	if err != nil {
+		return false
+	}
+	// llb.Image names the image by its normalized reference.
+	image := "docker-image://" + reference.TagNameOnly(named).String()
+	for _, m := range exec.Mounts {
+		if m.Dest == "/" && m.Input >= 0 {
+			return ops[op.Inputs[m.Input].Digest].GetSource().GetIdentifier() == image
+		}
+	}
+	return false
+}
+
+// runHelper runs the scan that the helper's ExecOp op asks for with the
+// helper's own Main, on the host directories that its mounts hold, and
+// returns the mount that is its output numbered output. A store path the
+// request names must be in its mount's transfer, or the builder's helper
+// would not find it there.
+func (c *Client) runHelper(ctx context.Context, op *pb.Op, ops map[string]*pb.Op, output int64) (*Ref, error) {
+	exec := op.GetExec()
+	args := exec.Meta.Args // BINARY COMMAND REQUEST OUTDIR
+	scans := []inbuilder.Command{inbuilder.FindHashes, inbuilder.CheckStore, inbuilder.HashStore}
+	if len(args) != 4 || !slices.Contains(scans, inbuilder.Command(args[1])) {
+		return nil, fmt.Errorf("gatewaytest: the helper's command line %q is not one that runs here", args)
+	}
+	if c.WorkDir == "" {
+		return nil, errors.New("gatewaytest: no WorkDir for the helper's files")
+	}
+	mounts := map[string]*Ref{}
+	for _, m := range exec.Mounts {
+		if m.Dest == "/" {
+			continue
+		}
+		ref, err := c.mount(op, ops, m)
+		if err != nil {
+			return nil, fmt.Errorf("gatewaytest: mount %s: %w", m.Dest, err)
+		}
+		mounts[m.Dest] = ref
+	}
+	out := slices.IndexFunc(exec.Mounts, func(m *pb.Mount) bool { return m.Output == output })
+	if out < 0 {
+		return nil, fmt.Errorf("gatewaytest: the helper has no output %d", output)
+	}
+	request, err := hostFile(mounts, args[2])
+	if err != nil {
+		return nil, err
+	}
+	data, err := os.ReadFile(request)
+	if err != nil {
+		return nil, err
+	}
+	var req inbuilder.ScanRequest
+	if err := json.Unmarshal(data, &req); err != nil {
+		return nil, err
+	}
+	for i, part := range req.Parts {
+		ref, rel, err := mountOf(mounts, part.StoreDir)
+		if err != nil {
+			return nil, err
+		}
+		for _, p := range part.Paths {
+			if !ref.visible(path.Join(rel, p.Base())) {
+				return nil, fmt.Errorf("gatewaytest: the helper scans %s, which the transfer mounted at %s lacks", p, part.StoreDir)
+			}
+		}
+		req.Parts[i].StoreDir = filepath.Join(ref.Dir, filepath.FromSlash(rel))
+	}
+	if data, err = json.Marshal(req); err != nil {
+		return nil, err
+	}
+	// The request mount is read-only: the request with host paths goes
+	// in a directory of its own.
+	dir, err := os.MkdirTemp(c.WorkDir, "request-*")
+	if err != nil {
+		return nil, err
+	}
+	request = filepath.Join(dir, path.Base(args[2]))
+	if err := os.WriteFile(request, data, 0o644); err != nil {
+		return nil, err
+	}
+	outDir, err := hostFile(mounts, args[3])
+	if err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	c.ran = append(c.ran, inbuilder.Command(args[1]))
+	c.mu.Unlock()
+	// ok is true: the command is one of Main's.
+	if _, err := inbuilder.Main(ctx, []string{args[1], request, outDir}); err != nil {
+		return nil, fmt.Errorf("gatewaytest: %s: %w", args[1], err)
+	}
+	return mounts[exec.Mounts[out].Dest], nil
+}
+
+// mount returns the directory that the mount m of the ExecOp op holds: a
+// local source's, or a new one, empty for scratch or with the files of a
+// FileOp that makes files on scratch.
+func (c *Client) mount(op *pb.Op, ops map[string]*pb.Op, m *pb.Mount) (*Ref, error) {
+	if m.Selector != "" || m.MountType != pb.MountType_BIND {
+		return nil, fmt.Errorf("mount of type %v with selector %q: not supported", m.MountType, m.Selector)
+	}
+	var made *pb.FileOp
+	if m.Input != int64(pb.Empty) {
+		in := ops[op.Inputs[m.Input].Digest]
+		if src := in.GetSource(); src != nil && strings.HasPrefix(src.Identifier, "local://") {
+			return c.local(src)
+		}
+		if made = in.GetFile(); made == nil || len(in.Inputs) > 0 {
+			return nil, errors.New("not scratch, a local source or files made on scratch")
+		}
+	}
+	dir, err := os.MkdirTemp(c.WorkDir, "mount-*")
+	if err != nil {
+		return nil, err
+	}
+	for _, a := range made.GetActions() {
+		mk := a.GetMkfile()
+		if mk == nil {
+			return nil, fmt.Errorf("file action %T: not supported", a.Action)
+		}
+		file := filepath.Join(dir, filepath.FromSlash(mk.Path))
+		if err := os.MkdirAll(filepath.Dir(file), 0o755); err != nil {
+			return nil, err
+		}
+		if err := os.WriteFile(file, mk.Data, fs.FileMode(mk.Mode)); err != nil {
+			return nil, err
+		}
+	}
+	return &Ref{Dir: dir}, nil
+}
+
+// mountOf returns the mount that holds the absolute path name in the
+// helper's file system (the deepest, as mounts nest), and name below it.
+func mountOf(mounts map[string]*Ref, name string) (*Ref, string, error) {
+	name = path.Clean(name)
+	for dir := name; ; dir = path.Dir(dir) {
+		if ref, ok := mounts[dir]; ok {
+			return ref, strings.TrimPrefix(strings.TrimPrefix(name, dir), "/"), nil
+		}
+		if dir == "/" {
+			return nil, "", fmt.Errorf("gatewaytest: no mount holds %s", name)
+		}
+	}
+}
+
+// hostFile is where the host holds the absolute path name of the helper's
+// file system.
+func hostFile(mounts map[string]*Ref, name string) (string, error) {
+	ref, rel, err := mountOf(mounts, name)
+	if err != nil {
+		return "", err
+	}
+	return filepath.Join(ref.Dir, filepath.FromSlash(rel)), nil
 }
 
 // ResolveImageConfig implements client.Client: no image exists.

@@ -12,6 +12,7 @@ import (
 	dockerspec "github.com/moby/docker-image-spec/specs-go/v1"
 	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/storepack/storepack/layering"
+	"github.com/storepack/storepack/store"
 )
 
 // PlanLabel is the image label that records the layer plan, so that a later
@@ -32,6 +33,13 @@ func RecordedPlan(labels map[string]string) (*layering.Plan, error) {
 	var plan layering.Plan
 	if err := json.Unmarshal([]byte(label), &plan); err != nil {
 		return nil, fmt.Errorf("label %s: %w", PlanLabel, err)
+	}
+	// JSON's null leaves a path zero, where every string is parsed: a
+	// plan with one could not be recorded again.
+	for i, layer := range plan.Layers {
+		if slices.Contains(layer.Paths, store.Path{}) {
+			return nil, fmt.Errorf("label %s: layer %d lists null as a store path", PlanLabel, i+1)
+		}
 	}
 	return &plan, nil
 }

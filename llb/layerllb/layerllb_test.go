@@ -18,7 +18,7 @@ import (
 	"github.com/storepack/storepack/store"
 )
 
-func mustPath(t *testing.T, s string) store.Path {
+func mustPath(t testing.TB, s string) store.Path {
 	t.Helper()
 	p, err := store.ParsePath(s)
 	if err != nil {
@@ -27,7 +27,7 @@ func mustPath(t *testing.T, s string) store.Path {
 	return p
 }
 
-func testPlan(t *testing.T) layering.Plan {
+func testPlan(t testing.TB) layering.Plan {
 	libc := mustPath(t, "/nix/store/0000000000000000000000000000000a-glibc-2.39")
 	lib := mustPath(t, "/nix/store/0000000000000000000000000000000b-zlib-1.3")
 	app := mustPath(t, "/nix/store/0000000000000000000000000000000c-hello-1.0")
