@@ -305,7 +305,20 @@ func (g *gatewaySource) scan(ctx context.Context, helper inbuilder.Helper, comma
 	if err != nil {
 		return nil, err
 	}
-	return inbuilder.DecodeScanResult(data, where)
+	found, err := inbuilder.DecodeScanResult(data, where)
+	if err != nil {
+		return nil, err
+	}
+	// A result that leaves a path out would read as a path with no size
+	// and no references.
+	for _, part := range parts {
+		for _, p := range part.Paths {
+			if _, ok := found[p.String()]; !ok {
+				return nil, fmt.Errorf("the scan of %s in the builder reported nothing of %s", where, p)
+			}
+		}
+	}
+	return found, nil
 }
 
 // storeSource transfers the given store paths into the builder's copy
