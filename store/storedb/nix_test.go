@@ -192,8 +192,8 @@ func (s *nixStore) build(t *testing.T) []string {
 		t.Fatal(err)
 	}
 	bb := strings.TrimSpace(string(s.run(t, "nix-store", "--add", src)))
-	app := strings.TrimSpace(string(s.run(t, "nix-build", "--no-out-link", "--argstr", "busybox", bb, "-A", "app", "../store/testdata/nixstore.nix")))
-	hello := strings.TrimSpace(string(s.run(t, "nix-build", "--no-out-link", "--argstr", "busybox", bb, "../e2e/testdata/hello.nix")))
+	app := strings.TrimSpace(string(s.run(t, "nix-build", "--no-out-link", "--argstr", "busybox", bb, "-A", "app", "../testdata/nixstore.nix")))
+	hello := strings.TrimSpace(string(s.run(t, "nix-build", "--no-out-link", "--argstr", "busybox", bb, "../../e2e/testdata/hello.nix")))
 	return []string{app, hello}
 }
 
