@@ -84,6 +84,26 @@ func NarSize(fsys fs.FS, p Path) (uint64, error) {
 	return walkNAR(fsys, p, nopVisitor{})
 }
 
+// WalkPath calls fn for every node of store path p in fsys (as NarSize reads
+// it): p's entry, then what it holds, in the order of the NAR (depth first,
+// names bytewise), which is also the order of a layer's tar. name is the
+// node's path in fsys. What a NAR cannot hold is refused as NarSize refuses
+// it, before fn sees it.
+func WalkPath(fsys fs.FS, p Path, fn func(name string, info fs.FileInfo) error) error {
+	if err := p.check(); err != nil {
+		return err
+	}
+	_, err := walkNAR(fsys, p, nodeVisitor(fn))
+	return err
+}
+
+// nodeVisitor hands every node to a function and nothing else.
+type nodeVisitor func(name string, info fs.FileInfo) error
+
+func (nodeVisitor) text(string)                                {}
+func (nodeVisitor) file(string, int64) error                   { return nil }
+func (v nodeVisitor) node(name string, info fs.FileInfo) error { return v(name, info) }
+
 // narVisitor receives what the NAR of a store path contains besides its fixed
 // tokens: the strings (entry names and symlink targets) and the regular files,
 // whose contents it may read through name, a path in the walked fs.FS. The
@@ -99,6 +119,13 @@ type narVisitor interface {
 type narSerialVisitor interface {
 	narVisitor
 	fixed(serialised []byte)
+}
+
+// narNodeVisitor is a narVisitor that also receives every node, before
+// what the NAR holds of it.
+type narNodeVisitor interface {
+	narVisitor
+	node(name string, info fs.FileInfo) error
 }
 
 type nopVisitor struct{}
@@ -127,6 +154,11 @@ func walkNAR(fsys fs.FS, p Path, v narVisitor) (uint64, error) {
 
 // walkNode returns the serialised size of the node at name, described by info.
 func walkNode(fsys fs.FS, p Path, name string, info fs.FileInfo, v narVisitor) (uint64, error) {
+	if nv, ok := v.(narNodeVisitor); ok && info.Mode()&(fs.ModeSetuid|fs.ModeSetgid|fs.ModeType&^(fs.ModeDir|fs.ModeSymlink)) == 0 {
+		if err := nv.node(name, info); err != nil {
+			return 0, err
+		}
+	}
 	switch mode := info.Mode(); {
 	case mode&(fs.ModeSetuid|fs.ModeSetgid) != 0:
 		// A NAR cannot record these bits, so no store path built by Nix

@@ -1,0 +1,146 @@
+// Package layertar writes a store layer's tar on the host: the very bytes
+// BuildKit's differ writes for a layer that holds the same store paths, for
+// both drive containerd's archive change writer with the same entries. The
+// plugin thus knows a layer's digest before any builder sees it.
+//
+// A layer holds the store directory and its parents (mode 0755), then its
+// store paths, whole, depth first with names in byte order; every entry
+// owned by 0:0 with the modification time of the build, modes and symlink
+// targets as in the store, no hard links.
+package layertar
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/containerd/containerd/v2/pkg/archive"
+	cfs "github.com/containerd/continuity/fs"
+
+	"github.com/storepack/storepack/store"
+)
+
+// Layer is one store layer to write.
+type Layer struct {
+	StoreDir string       // the store directory in the image, such as /nix/store
+	HostDir  string       // where the store's entries are on the host
+	Paths    []store.Path // the layer's store paths, in StoreDir
+	Epoch    time.Time    // every entry's modification time
+}
+
+// Write writes l's tar to w. What a store path cannot hold (devices, fifos,
+// sockets, setuid and setgid bits) is an error naming the file.
+func Write(ctx context.Context, w io.Writer, l Layer) error {
+	source, done, err := sourceDir(l.HostDir, l.StoreDir)
+	if err != nil {
+		return err
+	}
+	defer done()
+	cw := archive.NewChangeWriter(w, source)
+	if err := write(ctx, cw, l); err != nil {
+		_ = cw.Close()
+		return err
+	}
+	return cw.Close()
+}
+
+func write(ctx context.Context, cw *archive.ChangeWriter, l Layer) error {
+	// The store directory and its parents, as the image has them.
+	for dir := range parents(l.StoreDir) {
+		if err := cw.HandleChange(cfs.ChangeKindAdd, dir, entry{name: path.Base(dir), mode: fs.ModeDir | 0o755, mtime: l.Epoch}, nil); err != nil {
+			return err
+		}
+	}
+	paths := slices.Clone(l.Paths)
+	slices.SortFunc(paths, func(a, b store.Path) int { return strings.Compare(a.Base(), b.Base()) })
+	fsys := os.DirFS(l.HostDir)
+	for _, p := range paths {
+		if p.Dir != l.StoreDir {
+			return fmt.Errorf("%s is not in the layer's store directory %s", p, l.StoreDir)
+		}
+		err := store.WalkPath(fsys, p, func(name string, info fs.FileInfo) error {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			return cw.HandleChange(cfs.ChangeKindAdd, path.Join(l.StoreDir, name), entry{
+				name:  info.Name(),
+				size:  info.Size(),
+				mode:  info.Mode(),
+				mtime: l.Epoch,
+			}, nil)
+		})
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// parents yields the directories from the root down to dir, itself
+// included: /nix, /nix/store.
+func parents(dir string) func(yield func(string) bool) {
+	return func(yield func(string) bool) {
+		for i := 1; i <= len(dir); i++ {
+			if (i == len(dir) || dir[i] == '/') && !yield(dir[:i]) {
+				return
+			}
+		}
+	}
+}
+
+// sourceDir returns the directory the change writer reads entries from: one
+// in which StoreDir is the store's host directory. That is the host
+// directory's ancestor when it ends with StoreDir (/nix/store on / or below
+// a store root), else a temporary directory linking StoreDir to it, which
+// done removes.
+func sourceDir(hostDir, storeDir string) (source string, done func(), err error) {
+	hostDir, err = filepath.Abs(hostDir)
+	if err != nil {
+		return "", nil, err
+	}
+	if rest, ok := strings.CutSuffix(filepath.ToSlash(hostDir), storeDir); ok {
+		if rest == "" {
+			rest = "/"
+		}
+		return filepath.FromSlash(rest), func() {}, nil
+	}
+	tmp, err := os.MkdirTemp("", "storepack-layer-")
+	if err != nil {
+		return "", nil, err
+	}
+	link := filepath.Join(tmp, filepath.FromSlash(storeDir))
+	if err := os.MkdirAll(filepath.Dir(link), 0o700); err != nil {
+		os.RemoveAll(tmp)
+		return "", nil, err
+	}
+	if err := os.Symlink(hostDir, link); err != nil {
+		os.RemoveAll(tmp)
+		return "", nil, err
+	}
+	return tmp, func() { os.RemoveAll(tmp) }, nil
+}
+
+// entry is a layer entry as the change writer reads it: its Sys says owner
+// 0:0, one link (no entry is a hard link) and no device.
+type entry struct {
+	name  string
+	size  int64
+	mode  fs.FileMode
+	mtime time.Time
+}
+
+var _ fs.FileInfo = entry{}
+
+func (e entry) Name() string       { return e.name }
+func (e entry) Size() int64        { return e.size }
+func (e entry) Mode() fs.FileMode  { return e.mode }
+func (e entry) ModTime() time.Time { return e.mtime }
+func (e entry) IsDir() bool        { return e.mode.IsDir() }
+func (e entry) Sys() any           { return entrySys() }

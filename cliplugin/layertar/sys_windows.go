@@ -1,0 +1,4 @@
+package layertar
+
+// entrySys is nothing on Windows, where the change writer reads no stat.
+func entrySys() any { return nil }
