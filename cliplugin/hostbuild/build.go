@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/containerd/containerd/v2/core/content"
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/containerd/platforms"
 	"github.com/docker/cli/cli/config/configfile"
@@ -68,6 +69,7 @@ func Build(ctx context.Context, b *Builder, in *Input, out Output) (*Result, err
 		return nil, err
 	}
 	defer os.RemoveAll(stageDir)
+	defer in.layers.Close()
 	exports, finish, err := exportEntries(ctx, out.Exports)
 	if err != nil {
 		return nil, err
@@ -117,6 +119,7 @@ func Build(ctx context.Context, b *Builder, in *Input, out Output) (*Result, err
 			return err
 		}
 		solveOpt.Session = append(solveOpt.Session, filesync.NewFSSyncProvider(newLocalDirs(in.locals)))
+		solveOpt.OCIStores = map[string]content.Store{LayerStoreID: in.layers}
 		resp, err = b.Client.Build(egCtx, solveOpt, "storepack", func(ctx context.Context, c gateway.Client) (*gateway.Result, error) {
 			res, err := in.solve(ctx, c, conv)
 			convErr = err

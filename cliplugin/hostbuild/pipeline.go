@@ -11,6 +11,7 @@ import (
 	"github.com/opencontainers/go-digest"
 	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
 
+	"github.com/storepack/storepack/cliplugin/layerstore"
 	"github.com/storepack/storepack/frontend/manifest"
 	"github.com/storepack/storepack/frontend/manifest2llb"
 	"github.com/storepack/storepack/internal/version"
@@ -55,23 +56,26 @@ type Settings struct {
 type Input struct {
 	Request
 	conv   *manifest2llb.Input
-	locals *Locals // the local sources the conversion names, for the session
+	locals *Locals           // the local sources the conversion names, for the session
+	layers *layerstore.Store // the layers written on the host, for the session
 }
 
 // Open parses req's manifest and reads its inputs (roots, GRAPH files, the
 // platforms the roots are built for) from the host. Errors located in the
 // manifest name its file and line.
 func Open(ctx context.Context, req Request) (*Input, error) {
-	locals := &Locals{}
-	return open(ctx, req, HostSource{ContextDir: req.ContextDir, Root: req.StoreRoot, Discoverer: req.Discover, Locals: locals}, locals)
+	in := &Input{Request: req, locals: &Locals{}, layers: layerstore.New(context.WithoutCancel(ctx))}
+	return in, in.read(ctx, HostSource{ContextDir: req.ContextDir, Root: req.StoreRoot, Discoverer: req.Discover, Locals: in.locals, Layers: in.layers})
 }
 
-func open(ctx context.Context, req Request, source manifest2llb.Source, locals *Locals) (*Input, error) {
-	conv, err := manifest2llb.ReadInput(ctx, req.Manifest, req.BuildArgs, source)
+// read reads in's manifest and inputs through source.
+func (in *Input) read(ctx context.Context, source manifest2llb.Source) error {
+	conv, err := manifest2llb.ReadInput(ctx, in.Manifest, in.BuildArgs, source)
 	if err != nil {
-		return nil, req.located(err)
+		return in.located(err)
 	}
-	return &Input{Request: req, conv: conv, locals: locals}, nil
+	in.conv = conv
+	return nil
 }
 
 // located names the manifest file and line of a located error; a

@@ -208,9 +208,8 @@ func TestInputReadOnce(t *testing.T) {
 		Settings:   Settings{Platforms: []ocispecs.Platform{amd64}},
 	}
 	contexts, reads := 0, map[string]int{}
-	locals := &Locals{}
-	in, err := open(context.Background(), req, countingSource{HostSource{ContextDir: f.CtxDir, Locals: locals}, &contexts, reads}, locals)
-	if err != nil {
+	in := &Input{Request: req, locals: &Locals{}}
+	if err := in.read(context.Background(), countingSource{HostSource{ContextDir: f.CtxDir, Locals: in.locals}, &contexts, reads}); err != nil {
 		t.Fatal(err)
 	}
 	first := in.Key(amd64)

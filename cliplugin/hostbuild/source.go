@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"sync"
+	"time"
 
 	"github.com/containerd/platforms"
 	"github.com/moby/buildkit/client/llb"
@@ -16,6 +17,8 @@ import (
 	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/storepack/storepack/cliplugin/layerstore"
+	"github.com/storepack/storepack/cliplugin/layertar"
 	"github.com/storepack/storepack/frontend/inputs"
 	"github.com/storepack/storepack/frontend/manifest2llb"
 	"github.com/storepack/storepack/layering"
@@ -48,6 +51,10 @@ type HostSource struct {
 	// Locals records the host directory of each local source the LLB
 	// names, for the session that serves them; nil: none is served.
 	Locals *Locals
+	// Layers, if not nil, holds the layers written on the host for the
+	// session's content store LayerStoreID, to give builders that take
+	// them (manifest2llb.StoreOptions.WholeLayers).
+	Layers *layerstore.Store
 }
 
 var _ manifest2llb.Source = HostSource{}
@@ -102,6 +109,11 @@ func (h HostSource) StoreState(ctx context.Context, c *inputs.PlatformClosure, p
 			return manifest2llb.Store{}, err
 		}
 	}
+	if opt.WholeLayers && h.Layers != nil {
+		var err error
+		result.Layers, err = h.wholeLayers(ctx, c, plan, dir, opt.Epoch)
+		return result, err
+	}
 	src := make(layerllb.Source, len(plan.Layers))
 	for i, l := range plan.Layers {
 		name := fmt.Sprintf("%s-layer-%d", StoreLocalName, i+1)
@@ -121,6 +133,41 @@ func (h HostSource) StoreState(ctx context.Context, c *inputs.PlatformClosure, p
 	}
 	result.Layers = src
 	return result, nil
+}
+
+// LayerStoreID names the content store of the plugin's session that holds
+// the layers written on the host (HostSource.Layers).
+const LayerStoreID = "storepack-layers"
+
+// wholeLayers writes each layer of plan on the host, for its digest, and
+// gives it to the builder whole: an image of the one layer in the session's
+// content store, which the builder reads (and the layer is written again)
+// only for a blob it does not hold.
+func (h HostSource) wholeLayers(ctx context.Context, c *inputs.PlatformClosure, plan layering.Plan, dir string, epoch time.Time) (layerllb.Source, error) {
+	src := make(layerllb.Source, len(plan.Layers))
+	eg, ctx := errgroup.WithContext(ctx)
+	eg.SetLimit(runtime.GOMAXPROCS(0))
+	for i, l := range plan.Layers {
+		eg.Go(func() error {
+			layer := layertar.Layer{StoreDir: c.Graph.StoreDir(), HostDir: dir, Paths: l.Paths, Epoch: epoch}
+			diffID, size, err := layertar.Digest(ctx, layer)
+			if err != nil {
+				return err
+			}
+			desc, err := h.Layers.Add(layer, diffID, size, c.Platform)
+			if err != nil {
+				return err
+			}
+			st := llb.OCILayout("storepack/layer@"+desc.Digest.String(),
+				llb.OCIStore("", LayerStoreID),
+				llb.Platform(c.Platform),
+				llb.WithCustomName(fmt.Sprintf("layer %d/%d, written on the host (%d store paths, %s)", i+1, len(plan.Layers), len(l.Paths), diffID)),
+			)
+			src[i] = []layerllb.Part{{State: st, Dir: c.Graph.StoreDir(), Paths: l.Paths, Whole: true}}
+			return nil
+		})
+	}
+	return src, eg.Wait()
 }
 
 // TransferKey names the builder's copy of a layer's store paths: the same

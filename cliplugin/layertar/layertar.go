@@ -11,6 +11,7 @@ package layertar
 
 import (
 	"context"
+	"crypto/sha256"
 	"fmt"
 	"io"
 	"io/fs"
@@ -23,6 +24,7 @@ import (
 
 	"github.com/containerd/containerd/v2/pkg/archive"
 	cfs "github.com/containerd/continuity/fs"
+	"github.com/opencontainers/go-digest"
 
 	"github.com/storepack/storepack/store"
 )
@@ -144,3 +146,26 @@ func (e entry) Mode() fs.FileMode  { return e.mode }
 func (e entry) ModTime() time.Time { return e.mtime }
 func (e entry) IsDir() bool        { return e.mode.IsDir() }
 func (e entry) Sys() any           { return entrySys() }
+
+// Digest writes l's tar to nowhere and returns its digest (the layer's
+// diffID) and size.
+func Digest(ctx context.Context, l Layer) (digest.Digest, int64, error) {
+	h := sha256.New()
+	n := &counter{w: h}
+	if err := Write(ctx, n, l); err != nil {
+		return "", 0, err
+	}
+	return digest.NewDigestFromBytes(digest.SHA256, h.Sum(nil)), n.n, nil
+}
+
+// counter counts what it passes on.
+type counter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *counter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
+}

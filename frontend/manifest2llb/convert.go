@@ -69,6 +69,11 @@ type StoreOptions struct {
 	// NarHashes asks for every store path's NAR hash and size, read from
 	// its files, for the store database (STORE --with-db).
 	NarHashes bool
+	// WholeLayers says that the builder takes layers given whole
+	// (layerllb.Part.Whole): it merges layers and reads OCI layouts.
+	WholeLayers bool
+	// Epoch is every entry's modification time.
+	Epoch time.Time
 }
 
 // Store is what StoreState returns.
@@ -263,7 +268,12 @@ func (c *conversion) platform(ctx context.Context, p ocispecs.Platform) (Image, 
 		return Image{}, err
 	}
 	storeDB := spec.StoreDB && !c.opt.PlanOnly
-	src, err := c.in.source.StoreState(ctx, closure, plan, StoreOptions{Check: !c.opt.PlanOnly, NarHashes: storeDB})
+	src, err := c.in.source.StoreState(ctx, closure, plan, StoreOptions{
+		Check:       !c.opt.PlanOnly,
+		NarHashes:   storeDB,
+		WholeLayers: !c.opt.PlanOnly && c.method == layerllb.Merge && c.caps.Supports(pb.CapSourceOCILayout) == nil,
+		Epoch:       c.epoch,
+	})
 	if err != nil {
 		return Image{}, parser.WithLocation(err, closure.Location)
 	}

@@ -59,6 +59,10 @@ type Part struct {
 	// layer's whole stack (Docker 20.10's builder), one action per layer is
 	// what keeps deep images fast.
 	Exact bool
+	// Whole says that State is the layer itself: an image of exactly the
+	// layer's store paths as the image has them, written on the host,
+	// which the Merge method merges as it is, with no copy.
+	Whole bool
 }
 
 func (p Part) pathOf(sp store.Path) string { return path.Join("/", p.Dir, sp.Base()) }
@@ -135,6 +139,13 @@ func StoreLayers(base llb.State, plan layering.Plan, src Source, opt Options) (l
 	states := []llb.State{base}
 	top := base
 	for i, layer := range plan.Layers {
+		if len(src[i]) == 1 && src[i][0].Whole {
+			if opt.Method != Merge {
+				return llb.State{}, fmt.Errorf("layer %d is given whole, which only the merge method stacks", i+1)
+			}
+			states = append(states, src[i][0].State)
+			continue
+		}
 		name := llb.WithCustomName(fmt.Sprintf("layer %d/%d: %s", i+1, len(plan.Layers), describe(layer)))
 		actions := copyLayer(src[i], skeleton, opt)
 		switch opt.Method {

@@ -1,0 +1,113 @@
+package layertar
+
+import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/storepack/storepack/internal/storetest"
+	"github.com/storepack/storepack/store"
+)
+
+var epoch = time.Unix(1700000000, 0)
+
+// entries reads a tar's headers as "name mode uid:gid mtime [-> link]".
+func entries(t *testing.T, data []byte) []string {
+	t.Helper()
+	var out []string
+	tr := tar.NewReader(bytes.NewReader(data))
+	for {
+		h, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			return out
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		e := fmt.Sprintf("%s %o %d:%d %d", h.Name, h.Mode, h.Uid, h.Gid, h.ModTime.Unix())
+		if h.Linkname != "" {
+			e += " -> " + h.Linkname
+		}
+		out = append(out, e)
+	}
+}
+
+// TestWrite: a layer holds the store directory and its parents, then its
+// store paths depth first in byte order, owned by 0:0 at the epoch, modes
+// and symlinks as in the store; the host directory need not end with the
+// store directory; the digest is the tar's.
+func TestWrite(t *testing.T) {
+	for _, storeName := range []string{"/nix/store", "/gnu/store"} {
+		t.Run(storeName, func(t *testing.T) {
+			f := storetest.New(t, storeName)
+			if err := os.Symlink("greeting", filepath.Join(f.StoreDir, f.Data.Base(), "share", "link")); err != nil {
+				t.Fatal(err)
+			}
+			l := Layer{StoreDir: storeName, HostDir: f.StoreDir, Paths: []store.Path{f.Lib, f.Data}, Epoch: epoch}
+			var buf bytes.Buffer
+			if err := Write(context.Background(), &buf, l); err != nil {
+				t.Fatal(err)
+			}
+			dir := storeName[1:]
+			ts := epoch.Unix()
+			want := []string{
+				fmt.Sprintf("%s/ 755 0:0 %d", strings.Split(dir, "/")[0], ts),
+				fmt.Sprintf("%s/ 755 0:0 %d", dir, ts),
+				fmt.Sprintf("%s/%s/ 755 0:0 %d", dir, f.Data.Base(), ts),
+				fmt.Sprintf("%s/%s/share/ 755 0:0 %d", dir, f.Data.Base(), ts),
+				fmt.Sprintf("%s/%s/share/greeting 444 0:0 %d", dir, f.Data.Base(), ts),
+				fmt.Sprintf("%s/%s/share/link 777 0:0 %d -> greeting", dir, f.Data.Base(), ts),
+				fmt.Sprintf("%s/%s/ 755 0:0 %d", dir, f.Lib.Base(), ts),
+				fmt.Sprintf("%s/%s/lib/ 755 0:0 %d", dir, f.Lib.Base(), ts),
+				fmt.Sprintf("%s/%s/lib/libgreet.so 555 0:0 %d", dir, f.Lib.Base(), ts),
+			}
+			if got := entries(t, buf.Bytes()); strings.Join(got, "\n") != strings.Join(want, "\n") {
+				t.Errorf("entries:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+			}
+			d, size, err := Digest(context.Background(), l)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want := fmt.Sprintf("sha256:%x", sha256.Sum256(buf.Bytes())); d.String() != want || size != int64(buf.Len()) {
+				t.Errorf("Digest %s, %d bytes; the tar's %s, %d bytes", d, size, want, buf.Len())
+			}
+		})
+	}
+}
+
+// TestWriteRefuses: what a store path cannot hold is an error naming the
+// file, and so is a path of another store directory.
+func TestWriteRefuses(t *testing.T) {
+	f := storetest.New(t, "/nix/store")
+	setuid := filepath.Join(f.StoreDir, f.Data.Base(), "share", "greeting")
+	if err := os.Chmod(setuid, os.ModeSetuid|0o555); err != nil {
+		t.Fatal(err)
+	}
+	fifo := filepath.Join(f.StoreDir, f.Lib.Base(), "fifo")
+	if err := syscall.Mkfifo(fifo, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		paths []store.Path
+		want  string
+	}{
+		{[]store.Path{f.Data}, f.Data.String() + "/share/greeting: mode"},
+		{[]store.Path{f.Lib}, f.Lib.String() + "/fifo"},
+		{[]store.Path{storetest.FakePath(t, "/gnu/store", "other")}, "not in the layer's store directory /nix/store"},
+	} {
+		err := Write(context.Background(), io.Discard, Layer{StoreDir: "/nix/store", HostDir: f.StoreDir, Paths: tc.paths, Epoch: epoch})
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%v: error %v, want %q", tc.paths, err, tc.want)
+		}
+	}
+}
