@@ -77,7 +77,7 @@ func exportEntries(ctx context.Context, exports []Export) (entries []bkclient.Ex
 		return errors.Join(errs...)
 	}
 	for _, e := range exports {
-		entry := bkclient.ExportEntry{Type: e.Type, Attrs: map[string]string{}}
+		entry := bkclient.ExportEntry{Type: e.Type, Attrs: compressionDefaults(e)}
 		dest := e.Attrs["dest"]
 		for k, v := range e.Attrs {
 			if k != "dest" {
@@ -112,6 +112,25 @@ func exportEntries(ctx context.Context, exports []Export) (entries []bkclient.Ex
 		entries = append(entries, entry)
 	}
 	return entries, finish, nil
+}
+
+// compressionDefaults are the attributes an export gets unless it sets
+// them: layers written on the host reach the builder uncompressed, as
+// BuildKit's differ writes them, and the builder keeps a layer's blob as it
+// is unless forced. Images and archives are compressed as `docker buildx
+// build` compresses its own layers (gzip), by the builder, so that they
+// hold the same blobs; what is loaded into the engine stays uncompressed,
+// which the engine reads without decompressing.
+func compressionDefaults(e Export) map[string]string {
+	attrs := map[string]string{}
+	switch {
+	case e.Type == "local" || e.Type == "tar" || e.Type == "moby":
+	case e.Load != nil:
+		attrs["compression"] = "uncompressed"
+	case e.Attrs["compression"] == "" && e.Attrs["force-compression"] == "":
+		attrs["compression"], attrs["force-compression"] = "gzip", "true"
+	}
+	return attrs
 }
 
 // fileOutput writes an archive to dest ("-": standard output) through a
