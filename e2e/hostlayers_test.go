@@ -1,0 +1,156 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"context"
+	"crypto/sha256"
+	"fmt"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/storepack/storepack/cliplugin/layertar"
+	"github.com/storepack/storepack/internal/testdir"
+)
+
+// TestHostLayersMatchBuildKit: the layers the plugin writes on the host
+// are byte for byte those BuildKit's differ writes for the same store
+// paths: for every layer of images that `docker buildx build` with the
+// frontend makes on buildkitd, of a Nix closure and of a Guix store whose
+// paths hold symlinks, empty files, long and non-ASCII names.
+func TestHostLayersMatchBuildKit(t *testing.T) {
+	c := nixClosure(t)
+	g := guixClosure(t)
+	odd := "/gnu/store/" + strings.Repeat("p", 32) + "-odd-1.0"
+	deep := odd + "/share/" + strings.Repeat("long-directory-name/", 6) + "file-with-a-name-longer-than-a-tar-header-holds.txt"
+	for name, content := range map[string]string{
+		odd + "/empty":       "",
+		odd + "/bin/tool":    "#!/bin/sh\n",
+		deep:                 "deep\n",
+		odd + "/share/naïve": "non-ASCII name\n",
+	} {
+		f := filepath.Join(g.root, name)
+		if err := os.MkdirAll(filepath.Dir(f), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		mode := os.FileMode(0o444)
+		if strings.Contains(name, "/bin/") {
+			mode = 0o555
+		}
+		if err := os.WriteFile(f, []byte(content), mode); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for link, target := range map[string]string{odd + "/lib": "share", odd + "/hello": g.app + "/bin/hello", odd + "/dangling": "../nowhere"} {
+		if err := os.Symlink(target, filepath.Join(g.root, link)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Store directories are read-only, as Nix and Guix leave them.
+	if err := filepath.Walk(filepath.Join(g.root, odd), func(p string, fi os.FileInfo, err error) error {
+		if err == nil && fi.IsDir() {
+			err = os.Chmod(p, 0o555)
+		}
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name, storeDir, hostDir, context, manifest string
+	}{
+		{"nix", "/nix/store", "/nix/store", c.dir, manifest("./result", "path-info.json", "LAYERS --strategy=per-path")},
+		{"guix", "/gnu/store", filepath.Join(g.root, "gnu/store"), g.root,
+			"# syntax=storepack\nSTORE /gnu/store\nCLOSURE ./result " + odd + "\nLAYERS --strategy=per-path\n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			df := writeFile(t, t.TempDir(), "app.storepack", tc.manifest)
+			oci := filepath.Join(t.TempDir(), "image.tar")
+			if r := buildxBuild(t, "-f", df, "--build-context", "store="+tc.hostDir, "-o", "type=oci,dest="+oci, tc.context); r.err != nil {
+				t.Fatalf("build failed:\n%s", r)
+			}
+			img := readArchive(t, oci)
+			plan := img.plan(t)
+			if len(plan.Layers) < 2 {
+				t.Fatalf("%d store layers: too few to compare", len(plan.Layers))
+			}
+			for i, l := range plan.Layers {
+				h := sha256.New()
+				err := layertar.Write(context.Background(), h, layertar.Layer{StoreDir: tc.storeDir, HostDir: tc.hostDir, Paths: l.Paths, Epoch: time.Unix(1, 0)})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if got := fmt.Sprintf("sha256:%x", h.Sum(nil)); got != img.layers[i].diffID {
+					t.Errorf("layer %d (%s): written on the host %s, BuildKit's %s", i, l.Key, got, img.layers[i].diffID)
+				}
+			}
+		})
+	}
+}
+
+// TestHostWrittenLayers: on a builder that takes whole layers (buildkitd),
+// the plugin gives every store layer written on the host and transfers no
+// store path; its image has the diffIDs and config of `docker buildx
+// build` with the frontend, through an OCI archive, a push (the very same
+// compressed blobs) and from a copy of the store kept under another root.
+func TestHostWrittenLayers(t *testing.T) {
+	installPlugin(t)
+	c := nixClosure(t)
+	df := writeFile(t, c.dir, "app.storepack", manifest("./result", "path-info.json", "LAYERS --strategy=per-path"))
+	repo := bed.registry + "/storepack-e2e/host-layers"
+
+	// The frontend's image, pushed and archived: the reference.
+	if r := buildxBuild(t, "-f", df, "--build-context", "store=/nix/store", "--provenance=false", "-t", repo+":frontend", "--push", c.dir); r.err != nil {
+		t.Fatalf("docker buildx build failed:\n%s", r)
+	}
+	frontendOCI := filepath.Join(t.TempDir(), "frontend.tar")
+	if r := buildxBuild(t, "-f", df, "--build-context", "store=/nix/store", "-o", "type=oci,dest="+frontendOCI, c.dir); r.err != nil {
+		t.Fatalf("docker buildx build failed:\n%s", r)
+	}
+	reference := readArchive(t, frontendOCI)
+
+	_, progress := mustPluginEnv(t, buildkitEnv, "build", "--progress=plain", "-f", df, "-t", repo+":plugin", "--push", c.dir)
+	plan := reference.plan(t)
+	if got := strings.Count(progress, ", written on the host ("); got < len(plan.Layers) {
+		t.Errorf("%d store layers written on the host, want all %d:\n%s", got, len(plan.Layers), progress)
+	}
+	if strings.Contains(progress, "transfer layer") {
+		t.Errorf("store paths were transferred:\n%s", progress)
+	}
+	pushed := func(tag string) ocispecs.Manifest {
+		images := readImages(t, repo, tag)
+		if len(images) != 1 {
+			t.Fatalf("%s:%s holds %d images", repo, tag, len(images))
+		}
+		return images[0].manifest
+	}
+	viaFrontend, viaPlugin := pushed("frontend"), pushed("plugin")
+	if !reflect.DeepEqual(viaFrontend.Layers, viaPlugin.Layers) || viaFrontend.Config.Digest != viaPlugin.Config.Digest {
+		t.Errorf("pushed images differ:\nfrontend: %+v\nplugin:   %+v", viaFrontend, viaPlugin)
+	}
+
+	pluginOCI := filepath.Join(t.TempDir(), "plugin.tar")
+	mustPluginEnv(t, buildkitEnv, "build", "-f", df, "-o", "type=oci,dest="+pluginOCI, c.dir)
+	sameImage(t, reference, readArchive(t, pluginOCI))
+	if got := readArchive(t, pluginOCI).configDigest; got != reference.configDigest {
+		t.Errorf("config digest %s, the frontend's %s", got, reference.configDigest)
+	}
+
+	// The closure copied under another root, as `nix copy --to
+	// local?root=DIR` leaves it.
+	root := testdir.ForStore(t)
+	if err := os.MkdirAll(filepath.Join(root, "nix", "store"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range c.paths {
+		must(t, nil, "cp", "-a", p.String(), filepath.Join(root, "nix", "store")+"/")
+	}
+	relocated := filepath.Join(t.TempDir(), "relocated.tar")
+	mustPluginEnv(t, buildkitEnv, "build", "--store-root", root, "-f", df, "-o", "type=oci,dest="+relocated, c.dir)
+	sameImage(t, reference, readArchive(t, relocated))
+}
