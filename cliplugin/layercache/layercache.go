@@ -1,0 +1,202 @@
+// Package layercache remembers, on the host, the digest and size of every
+// store layer the plugin has written, by the layer's content: store paths
+// never change once they exist, so a layer of the same paths (by NAR hash
+// and size) and settings is never read again on this host.
+package layercache
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/opencontainers/go-digest"
+
+	"github.com/storepack/storepack/store"
+)
+
+// Content is what a layer's bytes depend on.
+type Content struct {
+	// Format is the layer writer's version: a change to what it writes
+	// for the same paths changes it (layertar.Format).
+	Format   int
+	StoreDir string
+	Epoch    time.Time
+	Paths    []PathContent
+}
+
+// PathContent is one store path of a layer, by its NAR.
+type PathContent struct {
+	Path    store.Path
+	NarHash digest.Digest
+	NarSize uint64
+}
+
+// Key identifies c; ok is false when a path's NAR hash or size is unknown,
+// which leaves the layer's content unknown too.
+func (c Content) Key() (key digest.Digest, ok bool) {
+	paths := slices.Clone(c.Paths)
+	slices.SortFunc(paths, func(a, b PathContent) int { return strings.Compare(a.Path.String(), b.Path.String()) })
+	var b strings.Builder
+	fmt.Fprintf(&b, "storepack layer %d\nstore %q\nepoch %d\n", c.Format, c.StoreDir, c.Epoch.Unix())
+	for _, p := range paths {
+		if p.NarHash == "" || p.NarSize == 0 {
+			return "", false
+		}
+		fmt.Fprintf(&b, "path %q %s %d\n", p.Path.String(), p.NarHash, p.NarSize)
+	}
+	return digest.FromString(b.String()), true
+}
+
+// Entry is what the cache holds of a layer.
+type Entry struct {
+	Key    digest.Digest `json:"key"`
+	DiffID digest.Digest `json:"diffID"` // the digest of the layer's tar
+	Size   int64         `json:"size"`   // its size in bytes
+}
+
+// check tells a whole entry of key from a damaged one.
+func (e Entry) check(key digest.Digest) error {
+	switch {
+	case e.Key != key:
+		return fmt.Errorf("holds the entry of %s", e.Key)
+	case e.DiffID.Validate() != nil || e.DiffID.Algorithm() != digest.SHA256:
+		return fmt.Errorf("holds no layer digest (%q)", e.DiffID)
+	case e.Size <= 0:
+		return fmt.Errorf("holds no layer size (%d)", e.Size)
+	}
+	return nil
+}
+
+// Cache is a directory of entries, one file each, named by key.
+type Cache struct {
+	dir string
+	max int // entries kept at most; older ones go first
+}
+
+// DefaultMaxEntries bounds a cache's entries: each is a few hundred bytes,
+// and a build of a hundred layers adds at most a hundred.
+const DefaultMaxEntries = 20000
+
+// Open returns the cache in dir, made if missing; temporary files that a
+// killed process left are removed.
+func Open(dir string, maxEntries int) (*Cache, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	c := &Cache{dir: dir, max: maxEntries}
+	if stale, err := filepath.Glob(filepath.Join(dir, tempPattern)); err == nil {
+		for _, f := range stale {
+			if fi, err := os.Stat(f); err == nil && time.Since(fi.ModTime()) > staleAfter {
+				os.Remove(f)
+			}
+		}
+	}
+	return c, nil
+}
+
+// DefaultDir is where a user's cache lives: storepack/layers in the user
+// cache directory ($XDG_CACHE_HOME, ~/.cache).
+func DefaultDir() (string, error) {
+	dir, err := os.UserCacheDir()
+	if err != nil {
+		return "", err
+	}
+	return filepath.Join(dir, "storepack", "layers"), nil
+}
+
+const (
+	tempPattern = ".tmp-*"
+	// staleAfter is how old a temporary file must be to be another
+	// process's leftover rather than its entry being written.
+	staleAfter = 10 * time.Minute
+)
+
+func (c *Cache) file(key digest.Digest) string {
+	return filepath.Join(c.dir, key.Encoded()+".json")
+}
+
+// Get returns the entry of key. A damaged entry (a file cut short, another
+// key's, not an entry) is removed and reads as none, so that the layer is
+// written again and its entry put anew.
+func (c *Cache) Get(key digest.Digest) (Entry, bool) {
+	data, err := os.ReadFile(c.file(key))
+	if err != nil {
+		return Entry{}, false
+	}
+	var e Entry
+	if err := json.Unmarshal(data, &e); err != nil || e.check(key) != nil {
+		os.Remove(c.file(key))
+		return Entry{}, false
+	}
+	// Used now: pruning keeps what is used.
+	now := time.Now()
+	os.Chtimes(c.file(key), now, now)
+	return e, true
+}
+
+// Put records e, atomically: a reader sees the whole entry or none.
+func (c *Cache) Put(e Entry) error {
+	if err := e.check(e.Key); err != nil {
+		return fmt.Errorf("layer cache: an entry that %w", err)
+	}
+	data, err := json.Marshal(e)
+	if err != nil {
+		return err
+	}
+	tmp, err := os.CreateTemp(c.dir, tempPattern)
+	if err != nil {
+		return err
+	}
+	_, werr := tmp.Write(data)
+	if cerr := tmp.Close(); werr == nil {
+		werr = cerr
+	}
+	if werr == nil {
+		werr = os.Rename(tmp.Name(), c.file(e.Key))
+	}
+	if werr != nil {
+		os.Remove(tmp.Name())
+	}
+	return werr
+}
+
+// Prune removes the least recently used entries beyond the bound; a build
+// calls it once, after its entries are put.
+func (c *Cache) Prune() error {
+	entries, err := os.ReadDir(c.dir)
+	if err != nil {
+		return err
+	}
+	type aged struct {
+		name string
+		used time.Time
+	}
+	var files []aged
+	for _, de := range entries {
+		if !strings.HasSuffix(de.Name(), ".json") {
+			continue
+		}
+		fi, err := de.Info()
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				continue // removed by another process meanwhile
+			}
+			return err
+		}
+		files = append(files, aged{de.Name(), fi.ModTime()})
+	}
+	if len(files) <= c.max {
+		return nil
+	}
+	slices.SortFunc(files, func(a, b aged) int { return a.used.Compare(b.used) })
+	for _, f := range files[:len(files)-c.max] {
+		os.Remove(filepath.Join(c.dir, f.name))
+	}
+	return nil
+}

@@ -1,0 +1,152 @@
+package layercache
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/opencontainers/go-digest"
+
+	"github.com/storepack/storepack/store"
+)
+
+func path(t *testing.T, hash byte, name string) store.Path {
+	t.Helper()
+	p, err := store.ParsePath("/nix/store/" + strings.Repeat(string(hash), 32) + "-" + name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func content(t *testing.T) Content {
+	return Content{Format: 1, StoreDir: "/nix/store", Epoch: time.Unix(1, 0), Paths: []PathContent{
+		{Path: path(t, 'a', "app"), NarHash: digest.FromString("app"), NarSize: 100},
+		{Path: path(t, 'b', "lib"), NarHash: digest.FromString("lib"), NarSize: 200},
+	}}
+}
+
+// TestKey: the key depends on everything a layer's bytes depend on, and on
+// nothing else (the order the paths are given in).
+func TestKey(t *testing.T) {
+	base, ok := content(t).Key()
+	if !ok {
+		t.Fatal("no key")
+	}
+	swapped := content(t)
+	swapped.Paths[0], swapped.Paths[1] = swapped.Paths[1], swapped.Paths[0]
+	if k, _ := swapped.Key(); k != base {
+		t.Error("the order of the paths changed the key")
+	}
+	seen := map[digest.Digest]string{base: "base"}
+	for name, change := range map[string]func(*Content){
+		"format":   func(c *Content) { c.Format = 2 },
+		"store":    func(c *Content) { c.StoreDir = "/gnu/store" },
+		"epoch":    func(c *Content) { c.Epoch = time.Unix(2, 0) },
+		"nar hash": func(c *Content) { c.Paths[0].NarHash = digest.FromString("app2") },
+		"nar size": func(c *Content) { c.Paths[1].NarSize = 201 },
+		"path":     func(c *Content) { c.Paths[1].Path = path(t, 'c', "lib") },
+		"one less": func(c *Content) { c.Paths = c.Paths[:1] },
+	} {
+		c := content(t)
+		change(&c)
+		k, ok := c.Key()
+		if !ok {
+			t.Fatalf("%s: no key", name)
+		}
+		if other, dup := seen[k]; dup {
+			t.Errorf("%s gave the key of %s", name, other)
+		}
+		seen[k] = name
+	}
+	unknown := content(t)
+	unknown.Paths[1].NarHash = ""
+	if _, ok := unknown.Key(); ok {
+		t.Error("a path without a NAR hash gave a key")
+	}
+}
+
+// TestCache: entries come back as put; damaged ones read as none and are
+// removed; pruning keeps the most recently used; a killed writer's
+// leftovers go once stale.
+func TestCache(t *testing.T) {
+	dir := t.TempDir()
+	c, err := Open(dir, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, _ := content(t).Key()
+	e := Entry{Key: key, DiffID: digest.FromString("tar"), Size: 1024}
+	if _, ok := c.Get(key); ok {
+		t.Fatal("an empty cache has an entry")
+	}
+	if err := c.Put(e); err != nil {
+		t.Fatal(err)
+	}
+	if got, ok := c.Get(key); !ok || got != e {
+		t.Errorf("Get %+v, %v; want %+v", got, ok, e)
+	}
+	if err := c.Put(Entry{Key: key, DiffID: "nonsense", Size: 1}); err == nil {
+		t.Error("an entry without a digest was put")
+	}
+
+	other, _ := Content{Format: 1, StoreDir: "/gnu/store"}.Key()
+	for name, data := range map[string]string{
+		"cut short":     `{"key":"` + key.String() + `","diffID":"sha256:`,
+		"another key's": `{"key":"` + other.String() + `","diffID":"` + e.DiffID.String() + `","size":1024}`,
+		"no size":       `{"key":"` + key.String() + `","diffID":"` + e.DiffID.String() + `"}`,
+		"empty":         ``,
+		"not a sha256":  `{"key":"` + key.String() + `","diffID":"sha512:abc","size":1}`,
+	} {
+		if err := os.WriteFile(c.file(key), []byte(data), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if got, ok := c.Get(key); ok {
+			t.Errorf("%s: read as %+v", name, got)
+		}
+		if _, err := os.Stat(c.file(key)); !os.IsNotExist(err) {
+			t.Errorf("%s: the damaged entry is still there (%v)", name, err)
+		}
+	}
+
+	// Three entries, the bound two: the least recently used goes.
+	keys := []digest.Digest{}
+	for i := range 3 {
+		k := digest.FromString(string(rune('x' + i)))
+		if err := c.Put(Entry{Key: k, DiffID: e.DiffID, Size: 1}); err != nil {
+			t.Fatal(err)
+		}
+		old := time.Unix(int64(1000+i), 0)
+		os.Chtimes(c.file(k), old, old)
+		keys = append(keys, k)
+	}
+	c.Get(keys[0]) // used now
+	if err := c.Prune(); err != nil {
+		t.Fatal(err)
+	}
+	for i, want := range []bool{true, false, true} {
+		if _, ok := c.Get(keys[i]); ok != want {
+			t.Errorf("entry %d kept: %v, want %v", i, ok, want)
+		}
+	}
+
+	stale, fresh := filepath.Join(dir, ".tmp-1"), filepath.Join(dir, ".tmp-2")
+	for _, f := range []string{stale, fresh} {
+		if err := os.WriteFile(f, []byte("{"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	long := time.Now().Add(-time.Hour)
+	os.Chtimes(stale, long, long)
+	if _, err := Open(dir, 2); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(stale); !os.IsNotExist(err) {
+		t.Error("a stale temporary file was left")
+	}
+	if _, err := os.Stat(fresh); err != nil {
+		t.Error("a temporary file being written was removed")
+	}
+}
