@@ -139,6 +139,7 @@ func runBuild(ctx context.Context, dockerCli command.Cli, flags *pflag.FlagSet, 
 		tag = opts.tags[0]
 	}
 	opts.previous.apply(dockerCli, &req.Settings, tag)
+	req.NoCache = opts.builder.noCache
 	// Every input is read before any builder is contacted.
 	input, err := hostbuild.Open(ctx, req)
 	if err != nil {

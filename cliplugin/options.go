@@ -145,9 +145,11 @@ type builderOptions struct {
 	builder  string
 	addr     string
 	progress string
+	noCache  bool
 }
 
 func (o *builderOptions) addFlags(flags *pflag.FlagSet) {
+	flags.BoolVar(&o.noCache, "no-cache", false, "Do not use cache when building the image: neither the builder's nor the host's cache of layer digests")
 	flags.StringVar(&o.builder, "builder", "", "buildx builder to use (default: BUILDX_BUILDER, else buildx's selected builder)")
 	flags.StringVar(&o.addr, "addr", "", "BuildKit daemon address (default: BUILDKIT_HOST)")
 	flags.StringVar(&o.progress, "progress", "auto", `Progress output: "auto", "tty", "plain", "rawjson" or "quiet"`)

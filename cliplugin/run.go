@@ -230,6 +230,7 @@ func runImage(ctx context.Context, dockerCli command.Cli, opts runOptions, arg, 
 		return "", err
 	}
 	req.Platforms = []ocispecs.Platform{p}
+	req.NoCache = opts.builder.noCache
 	for _, kv := range opts.labels {
 		k, v, _ := strings.Cut(kv, "=")
 		req.Labels[k] = v
@@ -244,7 +245,7 @@ func runImage(ctx context.Context, dockerCli command.Cli, opts runOptions, arg, 
 	var recorded *layering.Plan
 	switch {
 	case err == nil && old.Config != nil:
-		if old.Config.Labels[hostbuild.InputKeyLabel] == key.String() {
+		if old.Config.Labels[hostbuild.InputKeyLabel] == key.String() && !req.NoCache {
 			return tag, nil
 		}
 		if plan, perr := layerllb.RecordedPlan(old.Config.Labels); perr == nil {

@@ -50,6 +50,7 @@ func Build(ctx context.Context, c client.Client) (_ *client.Result, err error) {
 		TargetPlatforms: bc.TargetPlatforms,
 		ReadPrevious:    gs.previousPlan,
 		SourceMap:       src.SourceMap,
+		NoCache:         bc.IsNoCache(""),
 	}
 	if h := gs.helper(); h != nil {
 		opt.Stager, opt.Differ = *h, *h
@@ -76,7 +77,11 @@ func Solve(ctx context.Context, c client.Client, bc *dockerui.Client, in *manife
 	bc.MultiPlatformRequested = bc.MultiPlatformRequested || len(opt.TargetPlatforms) > 1
 	rb, err := bc.Build(ctx, func(ctx context.Context, _ *ocispecs.Platform, i int) (*dockerui.BuildResult, error) {
 		img := res.Images[i]
-		def, err := img.State.Marshal(ctx, llb.WithCaps(caps), llb.Platform(img.Platform))
+		co := []llb.ConstraintsOpt{llb.WithCaps(caps), llb.Platform(img.Platform)}
+		if opt.NoCache {
+			co = append(co, llb.IgnoreCache)
+		}
+		def, err := img.State.Marshal(ctx, co...)
 		if err != nil {
 			return nil, fmt.Errorf("marshal LLB: %w", err)
 		}

@@ -49,6 +49,10 @@ type Settings struct {
 	// ReadPrevious reads the plan recorded in an image (nil, nil when
 	// there is none to keep, which builds as if without one).
 	ReadPrevious manifest2llb.PreviousPlanReader
+	// NoCache builds every step anew and writes every store layer again,
+	// neither the builder's cache nor the host's layer cache (Request's)
+	// being used.
+	NoCache bool
 }
 
 // Input is a Request with its manifest parsed and what it names read from
@@ -125,6 +129,7 @@ func (in *Input) convertOpt() manifest2llb.ConvertOpt {
 		Previous:        in.Previous,
 		DefaultPrevious: in.DefaultPrevious,
 		ReadPrevious:    in.ReadPrevious,
+		NoCache:         in.NoCache,
 	}
 }
 

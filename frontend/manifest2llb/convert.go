@@ -128,6 +128,8 @@ type ConvertOpt struct {
 	// accounts, which ACCOUNT adds to, and what RUN removed; nil for a
 	// conversion that builds nothing (plan), which reads none.
 	ReadFile layerllb.FileReader
+	// NoCache solves every step anew, as `docker build --no-cache` does.
+	NoCache bool
 	// PlanOnly converts for the layer plan alone (plan): what only the
 	// customisation layer's content needs is not read, such as the NAR
 	// hashes of the store database, which read every file of the closure.
