@@ -70,7 +70,7 @@ func Build(ctx context.Context, b *Builder, in *Input, out Output) (*Result, err
 	}
 	defer os.RemoveAll(stageDir)
 	defer in.layers.Close()
-	exports, finish, err := exportEntries(ctx, out.Exports)
+	exports, finish, err := exportEntries(ctx, out.Exports, in.layers)
 	if err != nil {
 		return nil, err
 	}
@@ -134,7 +134,11 @@ func Build(ctx context.Context, b *Builder, in *Input, out Output) (*Result, err
 	if err != nil {
 		err = withSourceLine(err) // a failed RUN, in the conversion or after
 	}
-	if ferr := finish(err); err == nil {
+	var response map[string]string
+	if resp != nil {
+		response = resp.ExporterResponse
+	}
+	if ferr := finish(response, err); err == nil {
 		err = ferr
 	}
 	if err != nil {

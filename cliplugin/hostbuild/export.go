@@ -11,6 +11,8 @@ import (
 
 	bkclient "github.com/moby/buildkit/client"
 	"github.com/tonistiigi/go-csvvalue"
+
+	"github.com/storepack/storepack/cliplugin/layerstore"
 )
 
 // Export is one destination of a build's result, as buildx's --output
@@ -65,17 +67,22 @@ func ParseExport(spec string) (Export, error) {
 }
 
 // exportEntries turns exports into the solve's entries. finish ends what
-// they started once the solve returns with err: it waits for loads into
-// the engine, closes files, and removes a file a failed build half wrote.
-func exportEntries(ctx context.Context, exports []Export) (entries []bkclient.ExportEntry, finish func(err error) error, err error) {
-	var finishers []func(error) error
-	finish = func(err error) error {
+// they started once the solve returns with the exporters' response, or
+// err: it waits for loads into the engine, writes the archive the layers
+// of which are on the host (layers, if not nil), closes files, and removes
+// a file a failed build half wrote.
+func exportEntries(ctx context.Context, exports []Export, layers *layerstore.Store) (entries []bkclient.ExportEntry, finish func(resp map[string]string, err error) error, err error) {
+	var finishers []func(map[string]string, error) error
+	finish = func(resp map[string]string, err error) error {
 		var errs []error
 		for _, f := range finishers {
-			errs = append(errs, f(err))
+			errs = append(errs, f(resp, err))
 		}
 		return errors.Join(errs...)
 	}
+	// BuildKit's OCI and docker exporters can write into one content store
+	// of the client's.
+	storeUsed := false
 	for _, e := range exports {
 		entry := bkclient.ExportEntry{Type: e.Type, Attrs: compressionDefaults(e)}
 		dest := e.Attrs["dest"]
@@ -94,7 +101,7 @@ func exportEntries(ctx context.Context, exports []Export) (entries []bkclient.Ex
 				done <- err
 			}()
 			entry.Output = func(map[string]string) (io.WriteCloser, error) { return w, nil }
-			finishers = append(finishers, func(err error) error {
+			finishers = append(finishers, func(_ map[string]string, err error) error {
 				w.CloseWithError(err)
 				if lerr := <-done; lerr != nil && err == nil {
 					return fmt.Errorf("load into the engine: %w", lerr)
@@ -107,7 +114,34 @@ func exportEntries(ctx context.Context, exports []Export) (entries []bkclient.Ex
 			if dest == "" {
 				return nil, nil, fmt.Errorf("--output type=%s needs dest=FILE (or dest=- for standard output)", e.Type)
 			}
-			entry.Output = fileOutput(dest, &finishers)
+			if e.Type == "tar" || layers == nil || storeUsed || entry.Attrs["tar"] == "false" {
+				entry.Output = fileOutput(dest, &finishers)
+				break
+			}
+			// The archive is written here: the builder sends what it
+			// made, not the store layers, which are on the host.
+			store, err := newArchiveStore(layers)
+			if err != nil {
+				return nil, nil, err
+			}
+			storeUsed = true
+			entry.OutputStore, entry.Attrs["tar"] = store, "false"
+			variant := e.Type
+			finishers = append(finishers, func(resp map[string]string, err error) error {
+				defer store.Close()
+				if err != nil {
+					return nil
+				}
+				w, commit, err := openDest(dest)
+				if err != nil {
+					return err
+				}
+				werr := writeArchive(ctx, store, resp, variant, w)
+				if cerr := commit(werr); werr == nil {
+					werr = cerr
+				}
+				return werr
+			})
 		}
 		entries = append(entries, entry)
 	}
@@ -135,24 +169,35 @@ func compressionDefaults(e Export) map[string]string {
 
 // fileOutput writes an archive to dest ("-": standard output) through a
 // temporary file renamed into place once the build succeeded.
-func fileOutput(dest string, finishers *[]func(error) error) func(map[string]string) (io.WriteCloser, error) {
+func fileOutput(dest string, finishers *[]func(map[string]string, error) error) func(map[string]string) (io.WriteCloser, error) {
 	return func(map[string]string) (io.WriteCloser, error) {
-		if dest == "-" {
-			return nopCloser{os.Stdout}, nil
-		}
-		f, err := os.CreateTemp(filepath.Dir(dest), "."+filepath.Base(dest)+".*")
+		w, commit, err := openDest(dest)
 		if err != nil {
 			return nil, err
 		}
-		*finishers = append(*finishers, func(err error) error {
-			f.Close()
-			if err != nil {
-				return os.Remove(f.Name())
-			}
-			return os.Rename(f.Name(), dest)
-		})
-		return f, nil
+		*finishers = append(*finishers, func(_ map[string]string, err error) error { return commit(err) })
+		return w, nil
 	}
+}
+
+// openDest opens dest ("-": standard output) through a temporary file,
+// which commit renames into place when err is nil, else removes; commit
+// returns what renaming or removing failed with.
+func openDest(dest string) (w io.WriteCloser, commit func(err error) error, err error) {
+	if dest == "-" {
+		return nopCloser{os.Stdout}, func(error) error { return nil }, nil
+	}
+	f, err := os.CreateTemp(filepath.Dir(dest), "."+filepath.Base(dest)+".*")
+	if err != nil {
+		return nil, nil, err
+	}
+	return f, func(err error) error {
+		f.Close()
+		if err != nil {
+			return os.Remove(f.Name())
+		}
+		return os.Rename(f.Name(), dest)
+	}, nil
 }
 
 type nopCloser struct{ io.Writer }

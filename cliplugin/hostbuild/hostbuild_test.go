@@ -118,7 +118,7 @@ func TestRootsManifest(t *testing.T) {
 func TestFileOutputIsAllOrNothing(t *testing.T) {
 	for _, failed := range []bool{false, true} {
 		dest := filepath.Join(t.TempDir(), "image.tar")
-		entries, finish, err := exportEntries(context.Background(), []Export{{Type: "oci", Attrs: map[string]string{"dest": dest}}})
+		entries, finish, err := exportEntries(context.Background(), []Export{{Type: "oci", Attrs: map[string]string{"dest": dest}}}, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -132,7 +132,7 @@ func TestFileOutputIsAllOrNothing(t *testing.T) {
 		if failed {
 			buildErr = errors.New("the build failed")
 		}
-		if err := finish(buildErr); err != nil {
+		if err := finish(nil, buildErr); err != nil {
 			t.Fatal(err)
 		}
 		_, err = os.Stat(dest)
@@ -158,14 +158,14 @@ func TestLoadReceivesTheArchive(t *testing.T) {
 		return err
 	}
 	for _, tc := range []struct{ archive, err string }{{"archive", ""}, {"bad", "not an archive"}} {
-		entries, finish, err := exportEntries(context.Background(), []Export{{Type: "docker", Load: load}})
+		entries, finish, err := exportEntries(context.Background(), []Export{{Type: "docker", Load: load}}, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
 		w, _ := entries[0].Output(nil)
 		io.WriteString(w, tc.archive)
 		w.Close()
-		err = finish(nil)
+		err = finish(nil, nil)
 		if tc.err == "" && (err != nil || got != tc.archive) || tc.err != "" && (err == nil || !strings.Contains(err.Error(), tc.err)) {
 			t.Errorf("%s: loaded %q, err %v", tc.archive, got, err)
 		}
