@@ -23,8 +23,9 @@ func newGraphCommand(dockerCli command.Cli) *cobra.Command {
 		Long: `Print the closure graph of store paths as JSON.
 
 The output is the object form of "nix path-info --json" (Nix 2.19+): one
-member per store path of the closure, with its NAR size and its references,
-sorted, so that the same closure always gives the same bytes. --from FILE
+member per store path of the closure, with its NAR size, its NAR hash when
+the source has it (a scan does not) and its references, sorted, so that the
+same closure always gives the same bytes. --from FILE
 and a manifest's GRAPH instruction read it back.
 
 ` + fromHelp,

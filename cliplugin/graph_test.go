@@ -144,11 +144,11 @@ func TestGraphFromFile(t *testing.T) {
 	// The file's graph differs from what a scan finds, to show that it is
 	// the one used: app does not reference data here, and sizes are made up.
 	infos := []store.Info{
-		{Path: s.App, References: []store.Path{s.Lib, s.App}, NarSize: 1000},
-		{Path: s.Lib, References: []store.Path{s.Libc}, NarSize: 2000},
-		{Path: s.Libc, References: []store.Path{s.Libc}, NarSize: 3000},
-		{Path: s.Data, NarSize: 4000},
-		{Path: s.Unrelated, References: []store.Path{s.App}, NarSize: 5000},
+		{Path: s.App, References: []store.Path{s.Lib, s.App}, NarSize: 1000, NarHash: storetest.NarHash(s.App)},
+		{Path: s.Lib, References: []store.Path{s.Libc}, NarSize: 2000, NarHash: storetest.NarHash(s.Lib)},
+		{Path: s.Libc, References: []store.Path{s.Libc}, NarSize: 3000, NarHash: storetest.NarHash(s.Libc)},
+		{Path: s.Data, NarSize: 4000, NarHash: storetest.NarHash(s.Data)},
+		{Path: s.Unrelated, References: []store.Path{s.App}, NarSize: 5000, NarHash: storetest.NarHash(s.Unrelated)},
 	}
 	reg := s.Registration(t, infos)
 	out := mustRun(t, "graph", "--from", reg, s.Result())
@@ -187,7 +187,7 @@ func TestGraphErrors(t *testing.T) {
 	mustFail(t, []string{"root " + s.Result(), "leads to " + s.App.String(), "which is not in " + other.Dir}, "graph", "--store-dir", other.Dir, s.Result())
 	mustFail(t, []string{"--store-dir=/", "cannot be /"}, "graph", "--store-dir", "/", s.Result())
 	// A graph file in another store directory.
-	reg := other.Registration(t, []store.Info{{Path: other.App}})
+	reg := other.Registration(t, []store.Info{{Path: other.App, NarHash: storetest.NarHash(other.App)}})
 	mustFail(t, []string{reg, "its paths are in " + other.Dir}, "graph", "--from", reg, s.Result())
 
 	// The sources that a temporary store lacks.

@@ -138,8 +138,8 @@ func TestPlanRoots(t *testing.T) {
 
 	// --from FILE: the file's sizes and references; sizes unknown are "-".
 	infos := []store.Info{
-		{Path: s.App, References: []store.Path{s.Lib}, NarSize: 3_000_000},
-		{Path: s.Lib},
+		{Path: s.App, References: []store.Path{s.Lib}, NarSize: 3_000_000, NarHash: storetest.NarHash(s.App)},
+		{Path: s.Lib, NarHash: storetest.NarHash(s.Lib)},
 	}
 	reg := s.Registration(t, infos)
 	out = mustRun(t, "plan", "--strategy", "per-path", "--from", reg, s.Result())
@@ -217,8 +217,8 @@ func TestPlanManifest(t *testing.T) {
 
 	// GRAPH: the graph comes from the file, and ${ROOT} works in LINK.
 	reg := s.Registration(t, []store.Info{
-		{Path: s.App, References: []store.Path{s.Libc}, NarSize: 7},
-		{Path: s.Libc, NarSize: 8},
+		{Path: s.App, References: []store.Path{s.Libc}, NarSize: 7, NarHash: storetest.NarHash(s.App)},
+		{Path: s.Libc, NarSize: 8, NarHash: storetest.NarHash(s.Libc)},
 	})
 	withGraph := manifestFile(t, s, "graph.storepack", "CLOSURE ./result", "GRAPH "+filepath.Base(reg), "LINK /app -> ${ROOT}/bin/app", "LAYERS --strategy=per-path")
 	out = mustRun(t, "plan", withGraph)

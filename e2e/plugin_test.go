@@ -106,7 +106,8 @@ func pluginPlanPaths(plan layering.Plan) []store.Path {
 }
 
 // TestPluginGraphAndPlan runs `docker storepack graph` and `plan` on a Nix
-// closure: the graph is Nix's, and the plan holds exactly the closure.
+// closure: the graph is Nix's (read from its database: NAR hashes
+// included), and the plan holds exactly the closure.
 func TestPluginGraphAndPlan(t *testing.T) {
 	installPlugin(t)
 	c := nixClosure(t)
@@ -122,8 +123,8 @@ func TestPluginGraphAndPlan(t *testing.T) {
 		w, _ := want.Info(p)
 		gr := slices.SortedFunc(slices.Values(g.References), store.Path.Compare)
 		wr := slices.SortedFunc(slices.Values(w.References), store.Path.Compare)
-		if !slices.Equal(gr, wr) || g.NarSize != w.NarSize {
-			t.Errorf("%s: graph says references %v, narSize %d; nix path-info %v, %d", p, gr, g.NarSize, wr, w.NarSize)
+		if !slices.Equal(gr, wr) || g.NarSize != w.NarSize || g.NarHash != w.NarHash || w.NarHash == "" {
+			t.Errorf("%s: graph says references %v, narSize %d, narHash %q; nix path-info %v, %d, %q", p, gr, g.NarSize, g.NarHash, wr, w.NarSize, w.NarHash)
 		}
 	}
 

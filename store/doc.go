@@ -1,6 +1,7 @@
 // Package store knows the syntax of store paths (Nix's /nix/store/<hash>-<name>,
 // Guix's /gnu/store/<hash>-<name>) and the closure graphs built from them: which
-// store path references which, and how big each one is.
+// store path references which, how big each one is and, where the source
+// records it, the hash of its NAR.
 //
 // Graphs come from the files users already have: Load reads every graph
 // format Nix and Guix write (path-info JSON in all its forms, registration

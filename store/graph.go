@@ -3,6 +3,8 @@ package store
 import (
 	"fmt"
 	"slices"
+
+	"github.com/opencontainers/go-digest"
 )
 
 // Info is one node of a closure graph.
@@ -10,6 +12,10 @@ type Info struct {
 	Path       Path
 	References []Path // sorted by String(), deduplicated; may include Path itself (self-reference)
 	NarSize    uint64 // 0 when unknown
+	// NarHash is the SHA-256 digest of the path's NAR in the form NarHash
+	// returns, "sha256:" and 64 lower-case hexadecimal digits; "" when
+	// unknown.
+	NarHash digest.Digest
 }
 
 // Graph is an immutable, validated reference graph: every reference names a
@@ -29,8 +35,10 @@ type Graph struct {
 
 // NewGraph validates infos and builds a graph from them. References are sorted
 // and deduplicated. A path listed twice is accepted when both entries agree
-// and is an error otherwise. Every path and reference must be valid and in the
-// same store directory, and every reference must name a listed path.
+// (references, NAR size and NAR hash) and is an error otherwise. Every path
+// and reference must be valid and in the same store directory, every
+// reference must name a listed path, and a NAR hash must be "" or in the
+// form NarHash returns.
 func NewGraph(infos []Info) (*Graph, error) {
 	var (
 		storeDir string
@@ -51,7 +59,10 @@ func NewGraph(infos []Info) (*Graph, error) {
 		if err := checkIn(info.Path, &storeDir); err != nil {
 			return nil, err
 		}
-		nodes[k] = idNode{path: id(info.Path), narSize: info.NarSize, refs: make([]int, len(info.References))}
+		if err := checkNarHash(info.NarHash); err != nil {
+			return nil, fmt.Errorf("%s: %w", info.Path, err)
+		}
+		nodes[k] = idNode{path: id(info.Path), narSize: info.NarSize, narHash: info.NarHash, refs: make([]int, len(info.References))}
 	}
 	for k, info := range infos {
 		for r, ref := range info.References {
@@ -75,7 +86,19 @@ func NewGraph(infos []Info) (*Graph, error) {
 type idNode struct {
 	path    int
 	narSize uint64
+	narHash digest.Digest
 	refs    []int
+}
+
+// checkNarHash accepts what Info.NarHash may hold.
+func checkNarHash(d digest.Digest) error {
+	if d == "" {
+		return nil
+	}
+	if err := d.Validate(); err != nil || d.Algorithm() != digest.SHA256 {
+		return fmt.Errorf("NAR hash %s is not sha256:<64 lower-case hexadecimal digits>", quote(string(d)))
+	}
+	return nil
 }
 
 // graphOfIDs builds a graph from nodes, whose ids are positions in paths.
@@ -90,8 +113,8 @@ func graphOfIDs(paths []Path, nodes []idNode) (*Graph, error) {
 	var order []int
 	for k, node := range nodes {
 		if first := nodeOf[node.path]; first >= 0 {
-			if !sameNode(nodes[first], node) {
-				return nil, fmt.Errorf("%s is listed twice with different data", paths[node.path])
+			if differ := difference(nodes[first], node); differ != "" {
+				return nil, fmt.Errorf("%s is listed twice with %s", paths[node.path], differ)
 			}
 			continue
 		}
@@ -115,7 +138,7 @@ func graphOfIDs(paths []Path, nodes []idNode) (*Graph, error) {
 	positions := make([]int32, 0, total) // one allocation for all nodes' references
 	for i, id := range order {
 		node := nodes[nodeOf[id]]
-		g.nodes[i] = Info{Path: paths[id], NarSize: node.narSize}
+		g.nodes[i] = Info{Path: paths[id], NarSize: node.narSize, NarHash: node.narHash}
 		if err := checkDir(g.nodes[i].Path, g.storeDir); err != nil {
 			return nil, err
 		}
@@ -144,12 +167,28 @@ func graphOfIDs(paths []Path, nodes []idNode) (*Graph, error) {
 	return g, nil
 }
 
-// sameNode compares two nodes whose references may be in any order.
-func sameNode(a, b idNode) bool {
+// difference compares two nodes of one path, whose references may be in any
+// order, and says how they differ, "" if they do not. Differing NAR hashes
+// are named: the inputs disagree on the path's very contents.
+func difference(a, b idNode) string {
+	if a.narHash != b.narHash {
+		return fmt.Sprintf("different NAR hashes, %s and %s", orUnknown(a.narHash), orUnknown(b.narHash))
+	}
 	refsA, refsB := slices.Clone(a.refs), slices.Clone(b.refs)
 	slices.Sort(refsA)
 	slices.Sort(refsB)
-	return a.narSize == b.narSize && slices.Equal(slices.Compact(refsA), slices.Compact(refsB))
+	if a.narSize != b.narSize || !slices.Equal(slices.Compact(refsA), slices.Compact(refsB)) {
+		return "different data"
+	}
+	return ""
+}
+
+// orUnknown names a NAR hash in an error.
+func orUnknown(d digest.Digest) string {
+	if d == "" {
+		return "unknown"
+	}
+	return string(d)
 }
 
 // invert turns the positions of each node's references into the positions

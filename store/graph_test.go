@@ -5,18 +5,27 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/opencontainers/go-digest"
 )
 
 // helloInfos is the closure of the testdata fixtures, references unsorted
-// and with a duplicate, as a careless caller might pass them.
+// and with a duplicate, as a careless caller might pass them. The NAR hashes
+// are those of dump-db.txt, which the other fixtures that have hashes give in
+// their own notations.
 func helloInfos(t testing.TB) []Info {
 	p := func(s string) Path { return mustParse(t, s) }
 	return []Info{
-		{Path: p(helloPath), References: []Path{p(helloPath), p(glibcPath), p(glibcPath)}, NarSize: 257048},
-		{Path: p(glibcPath), References: []Path{p(libgccPath), p(idn2Path), p(glibcPath)}, NarSize: 31230776},
-		{Path: p(idn2Path), References: []Path{p(unistrPath), p(idn2Path)}, NarSize: 362128},
-		{Path: p(unistrPath), References: []Path{p(unistrPath)}, NarSize: 2025960},
-		{Path: p(libgccPath), NarSize: 139040},
+		{Path: p(helloPath), References: []Path{p(helloPath), p(glibcPath), p(glibcPath)}, NarSize: 257048,
+			NarHash: "sha256:f50947aaeb26c57d21fa5d328263dfe574de739988b886e7577496a2c8773e13"},
+		{Path: p(glibcPath), References: []Path{p(libgccPath), p(idn2Path), p(glibcPath)}, NarSize: 31230776,
+			NarHash: "sha256:f770d9106fd287db7f1adbc60926f6967e7893f57fd14c1604d115cea325a65e"},
+		{Path: p(idn2Path), References: []Path{p(unistrPath), p(idn2Path)}, NarSize: 362128,
+			NarHash: "sha256:d818319478da6bd0c621de49f145fda9988c79fc35526f7eaed46725a2a7b860"},
+		{Path: p(unistrPath), References: []Path{p(unistrPath)}, NarSize: 2025960,
+			NarHash: "sha256:dcd6c8a1f8b46287cced9041dff02cee737443e210471948d33296c87009e8a7"},
+		{Path: p(libgccPath), NarSize: 139040,
+			NarHash: "sha256:19cbae530282bd36cb9d21f6be6abf0d7c1c1e21862ab8a18a8902073fec8df4"},
 	}
 }
 
@@ -34,8 +43,8 @@ func TestNewGraph(t *testing.T) {
 		t.Errorf("Paths() = %v, want %v", got, want)
 	}
 	hello, ok := g.Info(mustParse(t, helloPath))
-	if !ok || hello.NarSize != 257048 || !slices.Equal(pathStrings(hello.References), []string{glibcPath, helloPath}) {
-		t.Errorf("Info(hello) = %+v, %v; want sorted, deduplicated references with the self-reference", hello, ok)
+	if !ok || hello.NarSize != 257048 || hello.NarHash != helloInfos(t)[0].NarHash || !slices.Equal(pathStrings(hello.References), []string{glibcPath, helloPath}) {
+		t.Errorf("Info(hello) = %+v, %v; want its size and hash, sorted, deduplicated references with the self-reference", hello, ok)
 	}
 	if got := pathStrings(g.Referrers(mustParse(t, glibcPath))); !slices.Equal(got, []string{helloPath}) {
 		t.Errorf("Referrers(glibc) = %v, want only hello (no self)", got)
@@ -132,6 +141,31 @@ func TestNewGraphErrors(t *testing.T) {
 			wantErr: helloPath + " is listed twice",
 		},
 		{
+			name:    "duplicate with other NAR hash",
+			infos:   []Info{{Path: p(helloPath), NarHash: zeroHash}, {Path: p(helloPath), NarHash: onesHash}},
+			wantErr: helloPath + " is listed twice with different NAR hashes, " + string(zeroHash) + " and " + string(onesHash),
+		},
+		{
+			name:    "duplicate with and without NAR hash",
+			infos:   []Info{{Path: p(helloPath)}, {Path: p(helloPath), NarHash: onesHash}},
+			wantErr: helloPath + " is listed twice with different NAR hashes, unknown and " + string(onesHash),
+		},
+		{
+			name:    "NAR hash in upper case",
+			infos:   []Info{{Path: p(helloPath), NarHash: digest.Digest(strings.ToUpper(string(onesHash)))}},
+			wantErr: helloPath + ": NAR hash \"SHA256:1111",
+		},
+		{
+			name:    "NAR hash not sha256",
+			infos:   []Info{{Path: p(helloPath), NarHash: digest.Digest("sha512:" + strings.Repeat("0", 128))}},
+			wantErr: "is not sha256:<64 lower-case hexadecimal digits>",
+		},
+		{
+			name:    "NAR hash in nix32",
+			infos:   []Info{{Path: p(helloPath), NarHash: "sha256:" + digest.Digest(strings.Repeat("0", 52))}},
+			wantErr: "is not sha256:<64 lower-case hexadecimal digits>",
+		},
+		{
 			name:    "mixed store dirs",
 			infos:   []Info{{Path: p(helloPath)}, {Path: p("/gnu/store/" + hashGlibc + "-glibc")}},
 			wantErr: "/gnu/store/" + hashGlibc + "-glibc is in store directory /gnu/store, but the graph is in /nix/store",
@@ -215,8 +249,15 @@ func TestClosure(t *testing.T) {
 		}
 	}
 
-	// Referrers outside the closure are dropped.
+	// Referrers outside the closure are dropped; the nodes keep their data.
 	sub, _ := g.Closure(mustParse(t, glibcPath))
+	for _, p := range sub.Paths() {
+		got, _ := sub.Info(p)
+		want, _ := g.Info(p)
+		if got.NarSize != want.NarSize || got.NarHash != want.NarHash || want.NarHash == "" {
+			t.Errorf("Info(%s) in the closure = %+v, in the graph %+v", p, got, want)
+		}
+	}
 	if got := sub.Referrers(mustParse(t, glibcPath)); len(got) != 0 {
 		t.Errorf("Referrers(glibc) in glibc's closure = %v, want none", got)
 	}
@@ -282,12 +323,18 @@ func sameGraph(a, b *Graph) bool {
 	for _, p := range a.Paths() {
 		x, _ := a.Info(p)
 		y, _ := b.Info(p)
-		if x.NarSize != y.NarSize || !slices.Equal(x.References, y.References) || !slices.Equal(a.Referrers(p), b.Referrers(p)) {
+		if x.NarSize != y.NarSize || x.NarHash != y.NarHash || !slices.Equal(x.References, y.References) || !slices.Equal(a.Referrers(p), b.Referrers(p)) {
 			return false
 		}
 	}
 	return true
 }
+
+// Two NAR hashes for tests that need distinct ones.
+const (
+	zeroHash digest.Digest = "sha256:0000000000000000000000000000000000000000000000000000000000000000"
+	onesHash digest.Digest = "sha256:1111111111111111111111111111111111111111111111111111111111111111"
+)
 
 func pathStrings(paths []Path) []string {
 	var s []string

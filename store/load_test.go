@@ -2,6 +2,7 @@ package store
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"math/rand/v2"
 	"os"
@@ -10,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/opencontainers/go-digest"
 )
 
 // The fixtures in testdata describe one closure, hello and its run-time
@@ -30,9 +33,10 @@ import (
 // documented formats; Nix 2.8, the version at hand, cannot write them.
 func TestLoadFixtures(t *testing.T) {
 	tests := []struct {
-		file                   string
-		storeDir               string
-		withSizes, withSelfRef bool
+		file     string
+		storeDir string
+		// withNAR: the file has NAR sizes and hashes.
+		withNAR, withSelfRef bool
 	}{
 		{"pathinfo-array.json", "/nix/store", true, true},
 		{"pathinfo-object.json", "/nix/store", true, true},
@@ -56,7 +60,7 @@ func TestLoadFixtures(t *testing.T) {
 				t.Fatal(err)
 			}
 			checkInvariants(t, g)
-			want := helloGraphIn(t, tc.storeDir, tc.withSizes, tc.withSelfRef)
+			want := helloGraphIn(t, tc.storeDir, tc.withNAR, tc.withSelfRef)
 			if !sameGraph(g, want) {
 				t.Errorf("loaded graph differs from the expected one:\n got %v\nwant %v", dumpGraph(g), dumpGraph(want))
 			}
@@ -64,9 +68,9 @@ func TestLoadFixtures(t *testing.T) {
 	}
 }
 
-// helloGraphIn is helloInfos moved to storeDir, with sizes or without, with
-// self-references or without.
-func helloGraphIn(t testing.TB, storeDir string, withSizes, withSelfRefs bool) *Graph {
+// helloGraphIn is helloInfos moved to storeDir, with NAR sizes and hashes or
+// without, with self-references or without.
+func helloGraphIn(t testing.TB, storeDir string, withNAR, withSelfRefs bool) *Graph {
 	infos := helloInfos(t)
 	move := func(p Path) Path { p.Dir = storeDir; return p }
 	for i := range infos {
@@ -78,8 +82,8 @@ func helloGraphIn(t testing.TB, storeDir string, withSizes, withSelfRefs bool) *
 			}
 		}
 		infos[i].References = refs
-		if !withSizes {
-			infos[i].NarSize = 0
+		if !withNAR {
+			infos[i].NarSize, infos[i].NarHash = 0, ""
 		}
 	}
 	g, err := NewGraph(infos)
@@ -93,7 +97,7 @@ func dumpGraph(g *Graph) string {
 	var b strings.Builder
 	for _, p := range g.Paths() {
 		info, _ := g.Info(p)
-		b.WriteString("\n" + p.Base() + " " + strings.Join(pathStrings(info.References), ","))
+		fmt.Fprintf(&b, "\n%s %d %s %s", p.Base(), info.NarSize, orUnknown(info.NarHash), strings.Join(pathStrings(info.References), ","))
 	}
 	return b.String()
 }
@@ -130,6 +134,49 @@ func TestLoadAccepts(t *testing.T) {
 			checkInvariants(t, g)
 			if g.Len() != tc.wantPaths {
 				t.Errorf("loaded %d paths, want %d", g.Len(), tc.wantPaths)
+			}
+		})
+	}
+}
+
+// TestLoadNarHashNotations loads one NAR hash in every notation the
+// formats that carry one use, and a JSON narHash that says it is unknown.
+func TestLoadNarHashNotations(t *testing.T) {
+	const hash digest.Digest = "sha256:6773df795bb0b25e4ba39fa03f1225a72cc631bef84fc0c89c9f1471ec18feb5"
+	const (
+		base16 = "6773df795bb0b25e4ba39fa03f1225a72cc631bef84fc0c89c9f1471ec18feb5"
+		nix32  = "1dgy33n7254zkk4c0kzqpqqwcb574l93z84zld5mxcmhbdwxywv7"
+		base64 = "Z3PfeVuwsl5Lo5+gPxIlpyzGMb74T8DInJ8UcewY/rU="
+	)
+	record := func(narHash string) string { return helloPath + "\n" + narHash + "\n5\n\n0\n" }
+	array := func(narHash string) string {
+		return `[{"path":"` + helloPath + `","narHash":` + narHash + `,"narSize":5,"references":[]}]`
+	}
+	tests := []struct {
+		name, input string
+		want        digest.Digest
+	}{
+		{"records base16 (dump-db)", record(base16), hash},
+		{"records sha256:nix32 (closureInfo)", record("sha256:" + nix32), hash},
+		{"records SRI", record("sha256-" + base64), hash},
+		{"JSON SRI (Nix 2.4+)", array(`"sha256-` + base64 + `"`), hash},
+		{"JSON sha256:nix32 (Nix 2.3)", array(`"sha256:` + nix32 + `"`), hash},
+		{"JSON sha256:base16", array(`"sha256:` + base16 + `"`), hash},
+		{"JSON null", array("null"), ""},
+		{"JSON structured base16", array(`{"algorithm":"sha256","format":"base16","hash":"` + base16 + `"}`), hash},
+		{"JSON structured base64", array(`{"format":"base64","hash":"` + base64 + `","algorithm":"sha256"}`), hash},
+		{"JSON v2 SRI", `{"version":2,"storeDir":"/nix/store","info":{"` + helloBase + `":{"narHash":"sha256-` + base64 + `","references":[]}}}`, hash},
+		{"JSON object SRI", `{"` + helloPath + `":{"narHash":"sha256-` + base64 + `","references":[]}}`, hash},
+		{"JSON no narHash", `{"` + helloPath + `":{"references":[]}}`, ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			g, err := Load("in", strings.NewReader(tc.input))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if info, _ := g.Info(mustParse(t, helloPath)); info.NarHash != tc.want {
+				t.Errorf("NarHash = %q, want %q", info.NarHash, tc.want)
 			}
 		})
 	}
@@ -176,6 +223,11 @@ func TestLoadErrors(t *testing.T) {
 		{"blank line between records", helloPath + "\n\n0\n\n" + glibcPath + "\n\n0\n", `graph.txt:5: expected a store path, found "` + glibcPath},
 		{"duplicate record with other references", helloPath + "\n\n0\n" + helloPath + "\n\n1\n" + helloPath + "\n",
 			"graph.txt:4: " + helloPath + " is listed again (first at line 1) with different data"},
+		{"duplicate record with other NAR hash", helloPath + "\nsha256:" + strings.Repeat("0", 52) + "\n5\n\n0\n" + helloPath + "\n" + strings.Repeat("1", 64) + "\n5\n\n0\n",
+			"graph.txt:6: " + helloPath + " is listed again (first at line 1) with different NAR hashes, " + string(zeroHash) + " and " + string(onesHash)},
+		{"nix32 hash beyond 256 bits", helloPath + "\nsha256:2" + strings.Repeat("0", 51) + "\n5\n\n0\n", "graph.txt:2: after the store path expected a NAR hash"},
+		{"bad nix32 hash in second long record", helloPath + "\n" + strings.Repeat("0", 52) + "\n5\n\n0\n" + glibcPath + "\nsha256:z" + strings.Repeat("0", 51) + "\n5\n\n0\n",
+			`graph.txt:7: expected a sha256 NAR hash, found "sha256:z000`},
 		{"overlong line", helloPath + "\n" + strings.Repeat("a", maxLineLen+10) + "\n", "graph.txt:2: line longer than 65536 bytes"},
 
 		// nix path-info --json.
@@ -196,6 +248,20 @@ func TestLoadErrors(t *testing.T) {
 		{"JSON negative size", `[{"path":"` + helloPath + `","narSize":-1,"references":[]}]`, `graph.txt: entry 0 ("` + helloPath + `"): narSize: "-1" is not a byte count`},
 		{"JSON fractional size", `[{"path":"` + helloPath + `","narSize":1.5,"references":[]}]`, `narSize: "1.5" is not a byte count`},
 		{"JSON wrong type", `[{"path":"` + helloPath + `","references":"x"}]`, `graph.txt: entry 0 ("` + helloPath + `"): references: offset 81: expected '[', found a string`},
+		{"JSON bad narHash", `[{"path":"` + helloPath + `","narHash":"sha256-x","references":[]}]`,
+			`graph.txt: entry 0 ("` + helloPath + `"): narHash: NAR hash "sha256-x": a sha256 digest is 44 base64 characters`},
+		{"JSON narHash of another algorithm", `[{"path":"` + helloPath + `","narHash":"sha512-` + strings.Repeat("A", 86) + `==","references":[]}]`,
+			`graph.txt: entry 0 ("` + helloPath + `"): narHash: NAR hash "sha512-AAA`},
+		{"JSON narHash not a string", `{"` + helloPath + `":{"narHash":5,"references":[]}}`, `graph.txt: entry 0 ("` + helloPath + `"): narHash: offset 71: expected '"', found a number`},
+		{"JSON structured narHash without algorithm", `[{"path":"` + helloPath + `","narHash":{"hash":"` + strings.Repeat("0", 64) + `"},"references":[]}]`,
+			`graph.txt: entry 0 ("` + helloPath + `"): narHash: a structured NAR hash needs "algorithm": "sha256" and a "hash"`},
+		{"JSON structured narHash of another algorithm", `[{"path":"` + helloPath + `","narHash":{"algorithm":"sha1","hash":"` + strings.Repeat("0", 40) + `"},"references":[]}]`,
+			`narHash: a structured NAR hash needs "algorithm": "sha256"`},
+		{"JSON structured narHash with bad hash", `[{"path":"` + helloPath + `","narHash":{"algorithm":"sha256","hash":"x"},"references":[]}]`,
+			`narHash: NAR hash "sha256:x": not a sha256 hash`},
+		{"JSON structured narHash unclosed", `[{"path":"` + helloPath + `","narHash":{"algorithm":"sha256"`, `narHash: unexpected end of JSON input`},
+		{"JSON duplicate key with other NAR hash", `{"` + helloPath + `":{"narHash":"sha256:` + strings.Repeat("0", 64) + `","references":[]},"` + helloPath + `":{"references":[]}}`,
+			"graph.txt: " + helloPath + " is listed twice with different NAR hashes, " + string(zeroHash) + " and unknown"},
 		{"JSON entry not an object", `[1]`, `graph.txt: entry 0: offset 1: expected '{', found a number`},
 		{"JSON object entry not an object", `{"` + helloPath + `":[]}`, `graph.txt: entry 0 ("` + helloPath + `"): offset 60: expected '{', found an array`},
 		{"JSON syntax error", "[\n{\"path\" \"x\"}]", `graph.txt: entry 0: offset 10: expected ':', found a string`},

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/binary"
 	"encoding/hex"
 	"errors"
@@ -10,6 +11,7 @@ import (
 	"hash"
 	"io"
 	"io/fs"
+	"strings"
 
 	"github.com/opencontainers/go-digest"
 )
@@ -73,6 +75,83 @@ func nix32(data []byte) string {
 		out[i] = hashAlphabet[b&0x1f]
 	}
 	return string(out)
+}
+
+// nix32Decode is the inverse of nix32: it returns the size bytes that s
+// encodes. Like Nix, it refuses a character outside the alphabet and a first
+// character with bits beyond the data, so that each value has one encoding.
+func nix32Decode(s string, size int) ([]byte, error) {
+	n := (size*8-1)/5 + 1
+	if len(s) != n {
+		return nil, fmt.Errorf("%d bytes take %d nix32 characters, not %d", size, n, len(s))
+	}
+	data := make([]byte, size)
+	for i := range n {
+		value := strings.IndexByte(hashAlphabet, s[i])
+		if value < 0 {
+			return nil, fmt.Errorf("%s is not a nix32 character", quote(s[i:i+1]))
+		}
+		bit := (n - 1 - i) * 5 // where character i's lowest bit goes
+		data[bit/8] |= byte(value << (bit % 8))
+		if high := byte(value >> (8 - bit%8)); high != 0 {
+			if bit/8+1 == size {
+				return nil, fmt.Errorf("%s holds more than %d bytes", quote(s), size)
+			}
+			data[bit/8+1] |= high
+		}
+	}
+	return data, nil
+}
+
+// parseNarHash turns a NAR hash in any notation Nix writes into the form
+// NarHash returns. Nix writes SRI (sha256-<base64>, nix path-info --json
+// since 2.4), sha256:<nix32> (closureInfo, nix-store --query --hash, older
+// path-info JSON) and bare base16 (nix-store --dump-db), and the store
+// databases hold sha256:<base16>. As for Nix, after "sha256:" or without a
+// prefix the length tells the base: 64 base16 digits, 52 nix32 characters
+// or 44 base64 ones.
+func parseNarHash(s string) (digest.Digest, error) {
+	sum, err := narHashBytes(s)
+	if err != nil {
+		return "", fmt.Errorf("NAR hash %s: %w", quote(s), err)
+	}
+	return digest.NewDigestFromBytes(digest.SHA256, sum), nil
+}
+
+func narHashBytes(s string) ([]byte, error) {
+	if sri, ok := strings.CutPrefix(s, "sha256-"); ok {
+		return base64Digest(sri)
+	}
+	s, _ = strings.CutPrefix(s, "sha256:")
+	switch len(s) {
+	case 2 * sha256.Size:
+		return hex.DecodeString(s)
+	case nix32Len:
+		return nix32Decode(s, sha256.Size)
+	case base64Len:
+		return base64Digest(s)
+	}
+	return nil, fmt.Errorf("not a sha256 hash: expected sha256-<base64> or an optional sha256: and %d base16, %d nix32 or %d base64 characters", 2*sha256.Size, nix32Len, base64Len)
+}
+
+// The lengths of a SHA-256 digest in nix32 and in padded base64.
+const (
+	nix32Len  = (sha256.Size*8-1)/5 + 1
+	base64Len = (sha256.Size + 2) / 3 * 4
+)
+
+// base64Digest decodes a SHA-256 digest in padded standard base64.
+func base64Digest(s string) ([]byte, error) {
+	if len(s) != base64Len {
+		return nil, fmt.Errorf("a sha256 digest is %d base64 characters", base64Len)
+	}
+	sum, err := base64.StdEncoding.DecodeString(s)
+	if err == nil && len(sum) != sha256.Size {
+		// Two padding characters, or line breaks, which DecodeString
+		// skips.
+		err = fmt.Errorf("%d bytes, not a sha256 digest", len(sum))
+	}
+	return sum, err
 }
 
 // narHasher writes the NAR of a store path into a hash.

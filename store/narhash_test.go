@@ -1,10 +1,12 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"errors"
 	"maps"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strings"
@@ -128,5 +130,94 @@ func TestNarHashErrors(t *testing.T) {
 	}
 	if _, _, err := NarHash(cancelled, fsys, tree); !errors.Is(err, context.Canceled) {
 		t.Errorf("NarHash with a cancelled context: %v, want context.Canceled", err)
+	}
+}
+
+// TestNix32Decode checks that nix32Decode inverts nix32, through NixHash,
+// on random digests and on the pinned pairs of TestNixHash's kind.
+func TestNix32Decode(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	sums := [][]byte{make([]byte, sha256.Size), bytes.Repeat([]byte{0xff}, sha256.Size)}
+	for range 1000 {
+		sum := make([]byte, sha256.Size)
+		for i := range sum {
+			sum[i] = byte(rng.Uint32())
+		}
+		sums = append(sums, sum)
+	}
+	for _, sum := range sums {
+		nixHash, err := NixHash(digest.NewDigestFromBytes(digest.SHA256, sum))
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := nix32Decode(strings.TrimPrefix(nixHash, "sha256:"), sha256.Size)
+		if err != nil || !bytes.Equal(got, sum) {
+			t.Fatalf("nix32Decode(%s) = %x, %v; want %x", nixHash, got, err, sum)
+		}
+	}
+	// Other sizes: nix32 encodes any byte string, as Nix does SHA-1 and
+	// SHA-512 digests.
+	for size := 1; size <= 64; size++ {
+		data := bytes.Repeat([]byte{byte(size)}, size)
+		if got, err := nix32Decode(nix32(data), size); err != nil || !bytes.Equal(got, data) {
+			t.Errorf("nix32Decode(nix32(%x)) = %x, %v", data, got, err)
+		}
+	}
+
+	for _, tc := range []struct{ in, wantErr string }{
+		{"1" + strings.Repeat("0", 51), ""}, // the top bit of the last byte
+		{"2" + strings.Repeat("0", 51), "holds more than 32 bytes"},
+		{"z" + strings.Repeat("0", 51), "holds more than 32 bytes"},
+		{strings.Repeat("0", 51) + "e", `"e" is not a nix32 character`},
+		{strings.Repeat("0", 51) + "\xff", `"\xff" is not a nix32 character`},
+		{strings.Repeat("0", 51), "32 bytes take 52 nix32 characters, not 51"},
+		{strings.Repeat("0", 53), "32 bytes take 52 nix32 characters, not 53"},
+	} {
+		_, err := nix32Decode(tc.in, sha256.Size)
+		if tc.wantErr == "" && err != nil || tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)) {
+			t.Errorf("nix32Decode(%q) error = %v, want %q", tc.in, err, tc.wantErr)
+		}
+	}
+}
+
+// TestParseNarHash reads one digest in every notation of a NAR hash.
+func TestParseNarHash(t *testing.T) {
+	// Printed by Nix 2.8: nix hash to-base32, to-base64 and to-sri.
+	const want digest.Digest = "sha256:6773df795bb0b25e4ba39fa03f1225a72cc631bef84fc0c89c9f1471ec18feb5"
+	for _, s := range []string{
+		"sha256-Z3PfeVuwsl5Lo5+gPxIlpyzGMb74T8DInJ8UcewY/rU=",
+		"sha256:1dgy33n7254zkk4c0kzqpqqwcb574l93z84zld5mxcmhbdwxywv7",
+		"1dgy33n7254zkk4c0kzqpqqwcb574l93z84zld5mxcmhbdwxywv7",
+		"sha256:6773df795bb0b25e4ba39fa03f1225a72cc631bef84fc0c89c9f1471ec18feb5",
+		"6773df795bb0b25e4ba39fa03f1225a72cc631bef84fc0c89c9f1471ec18feb5",
+		"6773DF795BB0B25E4BA39FA03F1225A72CC631BEF84FC0C89C9F1471EC18FEB5",
+		"sha256:Z3PfeVuwsl5Lo5+gPxIlpyzGMb74T8DInJ8UcewY/rU=",
+		"Z3PfeVuwsl5Lo5+gPxIlpyzGMb74T8DInJ8UcewY/rU=",
+	} {
+		if got, err := parseNarHash(s); err != nil || got != want {
+			t.Errorf("parseNarHash(%q) = %q, %v; want %s", s, got, err, want)
+		}
+	}
+	for _, s := range []string{
+		"",
+		"sha256:",
+		"sha256-",
+		"sha512-" + strings.Repeat("A", 86) + "==",
+		"sha1:" + strings.Repeat("0", 40),
+		"md5:" + strings.Repeat("0", 32),
+		"sha256:" + strings.Repeat("0", 63),
+		"sha256:" + strings.Repeat("g", 64),
+		"sha256:" + strings.Repeat("0", 51) + "e",
+		"sha256:z" + strings.Repeat("0", 51),
+		"sha256-" + strings.Repeat("A", 42) + "==", // 31 bytes
+		"sha256-" + strings.Repeat("A", 43) + "\n",
+		"sha256-" + strings.Repeat("A", 40) + "\r\n\r\n", // 30 bytes in 44 characters
+		"sha256-" + strings.Repeat("A", 43) + "!",
+		"sha256-1dgy33n7254zkk4c0kzqpqqwcb574l93z84zld5mxcmhbdwxywv7", // SRI is base64 only
+		"SHA256:6773df795bb0b25e4ba39fa03f1225a72cc631bef84fc0c89c9f1471ec18feb5",
+	} {
+		if got, err := parseNarHash(s); err == nil || !strings.Contains(err.Error(), "NAR hash "+quote(s)) {
+			t.Errorf("parseNarHash(%q) = %q, %v; want an error naming it", s, got, err)
+		}
 	}
 }

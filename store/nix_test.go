@@ -5,13 +5,17 @@ package store
 import (
 	"bytes"
 	"context"
-	"github.com/storepack/storepack/internal/testdir"
+	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/opencontainers/go-digest"
+
+	"github.com/storepack/storepack/internal/testdir"
 )
 
 // nixStore is a store built by a real Nix for the test, in a directory of
@@ -78,14 +82,17 @@ func TestNix(t *testing.T) {
 		}
 	})
 
-	// The reference graph: nix path-info --json --recursive, with sizes and
-	// self-references. Every other format must give the same graph, less
-	// what the format cannot hold.
-	want := s.load(t, "path-info.json", s.run(t, "nix", "path-info", "--json", "--recursive", app.String()))
+	// The reference graph: nix path-info --json --recursive, with sizes,
+	// NAR hashes and self-references. Every other format must give the same
+	// graph, less what the format cannot hold.
+	pathInfo := s.run(t, "nix", "path-info", "--json", "--recursive", app.String())
+	want := s.load(t, "path-info.json", pathInfo)
 	if !slices.Equal(want.Paths(), closure) {
 		t.Fatalf("path-info JSON has paths %v, want the closure %v", want.Paths(), closure)
 	}
-	unsized := withoutSizes(t, want)
+	narHashes := s.checkNarHashes(t, want, pathInfo)
+	unhashed := withoutNarHashes(t, want)
+	unsized := withoutSizes(t, unhashed)
 	formats := []struct {
 		name string
 		load func(t *testing.T) *Graph
@@ -124,7 +131,7 @@ func TestNix(t *testing.T) {
 				t.Fatal(err)
 			}
 			return g
-		}, want},
+		}, unhashed},
 	}
 	for _, format := range formats {
 		t.Run(format.name, func(t *testing.T) {
@@ -132,6 +139,14 @@ func TestNix(t *testing.T) {
 			checkInvariants(t, g)
 			if !sameGraph(g, format.want) {
 				t.Errorf("graph differs:\n got %v\nwant %v", dumpGraph(g), dumpGraph(format.want))
+			}
+			// A format either has every NAR hash, as Nix and the files
+			// say, or none.
+			hashed := format.want == want
+			for _, p := range g.Paths() {
+				if info, _ := g.Info(p); hashed && info.NarHash != narHashes[p] || !hashed && info.NarHash != "" {
+					t.Errorf("NAR hash of %s: %q, want %q", p, info.NarHash, narHashes[p])
+				}
 			}
 			// Where the format has no sizes, measuring them gives Nix's.
 			measured, err := MeasureSizes(context.Background(), os.DirFS(s.onDisk), g)
@@ -147,6 +162,37 @@ func TestNix(t *testing.T) {
 			}
 		})
 	}
+}
+
+// checkNarHashes checks the NAR hashes of g, loaded from nix path-info
+// --json output pathInfo, against the narHash strings of that output and
+// against NarHash of the files, and returns them.
+func (s *nixStore) checkNarHashes(t *testing.T, g *Graph, pathInfo []byte) map[Path]digest.Digest {
+	t.Helper()
+	var entries []struct { // Nix 2.8 writes the array form
+		Path    string `json:"path"`
+		NarHash string `json:"narHash"`
+	}
+	if err := json.Unmarshal(pathInfo, &entries); err != nil {
+		t.Fatal(err)
+	}
+	if len(entries) != g.Len() {
+		t.Fatalf("nix path-info gave %d entries, the graph has %d paths", len(entries), g.Len())
+	}
+	hashes := make(map[Path]digest.Digest)
+	for _, entry := range entries {
+		p := mustParse(t, entry.Path)
+		info, _ := g.Info(p)
+		computed, _, err := NarHash(context.Background(), os.DirFS(s.onDisk), p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if info.NarHash != computed || sriOf(t, info.NarHash) != entry.NarHash {
+			t.Errorf("NAR hash of %s read from path-info JSON: %q; nix path-info says %s, NarHash of the files %s", p, info.NarHash, entry.NarHash, computed)
+		}
+		hashes[p] = computed
+	}
+	return hashes
 }
 
 func buildNixStore(t *testing.T) *nixStore {
@@ -247,6 +293,10 @@ func (s *nixStore) load(t *testing.T, name string, data []byte) *Graph {
 		t.Fatal(err)
 	}
 	return g
+}
+
+func withoutNarHashes(t *testing.T, g *Graph) *Graph {
+	return mapInfos(t, g, func(info *Info) { info.NarHash = "" })
 }
 
 func withoutSizes(t *testing.T, g *Graph) *Graph {

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/opencontainers/go-digest"
 	"modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
 	"modernc.org/sqlite/vfs"
@@ -21,10 +22,11 @@ const sqliteHeader = "SQLite format 3\x00"
 
 // LoadDB reads the graph of a whole store from its SQLite database: Nix's
 // /nix/var/nix/db/db.sqlite or Guix's /var/guix/db/db.sqlite. Both have the
-// tables ValidPaths (id, path, …, narSize, …; Nix has more columns than Guix)
-// and Refs (referrer, reference), which hold ValidPaths ids. A NULL narSize
-// (written by old versions) is an unknown size. Take the closure of the
-// paths you need with Graph.Closure.
+// tables ValidPaths (id, path, hash, …, narSize, …; Nix has more columns than
+// Guix) and Refs (referrer, reference), which hold ValidPaths ids. Both keep
+// the NAR hash as sha256:<base16>. A NULL narSize (written by old versions)
+// is an unknown size, and an empty or NULL hash (which neither writes) an
+// unknown hash. Take the closure of the paths you need with Graph.Closure.
 //
 // The database is opened read-only, through SQLite's own locking, so a
 // running Nix or Guix daemon is no problem, and its write-ahead log is
@@ -159,7 +161,7 @@ func readDB(name, uri string) ([]Path, []idNode, error) {
 	}
 	defer tx.Rollback()
 
-	rows, err := tx.Query("SELECT id, path, narSize FROM ValidPaths")
+	rows, err := tx.Query("SELECT id, path, hash, narSize FROM ValidPaths")
 	if err != nil {
 		return fail(fmt.Errorf("reading ValidPaths (is it a Nix or Guix store database?): %w", err))
 	}
@@ -172,9 +174,10 @@ func readDB(name, uri string) ([]Path, []idNode, error) {
 		var (
 			row     int64
 			path    string
+			hash    sql.NullString
 			narSize sql.NullInt64
 		)
-		if err := rows.Scan(&row, &path, &narSize); err != nil {
+		if err := rows.Scan(&row, &path, &hash, &narSize); err != nil {
 			return fail(fmt.Errorf("ValidPaths: %w", err))
 		}
 		id, err := paths.parse(path)
@@ -184,11 +187,17 @@ func readDB(name, uri string) ([]Path, []idNode, error) {
 		if narSize.Int64 < 0 {
 			return fail(fmt.Errorf("ValidPaths row %d (%s): narSize %d is negative", row, path, narSize.Int64))
 		}
+		var narHash digest.Digest
+		if hash.String != "" {
+			if narHash, err = parseNarHash(hash.String); err != nil {
+				return fail(fmt.Errorf("ValidPaths row %d (%s): %w", row, path, err))
+			}
+		}
 		if _, dup := byRow[row]; dup {
 			return fail(fmt.Errorf("ValidPaths row %d (%s): the id is used twice", row, path))
 		}
 		byRow[row] = len(nodes)
-		nodes = append(nodes, idNode{path: id, narSize: uint64(narSize.Int64)})
+		nodes = append(nodes, idNode{path: id, narSize: uint64(narSize.Int64), narHash: narHash})
 	}
 	if err := rows.Err(); err != nil {
 		return fail(fmt.Errorf("ValidPaths: %w", err))

@@ -76,7 +76,8 @@ func openTestDB(t testing.TB, file, schema string) *sql.DB {
 }
 
 // insertGraph adds g's paths and references to a store database in one
-// transaction, skipping those already there.
+// transaction, skipping those already there. An unknown NAR hash is written
+// as an empty one.
 func insertGraph(t testing.TB, db *sql.DB, g *Graph) {
 	t.Helper()
 	tx, err := db.Begin()
@@ -87,7 +88,7 @@ func insertGraph(t testing.TB, db *sql.DB, g *Graph) {
 	for _, p := range g.Paths() {
 		info, _ := g.Info(p)
 		if _, err := tx.Exec("INSERT OR IGNORE INTO ValidPaths (path, hash, registrationTime, narSize) VALUES (?, ?, 1, ?)",
-			p.String(), "sha256:"+strings.Repeat("0", 64), info.NarSize); err != nil {
+			p.String(), string(info.NarHash), info.NarSize); err != nil {
 			t.Fatal(err)
 		}
 		var id int64
@@ -203,14 +204,18 @@ func TestLoadDBErrors(t *testing.T) {
 		wantErr string
 	}{
 		{"no tables", "CREATE TABLE x (y)", "", "reading ValidPaths (is it a Nix or Guix store database?): SQL logic error: no such table: ValidPaths"},
-		{"no Refs", "CREATE TABLE ValidPaths (id integer primary key, path text, narSize integer)", "", "reading Refs (is it a Nix or Guix store database?)"},
+		{"no Refs", "CREATE TABLE ValidPaths (id integer primary key, path text, hash text, narSize integer)", "", "reading Refs (is it a Nix or Guix store database?)"},
 		{"empty", nixDBSchema, "", "db.sqlite: no store paths"},
 		{"invalid path", nixDBSchema, `INSERT INTO ValidPaths VALUES (7, '/nix/store/../etc', '', 1, NULL, 5, NULL, NULL, NULL)`,
 			`db.sqlite: ValidPaths row 7: invalid store path "/nix/store/../etc"`},
 		{"non-UTF-8 name", nixDBSchema, `INSERT INTO ValidPaths VALUES (7, '` + helloPath + `' || x'ff', '', 1, NULL, 5, NULL, NULL, NULL)`,
 			`db.sqlite: ValidPaths row 7: invalid store path`},
-		{"NULL path", "CREATE TABLE ValidPaths (id integer primary key, path text, narSize integer); CREATE TABLE Refs (referrer, reference)",
-			`INSERT INTO ValidPaths VALUES (7, NULL, 5)`, "db.sqlite: ValidPaths: sql: Scan error on column index 1"},
+		{"NULL path", "CREATE TABLE ValidPaths (id integer primary key, path text, hash text, narSize integer); CREATE TABLE Refs (referrer, reference)",
+			`INSERT INTO ValidPaths VALUES (7, NULL, NULL, 5)`, "db.sqlite: ValidPaths: sql: Scan error on column index 1"},
+		{"bad NAR hash", guixDBSchema, `INSERT INTO ValidPaths VALUES (7, '` + helloPath + `', 'sha256:` + strings.Repeat("g", 64) + `', 1, NULL, 5)`,
+			"db.sqlite: ValidPaths row 7 (" + helloPath + `): NAR hash "sha256:ggg`},
+		{"NAR hash of another algorithm", nixDBSchema, `INSERT INTO ValidPaths VALUES (7, '` + helloPath + `', 'sha1:` + strings.Repeat("0", 40) + `', 1, NULL, 5, NULL, NULL, NULL)`,
+			"db.sqlite: ValidPaths row 7 (" + helloPath + `): NAR hash "sha1:000`},
 		{"negative size", nixDBSchema, `INSERT INTO ValidPaths VALUES (7, '` + helloPath + `', '', 1, NULL, -5, NULL, NULL, NULL)`,
 			"db.sqlite: ValidPaths row 7 (" + helloPath + "): narSize -5 is negative"},
 		{"mixed store directories", nixDBSchema, `INSERT INTO ValidPaths VALUES (1, '` + helloPath + `', '', 1, NULL, 5, NULL, NULL, NULL);
@@ -254,18 +259,21 @@ func TestLoadDBErrors(t *testing.T) {
 	}
 }
 
-func TestLoadDBNullSizeIsUnknown(t *testing.T) {
+func TestLoadDBNullIsUnknown(t *testing.T) {
 	file := filepath.Join(t.TempDir(), "db.sqlite")
-	db := openTestDB(t, file, guixDBSchema)
-	if _, err := db.Exec(`INSERT INTO ValidPaths VALUES (1, '` + helloPath + `', '', 1, NULL, NULL)`); err != nil {
+	db := openTestDB(t, file, "CREATE TABLE ValidPaths (id integer primary key, path text, hash text, narSize integer); CREATE TABLE Refs (referrer, reference)")
+	if _, err := db.Exec(`INSERT INTO ValidPaths VALUES (1, '` + helloPath + `', NULL, NULL); INSERT INTO ValidPaths VALUES (2, '` + glibcPath + `', '', 5)`); err != nil {
 		t.Fatal(err)
 	}
 	g, err := LoadDB(file)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if info, _ := g.Info(mustParse(t, helloPath)); info.NarSize != 0 {
-		t.Errorf("NarSize = %d, want 0 (unknown)", info.NarSize)
+	if info, _ := g.Info(mustParse(t, helloPath)); info.NarSize != 0 || info.NarHash != "" {
+		t.Errorf("NULL size and hash: NarSize = %d, NarHash = %q; want 0 and \"\" (unknown)", info.NarSize, info.NarHash)
+	}
+	if info, _ := g.Info(mustParse(t, glibcPath)); info.NarSize != 5 || info.NarHash != "" {
+		t.Errorf("empty hash: NarSize = %d, NarHash = %q; want 5 and \"\" (unknown)", info.NarSize, info.NarHash)
 	}
 }
 

@@ -7,6 +7,8 @@ import (
 	"io"
 	"slices"
 	"strconv"
+
+	"github.com/opencontainers/go-digest"
 )
 
 // pathInfoVersions are the versions of the versioned form that are
@@ -25,9 +27,11 @@ var pathInfoVersions = []int64{2, 3}
 // In the versioned form paths are base names in the store directory given by
 // "storeDir", at the top or in each entry (they must agree). Nix writes the
 // keys of an object sorted, so "info" comes before "storeDir": entries are
-// resolved once the whole object is read. Fields other than those shown
-// (narHash, deriver, signatures, ca, …) are skipped, as are unknown members
-// of the versioned form's top-level object.
+// resolved once the whole object is read. An entry's narHash is read too
+// where it is given (null is unknown): a string in any notation parseNarHash
+// reads (Nix 2.3 wrote sha256:<nix32>, later versions SRI) or an object (see
+// structuredNarHash). Other fields (deriver, signatures, ca, …) are skipped,
+// as are unknown members of the versioned form's top-level object.
 //
 // An invalid path ("valid": false in the array form, null in the object
 // forms) is an error: the graph would miss it. The input is read one token at
@@ -58,6 +62,7 @@ type pathInfoReader struct {
 type pathInfoEntry struct {
 	path     *string // the array form's "path"; the other forms key entries by path
 	narSize  uint64
+	narHash  digest.Digest
 	refs     []int    // by id: the unversioned forms' references are parsed at once
 	baseRefs [][]byte // the versioned form's wait for the store directory
 	hasRefs  bool
@@ -339,6 +344,8 @@ func (pr *pathInfoReader) entry(versioned bool) (*pathInfoEntry, error) {
 			e.path, err = pr.nullableString()
 		case "narSize":
 			err = pr.narSize(e)
+		case "narHash":
+			e.narHash, err = pr.narHash()
 		case "references":
 			err = pr.references(e, versioned)
 		case "valid":
@@ -379,6 +386,53 @@ func (pr *pathInfoReader) narSize(e *pathInfoEntry) error {
 		return fmt.Errorf("%s is not a byte count", quote(string(text)))
 	}
 	return nil
+}
+
+func (pr *pathInfoReader) narHash() (digest.Digest, error) {
+	if null, err := pr.json.isNull(); err != nil || null {
+		return "", err
+	}
+	if c, _ := pr.json.peek(); c == '{' { // isNull peeked: this peek cannot fail
+		return pr.structuredNarHash()
+	}
+	s, err := pr.json.str()
+	if err != nil {
+		return "", err
+	}
+	return parseNarHash(string(s))
+}
+
+// structuredNarHash reads a hash as an object, {"algorithm": "sha256",
+// "format": "base16", "hash": "<digits>"}, which development versions of Nix
+// wrote for a while before 2.33 (released with SRI strings). As after
+// "sha256:", the length of "hash" tells its base, so "format" is not needed.
+func (pr *pathInfoReader) structuredNarHash() (digest.Digest, error) {
+	var algorithm, hash *string
+	more, err := pr.json.open('{', '}')
+	for err == nil && more {
+		var key []byte
+		if key, err = pr.json.key(); err != nil {
+			break
+		}
+		switch string(key) {
+		case "algorithm":
+			algorithm, err = pr.nullableString()
+		case "hash":
+			hash, err = pr.nullableString()
+		default:
+			err = pr.json.skip()
+		}
+		if err == nil {
+			more, err = pr.json.more('}')
+		}
+	}
+	if err != nil {
+		return "", err
+	}
+	if algorithm == nil || *algorithm != "sha256" || hash == nil {
+		return "", errors.New(`a structured NAR hash needs "algorithm": "sha256" and a "hash"`)
+	}
+	return parseNarHash("sha256:" + *hash)
 }
 
 func (pr *pathInfoReader) references(e *pathInfoEntry, versioned bool) error {
@@ -445,7 +499,7 @@ func (e *pathInfoEntry) node(path string, parse func(string) (int, error)) (idNo
 	if !e.hasRefs {
 		return idNode{}, errors.New(`no "references"`)
 	}
-	return idNode{path: id, narSize: e.narSize, refs: e.refs}, nil
+	return idNode{path: id, narSize: e.narSize, narHash: e.narHash, refs: e.refs}, nil
 }
 
 // maxEntrySize bounds the JSON text of one entry. Real entries are a few

@@ -2,11 +2,15 @@ package store
 
 import (
 	"bufio"
+	"encoding/base64"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"strconv"
 	"unicode/utf8"
+
+	"github.com/opencontainers/go-digest"
 )
 
 // WritePathInfoJSON writes g in the object form of `nix path-info --json`
@@ -14,6 +18,7 @@ import (
 //
 //	{
 //	  "/nix/store/<hash>-<name>": {
+//	    "narHash": "sha256-<base64>",
 //	    "narSize": 1234,
 //	    "references": [
 //	      "/nix/store/<hash>-<name>"
@@ -23,8 +28,9 @@ import (
 //
 // Keys and references are sorted, the indent is two spaces and the output
 // ends with a newline, so that the same graph always gives the same bytes.
-// Only the fields a graph has are written: narSize (0 when unknown, as Load
-// reads it) and references (self-references included, as Nix lists them).
+// Only the fields a graph has are written: narHash in Nix's SRI notation,
+// left out when unknown, narSize (0 when unknown, as Load reads it) and
+// references (self-references included, as Nix lists them).
 // An empty graph gives {}, which Load refuses, as it refuses any file
 // without a store path.
 func WritePathInfoJSON(w io.Writer, g *Graph) error {
@@ -46,7 +52,13 @@ func WritePathInfoJSON(w io.Writer, g *Graph) error {
 	for i, node := range g.nodes {
 		buf = append(buf[:0], "  "...)
 		buf = appendJSONPath(buf, node.Path)
-		buf = append(buf, ": {\n    \"narSize\": "...)
+		buf = append(buf, ": {\n    "...)
+		if node.NarHash != "" {
+			buf = append(buf, `"narHash": "sha256-`...)
+			buf = appendSRIDigest(buf, node.NarHash)
+			buf = append(buf, "\",\n    "...)
+		}
+		buf = append(buf, `"narSize": `...)
 		buf = strconv.AppendUint(buf, node.NarSize, 10)
 		buf = append(buf, ",\n    \"references\": ["...)
 		for k, ref := range node.References {
@@ -94,4 +106,11 @@ func appendJSONPath(buf []byte, p Path) []byte {
 	buf = append(buf, '-')
 	buf = append(buf, p.Name...)
 	return append(buf, '"')
+}
+
+// appendSRIDigest appends the base64 of d, a digest that NewGraph checked,
+// as an SRI hash holds it after "sha256-".
+func appendSRIDigest(buf []byte, d digest.Digest) []byte {
+	sum, _ := hex.DecodeString(d.Encoded()) // valid: see checkNarHash
+	return base64.StdEncoding.AppendEncode(buf, sum)
 }

@@ -9,6 +9,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/opencontainers/go-digest"
 )
 
 // writerTestPath makes a valid store path in dir whose hash is derived
@@ -23,15 +25,16 @@ func writerTestPath(dir, name string) Path {
 }
 
 // writerTestGraph is a small graph in dir with a self-reference, a path
-// without references, a path of unknown size and a diamond.
+// without references, a path of unknown size and hash, a path of known size
+// and unknown hash, and a diamond.
 func writerTestGraph(t *testing.T, dir string) *Graph {
 	t.Helper()
 	app, lib, libc, data := writerTestPath(dir, "app-1.0"), writerTestPath(dir, "lib"), writerTestPath(dir, "libc-2.39"), writerTestPath(dir, "data")
 	g, err := NewGraph([]Info{
-		{Path: app, References: []Path{lib, data, app, libc}, NarSize: 1234},
+		{Path: app, References: []Path{lib, data, app, libc}, NarSize: 1234, NarHash: writerTestHash},
 		{Path: lib, References: []Path{libc}, NarSize: 99},
-		{Path: libc, References: []Path{libc}, NarSize: 31230776},
-		{Path: data}, // unknown size, no references
+		{Path: libc, References: []Path{libc}, NarSize: 31230776, NarHash: zeroHash},
+		{Path: data}, // unknown size and hash, no references
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -39,7 +42,11 @@ func writerTestGraph(t *testing.T, dir string) *Graph {
 	return g
 }
 
-// sameGraphData compares paths, sizes and references.
+// writerTestHash is a NAR hash whose SRI form has both characters of base64
+// beyond letters and digits, + and /, which JSON writes as they are.
+const writerTestHash digest.Digest = "sha256:fbffbf00000000000000000000000000000000000000000000000000000000ff"
+
+// sameGraphData compares paths, sizes, hashes and references.
 func sameGraphData(t *testing.T, got, want *Graph) {
 	t.Helper()
 	if got.StoreDir() != want.StoreDir() || !slices.Equal(got.Paths(), want.Paths()) {
@@ -48,8 +55,8 @@ func sameGraphData(t *testing.T, got, want *Graph) {
 	for _, p := range want.Paths() {
 		a, _ := got.Info(p)
 		b, _ := want.Info(p)
-		if a.NarSize != b.NarSize || !slices.Equal(a.References, b.References) {
-			t.Errorf("%s: got %d %v, want %d %v", p, a.NarSize, a.References, b.NarSize, b.References)
+		if a.NarSize != b.NarSize || a.NarHash != b.NarHash || !slices.Equal(a.References, b.References) {
+			t.Errorf("%s: got %d %q %v, want %d %q %v", p, a.NarSize, a.NarHash, a.References, b.NarSize, b.NarHash, b.References)
 		}
 	}
 }
@@ -69,11 +76,13 @@ func TestWritePathInfoJSONFormat(t *testing.T) {
 	got := string(writeJSON(t, g))
 
 	// The exact text: keys and references sorted, two-space indent, a
-	// trailing newline, [] for no references.
+	// trailing newline, [] for no references, narHash in SRI form and only
+	// where known.
 	entries := map[string]string{
-		p("app-1.0"):   `{"narSize": 1234, "references": [` + strings.Join(sortedQuoted(p("app-1.0"), p("lib"), p("data"), p("libc-2.39")), ", ") + `]}`,
+		p("app-1.0"): `{"narHash": "sha256-+/+/AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAP8=", "narSize": 1234, "references": [` +
+			strings.Join(sortedQuoted(p("app-1.0"), p("lib"), p("data"), p("libc-2.39")), ", ") + `]}`,
 		p("lib"):       `{"narSize": 99, "references": ["` + p("libc-2.39") + `"]}`,
-		p("libc-2.39"): `{"narSize": 31230776, "references": ["` + p("libc-2.39") + `"]}`,
+		p("libc-2.39"): `{"narHash": "sha256-AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=", "narSize": 31230776, "references": ["` + p("libc-2.39") + `"]}`,
 		p("data"):      `{"narSize": 0, "references": []}`,
 	}
 	keys := make([]string, 0, len(entries))
@@ -101,6 +110,7 @@ func TestWritePathInfoJSONFormat(t *testing.T) {
 
 	// encoding/json writes the same bytes for the same data.
 	type entry struct {
+		NarHash    string   `json:"narHash,omitempty"`
 		NarSize    uint64   `json:"narSize"`
 		References []string `json:"references"`
 	}
@@ -138,7 +148,7 @@ func TestWritePathInfoJSONRoundTrip(t *testing.T) {
 	}
 	graphs["single path"] = single
 	// The fixtures, as loaded from other formats.
-	for _, file := range []string{"pathinfo-object.json", "pathinfo-array.json", "registration", "guix-references-graph", "nix-graph.dot"} {
+	for _, file := range []string{"pathinfo-object.json", "pathinfo-array.json", "pathinfo-v3.json", "dump-db.txt", "registration", "guix-references-graph", "nix-graph.dot"} {
 		data, err := os.ReadFile(filepath.Join("testdata", file))
 		if err != nil {
 			t.Fatal(err)

@@ -3,7 +3,6 @@ package store
 import (
 	"bufio"
 	"bytes"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
@@ -148,14 +147,14 @@ func (s *recordScanner) readRecord(pathLine []byte, form *recordForm, paths *pat
 		switch {
 		case len(line) == 0 || line[0] == '/':
 			*form = shortForm
-		case isNarHash(string(line)):
+		case isNarHash(line):
 			*form = longForm
 		default:
 			return record{}, s.errorf("after the store path expected a NAR hash (dump-db and registration form) or a deriver store path or empty line (exportReferencesGraph form), found %s", quote(string(line)))
 		}
 	}
 	if *form == longForm {
-		if !isNarHash(string(line)) {
+		if rec.narHash, err = parseNarHash(string(line)); err != nil {
 			return record{}, s.errorf("expected a sha256 NAR hash, found %s", quote(string(line)))
 		}
 		if line, err = s.expect("a NAR size"); err != nil {
@@ -232,9 +231,9 @@ func checkRecords(name string, records []record, paths *pathParser) ([]idNode, e
 	nodes := make([]idNode, 0, len(records))
 	for i, rec := range records {
 		if first := firstRecord[rec.path]; first != 0 {
-			if !sameNode(records[first-1].idNode, rec.idNode) {
-				return nil, fmt.Errorf("%s:%d: %s is listed again (first at line %d) with different data",
-					name, rec.line, paths.path(rec.path), records[first-1].line)
+			if differ := difference(records[first-1].idNode, rec.idNode); differ != "" {
+				return nil, fmt.Errorf("%s:%d: %s is listed again (first at line %d) with %s",
+					name, rec.line, paths.path(rec.path), records[first-1].line, differ)
 			}
 			continue
 		}
@@ -252,27 +251,9 @@ func checkRecords(name string, records []record, paths *pathParser) ([]idNode, e
 	return nodes, nil
 }
 
-// isNarHash reports whether s is a SHA-256 hash in one of the notations Nix
-// accepts for a NAR hash: optional "sha256:" then base16 (64 digits, what
-// dump-db prints), nix32 (52, closureInfo) or base64 (44), or SRI
-// "sha256-<base64>". Only the shape is checked; the digest is not needed.
-func isNarHash(s string) bool {
-	if sri, ok := strings.CutPrefix(s, "sha256-"); ok {
-		return isBase64Digest(sri)
-	}
-	s, _ = strings.CutPrefix(s, "sha256:")
-	switch len(s) {
-	case 64:
-		return strings.Trim(s, "0123456789abcdef") == ""
-	case 52:
-		return strings.Trim(s, hashAlphabet) == ""
-	default:
-		return isBase64Digest(s)
-	}
-}
-
-// isBase64Digest reports whether s is 32 bytes in padded standard base64.
-func isBase64Digest(s string) bool {
-	digest, err := base64.StdEncoding.DecodeString(s)
-	return err == nil && len(digest) == 32
+// isNarHash reports whether line is a NAR hash in a notation that
+// parseNarHash reads, as the second line of a long-form record is.
+func isNarHash(line []byte) bool {
+	_, err := parseNarHash(string(line))
+	return err == nil
 }

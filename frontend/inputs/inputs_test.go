@@ -54,6 +54,12 @@ func testStore(t *testing.T) (ctxDir, storeDir string) {
 func read(t *testing.T, src string) (*Inputs, error) {
 	t.Helper()
 	ctxDir, storeDir := testStore(t)
+	return readIn(t, ctxDir, storeDir, src)
+}
+
+// readIn reads the manifest src with a context and store of testStore's.
+func readIn(t *testing.T, ctxDir, storeDir, src string) (*Inputs, error) {
+	t.Helper()
 	parsed, err := manifest.Parse([]byte(src))
 	if err != nil {
 		t.Fatal(err)
@@ -108,6 +114,49 @@ func TestForPlatformByDetection(t *testing.T) {
 	_, err = in.ForPlatform(context.Background(), arm64)
 	if err == nil || !strings.Contains(err.Error(), "no CLOSURE for platform linux/arm64") || !strings.Contains(err.Error(), "./result-arm is built for linux/arm") {
 		t.Errorf("arm64: %v", err)
+	}
+}
+
+// TestGraphsAgreeOnNarHashes gives one path's NAR hash in two GRAPH files:
+// the graph keeps it where they agree and is refused where they do not.
+func TestGraphsAgreeOnNarHashes(t *testing.T) {
+	const (
+		data = "/nix/store/00000000000000000000000000000000-data"
+		app  = "/nix/store/00000000000000000000000000000001-app-amd64"
+		hash = "sha256:3333333333333333333333333333333333333333333333333333333333333333"
+	)
+	ctxDir, storeDir := testStore(t)
+	// Registration records in the long form: path, NAR hash, size,
+	// deriver, references.
+	for name, content := range map[string]string{
+		"with-app":  data + "\n" + hash + "\n5\n\n0\n" + app + "\n" + strings.Repeat("4", 64) + "\n1\n\n1\n" + data + "\n",
+		"same-hash": data + "\n" + hash + "\n5\n\n0\n",
+		"other":     data + "\n" + strings.Repeat("5", 64) + "\n5\n\n0\n",
+	} {
+		if err := os.WriteFile(filepath.Join(ctxDir, name), []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	amd64, _ := ParsePlatform("linux/amd64")
+	in, err := readIn(t, ctxDir, storeDir, "CLOSURE ./result-amd64\nGRAPH with-app\nGRAPH same-hash\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := in.ForPlatform(context.Background(), amd64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info, _ := c.Graph.Info(store.Path{Dir: "/nix/store", Hash: strings.Repeat("0", 32), Name: "data"}); info.NarHash != hash {
+		t.Errorf("NAR hash of data: %q, want %s", info.NarHash, hash)
+	}
+
+	in, err = readIn(t, ctxDir, storeDir, "CLOSURE ./result-amd64\nGRAPH with-app\nGRAPH other\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = in.ForPlatform(context.Background(), amd64)
+	if err == nil || !strings.Contains(err.Error(), data+" is listed twice with different NAR hashes, "+hash+" and sha256:"+strings.Repeat("5", 64)) {
+		t.Errorf("GRAPHs that disagree on a NAR hash: %v", err)
 	}
 }
 

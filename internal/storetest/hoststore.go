@@ -2,12 +2,13 @@ package storetest
 
 import (
 	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/opencontainers/go-digest"
 
 	"github.com/storepack/storepack/store"
 )
@@ -110,19 +111,23 @@ func (s *HostStore) Graph(t testing.TB) *store.Graph {
 	return g
 }
 
-// NarHash is a NAR hash of the right shape for registration records.
-func NarHash(p store.Path) string {
-	sum := sha256.Sum256([]byte(p.String()))
-	return hex.EncodeToString(sum[:])
+// NarHash makes up a NAR hash for p, of the right shape for a graph.
+func NarHash(p store.Path) digest.Digest {
+	return digest.FromString(p.String())
 }
 
 // Registration writes closureInfo-style registration records for infos
-// into a file in the work directory and returns its path.
+// into a file in the work directory and returns its path. Every info needs
+// a NAR hash: the records hold one.
 func (s *HostStore) Registration(t testing.TB, infos []store.Info) string {
 	t.Helper()
 	var b strings.Builder
 	for _, info := range infos {
-		fmt.Fprintf(&b, "%s\n%s\n%d\n\n%d\n", info.Path, NarHash(info.Path), info.NarSize, len(info.References))
+		nixHash, err := store.NixHash(info.NarHash)
+		if err != nil {
+			t.Fatalf("registration record of %s: %v", info.Path, err)
+		}
+		fmt.Fprintf(&b, "%s\n%s\n%d\n\n%d\n", info.Path, nixHash, info.NarSize, len(info.References))
 		for _, ref := range info.References {
 			fmt.Fprintln(&b, ref)
 		}

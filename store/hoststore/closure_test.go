@@ -55,11 +55,11 @@ func TestLoadClosureFromFile(t *testing.T) {
 	// The file's graph differs from what a scan finds, to show that it is
 	// the one used: app does not reference data here, and sizes are made up.
 	infos := []store.Info{
-		{Path: s.App, References: []store.Path{s.Lib, s.App}, NarSize: 1000},
-		{Path: s.Lib, References: []store.Path{s.Libc}, NarSize: 2000},
-		{Path: s.Libc, References: []store.Path{s.Libc}, NarSize: 3000},
-		{Path: s.Data, NarSize: 4000},
-		{Path: s.Unrelated, References: []store.Path{s.App}, NarSize: 5000},
+		{Path: s.App, References: []store.Path{s.Lib, s.App}, NarSize: 1000, NarHash: storetest.NarHash(s.App)},
+		{Path: s.Lib, References: []store.Path{s.Libc}, NarSize: 2000, NarHash: storetest.NarHash(s.Lib)},
+		{Path: s.Libc, References: []store.Path{s.Libc}, NarSize: 3000, NarHash: storetest.NarHash(s.Libc)},
+		{Path: s.Data, NarSize: 4000, NarHash: storetest.NarHash(s.Data)},
+		{Path: s.Unrelated, References: []store.Path{s.App}, NarSize: 5000, NarHash: storetest.NarHash(s.Unrelated)},
 	}
 	want := graphJSON(t, newGraph(t, infos[:3]))
 	reg := s.Registration(t, infos)
@@ -96,7 +96,7 @@ func TestLoadClosureFromFile(t *testing.T) {
 
 	// A graph of another store directory.
 	elsewhere := storetest.NewHostStore(t)
-	reg = elsewhere.Registration(t, []store.Info{{Path: elsewhere.App}})
+	reg = elsewhere.Registration(t, []store.Info{{Path: elsewhere.App, NarHash: storetest.NarHash(elsewhere.App)}})
 	_, err = load(t, s, GraphSource(reg), Options{}, resultRoot(s))
 	wantError(t, err, reg+": its paths are in "+elsewhere.Dir+", but the roots are in "+s.Dir)
 }
@@ -115,9 +115,9 @@ func TestLoadClosureFromDatabase(t *testing.T) {
 	}
 
 	infos := []store.Info{
-		{Path: s.App, References: []store.Path{s.Lib}, NarSize: 11},
-		{Path: s.Lib, References: []store.Path{s.Libc}, NarSize: 22},
-		{Path: s.Libc, NarSize: 33},
+		{Path: s.App, References: []store.Path{s.Lib}, NarSize: 11, NarHash: storetest.NarHash(s.App)},
+		{Path: s.Lib, References: []store.Path{s.Libc}, NarSize: 22, NarHash: storetest.NarHash(s.Lib)},
+		{Path: s.Libc, NarSize: 33}, // a database written by hand may leave the hash empty
 	}
 	opt := database(t, s, infos)
 	want := graphJSON(t, newGraph(t, infos))

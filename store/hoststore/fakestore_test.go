@@ -50,7 +50,7 @@ func database(t *testing.T, s *storetest.HostStore, infos []store.Info) Options 
 	ids := map[store.Path]int64{}
 	for _, info := range infos {
 		res, err := db.Exec(`INSERT INTO ValidPaths (path, hash, registrationTime, narSize) VALUES (?, ?, 1, ?)`,
-			info.Path.String(), "sha256:"+storetest.NarHash(info.Path), info.NarSize)
+			info.Path.String(), string(info.NarHash), info.NarSize)
 		if err != nil {
 			t.Fatal(err)
 		}

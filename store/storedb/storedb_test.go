@@ -319,8 +319,8 @@ func TestFilesLoadDB(t *testing.T) {
 	for _, r := range records {
 		info, ok := g.Info(r.Path)
 		refs := slices.SortedFunc(slices.Values(r.References), store.Path.Compare)
-		if !ok || info.NarSize != r.NarSize || !slices.Equal(info.References, refs) {
-			t.Errorf("LoadDB: %s is %+v, want size %d, references %v", r.Path, info, r.NarSize, refs)
+		if !ok || info.NarSize != r.NarSize || info.NarHash != r.NarHash || !slices.Equal(info.References, refs) {
+			t.Errorf("LoadDB: %s is %+v, want size %d, hash %s, references %v", r.Path, info, r.NarSize, r.NarHash, refs)
 		}
 	}
 	if g.Len() != len(records) {
