@@ -140,6 +140,7 @@ func runBuild(ctx context.Context, dockerCli command.Cli, flags *pflag.FlagSet, 
 	}
 	opts.previous.apply(dockerCli, &req.Settings, tag)
 	req.NoCache = opts.builder.noCache
+	req.LayerCache = opts.builder.layerCache(dockerCli.Err())
 	// Every input is read before any builder is contacted.
 	input, err := hostbuild.Open(ctx, req)
 	if err != nil {

@@ -16,6 +16,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/storepack/storepack/cliplugin/hostbuild"
+	"github.com/storepack/storepack/cliplugin/layercache"
 	"github.com/storepack/storepack/frontend/inputs"
 	"github.com/storepack/storepack/frontend/manifest"
 	"github.com/storepack/storepack/layering"
@@ -165,6 +166,24 @@ func (o builderOptions) progressMode(quiet bool) (progressui.DisplayMode, error)
 		return m, nil
 	}
 	return "", fmt.Errorf("--progress=%s: want auto, tty, plain, rawjson or quiet", o.progress)
+}
+
+// layerCache opens the host's cache of layer digests, or says on warn why
+// the build goes without one (it then writes every layer); none with
+// --no-cache.
+func (o builderOptions) layerCache(warn io.Writer) *layercache.Cache {
+	if o.noCache {
+		return nil
+	}
+	dir, err := layercache.DefaultDir()
+	var c *layercache.Cache
+	if err == nil {
+		c, err = layercache.Open(dir, layercache.DefaultMaxEntries)
+	}
+	if err != nil {
+		fmt.Fprintf(warn, "WARNING: no cache of layer digests, every store layer is read: %v\n", err)
+	}
+	return c
 }
 
 func (o builderOptions) choice() hostbuild.Choice {

@@ -231,6 +231,7 @@ func runImage(ctx context.Context, dockerCli command.Cli, opts runOptions, arg, 
 	}
 	req.Platforms = []ocispecs.Platform{p}
 	req.NoCache = opts.builder.noCache
+	req.LayerCache = opts.builder.layerCache(dockerCli.Err())
 	for _, kv := range opts.labels {
 		k, v, _ := strings.Cut(kv, "=")
 		req.Labels[k] = v

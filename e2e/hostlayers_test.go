@@ -3,13 +3,19 @@
 package e2e
 
 import (
+	"bufio"
 	"context"
 	"crypto/sha256"
+	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"reflect"
+	"regexp"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -158,4 +164,112 @@ func TestHostWrittenLayers(t *testing.T) {
 	relocated := filepath.Join(t.TempDir(), "relocated.tar")
 	mustPluginEnv(t, buildkitEnv, "build", "--store-root", root, "-f", df, "-o", "type=oci,dest="+relocated, c.dir)
 	sameImage(t, reference, readArchive(t, relocated))
+}
+
+// digestsLine is the progress log of the plugin's digest pass: how many
+// store layers it wrote to learn their digests, and how many it took from
+// the host's cache.
+var digestsLine = regexp.MustCompile(`(\d+) written on the host to learn them, (\d+) from the host's cache of layer digests`)
+
+// cacheUse reads digestsLine from a build's progress.
+func cacheUse(t *testing.T, progress string) (written, cached int) {
+	t.Helper()
+	m := digestsLine.FindStringSubmatch(progress)
+	if m == nil {
+		t.Fatalf("no digest pass in the progress:\n%s", progress)
+	}
+	written, _ = strconv.Atoi(m[1])
+	cached, _ = strconv.Atoi(m[2])
+	return written, cached
+}
+
+// TestLayerCache: a second build of the same closure reads no store layer
+// for its digest; damaged cache entries are written anew, not used; a
+// plugin killed during its digest pass leaves no damaged entry, and the
+// next build makes the image a build without the cache makes.
+func TestLayerCache(t *testing.T) {
+	installPlugin(t)
+	c := nixClosure(t)
+	// A store path big enough that the digest pass is still running when
+	// the plugin is killed.
+	big := filepath.Join(t.TempDir(), "bigdata")
+	if err := os.Mkdir(big, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	data := make([]byte, 256<<20)
+	for i := range data {
+		data[i] = byte(i*13 + i>>11)
+	}
+	if err := os.WriteFile(filepath.Join(big, "blob"), data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	bigPath := strings.TrimSpace(must(t, nil, "nix-store", "--add", big))
+	df := writeFile(t, c.dir, "app.storepack", manifest("./result", "path-info.json", "LAYERS --strategy=per-path"))
+	bigManifest := writeFile(t, c.dir, "big.storepack", "# syntax=storepack\nCLOSURE "+bigPath+"\n")
+	cacheHome := t.TempDir()
+	env := append([]string{"XDG_CACHE_HOME=" + cacheHome}, buildkitEnv...)
+	build := func(extra ...string) (*image, string) {
+		t.Helper()
+		oci := filepath.Join(t.TempDir(), "image.tar")
+		_, progress := mustPluginEnv(t, env, append([]string{"build", "--progress=plain", "-f", df, "-o", "type=oci,dest=" + oci}, append(extra, c.dir)...)...)
+		return readArchive(t, oci), progress
+	}
+
+	first, progress := build()
+	layers := len(first.plan(t).Layers)
+	if written, cached := cacheUse(t, progress); written != layers || cached != 0 {
+		t.Errorf("first build: %d layers written, %d cached; want all %d written", written, cached, layers)
+	}
+	second, progress := build()
+	if written, cached := cacheUse(t, progress); written != 0 || cached != layers {
+		t.Errorf("second build: %d layers written, %d cached; want all %d cached", written, cached, layers)
+	}
+	sameImage(t, first, second)
+
+	entries, _ := filepath.Glob(filepath.Join(cacheHome, "storepack", "layers", "*.json"))
+	if len(entries) < 2 {
+		t.Fatalf("cache entries %v: too few to damage two", entries)
+	}
+	if err := os.WriteFile(entries[0], []byte(`{"key":"sha256:`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(entries[1], []byte(`{"key":"sha256:0000000000000000000000000000000000000000000000000000000000000000","diffID":"sha256:0000000000000000000000000000000000000000000000000000000000000000","size":1}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	third, progress := build()
+	if written, _ := cacheUse(t, progress); written != 2 {
+		t.Errorf("after damaging two entries: %d layers written, want 2", written)
+	}
+	sameImage(t, first, third)
+
+	// Killed during the digest pass of a big layer.
+	run := boundedCommand(commandBound, env, "docker", "storepack", "build", "--progress=plain", "-f", bigManifest, "-o", "type=oci,dest="+filepath.Join(t.TempDir(), "big.tar"), c.dir)
+	stderr, err := run.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := run.Start(); err != nil {
+		t.Fatal(err)
+	}
+	lines := bufio.NewScanner(stderr)
+	for lines.Scan() && !strings.Contains(lines.Text(), "[storepack] digests of") {
+	}
+	if err := syscall.Kill(pluginPid(t, run.Process.Pid), syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, stderr)
+	run.Wait()
+	entries, _ = filepath.Glob(filepath.Join(cacheHome, "storepack", "layers", "*.json"))
+	for _, e := range entries {
+		var entry struct{ Key, DiffID string }
+		data, err := os.ReadFile(e)
+		if err != nil || json.Unmarshal(data, &entry) != nil || !strings.HasSuffix(e, strings.TrimPrefix(entry.Key, "sha256:")+".json") || entry.DiffID == "" {
+			t.Errorf("a damaged entry after the kill: %s: %q", e, data)
+		}
+	}
+	withCache := filepath.Join(t.TempDir(), "cached.tar")
+	mustPluginEnv(t, env, "build", "-f", bigManifest, "-o", "type=oci,dest="+withCache, c.dir)
+	without := filepath.Join(t.TempDir(), "uncached.tar")
+	mustPluginEnv(t, env, "build", "--no-cache", "-f", bigManifest, "-o", "type=oci,dest="+without, c.dir)
+	sameImage(t, readArchive(t, without), readArchive(t, withCache))
 }

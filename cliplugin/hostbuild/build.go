@@ -75,6 +75,7 @@ func Build(ctx context.Context, b *Builder, in *Input, out Output) (*Result, err
 		return nil, err
 	}
 	statusCh := make(chan *bkclient.SolveStatus)
+	in.progress.ch = statusCh
 	conv := in.buildOpt(stageDir)
 	conv.ReadPrevious = noted(conv.ReadPrevious, statusCh)
 	var attachables []session.Attachable
@@ -140,6 +141,9 @@ func Build(ctx context.Context, b *Builder, in *Input, out Output) (*Result, err
 	}
 	if ferr := finish(response, err); err == nil {
 		err = ferr
+	}
+	if in.LayerCache != nil {
+		_ = in.LayerCache.Prune() // a cache left large costs disk, not the build
 	}
 	if err != nil {
 		return nil, err
@@ -269,10 +273,7 @@ func noted(read manifest2llb.PreviousPlanReader, ch chan<- *bkclient.SolveStatus
 		}
 		completed := time.Now()
 		v := &bkclient.Vertex{Digest: digest.FromString(name), Name: name, Started: &started, Completed: &completed}
-		select {
-		case ch <- &bkclient.SolveStatus{Vertexes: []*bkclient.Vertex{v}}:
-		case <-ctx.Done():
-		}
+		(&progress{ch: ch}).send(ctx, &bkclient.SolveStatus{Vertexes: []*bkclient.Vertex{v}})
 		return plan, err
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/opencontainers/go-digest"
 	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
 
+	"github.com/storepack/storepack/cliplugin/layercache"
 	"github.com/storepack/storepack/cliplugin/layerstore"
 	"github.com/storepack/storepack/frontend/manifest"
 	"github.com/storepack/storepack/frontend/manifest2llb"
@@ -31,6 +32,8 @@ type Request struct {
 	// Discover finds a closure on the host when the manifest has no GRAPH;
 	// nil: a scan of the store directory.
 	Discover func(ctx context.Context, roots []store.Path) (*store.Graph, error)
+	// LayerCache holds the digests of layers written before; nil: none.
+	LayerCache *layercache.Cache
 	Settings
 }
 
@@ -62,14 +65,20 @@ type Input struct {
 	conv   *manifest2llb.Input
 	locals *Locals           // the local sources the conversion names, for the session
 	layers *layerstore.Store // the layers written on the host, for the session
+	// progress shows the host's steps in the build's progress display.
+	progress *progress
 }
 
 // Open parses req's manifest and reads its inputs (roots, GRAPH files, the
 // platforms the roots are built for) from the host. Errors located in the
 // manifest name its file and line.
 func Open(ctx context.Context, req Request) (*Input, error) {
-	in := &Input{Request: req, locals: &Locals{}, layers: layerstore.New(context.WithoutCancel(ctx))}
-	return in, in.read(ctx, HostSource{ContextDir: req.ContextDir, Root: req.StoreRoot, Discoverer: req.Discover, Locals: in.locals, Layers: in.layers})
+	in := &Input{Request: req, locals: &Locals{}, layers: layerstore.New(context.WithoutCancel(ctx)), progress: &progress{}}
+	source := HostSource{ContextDir: req.ContextDir, Root: req.StoreRoot, Discoverer: req.Discover, Locals: in.locals, Layers: in.layers, Progress: in.progress}
+	if !req.NoCache {
+		source.Cache = req.LayerCache
+	}
+	return in, in.read(ctx, source)
 }
 
 // read reads in's manifest and inputs through source.

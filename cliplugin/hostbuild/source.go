@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/containerd/platforms"
@@ -17,6 +18,7 @@ import (
 	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/storepack/storepack/cliplugin/layercache"
 	"github.com/storepack/storepack/cliplugin/layerstore"
 	"github.com/storepack/storepack/cliplugin/layertar"
 	"github.com/storepack/storepack/frontend/inputs"
@@ -55,6 +57,11 @@ type HostSource struct {
 	// session's content store LayerStoreID, to give builders that take
 	// them (manifest2llb.StoreOptions.WholeLayers).
 	Layers *layerstore.Store
+	// Cache, if not nil, holds the digests of layers written before, by
+	// their content, so that an unchanged layer is not read again.
+	Cache *layercache.Cache
+	// Progress shows the host's steps in the build's progress; nil: none.
+	Progress *progress
 }
 
 var _ manifest2llb.Source = HostSource{}
@@ -143,16 +150,24 @@ const LayerStoreID = "storepack-layers"
 // gives it to the builder whole: an image of the one layer in the session's
 // content store, which the builder reads (and the layer is written again)
 // only for a blob it does not hold.
-func (h HostSource) wholeLayers(ctx context.Context, c *inputs.PlatformClosure, plan layering.Plan, dir string, epoch time.Time) (layerllb.Source, error) {
-	src := make(layerllb.Source, len(plan.Layers))
+func (h HostSource) wholeLayers(ctx context.Context, c *inputs.PlatformClosure, plan layering.Plan, dir string, epoch time.Time) (src layerllb.Source, err error) {
+	src = make(layerllb.Source, len(plan.Layers))
+	var read atomic.Int32
+	done := h.Progress.step(ctx, fmt.Sprintf("[storepack] digests of %d store layers for %s", len(plan.Layers), platforms.Format(c.Platform)))
+	defer func() {
+		done(err, fmt.Sprintf("%d written on the host to learn them, %d from the host's cache of layer digests", read.Load(), int32(len(plan.Layers))-read.Load()))
+	}()
 	eg, ctx := errgroup.WithContext(ctx)
 	eg.SetLimit(runtime.GOMAXPROCS(0))
 	for i, l := range plan.Layers {
 		eg.Go(func() error {
 			layer := layertar.Layer{StoreDir: c.Graph.StoreDir(), HostDir: dir, Paths: l.Paths, Epoch: epoch}
-			diffID, size, err := layertar.Digest(ctx, layer)
+			diffID, size, wrote, err := h.digest(ctx, c.Graph, layer)
 			if err != nil {
 				return err
+			}
+			if wrote {
+				read.Add(1)
 			}
 			desc, err := h.Layers.Add(layer, diffID, size, c.Platform)
 			if err != nil {
@@ -168,6 +183,31 @@ func (h HostSource) wholeLayers(ctx context.Context, c *inputs.PlatformClosure, 
 		})
 	}
 	return src, eg.Wait()
+}
+
+// digest returns the digest and size of layer's tar: from the cache when it
+// knows the layer's content (every path's NAR hash and size, from the
+// store's database or a GRAPH), else written, and then cached.
+func (h HostSource) digest(ctx context.Context, g *store.Graph, layer layertar.Layer) (diffID digest.Digest, size int64, wrote bool, err error) {
+	content := layercache.Content{Format: layertar.Format, StoreDir: layer.StoreDir, Epoch: layer.Epoch}
+	for _, p := range layer.Paths {
+		info, _ := g.Info(p)
+		content.Paths = append(content.Paths, layercache.PathContent{Path: p, NarHash: info.NarHash, NarSize: info.NarSize})
+	}
+	key, known := content.Key()
+	cached := known && h.Cache != nil
+	if cached {
+		if e, ok := h.Cache.Get(key); ok {
+			return e.DiffID, e.Size, false, nil
+		}
+	}
+	diffID, size, err = layertar.Digest(ctx, layer)
+	if err == nil && cached {
+		// A cache that cannot be written costs the next build a read, no
+		// more: the build goes on.
+		_ = h.Cache.Put(layercache.Entry{Key: key, DiffID: diffID, Size: size})
+	}
+	return diffID, size, true, err
 }
 
 // TransferKey names the builder's copy of a layer's store paths: the same

@@ -1,0 +1,71 @@
+package hostbuild
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/opencontainers/go-digest"
+
+	"github.com/storepack/storepack/cliplugin/layercache"
+	"github.com/storepack/storepack/cliplugin/layertar"
+	"github.com/storepack/storepack/internal/storetest"
+	"github.com/storepack/storepack/store"
+)
+
+// TestDigestCache: a layer whose paths' NAR hashes are known is written
+// once for its digest; then its digest comes from the cache, without the
+// store's files; a damaged entry is not used; a layer of unknown content
+// is always written.
+func TestDigestCache(t *testing.T) {
+	f := storetest.New(t, "/nix/store")
+	g, err := store.NewGraph([]store.Info{
+		{Path: f.Data, NarHash: digest.FromString("data"), NarSize: 100},
+		{Path: f.Lib, NarSize: 200},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cacheDir := t.TempDir()
+	cache, err := layercache.Open(cacheDir, layercache.DefaultMaxEntries)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := HostSource{Cache: cache}
+	known := layertar.Layer{StoreDir: "/nix/store", HostDir: f.StoreDir, Paths: []store.Path{f.Data}, Epoch: time.Unix(1, 0)}
+	want, wantSize, err := layertar.Digest(context.Background(), known)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, wantWrote := range []bool{true, false} {
+		d, size, wrote, err := h.digest(context.Background(), g, known)
+		if err != nil || d != want || size != wantSize || wrote != wantWrote {
+			t.Errorf("build %d: %s, %d bytes, written %v, %v; want %s, %d bytes, written %v", i+1, d, size, wrote, err, want, wantSize, wantWrote)
+		}
+		if i == 0 {
+			// The store's files are no longer needed for this layer.
+			if err := os.Rename(filepath.Join(f.StoreDir, f.Data.Base()), filepath.Join(t.TempDir(), "moved")); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	entries, _ := filepath.Glob(filepath.Join(cacheDir, "*.json"))
+	if len(entries) != 1 {
+		t.Fatalf("cache entries %v, want one", entries)
+	}
+	if err := os.WriteFile(entries[0], []byte(`{"key":`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, wrote, err := h.digest(context.Background(), g, known); err == nil || !wrote {
+		t.Errorf("a damaged entry was used: written %v, %v", wrote, err)
+	}
+
+	unknown := layertar.Layer{StoreDir: "/nix/store", HostDir: f.StoreDir, Paths: []store.Path{f.Lib}, Epoch: time.Unix(1, 0)}
+	for range 2 {
+		if _, _, wrote, err := h.digest(context.Background(), g, unknown); err != nil || !wrote {
+			t.Errorf("a layer without NAR hashes: written %v, %v; want written", wrote, err)
+		}
+	}
+}
