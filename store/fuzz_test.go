@@ -119,6 +119,7 @@ func FuzzLoadRecords(f *testing.F) {
 func FuzzLoadPathInfoJSON(f *testing.F) {
 	addSeeds(f, "pathinfo-array.json", "pathinfo-object.json", "pathinfo-v2.json", "pathinfo-v3.json")
 	f.Add([]byte(`[{"path":"` + helloPath + `","references":["\u002Fnix/store/` + helloBase + `"],"x":[{"y":-1.5e+3},true,null,"\ud83d\ude00"]}]`))
+	f.Add([]byte(`{"` + helloPath + `":{"narHash":{"algorithm":"sha256","format":"base16","hash":"` + strings.Repeat("0f", 32) + `"},"references":[]}}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		g, err := loadWith(readPathInfoJSON, data)
 		checkLoaded(t, g, err)
@@ -177,6 +178,37 @@ func FuzzLoadDB(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		g, err := Load("fuzz.graph", bytes.NewReader(append([]byte(sqliteHeader), data[min(len(data), len(sqliteHeader)):]...)))
 		checkLoaded(t, g, err)
+	})
+}
+
+// FuzzParseNarHash checks that a NAR hash read in any notation is the
+// canonical digest, and that Nix's other notations of it read back the same.
+func FuzzParseNarHash(f *testing.F) {
+	for _, s := range []string{
+		"sha256-Z3PfeVuwsl5Lo5+gPxIlpyzGMb74T8DInJ8UcewY/rU=",
+		"sha256:1dgy33n7254zkk4c0kzqpqqwcb574l93z84zld5mxcmhbdwxywv7",
+		"6773df795bb0b25e4ba39fa03f1225a72cc631bef84fc0c89c9f1471ec18feb5",
+		"sha256:z" + strings.Repeat("0", 51),
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		d, err := parseNarHash(s)
+		if err != nil {
+			return
+		}
+		if checkNarHash(d) != nil || d == "" {
+			t.Fatalf("parseNarHash(%q) = %q, not a canonical digest", s, d)
+		}
+		nixHash, err := NixHash(d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, other := range []string{nixHash, strings.TrimPrefix(string(d), "sha256:"), string(appendSRIDigest([]byte("sha256-"), d))} {
+			if back, err := parseNarHash(other); err != nil || back != d {
+				t.Fatalf("parseNarHash(%q) = %q, %v; %q gave %q", other, back, err, s, d)
+			}
+		}
 	})
 }
 
