@@ -143,10 +143,10 @@ func TestLoadAccepts(t *testing.T) {
 // formats that carry one use, and a JSON narHash that says it is unknown.
 func TestLoadNarHashNotations(t *testing.T) {
 	const hash digest.Digest = "sha256:6773df795bb0b25e4ba39fa03f1225a72cc631bef84fc0c89c9f1471ec18feb5"
-	const (
-		base16 = "6773df795bb0b25e4ba39fa03f1225a72cc631bef84fc0c89c9f1471ec18feb5"
-		nix32  = "1dgy33n7254zkk4c0kzqpqqwcb574l93z84zld5mxcmhbdwxywv7"
-		base64 = "Z3PfeVuwsl5Lo5+gPxIlpyzGMb74T8DInJ8UcewY/rU="
+	const ( // hash's digest in each base
+		inBase16 = "6773df795bb0b25e4ba39fa03f1225a72cc631bef84fc0c89c9f1471ec18feb5"
+		inNix32  = "1dgy33n7254zkk4c0kzqpqqwcb574l93z84zld5mxcmhbdwxywv7"
+		inBase64 = "Z3PfeVuwsl5Lo5+gPxIlpyzGMb74T8DInJ8UcewY/rU="
 	)
 	record := func(narHash string) string { return helloPath + "\n" + narHash + "\n5\n\n0\n" }
 	array := func(narHash string) string {
@@ -156,17 +156,17 @@ func TestLoadNarHashNotations(t *testing.T) {
 		name, input string
 		want        digest.Digest
 	}{
-		{"records base16 (dump-db)", record(base16), hash},
-		{"records sha256:nix32 (closureInfo)", record("sha256:" + nix32), hash},
-		{"records SRI", record("sha256-" + base64), hash},
-		{"JSON SRI (Nix 2.4+)", array(`"sha256-` + base64 + `"`), hash},
-		{"JSON sha256:nix32 (Nix 2.3)", array(`"sha256:` + nix32 + `"`), hash},
-		{"JSON sha256:base16", array(`"sha256:` + base16 + `"`), hash},
+		{"records base16 (dump-db)", record(inBase16), hash},
+		{"records sha256:nix32 (closureInfo)", record("sha256:" + inNix32), hash},
+		{"records SRI", record("sha256-" + inBase64), hash},
+		{"JSON SRI (Nix 2.4+)", array(`"sha256-` + inBase64 + `"`), hash},
+		{"JSON sha256:nix32 (Nix 2.3)", array(`"sha256:` + inNix32 + `"`), hash},
+		{"JSON sha256:base16", array(`"sha256:` + inBase16 + `"`), hash},
 		{"JSON null", array("null"), ""},
-		{"JSON structured base16", array(`{"algorithm":"sha256","format":"base16","hash":"` + base16 + `"}`), hash},
-		{"JSON structured base64", array(`{"format":"base64","hash":"` + base64 + `","algorithm":"sha256"}`), hash},
-		{"JSON v2 SRI", `{"version":2,"storeDir":"/nix/store","info":{"` + helloBase + `":{"narHash":"sha256-` + base64 + `","references":[]}}}`, hash},
-		{"JSON object SRI", `{"` + helloPath + `":{"narHash":"sha256-` + base64 + `","references":[]}}`, hash},
+		{"JSON structured base16", array(`{"algorithm":"sha256","format":"base16","hash":"` + inBase16 + `"}`), hash},
+		{"JSON structured base64", array(`{"format":"base64","hash":"` + inBase64 + `","algorithm":"sha256"}`), hash},
+		{"JSON v2 SRI", `{"version":2,"storeDir":"/nix/store","info":{"` + helloBase + `":{"narHash":"sha256-` + inBase64 + `","references":[]}}}`, hash},
+		{"JSON object SRI", `{"` + helloPath + `":{"narHash":"sha256-` + inBase64 + `","references":[]}}`, hash},
 		{"JSON no narHash", `{"` + helloPath + `":{"references":[]}}`, ""},
 	}
 	for _, tc := range tests {
