@@ -7,6 +7,7 @@ import (
 	"io"
 	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/opencontainers/go-digest"
 )
@@ -402,25 +403,37 @@ func (pr *pathInfoReader) narHash() (digest.Digest, error) {
 	return parseNarHash(string(s))
 }
 
-// structuredNarHash reads a hash as an object, {"algorithm": "sha256",
-// "format": "base16", "hash": "<digits>"}, which development versions of Nix
-// wrote for a while before 2.33 (released with SRI strings). As after
-// "sha256:", the length of "hash" tells its base, so "format" is not needed.
+// structuredNarHash reads a hash as an object, such as {"algorithm":
+// "sha256", "format": "base16", "hash": "<digits>"}, which development
+// versions of Nix wrote for a while before 2.33 (released with SRI
+// strings); other builds of Nix name the members otherwise ("algo",
+// "base16"). Any member holding the digits of a SHA-256 hash is taken; a
+// shape not understood leaves the hash unknown rather than failing the
+// graph, which needs no hash to be read.
 func (pr *pathInfoReader) structuredNarHash() (digest.Digest, error) {
-	var algorithm, hash *string
+	var algorithm *string
+	var candidates []string
 	more, err := pr.json.open('{', '}')
 	for err == nil && more {
 		var key []byte
 		if key, err = pr.json.key(); err != nil {
 			break
 		}
+		var value *string
 		switch string(key) {
-		case "algorithm":
+		case "algorithm", "algo":
 			algorithm, err = pr.nullableString()
-		case "hash":
-			hash, err = pr.nullableString()
-		default:
+		case "format":
 			err = pr.json.skip()
+		default:
+			var c byte
+			if c, err = pr.json.peek(); err == nil && c != '"' {
+				err = pr.json.skip()
+			} else if err == nil {
+				if value, err = pr.nullableString(); value != nil {
+					candidates = append(candidates, *value)
+				}
+			}
 		}
 		if err == nil {
 			more, err = pr.json.more('}')
@@ -429,10 +442,15 @@ func (pr *pathInfoReader) structuredNarHash() (digest.Digest, error) {
 	if err != nil {
 		return "", err
 	}
-	if algorithm == nil || *algorithm != "sha256" || hash == nil {
-		return "", errors.New(`a structured NAR hash needs "algorithm": "sha256" and a "hash"`)
+	if algorithm != nil && *algorithm != "sha256" {
+		return "", nil
 	}
-	return parseNarHash("sha256:" + *hash)
+	for _, c := range candidates {
+		if d, err := parseNarHash("sha256:" + strings.TrimPrefix(c, "sha256:")); err == nil {
+			return d, nil
+		}
+	}
+	return "", nil
 }
 
 func (pr *pathInfoReader) references(e *pathInfoEntry, versioned bool) error {
