@@ -19,6 +19,7 @@ import (
 	"github.com/storepack/storepack/cliplugin/layercache"
 	"github.com/storepack/storepack/frontend/inputs"
 	"github.com/storepack/storepack/frontend/manifest"
+	"github.com/storepack/storepack/frontend/manifest2llb"
 	"github.com/storepack/storepack/layering"
 	"github.com/storepack/storepack/store"
 	"github.com/storepack/storepack/store/hoststore"
@@ -107,8 +108,8 @@ func (o *previousOption) addFlag(flags *pflag.FlagSet) {
 // --previous or the manifest's LAYERS name one.
 func (o previousOption) apply(dockerCli command.Cli, s *hostbuild.Settings, tag string) {
 	sources := dockerSources(dockerCli)
-	s.ReadPrevious = func(ctx context.Context, ref string, p ocispecs.Platform) (*layering.Plan, error) {
-		return readPreviousPlan(ctx, ref, p, sources)
+	s.ReadPrevious = func(ctx context.Context, ref string, p ocispecs.Platform) (*manifest2llb.PreviousImage, error) {
+		return readPrevious(ctx, ref, p, sources)
 	}
 	if o.set {
 		s.Previous = &o.image

@@ -26,6 +26,7 @@ import (
 
 	"github.com/storepack/storepack/cliplugin/hostbuild"
 	"github.com/storepack/storepack/frontend/inputs"
+	"github.com/storepack/storepack/frontend/manifest2llb"
 	"github.com/storepack/storepack/layering"
 	"github.com/storepack/storepack/llb/layerllb"
 	"github.com/storepack/storepack/store"
@@ -258,11 +259,11 @@ func runImage(ctx context.Context, dockerCli command.Cli, opts runOptions, arg, 
 	// The image being replaced is the previous image; the registry is
 	// never asked for it.
 	input.DefaultPrevious = tag
-	input.ReadPrevious = func(context.Context, string, ocispecs.Platform) (*layering.Plan, error) {
+	input.ReadPrevious = func(context.Context, string, ocispecs.Platform) (*manifest2llb.PreviousImage, error) {
 		if recorded == nil {
 			return nil, cerrdefs.ErrNotFound
 		}
-		return recorded, nil
+		return &manifest2llb.PreviousImage{Plan: recorded}, nil
 	}
 	input.Labels[hostbuild.InputKeyLabel] = key.String()
 	b, err := hostbuild.SelectBuilder(ctx, dockerCli, opts.builder.choice())

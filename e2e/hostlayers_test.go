@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -272,4 +273,69 @@ func TestLayerCache(t *testing.T) {
 	without := filepath.Join(t.TempDir(), "uncached.tar")
 	mustPluginEnv(t, env, "build", "--no-cache", "-f", bigManifest, "-o", "type=oci,dest="+without, c.dir)
 	sameImage(t, readArchive(t, without), readArchive(t, withCache))
+}
+
+// TestFreshRunner: a fresh runner (builder cache and host cache empty)
+// that builds release 2 with release 1 in the registry as its previous
+// image takes every unchanged layer from the registry: it reads and
+// uploads only the changed layer, and its image is the image a build
+// without the previous image makes.
+func TestFreshRunner(t *testing.T) {
+	installPlugin(t)
+	repo := bed.registry + "/storepack-e2e/fresh-runner"
+	v1 := nixClosure(t, "--argstr", "appVersion", "1")
+	v2 := nixClosure(t, "--argstr", "appVersion", "2")
+	fresh := func() []string {
+		t.Helper()
+		must(t, nil, "docker", "buildx", "prune", "--builder", os.Getenv("BUILDX_BUILDER"), "--all", "--force")
+		return append([]string{"XDG_CACHE_HOME=" + t.TempDir()}, buildkitEnv...)
+	}
+	build := func(env []string, c closure, args ...string) string {
+		t.Helper()
+		df := writeFile(t, c.dir, "app.storepack", manifest("./result", "path-info.json", "LAYERS --strategy=per-path"))
+		_, progress := mustPluginEnv(t, env, append(append([]string{"build", "--progress=plain", "-f", df}, args...), c.dir)...)
+		return progress
+	}
+	build(fresh(), v1, "-t", repo+":1", "--push")
+	release1 := readImages(t, repo, "1")[0]
+
+	logBefore := registryLogSize(t)
+	progress := build(fresh(), v2, "--previous", repo+":1", "-t", repo+":2", "--push")
+	release2 := readImages(t, repo, "2")[0]
+	changed := 0
+	for _, l := range release2.manifest.Layers {
+		if !slices.ContainsFunc(release1.manifest.Layers, func(d ocispecs.Descriptor) bool { return d.Digest == l.Digest }) {
+			changed++
+		}
+	}
+	stores := len(release2.plan.Layers)
+	if written, _ := cacheUse(t, progress); written != 1 {
+		t.Errorf("%d store layers written on the host, want only the application's:\n%s", written, progress)
+	}
+	if !strings.Contains(progress, fmt.Sprintf(", %d from the previous image", stores-1)) {
+		t.Errorf("not %d layers from the previous image:\n%s", stores-1, progress)
+	}
+	var layers []string
+	for _, d := range registryUploads(t, logBefore) {
+		if isLayerOf([]platformImage{release2}, d) {
+			layers = append(layers, d)
+		}
+	}
+	// The application's layer, and the customisation layer, whose LINK
+	// names the application.
+	if len(layers) != changed || changed > 2 {
+		t.Errorf("the registry received layers %v; %d layers of release 2 are not release 1's", layers, changed)
+	}
+
+	// The image equals one made without the previous image (its plan is
+	// per path, which a previous plan does not change).
+	without := filepath.Join(t.TempDir(), "without.tar")
+	build(fresh(), v2, "--previous", "", "-o", "type=oci,dest="+without)
+	reference := readArchive(t, without)
+	if got := release2.config.RootFS.DiffIDs; !reflect.DeepEqual(got, reference.config.RootFS.DiffIDs) {
+		t.Errorf("diffIDs %v, a build that writes every layer %v", got, reference.config.RootFS.DiffIDs)
+	}
+	if release2.manifest.Config.Digest.String() != reference.configDigest {
+		t.Errorf("config %s, a build that writes every layer %s", release2.manifest.Config.Digest, reference.configDigest)
+	}
 }

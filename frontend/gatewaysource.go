@@ -20,6 +20,7 @@ import (
 	dockerspec "github.com/moby/docker-image-spec/specs-go/v1"
 	"github.com/opencontainers/go-digest"
 	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
+
 	"github.com/storepack/storepack/frontend/inbuilder"
 	"github.com/storepack/storepack/frontend/inputs"
 	"github.com/storepack/storepack/frontend/manifest2llb"
@@ -403,7 +404,7 @@ func (g *gatewaySource) storeEntries(ctx context.Context, transfer, step, storeD
 // previousPlan reads the layer plan recorded in the config of image ref
 // for platform p, from the builder's image store or a registry; only the
 // config is fetched.
-func (g *gatewaySource) previousPlan(ctx context.Context, ref string, p ocispecs.Platform) (*layering.Plan, error) {
+func (g *gatewaySource) previousPlan(ctx context.Context, ref string, p ocispecs.Platform) (*manifest2llb.PreviousImage, error) {
 	_, data, err := readImageConfig(ctx, g.c, g.bc, ref, p, "read the layer plan of "+ref)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", ref, err)
@@ -419,7 +420,7 @@ func (g *gatewaySource) previousPlan(ctx context.Context, ref string, p ocispecs
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", ref, err)
 	}
-	return plan, nil
+	return &manifest2llb.PreviousImage{Plan: plan}, nil
 }
 
 // resolveImage reads FROM images through the gateway, as the Dockerfile

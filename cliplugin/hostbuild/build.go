@@ -34,7 +34,6 @@ import (
 	"github.com/storepack/storepack/frontend"
 	"github.com/storepack/storepack/frontend/inbuilder"
 	"github.com/storepack/storepack/frontend/manifest2llb"
-	"github.com/storepack/storepack/layering"
 	"github.com/storepack/storepack/llb/layerllb"
 )
 
@@ -255,13 +254,13 @@ func result(resp *bkclient.SolveResponse) *Result {
 }
 
 // noted makes read say in the progress which image's plan it read.
-func noted(read manifest2llb.PreviousPlanReader, ch chan<- *bkclient.SolveStatus) manifest2llb.PreviousPlanReader {
+func noted(read manifest2llb.PreviousReader, ch chan<- *bkclient.SolveStatus) manifest2llb.PreviousReader {
 	if read == nil {
 		return nil
 	}
-	return func(ctx context.Context, ref string, p ocispecs.Platform) (*layering.Plan, error) {
+	return func(ctx context.Context, ref string, p ocispecs.Platform) (*manifest2llb.PreviousImage, error) {
 		started := time.Now()
-		plan, err := read(ctx, ref, p)
+		prev, err := read(ctx, ref, p)
 		name := fmt.Sprintf("[storepack] previous image %s (%s): ", ref, platforms.Format(p))
 		switch {
 		case cerrdefs.IsNotFound(err):
@@ -269,12 +268,15 @@ func noted(read manifest2llb.PreviousPlanReader, ch chan<- *bkclient.SolveStatus
 		case err != nil:
 			name += "cannot read its layer plan: " + firstLine(err.Error())
 		default:
-			name += fmt.Sprintf("read its plan of %d layers, keeping them where that ships less", len(plan.Layers))
+			name += fmt.Sprintf("read its plan of %d layers, keeping them where that ships less", len(prev.Plan.Layers))
+			if len(prev.Layers) > 0 {
+				name += fmt.Sprintf("; %d of its layers can be taken from its registry", len(prev.Layers))
+			}
 		}
 		completed := time.Now()
 		v := &bkclient.Vertex{Digest: digest.FromString(name), Name: name, Started: &started, Completed: &completed}
 		(&progress{ch: ch}).send(ctx, &bkclient.SolveStatus{Vertexes: []*bkclient.Vertex{v}})
-		return plan, err
+		return prev, err
 	}
 }
 

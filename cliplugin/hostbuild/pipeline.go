@@ -51,7 +51,7 @@ type Settings struct {
 	DefaultPrevious string
 	// ReadPrevious reads the plan recorded in an image (nil, nil when
 	// there is none to keep, which builds as if without one).
-	ReadPrevious manifest2llb.PreviousPlanReader
+	ReadPrevious manifest2llb.PreviousReader
 	// NoCache builds every step anew and writes every store layer again,
 	// neither the builder's cache nor the host's layer cache (Request's)
 	// being used.

@@ -10,7 +10,6 @@ import (
 	"runtime"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/containerd/platforms"
 	"github.com/moby/buildkit/client/llb"
@@ -118,7 +117,7 @@ func (h HostSource) StoreState(ctx context.Context, c *inputs.PlatformClosure, p
 	}
 	if opt.WholeLayers && h.Layers != nil {
 		var err error
-		result.Layers, err = h.wholeLayers(ctx, c, plan, dir, opt.Epoch)
+		result.Layers, err = h.wholeLayers(ctx, c, plan, dir, opt)
 		return result, err
 	}
 	src := make(layerllb.Source, len(plan.Layers))
@@ -146,32 +145,53 @@ func (h HostSource) StoreState(ctx context.Context, c *inputs.PlatformClosure, p
 // the layers written on the host (HostSource.Layers).
 const LayerStoreID = "storepack-layers"
 
-// wholeLayers writes each layer of plan on the host, for its digest, and
-// gives it to the builder whole: an image of the one layer in the session's
-// content store, which the builder reads (and the layer is written again)
-// only for a blob it does not hold.
-func (h HostSource) wholeLayers(ctx context.Context, c *inputs.PlatformClosure, plan layering.Plan, dir string, epoch time.Time) (src layerllb.Source, err error) {
+// wholeLayers gives each layer of plan to the builder whole: an image of
+// the one layer in the session's content store. A layer the previous image
+// holds with the same content is its blob in the previous image's
+// registry, which the builder reads only if it needs its bytes; any other
+// is written on the host, when the builder reads it, and once before for
+// its digest unless the cache knows it.
+func (h HostSource) wholeLayers(ctx context.Context, c *inputs.PlatformClosure, plan layering.Plan, dir string, opt manifest2llb.StoreOptions) (src layerllb.Source, err error) {
+	previous := map[digest.Digest]manifest2llb.PreviousLayer{}
+	for _, l := range opt.Previous {
+		previous[l.Key] = l
+	}
 	src = make(layerllb.Source, len(plan.Layers))
-	var read atomic.Int32
+	var written, taken atomic.Int32
 	done := h.Progress.step(ctx, fmt.Sprintf("[storepack] digests of %d store layers for %s", len(plan.Layers), platforms.Format(c.Platform)))
 	defer func() {
-		done(err, fmt.Sprintf("%d written on the host to learn them, %d from the host's cache of layer digests", read.Load(), int32(len(plan.Layers))-read.Load()))
+		w, p := written.Load(), taken.Load()
+		done(err, fmt.Sprintf("%d written on the host to learn them, %d from the host's cache of layer digests, %d from the previous image", w, int32(len(plan.Layers))-w-p, p))
 	}()
 	eg, ctx := errgroup.WithContext(ctx)
 	eg.SetLimit(runtime.GOMAXPROCS(0))
 	for i, l := range plan.Layers {
 		eg.Go(func() error {
-			layer := layertar.Layer{StoreDir: c.Graph.StoreDir(), HostDir: dir, Paths: l.Paths, Epoch: epoch}
-			diffID, size, wrote, err := h.digest(ctx, c.Graph, layer)
-			if err != nil {
-				return err
-			}
-			if wrote {
-				read.Add(1)
-			}
-			desc, err := h.Layers.Add(layer, diffID, size, c.Platform)
-			if err != nil {
-				return err
+			layer := layertar.Layer{StoreDir: c.Graph.StoreDir(), HostDir: dir, Paths: l.Paths, Epoch: opt.Epoch}
+			key, known := layerKey(c.Graph, layer)
+			var (
+				desc   ocispecs.Descriptor
+				diffID digest.Digest
+				err    error // this layer's: the function's own err is set once, by Wait
+			)
+			if prev, ok := previous[key]; ok && known {
+				taken.Add(1)
+				diffID = prev.DiffID
+				if desc, err = h.Layers.AddBlob(prev.DiffID, prev.Blob, prev.Blobs, c.Platform); err != nil {
+					return err
+				}
+			} else {
+				var size int64
+				var wrote bool
+				if diffID, size, wrote, err = h.digest(ctx, key, known, layer); err != nil {
+					return err
+				}
+				if wrote {
+					written.Add(1)
+				}
+				if desc, err = h.Layers.Add(layer, diffID, size, c.Platform); err != nil {
+					return err
+				}
 			}
 			st := llb.OCILayout("storepack/layer@"+desc.Digest.String(),
 				llb.OCIStore("", LayerStoreID),
@@ -185,16 +205,21 @@ func (h HostSource) wholeLayers(ctx context.Context, c *inputs.PlatformClosure, 
 	return src, eg.Wait()
 }
 
-// digest returns the digest and size of layer's tar: from the cache when it
-// knows the layer's content (every path's NAR hash and size, from the
-// store's database or a GRAPH), else written, and then cached.
-func (h HostSource) digest(ctx context.Context, g *store.Graph, layer layertar.Layer) (diffID digest.Digest, size int64, wrote bool, err error) {
-	content := layercache.Content{Format: layertar.Format, StoreDir: layer.StoreDir, Epoch: layer.Epoch}
-	for _, p := range layer.Paths {
+// layerKey is layer's content key from g's NAR hashes and sizes; known is
+// false when a path's are not known.
+func layerKey(g *store.Graph, layer layertar.Layer) (key digest.Digest, known bool) {
+	paths := make([]layerllb.PathContent, len(layer.Paths))
+	for i, p := range layer.Paths {
 		info, _ := g.Info(p)
-		content.Paths = append(content.Paths, layercache.PathContent{Path: p, NarHash: info.NarHash, NarSize: info.NarSize})
+		paths[i] = layerllb.PathContent{Path: p, NarHash: info.NarHash, NarSize: info.NarSize}
 	}
-	key, known := content.Key()
+	return layerllb.ContentKey(layer.StoreDir, layer.Epoch, paths)
+}
+
+// digest returns the digest and size of layer's tar: from the cache when
+// its content key is known (every path's NAR hash and size, from the
+// store's database or a GRAPH) and cached, else written, and then cached.
+func (h HostSource) digest(ctx context.Context, key digest.Digest, known bool, layer layertar.Layer) (diffID digest.Digest, size int64, wrote bool, err error) {
 	cached := known && h.Cache != nil
 	if cached {
 		if e, ok := h.Cache.Get(key); ok {

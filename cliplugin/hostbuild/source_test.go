@@ -35,12 +35,13 @@ func TestDigestCache(t *testing.T) {
 	}
 	h := HostSource{Cache: cache}
 	known := layertar.Layer{StoreDir: "/nix/store", HostDir: f.StoreDir, Paths: []store.Path{f.Data}, Epoch: time.Unix(1, 0)}
+	knownKey, knownOK := layerKey(g, known)
 	want, wantSize, err := layertar.Digest(context.Background(), known)
 	if err != nil {
 		t.Fatal(err)
 	}
 	for i, wantWrote := range []bool{true, false} {
-		d, size, wrote, err := h.digest(context.Background(), g, known)
+		d, size, wrote, err := h.digest(context.Background(), knownKey, knownOK, known)
 		if err != nil || d != want || size != wantSize || wrote != wantWrote {
 			t.Errorf("build %d: %s, %d bytes, written %v, %v; want %s, %d bytes, written %v", i+1, d, size, wrote, err, want, wantSize, wantWrote)
 		}
@@ -58,13 +59,14 @@ func TestDigestCache(t *testing.T) {
 	if err := os.WriteFile(entries[0], []byte(`{"key":`), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, wrote, err := h.digest(context.Background(), g, known); err == nil || !wrote {
+	if _, _, wrote, err := h.digest(context.Background(), knownKey, knownOK, known); err == nil || !wrote {
 		t.Errorf("a damaged entry was used: written %v, %v", wrote, err)
 	}
 
 	unknown := layertar.Layer{StoreDir: "/nix/store", HostDir: f.StoreDir, Paths: []store.Path{f.Lib}, Epoch: time.Unix(1, 0)}
+	unknownKey, unknownOK := layerKey(g, unknown)
 	for range 2 {
-		if _, _, wrote, err := h.digest(context.Background(), g, unknown); err != nil || !wrote {
+		if _, _, wrote, err := h.digest(context.Background(), unknownKey, unknownOK, unknown); err != nil || !wrote {
 			t.Errorf("a layer without NAR hashes: written %v, %v; want written", wrote, err)
 		}
 	}

@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/containerd/containerd/v2/core/content"
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/containerd/log"
 	"github.com/containerd/platforms"
@@ -66,6 +67,26 @@ const (
 // Errors start with ref. When neither has the image for p, the error
 // satisfies cerrdefs.IsNotFound.
 func ImageConfig(ctx context.Context, ref string, p ocispecs.Platform, src Sources) (*dockerspec.DockerOCIImage, Origin, error) {
+	img, err := Lookup(ctx, ref, p, src)
+	if err != nil {
+		return nil, 0, err
+	}
+	return img.Config, img.Origin, nil
+}
+
+// Image is an image found by Lookup.
+type Image struct {
+	Config *dockerspec.DockerOCIImage
+	Origin Origin
+	// From a registry, the manifest for the platform and where its blobs
+	// are read from (fetched when read); nil from the engine.
+	Manifest *ocispecs.Manifest
+	Blobs    content.Provider
+}
+
+// Lookup finds image ref for platform p as ImageConfig does, and from a
+// registry also its manifest and blobs.
+func Lookup(ctx context.Context, ref string, p ocispecs.Platform, src Sources) (*Image, error) {
 	p = platforms.Normalize(p)
 	// containerd's resolver logs failed requests; its errors say enough.
 	quiet := logrus.New()
@@ -74,16 +95,16 @@ func ImageConfig(ctx context.Context, ref string, p ocispecs.Platform, src Sourc
 
 	cfg, found, engineNote := engineConfig(ctx, src.Engine, ref, p)
 	if found {
-		return cfg, InEngine, nil
+		return &Image{Config: cfg, Origin: InEngine}, nil
 	}
-	cfg, err := registryConfig(ctx, ref, p, src)
+	img, err := registryImage(ctx, ref, p, src)
 	if err != nil {
 		if engineNote != "" {
 			err = fmt.Errorf("%w (local engine: %s)", err, engineNote)
 		}
-		return nil, 0, err
+		return nil, err
 	}
-	return cfg, InRegistry, nil
+	return img, nil
 }
 
 // engineConfig returns the config of image ref for platform p in the

@@ -47,11 +47,11 @@ const dockerCertsDir = "/etc/docker/certs.d"
 // config file.
 const dockerHubAuthKey = "https://index.docker.io/v1/"
 
-// registryConfig returns the config of image ref for platform p from its
-// registry: containerd's resolver finds ref's manifest or index, and
-// containerd's images.Manifest picks p's manifest as BuildKit does (the
-// best match of platforms.Only; a lone manifest whatever its platform).
-func registryConfig(ctx context.Context, ref string, p ocispecs.Platform, src Sources) (*dockerspec.DockerOCIImage, error) {
+// registryImage returns image ref for platform p from its registry:
+// containerd's resolver finds ref's manifest or index, and containerd's
+// images.Manifest picks p's manifest as BuildKit does (the best match of
+// platforms.Only; a lone manifest whatever its platform).
+func registryImage(ctx context.Context, ref string, p ocispecs.Platform, src Sources) (*Image, error) {
 	named, err := reference.ParseNormalizedNamed(ref)
 	if err != nil {
 		return nil, fmt.Errorf("%s: not in the local engine, and not an image reference: %w", ref, err)
@@ -96,7 +96,7 @@ func registryConfig(ctx context.Context, ref string, p ocispecs.Platform, src So
 	if err := json.Unmarshal(data, &img); err != nil {
 		return nil, fmt.Errorf("%s: image config %s: %w", ref, m.Config.Digest, err)
 	}
-	return &img, nil
+	return &Image{Config: &img, Origin: InRegistry, Manifest: &m, Blobs: contentutil.FromFetcher(fetcher)}, nil
 }
 
 // maxBlobSize bounds a manifest, an index or a config read from a

@@ -1,7 +1,8 @@
 // Package layercache remembers, on the host, the digest and size of every
-// store layer the plugin has written, by the layer's content: store paths
-// never change once they exist, so a layer of the same paths (by NAR hash
-// and size) and settings is never read again on this host.
+// store layer the plugin has written, by the layer's content key
+// (layerllb.ContentKey): store paths never change once they exist, so a
+// layer of the same paths (by NAR hash and size) and settings is never
+// read again on this host.
 package layercache
 
 import (
@@ -16,42 +17,7 @@ import (
 	"time"
 
 	"github.com/opencontainers/go-digest"
-
-	"github.com/storepack/storepack/store"
 )
-
-// Content is what a layer's bytes depend on.
-type Content struct {
-	// Format is the layer writer's version: a change to what it writes
-	// for the same paths changes it (layertar.Format).
-	Format   int
-	StoreDir string
-	Epoch    time.Time
-	Paths    []PathContent
-}
-
-// PathContent is one store path of a layer, by its NAR.
-type PathContent struct {
-	Path    store.Path
-	NarHash digest.Digest
-	NarSize uint64
-}
-
-// Key identifies c; ok is false when a path's NAR hash or size is unknown,
-// which leaves the layer's content unknown too.
-func (c Content) Key() (key digest.Digest, ok bool) {
-	paths := slices.Clone(c.Paths)
-	slices.SortFunc(paths, func(a, b PathContent) int { return strings.Compare(a.Path.String(), b.Path.String()) })
-	var b strings.Builder
-	fmt.Fprintf(&b, "storepack layer %d\nstore %q\nepoch %d\n", c.Format, c.StoreDir, c.Epoch.Unix())
-	for _, p := range paths {
-		if p.NarHash == "" || p.NarSize == 0 {
-			return "", false
-		}
-		fmt.Fprintf(&b, "path %q %s %d\n", p.Path.String(), p.NarHash, p.NarSize)
-	}
-	return digest.FromString(b.String()), true
-}
 
 // Entry is what the cache holds of a layer.
 type Entry struct {

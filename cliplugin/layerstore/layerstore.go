@@ -37,11 +37,14 @@ func New(ctx context.Context) *Store {
 	return &Store{ctx: ctx, blobs: map[digest.Digest]*blob{}}
 }
 
-// blob is a manifest or a config (data), or a layer written when read.
+// blob is a manifest or a config (data), a layer written when read, or a
+// layer read from elsewhere (remote, as desc).
 type blob struct {
-	data  []byte
-	layer *layertar.Layer
-	size  int64
+	data   []byte
+	layer  *layertar.Layer
+	remote content.Provider
+	desc   ocispecs.Descriptor
+	size   int64
 
 	mu     sync.Mutex // one reader of a layer at a time, at its offset
 	stream *stream
@@ -53,6 +56,13 @@ type blob struct {
 // differ writes it, so that the image's blobs and digests are those a build
 // from the same store paths gives.
 func (s *Store) Add(l layertar.Layer, diffID digest.Digest, size int64, p ocispecs.Platform) (ocispecs.Descriptor, error) {
+	layerDesc := ocispecs.Descriptor{MediaType: ocispecs.MediaTypeImageLayer, Digest: diffID, Size: size}
+	return s.addImage(diffID, layerDesc, &blob{layer: &l, size: size}, p)
+}
+
+// addImage adds the manifest and config of an image of the one layer
+// layerDesc, whose tar has digest diffID, and the layer's blob.
+func (s *Store) addImage(diffID digest.Digest, layerDesc ocispecs.Descriptor, layer *blob, p ocispecs.Platform) (ocispecs.Descriptor, error) {
 	config, err := json.Marshal(ocispecs.Image{
 		Platform: p,
 		RootFS:   ocispecs.RootFS{Type: "layers", DiffIDs: []digest.Digest{diffID}},
@@ -61,7 +71,6 @@ func (s *Store) Add(l layertar.Layer, diffID digest.Digest, size int64, p ocispe
 		return ocispecs.Descriptor{}, err
 	}
 	configDesc := ocispecs.Descriptor{MediaType: ocispecs.MediaTypeImageConfig, Digest: digest.FromBytes(config), Size: int64(len(config))}
-	layerDesc := ocispecs.Descriptor{MediaType: ocispecs.MediaTypeImageLayer, Digest: diffID, Size: size}
 	manifest, err := json.Marshal(ocispecs.Manifest{
 		Versioned: specs.Versioned{SchemaVersion: 2},
 		MediaType: ocispecs.MediaTypeImageManifest,
@@ -76,8 +85,16 @@ func (s *Store) Add(l layertar.Layer, diffID digest.Digest, size int64, p ocispe
 	defer s.mu.Unlock()
 	s.add(configDesc.Digest, &blob{data: config, size: configDesc.Size})
 	s.add(manifestDesc.Digest, &blob{data: manifest, size: manifestDesc.Size})
-	s.add(diffID, &blob{layer: &l, size: size})
+	s.add(layerDesc.Digest, layer)
 	return manifestDesc, nil
+}
+
+// AddBlob adds the image of one layer whose blob is read elsewhere (a
+// previous image's, in its registry), for platform p: the builder reads
+// the blob from blobs only when it needs its bytes (not for a push to a
+// registry that has it).
+func (s *Store) AddBlob(diffID digest.Digest, layer ocispecs.Descriptor, blobs content.Provider, p ocispecs.Platform) (ocispecs.Descriptor, error) {
+	return s.addImage(diffID, layer, &blob{remote: blobs, desc: layer, size: layer.Size}, p)
 }
 
 // add keeps the first blob of a digest: the same layer added for two
@@ -108,12 +125,15 @@ func (s *Store) Info(_ context.Context, d digest.Digest) (content.Info, error) {
 }
 
 // ReaderAt implements content.Store.
-func (s *Store) ReaderAt(_ context.Context, desc ocispecs.Descriptor) (content.ReaderAt, error) {
+func (s *Store) ReaderAt(ctx context.Context, desc ocispecs.Descriptor) (content.ReaderAt, error) {
 	b, err := s.lookup(desc.Digest)
 	if err != nil {
 		return nil, err
 	}
-	if b.layer == nil {
+	switch {
+	case b.remote != nil:
+		return b.remote.ReaderAt(ctx, b.desc)
+	case b.layer == nil:
 		return readerAt{bytes.NewReader(b.data)}, nil
 	}
 	return layerReader{s: s, b: b}, nil

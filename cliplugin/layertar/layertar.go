@@ -29,11 +29,6 @@ import (
 	"github.com/storepack/storepack/store"
 )
 
-// Format is the version of what Write writes: it changes whenever the
-// bytes written for the same store paths and settings do, so that layers
-// remembered by their content (layercache) are written anew.
-const Format = 1
-
 // Layer is one store layer to write.
 type Layer struct {
 	StoreDir string       // the store directory in the image, such as /nix/store

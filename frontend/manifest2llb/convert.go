@@ -19,6 +19,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/containerd/containerd/v2/core/content"
 	"github.com/containerd/platforms"
 	"github.com/moby/buildkit/client/llb"
 	"github.com/moby/buildkit/frontend/dockerfile/parser"
@@ -74,6 +75,9 @@ type StoreOptions struct {
 	WholeLayers bool
 	// Epoch is every entry's modification time.
 	Epoch time.Time
+	// Previous are the previous image's store layers, which the source
+	// may give for layers of the same content.
+	Previous []PreviousLayer
 }
 
 // Store is what StoreState returns.
@@ -84,9 +88,26 @@ type Store struct {
 	Scans map[store.Path]store.HashScan
 }
 
-// PreviousPlanReader reads the layer plan recorded in image ref for
-// platform p.
-type PreviousPlanReader func(ctx context.Context, ref string, p ocispecs.Platform) (*layering.Plan, error)
+// PreviousReader reads image ref for platform p as a previous image.
+type PreviousReader func(ctx context.Context, ref string, p ocispecs.Platform) (*PreviousImage, error)
+
+// PreviousImage is what a build takes of a previous image: the layer plan
+// it records, and those of its store layers that a source can give as
+// they are (by their content key).
+type PreviousImage struct {
+	Plan   *layering.Plan
+	Layers []PreviousLayer
+}
+
+// PreviousLayer is a store layer of a previous image: its content key
+// (layerllb.ContentKey), its diffID, and its blob as a registry holds it,
+// read from Blobs only if the builder asks for it.
+type PreviousLayer struct {
+	Key    digest.Digest
+	DiffID digest.Digest
+	Blob   ocispecs.Descriptor
+	Blobs  content.Provider
+}
 
 // ConvertOpt is everything Convert needs besides its Input.
 type ConvertOpt struct {
@@ -121,7 +142,7 @@ type ConvertOpt struct {
 	DefaultPrevious string
 	// ReadPrevious reads a previous image's plan; nil when no image may
 	// be read, which makes a previous image an error.
-	ReadPrevious PreviousPlanReader
+	ReadPrevious PreviousReader
 	// ResolveImage reads FROM images; nil makes FROM an error.
 	ResolveImage ImageResolver
 	// ReadFile reads files of states in the builder: a FROM image's
@@ -265,17 +286,21 @@ func (c *conversion) platform(ctx context.Context, p ocispecs.Platform) (Image, 
 		}
 		custom.Files = append(custom.Files, etcFiles...)
 	}
-	plan, err := c.plan(ctx, spec, closure, p, base)
+	plan, previous, err := c.plan(ctx, spec, closure, p, base)
 	if err != nil {
 		return Image{}, err
 	}
 	storeDB := spec.StoreDB && !c.opt.PlanOnly
-	src, err := c.in.source.StoreState(ctx, closure, plan, StoreOptions{
+	storeOpt := StoreOptions{
 		Check:       !c.opt.PlanOnly,
 		NarHashes:   storeDB,
 		WholeLayers: !c.opt.PlanOnly && c.method == layerllb.Merge && c.caps.Supports(pb.CapSourceOCILayout) == nil,
 		Epoch:       c.epoch,
-	})
+	}
+	if previous != nil {
+		storeOpt.Previous = previous.Layers
+	}
+	src, err := c.in.source.StoreState(ctx, closure, plan, storeOpt)
 	if err != nil {
 		return Image{}, parser.WithLocation(err, closure.Location)
 	}
@@ -308,13 +333,19 @@ func (c *conversion) platform(ctx context.Context, p ocispecs.Platform) (Image, 
 		}
 		maps.Copy(imageConfig.Labels, c.opt.Labels)
 	}
-	config, err := layerllb.Image(plan, layerllb.ImageOptions{
+	imageOpt := layerllb.ImageOptions{
 		Platform:      p,
 		Config:        imageConfig,
 		Epoch:         c.epoch,
 		Customisation: hasCustomisation,
 		Base:          baseConfig,
-	})
+	}
+	// Only the Merge method's layers are the bytes the keys stand for
+	// (Docker 20.10's builder writes other tars).
+	if c.method == layerllb.Merge {
+		imageOpt.ContentKeys = layerllb.GraphContentKeys(closure.Graph, plan, spec.StoreDir, c.epoch)
+	}
+	config, err := layerllb.Image(plan, imageOpt)
 	if err != nil {
 		return Image{}, err
 	}
@@ -338,7 +369,7 @@ func (c *conversion) platform(ctx context.Context, p ocispecs.Platform) (Image, 
 // plan cuts the platform's closure into layers within the budget, less the
 // base image's layers, keeping the previous image's layers where that
 // ships fewer bytes.
-func (c *conversion) plan(ctx context.Context, spec *manifest.Spec, closure *inputs.PlatformClosure, p ocispecs.Platform, base *baseImage) (layering.Plan, error) {
+func (c *conversion) plan(ctx context.Context, spec *manifest.Spec, closure *inputs.PlatformClosure, p ocispecs.Platform, base *baseImage) (layering.Plan, *PreviousImage, error) {
 	opt := layering.Options{Strategy: spec.Layers.Strategy}
 	if c.opt.Strategy != "" {
 		opt.Strategy = c.opt.Strategy
@@ -349,13 +380,13 @@ func (c *conversion) plan(ctx context.Context, spec *manifest.Spec, closure *inp
 	budget, err := spec.StoreLayerBudget()
 	if err != nil {
 		if c.opt.MaxLayers != 0 {
-			return layering.Plan{}, fmt.Errorf("a layer budget of %d leaves no layer for the store paths after the customisation layer (%s)", c.opt.MaxLayers, manifest.CustomisationInstructions)
+			return layering.Plan{}, nil, fmt.Errorf("a layer budget of %d leaves no layer for the store paths after the customisation layer (%s)", c.opt.MaxLayers, manifest.CustomisationInstructions)
 		}
-		return layering.Plan{}, err
+		return layering.Plan{}, nil, err
 	}
 	if base != nil {
 		if budget -= base.layers(); budget < 1 {
-			return layering.Plan{}, parser.WithLocation(fmt.Errorf("FROM %s: the base image has %d layers, which leaves no store layer within the budget of %d (LAYERS --max)", base.from.Image, base.layers(), spec.Layers.Max), base.from.Location)
+			return layering.Plan{}, nil, parser.WithLocation(fmt.Errorf("FROM %s: the base image has %d layers, which leaves no store layer within the budget of %d (LAYERS --max)", base.from.Image, base.layers(), spec.Layers.Max), base.from.Location)
 		}
 	}
 	opt.MaxLayers = budget
@@ -367,26 +398,30 @@ func (c *conversion) plan(ctx context.Context, spec *manifest.Spec, closure *inp
 	case previous == "":
 		previous, fromManifest, optional = c.opt.DefaultPrevious, false, true
 	}
+	var read *PreviousImage
 	if previous != "" {
-		opt.Previous, err = c.readPrevious(ctx, previous, p)
+		read, err = c.readPrevious(ctx, previous, p)
 		if optional && err != nil {
-			opt.Previous, err = nil, nil
+			read, err = nil, nil
 		}
 		if err != nil {
 			if fromManifest {
-				return layering.Plan{}, parser.WithLocation(fmt.Errorf("LAYERS --previous: %w", err), spec.Layers.Location)
+				return layering.Plan{}, nil, parser.WithLocation(fmt.Errorf("LAYERS --previous: %w", err), spec.Layers.Location)
 			}
-			return layering.Plan{}, fmt.Errorf("--previous: %w", err)
+			return layering.Plan{}, nil, fmt.Errorf("--previous: %w", err)
 		}
+	}
+	if read != nil {
+		opt.Previous = read.Plan
 	}
 	plan, err := layering.NewPlan(closure.Graph, opt)
 	if err != nil && c.opt.Strategy == "" {
 		err = parser.WithLocation(err, spec.Layers.Location)
 	}
-	return plan, err
+	return plan, read, err
 }
 
-func (c *conversion) readPrevious(ctx context.Context, ref string, p ocispecs.Platform) (*layering.Plan, error) {
+func (c *conversion) readPrevious(ctx context.Context, ref string, p ocispecs.Platform) (*PreviousImage, error) {
 	if c.opt.ReadPrevious == nil {
 		return nil, fmt.Errorf("%s: no previous image can be read here", ref)
 	}

@@ -153,9 +153,9 @@ func TestConvertLayers(t *testing.T) {
 		previous.Layers[2],
 	}
 	var asked []string
-	read := func(_ context.Context, ref string, p ocispecs.Platform) (*layering.Plan, error) {
+	read := func(_ context.Context, ref string, p ocispecs.Platform) (*manifest2llb.PreviousImage, error) {
 		asked = append(asked, ref+" "+p.Architecture)
-		return &previous, nil
+		return &manifest2llb.PreviousImage{Plan: &previous}, nil
 	}
 	p := f.mustConvert(t, base+"ARG V=1\nLAYERS --max=3 --previous=app:$V\n", manifest2llb.ConvertOpt{ReadPrevious: read}).Images[0].Plan
 	if !reflect.DeepEqual(asked, []string{"app:1 amd64"}) || len(p.Layers) != 2 || !reflect.DeepEqual(p.Layers[0].Paths, previous.Layers[0].Paths) {

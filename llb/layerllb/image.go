@@ -10,7 +10,9 @@ import (
 	"time"
 
 	dockerspec "github.com/moby/docker-image-spec/specs-go/v1"
+	"github.com/opencontainers/go-digest"
 	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
+
 	"github.com/storepack/storepack/layering"
 	"github.com/storepack/storepack/store"
 )
@@ -53,6 +55,9 @@ type ImageOptions struct {
 	// Base is the config of the image the layers are on (FROM); nil for
 	// none.
 	Base *dockerspec.DockerOCIImage
+	// ContentKeys are the store layers' content keys (ContentLabel), in
+	// plan order; nil for none.
+	ContentKeys []digest.Digest
 }
 
 // Image returns the image config for a plan. The exporter fills in the
@@ -82,11 +87,19 @@ func Image(plan layering.Plan, opt ImageOptions) (*dockerspec.DockerOCIImage, er
 		img.Config.Labels = map[string]string{}
 	}
 	img.Config.Labels[PlanLabel] = string(planJSON) // never the base's
+	delete(img.Config.Labels, ContentLabel)
+	if opt.ContentKeys != nil {
+		keys, err := json.Marshal(opt.ContentKeys)
+		if err != nil {
+			return nil, err
+		}
+		img.Config.Labels[ContentLabel] = string(keys)
+	}
 
 	for i, layer := range plan.Layers {
 		img.History = append(img.History, ocispecs.History{
 			Created:   &created,
-			CreatedBy: fmt.Sprintf("storepack: store layer %d/%d (%s)", i+1, len(plan.Layers), layer.Key),
+			CreatedBy: StoreLayerCreatedBy(plan, i),
 			Comment:   layerComment(layer),
 		})
 	}
@@ -97,6 +110,12 @@ func Image(plan layering.Plan, opt ImageOptions) (*dockerspec.DockerOCIImage, er
 		})
 	}
 	return img, nil
+}
+
+// StoreLayerCreatedBy is the history's created_by of store layer i of
+// plan, which tells a store layer among an image's layers.
+func StoreLayerCreatedBy(plan layering.Plan, i int) string {
+	return fmt.Sprintf("storepack: store layer %d/%d (%s)", i+1, len(plan.Layers), plan.Layers[i].Key)
 }
 
 // onBase is the config of an image built on base whose own instructions
