@@ -191,20 +191,8 @@ func cacheUse(t *testing.T, progress string) (written, cached int) {
 func TestLayerCache(t *testing.T) {
 	installPlugin(t)
 	c := nixClosure(t)
-	// A store path big enough that the digest pass is still running when
-	// the plugin is killed.
-	big := filepath.Join(t.TempDir(), "bigdata")
-	if err := os.Mkdir(big, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	data := make([]byte, 256<<20)
-	for i := range data {
-		data[i] = byte(i*13 + i>>11)
-	}
-	if err := os.WriteFile(filepath.Join(big, "blob"), data, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	bigPath := strings.TrimSpace(must(t, nil, "nix-store", "--add", big))
+	// The digest pass is still running when the plugin is killed.
+	bigPath := bigStorePath(t, 13)
 	df := writeFile(t, c.dir, "app.storepack", manifest("./result", "path-info.json", "LAYERS --strategy=per-path"))
 	bigManifest := writeFile(t, c.dir, "big.storepack", "# syntax=storepack\nCLOSURE "+bigPath+"\n")
 	cacheHome := t.TempDir()

@@ -8,7 +8,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/storepack/storepack/internal/testdir"
 	"io"
 	"net/http"
 	"os"
@@ -19,6 +18,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/storepack/storepack/internal/testdir"
 )
 
 // runTag is the image `docker storepack run` makes of the test closure.
@@ -341,20 +342,9 @@ func TestRunInterrupted(t *testing.T) {
 	}
 
 	t.Run("building", func(t *testing.T) {
-		// A store path big enough that the build is still running when
-		// the signal comes: the signal follows the transfer's start.
-		big := filepath.Join(t.TempDir(), "bigdata")
-		if err := os.Mkdir(big, 0o755); err != nil {
-			t.Fatal(err)
-		}
-		data := make([]byte, 256<<20)
-		for i := range data {
-			data[i] = byte(i*7 + i>>9)
-		}
-		if err := os.WriteFile(filepath.Join(big, "blob"), data, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		path := strings.TrimSpace(must(t, nil, "nix-store", "--add", big))
+		// The build is still running when the signal comes: the signal
+		// follows the transfer's start.
+		path := bigStorePath(t, 7)
 		tmp := t.TempDir()
 		run := containerCommand(append([]string{"TMPDIR=" + tmp}, engineEnv...), "docker", "storepack", "run", "--progress=plain", "--entrypoint", "/none", path)
 		progress, err := run.StderrPipe()
@@ -473,4 +463,23 @@ func guixClosure(t *testing.T) guixStore {
 		t.Fatal(err)
 	}
 	return g
+}
+
+// bigStorePath adds to the store a path named bigdata holding 256 MiB, big
+// enough that a build or a digest of it is still running when a test
+// interrupts it; seed makes its content, hence its store path, its own.
+func bigStorePath(t *testing.T, seed int) string {
+	t.Helper()
+	big := filepath.Join(t.TempDir(), "bigdata")
+	if err := os.Mkdir(big, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	data := make([]byte, 256<<20)
+	for i := range data {
+		data[i] = byte(i*seed + i>>9)
+	}
+	if err := os.WriteFile(filepath.Join(big, "blob"), data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return strings.TrimSpace(must(t, nil, "nix-store", "--add", big))
 }

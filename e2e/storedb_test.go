@@ -12,8 +12,9 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/storepack/storepack/store"
 	_ "modernc.org/sqlite" // the "sqlite" database/sql driver
+
+	"github.com/storepack/storepack/store"
 )
 
 // TestStoreDB builds a Nix closure with STORE --with-db through `docker
