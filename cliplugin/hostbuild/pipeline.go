@@ -49,8 +49,8 @@ type Settings struct {
 	// DefaultPrevious is the previous image unless Previous or LAYERS
 	// name one; an image that does not exist is none.
 	DefaultPrevious string
-	// ReadPrevious reads the plan recorded in an image (nil, nil when
-	// there is none to keep, which builds as if without one).
+	// ReadPrevious reads a previous image: the plan it records and, from
+	// a registry, the store layers a build can take as they are.
 	ReadPrevious manifest2llb.PreviousReader
 	// NoCache builds every step anew and writes every store layer again,
 	// neither the builder's cache nor the host's layer cache (Request's)
