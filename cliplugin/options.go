@@ -107,9 +107,10 @@ func (o *previousOption) addFlag(flags *pflag.FlagSet) {
 // registry, and to take the image -t names (tag, "" for none) unless
 // --previous or the manifest's LAYERS name one.
 func (o previousOption) apply(dockerCli command.Cli, s *hostbuild.Settings, tag string) {
-	sources := dockerSources(dockerCli)
+	// The engine is asked only when there is an image to read: a plan
+	// that names none never contacts it.
 	s.ReadPrevious = func(ctx context.Context, ref string, p ocispecs.Platform) (*manifest2llb.PreviousImage, error) {
-		return readPrevious(ctx, ref, p, sources)
+		return readPrevious(ctx, ref, p, dockerSources(dockerCli))
 	}
 	if o.set {
 		s.Previous = &o.image
