@@ -168,9 +168,9 @@ func run(ctx context.Context, opt options) (err error) {
 	fmt.Fprintf(log, "benchbuild: closure of %d paths, %.1f MiB, laid out and checked in %.1fs\n",
 		c.graphs[0].Len(), float64(c.narBytes[0])/(1<<20), time.Since(start).Seconds())
 	bn := &bench{bed: b, c: c, work: filepath.Join(tmp, "work"), logs: opt.logs, self: self,
-		manifest: filepath.Join(c.root, "app.storepack"), baseline: opt.baseline != ""}
+		manifest: filepath.Join(c.root, "app.storepack"), baseline: opt.baseline != "", hostCache: filepath.Join(tmp, "host-cache")}
 	bn.dockerfile.dir = filepath.Join(tmp, "dockerfile")
-	for _, d := range []string{bn.work, bn.dockerfile.dir} {
+	for _, d := range []string{bn.work, bn.dockerfile.dir, bn.hostCache} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			return err
 		}
@@ -381,7 +381,8 @@ sent: bytes of build context sent to the builder, summed over the "transferring"
   (nixpkgs-style: the bytes streamed into docker load); a range when the runs differ.
 frontend RSS: peak (VmHWM) of the gateway frontend process in the builder; helper RSS: of the frontend binary's
   in-builder commands (store checks); plugin RSS: of docker-storepack itself, the conversion running in it.
-cold: images and the builder's cache removed first (the registry: a new repository); warm: release 2 right after release 1.
+cold: images and the builder's cache removed first, and the plugin's host cache of layer digests on buildkitd (the
+  registry: a new repository); warm: release 2 right after release 1.
 OCI tar: uncompressed, as the nixpkgs-style stream is; --push: gzip, as users push. docker storepack rows run the plugin
   binary directly (what docker runs), the conversion in its process; 20.10 rows load the image into the engine.
 The Dockerfile's context is staged with hard links beforehand, untimed; the nixpkgs-style script is this harness's own
