@@ -49,6 +49,8 @@ type measurement struct {
 	plugin   int64 // peak RSS of the plugin, KiB
 	layers   int   // layers of the image made; 0: not read
 	note     string
+	pushed   bool  // the build pushed to the registry
+	uploaded int64 // blob bytes the registry received during the build, if pushed
 }
 
 // A group is one tool on one builder: a cold build of release 1 after
@@ -259,9 +261,11 @@ func (b *bench) frontendOCI(ctx context.Context, run, release int) (measurement,
 // users push), a new repository per run so that a cold push uploads all.
 func (b *bench) frontendPush(ctx context.Context, run, release int) (measurement, error) {
 	repo := fmt.Sprintf("%sfrontend-push-%d", benchImagePrefix, run)
-	m, err := b.frontendBuild(ctx, "frontend-push", run, release, nil, "docker",
-		"buildx", "build", "--builder", b.bed.vars["BUILDX_BUILDER"], "--progress=plain",
-		"--build-context", "store="+b.c.storeOnDisk, "-f", b.manifest, "--push", "-t", b.bed.registry+"/"+repo+":latest", b.c.root)
+	m, err := b.pushed(func() (measurement, error) {
+		return b.frontendBuild(ctx, "frontend-push", run, release, nil, "docker",
+			"buildx", "build", "--builder", b.bed.vars["BUILDX_BUILDER"], "--progress=plain",
+			"--build-context", "store="+b.c.storeOnDisk, "-f", b.manifest, "--push", "-t", b.bed.registry+"/"+repo+":latest", b.c.root)
+	})
 	if err != nil {
 		return m, err
 	}
@@ -313,7 +317,9 @@ func (b *bench) pluginOCI(p plugin) func(ctx context.Context, run, release int) 
 func (b *bench) pluginPush(p plugin) func(ctx context.Context, run, release int) (measurement, error) {
 	return func(ctx context.Context, run, release int) (measurement, error) {
 		repo := fmt.Sprintf("%s%s-%d", benchImagePrefix, p.with("push"), run)
-		m, err := b.pluginBuild(ctx, p, "push", run, release, buildkitEnv, "--push", "-t", b.bed.registry+"/"+repo+":latest")
+		m, err := b.pushed(func() (measurement, error) {
+			return b.pluginBuild(ctx, p, "push", run, release, buildkitEnv, "--push", "-t", b.bed.registry+"/"+repo+":latest")
+		})
 		if err != nil {
 			return m, err
 		}

@@ -213,8 +213,8 @@ func run(ctx context.Context, opt options) (err error) {
 					return fmt.Errorf("%s, run %d, release %d: %w", g.id, run, release+1, err)
 				}
 				results[g.id][release] = append(results[g.id][release], m)
-				fmt.Fprintf(log, "benchbuild: run %d/%d %-24s %s %6.2fs  sent %s\n", run, opt.runs, g.id,
-					[2]string{"cold", "warm"}[release], m.seconds, bytesText(m.sent))
+				fmt.Fprintf(log, "benchbuild: run %d/%d %-24s %s %6.2fs  sent %s  uploaded %s\n", run, opt.runs, g.id,
+					[2]string{"cold", "warm"}[release], m.seconds, bytesText(m.sent), bytesText(uploaded(m)))
 			}
 		}
 	}
@@ -330,7 +330,7 @@ func report(w io.Writer, opt options, b *bench, groups []group, results map[stri
 		len(b.plans[0].Layers), samePlanText(b.plans[1], b.fresh))
 	fmt.Fprintf(w, "runs: %d of each, interleaved; load average %s at the start, %s at the end; %d CPUs\n\n", opt.runs, loadStart, loadEnd, runtime.NumCPU())
 
-	header := []string{"case", "", "median s", "min–max s", "× floor", "× nixpkgs", "× Dockerfile", "sent", "frontend RSS", "helper RSS", "plugin RSS", "layers"}
+	header := []string{"case", "", "median s", "min–max s", "× floor", "× nixpkgs", "× Dockerfile", "sent", "uploaded", "frontend RSS", "helper RSS", "plugin RSS", "layers"}
 	rows := [][]string{header}
 	var notes []string
 	for _, g := range groups {
@@ -355,6 +355,7 @@ func report(w io.Writer, opt options, b *bench, groups []group, results map[stri
 				pairedRatio(ms, times("nixpkgs", release)),
 				pairedRatio(ms, times("dockerfile", release)),
 				spread(ms, func(m measurement) int64 { return m.sent }, bytesText),
+				spread(ms, uploaded, bytesText),
 				spread(ms, func(m measurement) int64 { return m.frontend }, kibText),
 				spread(ms, func(m measurement) int64 { return m.helper }, kibText),
 				spread(ms, func(m measurement) int64 { return m.plugin }, kibText),
@@ -379,6 +380,8 @@ func report(w io.Writer, opt options, b *bench, groups []group, results map[stri
   cancels out; the median of those ratios, and their range when the runs differ.
 sent: bytes of build context sent to the builder, summed over the "transferring" lines of BuildKit's plain progress
   (nixpkgs-style: the bytes streamed into docker load); a range when the runs differ.
+uploaded: blob bytes the registry received during a --push build (the blobs whose uploads it completed, at their
+  stored sizes, from its log); "–" where nothing is pushed.
 frontend RSS: peak (VmHWM) of the gateway frontend process in the builder; helper RSS: of the frontend binary's
   in-builder commands (store checks); plugin RSS: of docker-storepack itself, the conversion running in it.
 cold: images and the builder's cache removed first, and the plugin's host cache of layer digests on buildkitd (the
@@ -393,6 +396,15 @@ rewrite of streamLayeredImage's (two passes per layer, uncompressed), in Go.`)
 			fmt.Fprintln(w, "  "+n)
 		}
 	}
+}
+
+// uploaded is a build's bytes uploaded to the registry; -1 (shown "–")
+// for a build that pushes nothing.
+func uploaded(m measurement) int64 {
+	if !m.pushed {
+		return -1
+	}
+	return m.uploaded
 }
 
 func commandLine() string {

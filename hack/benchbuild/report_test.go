@@ -1,6 +1,11 @@
 package main
 
-import "testing"
+import (
+	"os"
+	"path/filepath"
+	"slices"
+	"testing"
+)
 
 func TestPairedRatio(t *testing.T) {
 	runs := func(s ...float64) []measurement {
@@ -27,5 +32,44 @@ func TestPairedRatio(t *testing.T) {
 		if got := pairedRatio(tc.ms, tc.ref); got != tc.want {
 			t.Errorf("%s: %q, want %q", tc.name, got, tc.want)
 		}
+	}
+}
+
+func TestUploads(t *testing.T) {
+	// Lines of the test bed's registry (distribution v3), cut short: an
+	// upload completed, a manifest put, a mount (a POST), a failed PUT.
+	log := `time="x" level=info msg="response completed" http.request.method=PUT http.request.uri="/v2/r/blobs/uploads/u1?_state=s%3D&digest=sha256%3Aaa11" http.response.status=201 vars.name=r
+time="x" level=info msg="response completed" http.request.method=PUT http.request.uri=/v2/r/manifests/latest http.response.status=201
+time="x" level=info msg="response completed" http.request.method=POST http.request.uri="/v2/r/blobs/uploads/?from=q&mount=sha256%3Abb22" http.response.status=201
+time="x" level=error msg="response completed with error" http.request.method=PUT http.request.uri="/v2/r/blobs/uploads/u2?digest=sha256%3Acc33" http.response.status=400
+time="x" level=info msg="response completed" http.request.method=PUT http.request.uri="/v2/r/blobs/uploads/u3?digest=sha256%3Aaa11&_state=t" http.response.status=201
+`
+	digests, err := completedUploads(log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"sha256:aa11", "sha256:aa11"}; !slices.Equal(digests, want) {
+		t.Fatalf("uploads %q, want %q", digests, want)
+	}
+	root := t.TempDir()
+	dir := filepath.Join(root, "docker", "registry", "v2", "blobs", "sha256", "aa", "aa11")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "data"), make([]byte, 300), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// Each upload counts: the registry received the blob twice.
+	if n, err := uploadedBytes(root, digests); err != nil || n != 600 {
+		t.Errorf("uploaded %d bytes (%v), want 600", n, err)
+	}
+	if _, err := uploadedBytes(root, []string{"sha256:dd44"}); err == nil {
+		t.Error("a blob the storage lacks: no error")
+	}
+	if got := bytesText(uploaded(measurement{uploaded: 5})); got != "–" {
+		t.Errorf("a build that pushes nothing shows %q uploaded", got)
+	}
+	if got := bytesText(uploaded(measurement{pushed: true})); got != "0 KiB" {
+		t.Errorf("a push that uploads nothing shows %q", got)
 	}
 }
