@@ -58,8 +58,51 @@ type measurement struct {
 type group struct {
 	id, label string
 	warm      bool
-	reset     func(ctx context.Context, run int) error
-	build     func(ctx context.Context, run, release int) (measurement, error)
+	// fresh: release 2 alone, on a builder that its reset left with nothing
+	// of release 1 (which only the registry holds).
+	fresh bool
+	// coldOf names the case whose cold runs the × cold column divides this
+	// one's by; "": its own, for the warm row.
+	coldOf string
+	reset  func(ctx context.Context, run int) error
+	build  func(ctx context.Context, run, release int) (measurement, error)
+}
+
+// releases lists the releases a group builds in a run, in order; the
+// reset comes before the first.
+func (g group) releases() []int {
+	switch {
+	case g.fresh:
+		return []int{1}
+	case g.warm:
+		return []int{0, 1}
+	}
+	return []int{0}
+}
+
+// kind names the row of release, and gives the release of the reference
+// cases its ratios pair with: a fresh runner's starts from nothing, as a
+// cold build does.
+func (g group) kind(release int) (string, int) {
+	switch {
+	case g.id == "floor":
+		return "", 0
+	case g.fresh:
+		return "fresh", 0
+	}
+	return [2]string{"cold", "warm"}[release], release
+}
+
+// coldReference is the case whose cold runs the × cold column divides the
+// row of release by; "" where that would be the row itself.
+func (g group) coldReference(release int) string {
+	switch {
+	case g.coldOf != "":
+		return g.coldOf
+	case release == 1:
+		return g.id
+	}
+	return ""
 }
 
 func (b *bench) groups() []group {

@@ -196,11 +196,8 @@ func run(ctx context.Context, opt options) (err error) {
 	// spreads over all of them rather than falling on one.
 	for run := 1; run <= opt.runs; run++ {
 		for _, g := range groups {
-			for release := range 2 {
-				if release == 1 && !g.warm {
-					break
-				}
-				if release == 0 {
+			for i, release := range g.releases() {
+				if i == 0 {
 					if err := g.reset(ctx, run); err != nil {
 						return fmt.Errorf("%s: reset: %w", g.id, err)
 					}
@@ -213,8 +210,9 @@ func run(ctx context.Context, opt options) (err error) {
 					return fmt.Errorf("%s, run %d, release %d: %w", g.id, run, release+1, err)
 				}
 				results[g.id][release] = append(results[g.id][release], m)
-				fmt.Fprintf(log, "benchbuild: run %d/%d %-24s %s %6.2fs  sent %s  uploaded %s\n", run, opt.runs, g.id,
-					[2]string{"cold", "warm"}[release], m.seconds, bytesText(m.sent), bytesText(uploaded(m)))
+				kind, _ := g.kind(release)
+				fmt.Fprintf(log, "benchbuild: run %d/%d %-24s %-5s %6.2fs  sent %s  uploaded %s\n", run, opt.runs, g.id,
+					kind, m.seconds, bytesText(m.sent), bytesText(uploaded(m)))
 			}
 		}
 	}
@@ -330,17 +328,19 @@ func report(w io.Writer, opt options, b *bench, groups []group, results map[stri
 		len(b.plans[0].Layers), samePlanText(b.plans[1], b.fresh))
 	fmt.Fprintf(w, "runs: %d of each, interleaved; load average %s at the start, %s at the end; %d CPUs\n\n", opt.runs, loadStart, loadEnd, runtime.NumCPU())
 
-	header := []string{"case", "", "median s", "min–max s", "× floor", "× nixpkgs", "× Dockerfile", "sent", "uploaded", "frontend RSS", "helper RSS", "plugin RSS", "layers"}
+	header := []string{"case", "", "median s", "min–max s", "× floor", "× nixpkgs", "× Dockerfile", "× cold", "sent", "uploaded", "frontend RSS", "helper RSS", "plugin RSS", "layers"}
 	rows := [][]string{header}
 	var notes []string
 	for _, g := range groups {
-		for release, kind := range []string{"cold", "warm"} {
+		for _, release := range g.releases() {
 			ms := results[g.id][release]
 			if len(ms) == 0 {
 				continue
 			}
-			if g.id == "floor" {
-				kind = ""
+			kind, ref := g.kind(release)
+			cold := "–"
+			if id := g.coldReference(release); id != "" {
+				cold = pairedRatio(ms, times(id, 0))
 			}
 			med := median(ms)
 			lo, hi := ms[0].seconds, ms[0].seconds
@@ -352,8 +352,9 @@ func report(w io.Writer, opt options, b *bench, groups []group, results map[stri
 				fmt.Sprintf("%.2f", med),
 				fmt.Sprintf("%.2f–%.2f", lo, hi),
 				pairedRatio(ms, floor),
-				pairedRatio(ms, times("nixpkgs", release)),
-				pairedRatio(ms, times("dockerfile", release)),
+				pairedRatio(ms, times("nixpkgs", ref)),
+				pairedRatio(ms, times("dockerfile", ref)),
+				cold,
 				spread(ms, func(m measurement) int64 { return m.sent }, bytesText),
 				spread(ms, uploaded, bytesText),
 				spread(ms, func(m measurement) int64 { return m.frontend }, kibText),
@@ -378,6 +379,7 @@ func report(w io.Writer, opt options, b *bench, groups []group, results map[stri
 × floor, × nixpkgs, × Dockerfile: each run's time over the floor's, the nixpkgs-style pipeline's and the Dockerfile's on
   Docker 20.10 (of the same kind, cold or warm) in the same run, so that a machine slower in one run than in another
   cancels out; the median of those ratios, and their range when the runs differ.
+× cold: each run's time over a cold build's in the same run, paired likewise: a warm row's own case's.
 sent: bytes of build context sent to the builder, summed over the "transferring" lines of BuildKit's plain progress
   (nixpkgs-style: the bytes streamed into docker load); a range when the runs differ.
 uploaded: blob bytes the registry received during a --push build (the blobs whose uploads it completed, at their

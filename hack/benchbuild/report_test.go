@@ -73,3 +73,34 @@ time="x" level=info msg="response completed" http.request.method=PUT http.reques
 		t.Errorf("a push that uploads nothing shows %q", got)
 	}
 }
+
+// The rows of each kind of group, and what their ratios pair with.
+func TestGroupRows(t *testing.T) {
+	type row struct {
+		release int
+		kind    string
+		ref     int    // the release of × nixpkgs' and × Dockerfile's references
+		coldOf  string // × cold's reference case
+	}
+	rows := func(g group) []row {
+		var r []row
+		for _, release := range g.releases() {
+			kind, ref := g.kind(release)
+			r = append(r, row{release, kind, ref, g.coldReference(release)})
+		}
+		return r
+	}
+	for _, tc := range []struct {
+		g    group
+		want []row
+	}{
+		{group{id: "floor"}, []row{{0, "", 0, ""}}},
+		{group{id: "nixpkgs", warm: true}, []row{{0, "cold", 0, ""}, {1, "warm", 1, "nixpkgs"}}},
+		{group{id: "plugin-fresh-runner", fresh: true, coldOf: "plugin-push"}, []row{{1, "fresh", 0, "plugin-push"}}},
+		{group{id: "plugin-load", coldOf: "plugin-engine"}, []row{{0, "cold", 0, "plugin-engine"}}},
+	} {
+		if got := rows(tc.g); !slices.Equal(got, tc.want) {
+			t.Errorf("%s: %+v, want %+v", tc.g.id, got, tc.want)
+		}
+	}
+}
