@@ -51,6 +51,9 @@ type measurement struct {
 	note     string
 	pushed   bool  // the build pushed to the registry
 	uploaded int64 // blob bytes the registry received during the build, if pushed
+	// digests is how the plugin learnt its store layers' digests on
+	// buildkitd, "written/cached/previous"; "": it gave no layer whole.
+	digests string
 }
 
 // A group is one tool on one builder: a cold build of release 1 after
@@ -384,7 +387,22 @@ func (b *bench) pluginBuild(ctx context.Context, p plugin, builder string, run, 
 	if err != nil {
 		return measurement{}, err
 	}
-	return measurement{seconds: r.elapsed.Seconds(), sent: transferred(r.out), frontend: gateway, helper: helper, plugin: peakRSS(rss)}, nil
+	return measurement{seconds: r.elapsed.Seconds(), sent: transferred(r.out), frontend: gateway, helper: helper, plugin: peakRSS(rss),
+		digests: digestPass(r.out)}, nil
+}
+
+// digestPattern matches the plugin's progress line that says how it
+// learnt the digests of the store layers it gives the builder whole.
+var digestPattern = regexp.MustCompile(`(\d+) written on the host to learn them, (\d+) from the host's cache of layer digests, (\d+) from the previous image`)
+
+// digestPass is that line's counts as "written/cached/previous", "" if
+// the progress has none (a builder that copies the layers).
+func digestPass(progress string) string {
+	m := digestPattern.FindStringSubmatch(progress)
+	if m == nil {
+		return ""
+	}
+	return strings.Join(m[1:], "/")
 }
 
 // resetPluginBuildkitd prunes buildkitd's cache and empties the plugin's

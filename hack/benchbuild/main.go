@@ -10,6 +10,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"flag"
@@ -328,7 +329,7 @@ func report(w io.Writer, opt options, b *bench, groups []group, results map[stri
 		len(b.plans[0].Layers), samePlanText(b.plans[1], b.fresh))
 	fmt.Fprintf(w, "runs: %d of each, interleaved; load average %s at the start, %s at the end; %d CPUs\n\n", opt.runs, loadStart, loadEnd, runtime.NumCPU())
 
-	header := []string{"case", "", "median s", "min–max s", "× floor", "× nixpkgs", "× Dockerfile", "× cold", "sent", "uploaded", "frontend RSS", "helper RSS", "plugin RSS", "layers"}
+	header := []string{"case", "", "median s", "min–max s", "× floor", "× nixpkgs", "× Dockerfile", "× cold", "sent", "uploaded", "digests w/c/p", "frontend RSS", "helper RSS", "plugin RSS", "layers"}
 	rows := [][]string{header}
 	var notes []string
 	for _, g := range groups {
@@ -357,6 +358,7 @@ func report(w io.Writer, opt options, b *bench, groups []group, results map[stri
 				cold,
 				spread(ms, func(m measurement) int64 { return m.sent }, bytesText),
 				spread(ms, uploaded, bytesText),
+				each(ms, func(m measurement) string { return m.digests }),
 				spread(ms, func(m measurement) int64 { return m.frontend }, kibText),
 				spread(ms, func(m measurement) int64 { return m.helper }, kibText),
 				spread(ms, func(m measurement) int64 { return m.plugin }, kibText),
@@ -384,6 +386,8 @@ sent: bytes of build context sent to the builder, summed over the "transferring"
   (nixpkgs-style: the bytes streamed into docker load); a range when the runs differ.
 uploaded: blob bytes the registry received during a --push build (the blobs whose uploads it completed, at their
   stored sizes, from its log); "–" where nothing is pushed.
+digests w/c/p: of the store layers the plugin gives buildkitd whole, how many it wrote on the host to learn their
+  digests, found in its host cache of layer digests, and took from the previous image (its progress says).
 frontend RSS: peak (VmHWM) of the gateway frontend process in the builder; helper RSS: of the frontend binary's
   in-builder commands (store checks); plugin RSS: of docker-storepack itself, the conversion running in it.
 cold: images and the builder's cache removed first, and the plugin's host cache of layer digests on buildkitd (the
@@ -471,6 +475,19 @@ func spread(ms []measurement, get func(measurement) int64, format func(int64) st
 		return format(med)
 	}
 	return fmt.Sprintf("%s (%s–%s)", format(med), format(v[0]), format(v[len(v)-1]))
+}
+
+// each gives a per-run text figure: one if the runs agree, each run's in
+// order if not; "–" where none has it.
+func each(ms []measurement, get func(measurement) string) string {
+	var v []string
+	for _, m := range ms {
+		v = append(v, cmp.Or(get(m), "–"))
+	}
+	if len(slices.Compact(slices.Clone(v))) == 1 {
+		return v[0]
+	}
+	return strings.Join(v, ", ")
 }
 
 func bytesText(n int64) string {

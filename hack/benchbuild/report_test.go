@@ -104,3 +104,36 @@ func TestGroupRows(t *testing.T) {
 		}
 	}
 }
+
+func TestDigestPass(t *testing.T) {
+	progress := "#12 [storepack] digests of 99 store layers for linux/amd64\n" +
+		"#12 0.412 1 written on the host to learn them, 0 from the host's cache of layer digests, 98 from the previous image\n" +
+		"#12 DONE 0.4s\n"
+	if got := digestPass(progress); got != "1/0/98" {
+		t.Errorf("digestPass: %q", got)
+	}
+	if got := digestPass("#5 transferring store-layer-1: 2.05MB 0.1s done\n"); got != "" {
+		t.Errorf("digestPass of a build that copies its layers: %q", got)
+	}
+	runs := func(d ...string) []measurement {
+		ms := make([]measurement, len(d))
+		for i, v := range d {
+			ms[i].digests = v
+		}
+		return ms
+	}
+	get := func(m measurement) string { return m.digests }
+	for _, tc := range []struct {
+		ms   []measurement
+		want string
+	}{
+		{runs("99/0/0", "99/0/0"), "99/0/0"},
+		{runs("99/0/0", "98/1/0", "99/0/0"), "99/0/0, 98/1/0, 99/0/0"},
+		{runs("", ""), "–"},
+		{runs("1/0/98", ""), "1/0/98, –"},
+	} {
+		if got := each(tc.ms, get); got != tc.want {
+			t.Errorf("each %+v: %q, want %q", tc.ms, got, tc.want)
+		}
+	}
+}
