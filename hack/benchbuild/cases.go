@@ -131,6 +131,8 @@ func (b *bench) groups() []group {
 			group{id: p.with("engine"), label: "docker storepack build (20.10, Chain)" + p.label, warm: true, reset: engine, build: b.pluginEngine(p)},
 			group{id: p.with("oci"), label: "docker storepack build → OCI tar (buildkitd, Merge)" + p.label, warm: true, reset: pluginBuildkitd, build: b.pluginOCI(p)},
 			group{id: p.with("push"), label: "docker storepack build --push (buildkitd, Merge)" + p.label, warm: true, reset: pluginBuildkitd, build: b.pluginPush(p)},
+			group{id: p.with("fresh-runner"), label: "docker storepack build --push, fresh runner: release 2, --previous release 1 (buildkitd, Merge; builder and host cache empty)" + p.label,
+				fresh: true, coldOf: p.with("push"), reset: b.freshRunnerReset(p), build: b.freshRunner(p)},
 		)
 	}
 	return groups
@@ -362,15 +364,53 @@ func (b *bench) pluginOCI(p plugin) func(ctx context.Context, run, release int) 
 // the previous release in the registry.
 func (b *bench) pluginPush(p plugin) func(ctx context.Context, run, release int) (measurement, error) {
 	return func(ctx context.Context, run, release int) (measurement, error) {
-		repo := fmt.Sprintf("%s%s-%d", benchImagePrefix, p.with("push"), run)
-		m, err := b.pushed(func() (measurement, error) {
-			return b.pluginBuild(ctx, p, "push", run, release, buildkitEnv, "--push", "-t", b.bed.registry+"/"+repo+":latest")
-		})
-		if err != nil {
-			return m, err
-		}
-		return m, b.checkImage(&m, func() (imageInfo, error) { return b.bed.registryImage(ctx, repo, "latest") }, b.plans[release])
+		return b.pluginPushBuild(ctx, p, "push", run, release, b.pushRepo(p, "push", run), "latest")
 	}
+}
+
+// freshRunnerReset pushes release 1 as the plugin's cold push does, then
+// empties the builder's cache and the host's: a runner that never built
+// the image, whose previous release is only in the registry.
+func (b *bench) freshRunnerReset(p plugin) func(ctx context.Context, run int) error {
+	return func(ctx context.Context, run int) error {
+		if err := b.resetPluginBuildkitd(ctx); err != nil {
+			return err
+		}
+		if err := b.c.setRelease(0); err != nil {
+			return err
+		}
+		if _, err := b.pluginPushBuild(ctx, p, "fresh-runner-setup", run, 0, b.pushRepo(p, "fresh-runner", run), "1"); err != nil {
+			return err
+		}
+		return b.resetPluginBuildkitd(ctx)
+	}
+}
+
+// freshRunner pushes release 2 on that runner, naming release 1 with
+// --previous (a new tag names no previous image).
+func (b *bench) freshRunner(p plugin) func(ctx context.Context, run, release int) (measurement, error) {
+	return func(ctx context.Context, run, release int) (measurement, error) {
+		repo := b.pushRepo(p, "fresh-runner", run)
+		return b.pluginPushBuild(ctx, p, "fresh-runner", run, release, repo, "2", "--previous", b.bed.registry+"/"+repo+":1")
+	}
+}
+
+// pushRepo is the registry repository of a case's run, new for each run
+// so that a cold push uploads everything.
+func (b *bench) pushRepo(p plugin, kase string, run int) string {
+	return fmt.Sprintf("%s%s-%d", benchImagePrefix, p.with(kase), run)
+}
+
+// pluginPushBuild pushes the plugin's build of release to repo:tag,
+// recording the bytes uploaded and the image's plan.
+func (b *bench) pluginPushBuild(ctx context.Context, p plugin, kase string, run, release int, repo, tag string, args ...string) (measurement, error) {
+	m, err := b.pushed(func() (measurement, error) {
+		return b.pluginBuild(ctx, p, kase, run, release, buildkitEnv, append(args, "--push", "-t", b.bed.registry+"/"+repo+":"+tag)...)
+	})
+	if err != nil {
+		return m, err
+	}
+	return m, b.checkImage(&m, func() (imageInfo, error) { return b.bed.registryImage(ctx, repo, tag) }, b.plans[release])
 }
 
 // pluginBuild runs a plugin binary itself (what `docker storepack` runs)
