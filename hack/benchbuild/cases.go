@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -128,8 +130,12 @@ func (b *bench) groups() []group {
 	}
 	for _, p := range plugins {
 		groups = append(groups,
-			group{id: p.with("engine"), label: "docker storepack build (20.10, Chain)" + p.label, warm: true, reset: engine, build: b.pluginEngine(p)},
-			group{id: p.with("oci"), label: "docker storepack build → OCI tar (buildkitd, Merge)" + p.label, warm: true, reset: pluginBuildkitd, build: b.pluginOCI(p)},
+			group{id: p.with("engine"), label: "docker storepack build (20.10, Chain)" + p.label, warm: true, reset: engine, build: b.pluginEngine(p, "engine")},
+			group{id: p.with("load"), label: "docker load of its image from docker save, nothing built (20.10, image removed)" + p.label,
+				coldOf: p.with("engine"), reset: b.loadReset(p), build: b.load(p)},
+			group{id: p.with("oci"), label: "docker storepack build → OCI tar (buildkitd, Merge)" + p.label, warm: true, reset: pluginBuildkitd, build: b.pluginOCI(p, "oci")},
+			group{id: p.with("host-cache"), label: "docker storepack build → OCI tar, builder pruned, host cache kept (buildkitd, Merge)" + p.label,
+				coldOf: p.with("oci"), reset: b.hostCacheReset(p), build: b.pluginOCI(p, "host-cache")},
 			group{id: p.with("push"), label: "docker storepack build --push (buildkitd, Merge)" + p.label, warm: true, reset: pluginBuildkitd, build: b.pluginPush(p)},
 			group{id: p.with("fresh-runner"), label: "docker storepack build --push, fresh runner: release 2, --previous release 1 (buildkitd, Merge; builder and host cache empty)" + p.label,
 				fresh: true, coldOf: p.with("push"), reset: b.freshRunnerReset(p), build: b.freshRunner(p)},
@@ -335,10 +341,10 @@ func (b *bench) frontendBuild(ctx context.Context, id string, run, release int, 
 
 // pluginEngine: docker storepack build on the engine's BuildKit, loaded
 // into the engine; the tag names the previous release.
-func (b *bench) pluginEngine(p plugin) func(ctx context.Context, run, release int) (measurement, error) {
+func (b *bench) pluginEngine(p plugin, kase string) func(ctx context.Context, run, release int) (measurement, error) {
 	return func(ctx context.Context, run, release int) (measurement, error) {
-		tag := benchImagePrefix + p.with("engine") + ":latest"
-		m, err := b.pluginBuild(ctx, p, "engine", run, release, engineEnv, "-t", tag)
+		tag := engineTag(p, kase)
+		m, err := b.pluginBuild(ctx, p, kase, run, release, engineEnv, "-t", tag)
 		if err != nil {
 			return m, err
 		}
@@ -346,18 +352,94 @@ func (b *bench) pluginEngine(p plugin) func(ctx context.Context, run, release in
 	}
 }
 
+// engineTag is the tag of a case's image in the engine.
+func engineTag(p plugin, kase string) string { return benchImagePrefix + p.with(kase) + ":latest" }
+
+// savedImage is where the load case keeps the plugin's image, saved once.
+func (b *bench) savedImage(p plugin) string { return filepath.Join(b.work, p.with("load")+".tar") }
+
+// loadReset has the plugin build release 1 into the engine and saves the
+// image, on the first run only; then it removes the image, as a cold reset
+// does: docker load is to find none of its layers.
+func (b *bench) loadReset(p plugin) func(ctx context.Context, run int) error {
+	return func(ctx context.Context, run int) error {
+		if _, err := os.Stat(b.savedImage(p)); errors.Is(err, fs.ErrNotExist) {
+			if err := b.bed.resetEngine(ctx); err != nil {
+				return err
+			}
+			if err := b.c.setRelease(0); err != nil {
+				return err
+			}
+			if _, err := b.pluginEngine(p, "load-setup")(ctx, run, 0); err != nil {
+				return err
+			}
+			if _, err := b.bed.run(ctx, nil, b.bed.docker, "save", "-o", b.savedImage(p), engineTag(p, "load-setup")); err != nil {
+				return err
+			}
+		} else if err != nil {
+			return err
+		}
+		return b.bed.resetEngine(ctx)
+	}
+}
+
+// load times docker load of the saved image: the engine's own cost of
+// taking in this image, with nothing to build.
+func (b *bench) load(p plugin) func(ctx context.Context, run, release int) (measurement, error) {
+	return func(ctx context.Context, run, release int) (measurement, error) {
+		r, err := b.bed.run(ctx, nil, b.bed.docker, "load", "-i", b.savedImage(p))
+		b.keepLog(p.with("load"), run, release, r.out)
+		if err != nil {
+			return measurement{}, err
+		}
+		m := measurement{seconds: r.elapsed.Seconds(), sent: -1}
+		return m, b.checkImage(&m, func() (imageInfo, error) { return b.bed.engineImage(ctx, engineTag(p, "load-setup")) }, b.plans[release])
+	}
+}
+
 // pluginOCI: docker storepack build on buildkitd to an uncompressed OCI
 // archive; with no image to read, release 2 is planned afresh.
-func (b *bench) pluginOCI(p plugin) func(ctx context.Context, run, release int) (measurement, error) {
+func (b *bench) pluginOCI(p plugin, kase string) func(ctx context.Context, run, release int) (measurement, error) {
 	return func(ctx context.Context, run, release int) (measurement, error) {
 		out := filepath.Join(b.work, "image-oci.tar")
 		defer os.Remove(out)
-		m, err := b.pluginBuild(ctx, p, "oci", run, release, buildkitEnv, "-o", "type=oci,compression=uncompressed,dest="+out)
+		m, err := b.pluginBuild(ctx, p, kase, run, release, buildkitEnv, "-o", "type=oci,compression=uncompressed,dest="+out)
 		if err != nil {
 			return m, err
 		}
 		return m, b.checkImage(&m, func() (imageInfo, error) { return ociArchiveImage(out) }, b.freshPlan(release))
 	}
+}
+
+// hostCacheReset has the plugin build release 1 once, which leaves the
+// digests of its layers in the host cache, then prunes the builder's
+// cache alone: a new builder on a host that built the image before.
+func (b *bench) hostCacheReset(p plugin) func(ctx context.Context, run int) error {
+	return func(ctx context.Context, run int) error {
+		return b.builtBefore(ctx, true, func() error {
+			_, err := b.pluginOCI(p, "host-cache-setup")(ctx, run, 0)
+			return err
+		})
+	}
+}
+
+// builtBefore starts buildkitd and the host cache empty, has build make
+// release 1, then prunes the builder's cache, and empties the host cache
+// unless keepHostCache: what a runner keeps of a build before.
+func (b *bench) builtBefore(ctx context.Context, keepHostCache bool, build func() error) error {
+	if err := b.resetPluginBuildkitd(ctx); err != nil {
+		return err
+	}
+	if err := b.c.setRelease(0); err != nil {
+		return err
+	}
+	if err := build(); err != nil {
+		return err
+	}
+	if keepHostCache {
+		return b.bed.resetBuildkitd(ctx)
+	}
+	return b.resetPluginBuildkitd(ctx)
 }
 
 // pluginPush: docker storepack build on buildkitd, pushed; the tag names
@@ -373,16 +455,10 @@ func (b *bench) pluginPush(p plugin) func(ctx context.Context, run, release int)
 // the image, whose previous release is only in the registry.
 func (b *bench) freshRunnerReset(p plugin) func(ctx context.Context, run int) error {
 	return func(ctx context.Context, run int) error {
-		if err := b.resetPluginBuildkitd(ctx); err != nil {
+		return b.builtBefore(ctx, false, func() error {
+			_, err := b.pluginPushBuild(ctx, p, "fresh-runner-setup", run, 0, b.pushRepo(p, "fresh-runner", run), "1")
 			return err
-		}
-		if err := b.c.setRelease(0); err != nil {
-			return err
-		}
-		if _, err := b.pluginPushBuild(ctx, p, "fresh-runner-setup", run, 0, b.pushRepo(p, "fresh-runner", run), "1"); err != nil {
-			return err
-		}
-		return b.resetPluginBuildkitd(ctx)
+		})
 	}
 }
 

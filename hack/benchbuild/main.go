@@ -55,7 +55,7 @@ func main() {
 	flag.IntVar(&opt.runs, "runs", 3, "builds of each case (the table gives the median and the range)")
 	flag.BoolVar(&opt.quick, "quick", false, "a small closure and one run (unless -runs says), to exercise the harness")
 	flag.Uint64Var(&opt.closure.seed, "seed", 1, "seed of the closure's layout")
-	flag.StringVar(&only, "only", "", "measure only the cases whose id matches this regexp (floor, nixpkgs, dockerfile, dockerfile-oci, frontend-engine, frontend-oci, frontend-push, plugin-engine, plugin-oci, plugin-push, plugin-fresh-runner; with -baseline also plugin-baseline-engine, -oci, -push, -fresh-runner)")
+	flag.StringVar(&only, "only", "", "measure only the cases whose id matches this regexp (floor, nixpkgs, dockerfile, dockerfile-oci, frontend-engine, frontend-oci, frontend-push, plugin-engine, plugin-load, plugin-oci, plugin-host-cache, plugin-push, plugin-fresh-runner; with -baseline also plugin-baseline-engine, -load, -oci, -host-cache, -push, -fresh-runner)")
 	flag.StringVar(&opt.logs, "logs", "", "keep every build's output in this directory")
 	flag.StringVar(&opt.baseline, "baseline", "", "also measure this docker-storepack binary (e.g. an earlier commit's bin/docker-storepack) in the plugin's cases, interleaved, as rows ending -baseline")
 	layout := flag.String("layout", "", "only lay out the closure in this new directory (release 1 as DIR/result and DIR/graph.json), for inspection; no test bed")
@@ -381,8 +381,13 @@ func report(w io.Writer, opt options, b *bench, groups []group, results map[stri
 × floor, × nixpkgs, × Dockerfile: each run's time over the floor's, the nixpkgs-style pipeline's and the Dockerfile's on
   Docker 20.10 (of the same kind, cold or warm) in the same run, so that a machine slower in one run than in another
   cancels out; the median of those ratios, and their range when the runs differ.
-× cold: each run's time over a cold build's in the same run, paired likewise: a warm row's own case's; the fresh
-  runner's, the plugin's cold --push.
+× cold: each run's time over a cold build's in the same run, paired likewise: a warm row's own case's; docker load's,
+  the plugin's cold build into 20.10; the host cache row's, the plugin's cold OCI tar; the fresh runner's, the plugin's
+  cold --push.
+docker load: the plugin's release 1 image, built into Docker 20.10 and saved with docker save once, loaded into the
+  engine after the image is removed (as a cold build's is): the engine's own cost of taking in this image.
+host cache kept: release 1 to an OCI tar after the plugin built it there once, the builder's cache pruned but not the
+  plugin's host cache of layer digests (a new builder on a host that built the image before).
 fresh runner: the registry holds release 1, pushed by the plugin; then the builder's cache is pruned and the plugin's
   host cache emptied, and release 2 is pushed with --previous release 1 (its × floor, × nixpkgs and × Dockerfile are
   over their cold builds: like them, it starts with nothing built).
