@@ -131,13 +131,13 @@ func (b *bench) groups() []group {
 	for _, p := range plugins {
 		groups = append(groups,
 			group{id: p.with("engine"), label: "docker storepack build (20.10, Chain)" + p.label, warm: true, reset: engine, build: b.pluginEngine(p, "engine")},
-			group{id: p.with("load"), label: "docker load of its image from docker save, nothing built (20.10, image removed)" + p.label,
+			group{id: p.with("load"), label: "docker load of docker storepack's image, docker save'd (20.10, image removed first)" + p.label,
 				coldOf: p.with("engine"), reset: b.loadReset(p), build: b.load(p)},
 			group{id: p.with("oci"), label: "docker storepack build → OCI tar (buildkitd, Merge)" + p.label, warm: true, reset: pluginBuildkitd, build: b.pluginOCI(p, "oci")},
 			group{id: p.with("host-cache"), label: "docker storepack build → OCI tar, builder pruned, host cache kept (buildkitd, Merge)" + p.label,
 				coldOf: p.with("oci"), reset: b.hostCacheReset(p), build: b.pluginOCI(p, "host-cache")},
 			group{id: p.with("push"), label: "docker storepack build --push (buildkitd, Merge)" + p.label, warm: true, reset: pluginBuildkitd, build: b.pluginPush(p)},
-			group{id: p.with("fresh-runner"), label: "docker storepack build --push, fresh runner: release 2, --previous release 1 (buildkitd, Merge; builder and host cache empty)" + p.label,
+			group{id: p.with("fresh-runner"), label: "docker storepack build --push --previous release 1, fresh runner (buildkitd, Merge, no cache)" + p.label,
 				fresh: true, coldOf: p.with("push"), reset: b.freshRunnerReset(p), build: b.freshRunner(p)},
 		)
 	}
