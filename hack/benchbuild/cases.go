@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -131,7 +132,7 @@ func (b *bench) groups() []group {
 	for _, p := range plugins {
 		groups = append(groups,
 			group{id: p.with("engine"), label: "docker storepack build (20.10, Chain)" + p.label, warm: true, reset: engine, build: b.pluginEngine(p, "engine")},
-			group{id: p.with("load"), label: "docker load of docker storepack's image, docker save'd (20.10, image removed first)" + p.label,
+			group{id: p.with("load"), label: "docker load of docker storepack's image from docker save (20.10, image removed first)" + p.label,
 				coldOf: p.with("engine"), reset: b.loadReset(p), build: b.load(p)},
 			group{id: p.with("oci"), label: "docker storepack build → OCI tar (buildkitd, Merge)" + p.label, warm: true, reset: pluginBuildkitd, build: b.pluginOCI(p, "oci")},
 			group{id: p.with("host-cache"), label: "docker storepack build → OCI tar, builder pruned, host cache kept (buildkitd, Merge)" + p.label,
@@ -490,16 +491,16 @@ func (b *bench) pluginPushBuild(ctx context.Context, p plugin, kase string, run,
 }
 
 // pluginBuild runs a plugin binary itself (what `docker storepack` runs)
-// through -report-rss, which reports its peak RSS.
-func (b *bench) pluginBuild(ctx context.Context, p plugin, builder string, run, release int, env []string, args ...string) (measurement, error) {
+// through -report-rss, which reports its peak RSS; kase names its log.
+func (b *bench) pluginBuild(ctx context.Context, p plugin, kase string, run, release int, env []string, args ...string) (measurement, error) {
 	rss := filepath.Join(b.work, "plugin-rss")
 	os.Remove(rss)
-	env = append(env, "XDG_CACHE_HOME="+b.hostCache)
+	env = append(slices.Clip(env), "XDG_CACHE_HOME="+b.hostCache) // env may be engineEnv: never write into it
 	args = append([]string{"-report-rss", rss, p.binary(), "storepack", "build", "--progress=plain", "--store-root", b.c.root, "-f", b.manifest}, args...)
 	s := startRSSSampler(b.bed.daemons)
 	r, err := b.bed.run(ctx, env, b.self, append(args, b.c.root)...)
 	gateway, helper := s.finish()
-	b.keepLog(p.with(builder), run, release, r.out)
+	b.keepLog(p.with(kase), run, release, r.out)
 	if err != nil {
 		return measurement{}, err
 	}

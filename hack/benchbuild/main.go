@@ -3,8 +3,11 @@
 // streamLayeredImage approach and a one-COPY-per-layer Dockerfile with the
 // same layer plan, and storepack through the frontend image and through
 // the plugin on Docker 20.10 and on buildkitd, cold and after only the
-// application changed. It starts its own test bed (hack/testbed.sh) and
-// stops it at the end. Measurements, never assertions.
+// application changed; beside the plugin, docker load of its image, a new
+// builder on a host that keeps its cache of layer digests, and a fresh
+// runner pushing over the previous release. It starts its own test bed
+// (hack/testbed.sh) and stops it at the end. Measurements, never
+// assertions.
 //
 //	go run ./hack/benchbuild [-runs N] [-quick] [-logs DIR]
 package main
