@@ -68,7 +68,10 @@ bench-store:
 
 # Image builds of a ~500 MiB, ~280-path closure laid out from /usr: the
 # floor, nixpkgs' streaming approach, a Dockerfile and storepack on Docker
-# 20.10 and buildkitd, cold and warm, in a test bed of its own (root).
+# 20.10 and buildkitd, cold and warm; plain docker load of the plugin's
+# image, the plugin on a fresh builder with its host cache kept and on a
+# fresh runner pushing over the previous image; bytes uploaded per push;
+# in a test bed of its own (root).
 # BENCHBUILD_FLAGS=-quick exercises it on a small closure.
 bench-build:
 	$(GO) run ./hack/benchbuild $(BENCHBUILD_FLAGS)

@@ -4,11 +4,14 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -35,6 +38,9 @@ type bench struct {
 	fresh      layering.Plan
 	dockerfile dockerfileContext
 	baseline   bool // the plugin's cases also run the bed's baseline binary
+	// hostCache is the plugin's XDG_CACHE_HOME, so that its cache of layer
+	// digests is the harness's to empty, not the user's.
+	hostCache string
 }
 
 // measurement is one build.
@@ -46,6 +52,11 @@ type measurement struct {
 	plugin   int64 // peak RSS of the plugin, KiB
 	layers   int   // layers of the image made; 0: not read
 	note     string
+	pushed   bool  // the build pushed to the registry
+	uploaded int64 // blob bytes the registry received during the build, if pushed
+	// digests is how the plugin learnt its store layers' digests on
+	// buildkitd, "written/cached/previous"; "": it gave no layer whole.
+	digests string
 }
 
 // A group is one tool on one builder: a cold build of release 1 after
@@ -53,14 +64,58 @@ type measurement struct {
 type group struct {
 	id, label string
 	warm      bool
-	reset     func(ctx context.Context, run int) error
-	build     func(ctx context.Context, run, release int) (measurement, error)
+	// fresh: release 2 alone, on a builder that its reset left with nothing
+	// of release 1 (which only the registry holds).
+	fresh bool
+	// coldOf names the case whose cold runs the × cold column divides this
+	// one's by; "": its own, for the warm row.
+	coldOf string
+	reset  func(ctx context.Context, run int) error
+	build  func(ctx context.Context, run, release int) (measurement, error)
+}
+
+// releases lists the releases a group builds in a run, in order; the
+// reset comes before the first.
+func (g group) releases() []int {
+	switch {
+	case g.fresh:
+		return []int{1}
+	case g.warm:
+		return []int{0, 1}
+	}
+	return []int{0}
+}
+
+// kind names the row of release, and gives the release of the reference
+// cases its ratios pair with: a fresh runner's starts from nothing, as a
+// cold build does.
+func (g group) kind(release int) (string, int) {
+	switch {
+	case g.id == "floor":
+		return "", 0
+	case g.fresh:
+		return "fresh", 0
+	}
+	return [2]string{"cold", "warm"}[release], release
+}
+
+// coldReference is the case whose cold runs the × cold column divides the
+// row of release by; "" where that would be the row itself.
+func (g group) coldReference(release int) string {
+	switch {
+	case g.coldOf != "":
+		return g.coldOf
+	case release == 1:
+		return g.id
+	}
+	return ""
 }
 
 func (b *bench) groups() []group {
 	none := func(context.Context, int) error { return nil }
 	engine := func(ctx context.Context, _ int) error { return b.bed.resetEngine(ctx) }
 	buildkitd := func(ctx context.Context, _ int) error { return b.bed.resetBuildkitd(ctx) }
+	pluginBuildkitd := func(ctx context.Context, _ int) error { return b.resetPluginBuildkitd(ctx) }
 	groups := []group{
 		{id: "floor", label: "floor: tar | sha256sum", reset: none, build: b.floor},
 		{id: "nixpkgs", label: "nixpkgs-style stream | docker load (20.10)", warm: true, reset: engine, build: b.nixpkgs},
@@ -76,9 +131,15 @@ func (b *bench) groups() []group {
 	}
 	for _, p := range plugins {
 		groups = append(groups,
-			group{id: p.with("engine"), label: "docker storepack build (20.10, Chain)" + p.label, warm: true, reset: engine, build: b.pluginEngine(p)},
-			group{id: p.with("oci"), label: "docker storepack build → OCI tar (buildkitd, Merge)" + p.label, warm: true, reset: buildkitd, build: b.pluginOCI(p)},
-			group{id: p.with("push"), label: "docker storepack build --push (buildkitd, Merge)" + p.label, warm: true, reset: buildkitd, build: b.pluginPush(p)},
+			group{id: p.with("engine"), label: "docker storepack build (20.10, Chain)" + p.label, warm: true, reset: engine, build: b.pluginEngine(p, "engine")},
+			group{id: p.with("load"), label: "docker load of docker storepack's image from docker save (20.10, image removed first)" + p.label,
+				coldOf: p.with("engine"), reset: b.loadReset(p), build: b.load(p)},
+			group{id: p.with("oci"), label: "docker storepack build → OCI tar (buildkitd, Merge)" + p.label, warm: true, reset: pluginBuildkitd, build: b.pluginOCI(p, "oci")},
+			group{id: p.with("host-cache"), label: "docker storepack build → OCI tar, builder pruned, host cache kept (buildkitd, Merge)" + p.label,
+				coldOf: p.with("oci"), reset: b.hostCacheReset(p), build: b.pluginOCI(p, "host-cache")},
+			group{id: p.with("push"), label: "docker storepack build --push (buildkitd, Merge)" + p.label, warm: true, reset: pluginBuildkitd, build: b.pluginPush(p)},
+			group{id: p.with("fresh-runner"), label: "docker storepack build --push --previous release 1, fresh runner (buildkitd, Merge, no cache)" + p.label,
+				fresh: true, coldOf: p.with("push"), reset: b.freshRunnerReset(p), build: b.freshRunner(p)},
 		)
 	}
 	return groups
@@ -255,9 +316,11 @@ func (b *bench) frontendOCI(ctx context.Context, run, release int) (measurement,
 // users push), a new repository per run so that a cold push uploads all.
 func (b *bench) frontendPush(ctx context.Context, run, release int) (measurement, error) {
 	repo := fmt.Sprintf("%sfrontend-push-%d", benchImagePrefix, run)
-	m, err := b.frontendBuild(ctx, "frontend-push", run, release, nil, "docker",
-		"buildx", "build", "--builder", b.bed.vars["BUILDX_BUILDER"], "--progress=plain",
-		"--build-context", "store="+b.c.storeOnDisk, "-f", b.manifest, "--push", "-t", b.bed.registry+"/"+repo+":latest", b.c.root)
+	m, err := b.pushed(func() (measurement, error) {
+		return b.frontendBuild(ctx, "frontend-push", run, release, nil, "docker",
+			"buildx", "build", "--builder", b.bed.vars["BUILDX_BUILDER"], "--progress=plain",
+			"--build-context", "store="+b.c.storeOnDisk, "-f", b.manifest, "--push", "-t", b.bed.registry+"/"+repo+":latest", b.c.root)
+	})
 	if err != nil {
 		return m, err
 	}
@@ -279,10 +342,10 @@ func (b *bench) frontendBuild(ctx context.Context, id string, run, release int, 
 
 // pluginEngine: docker storepack build on the engine's BuildKit, loaded
 // into the engine; the tag names the previous release.
-func (b *bench) pluginEngine(p plugin) func(ctx context.Context, run, release int) (measurement, error) {
+func (b *bench) pluginEngine(p plugin, kase string) func(ctx context.Context, run, release int) (measurement, error) {
 	return func(ctx context.Context, run, release int) (measurement, error) {
-		tag := benchImagePrefix + p.with("engine") + ":latest"
-		m, err := b.pluginBuild(ctx, p, "engine", run, release, engineEnv, "-t", tag)
+		tag := engineTag(p, kase)
+		m, err := b.pluginBuild(ctx, p, kase, run, release, engineEnv, "-t", tag)
 		if err != nil {
 			return m, err
 		}
@@ -290,13 +353,58 @@ func (b *bench) pluginEngine(p plugin) func(ctx context.Context, run, release in
 	}
 }
 
+// engineTag is the tag of a case's image in the engine.
+func engineTag(p plugin, kase string) string { return benchImagePrefix + p.with(kase) + ":latest" }
+
+// savedImage is where the load case keeps the plugin's image, saved once.
+func (b *bench) savedImage(p plugin) string { return filepath.Join(b.work, p.with("load")+".tar") }
+
+// loadReset has the plugin build release 1 into the engine and saves the
+// image, on the first run only; then it removes the image, as a cold reset
+// does: docker load is to find none of its layers.
+func (b *bench) loadReset(p plugin) func(ctx context.Context, run int) error {
+	return func(ctx context.Context, run int) error {
+		if _, err := os.Stat(b.savedImage(p)); errors.Is(err, fs.ErrNotExist) {
+			if err := b.bed.resetEngine(ctx); err != nil {
+				return err
+			}
+			if err := b.c.setRelease(0); err != nil {
+				return err
+			}
+			if _, err := b.pluginEngine(p, "load-setup")(ctx, run, 0); err != nil {
+				return err
+			}
+			if _, err := b.bed.run(ctx, nil, b.bed.docker, "save", "-o", b.savedImage(p), engineTag(p, "load-setup")); err != nil {
+				return err
+			}
+		} else if err != nil {
+			return err
+		}
+		return b.bed.resetEngine(ctx)
+	}
+}
+
+// load times docker load of the saved image: the engine's own cost of
+// taking in this image, with nothing to build.
+func (b *bench) load(p plugin) func(ctx context.Context, run, release int) (measurement, error) {
+	return func(ctx context.Context, run, release int) (measurement, error) {
+		r, err := b.bed.run(ctx, nil, b.bed.docker, "load", "-i", b.savedImage(p))
+		b.keepLog(p.with("load"), run, release, r.out)
+		if err != nil {
+			return measurement{}, err
+		}
+		m := measurement{seconds: r.elapsed.Seconds(), sent: -1}
+		return m, b.checkImage(&m, func() (imageInfo, error) { return b.bed.engineImage(ctx, engineTag(p, "load-setup")) }, b.plans[release])
+	}
+}
+
 // pluginOCI: docker storepack build on buildkitd to an uncompressed OCI
 // archive; with no image to read, release 2 is planned afresh.
-func (b *bench) pluginOCI(p plugin) func(ctx context.Context, run, release int) (measurement, error) {
+func (b *bench) pluginOCI(p plugin, kase string) func(ctx context.Context, run, release int) (measurement, error) {
 	return func(ctx context.Context, run, release int) (measurement, error) {
 		out := filepath.Join(b.work, "image-oci.tar")
 		defer os.Remove(out)
-		m, err := b.pluginBuild(ctx, p, "oci", run, release, buildkitEnv, "-o", "type=oci,compression=uncompressed,dest="+out)
+		m, err := b.pluginBuild(ctx, p, kase, run, release, buildkitEnv, "-o", "type=oci,compression=uncompressed,dest="+out)
 		if err != nil {
 			return m, err
 		}
@@ -304,33 +412,126 @@ func (b *bench) pluginOCI(p plugin) func(ctx context.Context, run, release int) 
 	}
 }
 
+// hostCacheReset has the plugin build release 1 once, which leaves the
+// digests of its layers in the host cache, then prunes the builder's
+// cache alone: a new builder on a host that built the image before.
+func (b *bench) hostCacheReset(p plugin) func(ctx context.Context, run int) error {
+	return func(ctx context.Context, run int) error {
+		return b.builtBefore(ctx, true, func() error {
+			_, err := b.pluginOCI(p, "host-cache-setup")(ctx, run, 0)
+			return err
+		})
+	}
+}
+
+// builtBefore starts buildkitd and the host cache empty, has build make
+// release 1, then prunes the builder's cache, and empties the host cache
+// unless keepHostCache: what a runner keeps of a build before.
+func (b *bench) builtBefore(ctx context.Context, keepHostCache bool, build func() error) error {
+	if err := b.resetPluginBuildkitd(ctx); err != nil {
+		return err
+	}
+	if err := b.c.setRelease(0); err != nil {
+		return err
+	}
+	if err := build(); err != nil {
+		return err
+	}
+	if keepHostCache {
+		return b.bed.resetBuildkitd(ctx)
+	}
+	return b.resetPluginBuildkitd(ctx)
+}
+
 // pluginPush: docker storepack build on buildkitd, pushed; the tag names
 // the previous release in the registry.
 func (b *bench) pluginPush(p plugin) func(ctx context.Context, run, release int) (measurement, error) {
 	return func(ctx context.Context, run, release int) (measurement, error) {
-		repo := fmt.Sprintf("%s%s-%d", benchImagePrefix, p.with("push"), run)
-		m, err := b.pluginBuild(ctx, p, "push", run, release, buildkitEnv, "--push", "-t", b.bed.registry+"/"+repo+":latest")
-		if err != nil {
-			return m, err
-		}
-		return m, b.checkImage(&m, func() (imageInfo, error) { return b.bed.registryImage(ctx, repo, "latest") }, b.plans[release])
+		return b.pluginPushBuild(ctx, p, "push", run, release, b.pushRepo(p, "push", run), "latest")
 	}
 }
 
+// freshRunnerReset pushes release 1 as the plugin's cold push does, then
+// empties the builder's cache and the host's: a runner that never built
+// the image, whose previous release is only in the registry.
+func (b *bench) freshRunnerReset(p plugin) func(ctx context.Context, run int) error {
+	return func(ctx context.Context, run int) error {
+		return b.builtBefore(ctx, false, func() error {
+			_, err := b.pluginPushBuild(ctx, p, "fresh-runner-setup", run, 0, b.pushRepo(p, "fresh-runner", run), "1")
+			return err
+		})
+	}
+}
+
+// freshRunner pushes release 2 on that runner, naming release 1 with
+// --previous (a new tag names no previous image).
+func (b *bench) freshRunner(p plugin) func(ctx context.Context, run, release int) (measurement, error) {
+	return func(ctx context.Context, run, release int) (measurement, error) {
+		repo := b.pushRepo(p, "fresh-runner", run)
+		return b.pluginPushBuild(ctx, p, "fresh-runner", run, release, repo, "2", "--previous", b.bed.registry+"/"+repo+":1")
+	}
+}
+
+// pushRepo is the registry repository of a case's run, new for each run
+// so that a cold push uploads everything.
+func (b *bench) pushRepo(p plugin, kase string, run int) string {
+	return fmt.Sprintf("%s%s-%d", benchImagePrefix, p.with(kase), run)
+}
+
+// pluginPushBuild pushes the plugin's build of release to repo:tag,
+// recording the bytes uploaded and the image's plan.
+func (b *bench) pluginPushBuild(ctx context.Context, p plugin, kase string, run, release int, repo, tag string, args ...string) (measurement, error) {
+	m, err := b.pushed(func() (measurement, error) {
+		return b.pluginBuild(ctx, p, kase, run, release, buildkitEnv, append(args, "--push", "-t", b.bed.registry+"/"+repo+":"+tag)...)
+	})
+	if err != nil {
+		return m, err
+	}
+	return m, b.checkImage(&m, func() (imageInfo, error) { return b.bed.registryImage(ctx, repo, tag) }, b.plans[release])
+}
+
 // pluginBuild runs a plugin binary itself (what `docker storepack` runs)
-// through -report-rss, which reports its peak RSS.
-func (b *bench) pluginBuild(ctx context.Context, p plugin, builder string, run, release int, env []string, args ...string) (measurement, error) {
+// through -report-rss, which reports its peak RSS; kase names its log.
+func (b *bench) pluginBuild(ctx context.Context, p plugin, kase string, run, release int, env []string, args ...string) (measurement, error) {
 	rss := filepath.Join(b.work, "plugin-rss")
 	os.Remove(rss)
+	env = append(slices.Clip(env), "XDG_CACHE_HOME="+b.hostCache) // env may be engineEnv: never write into it
 	args = append([]string{"-report-rss", rss, p.binary(), "storepack", "build", "--progress=plain", "--store-root", b.c.root, "-f", b.manifest}, args...)
 	s := startRSSSampler(b.bed.daemons)
 	r, err := b.bed.run(ctx, env, b.self, append(args, b.c.root)...)
 	gateway, helper := s.finish()
-	b.keepLog(p.with(builder), run, release, r.out)
+	b.keepLog(p.with(kase), run, release, r.out)
 	if err != nil {
 		return measurement{}, err
 	}
-	return measurement{seconds: r.elapsed.Seconds(), sent: transferred(r.out), frontend: gateway, helper: helper, plugin: peakRSS(rss)}, nil
+	return measurement{seconds: r.elapsed.Seconds(), sent: transferred(r.out), frontend: gateway, helper: helper, plugin: peakRSS(rss),
+		digests: digestPass(r.out)}, nil
+}
+
+// digestPattern matches the plugin's progress line that says how it
+// learnt the digests of the store layers it gives the builder whole.
+var digestPattern = regexp.MustCompile(`(\d+) written on the host to learn them, (\d+) from the host's cache of layer digests, (\d+) from the previous image`)
+
+// digestPass is that line's counts as "written/cached/previous", "" if
+// the progress has none (a builder that copies the layers).
+func digestPass(progress string) string {
+	m := digestPattern.FindStringSubmatch(progress)
+	if m == nil {
+		return ""
+	}
+	return strings.Join(m[1:], "/")
+}
+
+// resetPluginBuildkitd prunes buildkitd's cache and empties the plugin's
+// host cache of layer digests: else a cold build would skip the digest pass.
+func (b *bench) resetPluginBuildkitd(ctx context.Context) error {
+	if err := b.bed.resetBuildkitd(ctx); err != nil {
+		return err
+	}
+	if err := os.RemoveAll(b.hostCache); err != nil {
+		return err
+	}
+	return os.Mkdir(b.hostCache, 0o755)
 }
 
 // freshPlan is the plan a build without a previous image makes.

@@ -3,13 +3,17 @@
 // streamLayeredImage approach and a one-COPY-per-layer Dockerfile with the
 // same layer plan, and storepack through the frontend image and through
 // the plugin on Docker 20.10 and on buildkitd, cold and after only the
-// application changed. It starts its own test bed (hack/testbed.sh) and
-// stops it at the end. Measurements, never assertions.
+// application changed; beside the plugin, docker load of its image, a new
+// builder on a host that keeps its cache of layer digests, and a fresh
+// runner pushing over the previous release. It starts its own test bed
+// (hack/testbed.sh) and stops it at the end. Measurements, never
+// assertions.
 //
 //	go run ./hack/benchbuild [-runs N] [-quick] [-logs DIR]
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"flag"
@@ -54,7 +58,7 @@ func main() {
 	flag.IntVar(&opt.runs, "runs", 3, "builds of each case (the table gives the median and the range)")
 	flag.BoolVar(&opt.quick, "quick", false, "a small closure and one run (unless -runs says), to exercise the harness")
 	flag.Uint64Var(&opt.closure.seed, "seed", 1, "seed of the closure's layout")
-	flag.StringVar(&only, "only", "", "measure only the cases whose id matches this regexp (floor, nixpkgs, dockerfile, dockerfile-oci, frontend-engine, frontend-oci, frontend-push, plugin-engine, plugin-oci, plugin-push; with -baseline also plugin-baseline-engine, -oci, -push)")
+	flag.StringVar(&only, "only", "", "measure only the cases whose id matches this regexp (floor, nixpkgs, dockerfile, dockerfile-oci, frontend-engine, frontend-oci, frontend-push, plugin-engine, plugin-load, plugin-oci, plugin-host-cache, plugin-push, plugin-fresh-runner; with -baseline also plugin-baseline-engine, -load, -oci, -host-cache, -push, -fresh-runner)")
 	flag.StringVar(&opt.logs, "logs", "", "keep every build's output in this directory")
 	flag.StringVar(&opt.baseline, "baseline", "", "also measure this docker-storepack binary (e.g. an earlier commit's bin/docker-storepack) in the plugin's cases, interleaved, as rows ending -baseline")
 	layout := flag.String("layout", "", "only lay out the closure in this new directory (release 1 as DIR/result and DIR/graph.json), for inspection; no test bed")
@@ -168,9 +172,9 @@ func run(ctx context.Context, opt options) (err error) {
 	fmt.Fprintf(log, "benchbuild: closure of %d paths, %.1f MiB, laid out and checked in %.1fs\n",
 		c.graphs[0].Len(), float64(c.narBytes[0])/(1<<20), time.Since(start).Seconds())
 	bn := &bench{bed: b, c: c, work: filepath.Join(tmp, "work"), logs: opt.logs, self: self,
-		manifest: filepath.Join(c.root, "app.storepack"), baseline: opt.baseline != ""}
+		manifest: filepath.Join(c.root, "app.storepack"), baseline: opt.baseline != "", hostCache: filepath.Join(tmp, "host-cache")}
 	bn.dockerfile.dir = filepath.Join(tmp, "dockerfile")
-	for _, d := range []string{bn.work, bn.dockerfile.dir} {
+	for _, d := range []string{bn.work, bn.dockerfile.dir, bn.hostCache} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			return err
 		}
@@ -196,11 +200,8 @@ func run(ctx context.Context, opt options) (err error) {
 	// spreads over all of them rather than falling on one.
 	for run := 1; run <= opt.runs; run++ {
 		for _, g := range groups {
-			for release := range 2 {
-				if release == 1 && !g.warm {
-					break
-				}
-				if release == 0 {
+			for i, release := range g.releases() {
+				if i == 0 {
 					if err := g.reset(ctx, run); err != nil {
 						return fmt.Errorf("%s: reset: %w", g.id, err)
 					}
@@ -213,8 +214,9 @@ func run(ctx context.Context, opt options) (err error) {
 					return fmt.Errorf("%s, run %d, release %d: %w", g.id, run, release+1, err)
 				}
 				results[g.id][release] = append(results[g.id][release], m)
-				fmt.Fprintf(log, "benchbuild: run %d/%d %-24s %s %6.2fs  sent %s\n", run, opt.runs, g.id,
-					[2]string{"cold", "warm"}[release], m.seconds, bytesText(m.sent))
+				kind, _ := g.kind(release)
+				fmt.Fprintf(log, "benchbuild: run %d/%d %-24s %-5s %6.2fs  sent %s  uploaded %s\n", run, opt.runs, g.id,
+					kind, m.seconds, bytesText(m.sent), bytesText(uploaded(m)))
 			}
 		}
 	}
@@ -330,17 +332,19 @@ func report(w io.Writer, opt options, b *bench, groups []group, results map[stri
 		len(b.plans[0].Layers), samePlanText(b.plans[1], b.fresh))
 	fmt.Fprintf(w, "runs: %d of each, interleaved; load average %s at the start, %s at the end; %d CPUs\n\n", opt.runs, loadStart, loadEnd, runtime.NumCPU())
 
-	header := []string{"case", "", "median s", "min–max s", "× floor", "× nixpkgs", "× Dockerfile", "sent", "frontend RSS", "helper RSS", "plugin RSS", "layers"}
+	header := []string{"case", "", "median s", "min–max s", "× floor", "× nixpkgs", "× Dockerfile", "× cold", "sent", "uploaded", "digests w/c/p", "frontend RSS", "helper RSS", "plugin RSS", "layers"}
 	rows := [][]string{header}
 	var notes []string
 	for _, g := range groups {
-		for release, kind := range []string{"cold", "warm"} {
+		for _, release := range g.releases() {
 			ms := results[g.id][release]
 			if len(ms) == 0 {
 				continue
 			}
-			if g.id == "floor" {
-				kind = ""
+			kind, ref := g.kind(release)
+			cold := "–"
+			if id := g.coldReference(release); id != "" {
+				cold = pairedRatio(ms, times(id, 0))
 			}
 			med := median(ms)
 			lo, hi := ms[0].seconds, ms[0].seconds
@@ -352,9 +356,12 @@ func report(w io.Writer, opt options, b *bench, groups []group, results map[stri
 				fmt.Sprintf("%.2f", med),
 				fmt.Sprintf("%.2f–%.2f", lo, hi),
 				pairedRatio(ms, floor),
-				pairedRatio(ms, times("nixpkgs", release)),
-				pairedRatio(ms, times("dockerfile", release)),
+				pairedRatio(ms, times("nixpkgs", ref)),
+				pairedRatio(ms, times("dockerfile", ref)),
+				cold,
 				spread(ms, func(m measurement) int64 { return m.sent }, bytesText),
+				spread(ms, uploaded, bytesText),
+				each(ms, func(m measurement) string { return m.digests }),
 				spread(ms, func(m measurement) int64 { return m.frontend }, kibText),
 				spread(ms, func(m measurement) int64 { return m.helper }, kibText),
 				spread(ms, func(m measurement) int64 { return m.plugin }, kibText),
@@ -377,11 +384,26 @@ func report(w io.Writer, opt options, b *bench, groups []group, results map[stri
 × floor, × nixpkgs, × Dockerfile: each run's time over the floor's, the nixpkgs-style pipeline's and the Dockerfile's on
   Docker 20.10 (of the same kind, cold or warm) in the same run, so that a machine slower in one run than in another
   cancels out; the median of those ratios, and their range when the runs differ.
+× cold: each run's time over a cold build's in the same run, paired likewise: a warm row's own case's; docker load's,
+  the plugin's cold build into 20.10; the host cache row's, the plugin's cold OCI tar; the fresh runner's, the plugin's
+  cold --push.
+docker load: the plugin's release 1 image, built into Docker 20.10 and saved with docker save once, loaded into the
+  engine after the image is removed (as a cold build's is): the engine's own cost of taking in this image.
+host cache kept: release 1 to an OCI tar after the plugin built it there once, the builder's cache pruned but not the
+  plugin's host cache of layer digests (a new builder on a host that built the image before).
+fresh runner: the registry holds release 1, pushed by the plugin; then the builder's cache is pruned and the plugin's
+  host cache emptied, and release 2 is pushed with --previous release 1 (its × floor, × nixpkgs and × Dockerfile are
+  over their cold builds: like them, it starts with nothing built).
 sent: bytes of build context sent to the builder, summed over the "transferring" lines of BuildKit's plain progress
   (nixpkgs-style: the bytes streamed into docker load); a range when the runs differ.
+uploaded: blob bytes the registry received during a --push build (the blobs whose uploads it completed, at their
+  stored sizes, from its log); "–" where nothing is pushed.
+digests w/c/p: of the store layers the plugin gives buildkitd whole, how many it wrote on the host to learn their
+  digests, found in its host cache of layer digests, and took from the previous image (its progress says).
 frontend RSS: peak (VmHWM) of the gateway frontend process in the builder; helper RSS: of the frontend binary's
   in-builder commands (store checks); plugin RSS: of docker-storepack itself, the conversion running in it.
-cold: images and the builder's cache removed first (the registry: a new repository); warm: release 2 right after release 1.
+cold: images and the builder's cache removed first, and the plugin's host cache of layer digests on buildkitd (the
+  registry: a new repository); warm: release 2 right after release 1.
 OCI tar: uncompressed, as the nixpkgs-style stream is; --push: gzip, as users push. docker storepack rows run the plugin
   binary directly (what docker runs), the conversion in its process; 20.10 rows load the image into the engine.
 The Dockerfile's context is staged with hard links beforehand, untimed; the nixpkgs-style script is this harness's own
@@ -392,6 +414,15 @@ rewrite of streamLayeredImage's (two passes per layer, uncompressed), in Go.`)
 			fmt.Fprintln(w, "  "+n)
 		}
 	}
+}
+
+// uploaded is a build's bytes uploaded to the registry; -1 (shown "–")
+// for a build that pushes nothing.
+func uploaded(m measurement) int64 {
+	if !m.pushed {
+		return -1
+	}
+	return m.uploaded
 }
 
 func commandLine() string {
@@ -456,6 +487,19 @@ func spread(ms []measurement, get func(measurement) int64, format func(int64) st
 		return format(med)
 	}
 	return fmt.Sprintf("%s (%s–%s)", format(med), format(v[0]), format(v[len(v)-1]))
+}
+
+// each gives a per-run text figure: one if the runs agree, each run's in
+// order if not; "–" where none has it.
+func each(ms []measurement, get func(measurement) string) string {
+	var v []string
+	for _, m := range ms {
+		v = append(v, cmp.Or(get(m), "–"))
+	}
+	if len(slices.Compact(slices.Clone(v))) == 1 {
+		return v[0]
+	}
+	return strings.Join(v, ", ")
 }
 
 func bytesText(n int64) string {

@@ -1,6 +1,11 @@
 package main
 
-import "testing"
+import (
+	"os"
+	"path/filepath"
+	"slices"
+	"testing"
+)
 
 func TestPairedRatio(t *testing.T) {
 	runs := func(s ...float64) []measurement {
@@ -26,6 +31,109 @@ func TestPairedRatio(t *testing.T) {
 	} {
 		if got := pairedRatio(tc.ms, tc.ref); got != tc.want {
 			t.Errorf("%s: %q, want %q", tc.name, got, tc.want)
+		}
+	}
+}
+
+func TestUploads(t *testing.T) {
+	// Lines of the test bed's registry (distribution v3), cut short: an
+	// upload completed, a manifest put, a mount (a POST), a failed PUT.
+	log := `time="x" level=info msg="response completed" http.request.method=PUT http.request.uri="/v2/r/blobs/uploads/u1?_state=s%3D&digest=sha256%3Aaa11" http.response.status=201 vars.name=r
+time="x" level=info msg="response completed" http.request.method=PUT http.request.uri=/v2/r/manifests/latest http.response.status=201
+time="x" level=info msg="response completed" http.request.method=POST http.request.uri="/v2/r/blobs/uploads/?from=q&mount=sha256%3Abb22" http.response.status=201
+time="x" level=error msg="response completed with error" http.request.method=PUT http.request.uri="/v2/r/blobs/uploads/u2?digest=sha256%3Acc33" http.response.status=400
+time="x" level=info msg="response completed" http.request.method=PUT http.request.uri="/v2/r/blobs/uploads/u3?digest=sha256%3Aaa11&_state=t" http.response.status=201
+`
+	digests, err := completedUploads(log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"sha256:aa11", "sha256:aa11"}; !slices.Equal(digests, want) {
+		t.Fatalf("uploads %q, want %q", digests, want)
+	}
+	root := t.TempDir()
+	dir := filepath.Join(root, "docker", "registry", "v2", "blobs", "sha256", "aa", "aa11")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "data"), make([]byte, 300), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// Each upload counts: the registry received the blob twice.
+	if n, err := uploadedBytes(root, digests); err != nil || n != 600 {
+		t.Errorf("uploaded %d bytes (%v), want 600", n, err)
+	}
+	if _, err := uploadedBytes(root, []string{"sha256:dd44"}); err == nil {
+		t.Error("a blob the storage lacks: no error")
+	}
+	if got := bytesText(uploaded(measurement{uploaded: 5})); got != "–" {
+		t.Errorf("a build that pushes nothing shows %q uploaded", got)
+	}
+	if got := bytesText(uploaded(measurement{pushed: true})); got != "0 KiB" {
+		t.Errorf("a push that uploads nothing shows %q", got)
+	}
+}
+
+// The rows of each kind of group, and what their ratios pair with.
+func TestGroupRows(t *testing.T) {
+	type row struct {
+		release int
+		kind    string
+		ref     int    // the release of × nixpkgs' and × Dockerfile's references
+		coldOf  string // × cold's reference case
+	}
+	rows := func(g group) []row {
+		var r []row
+		for _, release := range g.releases() {
+			kind, ref := g.kind(release)
+			r = append(r, row{release, kind, ref, g.coldReference(release)})
+		}
+		return r
+	}
+	for _, tc := range []struct {
+		g    group
+		want []row
+	}{
+		{group{id: "floor"}, []row{{0, "", 0, ""}}},
+		{group{id: "nixpkgs", warm: true}, []row{{0, "cold", 0, ""}, {1, "warm", 1, "nixpkgs"}}},
+		{group{id: "plugin-fresh-runner", fresh: true, coldOf: "plugin-push"}, []row{{1, "fresh", 0, "plugin-push"}}},
+		{group{id: "plugin-load", coldOf: "plugin-engine"}, []row{{0, "cold", 0, "plugin-engine"}}},
+	} {
+		if got := rows(tc.g); !slices.Equal(got, tc.want) {
+			t.Errorf("%s: %+v, want %+v", tc.g.id, got, tc.want)
+		}
+	}
+}
+
+func TestDigestPass(t *testing.T) {
+	progress := "#12 [storepack] digests of 99 store layers for linux/amd64\n" +
+		"#12 0.412 1 written on the host to learn them, 0 from the host's cache of layer digests, 98 from the previous image\n" +
+		"#12 DONE 0.4s\n"
+	if got := digestPass(progress); got != "1/0/98" {
+		t.Errorf("digestPass: %q", got)
+	}
+	if got := digestPass("#5 transferring store-layer-1: 2.05MB 0.1s done\n"); got != "" {
+		t.Errorf("digestPass of a build that copies its layers: %q", got)
+	}
+	runs := func(d ...string) []measurement {
+		ms := make([]measurement, len(d))
+		for i, v := range d {
+			ms[i].digests = v
+		}
+		return ms
+	}
+	get := func(m measurement) string { return m.digests }
+	for _, tc := range []struct {
+		ms   []measurement
+		want string
+	}{
+		{runs("99/0/0", "99/0/0"), "99/0/0"},
+		{runs("99/0/0", "98/1/0", "99/0/0"), "99/0/0, 98/1/0, 99/0/0"},
+		{runs("", ""), "–"},
+		{runs("1/0/98", ""), "1/0/98, –"},
+	} {
+		if got := each(tc.ms, get); got != tc.want {
+			t.Errorf("each %+v: %q, want %q", tc.ms, got, tc.want)
 		}
 	}
 }
