@@ -231,6 +231,11 @@ func exportsFor(dockerCli command.Cli, b *hostbuild.Builder, opts buildOptions, 
 		if b.Kind == hostbuild.Engine {
 			exports = append(exports, hostbuild.Export{Type: "moby", Attrs: map[string]string{"name": names}})
 		} else {
+			// Docker 20.10 refuses a docker archive with attestations
+			// ("blobs/json: no such file or directory").
+			if opts.attest.sbom {
+				return nil, errors.New("--sbom with --load: the engine does not load an image with attestations from this builder; use --push, or -o type=oci,dest=FILE")
+			}
 			engine := dockerCli.Client()
 			exports = append(exports, hostbuild.Export{Type: "docker", Attrs: map[string]string{"name": names}, Load: func(ctx context.Context, r io.Reader) error {
 				return engineload.Archive(ctx, engine, r, io.Discard)
