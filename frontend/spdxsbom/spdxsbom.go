@@ -297,8 +297,8 @@ func (l layout) baseLayers() int {
 
 // layers is the annotation that says which of the image's layers, first
 // to last counting from 1 at the bottom, hold what (a store layer, the
-// base image): the same positions as the image config's history and
-// rootfs.diff_ids.
+// base image): positions in the config's rootfs.diff_ids and the
+// manifest's layers.
 func (l layout) layers(what string, first, last int) []v2_3.Annotation {
 	where := fmt.Sprintf("layer %d", first)
 	if last != first {
