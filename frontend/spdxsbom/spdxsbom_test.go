@@ -297,13 +297,19 @@ func TestIdentifiersDiffer(t *testing.T) {
 	}
 }
 
-// TestPathInNoLayer: a closure path that no store layer holds is an error
-// that names it.
-func TestPathInNoLayer(t *testing.T) {
+// TestInconsistentImage: a closure path that no store layer holds, or a
+// root outside the closure, is an error that names it.
+func TestInconsistentImage(t *testing.T) {
 	f := newFixture(t, "/nix/store")
 	img := f.image(t, f.infos)
 	img.Plan.Layers = img.Plan.Layers[1:]
 	if _, err := JSON(img); err == nil || !strings.Contains(err.Error(), f.data.String()+" is in none of the image's store layers") {
+		t.Errorf("err = %v", err)
+	}
+	img = f.image(t, f.infos)
+	other := testPath(t, "/nix/store", 'f', "other")
+	img.Roots = append(img.Roots, other)
+	if _, err := JSON(img); err == nil || !strings.Contains(err.Error(), "root "+other.String()+" is not in the closure") {
 		t.Errorf("err = %v", err)
 	}
 }
