@@ -36,6 +36,7 @@ type buildOptions struct {
 	frontendImage string
 	convert       convertOptions
 	previous      previousOption
+	attest        attestOptions
 	roots         rootOptions
 	builder       builderOptions
 	args          []string
@@ -67,9 +68,15 @@ With the engine as builder and one platform, the image is loaded into the
 engine (--load) unless -o says otherwise. When -t names an image that exists
 (in the engine, else in its registry), its recorded layer plan is the previous
 plan, so that the new image keeps its layers where that ships less; --previous
-IMAGE names another image, --previous "" none.`,
+IMAGE names another image, --previous "" none.
+
+--sbom attaches to each platform's image an SBOM attestation, as
+docker buildx build --sbom=true does: the SPDX document of its store paths,
+their references and layers, stated from the closure graph, so no scanner
+runs. The builder must keep attestations (not Docker 20.10's), and the
+output hold them (--push, -o type=oci|image).`,
 		Example: `  docker storepack build -t hello ./result
-  docker storepack build -f app.storepack -t registry.example/app:2 --push .
+  docker storepack build -f app.storepack -t registry.example/app:2 --sbom --push .
   docker storepack build --platform linux/amd64,linux/arm/v7 -o type=oci,dest=app.tar .`,
 		DisableFlagsInUseLine: true,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -93,6 +100,7 @@ IMAGE names another image, --previous "" none.`,
 	flags.StringVar(&opts.frontendImage, "frontend-image", "", "Build through this storepack frontend image in the builder, as docker buildx build does, rather than in this process (for comparisons)")
 	opts.convert.addFlags(flags)
 	opts.previous.addFlag(flags)
+	opts.attest.addFlags(flags)
 	opts.roots.addFlags(flags)
 	opts.builder.addFlags(flags)
 	return cmd
@@ -155,6 +163,7 @@ func runBuild(ctx context.Context, dockerCli command.Cli, flags *pflag.FlagSet, 
 		return fmt.Errorf("--frontend-image: the builder %q (the engine's) refuses named contexts, which that path needs for the store; build without --frontend-image, or with a BuildKit builder (--builder, --addr)", b.Name)
 	}
 	out := hostbuild.Output{Auth: dockerCli.ConfigFile(), Out: dockerCli.Err(), Progress: progress, FrontendImage: opts.frontendImage}
+	opts.attest.apply(&out)
 	if out.Exports, err = exportsFor(dockerCli, b, opts, len(req.Platforms)); err != nil {
 		return err
 	}
@@ -222,6 +231,11 @@ func exportsFor(dockerCli command.Cli, b *hostbuild.Builder, opts buildOptions, 
 		if b.Kind == hostbuild.Engine {
 			exports = append(exports, hostbuild.Export{Type: "moby", Attrs: map[string]string{"name": names}})
 		} else {
+			// Docker 20.10 refuses a docker archive with attestations
+			// ("blobs/json: no such file or directory").
+			if opts.attest.sbom {
+				return nil, errors.New("--sbom with --load: the engine does not load an image with attestations from this builder; use --push, or -o type=oci,dest=FILE")
+			}
 			engine := dockerCli.Client()
 			exports = append(exports, hostbuild.Export{Type: "docker", Attrs: map[string]string{"name": names}, Load: func(ctx context.Context, r io.Reader) error {
 				return engineload.Archive(ctx, engine, r, io.Discard)

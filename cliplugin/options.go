@@ -119,6 +119,18 @@ func (o previousOption) apply(dockerCli command.Cli, s *hostbuild.Settings, tag 
 	}
 }
 
+// attestOptions ask for attestations of the image built (build).
+type attestOptions struct {
+	sbom bool
+}
+
+func (o *attestOptions) addFlags(flags *pflag.FlagSet) {
+	flags.BoolVar(&o.sbom, "sbom", false, "Attach an SBOM to each platform's image: an SPDX document of its store paths, their references and layers, stated from the closure graph (no scanner runs)")
+}
+
+// apply asks out for the attestations.
+func (o attestOptions) apply(out *hostbuild.Output) { out.SBOM = o.sbom }
+
 // rootOptions say where the store paths of ROOT arguments are and where
 // their reference graph comes from (build, run, plan and graph).
 type rootOptions struct {

@@ -350,15 +350,10 @@ func looksLikeReference(arg string) bool {
 	return err == nil
 }
 
-// packageName drops a Nix or Guix store path name's version, as Nix's
-// parseDrvName does: the name ends before the first "-" and a digit.
+// packageName drops a Nix or Guix store path name's version.
 func packageName(name string) string {
-	for i := 0; i+1 < len(name); i++ {
-		if name[i] == '-' && name[i+1] >= '0' && name[i+1] <= '9' {
-			return name[:i]
-		}
-	}
-	return name
+	pname, _ := store.SplitName(name)
+	return pname
 }
 
 var notInRepositoryName = regexp.MustCompile(`[^a-z0-9]+`)

@@ -494,6 +494,7 @@ func TestPluginBuildErrors(t *testing.T) {
 		{"multi-platform load", engineEnv, []string{"-t", tag, "--load", "--platform", "linux/amd64,linux/arm64", result}, "--load of 2 platforms"},
 		{"invalid tag", engineEnv, []string{"-t", "Not/A:Valid:Tag", result}, "not a valid image reference"},
 		{"missing store path", engineEnv, []string{"-t", tag, "/nix/store/00000000000000000000000000000000-none"}, "00000000000000000000000000000000-none"},
+		{"sbom with load from buildkitd", buildkitEnv, []string{"-t", tag, "--load", "--sbom", result}, "--sbom with --load"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			before := stageDirs(t)

@@ -13,12 +13,16 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/containerd/platforms"
+	intoto "github.com/in-toto/in-toto-golang/in_toto"
 	"github.com/moby/buildkit/client/llb"
 	"github.com/moby/buildkit/frontend/dockerfile/parser"
 	"github.com/moby/buildkit/frontend/dockerui"
 	"github.com/moby/buildkit/frontend/gateway/client"
+	gwpb "github.com/moby/buildkit/frontend/gateway/pb"
 	"github.com/moby/buildkit/solver/errdefs"
 	"github.com/moby/buildkit/solver/pb"
+	"github.com/moby/buildkit/solver/result"
 	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/storepack/storepack/frontend/manifest"
 	"github.com/storepack/storepack/frontend/manifest2llb"
@@ -59,8 +63,9 @@ func Build(ctx context.Context, c client.Client) (_ *client.Result, err error) {
 }
 
 // Solve converts in with opt, completed with what the builder says (its
-// platform and LLB caps, FROM images, files of states), and solves each
-// target platform's image; bc assembles the result for opt's platforms.
+// platform and LLB caps, FROM images, files of states) and the SBOM bc
+// asks for, and solves each target platform's image, with its SBOM as an
+// attestation; bc assembles the result for opt's platforms.
 // The frontend and the CLI plugin, which converts in its own process, both
 // end here.
 func Solve(ctx context.Context, c client.Client, bc *dockerui.Client, in *manifest2llb.Input, opt manifest2llb.ConvertOpt) (*client.Result, error) {
@@ -69,13 +74,24 @@ func Solve(ctx context.Context, c client.Client, bc *dockerui.Client, in *manife
 	opt.LLBCaps = &caps
 	opt.ResolveImage = resolveImage(c, bc)
 	opt.ReadFile = StateReader(c, bc)
+	// An SBOM asked for (attest:sbom) is this conversion's own document,
+	// which stops BuildKit from running a scanner.
+	opt.SBOM = bc.SBOM != nil
+	if opt.SBOM {
+		gwcaps := bc.BuildOpts().Caps
+		if err := gwcaps.Supports(gwpb.CapAttestations); err != nil {
+			return nil, fmt.Errorf("an SBOM was asked for, but this builder cannot attach attestations to an image: %w", err)
+		}
+	}
 	res, err := manifest2llb.Convert(ctx, in, opt)
 	if err != nil {
 		return nil, err
 	}
 	bc.TargetPlatforms = opt.TargetPlatforms
 	bc.MultiPlatformRequested = bc.MultiPlatformRequested || len(opt.TargetPlatforms) > 1
-	rb, err := bc.Build(ctx, func(ctx context.Context, _ *ocispecs.Platform, i int) (*dockerui.BuildResult, error) {
+	sboms := make([]*client.Attestation, len(res.Images))
+	ids := make([]string, len(res.Images))
+	rb, err := bc.Build(ctx, func(ctx context.Context, target *ocispecs.Platform, i int) (*dockerui.BuildResult, error) {
 		img := res.Images[i]
 		co := []llb.ConstraintsOpt{llb.WithCaps(caps), llb.Platform(img.Platform)}
 		if opt.NoCache {
@@ -93,12 +109,51 @@ func Solve(ctx context.Context, c client.Client, bc *dockerui.Client, in *manife
 		if err != nil {
 			return nil, err
 		}
+		if img.SBOM != nil {
+			// The platform's key in the result, as dockerui makes it.
+			p := platforms.DefaultSpec()
+			if target != nil {
+				p = *target
+			}
+			ids[i] = platforms.FormatAll(platforms.Normalize(p))
+			if sboms[i], err = sbomAttestation(ctx, c, bc, img); err != nil {
+				return nil, err
+			}
+		}
 		return &dockerui.BuildResult{Reference: ref, Image: img.Config, Epoch: &img.Epoch}, nil
 	})
 	if err != nil {
 		return nil, err
 	}
+	for i, att := range sboms {
+		if att != nil {
+			rb.AddAttestation(ids[i], *att)
+		}
+	}
 	return rb.Finalize()
+}
+
+// sbomFile is the file of an SBOM attestation's state that holds the
+// document.
+const sbomFile = "/sbom.spdx.json"
+
+// sbomAttestation is img's SPDX document as an in-toto attestation of the
+// image, with the predicate type BuildKit's own SBOMs have. It carries no
+// "sbom-core" metadata, so that BuildKit's exporter attaches the document
+// as it is rather than decoding and writing it again.
+func sbomAttestation(ctx context.Context, c client.Client, bc *dockerui.Client, img manifest2llb.Image) (*client.Attestation, error) {
+	st := llb.Scratch().File(llb.Mkfile(sbomFile, 0o444, img.SBOM, llb.WithCreatedTime(img.Epoch)), llb.WithCustomName("[storepack] SBOM of the store closure"))
+	ref, err := solve(ctx, c, bc, st, llb.Platform(img.Platform))
+	if err != nil {
+		return nil, err
+	}
+	return &client.Attestation{
+		Kind:     gwpb.AttestationKind_InToto,
+		Metadata: map[string][]byte{result.AttestationReasonKey: []byte(result.AttestationReasonSBOM)},
+		Ref:      ref,
+		Path:     sbomFile,
+		InToto:   result.InTotoAttestation{PredicateType: intoto.PredicateSPDX},
+	}, nil
 }
 
 // withSource names the manifest file and line of a located error in its

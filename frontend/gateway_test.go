@@ -1,6 +1,7 @@
 package frontend
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"maps"
@@ -11,11 +12,16 @@ import (
 	"testing"
 
 	"github.com/moby/buildkit/exporter/containerimage/exptypes"
+	gwpb "github.com/moby/buildkit/frontend/gateway/pb"
 	"github.com/moby/buildkit/solver/errdefs"
 	"github.com/moby/buildkit/solver/pb"
 	dockerspec "github.com/moby/docker-image-spec/specs-go/v1"
 	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
+	spdxjson "github.com/spdx/tools-golang/json"
+	"github.com/spdx/tools-golang/spdx"
+
 	"github.com/storepack/storepack/internal/gatewaytest"
+	"github.com/storepack/storepack/internal/llbtest"
 	"github.com/storepack/storepack/internal/storetest"
 	"github.com/storepack/storepack/llb/layerllb"
 	"github.com/storepack/storepack/store"
@@ -167,4 +173,79 @@ func definitionOps(t *testing.T, def *pb.Definition) []*pb.Op {
 		}
 	}
 	return ops
+}
+
+// TestBuildSBOM: with attest:sbom, each platform's result carries its SPDX
+// document as an in-toto attestation of BuildKit's SBOM predicate type,
+// written by a state that holds the document alone, listing exactly the
+// closure the platform's image records; without, there is none; a builder
+// that keeps no attestations is an error.
+func TestBuildSBOM(t *testing.T) {
+	f := storetest.New(t, "/nix/store")
+	src := "# syntax=storepack\nCLOSURE ./result-amd64\nCLOSURE ./result-arm\nGRAPH graph.json\n"
+	c := gateway(t, f, src, false)
+	c.Opts["platform"] = "linux/amd64,linux/arm/v7"
+	c.Opts["attest:sbom"] = ""
+	res, err := Build(context.Background(), c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The documents, by the platform they name.
+	docs := map[string]*spdx.Document{}
+	for _, def := range c.Solved() {
+		for _, op := range definitionOps(t, def) {
+			for _, action := range op.GetFile().GetActions() {
+				if mk := action.GetMkfile(); mk != nil && mk.Path == sbomFile {
+					doc, err := spdxjson.Read(bytes.NewReader(mk.Data))
+					if err != nil {
+						t.Fatalf("%v\n%s", err, mk.Data)
+					}
+					platform, _, _ := strings.Cut(strings.TrimPrefix(doc.DocumentName, "storepack image for "), ":")
+					docs[platform] = doc
+				}
+			}
+		}
+	}
+	for _, id := range []string{"linux/amd64", "linux/arm/v7"} {
+		atts := res.Attestations[id]
+		if len(atts) != 1 {
+			t.Fatalf("%s: %d attestations, want 1", id, len(atts))
+		}
+		a := atts[0]
+		if a.Kind != gwpb.AttestationKind_InToto || a.InToto.PredicateType != "https://spdx.dev/Document" || a.Path != sbomFile || string(a.Metadata["reason"]) != "sbom" || a.Ref == nil {
+			t.Errorf("%s: attestation %+v", id, a)
+		}
+		doc := docs[id]
+		if doc == nil {
+			t.Fatalf("%s: no document written (have %v)", id, slices.Collect(maps.Keys(docs)))
+		}
+		plan, err := layerllb.RecordedPlan(imageConfig(t, map[string][]byte{exptypes.ExporterImageConfigKey: res.Metadata[exptypes.ExporterImageConfigKey+"/"+id]}).Config.Labels)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var want, got []string
+		for _, p := range plan.Paths() {
+			want = append(want, p.String())
+		}
+		for _, p := range doc.Packages {
+			got = append(got, p.PackageFileName)
+		}
+		slices.Sort(want)
+		slices.Sort(got)
+		if len(want) != 3 || !slices.Equal(got, want) {
+			t.Errorf("%s: the document lists %q, the image %q", id, got, want)
+		}
+	}
+
+	delete(c.Opts, "attest:sbom")
+	if res, err := Build(context.Background(), c); err != nil || len(res.Attestations) != 0 {
+		t.Errorf("without attest:sbom: attestations %v, err %v", res.Attestations, err)
+	}
+
+	c.Opts["attest:sbom"] = ""
+	old := llbtest.Without(&gwpb.Caps, gwpb.CapAttestations)
+	c.Caps = &old
+	if _, err := Build(context.Background(), c); err == nil || !strings.Contains(err.Error(), "an SBOM was asked for, but this builder cannot attach attestations") {
+		t.Errorf("err = %v", err)
+	}
 }

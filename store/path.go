@@ -144,6 +144,20 @@ func (p Path) Base() string {
 	return p.Hash + "-" + p.Name
 }
 
+// SplitName splits a store path's name into a package name and a version
+// as Nix's builtins.parseDrvName does: the name ends before the first "-"
+// that is followed by anything but an ASCII letter ("hello-2.12.1" gives
+// "hello" and "2.12.1"; "gnu-config-2024-01-01" gives "gnu-config"); a
+// name without one has no version.
+func SplitName(name string) (pname, version string) {
+	for i := 0; i+1 < len(name); i++ {
+		if c := name[i+1]; name[i] == '-' && !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z') {
+			return name[:i], name[i+1:]
+		}
+	}
+	return name, ""
+}
+
 // Compare orders paths like their String forms (the order used for every
 // sorted slice in this package) without building the strings.
 func (p Path) Compare(q Path) int {

@@ -220,3 +220,28 @@ func TestLooksInStore(t *testing.T) {
 		}
 	}
 }
+
+// TestSplitName: the expectations are what Nix 2.8's builtins.parseDrvName
+// returns for the same names.
+func TestSplitName(t *testing.T) {
+	for _, tc := range []struct{ in, name, version string }{
+		{"apache-httpd-2.0.48", "apache-httpd", "2.0.48"},
+		{"nix-0.12pre12876", "nix", "0.12pre12876"},
+		{"foo-_x", "foo", "_x"},
+		{"hello", "hello", ""},
+		{"glibc-2.34-210-bin", "glibc", "2.34-210-bin"},
+		{"python3.12-requests-2.31.0", "python3.12-requests", "2.31.0"},
+		{"a-", "a-", ""},
+		{"-1", "", "1"},
+		{"gnu-config-2024-01-01", "gnu-config", "2024-01-01"},
+		{"foo-.bar", "foo", ".bar"},
+		{"x--y", "x", "-y"},
+		{"archapp-x86_64-linux", "archapp-x86_64-linux", ""},
+		{"foo-+1", "foo", "+1"},
+		{"foo-Bar-1", "foo-Bar", "1"},
+	} {
+		if name, version := SplitName(tc.in); name != tc.name || version != tc.version {
+			t.Errorf("SplitName(%q) = %q, %q; want %q, %q", tc.in, name, version, tc.name, tc.version)
+		}
+	}
+}

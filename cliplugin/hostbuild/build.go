@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -49,6 +50,10 @@ type Output struct {
 	// builder, as `docker buildx build` with `# syntax=` does, instead of
 	// in this process: for comparisons. It needs named contexts.
 	FrontendImage string
+
+	// SBOM attaches each platform's SPDX document of its closure as an
+	// attestation, asked for as `docker buildx build --sbom=true` asks.
+	SBOM bool
 }
 
 // Result is what a build made.
@@ -89,6 +94,11 @@ func Build(ctx context.Context, b *Builder, in *Input, out Output) (*Result, err
 		// its copies of transferred store paths from one build to the next.
 		SharedKey: "storepack",
 		Session:   attachables,
+	}
+	if out.SBOM {
+		// Read by the conversion (dockerui) and by the builder, which then
+		// finds the conversion's document and runs no scanner.
+		solveOpt.FrontendAttrs = map[string]string{"attest:sbom": ""}
 	}
 
 	display, err := progressui.NewDisplay(out.Out, out.Progress)
@@ -178,7 +188,9 @@ func (in *Input) solve(ctx context.Context, c gateway.Client, conv manifest2llb.
 // contexts `docker buildx build --build-context store=DIR` sends (the
 // client serves them itself).
 func throughFrontendImage(solveOpt bkclient.SolveOpt, in *Input, image, stageDir string) (bkclient.SolveOpt, error) {
-	solveOpt.FrontendAttrs = frontendAttrs(in)
+	attrs := frontendAttrs(in)
+	maps.Copy(attrs, solveOpt.FrontendAttrs)
+	solveOpt.FrontendAttrs = attrs
 	manifestDir, name := filepath.Split(in.ManifestName)
 	if fi, err := os.Stat(in.ManifestName); err != nil || !fi.Mode().IsRegular() { // bare roots, standard input
 		manifestDir, name = stageDir, defaultManifestName

@@ -10,7 +10,10 @@ import (
 	"strings"
 	"testing"
 
+	bkclient "github.com/moby/buildkit/client"
+
 	"github.com/storepack/storepack/frontend/manifest"
+	"github.com/storepack/storepack/internal/storetest"
 	"github.com/storepack/storepack/store"
 )
 
@@ -168,6 +171,30 @@ func TestLoadReceivesTheArchive(t *testing.T) {
 		err = finish(nil, nil)
 		if tc.err == "" && (err != nil || got != tc.archive) || tc.err != "" && (err == nil || !strings.Contains(err.Error(), tc.err)) {
 			t.Errorf("%s: loaded %q, err %v", tc.archive, got, err)
+		}
+	}
+}
+
+// TestFrontendImageAttrs: through a frontend image, the build's options
+// are frontend attributes beside those the build asks for already, such as
+// an SBOM.
+func TestFrontendImageAttrs(t *testing.T) {
+	f := storetest.New(t, "")
+	in, err := Open(context.Background(), Request{
+		Manifest:   []byte("# syntax=storepack\nSTORE " + f.StoreName + "\nCLOSURE ./result-amd64\nGRAPH graph.json\n"),
+		ContextDir: f.CtxDir,
+		BuildArgs:  map[string]string{"A": "1"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	opt, err := throughFrontendImage(bkclient.SolveOpt{FrontendAttrs: map[string]string{"attest:sbom": ""}}, in, "storepack:test", t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range map[string]string{"attest:sbom": "", "build-arg:A": "1", "source": "storepack:test", "filename": defaultManifestName} {
+		if got, ok := opt.FrontendAttrs[k]; !ok || got != v {
+			t.Errorf("attribute %s = %q (given: %v), want %q", k, got, ok, v)
 		}
 	}
 }

@@ -32,6 +32,7 @@ import (
 
 	"github.com/storepack/storepack/frontend/inputs"
 	"github.com/storepack/storepack/frontend/manifest"
+	"github.com/storepack/storepack/frontend/spdxsbom"
 	"github.com/storepack/storepack/layering"
 	"github.com/storepack/storepack/llb/layerllb"
 	"github.com/storepack/storepack/store"
@@ -155,6 +156,8 @@ type ConvertOpt struct {
 	// customisation layer's content needs is not read, such as the NAR
 	// hashes of the store database, which read every file of the closure.
 	PlanOnly bool
+	// SBOM asks for each image's SPDX document (Image.SBOM).
+	SBOM bool
 }
 
 // Result is one image per target platform, in the order of
@@ -172,6 +175,9 @@ type Image struct {
 	Epoch    time.Time
 	// Base is the FROM image under the store layers; nil for none.
 	Base *BaseImage
+	// SBOM is the image's SPDX 2.3 JSON document when ConvertOpt.SBOM
+	// asked for it, else nil.
+	SBOM []byte
 }
 
 // Input is a manifest and what it names, read once for every platform:
@@ -362,6 +368,15 @@ func (c *conversion) platform(ctx context.Context, p ocispecs.Platform) (Image, 
 	img := Image{Platform: p, State: st, Config: config, Plan: plan, Epoch: c.epoch}
 	if base != nil {
 		img.Base = &BaseImage{Ref: base.pinned, DiffIDs: base.config.RootFS.DiffIDs}
+	}
+	if c.opt.SBOM {
+		doc := spdxsbom.Image{Platform: p, Graph: closure.Graph, Roots: closure.Roots, Plan: plan, Customisation: hasCustomisation, Epoch: c.epoch}
+		if base != nil {
+			doc.Base = &spdxsbom.Base{Ref: base.pinned, Layers: base.layers()}
+		}
+		if img.SBOM, err = spdxsbom.JSON(doc); err != nil {
+			return Image{}, fmt.Errorf("SBOM: %w", err)
+		}
 	}
 	return img, nil
 }

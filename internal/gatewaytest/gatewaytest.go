@@ -42,6 +42,8 @@ type Client struct {
 	Locals map[string]string
 	// LLBCaps are the builder's; nil: every cap.
 	LLBCaps *apicaps.CapSet
+	// Caps are the gateway's; nil: every cap.
+	Caps *apicaps.CapSet
 	// Platform is the worker's.
 	Platform ocispecs.Platform
 	// Frontend is the image of the running frontend (CurrentFrontend), ""
@@ -77,10 +79,14 @@ func (c *Client) BuildOpts() client.BuildOpts {
 	if c.LLBCaps != nil {
 		caps = *c.LLBCaps
 	}
+	gwcaps := gwpb.Caps.CapSet(gwpb.Caps.All())
+	if c.Caps != nil {
+		gwcaps = *c.Caps
+	}
 	return client.BuildOpts{
 		Opts:    c.Opts,
 		Workers: []client.WorkerInfo{{ID: "gatewaytest", Platforms: []ocispecs.Platform{c.Platform}}},
-		Caps:    gwpb.Caps.CapSet(gwpb.Caps.All()),
+		Caps:    gwcaps,
 		LLBCaps: caps,
 	}
 }

@@ -85,12 +85,15 @@ func (o Ops) Symlinks() []string {
 func AllCaps() apicaps.CapSet { return pb.Caps.CapSet(pb.Caps.All()) }
 
 // CapsWithout is every LLB cap but ids, like an older builder.
-func CapsWithout(ids ...apicaps.CapID) apicaps.CapSet {
-	var list []*apicaps.PBCap
-	for _, c := range pb.Caps.All() {
+func CapsWithout(ids ...apicaps.CapID) apicaps.CapSet { return Without(&pb.Caps, ids...) }
+
+// Without is every cap of list (LLB's, the gateway's) but ids.
+func Without(list *apicaps.CapList, ids ...apicaps.CapID) apicaps.CapSet {
+	var caps []*apicaps.PBCap
+	for _, c := range list.All() {
 		if !slices.Contains(ids, apicaps.CapID(c.ID)) {
-			list = append(list, c)
+			caps = append(caps, c)
 		}
 	}
-	return pb.Caps.CapSet(list)
+	return list.CapSet(caps)
 }

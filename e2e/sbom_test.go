@@ -1,0 +1,400 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"maps"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/containerd/platforms"
+	"github.com/opencontainers/go-digest"
+	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
+	spdxjson "github.com/spdx/tools-golang/json"
+	"github.com/spdx/tools-golang/spdxlib"
+
+	"github.com/storepack/storepack/llb/layerllb"
+)
+
+// sbomPredicateType is what BuildKit's SBOM attestations are.
+const sbomPredicateType = "https://spdx.dev/Document"
+
+// TestSBOM builds the four-platform manifest with an SBOM asked for, with
+// `docker buildx build --sbom=true` (the frontend image) and with `docker
+// storepack build --sbom` (the plugin), to a registry and to an OCI
+// archive. Every platform's image has exactly one SBOM attestation, no
+// scanner ran or was asked for, and each document lists exactly the
+// platform's closure as Nix has it: names and versions as Nix's
+// parseDrvName splits them, NAR hashes and sizes, references, the store
+// layer of each path as the image's plan records it. Two builds with the
+// builder's cache pruned give byte-identical documents, and the plugin's
+// are the frontend's.
+func TestSBOM(t *testing.T) {
+	installPlugin(t)
+	dir := multiarchClosures(t, "1")
+	// A second root, with a version, in every platform's closure.
+	notes := filepath.Join(t.TempDir(), "sbom-notes-1.2.3")
+	if err := os.MkdirAll(notes, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, notes, "NOTES", "what the image holds\n")
+	notesPath := strings.TrimSpace(stdoutOf(t, "nix-store", "--add", notes))
+	if err := os.Symlink(notesPath, filepath.Join(dir, "result-notes")); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]nixClosureInfo{}
+	for _, s := range systems {
+		roots := []string{filepath.Join(dir, "result-"+s.system), notesPath}
+		graph := stdoutOf(t, "nix", append([]string{"--extra-experimental-features", "nix-command", "path-info", "--json", "-r"}, roots...)...)
+		writeFile(t, dir, "graph-"+s.system+".json", graph)
+		want[s.platform] = readNixClosure(t, graph, strings.Fields(stdoutOf(t, "nix-store", append([]string{"-qR"}, roots...)...)))
+	}
+	df := multiarchManifest(t, dir, "CLOSURE ./result-notes", "LINK /bin -> bin", `ENTRYPOINT ["/bin/hello"]`)
+	platformList := strings.Join(systemPlatforms(), ",")
+	repo := bed.registry + "/storepack-e2e/sbom"
+	offset := registryLogSize(t)
+
+	buildx := func(tag string) map[string]json.RawMessage {
+		t.Helper()
+		r := buildxBuild(t, "-f", df, "--build-context", "store=/nix/store", "--platform", platformList, "--sbom=true", "-t", repo+":"+tag, "--push", dir)
+		if r.err != nil {
+			t.Fatalf("build failed:\n%s", r)
+		}
+		checkNoScanner(t, r.out)
+		return registrySBOMs(t, repo, tag)
+	}
+	first := buildx("1")
+	images := map[string]platformImage{}
+	for _, img := range checkIndex(t, repo, "1") {
+		images[platforms.Format(img.platform)] = img
+	}
+	for platform, doc := range first {
+		t.Run(platform, func(t *testing.T) {
+			checkSBOM(t, doc, want[platform], images[platform], []string{filepath.Base(notesPath), readLink(t, filepath.Join(dir, "result-"+systemOf(t, platform)))})
+		})
+	}
+
+	// The same documents from scratch.
+	must(t, nil, "docker", "buildx", "prune", "--builder", os.Getenv("BUILDX_BUILDER"), "--all", "--force")
+	again := buildx("2")
+	for platform, doc := range first {
+		if !bytes.Equal(again[platform], doc) {
+			t.Errorf("%s: after the cache was pruned, the document is\n%s\nwas\n%s", platform, again[platform], doc)
+		}
+	}
+
+	// The plugin, to the registry and to an OCI archive, makes the same
+	// documents.
+	stdout, stderr := mustPluginEnv(t, buildkitEnv, "build", "--progress=plain", "--sbom", "-f", df, "--platform", platformList, "-t", repo+":plugin", "--push", dir)
+	checkNoScanner(t, stdout+stderr)
+	oci := filepath.Join(t.TempDir(), "image.tar")
+	stdout, stderr = mustPluginEnv(t, buildkitEnv, "build", "--progress=plain", "--sbom", "-f", df, "--platform", platformList, "-o", "type=oci,dest="+oci, dir)
+	checkNoScanner(t, stdout+stderr)
+	for name, got := range map[string]map[string]json.RawMessage{"--push": registrySBOMs(t, repo, "plugin"), "-o type=oci": archiveSBOMs(t, oci)} {
+		if !slices.Equal(slices.Sorted(maps.Keys(got)), slices.Sorted(maps.Keys(first))) {
+			t.Errorf("plugin %s: SBOMs for %v, want %v", name, slices.Sorted(maps.Keys(got)), slices.Sorted(maps.Keys(first)))
+		}
+		for platform, doc := range got {
+			if !bytes.Equal(doc, first[platform]) {
+				t.Errorf("plugin %s: %s: the document differs from the frontend's:\n%s\n%s", name, platform, doc, first[platform])
+			}
+		}
+	}
+
+	if asked := registryRequests(t, offset, "buildkit-syft-scanner"); len(asked) > 0 {
+		t.Errorf("the registry was asked for a scanner image:\n%s", strings.Join(asked, "\n"))
+	}
+}
+
+// nixClosureInfo is a closure as Nix describes it, by store path.
+type nixClosureInfo map[string]nixPathInfo
+
+type nixPathInfo struct {
+	name, version string
+	narHash       string // hexadecimal
+	narSize       uint64
+	references    []string // without the path itself, sorted
+}
+
+// readNixClosure reads `nix path-info --json` output for the paths of
+// `nix-store -qR`, with parseDrvName's names and versions and the NAR
+// hashes in hexadecimal, as Nix gives them.
+func readNixClosure(t *testing.T, pathInfo string, paths []string) nixClosureInfo {
+	t.Helper()
+	var infos []struct {
+		Path       string
+		NarHash    string
+		NarSize    uint64
+		References []string
+	}
+	if err := json.Unmarshal([]byte(pathInfo), &infos); err != nil {
+		t.Fatalf("nix path-info: %v\n%s", err, pathInfo)
+	}
+	var names, hashes []string
+	for _, info := range infos {
+		_, name, _ := strings.Cut(filepath.Base(info.Path), "-")
+		names = append(names, name)
+		hashes = append(hashes, info.NarHash)
+	}
+	namesJSON, err := json.Marshal(names)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var split []struct{ Name, Version string }
+	out := stdoutOf(t, "nix-instantiate", "--eval", "--json", "--strict", "--argstr", "names", string(namesJSON), "-E", "{ names }: map builtins.parseDrvName (builtins.fromJSON names)")
+	if err := json.Unmarshal([]byte(out), &split); err != nil {
+		t.Fatalf("parseDrvName: %v\n%s", err, out)
+	}
+	hex := strings.Fields(stdoutOf(t, "nix", append([]string{"--extra-experimental-features", "nix-command", "hash", "to-base16"}, hashes...)...))
+	if len(split) != len(infos) || len(hex) != len(infos) {
+		t.Fatalf("%d paths, %d names, %d hashes", len(infos), len(split), len(hex))
+	}
+	c := nixClosureInfo{}
+	for i, info := range infos {
+		refs := slices.DeleteFunc(slices.Clone(info.References), func(r string) bool { return r == info.Path })
+		slices.Sort(refs)
+		c[info.Path] = nixPathInfo{name: split[i].Name, version: split[i].Version, narHash: hex[i], narSize: info.NarSize, references: refs}
+	}
+	if got, want := slices.Sorted(maps.Keys(c)), sortedCopy(paths); !slices.Equal(got, want) {
+		t.Fatalf("nix path-info lists %v, nix-store -qR %v", got, want)
+	}
+	return c
+}
+
+// checkSBOM checks one platform's document against its closure as Nix
+// describes it, the image's recorded plan and its roots.
+func checkSBOM(t *testing.T, data json.RawMessage, want nixClosureInfo, img platformImage, roots []string) {
+	t.Helper()
+	doc, err := spdxjson.Read(bytes.NewReader(data))
+	if err != nil {
+		t.Fatalf("the SPDX library cannot read the document: %v\n%s", err, data)
+	}
+	if err := spdxlib.ValidateDocument(doc); err != nil {
+		t.Errorf("the SPDX library finds the document invalid: %v", err)
+	}
+	if doc.SPDXVersion != "SPDX-2.3" || doc.CreationInfo.Created != "1970-01-01T00:00:01Z" || !strings.HasPrefix(doc.DocumentNamespace, "https://storepack.dev/spdx/") {
+		t.Errorf("document %s, created %s, namespace %s", doc.SPDXVersion, doc.CreationInfo.Created, doc.DocumentNamespace)
+	}
+
+	// Where the image's plan puts each store path, counted as the image's
+	// layers are.
+	layerOf := map[string]string{}
+	total := len(img.manifest.Layers)
+	for i, l := range img.plan.Layers {
+		for _, p := range l.Paths {
+			layerOf[p.String()] = fmt.Sprintf("store layer %d of %d (%s): the image's layer %d of %d", i+1, len(img.plan.Layers), l.Key, i+1, total)
+		}
+		if got := img.config.History[i].CreatedBy; got != layerllb.StoreLayerCreatedBy(img.plan, i) {
+			t.Errorf("history %d is %q, not store layer %d", i, got, i+1)
+		}
+	}
+
+	ids := map[string]string{} // SPDX identifier → store path, or the other content's name
+	got := nixClosureInfo{}
+	for _, p := range doc.Packages {
+		id := string(p.PackageSPDXIdentifier)
+		if p.PackageFileName == "" {
+			ids[id] = p.PackageName
+			if p.PackageName != "customisation layer" || len(p.Annotations) != 1 || p.Annotations[0].AnnotationComment != fmt.Sprintf("the customisation layer: the image's layer %d of %d", total, total) {
+				t.Errorf("package %s: %+v, want the customisation layer, last", id, p)
+			}
+			continue
+		}
+		ids[id] = p.PackageFileName
+		info := nixPathInfo{name: p.PackageName, version: p.PackageVersion}
+		if len(p.PackageChecksums) == 1 && p.PackageChecksums[0].Algorithm == "SHA256" {
+			info.narHash = p.PackageChecksums[0].Value
+		}
+		if _, err := fmt.Sscanf(p.PackageComment, "NAR size %d bytes", &info.narSize); err != nil {
+			t.Errorf("%s: comment %q", p.PackageFileName, p.PackageComment)
+		}
+		hash, _, _ := strings.Cut(filepath.Base(p.PackageFileName), "-")
+		purl := "pkg:nix/" + info.name
+		if info.version != "" {
+			purl += "@" + info.version
+		}
+		if len(p.PackageExternalReferences) != 1 || p.PackageExternalReferences[0].Locator != purl+"?outputhash="+hash {
+			t.Errorf("%s: package URLs %+v, want %s?outputhash=%s", p.PackageFileName, p.PackageExternalReferences, purl, hash)
+		}
+		if len(p.Annotations) != 1 || p.Annotations[0].AnnotationComment != layerOf[p.PackageFileName] {
+			t.Errorf("%s: annotations %+v, want %q", p.PackageFileName, p.Annotations, layerOf[p.PackageFileName])
+		}
+		got[p.PackageFileName] = info
+	}
+	var described []string
+	for _, r := range doc.Relationships {
+		from, to := ids[string(r.RefA.ElementRefID)], ids[string(r.RefB.ElementRefID)]
+		switch {
+		case r.Relationship == "DESCRIBES" && r.RefA.ElementRefID == "DOCUMENT":
+			described = append(described, filepath.Base(to))
+		case r.Relationship == "DEPENDS_ON" && got[from].name != "" && got[to].name != "":
+			info := got[from]
+			info.references = append(info.references, to)
+			got[from] = info
+		default:
+			t.Errorf("relationship %s %s %s", r.RefA.ElementRefID, r.Relationship, r.RefB.ElementRefID)
+		}
+	}
+	for p, info := range got {
+		slices.Sort(info.references)
+		got[p] = info
+	}
+	same := maps.EqualFunc(got, want, func(x, y nixPathInfo) bool {
+		return x.name == y.name && x.version == y.version && x.narHash == y.narHash && x.narSize == y.narSize && slices.Equal(x.references, y.references)
+	})
+	if !same {
+		t.Errorf("the document lists:\n%v\nNix:\n%v", got, want)
+	}
+	if w := append(slices.Clone(roots), "customisation layer"); !slices.Equal(sortedCopy(described), sortedCopy(w)) {
+		t.Errorf("the document describes %v, want %v", described, w)
+	}
+}
+
+// checkNoScanner fails t when a build's progress shows a scanner.
+func checkNoScanner(t *testing.T, progress string) {
+	t.Helper()
+	for _, s := range []string{"generating sbom", "buildkit-syft-scanner"} {
+		if strings.Contains(progress, s) {
+			t.Errorf("the progress shows a scanner (%q):\n%s", s, progress)
+		}
+	}
+	if !strings.Contains(progress, "[storepack] SBOM of the store closure") {
+		t.Errorf("the progress shows no SBOM written:\n%s", progress)
+	}
+}
+
+// registrySBOMs reads the SBOM attestations of a tag's index in the
+// registry, by platform.
+func registrySBOMs(t *testing.T, repo, tag string) map[string]json.RawMessage {
+	t.Helper()
+	index := registryGet(t, repo, tag, ocispecs.MediaTypeImageIndex)
+	return sbomsOf(t, index, func(d ocispecs.Descriptor) []byte {
+		if d.MediaType == ocispecs.MediaTypeImageManifest || d.MediaType == ocispecs.MediaTypeImageIndex {
+			return registryGet(t, repo, d.Digest.String(), d.MediaType)
+		}
+		return registryGet(t, repo, "blob:"+d.Digest.String())
+	}, true)
+}
+
+// archiveSBOMs reads the SBOM attestations of an OCI archive's index (the
+// one index.json names), by platform.
+func archiveSBOMs(t *testing.T, file string) map[string]json.RawMessage {
+	t.Helper()
+	blobs := readTar(t, file)
+	get := func(d ocispecs.Descriptor) []byte { return blobs[blobPath(d.Digest.String())] }
+	var top ocispecs.Index
+	if err := json.Unmarshal(blobs["index.json"], &top); err != nil {
+		t.Fatal(err)
+	}
+	if len(top.Manifests) != 1 || top.Manifests[0].MediaType != ocispecs.MediaTypeImageIndex {
+		t.Fatalf("index.json names %+v, want one index", top.Manifests)
+	}
+	return sbomsOf(t, get(top.Manifests[0]), get, false)
+}
+
+// sbomsOf reads the SBOM attestations of index through get: per image
+// manifest (by its platform), the document of the one SBOM layer of the
+// attestation manifest that refers to it; named says that the image was
+// built with a name, which its statements are about.
+func sbomsOf(t *testing.T, index []byte, get func(ocispecs.Descriptor) []byte, named bool) map[string]json.RawMessage {
+	t.Helper()
+	var idx ocispecs.Index
+	if err := json.Unmarshal(index, &idx); err != nil {
+		t.Fatal(err)
+	}
+	platformOf := map[digest.Digest]string{}
+	for _, d := range idx.Manifests {
+		if d.Platform != nil && d.Platform.OS != "unknown" {
+			platformOf[d.Digest] = platforms.Format(*d.Platform)
+		}
+	}
+	found := map[string]json.RawMessage{}
+	for _, d := range idx.Manifests {
+		if d.Annotations["vnd.docker.reference.type"] != "attestation-manifest" {
+			continue
+		}
+		image := digest.Digest(d.Annotations["vnd.docker.reference.digest"])
+		platform, ok := platformOf[image]
+		if !ok {
+			t.Errorf("attestation manifest %s refers to %s, which is no image of the index", d.Digest, image)
+			continue
+		}
+		var m ocispecs.Manifest
+		if err := json.Unmarshal(get(d), &m); err != nil {
+			t.Fatal(err)
+		}
+		for _, l := range m.Layers {
+			if l.Annotations["in-toto.io/predicate-type"] != sbomPredicateType {
+				continue
+			}
+			if _, dup := found[platform]; dup {
+				t.Errorf("%s: more than one SBOM", platform)
+			}
+			var statement struct {
+				PredicateType string
+				Subject       []struct{ Digest map[string]string }
+				Predicate     json.RawMessage
+			}
+			if err := json.Unmarshal(get(l), &statement); err != nil {
+				t.Fatal(err)
+			}
+			// The subjects are the image's names (none for an archive
+			// built without one), each with the image's digest.
+			if statement.PredicateType != sbomPredicateType || named && len(statement.Subject) == 0 {
+				t.Errorf("%s: statement of %s about %+v", platform, statement.PredicateType, statement.Subject)
+			}
+			for _, sub := range statement.Subject {
+				if d := digest.NewDigestFromEncoded(digest.SHA256, sub.Digest["sha256"]); d != image {
+					t.Errorf("%s: the statement is about %s, the attestation manifest refers to %s", platform, d, image)
+				}
+			}
+			found[platform] = statement.Predicate
+		}
+	}
+	if got, want := slices.Sorted(maps.Keys(found)), sortedCopy(systemPlatforms()); !slices.Equal(got, want) {
+		t.Errorf("SBOMs for %v, want one for each of %v", got, want)
+	}
+	return found
+}
+
+// systemOf is the Nix system of an OCI platform of systems.
+func systemOf(t *testing.T, platform string) string {
+	t.Helper()
+	for _, s := range systems {
+		if s.platform == platform {
+			return s.system
+		}
+	}
+	t.Fatalf("no system for %s", platform)
+	return ""
+}
+
+// readLink returns the base name of a symlink's target.
+func readLink(t *testing.T, name string) string {
+	t.Helper()
+	target, err := os.Readlink(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return filepath.Base(target)
+}
+
+// TestSBOMNeedsAttestations: Docker 20.10's builder keeps no attestations,
+// so `docker storepack build --sbom` on it fails, saying so, and tags
+// nothing.
+func TestSBOMNeedsAttestations(t *testing.T) {
+	installPlugin(t)
+	c := nixClosure(t)
+	tag := "storepack-e2e/sbom-engine:1"
+	_, stderr, err := runPluginEnv(engineEnv, "build", "--sbom", "-t", tag, filepath.Join(c.dir, "result"))
+	if want := "an SBOM was asked for, but this builder cannot attach attestations to an image"; err == nil || !strings.Contains(stderr, want) {
+		t.Errorf("err %v, stderr:\n%s\nwant a failure that says %q", err, stderr, want)
+	}
+	checkNotTagged(t, tag)
+}
