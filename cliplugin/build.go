@@ -215,11 +215,14 @@ func exportsFor(dockerCli command.Cli, b *hostbuild.Builder, opts buildOptions, 
 		if err != nil {
 			return nil, err
 		}
-		if e.Type == "image" && e.Attrs["name"] == "" {
-			if names == "" {
-				return nil, fmt.Errorf("--output=%s: the image needs a name: give -t or name=", spec)
+		switch {
+		case e.Type == "image" && e.Attrs["name"] == "" && names == "":
+			return nil, fmt.Errorf("--output=%s: the image needs a name: give -t or name=", spec)
+		case e.Type == "image" || e.Type == "oci" || e.Type == "docker":
+			// The tags name the archive's image too, as with buildx.
+			if e.Attrs["name"] == "" && names != "" {
+				e.Attrs["name"] = names
 			}
-			e.Attrs["name"] = names
 		}
 		exports = append(exports, e)
 	}

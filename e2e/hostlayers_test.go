@@ -4,11 +4,13 @@ package e2e
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -325,5 +327,61 @@ func TestFreshRunner(t *testing.T) {
 	}
 	if release2.manifest.Config.Digest.String() != reference.configDigest {
 		t.Errorf("config %s, a build that writes every layer %s", release2.manifest.Config.Digest, reference.configDigest)
+	}
+}
+
+// TestHostWrittenImage: an image that needs no builder (no FROM, COPY or
+// RUN) exported to an archive is written on the host, with no builder in
+// its progress, and is the image `docker buildx build` with the frontend
+// exports on buildkitd: the same index, manifests, configs and layers,
+// uncompressed and gzipped, OCI and docker archives, for a Nix closure
+// with accounts and an owned directory and for a Guix store with its
+// database. A directory with a sticky bit needs the builder (its Mkdir
+// cannot set it): that build goes through it and still agrees.
+func TestHostWrittenImage(t *testing.T) {
+	installPlugin(t)
+	c := nixClosure(t)
+	g := guixClosure(t)
+	custom := []string{"ACCOUNT --uid=1001 app", "DIR --owner=1001:1001 /var/lib/app", "ENV GREETING_FROM=storepack", "LABEL org.example.kind=e2e"}
+	for _, tc := range []struct {
+		name, storeRoot, storeDir, context, manifest string
+		onHost                                       bool
+	}{
+		{"nix", "", "/nix/store", c.dir, manifest("./result", "path-info.json", custom...), true},
+		{"guix", g.root, "/gnu/store", g.root, "# syntax=storepack\nCLOSURE ./result\nSTORE --with-db /gnu/store\nLINK /bin -> bin\n", true},
+		{"sticky", "", "/nix/store", c.dir, manifest("./result", "path-info.json", "DIR --mode=1777 /tmp"), false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			df := writeFile(t, t.TempDir(), "app.storepack", tc.manifest)
+			// Compression forced, for BuildKit keeps a layer it holds in
+			// another compression otherwise.
+			for _, output := range []string{"type=oci,compression=uncompressed,force-compression=true", "type=oci,compression=gzip,force-compression=true", "type=docker,compression=uncompressed,force-compression=true"} {
+				dir := t.TempDir()
+				reference, plugin := filepath.Join(dir, "frontend.tar"), filepath.Join(dir, "plugin.tar")
+				if r := buildxBuild(t, "-f", df, "--build-context", "store="+filepath.Join(tc.storeRoot, tc.storeDir), "--provenance=false", "-t", "example.org/host:1", "-o", output+",dest="+reference, tc.context); r.err != nil {
+					t.Fatalf("docker buildx build -o %s failed:\n%s", output, r)
+				}
+				args := []string{"build", "--progress=plain", "-f", df, "-t", "example.org/host:1", "-o", output + ",dest=" + plugin, tc.context}
+				if tc.storeRoot != "" {
+					args = append(args, "--store-root", tc.storeRoot)
+				}
+				_, progress := mustPluginEnv(t, buildkitEnv, args...)
+				if got := strings.Contains(progress, "write the image on the host"); got != tc.onHost {
+					t.Errorf("-o %s: written on the host: %v, want %v:\n%s", output, got, tc.onHost, progress)
+				}
+				if builder := strings.Contains(progress, "building with"); builder == tc.onHost {
+					t.Errorf("-o %s: a builder used: %v, want %v:\n%s", output, builder, !tc.onHost, progress)
+				}
+				want, got := readTar(t, reference), readTar(t, plugin)
+				if !slices.Equal(slices.Sorted(maps.Keys(want)), slices.Sorted(maps.Keys(got))) {
+					t.Errorf("-o %s: the archives hold other files:\nfrontend: %v\nplugin:   %v", output, slices.Sorted(maps.Keys(want)), slices.Sorted(maps.Keys(got)))
+				}
+				for _, name := range []string{"index.json", "manifest.json", "oci-layout"} {
+					if !bytes.Equal(want[name], got[name]) {
+						t.Errorf("-o %s: %s differs:\nfrontend: %s\nplugin:   %s", output, name, want[name], got[name])
+					}
+				}
+			}
+		})
 	}
 }
