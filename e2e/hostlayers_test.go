@@ -103,14 +103,16 @@ func TestHostLayersMatchBuildKit(t *testing.T) {
 }
 
 // TestHostWrittenLayers: on a builder that takes whole layers (buildkitd),
-// the plugin gives every store layer written on the host and transfers no
-// store path; its image has the diffIDs and config of `docker buildx
+// the plugin gives every store layer of an image that needs the builder
+// written on the host and transfers no store path; its image has the diffIDs and config of `docker buildx
 // build` with the frontend, through an OCI archive, a push (the very same
 // compressed blobs) and from a copy of the store kept under another root.
 func TestHostWrittenLayers(t *testing.T) {
 	installPlugin(t)
 	c := nixClosure(t)
-	df := writeFile(t, c.dir, "app.storepack", manifest("./result", "path-info.json", "LAYERS --strategy=per-path"))
+	// COPY needs the builder (an image without one is written on the host
+	// alone: TestHostWrittenImage).
+	df := writeFile(t, c.dir, "app.storepack", manifest("./result", "path-info.json", "LAYERS --strategy=per-path", "COPY path-info.json /etc/path-info.json"))
 	repo := bed.registry + "/storepack-e2e/host-layers"
 
 	// The frontend's image, pushed and archived: the reference.
@@ -381,6 +383,24 @@ func TestHostWrittenImage(t *testing.T) {
 						t.Errorf("-o %s: %s differs:\nfrontend: %s\nplugin:   %s", output, name, want[name], got[name])
 					}
 				}
+			}
+			// Pushed (gzip forced, as the plugin pushes): the same manifest,
+			// its blobs uploaded by the plugin.
+			repo := bed.registry + "/storepack-e2e/host-image-" + tc.name
+			if r := buildxBuild(t, "-f", df, "--build-context", "store="+filepath.Join(tc.storeRoot, tc.storeDir), "--provenance=false", "-o", "type=image,push=true,compression=gzip,force-compression=true,name="+repo+":frontend", tc.context); r.err != nil {
+				t.Fatalf("docker buildx build --push failed:\n%s", r)
+			}
+			args := []string{"build", "--progress=plain", "-f", df, "-t", repo + ":plugin", "--push", tc.context}
+			if tc.storeRoot != "" {
+				args = append(args, "--store-root", tc.storeRoot)
+			}
+			_, progress := mustPluginEnv(t, buildkitEnv, args...)
+			if got := strings.Contains(progress, "write the image on the host and push"); got != tc.onHost {
+				t.Errorf("--push: written on the host: %v, want %v:\n%s", got, tc.onHost, progress)
+			}
+			frontendImages, pluginImages := readImages(t, repo, "frontend"), readImages(t, repo, "plugin")
+			if len(frontendImages) != 1 || len(pluginImages) != 1 || !reflect.DeepEqual(frontendImages[0].manifest, pluginImages[0].manifest) {
+				t.Errorf("--push: the pushed manifests differ:\nfrontend: %+v\nplugin:   %+v", frontendImages, pluginImages)
 			}
 		})
 	}

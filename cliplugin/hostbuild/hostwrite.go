@@ -35,19 +35,22 @@ import (
 var errNeedsBuilder = errors.New("the image needs a builder")
 
 // onHost reports whether every export of out can be written on the host,
-// with no builder: archives and loads into an engine, of the compressions
-// a builder gives by default, with no frontend image and no attestation.
+// with no builder: archives, loads into an engine and pushes, of the
+// compressions a builder gives by default, with no frontend image and no
+// attestation.
 func onHost(out Output) bool {
 	if out.FrontendImage != "" || out.SBOM || len(out.Exports) == 0 {
 		return false
 	}
 	for _, e := range out.Exports {
-		if e.Load == nil && (e.Type != "oci" && e.Type != "docker" || e.Attrs["dest"] == "") {
+		archive := (e.Type == "oci" || e.Type == "docker") && e.Attrs["dest"] != ""
+		push := e.Type == "image" && e.Attrs["push"] == "true" && e.Push != nil && e.Attrs["name"] != ""
+		if e.Load == nil && !archive && !push {
 			return false
 		}
 		for k := range e.Attrs {
 			switch k {
-			case "dest", "name", "compression", "force-compression":
+			case "dest", "name", "push", "compression", "force-compression":
 			default:
 				return false
 			}
@@ -170,6 +173,9 @@ func anyCompressed(images []hostimage.Platform) bool {
 
 // exportStepName names an export's step in the progress.
 func exportStepName(e Export) string {
+	if e.Push != nil {
+		return fmt.Sprintf("[storepack] write the image on the host and push it to %s (no builder needed)", e.Attrs["name"])
+	}
 	if e.Load != nil {
 		return "[storepack] write the image on the host and load it into the engine (no builder needed)"
 	}
@@ -227,6 +233,14 @@ func (b *hostBlobs) export(ctx context.Context, images []hostimage.Platform, e E
 	names, err := tagNames(e.Attrs["name"])
 	if err != nil {
 		return nil, err
+	}
+	if e.Push != nil {
+		for _, name := range names {
+			if err := e.Push(ctx, name, img.Root, b); err != nil {
+				return nil, err
+			}
+		}
+		return img, nil
 	}
 	if e.Load != nil {
 		r, w := io.Pipe()
