@@ -34,7 +34,8 @@ const sbomPredicateType = "https://spdx.dev/Document"
 // parseDrvName splits them, NAR hashes and sizes, references, the store
 // layer of each path as the image's plan records it. Two builds with the
 // builder's cache pruned give byte-identical documents, and the plugin's
-// are the frontend's.
+// are the frontend's. `docker storepack sbom` prints them without
+// building, and reads them back from the registry.
 func TestSBOM(t *testing.T) {
 	installPlugin(t)
 	dir := multiarchClosures(t, "1")
@@ -103,6 +104,16 @@ func TestSBOM(t *testing.T) {
 		for platform, doc := range got {
 			if !bytes.Equal(doc, first[platform]) {
 				t.Errorf("plugin %s: %s: the document differs from the frontend's:\n%s\n%s", name, platform, doc, first[platform])
+			}
+		}
+	}
+
+	// `docker storepack sbom` prints each platform's document without
+	// building, from the manifest, and reads it back from the registry.
+	for platform, doc := range first {
+		for _, arg := range []string{df, repo + ":1", repo + ":plugin"} {
+			if got := mustPlugin(t, "sbom", "--platform", platform, arg); got != string(doc)+"\n" {
+				t.Errorf("sbom --platform %s %s printed:\n%s\nthe build attached:\n%s", platform, arg, got, doc)
 			}
 		}
 	}

@@ -10,6 +10,7 @@ package frontend
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 
@@ -154,6 +155,14 @@ func sbomAttestation(ctx context.Context, c client.Client, bc *dockerui.Client, 
 		Path:     sbomFile,
 		InToto:   result.InTotoAttestation{PredicateType: intoto.PredicateSPDX},
 	}, nil
+}
+
+// AttachedSBOM is an SBOM document as an attestation BuildKit attaches
+// holds it: the predicate of a statement that BuildKit's exporter writes
+// with encoding/json, which compacts the document and escapes HTML's
+// characters. `docker storepack sbom` prints the bytes a build attaches.
+func AttachedSBOM(doc []byte) ([]byte, error) {
+	return json.Marshal(json.RawMessage(doc))
 }
 
 // withSource names the manifest file and line of a located error in its
