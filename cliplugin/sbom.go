@@ -1,6 +1,7 @@
 package cliplugin
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -17,11 +18,16 @@ import (
 
 	"github.com/storepack/storepack/cliplugin/imagelookup"
 	"github.com/storepack/storepack/frontend"
+	"github.com/storepack/storepack/frontend/cdxsbom"
 	"github.com/storepack/storepack/frontend/manifest2llb"
+	"github.com/storepack/storepack/frontend/spdxsbom"
 )
 
 // The formats of `sbom`.
-const formatSPDXJSON = "spdx-json"
+const (
+	formatSPDXJSON      = "spdx-json"
+	formatCycloneDXJSON = "cyclonedx-json"
+)
 
 type sbomOptions struct {
 	format   string
@@ -40,6 +46,8 @@ same input attaches to the image for the platform (--platform, default: this
 machine's), byte for byte. It is stated from the closure graph and the layer
 plan: one package per store path with its name, version, NAR hash and size,
 package URL and layer, its references as dependencies, the roots described.
+--format cyclonedx-json writes the same as a CycloneDX 1.6 document (the
+store path, NAR size and layers as storepack:* properties of each component).
 
 MANIFEST and ROOTs are read as "docker storepack plan" reads them, with the
 same options (see plan --help): the layers a document names are the plan's,
@@ -49,11 +57,13 @@ previous image, which --previous IMAGE says here).
 
 With one argument that is neither a file nor a store path but an image
 reference, the document is the one attached to IMAGE in its registry: the
-SBOM attestation of its image for the platform, as the registry holds it.
+SBOM attestation of its image for the platform, as the registry holds it
+(SPDX only).
 
 ` + fromHelp,
 		Example: `  docker storepack sbom app.storepack > app.spdx.json
   docker storepack sbom --platform linux/arm64 ./result
+  docker storepack sbom --format cyclonedx-json ./result > app.cdx.json
   docker storepack sbom registry.example/app:2`,
 		Args:                  cli.RequiresMinArgs(1),
 		DisableFlagsInUseLine: true,
@@ -67,20 +77,23 @@ SBOM attestation of its image for the platform, as the registry holds it.
 		},
 	}
 	flags := cmd.Flags()
-	flags.StringVar(&opts.format, "format", formatSPDXJSON, `Output format: "`+formatSPDXJSON+`"`)
+	flags.StringVar(&opts.format, "format", formatSPDXJSON, `Output format: "`+formatSPDXJSON+`" (SPDX 2.3, as attached) or "`+formatCycloneDXJSON+`" (CycloneDX 1.6)`)
 	opts.planning.addFlags(flags, "Target platform (os/arch[/variant] or a Nix system; default: this machine's)")
 	return cmd
 }
 
 func runSBOM(ctx context.Context, dockerCli command.Cli, flags *pflag.FlagSet, opts sbomOptions) error {
-	if opts.format != formatSPDXJSON {
-		return fmt.Errorf("--format=%s: want %s", opts.format, formatSPDXJSON)
+	if opts.format != formatSPDXJSON && opts.format != formatCycloneDXJSON {
+		return fmt.Errorf("--format=%s: want %s or %s", opts.format, formatSPDXJSON, formatCycloneDXJSON)
 	}
 	var doc []byte
 	var err error
 	if ref, ok := imageArg(opts.args); ok {
 		if err := inputFlagsOnImage(flags, ref); err != nil {
 			return err
+		}
+		if opts.format != formatSPDXJSON {
+			return fmt.Errorf("--format=%s: an image's attached SBOM is SPDX (%s); the CycloneDX document is made from a manifest or ROOTs", opts.format, formatSPDXJSON)
 		}
 		var p ocispecs.Platform
 		if p, err = targetPlatform(opts.planning.platforms); err != nil {
@@ -98,8 +111,8 @@ func runSBOM(ctx context.Context, dockerCli command.Cli, flags *pflag.FlagSet, o
 }
 
 // sbomOfInput converts the manifest or ROOTs of opts for their platform,
-// for the layer plan and the SBOM, and returns the document as a build
-// attaches it.
+// for the layer plan and the SBOM, and returns the document in opts'
+// format: SPDX as a build attaches it.
 func sbomOfInput(ctx context.Context, dockerCli command.Cli, flags *pflag.FlagSet, opts sbomOptions) ([]byte, error) {
 	input, p, err := opts.planning.open(ctx, dockerCli, flags, opts.args)
 	if err != nil {
@@ -109,7 +122,15 @@ func sbomOfInput(ctx context.Context, dockerCli command.Cli, flags *pflag.FlagSe
 	if err != nil {
 		return nil, err
 	}
-	return frontend.AttachedSBOM(img.SBOM)
+	if opts.format == formatCycloneDXJSON {
+		doc, err := cdxsbom.JSON(img.SBOM)
+		return bytes.TrimSuffix(doc, []byte("\n")), err
+	}
+	doc, err := spdxsbom.JSON(img.SBOM)
+	if err != nil {
+		return nil, err
+	}
+	return frontend.AttachedSBOM(doc)
 }
 
 // pinnedImages reads FROM images from the engine, else the registry, and

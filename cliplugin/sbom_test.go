@@ -3,8 +3,11 @@ package cliplugin
 import (
 	"bytes"
 	"context"
+	"maps"
+	"strings"
 	"testing"
 
+	cdx "github.com/CycloneDX/cyclonedx-go"
 	"github.com/moby/buildkit/solver/pb"
 	spdxjson "github.com/spdx/tools-golang/json"
 
@@ -52,8 +55,31 @@ func TestSBOMIsTheFrontendsSBOM(t *testing.T) {
 	if got != string(want)+"\n" {
 		t.Errorf("sbom printed:\n%s\nthe frontend attaches:\n%s", got, want)
 	}
-	if _, err := spdxjson.Read(bytes.NewReader([]byte(got))); err != nil {
-		t.Errorf("the SPDX library cannot read what sbom printed: %v", err)
+	doc, err := spdxjson.Read(bytes.NewReader([]byte(got)))
+	if err != nil {
+		t.Fatalf("the SPDX library cannot read what sbom printed: %v", err)
+	}
+
+	// The CycloneDX document has the same store paths, with the same
+	// package URLs.
+	var bom cdx.BOM
+	out := mustRun(t, "sbom", "--format", "cyclonedx-json", "--platform", "linux/amd64", file)
+	if err := cdx.NewBOMDecoder(strings.NewReader(out), cdx.BOMFileFormatJSON).Decode(&bom); err != nil {
+		t.Fatalf("the CycloneDX library cannot read what sbom printed: %v\n%s", err, out)
+	}
+	spdxPURLs, cdxPURLs := map[string]string{}, map[string]string{}
+	for _, p := range doc.Packages {
+		if p.PackageFileName != "" {
+			spdxPURLs[p.PackageFileName] = p.PackageExternalReferences[0].Locator
+		}
+	}
+	for _, c := range *bom.Components {
+		if c.Type == cdx.ComponentTypeLibrary {
+			cdxPURLs[c.BOMRef] = c.PackageURL
+		}
+	}
+	if len(spdxPURLs) == 0 || !maps.Equal(spdxPURLs, cdxPURLs) {
+		t.Errorf("CycloneDX components %v, SPDX packages %v", cdxPURLs, spdxPURLs)
 	}
 }
 
@@ -63,7 +89,8 @@ func TestSBOMErrors(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"sbom", "--format", "table", f.CtxDir}, "--format=table: want spdx-json"},
+		{[]string{"sbom", "--format", "table", f.CtxDir}, "--format=table: want spdx-json or cyclonedx-json"},
+		{[]string{"sbom", "--format", "cyclonedx-json", "registry.example/app:1"}, "--format=cyclonedx-json: an image's attached SBOM is SPDX (spdx-json)"},
 		{[]string{"sbom", "--build-arg", "A=1", "registry.example/app:1"}, "--build-arg applies to a manifest or ROOTs, not to an image (registry.example/app:1)"},
 		{[]string{"sbom", "--platform", "linux/amd64,linux/arm64", "registry.example/app:1"}, "a plan is of one platform"},
 	} {

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"testing"
 
+	cdx "github.com/CycloneDX/cyclonedx-go"
 	"github.com/containerd/platforms"
 	"github.com/opencontainers/go-digest"
 	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
@@ -116,6 +117,7 @@ func TestSBOM(t *testing.T) {
 				t.Errorf("sbom --platform %s %s printed:\n%s\nthe build attached:\n%s", platform, arg, got, doc)
 			}
 		}
+		checkCycloneDX(t, mustPlugin(t, "sbom", "--format", "cyclonedx-json", "--platform", platform, df), want[platform])
 	}
 
 	if asked := registryRequests(t, offset, "buildkit-syft-scanner"); len(asked) > 0 {
@@ -125,6 +127,12 @@ func TestSBOM(t *testing.T) {
 
 // nixClosureInfo is a closure as Nix describes it, by store path.
 type nixClosureInfo map[string]nixPathInfo
+
+func (c nixClosureInfo) equal(o nixClosureInfo) bool {
+	return maps.EqualFunc(c, o, func(x, y nixPathInfo) bool {
+		return x.name == y.name && x.version == y.version && x.narHash == y.narHash && x.narSize == y.narSize && slices.Equal(x.references, y.references)
+	})
+}
 
 type nixPathInfo struct {
 	name, version string
@@ -256,14 +264,51 @@ func checkSBOM(t *testing.T, data json.RawMessage, want nixClosureInfo, img plat
 		slices.Sort(info.references)
 		got[p] = info
 	}
-	same := maps.EqualFunc(got, want, func(x, y nixPathInfo) bool {
-		return x.name == y.name && x.version == y.version && x.narHash == y.narHash && x.narSize == y.narSize && slices.Equal(x.references, y.references)
-	})
-	if !same {
+	if !got.equal(want) {
 		t.Errorf("the document lists:\n%v\nNix:\n%v", got, want)
 	}
 	if w := append(slices.Clone(roots), "customisation layer"); !slices.Equal(sortedCopy(described), sortedCopy(w)) {
 		t.Errorf("the document describes %v, want %v", described, w)
+	}
+}
+
+// checkCycloneDX checks a CycloneDX document against a closure as Nix
+// describes it: a component per store path with its name, version, NAR
+// hash and size, and its references as its dependencies.
+func checkCycloneDX(t *testing.T, data string, want nixClosureInfo) {
+	t.Helper()
+	var bom cdx.BOM
+	if err := cdx.NewBOMDecoder(strings.NewReader(data), cdx.BOMFileFormatJSON).Decode(&bom); err != nil {
+		t.Fatalf("the CycloneDX library cannot read the document: %v\n%s", err, data)
+	}
+	got := nixClosureInfo{}
+	for _, c := range *bom.Components {
+		if c.Type != cdx.ComponentTypeLibrary {
+			continue
+		}
+		info := nixPathInfo{name: c.Name, version: c.Version}
+		if c.Hashes != nil {
+			for _, h := range *c.Hashes {
+				info.narHash = h.Value
+			}
+		}
+		for _, p := range *c.Properties {
+			if p.Name == "storepack:nar-size" {
+				if _, err := fmt.Sscan(p.Value, &info.narSize); err != nil {
+					t.Errorf("%s: NAR size %q", c.BOMRef, p.Value)
+				}
+			}
+		}
+		got[c.BOMRef] = info
+	}
+	for _, d := range *bom.Dependencies {
+		if info, ok := got[d.Ref]; ok && d.Dependencies != nil {
+			info.references = slices.Sorted(slices.Values(*d.Dependencies))
+			got[d.Ref] = info
+		}
+	}
+	if !got.equal(want) {
+		t.Errorf("the CycloneDX document lists:\n%v\nNix:\n%v", got, want)
 	}
 }
 

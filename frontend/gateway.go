@@ -27,6 +27,7 @@ import (
 	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/storepack/storepack/frontend/manifest"
 	"github.com/storepack/storepack/frontend/manifest2llb"
+	"github.com/storepack/storepack/frontend/spdxsbom"
 )
 
 // Language names manifests in source maps, as "Dockerfile" does for
@@ -138,12 +139,16 @@ func Solve(ctx context.Context, c client.Client, bc *dockerui.Client, in *manife
 // document.
 const sbomFile = "/sbom.spdx.json"
 
-// sbomAttestation is img's SPDX document as an in-toto attestation of the
+// sbomAttestation is img's SBOM, an SPDX document, as an in-toto attestation of the
 // image, with the predicate type BuildKit's own SBOMs have. It carries no
 // "sbom-core" metadata, so that BuildKit's exporter attaches the document
 // as it is rather than decoding and writing it again.
 func sbomAttestation(ctx context.Context, c client.Client, bc *dockerui.Client, img manifest2llb.Image) (*client.Attestation, error) {
-	st := llb.Scratch().File(llb.Mkfile(sbomFile, 0o444, img.SBOM, llb.WithCreatedTime(img.Epoch)), llb.WithCustomName("[storepack] SBOM of the store closure"))
+	doc, err := spdxsbom.JSON(img.SBOM)
+	if err != nil {
+		return nil, fmt.Errorf("SBOM: %w", err)
+	}
+	st := llb.Scratch().File(llb.Mkfile(sbomFile, 0o444, doc, llb.WithCreatedTime(img.Epoch)), llb.WithCustomName("[storepack] SBOM of the store closure"))
 	ref, err := solve(ctx, c, bc, st, llb.Platform(img.Platform))
 	if err != nil {
 		return nil, err

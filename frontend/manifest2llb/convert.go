@@ -32,7 +32,7 @@ import (
 
 	"github.com/storepack/storepack/frontend/inputs"
 	"github.com/storepack/storepack/frontend/manifest"
-	"github.com/storepack/storepack/frontend/spdxsbom"
+	"github.com/storepack/storepack/frontend/sbommodel"
 	"github.com/storepack/storepack/layering"
 	"github.com/storepack/storepack/llb/layerllb"
 	"github.com/storepack/storepack/store"
@@ -156,7 +156,7 @@ type ConvertOpt struct {
 	// customisation layer's content needs is not read, such as the NAR
 	// hashes of the store database, which read every file of the closure.
 	PlanOnly bool
-	// SBOM asks for each image's SPDX document (Image.SBOM).
+	// SBOM asks for what each image's SBOM states (Image.SBOM).
 	SBOM bool
 }
 
@@ -175,9 +175,9 @@ type Image struct {
 	Epoch    time.Time
 	// Base is the FROM image under the store layers; nil for none.
 	Base *BaseImage
-	// SBOM is the image's SPDX 2.3 JSON document when ConvertOpt.SBOM
-	// asked for it, else nil.
-	SBOM []byte
+	// SBOM is what the image's SBOM states when ConvertOpt.SBOM asked for
+	// it, else nil; frontend/spdxsbom and frontend/cdxsbom write it.
+	SBOM *sbommodel.Document
 }
 
 // Input is a manifest and what it names, read once for every platform:
@@ -370,11 +370,11 @@ func (c *conversion) platform(ctx context.Context, p ocispecs.Platform) (Image, 
 		img.Base = &BaseImage{Ref: base.pinned, DiffIDs: base.config.RootFS.DiffIDs}
 	}
 	if c.opt.SBOM {
-		doc := spdxsbom.Image{Platform: p, Graph: closure.Graph, Roots: closure.Roots, Plan: plan, Customisation: hasCustomisation, Epoch: c.epoch}
+		doc := sbommodel.Image{Platform: p, Graph: closure.Graph, Roots: closure.Roots, Plan: plan, Customisation: hasCustomisation, Epoch: c.epoch}
 		if base != nil {
-			doc.Base = &spdxsbom.Base{Ref: base.pinned, Layers: base.layers()}
+			doc.Base = &sbommodel.Base{Ref: base.pinned, Layers: base.layers()}
 		}
-		if img.SBOM, err = spdxsbom.JSON(doc); err != nil {
+		if img.SBOM, err = sbommodel.New(doc); err != nil {
 			return Image{}, fmt.Errorf("SBOM: %w", err)
 		}
 	}
