@@ -57,7 +57,10 @@ func TestSBOM(t *testing.T) {
 		writeFile(t, dir, "graph-"+s.system+".json", graph)
 		want[s.platform] = readNixClosure(t, graph, strings.Fields(stdoutOf(t, "nix-store", append([]string{"-qR"}, roots...)...)))
 	}
-	df := multiarchManifest(t, dir, "CLOSURE ./result-notes", "LINK /bin -> bin", `ENTRYPOINT ["/bin/hello"]`)
+	// What the store cannot say, with HTML's characters, which the
+	// attestation escapes.
+	writeFile(t, dir, "meta.json", `{"hello": {"license": "GPL-3.0-or-later", "homepage": "https://www.gnu.org/software/hello/", "description": "<friendly> & familiar"}}`)
+	df := multiarchManifest(t, dir, "CLOSURE ./result-notes", "LINK /bin -> bin", `ENTRYPOINT ["/bin/hello"]`, "SBOM --metadata=meta.json")
 	platformList := strings.Join(systemPlatforms(), ",")
 	repo := bed.registry + "/storepack-e2e/sbom"
 	offset := registryLogSize(t)
@@ -79,6 +82,7 @@ func TestSBOM(t *testing.T) {
 	for platform, doc := range first {
 		t.Run(platform, func(t *testing.T) {
 			checkSBOM(t, doc, want[platform], images[platform], []string{filepath.Base(notesPath), readLink(t, filepath.Join(dir, "result-"+systemOf(t, platform)))})
+			checkSBOMMetadata(t, doc)
 		})
 	}
 
@@ -118,6 +122,26 @@ func TestSBOM(t *testing.T) {
 			}
 		}
 		checkCycloneDX(t, mustPlugin(t, "sbom", "--format", "cyclonedx-json", "--platform", platform, df), want[platform])
+	}
+
+	// A metadata file that does not parse fails the build, naming its
+	// line, before anything is pushed; `sbom` says the same.
+	writeFile(t, dir, "bad-meta.json", "{\n  \"hello\": {\"licence\": \"MIT\"}\n}\n")
+	manifest, err := os.ReadFile(df)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad := writeFile(t, dir, "bad.storepack", strings.Replace(string(manifest), "meta.json", "bad-meta.json", 1))
+	wantErr := `bad-meta.json:2: hello: unknown field "licence"`
+	before := registryLogSize(t)
+	if r := buildxBuild(t, "-f", bad, "--build-context", "store=/nix/store", "--platform", platformList, "--sbom=true", "-t", repo+":bad", "--push", dir); r.err == nil || !strings.Contains(r.out, wantErr) {
+		t.Errorf("a bad metadata file: want a failure that says %q:\n%s", wantErr, r)
+	}
+	if up := registryUploads(t, before); len(up) > 0 {
+		t.Errorf("a failed build pushed %v", up)
+	}
+	if _, stderr, err := runPlugin("sbom", bad); err == nil || !strings.Contains(stderr, wantErr) {
+		t.Errorf("sbom of a bad metadata file: err %v, stderr %s; want %q", err, stderr, wantErr)
 	}
 
 	if asked := registryRequests(t, offset, "buildkit-syft-scanner"); len(asked) > 0 {
@@ -269,6 +293,31 @@ func checkSBOM(t *testing.T, data json.RawMessage, want nixClosureInfo, img plat
 	}
 	if w := append(slices.Clone(roots), "customisation layer"); !slices.Equal(sortedCopy(described), sortedCopy(w)) {
 		t.Errorf("the document describes %v, want %v", described, w)
+	}
+}
+
+// checkSBOMMetadata checks that a document has the test's metadata file's
+// licence, homepage and description for hello, and for no other package.
+func checkSBOMMetadata(t *testing.T, data json.RawMessage) {
+	t.Helper()
+	doc, err := spdxjson.Read(bytes.NewReader(data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	hellos := 0
+	for _, p := range doc.Packages {
+		got := [3]string{p.PackageLicenseDeclared, p.PackageHomePage, p.PackageDescription}
+		var want [3]string
+		if p.PackageName == "hello" {
+			hellos++
+			want = [3]string{"GPL-3.0-or-later", "https://www.gnu.org/software/hello/", "<friendly> & familiar"}
+		}
+		if got != want {
+			t.Errorf("%s: licence, homepage, description %q, want %q", p.PackageName, got, want)
+		}
+	}
+	if hellos == 0 {
+		t.Error("no package hello")
 	}
 }
 

@@ -3,7 +3,8 @@
 // what sbommodel states from the closure graph and the layer plan. The
 // image is the metadata's component; each store path is a library
 // component (name and version, package URL, its NAR hash as its SHA-256
-// hash, properties for its store path, NAR size and layers); references are
+// hash, properties for its store path, NAR size and layers, the licence,
+// website and description of the metadata file); references are
 // dependencies; the base image and the customisation layer are components
 // of their own, which the image depends on with its roots.
 //
@@ -137,6 +138,13 @@ func document(m *sbommodel.Document) *cdx.BOM {
 			PackageURL: p.PURL,
 			Properties: &props,
 		}
+		if p.License != "" {
+			c.Licenses = &cdx.Licenses{{Expression: p.License}}
+		}
+		if p.Homepage != "" {
+			c.ExternalReferences = &[]cdx.ExternalReference{{Type: cdx.ERTypeWebsite, URL: p.Homepage}}
+		}
+		c.Description = p.Description
 		if p.NarHash != "" {
 			c.Hashes = &[]cdx.Hash{{Algorithm: cdx.HashAlgoSHA256, Value: p.NarHash.Encoded()}}
 		}

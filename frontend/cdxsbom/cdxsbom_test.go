@@ -137,3 +137,30 @@ func TestReproducible(t *testing.T) {
 		Created: func(t *testing.T, data []byte) string { return read(t, data).Metadata.Timestamp },
 	})
 }
+
+// TestMetadata: a metadata file's licence, homepage and description are
+// the component's licence expression, website and description.
+func TestMetadata(t *testing.T) {
+	f := sbomtest.New(t, "/nix/store")
+	img := f.Image(t, f.Infos)
+	img.Metadata = f.Metadata(t)
+	for _, c := range *read(t, sbomtest.Bytes(t, JSON, img)).Components {
+		if c.Type != cdx.ComponentTypeLibrary {
+			continue
+		}
+		var got, want [3]string
+		if c.BOMRef == f.Lib.String() {
+			want = [3]string{sbomtest.LibLicense, sbomtest.LibHomepage, sbomtest.LibDescription}
+		}
+		if c.Licenses != nil && len(*c.Licenses) == 1 {
+			got[0] = (*c.Licenses)[0].Expression
+		}
+		if c.ExternalReferences != nil && len(*c.ExternalReferences) == 1 && (*c.ExternalReferences)[0].Type == cdx.ERTypeWebsite {
+			got[1] = (*c.ExternalReferences)[0].URL
+		}
+		got[2] = c.Description
+		if got != want {
+			t.Errorf("%s: %q, want %q", c.BOMRef, got, want)
+		}
+	}
+}

@@ -188,6 +188,7 @@ type Input struct {
 	m         *manifest.Manifest
 	buildArgs map[string]string
 	storeDir  string
+	sbom      manifest.SBOM
 	source    Source
 	inputs    *inputs.Inputs
 }
@@ -210,7 +211,7 @@ func ReadInput(ctx context.Context, src []byte, buildArgs map[string]string, sou
 	if err != nil {
 		return nil, err
 	}
-	return &Input{m: m, buildArgs: buildArgs, storeDir: spec.StoreDir, source: source, inputs: in}, nil
+	return &Input{m: m, buildArgs: buildArgs, storeDir: spec.StoreDir, sbom: spec.SBOM, source: source, inputs: in}, nil
 }
 
 // StoreDir is the store directory the manifest names (STORE).
@@ -227,6 +228,11 @@ func Convert(ctx context.Context, in *Input, opt ConvertOpt) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	if opt.SBOM {
+		if err := c.readMetadata(ctx); err != nil {
+			return nil, err
+		}
+	}
 	targets := opt.TargetPlatforms
 	if len(targets) == 0 {
 		targets = []ocispecs.Platform{opt.BuildPlatform}
@@ -242,7 +248,34 @@ func Convert(ctx context.Context, in *Input, opt ConvertOpt) (*Result, error) {
 	if err := g.Wait(); err != nil {
 		return nil, err
 	}
+	if c.metadata != nil {
+		docs := make([]*sbommodel.Document, len(res.Images))
+		for i, img := range res.Images {
+			docs[i] = img.SBOM
+		}
+		if err := c.metadata.CheckPaths(docs); err != nil {
+			return nil, err
+		}
+	}
 	return res, nil
+}
+
+// readMetadata reads the SBOM metadata file the manifest names, if any.
+func (c *conversion) readMetadata(ctx context.Context) error {
+	s := c.in.sbom
+	if s.Metadata == "" {
+		return nil
+	}
+	files, err := c.in.source.Context(ctx, []string{s.Metadata})
+	var data []byte
+	if err == nil {
+		data, err = files.ReadFile(ctx, s.Metadata)
+	}
+	if err != nil {
+		return parser.WithLocation(fmt.Errorf("SBOM --metadata=%s: %w", s.Metadata, err), s.Location)
+	}
+	c.metadata, err = sbommodel.ParseMetadata(s.Metadata, data, c.in.storeDir)
+	return err
 }
 
 // conversion is what every platform's conversion shares.
@@ -252,6 +285,8 @@ type conversion struct {
 	caps   apicaps.CapSet
 	epoch  time.Time
 	method layerllb.Method
+	// metadata is the SBOM metadata file's, when an SBOM is asked for.
+	metadata *sbommodel.Metadata
 }
 
 func newConversion(in *Input, opt ConvertOpt) (*conversion, error) {
@@ -370,7 +405,7 @@ func (c *conversion) platform(ctx context.Context, p ocispecs.Platform) (Image, 
 		img.Base = &BaseImage{Ref: base.pinned, DiffIDs: base.config.RootFS.DiffIDs}
 	}
 	if c.opt.SBOM {
-		doc := sbommodel.Image{Platform: p, Graph: closure.Graph, Roots: closure.Roots, Plan: plan, Customisation: hasCustomisation, Epoch: c.epoch}
+		doc := sbommodel.Image{Platform: p, Graph: closure.Graph, Roots: closure.Roots, Plan: plan, Customisation: hasCustomisation, Epoch: c.epoch, Metadata: c.metadata}
 		if base != nil {
 			doc.Base = &sbommodel.Base{Ref: base.pinned, Layers: base.layers()}
 		}

@@ -3,8 +3,9 @@
 // plan, it is what the SPDX (frontend/spdxsbom) and CycloneDX
 // (frontend/cdxsbom) documents write. One package per store path (name and
 // version as Nix's parseDrvName splits them, its NAR hash and size, a
-// package URL, the store layer that holds it, its references), the roots,
-// and the image's other content (base image, customisation layer).
+// package URL, the store layer that holds it, its references, and what a
+// metadata file says of it), the roots, and the image's other content
+// (base image, customisation layer).
 //
 // It is pure and ordered: packages by store path, references sorted, roots
 // sorted and unique, so that the documents are the same bytes for the same
@@ -39,6 +40,8 @@ type Image struct {
 	// Customisation says that the image ends with a customisation layer.
 	Customisation bool
 	Epoch         time.Time // the build's, the documents' creation time
+	// Metadata says what the store cannot of its packages; nil: nothing.
+	Metadata *Metadata
 }
 
 // Base is a FROM image as a document names it.
@@ -75,6 +78,7 @@ type Package struct {
 	StoreLayer, StoreLayers int
 	StoreLayerKey           string
 	Layers                  // where that layer is in the image
+	Info                    // from the metadata file
 }
 
 // Layers are the image's layers that hold some content: positions in the
@@ -141,6 +145,9 @@ func New(img Image) (*Document, error) {
 			Layers:        Layers{First: baseLayers + layer + 1, Last: baseLayers + layer + 1},
 		}
 		pkg.Name, pkg.Version = name(p)
+		if img.Metadata != nil {
+			pkg.Info = img.Metadata.of(p, pkg.Name)
+		}
 		for _, ref := range info.References {
 			if ref != p {
 				pkg.References = append(pkg.References, ref)

@@ -2,7 +2,8 @@
 // conversion makes as an SPDX 2.3 JSON document: what sbommodel states
 // from the closure graph and the layer plan, so nothing scans the image.
 // One package per store path (name and version, NAR hash and size, package
-// URL, an annotation naming the store layer that holds it), DEPENDS_ON
+// URL, an annotation naming the store layer that holds it, the declared
+// licence, homepage and description of the metadata file), DEPENDS_ON
 // relationships from the references, and the image's other content (base
 // image, customisation layer) as packages of their own.
 //
@@ -140,6 +141,9 @@ func (l layout) storePath(p sbommodel.Package) *v2_3.Package {
 		PackageVersion:          p.Version,
 		PackageFileName:         p.Path.String(),
 		PackageDownloadLocation: noAssertion,
+		PackageLicenseDeclared:  p.License,
+		PackageHomePage:         p.Homepage,
+		PackageDescription:      p.Description,
 		PackageExternalReferences: []*v2_3.PackageExternalReference{{
 			Category: common.CategoryPackageManager,
 			RefType:  common.TypePackageManagerPURL,

@@ -205,3 +205,20 @@ func TestIdentifiersDiffer(t *testing.T) {
 		seen[id] = n
 	}
 }
+
+// TestMetadata: a metadata file's licence, homepage and description are
+// the package's declared licence, homepage and description.
+func TestMetadata(t *testing.T) {
+	f := sbomtest.New(t, "/nix/store")
+	img := f.Image(t, f.Infos)
+	img.Metadata = f.Metadata(t)
+	for _, p := range read(t, sbomtest.Bytes(t, JSON, img)).Packages {
+		want := [3]string{}
+		if p.PackageFileName == f.Lib.String() {
+			want = [3]string{sbomtest.LibLicense, sbomtest.LibHomepage, sbomtest.LibDescription}
+		}
+		if got := [3]string{p.PackageLicenseDeclared, p.PackageHomePage, p.PackageDescription}; got != want {
+			t.Errorf("%s: %q, want %q", p.PackageFileName, got, want)
+		}
+	}
+}

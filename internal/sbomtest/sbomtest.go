@@ -138,3 +138,21 @@ func CheckReproducible(t *testing.T, write Writer, read Fields) {
 		t.Errorf("created %q", got)
 	}
 }
+
+// The library's metadata, as Metadata gives it.
+const (
+	LibLicense     = "MIT OR Apache-2.0"
+	LibHomepage    = "https://greet.example/"
+	LibDescription = "Greets <you> & yours"
+)
+
+// Metadata is a metadata file's for the library (by name; HTML's
+// characters in its description).
+func (f Fixture) Metadata(t testing.TB) *sbommodel.Metadata {
+	t.Helper()
+	m, err := sbommodel.ParseMetadata("meta.json", []byte(`{"libgreet": {"license": "`+LibLicense+`", "homepage": "`+LibHomepage+`", "description": "`+LibDescription+`"}}`), f.Lib.Dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
