@@ -59,7 +59,7 @@ func TestSBOM(t *testing.T) {
 	}
 	// What the store cannot say, with HTML's characters, which the
 	// attestation escapes.
-	writeFile(t, dir, "meta.json", `{"hello": {"license": "GPL-3.0-or-later", "homepage": "https://www.gnu.org/software/hello/", "description": "<friendly> & familiar"}}`)
+	writeFile(t, dir, "meta.json", `{"sbom-notes": {"license": "CC-BY-4.0", "homepage": "https://notes.example/", "description": "<what> the image & its notes"}}`)
 	df := multiarchManifest(t, dir, "CLOSURE ./result-notes", "LINK /bin -> bin", `ENTRYPOINT ["/bin/hello"]`, "SBOM --metadata=meta.json")
 	platformList := strings.Join(systemPlatforms(), ",")
 	repo := bed.registry + "/storepack-e2e/sbom"
@@ -126,13 +126,13 @@ func TestSBOM(t *testing.T) {
 
 	// A metadata file that does not parse fails the build, naming its
 	// line, before anything is pushed; `sbom` says the same.
-	writeFile(t, dir, "bad-meta.json", "{\n  \"hello\": {\"licence\": \"MIT\"}\n}\n")
+	writeFile(t, dir, "bad-meta.json", "{\n  \"sbom-notes\": {\"licence\": \"MIT\"}\n}\n")
 	manifest, err := os.ReadFile(df)
 	if err != nil {
 		t.Fatal(err)
 	}
 	bad := writeFile(t, dir, "bad.storepack", strings.Replace(string(manifest), "meta.json", "bad-meta.json", 1))
-	wantErr := `bad-meta.json:2: hello: unknown field "licence"`
+	wantErr := `bad-meta.json:2: sbom-notes: unknown field "licence"`
 	before := registryLogSize(t)
 	if r := buildxBuild(t, "-f", bad, "--build-context", "store=/nix/store", "--platform", platformList, "--sbom=true", "-t", repo+":bad", "--push", dir); r.err == nil || !strings.Contains(r.out, wantErr) {
 		t.Errorf("a bad metadata file: want a failure that says %q:\n%s", wantErr, r)
@@ -297,27 +297,29 @@ func checkSBOM(t *testing.T, data json.RawMessage, want nixClosureInfo, img plat
 }
 
 // checkSBOMMetadata checks that a document has the test's metadata file's
-// licence, homepage and description for hello, and for no other package.
+// licence, homepage and description for the notes (all the store paths
+// named sbom-notes: every platform's closure has one), and for no other
+// package.
 func checkSBOMMetadata(t *testing.T, data json.RawMessage) {
 	t.Helper()
 	doc, err := spdxjson.Read(bytes.NewReader(data))
 	if err != nil {
 		t.Fatal(err)
 	}
-	hellos := 0
+	notes := 0
 	for _, p := range doc.Packages {
 		got := [3]string{p.PackageLicenseDeclared, p.PackageHomePage, p.PackageDescription}
 		var want [3]string
-		if p.PackageName == "hello" {
-			hellos++
-			want = [3]string{"GPL-3.0-or-later", "https://www.gnu.org/software/hello/", "<friendly> & familiar"}
+		if p.PackageName == "sbom-notes" {
+			notes++
+			want = [3]string{"CC-BY-4.0", "https://notes.example/", "<what> the image & its notes"}
 		}
 		if got != want {
 			t.Errorf("%s: licence, homepage, description %q, want %q", p.PackageName, got, want)
 		}
 	}
-	if hellos == 0 {
-		t.Error("no package hello")
+	if notes == 0 {
+		t.Error("no package sbom-notes")
 	}
 }
 
