@@ -9,6 +9,7 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -65,16 +66,16 @@ func TestSBOM(t *testing.T) {
 	repo := bed.registry + "/storepack-e2e/sbom"
 	offset := registryLogSize(t)
 
-	buildx := func(tag string) map[string]json.RawMessage {
+	buildx := func(tag string, extra ...string) map[string]json.RawMessage {
 		t.Helper()
-		r := buildxBuild(t, "-f", df, "--build-context", "store=/nix/store", "--platform", platformList, "--sbom=true", "-t", repo+":"+tag, "--push", dir)
+		r := buildxBuild(t, append([]string{"-f", df, "--build-context", "store=/nix/store", "--platform", platformList, "--sbom=true", "-t", repo + ":" + tag, "--push", dir}, extra...)...)
 		if r.err != nil {
 			t.Fatalf("build failed:\n%s", r)
 		}
 		checkNoScanner(t, r.out)
 		return registrySBOMs(t, repo, tag)
 	}
-	first := buildx("1")
+	first := buildx("1", "--provenance=mode=max")
 	images := map[string]platformImage{}
 	for _, img := range checkIndex(t, repo, "1") {
 		images[platforms.Format(img.platform)] = img
@@ -84,6 +85,26 @@ func TestSBOM(t *testing.T) {
 			checkSBOM(t, doc, want[platform], images[platform], []string{filepath.Base(notesPath), readLink(t, filepath.Join(dir, "result-"+systemOf(t, platform)))})
 			checkSBOMMetadata(t, doc)
 		})
+	}
+
+	// The provenance holds the manifest and each platform's sources: its
+	// roots' store paths, its GRAPH file's digest.
+	manifest, err := os.ReadFile(df)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for platform, pred := range registryAttestations(t, repo, "1", provenancePredicateType) {
+		system := systemOf(t, platform)
+		graph, err := os.ReadFile(filepath.Join(dir, "graph-"+system+".json"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		root, err := os.Readlink(filepath.Join(dir, "result-"+system))
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := fmt.Sprintf(`{"roots":[%q,%q],"graphs":[{"file":%q,"digest":%q}]}`, root, notesPath, "graph-"+system+".json", digest.FromBytes(graph))
+		checkProvenanceSources(t, platform, pred, filepath.Base(df), manifest, want)
 	}
 
 	// The same documents from scratch.
@@ -127,10 +148,6 @@ func TestSBOM(t *testing.T) {
 	// A metadata file that does not parse fails the build, naming its
 	// line, before anything is pushed; `sbom` says the same.
 	writeFile(t, dir, "bad-meta.json", "{\n  \"sbom-notes\": {\"licence\": \"MIT\"}\n}\n")
-	manifest, err := os.ReadFile(df)
-	if err != nil {
-		t.Fatal(err)
-	}
 	bad := writeFile(t, dir, "bad.storepack", strings.Replace(string(manifest), "meta.json", "bad-meta.json", 1))
 	wantErr := `bad-meta.json:2: sbom-notes: unknown field "licence"`
 	before := registryLogSize(t)
@@ -296,6 +313,59 @@ func checkSBOM(t *testing.T, data json.RawMessage, want nixClosureInfo, img plat
 	}
 }
 
+// provenancePredicateType starts the predicate types of BuildKit's
+// provenance attestations (SLSA 0.2 or 1).
+const provenancePredicateType = "https://slsa.dev/provenance/"
+
+// checkProvenanceSources checks that a provenance predicate of mode=max
+// records, among the build's source files, the manifest and the document
+// of the image's sources (compared as JSON with want).
+func checkProvenanceSources(t *testing.T, platform string, predicate json.RawMessage, manifestName string, manifest []byte, want string) {
+	t.Helper()
+	type sourceFiles struct {
+		Source struct {
+			Infos []struct {
+				Filename string
+				Data     []byte
+			}
+		}
+	}
+	var p struct {
+		Metadata   map[string]json.RawMessage // SLSA 0.2
+		RunDetails struct {                   // SLSA 1
+			Metadata struct {
+				BuildkitMetadata sourceFiles `json:"buildkit_metadata"`
+			}
+		}
+	}
+	if err := json.Unmarshal(predicate, &p); err != nil {
+		t.Fatalf("%s: %v\n%s", platform, err, predicate)
+	}
+	files := p.RunDetails.Metadata.BuildkitMetadata
+	if raw, ok := p.Metadata["https://mobyproject.org/buildkit@v1#metadata"]; ok {
+		if err := json.Unmarshal(raw, &files); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got := map[string][]byte{}
+	for _, info := range files.Source.Infos {
+		got[info.Filename] = info.Data
+	}
+	if !bytes.Equal(got[manifestName], manifest) {
+		t.Errorf("%s: the provenance's source file %s is %q, want the manifest", platform, manifestName, got[manifestName])
+	}
+	var sources, wantSources any
+	if err := json.Unmarshal(got["storepack-sources.json"], &sources); err != nil {
+		t.Errorf("%s: the provenance's sources: %v\n%s", platform, err, predicate)
+	}
+	if err := json.Unmarshal([]byte(want), &wantSources); err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(sources, wantSources) {
+		t.Errorf("%s: the provenance's sources are %s, want %s", platform, got["storepack-sources.json"], want)
+	}
+}
+
 // checkSBOMMetadata checks that a document has the test's metadata file's
 // licence, homepage and description for the notes (all the store paths
 // named sbom-notes: every platform's closure has one), and for no other
@@ -380,13 +450,20 @@ func checkNoScanner(t *testing.T, progress string) {
 // registry, by platform.
 func registrySBOMs(t *testing.T, repo, tag string) map[string]json.RawMessage {
 	t.Helper()
+	return registryAttestations(t, repo, tag, sbomPredicateType)
+}
+
+// registryAttestations reads the attestations of a type (a prefix of their
+// predicate types) of a tag's index in the registry, by platform.
+func registryAttestations(t *testing.T, repo, tag, predicateType string) map[string]json.RawMessage {
+	t.Helper()
 	index := registryGet(t, repo, tag, ocispecs.MediaTypeImageIndex)
-	return sbomsOf(t, index, func(d ocispecs.Descriptor) []byte {
+	return attestationsOf(t, index, func(d ocispecs.Descriptor) []byte {
 		if d.MediaType == ocispecs.MediaTypeImageManifest || d.MediaType == ocispecs.MediaTypeImageIndex {
 			return registryGet(t, repo, d.Digest.String(), d.MediaType)
 		}
 		return registryGet(t, repo, "blob:"+d.Digest.String())
-	}, true)
+	}, true, predicateType)
 }
 
 // archiveSBOMs reads the SBOM attestations of an OCI archive's index (the
@@ -402,14 +479,15 @@ func archiveSBOMs(t *testing.T, file string) map[string]json.RawMessage {
 	if len(top.Manifests) != 1 || top.Manifests[0].MediaType != ocispecs.MediaTypeImageIndex {
 		t.Fatalf("index.json names %+v, want one index", top.Manifests)
 	}
-	return sbomsOf(t, get(top.Manifests[0]), get, false)
+	return attestationsOf(t, get(top.Manifests[0]), get, false, sbomPredicateType)
 }
 
-// sbomsOf reads the SBOM attestations of index through get: per image
-// manifest (by its platform), the document of the one SBOM layer of the
+// attestationsOf reads the attestations of a type (a prefix of their
+// predicate types) of index through get: per image manifest (by its
+// platform), the predicate of the one layer of that type of the
 // attestation manifest that refers to it; named says that the image was
 // built with a name, which its statements are about.
-func sbomsOf(t *testing.T, index []byte, get func(ocispecs.Descriptor) []byte, named bool) map[string]json.RawMessage {
+func attestationsOf(t *testing.T, index []byte, get func(ocispecs.Descriptor) []byte, named bool, predicateType string) map[string]json.RawMessage {
 	t.Helper()
 	var idx ocispecs.Index
 	if err := json.Unmarshal(index, &idx); err != nil {
@@ -437,11 +515,11 @@ func sbomsOf(t *testing.T, index []byte, get func(ocispecs.Descriptor) []byte, n
 			t.Fatal(err)
 		}
 		for _, l := range m.Layers {
-			if l.Annotations["in-toto.io/predicate-type"] != sbomPredicateType {
+			if !strings.HasPrefix(l.Annotations["in-toto.io/predicate-type"], predicateType) {
 				continue
 			}
 			if _, dup := found[platform]; dup {
-				t.Errorf("%s: more than one SBOM", platform)
+				t.Errorf("%s: more than one attestation of %s", platform, predicateType)
 			}
 			var statement struct {
 				PredicateType string
@@ -453,7 +531,7 @@ func sbomsOf(t *testing.T, index []byte, get func(ocispecs.Descriptor) []byte, n
 			}
 			// The subjects are the image's names (none for an archive
 			// built without one), each with the image's digest.
-			if statement.PredicateType != sbomPredicateType || named && len(statement.Subject) == 0 {
+			if !strings.HasPrefix(statement.PredicateType, predicateType) || named && len(statement.Subject) == 0 {
 				t.Errorf("%s: statement of %s about %+v", platform, statement.PredicateType, statement.Subject)
 			}
 			for _, sub := range statement.Subject {
@@ -465,7 +543,7 @@ func sbomsOf(t *testing.T, index []byte, get func(ocispecs.Descriptor) []byte, n
 		}
 	}
 	if got, want := slices.Sorted(maps.Keys(found)), sortedCopy(systemPlatforms()); !slices.Equal(got, want) {
-		t.Errorf("SBOMs for %v, want one for each of %v", got, want)
+		t.Errorf("attestations of %s for %v, want one for each of %v", predicateType, got, want)
 	}
 	return found
 }

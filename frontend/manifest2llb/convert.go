@@ -178,6 +178,16 @@ type Image struct {
 	// SBOM is what the image's SBOM states when ConvertOpt.SBOM asked for
 	// it, else nil; frontend/spdxsbom and frontend/cdxsbom write it.
 	SBOM *sbommodel.Document
+	// Sources are what the image was made from besides the manifest, for
+	// its provenance.
+	Sources Sources
+}
+
+// Sources are the store paths of an image's roots and the GRAPH files its
+// closure was read from.
+type Sources struct {
+	Roots  []store.Path       `json:"roots"`
+	Graphs []inputs.GraphFile `json:"graphs,omitempty"` // none: found by scanning
 }
 
 // Input is a manifest and what it names, read once for every platform:
@@ -400,7 +410,7 @@ func (c *conversion) platform(ctx context.Context, p ocispecs.Platform) (Image, 
 			return Image{}, locateCustomisation(err, spec)
 		}
 	}
-	img := Image{Platform: p, State: st, Config: config, Plan: plan, Epoch: c.epoch}
+	img := Image{Platform: p, State: st, Config: config, Plan: plan, Epoch: c.epoch, Sources: Sources{Roots: closure.Roots, Graphs: closure.Graphs}}
 	if base != nil {
 		img.Base = &BaseImage{Ref: base.pinned, DiffIDs: base.config.RootFS.DiffIDs}
 	}
