@@ -93,7 +93,7 @@ func TestSBOM(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for platform, pred := range registryAttestations(t, repo, "1", provenancePredicateType) {
+	for platform, pred := range registryAttestations(t, repo, "1", provenancePredicateType, systemPlatforms()) {
 		system := systemOf(t, platform)
 		graph, err := os.ReadFile(filepath.Join(dir, "graph-"+system+".json"))
 		if err != nil {
@@ -123,7 +123,7 @@ func TestSBOM(t *testing.T) {
 	oci := filepath.Join(t.TempDir(), "image.tar")
 	stdout, stderr = mustPluginEnv(t, buildkitEnv, "build", "--progress=plain", "--sbom", "-f", df, "--platform", platformList, "-o", "type=oci,dest="+oci, dir)
 	checkNoScanner(t, stdout+stderr)
-	for name, got := range map[string]map[string]json.RawMessage{"--push": registrySBOMs(t, repo, "plugin"), "-o type=oci": archiveSBOMs(t, oci)} {
+	for name, got := range map[string]map[string]json.RawMessage{"--push": registrySBOMs(t, repo, "plugin"), "-o type=oci": archiveSBOMs(t, oci, systemPlatforms())} {
 		if !slices.Equal(slices.Sorted(maps.Keys(got)), slices.Sorted(maps.Keys(first))) {
 			t.Errorf("plugin %s: SBOMs for %v, want %v", name, slices.Sorted(maps.Keys(got)), slices.Sorted(maps.Keys(first)))
 		}
@@ -450,12 +450,13 @@ func checkNoScanner(t *testing.T, progress string) {
 // registry, by platform.
 func registrySBOMs(t *testing.T, repo, tag string) map[string]json.RawMessage {
 	t.Helper()
-	return registryAttestations(t, repo, tag, sbomPredicateType)
+	return registryAttestations(t, repo, tag, sbomPredicateType, systemPlatforms())
 }
 
 // registryAttestations reads the attestations of a type (a prefix of their
-// predicate types) of a tag's index in the registry, by platform.
-func registryAttestations(t *testing.T, repo, tag, predicateType string) map[string]json.RawMessage {
+// predicate types) of a tag's index in the registry, by platform, one for
+// each of platforms.
+func registryAttestations(t *testing.T, repo, tag, predicateType string, platforms []string) map[string]json.RawMessage {
 	t.Helper()
 	index := registryGet(t, repo, tag, ocispecs.MediaTypeImageIndex)
 	return attestationsOf(t, index, func(d ocispecs.Descriptor) []byte {
@@ -463,12 +464,12 @@ func registryAttestations(t *testing.T, repo, tag, predicateType string) map[str
 			return registryGet(t, repo, d.Digest.String(), d.MediaType)
 		}
 		return registryGet(t, repo, "blob:"+d.Digest.String())
-	}, true, predicateType)
+	}, true, predicateType, platforms)
 }
 
 // archiveSBOMs reads the SBOM attestations of an OCI archive's index (the
-// one index.json names), by platform.
-func archiveSBOMs(t *testing.T, file string) map[string]json.RawMessage {
+// one index.json names), by platform, one for each of platforms.
+func archiveSBOMs(t *testing.T, file string, platforms []string) map[string]json.RawMessage {
 	t.Helper()
 	blobs := readTar(t, file)
 	get := func(d ocispecs.Descriptor) []byte { return blobs[blobPath(d.Digest.String())] }
@@ -479,15 +480,16 @@ func archiveSBOMs(t *testing.T, file string) map[string]json.RawMessage {
 	if len(top.Manifests) != 1 || top.Manifests[0].MediaType != ocispecs.MediaTypeImageIndex {
 		t.Fatalf("index.json names %+v, want one index", top.Manifests)
 	}
-	return attestationsOf(t, get(top.Manifests[0]), get, false, sbomPredicateType)
+	return attestationsOf(t, get(top.Manifests[0]), get, false, sbomPredicateType, platforms)
 }
 
 // attestationsOf reads the attestations of a type (a prefix of their
 // predicate types) of index through get: per image manifest (by its
 // platform), the predicate of the one layer of that type of the
 // attestation manifest that refers to it; named says that the image was
-// built with a name, which its statements are about.
-func attestationsOf(t *testing.T, index []byte, get func(ocispecs.Descriptor) []byte, named bool, predicateType string) map[string]json.RawMessage {
+// built with a name, which its statements are about; there must be one
+// for each of platforms.
+func attestationsOf(t *testing.T, index []byte, get func(ocispecs.Descriptor) []byte, named bool, predicateType string, want []string) map[string]json.RawMessage {
 	t.Helper()
 	var idx ocispecs.Index
 	if err := json.Unmarshal(index, &idx); err != nil {
@@ -542,7 +544,7 @@ func attestationsOf(t *testing.T, index []byte, get func(ocispecs.Descriptor) []
 			found[platform] = statement.Predicate
 		}
 	}
-	if got, want := slices.Sorted(maps.Keys(found)), sortedCopy(systemPlatforms()); !slices.Equal(got, want) {
+	if got, want := slices.Sorted(maps.Keys(found)), sortedCopy(want); !slices.Equal(got, want) {
 		t.Errorf("attestations of %s for %v, want one for each of %v", predicateType, got, want)
 	}
 	return found
@@ -568,6 +570,61 @@ func readLink(t *testing.T, name string) string {
 		t.Fatal(err)
 	}
 	return filepath.Base(target)
+}
+
+// TestSBOMGuix: the SBOM of a Guix closure found by scanning (no GRAPH),
+// from the frontend image on buildkitd, has pkg:guix packages with their
+// references as the scan found them and the NAR hashes nix-hash gives;
+// `docker storepack sbom` prints it without building.
+func TestSBOMGuix(t *testing.T) {
+	installPlugin(t)
+	g := guixClosure(t)
+	df := writeFile(t, t.TempDir(), "guix.storepack", "# syntax=storepack\nCLOSURE ./result\nSTORE /gnu/store\nLINK /bin -> bin\n")
+	oci := filepath.Join(t.TempDir(), "image.tar")
+	if r := buildxBuild(t, "-f", df, "--build-context", "store="+filepath.Join(g.root, "gnu/store"), "--sbom=true", "-o", "type=oci,dest="+oci, g.root); r.err != nil {
+		t.Fatalf("docker buildx build failed:\n%s", r)
+	}
+	platform := platforms.Format(platforms.Normalize(platforms.DefaultSpec()))
+	attached := archiveSBOMs(t, oci, []string{platform})[platform]
+	doc, err := spdxjson.Read(bytes.NewReader(attached))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{}
+	for _, p := range []string{g.busybox, g.data, g.app} {
+		sum := strings.TrimSpace(stdoutOf(t, "nix-hash", "--type", "sha256", filepath.Join(g.root, p)))
+		hash, nameVersion, _ := strings.Cut(filepath.Base(p), "-")
+		name, version, _ := strings.Cut(nameVersion, "-")
+		want[p] = fmt.Sprintf("pkg:guix/%s@%s?outputhash=%s %s", name, version, hash, sum)
+	}
+	got := map[string]string{}
+	ids := map[string]string{}
+	for _, p := range doc.Packages {
+		if p.PackageFileName == "" {
+			continue
+		}
+		ids[string(p.PackageSPDXIdentifier)] = p.PackageFileName
+		sum := ""
+		for _, c := range p.PackageChecksums {
+			sum = c.Value
+		}
+		got[p.PackageFileName] = p.PackageExternalReferences[0].Locator + " " + sum
+	}
+	if !maps.Equal(got, want) {
+		t.Errorf("packages %v, want %v", got, want)
+	}
+	var refs []string
+	for _, r := range doc.Relationships {
+		if r.Relationship == "DEPENDS_ON" {
+			refs = append(refs, ids[string(r.RefA.ElementRefID)]+" -> "+ids[string(r.RefB.ElementRefID)])
+		}
+	}
+	if w := []string{g.app + " -> " + g.busybox, g.app + " -> " + g.data}; !slices.Equal(sortedCopy(refs), sortedCopy(w)) {
+		t.Errorf("references %v, want %v", refs, w)
+	}
+	if out := mustPlugin(t, "sbom", "--store-root", g.root, "--context", g.root, df); out != string(attached)+"\n" {
+		t.Errorf("sbom printed:\n%s\nthe build attached:\n%s", out, attached)
+	}
 }
 
 // TestSBOMNeedsAttestations: Docker 20.10's builder keeps no attestations,

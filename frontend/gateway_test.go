@@ -189,6 +189,8 @@ func TestBuildSBOM(t *testing.T) {
 	c := gateway(t, f, src, false)
 	c.Opts["platform"] = "linux/amd64,linux/arm/v7"
 	c.Opts["attest:sbom"] = ""
+	// The graph, from a scan, has no NAR hashes: the helper reads them.
+	c.Frontend, c.WorkDir = "storepack:test", t.TempDir()
 	res, err := Build(context.Background(), c)
 	if err != nil {
 		t.Fatal(err)
@@ -232,6 +234,13 @@ func TestBuildSBOM(t *testing.T) {
 		}
 		for _, p := range doc.Packages {
 			got = append(got, p.PackageFileName)
+			path, err := store.ParsePath(p.PackageFileName)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if sum, _, err := store.NarHash(context.Background(), os.DirFS(f.StoreDir), path); err != nil || len(p.PackageChecksums) != 1 || p.PackageChecksums[0].Value != sum.Encoded() {
+				t.Errorf("%s: checksums %+v, want its NAR hash %s (%v)", p.PackageFileName, p.PackageChecksums, sum, err)
+			}
 		}
 		slices.Sort(want)
 		slices.Sort(got)

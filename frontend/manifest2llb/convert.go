@@ -69,7 +69,8 @@ type StoreOptions struct {
 	// discovered closure was read whole already.
 	Check bool
 	// NarHashes asks for every store path's NAR hash and size, read from
-	// its files, for the store database (STORE --with-db).
+	// its files, for the store database (STORE --with-db) or an SBOM of a
+	// graph without them.
 	NarHashes bool
 	// WholeLayers says that the builder takes layers given whole
 	// (layerllb.Part.Whole): it merges layers and reads OCI layouts.
@@ -342,9 +343,12 @@ func (c *conversion) platform(ctx context.Context, p ocispecs.Platform) (Image, 
 		return Image{}, err
 	}
 	storeDB := spec.StoreDB && !c.opt.PlanOnly
+	// An SBOM states every path's NAR hash: those the graph lacks (a
+	// closure found by scanning, a DOT graph) are read from the files.
+	sbomHashes := c.opt.SBOM && lacksNarHash(closure.Graph)
 	storeOpt := StoreOptions{
 		Check:       !c.opt.PlanOnly,
-		NarHashes:   storeDB,
+		NarHashes:   storeDB || sbomHashes,
 		WholeLayers: !c.opt.PlanOnly && c.method == layerllb.Merge && c.caps.Supports(pb.CapSourceOCILayout) == nil,
 		Epoch:       c.epoch,
 	}
@@ -416,6 +420,12 @@ func (c *conversion) platform(ctx context.Context, p ocispecs.Platform) (Image, 
 	}
 	if c.opt.SBOM {
 		doc := sbommodel.Image{Platform: p, Graph: closure.Graph, Roots: closure.Roots, Plan: plan, Customisation: hasCustomisation, Epoch: c.epoch, Metadata: c.metadata}
+		if sbomHashes {
+			doc.NarHashes = make(map[store.Path]digest.Digest, len(src.Scans))
+			for p, scan := range src.Scans {
+				doc.NarHashes[p] = scan.NarHash
+			}
+		}
 		if base != nil {
 			doc.Base = &sbommodel.Base{Ref: base.pinned, Layers: base.layers()}
 		}
@@ -424,6 +434,16 @@ func (c *conversion) platform(ctx context.Context, p ocispecs.Platform) (Image, 
 		}
 	}
 	return img, nil
+}
+
+// lacksNarHash tells whether a path of g has no NAR hash.
+func lacksNarHash(g *store.Graph) bool {
+	for _, p := range g.Paths() {
+		if info, _ := g.Info(p); info.NarHash == "" {
+			return true
+		}
+	}
+	return false
 }
 
 // plan cuts the platform's closure into layers within the budget, less the

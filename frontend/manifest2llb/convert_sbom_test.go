@@ -2,6 +2,7 @@ package manifest2llb_test
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"maps"
 	"os"
@@ -16,6 +17,7 @@ import (
 	"github.com/storepack/storepack/frontend/manifest2llb"
 	"github.com/storepack/storepack/frontend/sbommodel"
 	"github.com/storepack/storepack/frontend/spdxsbom"
+	"github.com/storepack/storepack/store"
 )
 
 // TestConvertSBOM: asked for, each platform's image comes with a document
@@ -134,5 +136,41 @@ func TestConvertSBOMMetadata(t *testing.T) {
 	_, err := f.convert(t, src, opt)
 	if err == nil || errorLine(err) != 4 || !strings.Contains(err.Error(), "SBOM --metadata=meta.json: ") {
 		t.Errorf("a missing file: error %v at line %d, want one at line 4", err, errorLine(err))
+	}
+}
+
+// TestConvertSBOMScanned: a closure found by scanning (no GRAPH) gets its
+// NAR hashes read from the files, its references from the scan, and
+// pkg:guix package URLs in /gnu/store; the plan's conversion states the
+// same.
+func TestConvertSBOMScanned(t *testing.T) {
+	for _, storeName := range []string{"/nix/store", "/gnu/store"} {
+		t.Run(storeName, func(t *testing.T) {
+			f := newFixture(t, storeName)
+			src := "STORE " + storeName + "\nCLOSURE ./result-amd64\n"
+			opt := manifest2llb.ConvertOpt{SBOM: true}
+			img := f.mustConvert(t, src, opt).Images[0]
+			opt.PlanOnly = true
+			if planned := f.mustConvert(t, src, opt).Images[0]; !reflect.DeepEqual(planned.SBOM, img.SBOM) {
+				t.Errorf("the plan's conversion states\n%+v\nthe build's\n%+v", planned.SBOM, img.SBOM)
+			}
+			purlType := map[string]string{"/nix/store": "nix", "/gnu/store": "guix"}[storeName]
+			refs := map[string][]string{}
+			for _, p := range img.SBOM.Packages {
+				sum, _, err := store.NarHash(context.Background(), os.DirFS(f.StoreDir), p.Path)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if p.NarHash != sum || !strings.HasPrefix(p.PURL, "pkg:"+purlType+"/") {
+					t.Errorf("%s: NAR hash %s (want %s), purl %s", p.Path, p.NarHash, sum, p.PURL)
+				}
+				for _, r := range p.References {
+					refs[p.Path.Name] = append(refs[p.Path.Name], r.Name)
+				}
+			}
+			if want := map[string][]string{"app-amd64": {"libgreet-1.0"}, "libgreet-1.0": {"data"}}; !reflect.DeepEqual(refs, want) {
+				t.Errorf("references %v, want %v", refs, want)
+			}
+		})
 	}
 }

@@ -13,6 +13,7 @@
 package sbommodel
 
 import (
+	"cmp"
 	"fmt"
 	"slices"
 	"strings"
@@ -42,6 +43,9 @@ type Image struct {
 	Epoch         time.Time // the build's, the documents' creation time
 	// Metadata says what the store cannot of its packages; nil: nothing.
 	Metadata *Metadata
+	// NarHashes are the NAR hashes of paths whose Graph has none, read
+	// from their files.
+	NarHashes map[store.Path]digest.Digest
 }
 
 // Base is a FROM image as a document names it.
@@ -137,7 +141,7 @@ func New(img Image) (*Document, error) {
 		pkg := Package{
 			Path:          p,
 			PURL:          purl(p),
-			NarHash:       info.NarHash,
+			NarHash:       cmp.Or(info.NarHash, img.NarHashes[p]),
 			NarSize:       info.NarSize,
 			StoreLayer:    layer + 1,
 			StoreLayers:   len(img.Plan.Layers),
