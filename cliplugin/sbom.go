@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 
 	"github.com/distribution/reference"
 	"github.com/docker/cli/cli"
@@ -100,6 +101,10 @@ func runSBOM(ctx context.Context, dockerCli command.Cli, flags *pflag.FlagSet, o
 			return err
 		}
 		doc, err = imagelookup.Attestation(ctx, ref, p, intoto.PredicateSPDX, dockerSources(dockerCli))
+		if err != nil && !strings.ContainsAny(ref, "/:@") {
+			// A bare name may be a mistyped file.
+			err = fmt.Errorf("no file %s, and as an image: %w", ref, err)
+		}
 	} else {
 		doc, err = sbomOfInput(ctx, dockerCli, flags, opts)
 	}
