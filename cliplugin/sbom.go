@@ -46,7 +46,9 @@ func newSBOMCommand(dockerCli command.Cli) *cobra.Command {
 same input attaches to the image for the platform (--platform, default: this
 machine's), byte for byte. It is stated from the closure graph and the layer
 plan: one package per store path with its name, version, NAR hash and size,
-package URL and layer, its references as dependencies, the roots described.
+package URL and layer, its references as dependencies, the roots described
+(NAR hashes the graph lacks are read from the files), with what the
+manifest's SBOM --metadata file says of licences, homepages and descriptions.
 --format cyclonedx-json writes the same as a CycloneDX 1.6 document (the
 store path, NAR size and layers as storepack:* properties of each component).
 
