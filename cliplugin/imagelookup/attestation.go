@@ -104,6 +104,12 @@ func statementPredicate(ctx context.Context, blobs content.Provider, ref string,
 	if err != nil {
 		return nil, fmt.Errorf("%s: attestation %s: %w", ref, l.Digest, err)
 	}
+	if err := l.Digest.Validate(); err != nil {
+		return nil, fmt.Errorf("%s: attestation %s: %w", ref, l.Digest, err)
+	}
+	if got := l.Digest.Algorithm().FromBytes(data); got != l.Digest {
+		return nil, fmt.Errorf("%s: attestation %s: the registry sent content of digest %s", ref, l.Digest, got)
+	}
 	var statement struct {
 		Predicate json.RawMessage `json:"predicate"`
 	}

@@ -1,6 +1,7 @@
 package imagelookup
 
 import (
+	"bytes"
 	"strings"
 	"testing"
 
@@ -54,6 +55,16 @@ func TestAttestation(t *testing.T) {
 	}
 	if got := reg.layerRequests(); len(got) > 0 {
 		t.Errorf("image layers were fetched: %v", got)
+	}
+
+	// A statement whose content is not its digest's is refused.
+	for d, data := range reg.blobs {
+		if bytes.Contains(data, []byte(`"predicate":{"name":"<amd64>"}`)) {
+			reg.blobs[d] = bytes.Replace(data, []byte("amd64"), []byte("arm64"), 1)
+		}
+	}
+	if _, err := Attestation(t.Context(), ref, amd64, spdxType, Sources{}); err == nil || !strings.Contains(err.Error(), "the registry sent content of digest") {
+		t.Errorf("a tampered statement: error %v", err)
 	}
 
 	for _, tc := range []struct {
