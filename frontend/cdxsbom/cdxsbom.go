@@ -46,8 +46,9 @@ const (
 	customisationRef = "customisation-layer"
 )
 
-// serialSpace is the UUID namespace of the documents' serial numbers.
-var serialSpace = uuid.MustParse("7d6c5b0e-3f1a-5c2e-9a4b-8e0f1d2c3b4a")
+// serialSpace is the UUID namespace of the documents' serial numbers:
+// storepack's URL for them, as RFC 9562 names a namespace by a URL.
+var serialSpace = uuid.NewSHA1(uuid.NameSpaceURL, []byte("https://storepack.dev/cyclonedx/"))
 
 // JSON returns m as CycloneDX JSON.
 func JSON(m *sbommodel.Document) ([]byte, error) {
