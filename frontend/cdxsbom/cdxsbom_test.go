@@ -3,12 +3,16 @@ package cdxsbom
 import (
 	"bytes"
 	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"reflect"
 	"regexp"
 	"strings"
 	"testing"
 
 	cdx "github.com/CycloneDX/cyclonedx-go"
+	"github.com/santhosh-tekuri/jsonschema/v6"
 
 	"github.com/storepack/storepack/frontend/sbommodel"
 	"github.com/storepack/storepack/internal/sbomtest"
@@ -162,5 +166,61 @@ func TestMetadata(t *testing.T) {
 		if got != want {
 			t.Errorf("%s: %q, want %q", c.BOMRef, got, want)
 		}
+	}
+}
+
+// TestSchema: the document is valid against the CycloneDX project's JSON
+// schema of its version (from the cyclonedx-go module), formats asserted.
+func TestSchema(t *testing.T) {
+	out, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "github.com/CycloneDX/cyclonedx-go").Output()
+	if err != nil {
+		t.Fatalf("where is the cyclonedx-go module: %v", err)
+	}
+	dir := filepath.Join(strings.TrimSpace(string(out)), "schema")
+	c := jsonschema.NewCompiler()
+	c.AssertFormat()
+	// The schemas by their $id; the JSF one's file is named .schemax.json.
+	for id, file := range map[string]string{
+		"http://cyclonedx.org/schema/bom-1.6.schema.json":  "bom-1.6.schema.json",
+		"http://cyclonedx.org/schema/spdx.schema.json":     "spdx.schema.json",
+		"http://cyclonedx.org/schema/jsf-0.82.schema.json": "jsf-0.82.schemax.json",
+	} {
+		f, err := os.Open(filepath.Join(dir, file))
+		if err != nil {
+			t.Fatal(err)
+		}
+		doc, err := jsonschema.UnmarshalJSON(f)
+		f.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := c.AddResource(id, doc); err != nil {
+			t.Fatal(err)
+		}
+	}
+	schema, err := c.Compile("http://cyclonedx.org/schema/bom-1.6.schema.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := sbomtest.New(t, "/gnu/store")
+	img := f.Image(t, f.Infos)
+	img.Base = &sbommodel.Base{Ref: "localhost:5000/library/busybox:1.36@sha256:" + strings.Repeat("e", 64), Layers: 2}
+	img.Customisation = true
+	img.Metadata = f.Metadata(t)
+	data := sbomtest.Bytes(t, JSON, img)
+	inst, err := jsonschema.UnmarshalJSON(bytes.NewReader(data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := schema.Validate(inst); err != nil {
+		t.Errorf("the document is not valid CycloneDX 1.6: %v\n%s", err, data)
+	}
+	// The schema tells: a component type it does not know is invalid.
+	bad, err := jsonschema.UnmarshalJSON(bytes.NewReader(bytes.Replace(data, []byte(`"type":"library"`), []byte(`"type":"libary"`), 1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if schema.Validate(bad) == nil {
+		t.Error("the schema takes a component of type libary")
 	}
 }
