@@ -55,6 +55,7 @@ func addCommands(cmd *cobra.Command, dockerCli command.Cli) {
 		newLoadCommand(dockerCli),
 		newPlanCommand(dockerCli),
 		newRunCommand(dockerCli),
+		newSBOMCommand(dockerCli),
 		newVersionCommand(dockerCli),
 	)
 }
