@@ -88,11 +88,7 @@ type Image struct {
 // registry also its manifest and blobs.
 func Lookup(ctx context.Context, ref string, p ocispecs.Platform, src Sources) (*Image, error) {
 	p = platforms.Normalize(p)
-	// containerd's resolver logs failed requests; its errors say enough.
-	quiet := logrus.New()
-	quiet.SetOutput(io.Discard)
-	ctx = log.WithLogger(ctx, logrus.NewEntry(quiet))
-
+	ctx = quiet(ctx)
 	cfg, found, engineNote := engineConfig(ctx, src.Engine, ref, p)
 	if found {
 		return &Image{Config: cfg, Origin: InEngine}, nil
@@ -105,6 +101,14 @@ func Lookup(ctx context.Context, ref string, p ocispecs.Platform, src Sources) (
 		return nil, err
 	}
 	return img, nil
+}
+
+// quiet is ctx without containerd's log: its resolver logs failed
+// requests, and its errors say enough.
+func quiet(ctx context.Context) context.Context {
+	discard := logrus.New()
+	discard.SetOutput(io.Discard)
+	return log.WithLogger(ctx, logrus.NewEntry(discard))
 }
 
 // engineConfig returns the config of image ref for platform p in the

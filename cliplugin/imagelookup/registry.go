@@ -255,3 +255,21 @@ func dockerCredentials(cfg *configfile.ConfigFile) func(host string) (string, st
 		return ac.Username, ac.Password, nil
 	}
 }
+
+// CheckRegistry asks the registry of image ref for ref's manifest, as a
+// push starts, and returns an error naming the registry when it does not
+// answer; a registry without the image answers too. The caller bounds the
+// time (a registry that never answers holds the request forever).
+func CheckRegistry(ctx context.Context, ref string, src Sources) error {
+	named, err := reference.ParseNormalizedNamed(ref)
+	if err != nil {
+		return fmt.Errorf("%s: not an image reference: %w", ref, err)
+	}
+	named = reference.TagNameOnly(named)
+	ctx = quiet(ctx)
+	resolver := docker.NewResolver(docker.ResolverOptions{Hosts: registryHosts(ctx, src)})
+	if _, _, err := resolver.Resolve(ctx, named.String()); err != nil && !cerrdefs.IsNotFound(err) {
+		return fmt.Errorf("the registry %s: %w", reference.Domain(named), err)
+	}
+	return nil
+}
