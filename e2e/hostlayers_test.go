@@ -185,9 +185,10 @@ func cacheUse(t *testing.T, progress string) (written, cached int) {
 }
 
 // TestLayerCache: a second build of the same closure reads no store layer
-// for its digest; damaged cache entries are written anew, not used; a
-// plugin killed during its digest pass leaves no damaged entry, and the
-// next build makes the image a build without the cache makes.
+// for its digest; damaged cache entries (cut short, another key's, a
+// well-formed entry whose layer digest was altered) are written anew, not
+// used; a plugin killed during its digest pass leaves no damaged entry,
+// and the next build makes the image a build without the cache makes.
 func TestLayerCache(t *testing.T) {
 	installPlugin(t)
 	c := nixClosure(t)
@@ -216,8 +217,8 @@ func TestLayerCache(t *testing.T) {
 	sameImage(t, first, second)
 
 	entries, _ := filepath.Glob(filepath.Join(cacheHome, "storepack", "layers", "*.json"))
-	if len(entries) < 2 {
-		t.Fatalf("cache entries %v: too few to damage two", entries)
+	if len(entries) < 3 {
+		t.Fatalf("cache entries %v: too few to damage three", entries)
 	}
 	if err := os.WriteFile(entries[0], []byte(`{"key":"sha256:`), 0o600); err != nil {
 		t.Fatal(err)
@@ -225,9 +226,21 @@ func TestLayerCache(t *testing.T) {
 	if err := os.WriteFile(entries[1], []byte(`{"key":"sha256:0000000000000000000000000000000000000000000000000000000000000000","diffID":"sha256:0000000000000000000000000000000000000000000000000000000000000000","size":1}`), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	// Still a well-formed entry of its key, with another layer digest.
+	whole, err := os.ReadFile(entries[2])
+	if err != nil {
+		t.Fatal(err)
+	}
+	altered := regexp.MustCompile(`"diffID":"sha256:[0-9a-f]{64}"`).ReplaceAll(whole, []byte(`"diffID":"sha256:`+strings.Repeat("1", 64)+`"`))
+	if string(altered) == string(whole) {
+		t.Fatalf("no diffID to alter in %s: %s", entries[2], whole)
+	}
+	if err := os.WriteFile(entries[2], altered, 0o600); err != nil {
+		t.Fatal(err)
+	}
 	third, progress := build()
-	if written, _ := cacheUse(t, progress); written != 2 {
-		t.Errorf("after damaging two entries: %d layers written, want 2", written)
+	if written, _ := cacheUse(t, progress); written != 3 {
+		t.Errorf("after damaging three entries: %d layers written, want 3", written)
 	}
 	sameImage(t, first, third)
 
