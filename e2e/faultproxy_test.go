@@ -7,6 +7,8 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httputil"
+	"net/url"
 	"sync"
 	"testing"
 )
@@ -20,6 +22,9 @@ const (
 	stall       fault = "stall"  // accepted and read, never answered
 	reset       fault = "reset"  // the request read, then the connection reset (RST)
 	serverError fault = "5xx"    // every request answered 503 Service Unavailable
+	// Reads forwarded, uploads (POST, PUT, PATCH) never answered: a push
+	// stays in "pushing layers" until its client gives up.
+	stallUploads fault = "stall-uploads"
 )
 
 // faults are the modes in which a registry fails.
@@ -53,10 +58,22 @@ func newFaultProxy(t *testing.T, mode fault) *faultProxy {
 		// The port was free a moment ago and nothing listens on it now.
 		ln.Close()
 		return p
-	case serverError:
-		srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	case serverError, stallUploads:
+		var handler http.HandlerFunc = func(w http.ResponseWriter, r *http.Request) {
 			http.Error(w, "injected fault", http.StatusServiceUnavailable)
-		})}
+		}
+		if mode == stallUploads {
+			registry := httputil.NewSingleHostReverseProxy(&url.URL{Scheme: "http", Host: bed.registry})
+			handler = func(w http.ResponseWriter, r *http.Request) {
+				switch r.Method {
+				case http.MethodPost, http.MethodPut, http.MethodPatch:
+					<-r.Context().Done() // the client gone, or the proxy closed
+				default:
+					registry.ServeHTTP(w, r)
+				}
+			}
+		}
+		srv := &http.Server{Handler: handler}
 		p.wg.Add(1)
 		go func() {
 			defer p.wg.Done()
