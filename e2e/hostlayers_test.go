@@ -6,7 +6,6 @@ import (
 	"bufio"
 	"context"
 	"crypto/sha256"
-	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -261,14 +260,7 @@ func TestLayerCache(t *testing.T) {
 	}
 	io.Copy(io.Discard, stderr)
 	run.Wait()
-	entries, _ = filepath.Glob(filepath.Join(cacheHome, "storepack", "layers", "*.json"))
-	for _, e := range entries {
-		var entry struct{ Key, DiffID string }
-		data, err := os.ReadFile(e)
-		if err != nil || json.Unmarshal(data, &entry) != nil || !strings.HasSuffix(e, strings.TrimPrefix(entry.Key, "sha256:")+".json") || entry.DiffID == "" {
-			t.Errorf("a damaged entry after the kill: %s: %q", e, data)
-		}
-	}
+	checkCacheEntries(t, cacheHome)
 	withCache := filepath.Join(t.TempDir(), "cached.tar")
 	mustPluginEnv(t, env, "build", "-f", bigManifest, "-o", "type=oci,dest="+withCache, c.dir)
 	without := filepath.Join(t.TempDir(), "uncached.tar")
