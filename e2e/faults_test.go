@@ -25,8 +25,8 @@ const faultBound = manifest2llb.RegistryTimeout + 2*time.Minute
 // TestRegistryFaults: a registry that refuses connections, stalls, resets
 // them or answers 503 (a fault-injecting proxy in front of the test bed's
 // registry) fails a build with an error naming it, within the bound, when
-// --previous names an image there, when FROM does (through the plugin and
-// through the frontend) and when the build pushes there; a previous image
+// --previous names an image there, when FROM does (through the plugin's
+// build and plan, and through the frontend) and when the build pushes there; a previous image
 // taken from -t is given up with a warning, and the image is the one built
 // without a previous image. Through a proxy that passes everything on,
 // every case works: the failures are the faults'.
@@ -107,6 +107,7 @@ func TestRegistryFaults(t *testing.T) {
 
 			from := writeFile(t, c.dir, "from.storepack", fromManifest(proxy.addr+"/library/busybox:latest", "./result", "path-info.json"))
 			want := "from.storepack:2: FROM " + proxy.addr + "/library/busybox:latest: "
+			check("FROM, plan", cmdWithin(faultBound, nil, "docker", "storepack", "plan", from), want)
 			check("FROM, plugin", plugin("-f", from, "-o", "type=oci,dest="+filepath.Join(t.TempDir(), "from.tar"), c.dir), want)
 			check("FROM, frontend", cmdWithin(faultBound, nil, "docker", "buildx", "build", "--builder", os.Getenv("BUILDX_BUILDER"), "--progress=plain",
 				"-f", from, "--build-context", "store=/nix/store", "-o", "type=oci,dest="+filepath.Join(t.TempDir(), "from.tar"), c.dir), want)
