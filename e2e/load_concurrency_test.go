@@ -15,10 +15,24 @@ import (
 )
 
 // concurrentBuilds is how many builds of different closures run at once
-// through each client in TestConcurrentBuilds: 4 + 4 on one buildkitd is
-// what a 2-core CI machine runs in about a minute. The issue asks for 20
-// per client; set STOREPACK_E2E_CONCURRENT_BUILDS on a bigger machine.
+// through each client in TestConcurrentBuilds and TestConcurrentEngineBuilds:
+// on a 2-core machine 4 + 4 on buildkitd took 33 s, 10 + 10 took 97 s
+// (Nix builds of the closures included). STOREPACK_E2E_CONCURRENT_BUILDS
+// sets another count, such as the 20 per client of the issue on a bigger
+// machine.
 const concurrentBuilds = 4
+
+// concurrentCount is concurrentBuilds, or STOREPACK_E2E_CONCURRENT_BUILDS.
+func concurrentCount(t *testing.T) int {
+	t.Helper()
+	n := concurrentBuilds
+	if v := os.Getenv("STOREPACK_E2E_CONCURRENT_BUILDS"); v != "" {
+		if _, err := fmt.Sscan(v, &n); err != nil || n < 1 {
+			t.Fatalf("STOREPACK_E2E_CONCURRENT_BUILDS=%q: not a count", v)
+		}
+	}
+	return n
+}
 
 // TestConcurrentBuilds: builds of different closures, each its own release
 // of the test application (the other store paths shared), run at once on
@@ -29,12 +43,7 @@ const concurrentBuilds = 4
 // stores it once.
 func TestConcurrentBuilds(t *testing.T) {
 	installPlugin(t)
-	n := concurrentBuilds
-	if v := os.Getenv("STOREPACK_E2E_CONCURRENT_BUILDS"); v != "" {
-		if _, err := fmt.Sscan(v, &n); err != nil || n < 1 {
-			t.Fatalf("STOREPACK_E2E_CONCURRENT_BUILDS=%q: not a count", v)
-		}
-	}
+	n := concurrentCount(t)
 	repo := bed.registry + "/storepack-e2e/concurrent"
 	type build struct {
 		name    string
@@ -109,5 +118,52 @@ func TestConcurrentBuilds(t *testing.T) {
 				t.Errorf("%s: layer %s in %d images (%s), want all %d", p, d, len(tags), strings.Join(tags, ", "), len(builds))
 			}
 		}
+	}
+}
+
+// TestConcurrentEngineBuilds: builds of different closures at once on
+// Docker 20.10's builder, through `docker build` with the frontend image
+// (the store in the main context) and through the plugin, each loaded into
+// the engine: every image holds exactly its closure with the fixed time.
+func TestConcurrentEngineBuilds(t *testing.T) {
+	installPlugin(t)
+	n := concurrentCount(t)
+	type build struct {
+		c      closure
+		tag    string
+		env    []string
+		argv   []string
+		result result
+	}
+	var builds []*build
+	for i := range 2 * n {
+		b := &build{c: nixClosure(t, "--argstr", "appVersion", fmt.Sprintf("engine-%d", i))}
+		if i%2 == 0 {
+			b.tag = fmt.Sprintf("storepack-e2e/concurrent-engine:docker-%d", i)
+			df := writeFile(t, b.c.dir, "app.storepack", manifest(b.c.dir+"/result", b.c.dir+"/path-info.json"))
+			b.env = []string{"DOCKER_BUILDKIT=1"}
+			b.argv = []string{bed.docker, "build", "--progress=plain", "-f", df, "-t", b.tag, "/"}
+		} else {
+			b.tag = fmt.Sprintf("storepack-e2e/concurrent-engine:plugin-%d", i)
+			df := writeFile(t, b.c.dir, "app.storepack", manifest("./result", "path-info.json"))
+			b.env = append([]string{"XDG_CACHE_HOME=" + t.TempDir()}, engineEnv...)
+			b.argv = []string{"docker", "storepack", "build", "--progress=plain", "--previous", "", "-f", df, "-t", b.tag, b.c.dir}
+		}
+		t.Cleanup(func() { cmd(nil, bed.docker, "rmi", "-f", b.tag) })
+		builds = append(builds, b)
+	}
+	var wg sync.WaitGroup
+	for _, b := range builds {
+		wg.Go(func() { b.result = cmd(b.env, b.argv[0], b.argv[1:]...) })
+	}
+	wg.Wait()
+	for _, b := range builds {
+		if b.result.err != nil {
+			t.Errorf("%s failed:\n%s", b.tag, b.result)
+			continue
+		}
+		saved := filepath.Join(t.TempDir(), "image.tar")
+		must(t, nil, bed.docker, "save", "-o", saved, b.tag)
+		checkImage(t, readArchive(t, saved), b.c, time.Unix(1, 0))
 	}
 }
