@@ -93,38 +93,17 @@ func TestBuildInterrupted(t *testing.T) {
 			env := append([]string{"TMPDIR=" + tmp, "XDG_CACHE_HOME=" + cacheHome}, buildkitEnv...)
 			args := append([]string{"storepack", "build", "--progress=plain", "--previous", "", "-f", df}, tc.args(t, "interrupted")...)
 			run := boundedCommand(commandBound, env, "docker", append(args, c.dir)...)
-			progress, err := run.StderrPipe()
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := run.Start(); err != nil {
-				t.Fatal(err)
-			}
-			var seen strings.Builder
-			lines := bufio.NewScanner(progress)
-			reached := false
-			for !reached && lines.Scan() {
-				seen.WriteString(lines.Text() + "\n")
-				reached = strings.Contains(lines.Text(), tc.line)
-			}
-			if reached {
-				if err := syscall.Kill(run.Process.Pid, syscall.SIGINT); err != nil {
-					t.Fatal(err)
-				}
-			}
-			rest, _ := io.ReadAll(progress)
-			seen.Write(rest)
-			err = run.Wait()
+			seen, reached, err := signalAt(t, run, tc.line, syscall.SIGINT, nil)
 			switch {
 			case !reached:
-				t.Fatalf("the build never showed %q: %v\n%s", tc.line, err, seen.String())
+				t.Fatalf("the build never showed %q: %v\n%s", tc.line, err, seen)
 			case err == nil:
-				t.Errorf("an interrupted build exited 0:\n%s", seen.String())
+				t.Errorf("an interrupted build exited 0:\n%s", seen)
 			case strings.Contains(err.Error(), "still running after"):
-				t.Fatalf("the interrupted build did not end: %v\n%s", err, seen.String())
+				t.Fatalf("the interrupted build did not end: %v\n%s", err, seen)
 			}
 			if _, left := tc.made(t, "interrupted"); left {
-				t.Errorf("the interrupted build left its result:\n%s", seen.String())
+				t.Errorf("the interrupted build left its result:\n%s", seen)
 			}
 			if left, _ := os.ReadDir(tmp); len(left) > 0 {
 				t.Errorf("temporary files left: %v", left)
@@ -140,6 +119,39 @@ func TestBuildInterrupted(t *testing.T) {
 			}
 		})
 	}
+}
+
+// signalAt starts run, reads its progress (stderr) until a line holds
+// line, sends sig to the process target picks from run's (nil: run's
+// own), reads the rest and waits. It returns the progress seen, whether
+// the line came (else no signal was sent) and run's error.
+func signalAt(t *testing.T, run boundedCmd, line string, sig syscall.Signal, target func(pid int) int) (progress string, reached bool, err error) {
+	t.Helper()
+	stderr, err := run.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := run.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var seen strings.Builder
+	lines := bufio.NewScanner(stderr)
+	for !reached && lines.Scan() {
+		seen.WriteString(lines.Text() + "\n")
+		reached = strings.Contains(lines.Text(), line)
+	}
+	if reached {
+		pid := run.Process.Pid
+		if target != nil {
+			pid = target(pid)
+		}
+		if err := syscall.Kill(pid, sig); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rest, _ := io.ReadAll(stderr)
+	seen.Write(rest)
+	return seen.String(), reached, run.Wait()
 }
 
 // checkCacheEntries fails t when the host's cache of layer digests in

@@ -3,11 +3,9 @@
 package e2e
 
 import (
-	"bufio"
 	"context"
 	"crypto/sha256"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -245,21 +243,9 @@ func TestLayerCache(t *testing.T) {
 
 	// Killed during the digest pass of a big layer.
 	run := boundedCommand(commandBound, env, "docker", "storepack", "build", "--progress=plain", "-f", bigManifest, "-o", "type=oci,dest="+filepath.Join(t.TempDir(), "big.tar"), c.dir)
-	stderr, err := run.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
+	if progress, reached, _ := signalAt(t, run, "[storepack] digests of", syscall.SIGKILL, func(docker int) int { return pluginPid(t, docker) }); !reached {
+		t.Fatalf("no digest pass to kill:\n%s", progress)
 	}
-	if err := run.Start(); err != nil {
-		t.Fatal(err)
-	}
-	lines := bufio.NewScanner(stderr)
-	for lines.Scan() && !strings.Contains(lines.Text(), "[storepack] digests of") {
-	}
-	if err := syscall.Kill(pluginPid(t, run.Process.Pid), syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	io.Copy(io.Discard, stderr)
-	run.Wait()
 	checkCacheEntries(t, cacheHome)
 	withCache := filepath.Join(t.TempDir(), "cached.tar")
 	mustPluginEnv(t, env, "build", "-f", bigManifest, "-o", "type=oci,dest="+withCache, c.dir)
