@@ -241,8 +241,9 @@ func TestLayerCache(t *testing.T) {
 	}
 	sameImage(t, first, third)
 
-	// Killed during the digest pass of a big layer.
-	run := boundedCommand(commandBound, env, "docker", "storepack", "build", "--progress=plain", "-f", bigManifest, "-o", "type=oci,dest="+filepath.Join(t.TempDir(), "big.tar"), c.dir)
+	// Killed during the digest pass of a big layer; what a killed process
+	// cannot remove stays in the test's own temporary directory.
+	run := boundedCommand(commandBound, append([]string{"TMPDIR=" + t.TempDir()}, env...), "docker", "storepack", "build", "--progress=plain", "-f", bigManifest, "-o", "type=oci,dest="+filepath.Join(t.TempDir(), "big.tar"), c.dir)
 	if progress, reached, _ := signalAt(t, run, "[storepack] digests of", syscall.SIGKILL, func(docker int) int { return pluginPid(t, docker) }); !reached {
 		t.Fatalf("no digest pass to kill:\n%s", progress)
 	}
