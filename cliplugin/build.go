@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 
@@ -23,6 +24,7 @@ import (
 	"github.com/storepack/storepack/cliplugin/engineload"
 	"github.com/storepack/storepack/cliplugin/hostbuild"
 	"github.com/storepack/storepack/cliplugin/imagelookup"
+	"github.com/storepack/storepack/frontend/manifest2llb"
 )
 
 // defaultManifest is the manifest a build context holds unless -f says.
@@ -171,6 +173,9 @@ func runBuild(ctx context.Context, dockerCli command.Cli, flags *pflag.FlagSet, 
 	if out.Exports, err = exportsFor(dockerCli, b, opts, len(req.Platforms)); err != nil {
 		return err
 	}
+	if err := checkPushes(ctx, dockerCli, out.Exports); err != nil {
+		return err
+	}
 	res, err := hostbuild.Build(ctx, b, input, out)
 	if err != nil {
 		return err
@@ -265,4 +270,26 @@ func exportsFor(dockerCli command.Cli, b *hostbuild.Builder, opts buildOptions, 
 		fmt.Fprintln(dockerCli.Err(), "No output specified: the result stays in the builder's cache (use --load, --push or -o)")
 	}
 	return exports, nil
+}
+
+// checkPushes asks the registry of every image an export pushes whether it
+// answers, within manifest2llb.RegistryTimeout, before any work: the
+// builder's push waits without end for a registry that takes the
+// connection and never answers, and fails only after its retries on one
+// that refuses or fails.
+func checkPushes(ctx context.Context, dockerCli command.Cli, exports []hostbuild.Export) error {
+	for _, e := range exports {
+		if push, _ := strconv.ParseBool(e.Attrs["push"]); !push {
+			continue
+		}
+		for _, name := range strings.Split(e.Attrs["name"], ",") {
+			bounded, cancel := manifest2llb.WithRegistryTimeout(ctx)
+			err := manifest2llb.RegistryError(bounded, name, imagelookup.CheckRegistry(bounded, name, dockerSources(dockerCli)))
+			cancel()
+			if err != nil {
+				return fmt.Errorf("push %s: %w", name, err)
+			}
+		}
+	}
+	return nil
 }

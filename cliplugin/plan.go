@@ -98,9 +98,11 @@ func runPlan(ctx context.Context, dockerCli command.Cli, flags *pflag.FlagSet, o
 		return err
 	}
 	img, err := input.Plan(ctx, p, func(ctx context.Context, ref string, p ocispecs.Platform) (string, []byte, error) {
-		cfg, _, err := imagelookup.ImageConfig(ctx, ref, p, dockerSources(dockerCli))
+		bounded, cancel := manifest2llb.WithRegistryTimeout(ctx)
+		defer cancel()
+		cfg, _, err := imagelookup.ImageConfig(bounded, ref, p, dockerSources(dockerCli))
 		if err != nil {
-			return "", nil, err
+			return "", nil, manifest2llb.RegistryError(bounded, ref, err)
 		}
 		data, err := json.Marshal(cfg)
 		return ref, data, err

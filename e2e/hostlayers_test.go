@@ -3,13 +3,10 @@
 package e2e
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"crypto/sha256"
-	"encoding/json"
 	"fmt"
-	"io"
 	"maps"
 	"os"
 	"path/filepath"
@@ -189,9 +186,10 @@ func cacheUse(t *testing.T, progress string) (written, cached int) {
 }
 
 // TestLayerCache: a second build of the same closure reads no store layer
-// for its digest; damaged cache entries are written anew, not used; a
-// plugin killed during its digest pass leaves no damaged entry, and the
-// next build makes the image a build without the cache makes.
+// for its digest; damaged cache entries (cut short, another key's, a
+// well-formed entry whose layer digest was altered) are written anew, not
+// used; a plugin killed during its digest pass leaves no damaged entry,
+// and the next build makes the image a build without the cache makes.
 func TestLayerCache(t *testing.T) {
 	installPlugin(t)
 	c := nixClosure(t)
@@ -220,8 +218,8 @@ func TestLayerCache(t *testing.T) {
 	sameImage(t, first, second)
 
 	entries, _ := filepath.Glob(filepath.Join(cacheHome, "storepack", "layers", "*.json"))
-	if len(entries) < 2 {
-		t.Fatalf("cache entries %v: too few to damage two", entries)
+	if len(entries) < 3 {
+		t.Fatalf("cache entries %v: too few to damage three", entries)
 	}
 	if err := os.WriteFile(entries[0], []byte(`{"key":"sha256:`), 0o600); err != nil {
 		t.Fatal(err)
@@ -229,37 +227,31 @@ func TestLayerCache(t *testing.T) {
 	if err := os.WriteFile(entries[1], []byte(`{"key":"sha256:0000000000000000000000000000000000000000000000000000000000000000","diffID":"sha256:0000000000000000000000000000000000000000000000000000000000000000","size":1}`), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	third, progress := build()
-	if written, _ := cacheUse(t, progress); written != 2 {
-		t.Errorf("after damaging two entries: %d layers written, want 2", written)
-	}
-	sameImage(t, first, third)
-
-	// Killed during the digest pass of a big layer.
-	run := boundedCommand(commandBound, env, "docker", "storepack", "build", "--progress=plain", "-f", bigManifest, "-o", "type=oci,dest="+filepath.Join(t.TempDir(), "big.tar"), c.dir)
-	stderr, err := run.StderrPipe()
+	// Still a well-formed entry of its key, with another layer digest.
+	whole, err := os.ReadFile(entries[2])
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := run.Start(); err != nil {
+	altered := regexp.MustCompile(`"diffID":"sha256:[0-9a-f]{64}"`).ReplaceAll(whole, []byte(`"diffID":"sha256:`+strings.Repeat("1", 64)+`"`))
+	if string(altered) == string(whole) {
+		t.Fatalf("no diffID to alter in %s: %s", entries[2], whole)
+	}
+	if err := os.WriteFile(entries[2], altered, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	lines := bufio.NewScanner(stderr)
-	for lines.Scan() && !strings.Contains(lines.Text(), "[storepack] digests of") {
+	third, progress := build()
+	if written, _ := cacheUse(t, progress); written != 3 {
+		t.Errorf("after damaging three entries: %d layers written, want 3", written)
 	}
-	if err := syscall.Kill(pluginPid(t, run.Process.Pid), syscall.SIGKILL); err != nil {
-		t.Fatal(err)
+	sameImage(t, first, third)
+
+	// Killed during the digest pass of a big layer; what a killed process
+	// cannot remove stays in the test's own temporary directory.
+	run := boundedCommand(commandBound, append([]string{"TMPDIR=" + t.TempDir()}, env...), "docker", "storepack", "build", "--progress=plain", "-f", bigManifest, "-o", "type=oci,dest="+filepath.Join(t.TempDir(), "big.tar"), c.dir)
+	if progress, reached, _ := signalAt(t, run, "[storepack] digests of", syscall.SIGKILL, func(docker int) int { return pluginPid(t, docker) }); !reached {
+		t.Fatalf("no digest pass to kill:\n%s", progress)
 	}
-	io.Copy(io.Discard, stderr)
-	run.Wait()
-	entries, _ = filepath.Glob(filepath.Join(cacheHome, "storepack", "layers", "*.json"))
-	for _, e := range entries {
-		var entry struct{ Key, DiffID string }
-		data, err := os.ReadFile(e)
-		if err != nil || json.Unmarshal(data, &entry) != nil || !strings.HasSuffix(e, strings.TrimPrefix(entry.Key, "sha256:")+".json") || entry.DiffID == "" {
-			t.Errorf("a damaged entry after the kill: %s: %q", e, data)
-		}
-	}
+	checkCacheEntries(t, cacheHome)
 	withCache := filepath.Join(t.TempDir(), "cached.tar")
 	mustPluginEnv(t, env, "build", "-f", bigManifest, "-o", "type=oci,dest="+withCache, c.dir)
 	without := filepath.Join(t.TempDir(), "uncached.tar")

@@ -452,7 +452,11 @@ func resolveImage(c client.Client, bc *dockerui.Client) manifest2llb.ImageResolv
 // says; step names the read in progress output. The builder's error comes
 // as text: a gRPC status inside an error replaces the message of every
 // error that wraps it (the manifest's line, the instruction) with its own.
+// The read is bounded by manifest2llb.RegistryTimeout: BuildKit waits
+// without end for a registry that never answers.
 func readImageConfig(ctx context.Context, c client.Client, bc *dockerui.Client, ref string, p ocispecs.Platform, step string) (digest.Digest, []byte, error) {
+	ctx, cancel := manifest2llb.WithRegistryTimeout(ctx)
+	defer cancel()
 	_, dgst, data, err := c.ResolveImageConfig(ctx, ref, sourceresolver.Opt{
 		LogName: "[storepack] " + step,
 		ImageOpt: &sourceresolver.ResolveImageOpt{
@@ -461,6 +465,9 @@ func readImageConfig(ctx context.Context, c client.Client, bc *dockerui.Client, 
 		},
 	})
 	if err != nil {
+		if bounded := manifest2llb.RegistryError(ctx, ref, err); bounded != err {
+			return "", nil, bounded
+		}
 		return "", nil, errors.New(err.Error())
 	}
 	return dgst, data, nil

@@ -3,17 +3,14 @@ package imagelookup
 import (
 	"context"
 	"fmt"
-	"io"
 	"runtime"
 
 	"github.com/containerd/containerd/v2/core/content"
 	"github.com/containerd/containerd/v2/core/remotes"
 	"github.com/containerd/containerd/v2/core/remotes/docker"
-	"github.com/containerd/log"
 	"github.com/containerd/platforms"
 	"github.com/distribution/reference"
 	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
-	"github.com/sirupsen/logrus"
 	"golang.org/x/sync/semaphore"
 )
 
@@ -26,9 +23,7 @@ func Push(ctx context.Context, ref string, root ocispecs.Descriptor, store conte
 		return fmt.Errorf("push %s: not an image reference: %w", ref, err)
 	}
 	named = reference.TagNameOnly(named)
-	quiet := logrus.New()
-	quiet.SetOutput(io.Discard)
-	ctx = log.WithLogger(ctx, logrus.NewEntry(quiet))
+	ctx = quietResolver(ctx)
 	resolver := docker.NewResolver(docker.ResolverOptions{Hosts: registryHosts(ctx, src)})
 	pusher, err := resolver.Pusher(ctx, named.String())
 	if err != nil {

@@ -17,6 +17,7 @@ import (
 	"context"
 	"crypto/tls"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -29,6 +30,7 @@ import (
 	"github.com/containerd/containerd/v2/core/images"
 	"github.com/containerd/containerd/v2/core/remotes/docker"
 	"github.com/containerd/containerd/v2/core/remotes/docker/config"
+	remoteerrors "github.com/containerd/containerd/v2/core/remotes/errors"
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/containerd/platforms"
 	"github.com/distribution/reference"
@@ -280,4 +282,28 @@ func dockerCredentials(cfg *configfile.ConfigFile) func(host string) (string, st
 		}
 		return ac.Username, ac.Password, nil
 	}
+}
+
+// CheckRegistry asks the registry of image ref for ref's manifest, as a
+// push starts, and returns an error naming the registry when it cannot be
+// reached or fails (a server error). Any other answer is an answer: no
+// such image, or no right to read it, which is the push's to judge. The
+// caller bounds the time (a registry that never answers holds the request
+// forever).
+func CheckRegistry(ctx context.Context, ref string, src Sources) error {
+	named, err := reference.ParseNormalizedNamed(ref)
+	if err != nil {
+		return fmt.Errorf("%s: not an image reference: %w", ref, err)
+	}
+	named = reference.TagNameOnly(named)
+	ctx = quietResolver(ctx)
+	resolver := docker.NewResolver(docker.ResolverOptions{Hosts: registryHosts(ctx, src)})
+	_, _, err = resolver.Resolve(ctx, named.String())
+	var status remoteerrors.ErrUnexpectedStatus
+	switch {
+	case err == nil, cerrdefs.IsNotFound(err), errors.Is(err, docker.ErrInvalidAuthorization),
+		errors.As(err, &status) && status.StatusCode < http.StatusInternalServerError:
+		return nil
+	}
+	return fmt.Errorf("the registry %s: %w", reference.Domain(named), err)
 }
