@@ -244,7 +244,7 @@ func (b *hostBlobs) export(ctx context.Context, images []hostimage.Platform, e E
 	}
 	if e.Load != nil {
 		r, w := io.Pipe()
-		go func() { w.CloseWithError(writeImageArchive(ctx, b, img.Root, names, variant, w)) }()
+		go func() { w.CloseWithError(writeImageArchive(ctx, b, img.Root, names, variant, ctxWriter{ctx, w})) }()
 		err := e.Load(ctx, r)
 		r.CloseWithError(err)
 		if err != nil {
@@ -256,7 +256,7 @@ func (b *hostBlobs) export(ctx context.Context, images []hostimage.Platform, e E
 	if err != nil {
 		return nil, err
 	}
-	err = writeImageArchive(ctx, b, img.Root, names, variant, w)
+	err = writeImageArchive(ctx, b, img.Root, names, variant, ctxWriter{ctx, w})
 	if cerr := commit(err); err == nil {
 		err = cerr
 	}
@@ -345,7 +345,7 @@ func (b *hostBlobs) gzip(ctx context.Context, desc ocispecs.Descriptor) (err err
 	if err != nil {
 		return err
 	}
-	if _, err := io.Copy(zw, content.NewReader(ra)); err != nil {
+	if _, err := io.Copy(ctxWriter{ctx, zw}, content.NewReader(ra)); err != nil {
 		return err
 	}
 	if err := zw.Close(); err != nil {
@@ -406,6 +406,21 @@ func (b *hostBlobs) ReaderAt(ctx context.Context, desc ocispecs.Descriptor) (con
 		return nil, fmt.Errorf("blob %s: %w", desc.Digest, err)
 	}
 	return ra, err
+}
+
+// ctxWriter stops writing once ctx ends: the layers written on the host
+// are streamed from the store whatever the build's context, so an
+// interrupted build ends where it writes.
+type ctxWriter struct {
+	ctx context.Context
+	w   io.Writer
+}
+
+func (w ctxWriter) Write(p []byte) (int, error) {
+	if err := w.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return w.w.Write(p)
 }
 
 type readerAt struct{ *bytes.Reader }
