@@ -365,7 +365,7 @@ const (
 	runtimePodman = "podman"
 )
 
-const runtimeHelp = `Container engine to load into and run with: "docker" or "podman" (default: STOREPACK_RUNTIME, else docker when its engine answers, else podman when it is on PATH)`
+const runtimeHelp = `Container engine to load into and run with: "docker" or "podman" (default: STOREPACK_RUNTIME, else docker when an engine is named (DOCKER_HOST, -H, a context) or answers at the default socket, else podman when it is on PATH)`
 
 func (o *runtimeOption) addFlag(flags *pflag.FlagSet) {
 	flags.StringVar(&o.name, "runtime", "", runtimeHelp)
@@ -393,12 +393,16 @@ func (o runtimeOption) podman(ctx context.Context, dockerCli command.Cli) (*podm
 	default:
 		return nil, fmt.Errorf("%s=%s: want docker or podman", from, name)
 	}
+	// An engine the user named (DOCKER_HOST, -H, a context) is the one to
+	// use, and to say it does not answer.
+	if dockerCli.DockerEndpoint().Host != client.DefaultDockerHost {
+		return nil, nil
+	}
 	// A docker engine that does not answer within this bound is taken as
 	// absent.
 	pingCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	_, err := dockerCli.Client().Ping(pingCtx, client.PingOptions{})
-	if err == nil {
+	if _, err := dockerCli.Client().Ping(pingCtx, client.PingOptions{}); err == nil {
 		return nil, nil
 	}
 	p, perr := podman.Find()
