@@ -3,10 +3,12 @@
 package e2e
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -294,6 +296,61 @@ func TestPodmanRun(t *testing.T) {
 	})
 }
 
+// TestPodmanSignals: a signal to `storepack run` (podman run, once the
+// image is there) reaches the container's program, whose exit code is the
+// run's, and --rm leaves no container.
+func TestPodmanSignals(t *testing.T) {
+	r := newRootless(t)
+	c := nixClosure(t)
+	readableBy(t, c.dir)
+	result := filepath.Join(c.dir, "result")
+	bb := busyboxOf(t, c)
+	buildkit := []string{"BUILDKIT_HOST=" + buildkitFor(t, r)}
+	loop := `trap "echo got INT; exit 130" INT; trap "echo got TERM; exit 143" TERM; echo started; while :; do ` + bb + ` sleep 1; done`
+	for _, tc := range []struct {
+		sig  syscall.Signal
+		name string
+		code int
+	}{{syscall.SIGINT, "INT", 130}, {syscall.SIGTERM, "TERM", 143}} {
+		t.Run(tc.name, func(t *testing.T) {
+			run := r.command(containerBound, buildkit, "storepack", "run", "--entrypoint", bb, result, "sh", "-c", loop)
+			stdout, err := run.StdoutPipe()
+			if err != nil {
+				t.Fatal(err)
+			}
+			var stderr bytes.Buffer
+			run.Stderr = &stderr
+			if err := run.Start(); err != nil {
+				t.Fatal(err)
+			}
+			lines := bufio.NewScanner(stdout)
+			if !lines.Scan() || lines.Text() != "started" {
+				t.Fatalf("the container did not start: %q\n%s", lines.Text(), stderr.String())
+			}
+			// runuser's child: storepack, which became podman.
+			out := strings.TrimSpace(must(t, nil, "pgrep", "-P", strconv.Itoa(run.Process.Pid), "-x", "podman"))
+			pid, err := strconv.Atoi(out)
+			if err != nil {
+				t.Fatalf("no podman process under runuser (%d): %q", run.Process.Pid, out)
+			}
+			if err := syscall.Kill(pid, tc.sig); err != nil {
+				t.Fatal(err)
+			}
+			rest, _ := io.ReadAll(stdout)
+			err = run.Wait()
+			if exit, ok := errors.AsType[*exec.ExitError](err); !ok || exit.ExitCode() != tc.code {
+				t.Errorf("the run ended with %v, want exit %d\n%s", err, tc.code, stderr.String())
+			}
+			if !strings.Contains(string(rest), "got "+tc.name) {
+				t.Errorf("the container did not get SIG%s: %q\n%s", tc.name, rest, stderr.String())
+			}
+			if left := strings.TrimSpace(r.must(t, nil, "podman", "ps", "--all", "--quiet")); left != "" {
+				t.Errorf("containers left: %s", left)
+			}
+		})
+	}
+}
+
 // TestPodmanErrors: with neither Podman nor a docker engine, and when an
 // image must be built with no BuildKit daemon named, run and load say so
 // in one line and Podman holds no new image.
@@ -385,19 +442,33 @@ func TestPodmanLoad(t *testing.T) {
 	}
 }
 
-// TestPodmanRunInstruction: a manifest with FROM and RUN, built through
-// buildkitd by the rootless user, runs under rootless Podman with the
-// RUN's changes.
-func TestPodmanRunInstruction(t *testing.T) {
+// TestPodmanManifests: manifests built through buildkitd by the rootless
+// user run under rootless Podman: one with FROM and RUN, with the RUN's
+// changes; one with ACCOUNT, which runs as that non-root user, at home in
+// the directory it owns.
+func TestPodmanManifests(t *testing.T) {
 	r := newRootless(t)
 	c := nixClosure(t)
 	readableBy(t, c.dir)
-	text := fromManifest(bed.registry+"/library/busybox:latest", "./result", "path-info.json",
-		`RUN touch /marker && echo "$PROGRAM" > /program`)
-	mf := writeFile(t, c.dir, "app.storepack", text)
+	bb := busyboxOf(t, c)
 	buildkit := []string{"BUILDKIT_HOST=" + buildkitFor(t, r)}
-	out, errOut, code := r.run(t, buildkit, "--progress=plain", mf, "sh", "-c", "cat /program; ls /marker")
-	if want := c.root.String() + "/bin/hello\n/marker\n"; code != 0 || out != want {
-		t.Errorf("exit %d, printed %q, want %q\n%s", code, out, want, errOut)
+	for _, tc := range []struct {
+		name, text    string
+		opts, command []string
+		want          string
+	}{
+		{"run", fromManifest(bed.registry+"/library/busybox:latest", "./result", "path-info.json", `RUN touch /marker && echo "$PROGRAM" > /program`),
+			nil, []string{"sh", "-c", "cat /program; ls /marker"}, c.root.String() + "/bin/hello\n/marker\n"},
+		{"account", manifest("./result", "path-info.json", "ACCOUNT --uid=1001 app"),
+			[]string{"--entrypoint", bb}, []string{"sh", "-c", bb + " id -un; " + bb + " id -u; " + bb + " touch /home/app/f && echo wrote"}, "app\n1001\nwrote\n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			mf := writeFile(t, c.dir, tc.name+".storepack", tc.text)
+			args := append(append(append([]string{"--progress=plain"}, tc.opts...), mf), tc.command...)
+			out, errOut, code := r.run(t, buildkit, args...)
+			if code != 0 || out != tc.want {
+				t.Errorf("exit %d, printed %q, want %q\n%s", code, out, tc.want, errOut)
+			}
+		})
 	}
 }
