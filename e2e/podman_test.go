@@ -3,7 +3,6 @@
 package e2e
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/json"
 	"errors"
@@ -205,18 +204,24 @@ func buildkitFor(t *testing.T, r *rootless) string {
 	return host
 }
 
+// podmanClosure is a rootless Podman for t, the test closure, readable by
+// its user, and the environment that names the test bed's buildkitd to it.
+func podmanClosure(t *testing.T) (*rootless, closure, []string) {
+	t.Helper()
+	r := newRootless(t)
+	c := nixClosure(t)
+	readableBy(t, c.dir)
+	return r, c, []string{"BUILDKIT_HOST=" + buildkitFor(t, r)}
+}
+
 // TestPodmanRun: as an unprivileged user with rootless Podman and no
 // docker, `storepack run ./result` builds through buildkitd, loads into
 // Podman and runs: the program's output and exit code, a published port
 // that answers, a volume whose files the user owns; a second run of the
 // same result neither builds nor loads, and needs no builder.
 func TestPodmanRun(t *testing.T) {
-	r := newRootless(t)
-	c := nixClosure(t)
-	readableBy(t, c.dir)
-	result := filepath.Join(c.dir, "result")
-	bb := busyboxOf(t, c)
-	buildkit := []string{"BUILDKIT_HOST=" + buildkitFor(t, r)}
+	r, c, buildkit := podmanClosure(t)
+	result, bb := filepath.Join(c.dir, "result"), busyboxOf(t, c)
 
 	out, progress, code := r.run(t, buildkit, "--progress=plain", result)
 	if code != 0 || strings.TrimSpace(out) != greeting {
@@ -300,12 +305,8 @@ func TestPodmanRun(t *testing.T) {
 // image is there) reaches the container's program, whose exit code is the
 // run's, and --rm leaves no container.
 func TestPodmanSignals(t *testing.T) {
-	r := newRootless(t)
-	c := nixClosure(t)
-	readableBy(t, c.dir)
-	result := filepath.Join(c.dir, "result")
-	bb := busyboxOf(t, c)
-	buildkit := []string{"BUILDKIT_HOST=" + buildkitFor(t, r)}
+	r, c, buildkit := podmanClosure(t)
+	result, bb := filepath.Join(c.dir, "result"), busyboxOf(t, c)
 	loop := `trap "echo got INT; exit 130" INT; trap "echo got TERM; exit 143" TERM; echo started; while :; do ` + bb + ` sleep 1; done`
 	for _, tc := range []struct {
 		sig  syscall.Signal
@@ -314,19 +315,7 @@ func TestPodmanSignals(t *testing.T) {
 	}{{syscall.SIGINT, "INT", 130}, {syscall.SIGTERM, "TERM", 143}} {
 		t.Run(tc.name, func(t *testing.T) {
 			run := r.command(containerBound, buildkit, "storepack", "run", "--entrypoint", bb, result, "sh", "-c", loop)
-			stdout, err := run.StdoutPipe()
-			if err != nil {
-				t.Fatal(err)
-			}
-			var stderr bytes.Buffer
-			run.Stderr = &stderr
-			if err := run.Start(); err != nil {
-				t.Fatal(err)
-			}
-			lines := bufio.NewScanner(stdout)
-			if !lines.Scan() || lines.Text() != "started" {
-				t.Fatalf("the container did not start: %q\n%s", lines.Text(), stderr.String())
-			}
+			stdout, stderr := startContainer(t, run)
 			// runuser's child: storepack, which became podman.
 			out := strings.TrimSpace(must(t, nil, "pgrep", "-P", strconv.Itoa(run.Process.Pid), "-x", "podman"))
 			pid, err := strconv.Atoi(out)
@@ -447,11 +436,8 @@ func TestPodmanLoad(t *testing.T) {
 // changes; one with ACCOUNT, which runs as that non-root user, at home in
 // the directory it owns.
 func TestPodmanManifests(t *testing.T) {
-	r := newRootless(t)
-	c := nixClosure(t)
-	readableBy(t, c.dir)
+	r, c, buildkit := podmanClosure(t)
 	bb := busyboxOf(t, c)
-	buildkit := []string{"BUILDKIT_HOST=" + buildkitFor(t, r)}
 	for _, tc := range []struct {
 		name, text    string
 		opts, command []string

@@ -321,19 +321,7 @@ func TestRunInterrupted(t *testing.T) {
 	for _, to := range []string{"docker", "plugin"} {
 		t.Run("running, SIGINT to "+to, func(t *testing.T) {
 			run := containerCommand(engineEnv, "docker", "storepack", "run", "--entrypoint", bb, result, "sh", "-c", loop)
-			stdout, err := run.StdoutPipe()
-			if err != nil {
-				t.Fatal(err)
-			}
-			var stderr bytes.Buffer
-			run.Stderr = &stderr
-			if err := run.Start(); err != nil {
-				t.Fatal(err)
-			}
-			lines := bufio.NewScanner(stdout)
-			if !lines.Scan() || lines.Text() != "started" {
-				t.Fatalf("the container did not start: %q\n%s", lines.Text(), stderr.String())
-			}
+			stdout, stderr := startContainer(t, run)
 			target := run.Process.Pid
 			if to == "plugin" {
 				// The plugin is docker's child: a terminal's SIGINT reaches both.
@@ -343,8 +331,7 @@ func TestRunInterrupted(t *testing.T) {
 				t.Fatal(err)
 			}
 			rest, _ := io.ReadAll(stdout)
-			err = run.Wait()
-			if err == nil {
+			if err := run.Wait(); err == nil {
 				t.Errorf("an interrupted run exited 0")
 			}
 			if !strings.Contains(string(rest), "got ") {
@@ -396,6 +383,27 @@ func TestRunInterrupted(t *testing.T) {
 }
 
 // removeRunImages removes every image that runs tagged.
+// startContainer starts run and reads its standard output up to the line
+// "started", which the container's program prints once it runs; the
+// output that follows is left to read.
+func startContainer(t *testing.T, run boundedCmd) (stdout io.Reader, stderr *bytes.Buffer) {
+	t.Helper()
+	stdout, err := run.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stderr = &bytes.Buffer{}
+	run.Stderr = stderr
+	if err := run.Start(); err != nil {
+		t.Fatal(err)
+	}
+	lines := bufio.NewScanner(stdout)
+	if !lines.Scan() || lines.Text() != "started" {
+		t.Fatalf("the container did not start: %q\n%s", lines.Text(), stderr.String())
+	}
+	return stdout, stderr
+}
+
 func removeRunImages(t *testing.T) {
 	t.Helper()
 	if ids := strings.Fields(must(t, nil, bed.docker, "images", "-q", "--filter", "reference=storepack/*")); len(ids) > 0 {
