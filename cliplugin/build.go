@@ -12,6 +12,9 @@ import (
 	"strings"
 	"syscall"
 
+	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/containerd/containerd/v2/core/content"
 	"github.com/distribution/reference"
 	"github.com/docker/cli/cli/command"
 	"github.com/spf13/cobra"
@@ -19,6 +22,7 @@ import (
 
 	"github.com/storepack/storepack/cliplugin/engineload"
 	"github.com/storepack/storepack/cliplugin/hostbuild"
+	"github.com/storepack/storepack/cliplugin/imagelookup"
 )
 
 // defaultManifest is the manifest a build context holds unless -f says.
@@ -215,11 +219,14 @@ func exportsFor(dockerCli command.Cli, b *hostbuild.Builder, opts buildOptions, 
 		if err != nil {
 			return nil, err
 		}
-		if e.Type == "image" && e.Attrs["name"] == "" {
-			if names == "" {
-				return nil, fmt.Errorf("--output=%s: the image needs a name: give -t or name=", spec)
+		switch {
+		case e.Type == "image" && e.Attrs["name"] == "" && names == "":
+			return nil, fmt.Errorf("--output=%s: the image needs a name: give -t or name=", spec)
+		case e.Type == "image" || e.Type == "oci" || e.Type == "docker":
+			// The tags name the archive's image too, as with buildx.
+			if e.Attrs["name"] == "" && names != "" {
+				e.Attrs["name"] = names
 			}
-			e.Attrs["name"] = names
 		}
 		exports = append(exports, e)
 	}
@@ -249,7 +256,10 @@ func exportsFor(dockerCli command.Cli, b *hostbuild.Builder, opts buildOptions, 
 		if b.Kind == hostbuild.Engine {
 			return nil, fmt.Errorf("--push: the builder %q (the engine's) cannot push; build with --load and run docker push, or build with a BuildKit builder (--builder, --addr)", b.Name)
 		}
-		exports = append(exports, hostbuild.Export{Type: "image", Attrs: map[string]string{"name": names, "push": "true"}})
+		src := dockerSources(dockerCli)
+		exports = append(exports, hostbuild.Export{Type: "image", Attrs: map[string]string{"name": names, "push": "true"}, Push: func(ctx context.Context, ref string, root ocispecs.Descriptor, blobs content.Provider) error {
+			return imagelookup.Push(ctx, ref, root, blobs, src)
+		}})
 	}
 	if len(exports) == 0 && !opts.quiet {
 		fmt.Fprintln(dockerCli.Err(), "No output specified: the result stays in the builder's cache (use --load, --push or -o)")

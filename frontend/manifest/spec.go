@@ -211,3 +211,16 @@ func WithFileLine(file string, err error) error {
 	}
 	return fmt.Errorf("%s:%d: %w", file, le.Locations[0][0].Start.Line, err)
 }
+
+// NeedsBuilder reports whether m has an instruction that only a builder
+// carries out, whatever the build arguments: FROM (an image's layers),
+// COPY (files of the build context, as the builder copies them) or RUN.
+func (m *Manifest) NeedsBuilder() bool {
+	for _, cmd := range m.commands {
+		switch cmd.(type) {
+		case fromCommand, copyCommand, runCommand:
+			return true
+		}
+	}
+	return false
+}

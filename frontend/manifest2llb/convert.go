@@ -87,6 +87,16 @@ type Store struct {
 	// Scans hold each store path's NAR hash and size when
 	// StoreOptions.NarHashes asked for them.
 	Scans map[store.Path]store.HashScan
+	// Blobs are the layers' blobs, one per layer of the plan, when the
+	// source gives every layer whole as a blob of its own; else nil.
+	Blobs []LayerBlob
+}
+
+// LayerBlob is a store layer as a source gives it whole: its blob and the
+// digest of its tar.
+type LayerBlob struct {
+	Blob   ocispecs.Descriptor
+	DiffID digest.Digest
 }
 
 // PreviousReader reads image ref for platform p as a previous image.
@@ -178,6 +188,17 @@ type Image struct {
 	// SBOM is the image's SPDX 2.3 JSON document when ConvertOpt.SBOM
 	// asked for it, else nil.
 	SBOM []byte
+	// Host is the image as its source can write it without a builder;
+	// nil when it needs one (FROM, COPY, RUN, a layer that is not a blob
+	// of the source's, an entry that only a stager writes).
+	Host *HostImage
+}
+
+// HostImage is an image that needs no builder: the store layers' blobs
+// and the customisation layer's entries (none: no such layer).
+type HostImage struct {
+	Layers        []LayerBlob
+	Customisation []layerllb.Entry
 }
 
 // Input is a manifest and what it names, read once for every platform:
@@ -215,6 +236,11 @@ func ReadInput(ctx context.Context, src []byte, buildArgs map[string]string, sou
 
 // StoreDir is the store directory the manifest names (STORE).
 func (in *Input) StoreDir() string { return in.storeDir }
+
+// NeedsBuilder reports whether the manifest has an instruction that only a
+// builder carries out (FROM, COPY, RUN): otherwise every image of a source
+// that gives its layers as blobs is written without one (Image.Host).
+func (in *Input) NeedsBuilder() bool { return in.m.NeedsBuilder() }
 
 // Key identifies what the manifest names: its roots, resolved, and its
 // GRAPH files' contents (inputs.Inputs.Key).
@@ -366,6 +392,12 @@ func (c *conversion) platform(ctx context.Context, p ocispecs.Platform) (Image, 
 		}
 	}
 	img := Image{Platform: p, State: st, Config: config, Plan: plan, Epoch: c.epoch}
+	if base == nil && len(copies) == 0 && len(spec.Runs) == 0 && src.Blobs != nil && custom.HostWritable() {
+		img.Host = &HostImage{Layers: src.Blobs}
+		if !custom.Empty() {
+			img.Host.Customisation = custom.Entries()
+		}
+	}
 	if base != nil {
 		img.Base = &BaseImage{Ref: base.pinned, DiffIDs: base.config.RootFS.DiffIDs}
 	}
