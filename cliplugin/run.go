@@ -72,9 +72,10 @@ image is rebuilt, keeping the previous image's layers where that ships less.
 Any other argument is an image, run as docker run runs it.
 
 --runtime podman (or STOREPACK_RUNTIME=podman; the default when no docker
-engine answers and podman is on PATH) runs it with podman run, with the same
-options; the image is then built by a BuildKit daemon (BUILDKIT_HOST, --addr)
-and loaded into Podman. Any other --runtime value is docker run's: the OCI
+engine is named or answers and podman is on PATH) runs it with podman run,
+with the same options. The image is loaded into Podman: written on the host
+with no builder, or, for FROM, COPY or RUN, built by a BuildKit daemon
+(BUILDKIT_HOST, --addr). Any other --runtime value is docker run's: the OCI
 runtime of the container.
 
 Every docker run option applies, and the exit code is docker run's: the
@@ -300,15 +301,13 @@ func runImage(ctx context.Context, dockerCli command.Cli, engine runEngine, opts
 		return &manifest2llb.PreviousImage{Plan: recorded}, nil
 	}
 	input.Labels[hostbuild.InputKeyLabel] = key.String()
-	b, err := hostbuild.SelectBuilder(ctx, dockerCli, opts.builder.choice())
+	b, err := engine.builder(ctx, dockerCli, input, opts.builder)
 	if err != nil {
-		if _, isPodman := engine.(podmanEngine); isPodman && !opts.builder.named() {
-			// Not the docker engine's builder, which was tried last.
-			return "", errors.New("building for Podman needs a BuildKit daemon, and none is named: start buildkitd (rootless: rootlesskit buildkitd) and give its address with BUILDKIT_HOST or --addr")
-		}
 		return "", err
 	}
-	defer b.Close()
+	if b != nil {
+		defer b.Close()
+	}
 	out := hostbuild.Output{Auth: dockerCli.ConfigFile(), Out: dockerCli.Err(), Progress: progress}
 	if out.Exports, err = engine.exports(dockerCli, b, tag, quiet); err != nil {
 		return "", err

@@ -2,6 +2,7 @@ package cliplugin
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 
@@ -26,8 +27,11 @@ type runEngine interface {
 	image(ctx context.Context, ref string) (engineImage, error)
 	// removeImage removes a replaced image unless something uses it.
 	removeImage(ctx context.Context, id string)
-	// exports are the exports of builder b that put an image named name
-	// into the engine.
+	// builder is the builder of in, nil for none (the image is written on
+	// the host).
+	builder(ctx context.Context, dockerCli command.Cli, in *hostbuild.Input, opts builderOptions) (*hostbuild.Builder, error)
+	// exports are the exports of builder b (nil: none) that put an image
+	// named name into the engine.
 	exports(dockerCli command.Cli, b *hostbuild.Builder, name string, quiet bool) ([]hostbuild.Export, error)
 }
 
@@ -65,6 +69,10 @@ func (e dockerEngine) removeImage(ctx context.Context, id string) {
 	_, _ = e.ImageRemove(ctx, id, client.ImageRemoveOptions{PruneChildren: true})
 }
 
+func (dockerEngine) builder(ctx context.Context, dockerCli command.Cli, _ *hostbuild.Input, opts builderOptions) (*hostbuild.Builder, error) {
+	return hostbuild.SelectBuilder(ctx, dockerCli, opts.choice())
+}
+
 func (e dockerEngine) exports(dockerCli command.Cli, b *hostbuild.Builder, name string, quiet bool) ([]hostbuild.Export, error) {
 	return exportsFor(dockerCli, b, buildOptions{tags: []string{name}, load: true, quiet: quiet}, 1)
 }
@@ -94,12 +102,30 @@ func (e podmanEngine) image(ctx context.Context, ref string) (engineImage, error
 
 func (e podmanEngine) removeImage(ctx context.Context, id string) { _ = e.RemoveImage(ctx, id) }
 
-// exports load a docker archive into Podman, which only a BuildKit daemon
-// writes (the docker engine's builder puts images into its own store).
-func (e podmanEngine) exports(_ command.Cli, b *hostbuild.Builder, name string, _ bool) ([]hostbuild.Export, error) {
-	if b.Kind != hostbuild.Daemon {
-		return nil, fmt.Errorf("the builder %q is the docker engine's, which cannot put an image into Podman: start a BuildKit daemon (buildkitd, or rootlesskit buildkitd) and give its address with BUILDKIT_HOST or --addr", b.Name)
+// builder is none for an image written on the host, else a BuildKit
+// daemon: the docker engine's builder puts images into its own store, not
+// into a docker archive for Podman.
+func (podmanEngine) builder(ctx context.Context, dockerCli command.Cli, in *hostbuild.Input, opts builderOptions) (*hostbuild.Builder, error) {
+	if !in.NeedsBuilder() {
+		return nil, nil
 	}
+	const start = "start buildkitd (rootless: rootlesskit buildkitd) and give its address with BUILDKIT_HOST or --addr"
+	if !opts.named() {
+		return nil, errors.New("this manifest has FROM, COPY or RUN, which need a BuildKit daemon to build for Podman, and none is named: " + start)
+	}
+	b, err := hostbuild.SelectBuilder(ctx, dockerCli, opts.choice())
+	if err != nil {
+		return nil, err
+	}
+	if b.Kind != hostbuild.Daemon {
+		b.Close()
+		return nil, fmt.Errorf("the builder %q is the docker engine's, which cannot put an image into Podman: %s", b.Name, start)
+	}
+	return b, nil
+}
+
+// exports load a docker archive into Podman.
+func (e podmanEngine) exports(_ command.Cli, _ *hostbuild.Builder, name string, _ bool) ([]hostbuild.Export, error) {
 	return []hostbuild.Export{{Type: "docker", Attrs: map[string]string{"name": name}, Load: func(ctx context.Context, r io.Reader) error {
 		return engineload.Archive(ctx, e.Podman, r, io.Discard)
 	}}}, nil

@@ -204,31 +204,31 @@ func buildkitFor(t *testing.T, r *rootless) string {
 	return host
 }
 
-// podmanClosure is a rootless Podman for t, the test closure, readable by
-// its user, and the environment that names the test bed's buildkitd to it.
-func podmanClosure(t *testing.T) (*rootless, closure, []string) {
+// podmanClosure is a rootless Podman for t and the test closure, readable
+// by its user.
+func podmanClosure(t *testing.T) (*rootless, closure) {
 	t.Helper()
 	r := newRootless(t)
 	c := nixClosure(t)
 	readableBy(t, c.dir)
-	return r, c, []string{"BUILDKIT_HOST=" + buildkitFor(t, r)}
+	return r, c
 }
 
 // TestPodmanRun: as an unprivileged user with rootless Podman and no
-// docker, `storepack run ./result` builds through buildkitd, loads into
-// Podman and runs: the program's output and exit code, a published port
+// docker and no builder, `storepack run ./result` writes the image on the
+// host, loads it into Podman and runs it: the program's output and exit code, a published port
 // that answers, a volume whose files the user owns; a second run of the
 // same result neither builds nor loads, and needs no builder.
 func TestPodmanRun(t *testing.T) {
-	r, c, buildkit := podmanClosure(t)
+	r, c := podmanClosure(t)
 	result, bb := filepath.Join(c.dir, "result"), busyboxOf(t, c)
 
-	out, progress, code := r.run(t, buildkit, "--progress=plain", result)
+	out, progress, code := r.run(t, nil, "--progress=plain", result)
 	if code != 0 || strings.TrimSpace(out) != greeting {
 		t.Fatalf("run printed %q, exit %d, want %q\n%s", out, code, greeting, progress)
 	}
-	if !strings.Contains(progress, "building with") {
-		t.Errorf("the first run did not build:\n%s", progress)
+	if !strings.Contains(progress, "write the image on the host and load it into the engine (no builder needed)") {
+		t.Errorf("the first run did not write the image on the host:\n%s", progress)
 	}
 	id := r.inspect(t, runTag).ID
 
@@ -305,7 +305,7 @@ func TestPodmanRun(t *testing.T) {
 // image is there) reaches the container's program, whose exit code is the
 // run's, and --rm leaves no container.
 func TestPodmanSignals(t *testing.T) {
-	r, c, buildkit := podmanClosure(t)
+	r, c := podmanClosure(t)
 	result, bb := filepath.Join(c.dir, "result"), busyboxOf(t, c)
 	loop := `trap "echo got INT; exit 130" INT; trap "echo got TERM; exit 143" TERM; echo started; while :; do ` + bb + ` sleep 1; done`
 	for _, tc := range []struct {
@@ -314,7 +314,7 @@ func TestPodmanSignals(t *testing.T) {
 		code int
 	}{{syscall.SIGINT, "INT", 130}, {syscall.SIGTERM, "TERM", 143}} {
 		t.Run(tc.name, func(t *testing.T) {
-			run := r.command(containerBound, buildkit, "storepack", "run", "--entrypoint", bb, result, "sh", "-c", loop)
+			run := r.command(containerBound, nil, "storepack", "run", "--entrypoint", bb, result, "sh", "-c", loop)
 			stdout, stderr := startContainer(t, run)
 			// runuser's child: storepack, which became podman.
 			out := strings.TrimSpace(must(t, nil, "pgrep", "-P", strconv.Itoa(run.Process.Pid), "-x", "podman"))
@@ -340,14 +340,13 @@ func TestPodmanSignals(t *testing.T) {
 	}
 }
 
-// TestPodmanErrors: with neither Podman nor a docker engine, and when an
-// image must be built with no BuildKit daemon named, run and load say so
-// in one line and Podman holds no new image.
+// TestPodmanErrors: with neither Podman nor a docker engine, and when a
+// manifest with RUN has no BuildKit daemon (none named, or it does not
+// answer), run and load say so in one line and Podman holds no new image.
 func TestPodmanErrors(t *testing.T) {
-	r := newRootless(t)
-	c := nixClosure(t)
-	readableBy(t, c.dir)
+	r, c := podmanClosure(t)
 	result := filepath.Join(c.dir, "result")
+	withRun := writeFile(t, c.dir, "with-run.storepack", fromManifest(bed.registry+"/library/busybox:latest", "./result", "path-info.json", "RUN true"))
 	archive := filepath.Join(r.dir, "image.tar")
 	r.must(t, nil, "podman", "pull", "--quiet", "--tls-verify=false", bed.registry+"/library/busybox:latest")
 	r.must(t, nil, "podman", "save", "--quiet", "--format", "oci-archive", "-o", archive, bed.registry+"/library/busybox:latest")
@@ -363,7 +362,8 @@ func TestPodmanErrors(t *testing.T) {
 	}{
 		{"run: no podman, no docker", noEngine, []string{filepath.Join(r.dir, "bin", "storepack"), "run", result}, 125, "no container engine: no docker engine answers at unix://"},
 		{"load: no podman, no docker", noEngine, []string{filepath.Join(r.dir, "bin", "storepack"), "load", archive}, 1, "and podman is not on PATH; start dockerd, or install Podman"},
-		{"run: a build with no BuildKit", []string{"BUILDKIT_HOST="}, []string{"storepack", "run", result}, 125, "building for Podman needs a BuildKit daemon, and none is named: start buildkitd"},
+		{"run: RUN, BuildKit not answering", []string{"BUILDKIT_HOST=unix://" + filepath.Join(r.dir, "none.sock")}, []string{"storepack", "run", withRun}, 125, `cannot reach the builder "unix://`},
+		{"run: RUN with no BuildKit", nil, []string{"storepack", "run", withRun}, 125, "this manifest has FROM, COPY or RUN, which need a BuildKit daemon to build for Podman, and none is named: start buildkitd"},
 		{"run: an unknown runtime", []string{"STOREPACK_RUNTIME=lxc"}, []string{"storepack", "run", result}, 125, "STOREPACK_RUNTIME=lxc: want docker or podman"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -431,13 +431,14 @@ func TestPodmanLoad(t *testing.T) {
 	}
 }
 
-// TestPodmanManifests: manifests built through buildkitd by the rootless
-// user run under rootless Podman: one with FROM and RUN, with the RUN's
-// changes; one with ACCOUNT, which runs as that non-root user, at home in
-// the directory it owns.
+// TestPodmanManifests: manifests built by the rootless user run under
+// rootless Podman: one with FROM and RUN, built through buildkitd, with
+// the RUN's changes; one with ACCOUNT, written on the host, which runs as
+// that non-root user, at home in the directory it owns.
 func TestPodmanManifests(t *testing.T) {
-	r, c, buildkit := podmanClosure(t)
+	r, c := podmanClosure(t)
 	bb := busyboxOf(t, c)
+	buildkit := []string{"BUILDKIT_HOST=" + buildkitFor(t, r)}
 	for _, tc := range []struct {
 		name, text    string
 		opts, command []string
