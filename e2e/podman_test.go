@@ -125,7 +125,14 @@ func (r *rootless) must(t *testing.T, env []string, argv ...string) string {
 // container's program.
 func (r *rootless) run(t *testing.T, env []string, args ...string) (stdout, stderr string, code int) {
 	t.Helper()
+	return r.runInput(t, env, nil, args...)
+}
+
+// runInput is run with standard input.
+func (r *rootless) runInput(t *testing.T, env []string, stdin io.Reader, args ...string) (stdout, stderr string, code int) {
+	t.Helper()
 	c := r.command(containerBound, env, append([]string{"storepack", "run"}, args...)...)
+	c.Stdin = stdin
 	var out, errOut bytes.Buffer
 	c.Stdout, c.Stderr = &out, &errOut
 	err := c.Run()
@@ -255,7 +262,7 @@ func TestPodmanRun(t *testing.T) {
 		{name: "files owned by root in the container", args: []string{"--entrypoint", bb, result, "stat", "-c", "%u:%g %Y", c.root.String()}, stdout: "0:0 1"},
 	}...) {
 		t.Run(tc.name, func(t *testing.T) {
-			out, errOut, code := r.run(t, tc.env, tc.args...)
+			out, errOut, code := r.runInput(t, tc.env, strings.NewReader(tc.stdin), tc.args...)
 			if code != tc.code || strings.TrimSpace(out) != tc.stdout || !strings.Contains(errOut, tc.stderr) {
 				t.Errorf("exit %d, stdout %q, stderr %q; want %d, %q, stderr with %q", code, out, errOut, tc.code, tc.stdout, tc.stderr)
 			}

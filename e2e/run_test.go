@@ -66,6 +66,7 @@ func containerCases(t *testing.T, c closure, dir string) []runCase {
 		{name: "missing command", args: []string{"--entrypoint", "/no/such/command", result}, code: 127, stderr: "/no/such/command"},
 		{name: "not executable", args: []string{"--entrypoint", pathNamed(t, c, "greeting-data") + "/share/greeting.txt", result}, code: 126},
 		{name: "env", args: []string{"-e", "FOO=foo", "--env-file", writeFile(t, dir, "env", "BAR=bar\n"), "--entrypoint", bb, result, "sh", "-c", "echo $FOO $BAR"}, stdout: "foo bar"},
+		{name: "stdin", args: []string{"-i", "--entrypoint", bb, result, "cat"}, stdin: "from stdin\n", stdout: "from stdin"},
 	}
 }
 
@@ -131,7 +132,6 @@ func TestRunRoots(t *testing.T) {
 	for _, tc := range append(containerCases(t, c, t.TempDir()), []runCase{
 		{name: "arguments replace CMD", args: []string{"--entrypoint", bb, result, "echo", "a", "b"}, stdout: "a b"},
 		{name: "user and workdir", args: []string{"-u", "1000:1000", "-w", "/tmp/work", "--entrypoint", bb, result, "sh", "-c", bb + " id -u; " + bb + " id -g; " + bb + " pwd"}, stdout: "1000\n1000\n/tmp/work"},
-		{name: "stdin", args: []string{"-i", "--entrypoint", bb, result, "cat"}, stdin: "from stdin\n", stdout: "from stdin"},
 		{name: "no engine", args: []string{result}, env: []string{"DOCKER_HOST=unix:///nonexistent/docker.sock"}, code: 125, stderr: "cannot reach the docker engine"},
 		{name: "not a store path", args: []string{"./no-such-result"}, code: 125, stderr: "no-such-result"},
 		{name: "missing store path", args: []string{"/nix/store/00000000000000000000000000000000-none"}, code: 125, stderr: "00000000000000000000000000000000-none"},
