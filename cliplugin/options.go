@@ -157,6 +157,65 @@ func rootFlagsOnManifest(flags *pflag.FlagSet, manifestFile string) error {
 	return nil
 }
 
+// planningOptions are the input and the settings of the commands that
+// convert for one platform without building (plan, sbom).
+type planningOptions struct {
+	platforms []string
+	context   string
+	convert   convertOptions
+	previous  previousOption
+	roots     rootOptions
+}
+
+func (o *planningOptions) addFlags(flags *pflag.FlagSet, platformUsage string) {
+	flags.StringSliceVar(&o.platforms, "platform", nil, platformUsage)
+	flags.StringVar(&o.context, "context", "", "Build context of a manifest (default: the manifest's directory)")
+	o.convert.addFlags(flags)
+	o.previous.addFlag(flags)
+	o.roots.addFlags(flags)
+}
+
+// open checks the options, reads the manifest or the ROOTs that args name
+// and returns them as the host pipeline's input, with the one platform to
+// convert for. Without --previous, only a manifest that names a previous
+// image contacts the engine.
+func (o planningOptions) open(ctx context.Context, dockerCli command.Cli, flags *pflag.FlagSet, args []string) (*hostbuild.Input, ocispecs.Platform, error) {
+	if err := o.convert.check(); err != nil {
+		return nil, ocispecs.Platform{}, err
+	}
+	p, err := targetPlatform(o.platforms)
+	if err != nil {
+		return nil, ocispecs.Platform{}, err
+	}
+	var in input
+	if file, ok := manifestArg(args, o.roots.storeDir); ok {
+		if err := rootFlagsOnManifest(flags, file); err != nil {
+			return nil, ocispecs.Platform{}, err
+		}
+		in = input{manifestFile: file, contextDir: o.context}
+		if in.contextDir == "" {
+			in.contextDir = filepath.Dir(file)
+		}
+	} else {
+		if flags.Changed("context") {
+			return nil, ocispecs.Platform{}, errors.New("--context applies to a manifest, not to ROOT arguments")
+		}
+		if in, err = rootsInput(args, o.roots); err != nil {
+			return nil, ocispecs.Platform{}, err
+		}
+	}
+	req, err := o.convert.request(dockerCli, in, o.roots, nil)
+	if err != nil {
+		return nil, ocispecs.Platform{}, err
+	}
+	req.Platforms = []ocispecs.Platform{p}
+	previous := o.previous
+	previous.set = flags.Changed("previous")
+	previous.apply(dockerCli, &req.Settings, "")
+	input, err := hostbuild.Open(ctx, req)
+	return input, p, err
+}
+
 // builderOptions choose the builder and how its progress shows (build,
 // run).
 type builderOptions struct {

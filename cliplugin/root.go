@@ -81,6 +81,7 @@ func addCommands(cmd *cobra.Command, dockerCli command.Cli) {
 		newLoadCommand(dockerCli),
 		newPlanCommand(dockerCli),
 		newRunCommand(dockerCli),
+		newSBOMCommand(dockerCli),
 		newVersionCommand(dockerCli),
 	)
 }

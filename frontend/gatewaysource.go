@@ -160,14 +160,14 @@ func (g *gatewaySource) measure(ctx context.Context, c *inputs.PlatformClosure, 
 	helper := g.helper()
 	if helper == nil {
 		if opt.NarHashes {
-			return manifest2llb.Store{}, errors.New("STORE --with-db: the frontend image is unknown, so the store paths cannot be hashed in the builder; run the frontend through `# syntax=`")
+			return manifest2llb.Store{}, errors.New("the store paths' NAR hashes (for STORE --with-db, or for an SBOM of a graph without them) cannot be read in the builder: the frontend image is unknown; run the frontend through `# syntax=`, or give a GRAPH with NAR hashes (nix path-info --json)")
 		}
 		return result, nil
 	}
 	paths := c.Graph.Paths()
 	command, step := inbuilder.CheckStore, fmt.Sprintf("check %d store paths", len(paths))
 	if opt.NarHashes {
-		command, step = inbuilder.HashStore, fmt.Sprintf("hash %d store paths for the store database", len(paths))
+		command, step = inbuilder.HashStore, fmt.Sprintf("hash %d store paths (NAR hashes)", len(paths))
 	}
 	found, err := g.scan(ctx, *helper, command, parts, where, step)
 	if err != nil {

@@ -152,9 +152,19 @@ func (in *Input) convertOpt() manifest2llb.ConvertOpt {
 // (such as the store database's NAR hashes) is not read. resolve reads FROM
 // images.
 func (in *Input) Plan(ctx context.Context, p ocispecs.Platform, resolve manifest2llb.ImageResolver) (manifest2llb.Image, error) {
+	return in.planOnly(ctx, p, resolve, false)
+}
+
+// PlanWithSBOM is Plan with the image's SBOM (Image.SBOM), the document a
+// build of in with an SBOM attaches.
+func (in *Input) PlanWithSBOM(ctx context.Context, p ocispecs.Platform, resolve manifest2llb.ImageResolver) (manifest2llb.Image, error) {
+	return in.planOnly(ctx, p, resolve, true)
+}
+
+func (in *Input) planOnly(ctx context.Context, p ocispecs.Platform, resolve manifest2llb.ImageResolver, sbom bool) (manifest2llb.Image, error) {
 	opt := in.convertOpt()
 	opt.TargetPlatforms, opt.BuildPlatform = []ocispecs.Platform{p}, p
-	opt.PlanOnly = true
+	opt.PlanOnly, opt.SBOM = true, sbom
 	opt.Stager, opt.Differ = HostStager{}, SelfDiffer{}
 	opt.ResolveImage = resolve
 	res, err := manifest2llb.Convert(ctx, in.conv, opt)
