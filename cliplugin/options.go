@@ -9,14 +9,17 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/docker/cli/cli/command"
 	"github.com/moby/buildkit/util/progress/progressui"
+	"github.com/moby/moby/client"
 	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/spf13/pflag"
 
 	"github.com/storepack/storepack/cliplugin/hostbuild"
 	"github.com/storepack/storepack/cliplugin/layercache"
+	"github.com/storepack/storepack/cliplugin/podman"
 	"github.com/storepack/storepack/frontend/inputs"
 	"github.com/storepack/storepack/frontend/manifest"
 	"github.com/storepack/storepack/frontend/manifest2llb"
@@ -259,6 +262,12 @@ func (o builderOptions) layerCache(warn io.Writer) *layercache.Cache {
 	return c
 }
 
+// named tells whether a BuildKit builder is named (--addr, --builder,
+// BUILDKIT_HOST, BUILDX_BUILDER), rather than buildx's or docker's default.
+func (o builderOptions) named() bool {
+	return o.addr != "" || o.builder != "" || os.Getenv("BUILDKIT_HOST") != "" || os.Getenv("BUILDX_BUILDER") != ""
+}
+
 func (o builderOptions) choice() hostbuild.Choice {
 	return hostbuild.Choice{Addr: o.addr, Builder: o.builder}
 }
@@ -401,4 +410,63 @@ func manifestArg(args []string, storeDir string) (string, bool) {
 		}
 	}
 	return arg, fi.Mode().IsRegular()
+}
+
+// runtimeOption chooses the container engine that load and run put images
+// into and run them with (--runtime).
+type runtimeOption struct {
+	name string
+}
+
+// The engines --runtime names.
+const (
+	runtimeDocker = "docker"
+	runtimePodman = "podman"
+)
+
+const runtimeHelp = `Container engine to load into and run with: "docker" or "podman" (default: STOREPACK_RUNTIME, else docker when an engine is named (DOCKER_HOST, -H, a context) or answers at the default socket, else podman when it is on PATH)`
+
+func (o *runtimeOption) addFlag(flags *pflag.FlagSet) {
+	flags.StringVar(&o.name, "runtime", "", runtimeHelp)
+}
+
+// isEngine tells an engine's name (or none, for the default) from docker
+// run's --runtime, which names an OCI runtime.
+func isEngine(name string) bool {
+	return name == "" || name == runtimeDocker || name == runtimePodman
+}
+
+// podman returns Podman when it is the engine, nil for the docker engine;
+// or one line that says what to install or start when there is none.
+func (o runtimeOption) podman(ctx context.Context, dockerCli command.Cli) (*podman.Podman, error) {
+	name, from := o.name, "--runtime"
+	if name == "" {
+		name, from = os.Getenv("STOREPACK_RUNTIME"), "STOREPACK_RUNTIME"
+	}
+	switch name {
+	case runtimeDocker:
+		return nil, nil
+	case runtimePodman:
+		return podman.Find()
+	case "":
+	default:
+		return nil, fmt.Errorf("%s=%s: want docker or podman", from, name)
+	}
+	// An engine the user named (DOCKER_HOST, -H, a context) is the one to
+	// use, and to say it does not answer.
+	if dockerCli.DockerEndpoint().Host != client.DefaultDockerHost {
+		return nil, nil
+	}
+	// A docker engine that does not answer within this bound is taken as
+	// absent.
+	pingCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if _, err := dockerCli.Client().Ping(pingCtx, client.PingOptions{}); err == nil {
+		return nil, nil
+	}
+	p, perr := podman.Find()
+	if perr != nil {
+		return nil, fmt.Errorf("no container engine: no docker engine answers at %s and podman is not on PATH; start dockerd, or install Podman (apt-get install podman uidmap slirp4netns)", dockerCli.DockerEndpoint().Host)
+	}
+	return p, nil
 }

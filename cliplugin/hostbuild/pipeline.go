@@ -105,6 +105,11 @@ func (r Request) located(err error) error {
 // image it need not build again.
 const InputKeyLabel = "dev.storepack.inputs"
 
+// NeedsBuilder reports whether in's manifest has an instruction that only
+// a builder runs (FROM, COPY, RUN): Build then needs a Builder whatever the
+// outputs.
+func (in *Input) NeedsBuilder() bool { return in.conv.NeedsBuilder() }
+
 // Key identifies a build of in for platform p by what it reads:
 // storepack's version, the manifest, the build arguments and settings, and
 // what the manifest names in the build context (its roots, resolved, and
