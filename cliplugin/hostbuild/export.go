@@ -119,7 +119,9 @@ func exportEntries(ctx context.Context, exports []Export, layers *layerstore.Sto
 			if dest == "" {
 				return nil, nil, fmt.Errorf("--output type=%s needs dest=FILE (or dest=- for standard output)", e.Type)
 			}
-			if e.Type == "tar" || layers == nil || storeUsed || entry.Attrs["tar"] == "false" {
+			// The exporters' response describes one image: with another
+			// export beside, the builder writes the archive itself.
+			if e.Type == "tar" || layers == nil || storeUsed || len(exports) > 1 || entry.Attrs["tar"] == "false" {
 				entry.Output = fileOutput(dest, &finishers)
 				break
 			}
