@@ -85,9 +85,6 @@ func exportEntries(ctx context.Context, exports []Export, layers *layerstore.Sto
 		}
 		return errors.Join(errs...)
 	}
-	// BuildKit's OCI and docker exporters can write into one content store
-	// of the client's.
-	storeUsed := false
 	for _, e := range exports {
 		entry := bkclient.ExportEntry{Type: e.Type, Attrs: compressionDefaults(e)}
 		dest := e.Attrs["dest"]
@@ -121,7 +118,7 @@ func exportEntries(ctx context.Context, exports []Export, layers *layerstore.Sto
 			}
 			// The exporters' response describes one image: with another
 			// export beside, the builder writes the archive itself.
-			if e.Type == "tar" || layers == nil || storeUsed || len(exports) > 1 || entry.Attrs["tar"] == "false" {
+			if e.Type == "tar" || layers == nil || len(exports) > 1 || entry.Attrs["tar"] == "false" {
 				entry.Output = fileOutput(dest, &finishers)
 				break
 			}
@@ -131,7 +128,6 @@ func exportEntries(ctx context.Context, exports []Export, layers *layerstore.Sto
 			if err != nil {
 				return nil, nil, err
 			}
-			storeUsed = true
 			entry.OutputStore, entry.Attrs["tar"] = store, "false"
 			variant := e.Type
 			finishers = append(finishers, func(resp map[string]string, err error) error {
