@@ -45,6 +45,7 @@ type buildOptions struct {
 	attest        attestOptions
 	roots         rootOptions
 	builder       builderOptions
+	runtime       runtimeOption
 	args          []string
 }
 
@@ -98,7 +99,7 @@ output hold them (--push, -o type=oci|image).`,
 	flags.StringArrayVarP(&opts.tags, "tag", "t", nil, `Image name and optionally a tag ("name:tag"); repeatable`)
 	flags.StringSliceVar(&opts.platforms, "platform", nil, platformHelp)
 	flags.StringArrayVar(&opts.labels, "label", nil, labelHelp)
-	flags.BoolVar(&opts.load, "load", false, "Load the image into the docker engine (the default with the engine's builder and one platform)")
+	flags.BoolVar(&opts.load, "load", false, "Load the image into the docker engine, or Podman (--runtime); the default with the engine's builder and one platform, and with Podman")
 	flags.BoolVar(&opts.push, "push", false, "Push the image to its registry (needs -t)")
 	flags.StringArrayVarP(&opts.outputs, "output", "o", nil, `Output destination ("type=oci|docker|tar|local|image|registry[,dest=PATH]"); repeatable`)
 	flags.StringVar(&opts.metadataFile, "metadata-file", "", "Write the build result metadata (digests) to a file")
@@ -109,6 +110,7 @@ output hold them (--push, -o type=oci|image).`,
 	opts.attest.addFlags(flags)
 	opts.roots.addFlags(flags)
 	opts.builder.addFlags(flags)
+	opts.runtime.addFlag(flags)
 	return cmd
 }
 
@@ -160,17 +162,36 @@ func runBuild(ctx context.Context, dockerCli command.Cli, flags *pflag.FlagSet, 
 	if err != nil {
 		return err
 	}
-	b, err := hostbuild.SelectBuilder(ctx, dockerCli, opts.builder.choice())
+	// A load into Podman (--runtime podman, or no docker engine) takes
+	// Podman's builder (none for an image written on the host) and load.
+	var podmanLoad runEngine
+	if opts.load || len(opts.outputs) == 0 && !opts.push {
+		pod, err := opts.runtime.podman(ctx, dockerCli)
+		if err != nil {
+			return err
+		}
+		if pod != nil {
+			podmanLoad = podmanEngine{pod}
+		}
+	}
+	var b *hostbuild.Builder
+	if podmanLoad != nil {
+		b, err = podmanLoad.builder(ctx, dockerCli, input, opts.builder)
+	} else {
+		b, err = hostbuild.SelectBuilder(ctx, dockerCli, opts.builder.choice())
+	}
 	if err != nil {
 		return err
 	}
-	defer b.Close()
-	if opts.frontendImage != "" && b.Kind == hostbuild.Engine {
-		return fmt.Errorf("--frontend-image: the builder %q (the engine's) refuses named contexts, which that path needs for the store; build without --frontend-image, or with a BuildKit builder (--builder, --addr)", b.Name)
+	if b != nil {
+		defer b.Close()
+	}
+	if opts.frontendImage != "" && (b == nil || b.Kind == hostbuild.Engine) {
+		return errors.New("--frontend-image: that path needs a BuildKit builder that takes named contexts (--builder, --addr), not the engine's")
 	}
 	out := hostbuild.Output{Auth: dockerCli.ConfigFile(), Out: dockerCli.Err(), Progress: progress, FrontendImage: opts.frontendImage}
 	opts.attest.apply(&out)
-	if out.Exports, err = exportsFor(dockerCli, b, opts, len(req.Platforms)); err != nil {
+	if out.Exports, err = buildExports(dockerCli, b, podmanLoad, opts, len(req.Platforms)); err != nil {
 		return err
 	}
 	if err := checkPushes(ctx, dockerCli, out.Exports); err != nil {
@@ -214,8 +235,27 @@ func buildInput(flags *pflag.FlagSet, opts buildOptions) (input, error) {
 	return in, rootFlagsOnManifest(flags, in.manifestFile)
 }
 
-// exportsFor turns --load, --push and -o into exports the builder can do,
-// or one line that says what to do instead.
+// buildExports are exportsFor's, with the load into Podman when
+// podmanLoad is set.
+func buildExports(dockerCli command.Cli, b *hostbuild.Builder, podmanLoad runEngine, opts buildOptions, nPlatforms int) ([]hostbuild.Export, error) {
+	if podmanLoad == nil {
+		return exportsFor(dockerCli, b, opts, nPlatforms)
+	}
+	if nPlatforms > 1 {
+		return nil, fmt.Errorf("--load of %d platforms: Podman holds one platform per image; use --push, or -o type=oci,dest=FILE and storepack load --platform P FILE", nPlatforms)
+	}
+	opts.load = false
+	exports, err := exportsFor(dockerCli, b, opts, nPlatforms)
+	if err != nil {
+		return nil, err
+	}
+	load, err := podmanLoad.exports(dockerCli, b, strings.Join(opts.tags, ","), opts.quiet)
+	return append(exports, load...), err
+}
+
+// exportsFor turns --load, --push and -o into exports the builder (nil:
+// none, the image is written on the host) can do, or one line that says
+// what to do instead.
 func exportsFor(dockerCli command.Cli, b *hostbuild.Builder, opts buildOptions, nPlatforms int) ([]hostbuild.Export, error) {
 	var exports []hostbuild.Export
 	names := strings.Join(opts.tags, ",")
@@ -235,12 +275,13 @@ func exportsFor(dockerCli command.Cli, b *hostbuild.Builder, opts buildOptions, 
 		}
 		exports = append(exports, e)
 	}
-	load := opts.load || len(exports) == 0 && !opts.push && b.Kind == hostbuild.Engine && nPlatforms <= 1
+	engine := b != nil && b.Kind == hostbuild.Engine
+	load := opts.load || len(exports) == 0 && !opts.push && engine && nPlatforms <= 1
 	if load {
 		if nPlatforms > 1 {
 			return nil, fmt.Errorf("--load of %d platforms: the engine's image store holds one platform per image; use --push, or -o type=oci,dest=FILE and docker storepack load --platform P FILE", nPlatforms)
 		}
-		if b.Kind == hostbuild.Engine {
+		if engine {
 			exports = append(exports, hostbuild.Export{Type: "moby", Attrs: map[string]string{"name": names}})
 		} else {
 			// Docker 20.10 refuses a docker archive with attestations
@@ -258,7 +299,7 @@ func exportsFor(dockerCli command.Cli, b *hostbuild.Builder, opts buildOptions, 
 		if names == "" {
 			return nil, errors.New("--push needs an image name: give -t")
 		}
-		if b.Kind == hostbuild.Engine {
+		if engine {
 			return nil, fmt.Errorf("--push: the builder %q (the engine's) cannot push; build with --load and run docker push, or build with a BuildKit builder (--builder, --addr)", b.Name)
 		}
 		src := dockerSources(dockerCli)

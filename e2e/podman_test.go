@@ -223,9 +223,10 @@ func podmanClosure(t *testing.T) (*rootless, closure) {
 
 // TestPodmanRun: as an unprivileged user with rootless Podman and no
 // docker and no builder, `storepack run ./result` writes the image on the
-// host, loads it into Podman and runs it: the program's output and exit code, a published port
-// that answers, a volume whose files the user owns; a second run of the
-// same result neither builds nor loads, and needs no builder.
+// host, loads it into Podman and runs it: the program's output and exit
+// code, a published port that answers, a volume whose files the user
+// owns; a second run of the same result neither builds nor loads, and
+// needs no builder; `storepack build -t` loads the same layers.
 func TestPodmanRun(t *testing.T) {
 	r, c := podmanClosure(t)
 	result, bb := filepath.Join(c.dir, "result"), busyboxOf(t, c)
@@ -254,6 +255,17 @@ func TestPodmanRun(t *testing.T) {
 	}
 	if now := r.inspect(t, runTag).ID; now != id {
 		t.Errorf("the image changed from %s to %s", id, now)
+	}
+
+	// build's load, with no docker.
+	const built = "storepack-e2e/podman-build:1"
+	_, progress, code, err := r.cmd(nil, "storepack", "build", "--progress=plain", "-t", built, result)
+	if err != nil || code != 0 || !strings.Contains(progress, "write the image on the host and load it") {
+		t.Fatalf("storepack build -t exited %d (%v):\n%s", code, err, progress)
+	}
+	// run's image records its input key in a label: the same layers.
+	if got, want := r.inspect(t, built).RootFS.Layers, r.inspect(t, runTag).RootFS.Layers; !slices.Equal(got, want) {
+		t.Errorf("storepack build loaded the layers\n%s\nrun's\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 
 	for _, tc := range append(containerCases(t, c, r.dir), []runCase{
