@@ -53,6 +53,7 @@ archive is corrupt or has no image for the platform.`,
 }
 
 func runLoad(ctx context.Context, dockerCli command.Cli, opts loadOptions) error {
+	var names []string
 	for _, tag := range opts.tags {
 		ref, err := reference.ParseNormalizedNamed(tag)
 		if err != nil {
@@ -62,6 +63,9 @@ func runLoad(ctx context.Context, dockerCli command.Cli, opts loadOptions) error
 		if _, ok := ref.(reference.Digested); ok {
 			return fmt.Errorf("-t %s: a name and tag, not a digest", tag)
 		}
+		// In full: the containerd image store names the image exactly as the
+		// archive's index does, and no familiar name finds "repo:tag" there.
+		names = append(names, reference.TagNameOnly(ref).String())
 	}
 	engine := dockerCli.Client()
 	p, err := enginePlatform(ctx, engine, opts.platform)
@@ -69,7 +73,7 @@ func runLoad(ctx context.Context, dockerCli command.Cli, opts loadOptions) error
 		return err
 	}
 	// --platform asks for that platform, not one the engine could also run.
-	lo := engineload.Options{Platform: p, Exact: opts.platform != "", Names: opts.tags, Out: dockerCli.Out()}
+	lo := engineload.Options{Platform: p, Exact: opts.platform != "", Names: names, Out: dockerCli.Out()}
 	if !opts.quiet {
 		lo.Progress = dockerCli.Err()
 	}

@@ -1,0 +1,144 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// engine is one Docker Engine of the test bed (TESTBED_ENGINES): Debian's
+// 20.10, and Docker 28 with the classic overlay2 image store and with the
+// containerd image store.
+type engine struct {
+	name string // docker20.10, docker28-classic, docker28-containerd
+	host string // its DOCKER_HOST
+}
+
+// containerdStore: the engine keeps its images in containerd's image store.
+func (e engine) containerdStore() bool { return strings.HasSuffix(e.name, "-containerd") }
+
+// merges: the engine's BuildKit has MergeOp, so storepack builds there
+// with the Merge method, as on buildkitd: Docker 28's (v0.25) has, Docker
+// 20.10's (v0.8 line) has not and builds with Chain, whose layers differ.
+func (e engine) merges() bool { return e.name != "docker20.10" }
+
+// bedEngines lists the test bed's engines, 20.10 first.
+func bedEngines() ([]engine, error) {
+	var es []engine
+	for _, f := range strings.Fields(os.Getenv("TESTBED_ENGINES")) {
+		name, host, ok := strings.Cut(f, "=")
+		if !ok {
+			return nil, fmt.Errorf("TESTBED_ENGINES: %q is not NAME=DOCKER_HOST", f)
+		}
+		es = append(es, engine{name: name, host: host})
+	}
+	if len(es) == 0 || es[0].host != os.Getenv("DOCKER_HOST") {
+		return nil, fmt.Errorf("TESTBED_ENGINES %q does not start with DOCKER_HOST's engine", os.Getenv("TESTBED_ENGINES"))
+	}
+	return es, nil
+}
+
+// engineTest is one test of the engine matrix.
+type engineTest struct {
+	name string
+	run  func(t *testing.T, e engine)
+}
+
+// runOnEngines runs each test once per engine, as BuildKit's integration
+// tests run one suite over a worker matrix: subtest NAME/engine=ENGINE, with
+// DOCKER_HOST set to that engine for its duration, so that every docker and
+// docker storepack command of the test (the helpers take the environment
+// of this process) talks to it.
+func runOnEngines(t *testing.T, tests ...engineTest) {
+	t.Helper()
+	es, err := bedEngines()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			for _, e := range es {
+				t.Run("engine="+e.name, func(t *testing.T) {
+					t.Setenv("DOCKER_HOST", e.host)
+					tc.run(t, e)
+				})
+			}
+		})
+	}
+}
+
+// loadFrontendIntoEngines copies the frontend image that installFrontend
+// built into Docker 20.10 into every other engine of the bed, where
+// `# syntax=storepack` finds it as storepack:latest.
+func loadFrontendIntoEngines() error {
+	es, err := bedEngines()
+	if err != nil {
+		return err
+	}
+	saved := filepath.Join(bed.dir, "tmp", "frontend.tar")
+	defer os.Remove(saved)
+	if out, err := exec.Command(bed.docker, "save", "-o", saved, "storepack:latest").CombinedOutput(); err != nil {
+		return fmt.Errorf("docker save storepack:latest: %w\n%s", err, out)
+	}
+	for _, e := range es[1:] {
+		if out, err := exec.Command(bed.docker, "-H", e.host, "load", "-i", saved).CombinedOutput(); err != nil {
+			return fmt.Errorf("%s: docker load of the frontend image: %w\n%s", e.name, err, out)
+		}
+	}
+	return nil
+}
+
+// imageDiffIDs returns the diffIDs the engine records for ref.
+func imageDiffIDs(t *testing.T, ref string) []string {
+	t.Helper()
+	return strings.Fields(must(t, nil, bed.docker, "image", "inspect", "-f", `{{range .RootFS.Layers}}{{println .}}{{end}}`, ref))
+}
+
+// TestEngines runs the engine-facing tests on every engine of the bed.
+func TestEngines(t *testing.T) {
+	installPlugin(t)
+	c := nixClosure(t)
+	df := writeFile(t, c.dir, "app.storepack", manifest(c.dir+"/result", c.dir+"/path-info.json"))
+	// The diffIDs of the same manifest built on buildkitd: every engine
+	// that merges, whatever its image store, must give the same; and on
+	// each engine docker build and the plugin give the same.
+	oci := filepath.Join(t.TempDir(), "buildkitd.tar")
+	mustPluginEnv(t, buildkitEnv, "build", "-q", "-f", df, "-o", "type=oci,dest="+oci, "/")
+	merged := readArchive(t, oci).diffIDs()
+	dockerBuilt := map[string][]string{}
+
+	runOnEngines(t,
+		engineTest{"docker build with the frontend", func(t *testing.T, e engine) {
+			tag := "storepack-e2e/engines:docker-build"
+			engineBuildRunCheck(t, df, tag, c)
+			dockerBuilt[e.name] = imageDiffIDs(t, tag)
+			if got := dockerBuilt[e.name]; e.merges() && !slices.Equal(got, merged) {
+				t.Errorf("diffIDs %v, buildkitd's %v", got, merged)
+			}
+		}},
+		engineTest{"plugin build and run", func(t *testing.T, e engine) {
+			tag := "storepack-e2e/engines:plugin"
+			mustPluginEnv(t, engineEnv, "build", "--progress=plain", "-f", df, "-t", tag, "/")
+			t.Cleanup(func() { cmd(nil, bed.docker, "rmi", "-f", tag) })
+			got := imageDiffIDs(t, tag)
+			if want, ok := dockerBuilt[e.name]; ok && !slices.Equal(got, want) {
+				t.Errorf("diffIDs %v, docker build's %v", got, want)
+			}
+			if e.merges() && !slices.Equal(got, merged) {
+				t.Errorf("diffIDs %v, buildkitd's %v", got, merged)
+			}
+			if out := dockerRun(t, "--rm", tag); strings.TrimSpace(out) != greeting {
+				t.Errorf("docker run printed %q, want %q", out, greeting)
+			}
+			if out, stderr, code := pluginRun(t, engineEnv, nil, filepath.Join(c.dir, "result")); code != 0 || strings.TrimSpace(out) != greeting {
+				t.Errorf("docker storepack run: exit %d, stdout %q, want %q\nstderr:\n%s", code, out, greeting, stderr)
+			}
+		}},
+	)
+}
