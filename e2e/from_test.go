@@ -55,8 +55,9 @@ func TestFromBase(t *testing.T) {
 		}
 	}
 	const budget = 3
-	for _, b := range bothBuilders {
+	for _, b := range bothBuilders(t) {
 		t.Run(b.name, func(t *testing.T) {
+			b.use(t)
 			result, graph := b.paths(c)
 			tag := b.build(t, c, "from", fromManifest(b.busybox(), result, graph, fmt.Sprintf("LAYERS --max=%d", budget)))
 			img := inspectImage(t, tag)
