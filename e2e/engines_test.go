@@ -3,6 +3,7 @@
 package e2e
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -10,6 +11,9 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/storepack/storepack/layering"
+	"github.com/storepack/storepack/llb/layerllb"
 )
 
 // engine is one Docker Engine of the test bed (TESTBED_ENGINES): Debian's
@@ -117,6 +121,8 @@ func TestEngines(t *testing.T) {
 	mustPluginEnv(t, buildkitEnv, "build", "-q", "-f", df, "-o", "type=oci,dest="+oci, "/")
 	merged := readArchive(t, oci).diffIDs()
 	dockerBuilt := map[string][]string{}
+	v1 := nixClosure(t, "--argstr", "appVersion", "1")
+	v2 := nixClosure(t, "--argstr", "appVersion", "2")
 
 	runOnEngines(t,
 		engineTest{"docker build with the frontend", func(t *testing.T, e engine) {
@@ -145,5 +151,42 @@ func TestEngines(t *testing.T) {
 				t.Errorf("docker storepack run: exit %d, stdout %q, want %q\nstderr:\n%s", code, out, greeting, stderr)
 			}
 		}},
+		engineTest{"previous plan in the engine", func(t *testing.T, e engine) {
+			// Release 2 built into the engine reads release 1's plan
+			// from the engine's image, and keeps its layers.
+			first, second := "storepack-e2e/engines:release1", "storepack-e2e/engines:release2"
+			for _, r := range []struct {
+				c     closure
+				tag   string
+				extra string
+			}{{v1, first, "LAYERS --max=3"}, {v2, second, "LAYERS --max=3 --previous=" + first}} {
+				df := writeFile(t, r.c.dir, "engines.storepack", manifest(r.c.dir+"/result", r.c.dir+"/path-info.json", r.extra))
+				mustPluginEnv(t, engineEnv, "build", "-q", "-f", df, "-t", r.tag, "/")
+				t.Cleanup(func() { cmd(nil, bed.docker, "rmi", "-f", r.tag) })
+			}
+			checkReused(t, v1, imagePlan(t, first), imagePlan(t, second), imageDiffIDs(t, first), imageDiffIDs(t, second))
+			// A recorded plan the default strategy would not make, in an
+			// image only the engine has under that name: its layer is kept.
+			recorded, base := unusualPlan(v1)
+			local, third := "storepack-e2e-local/engines:recorded", "storepack-e2e/engines:release2-recorded"
+			imageRecording(t, recorded, local, bed.registry+"/storepack-e2e/engines-"+e.name+":recorded")
+			df := writeFile(t, v2.dir, "recorded.storepack", manifest(v2.dir+"/result", v2.dir+"/path-info.json", "LAYERS --max=3 --previous="+local))
+			mustPluginEnv(t, engineEnv, "build", "-q", "-f", df, "-t", third, "/")
+			t.Cleanup(func() { cmd(nil, bed.docker, "rmi", "-f", third) })
+			if plan := imagePlan(t, third); !slices.ContainsFunc(plan.Layers, func(l layering.Layer) bool { return slices.Equal(l.Paths, base) }) {
+				t.Errorf("built with --previous=%s, the plan does not keep its layer of %v:\n%+v", local, base, plan)
+			}
+		}},
 	)
+}
+
+// imagePlan is the layer plan that the engine's image ref records.
+func imagePlan(t *testing.T, ref string) layering.Plan {
+	t.Helper()
+	label := must(t, nil, bed.docker, "image", "inspect", "-f", `{{index .Config.Labels "`+layerllb.PlanLabel+`"}}`, ref)
+	var p layering.Plan
+	if err := json.Unmarshal([]byte(label), &p); err != nil {
+		t.Fatalf("%s: label %s: %v\n%s", ref, layerllb.PlanLabel, err, label)
+	}
+	return p
 }
