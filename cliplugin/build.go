@@ -164,7 +164,7 @@ func runBuild(ctx context.Context, dockerCli command.Cli, flags *pflag.FlagSet, 
 	}
 	out := hostbuild.Output{Auth: dockerCli.ConfigFile(), Out: dockerCli.Err(), Progress: progress, FrontendImage: opts.frontendImage}
 	opts.attest.apply(&out)
-	if out.Exports, err = exportsFor(dockerCli, b, opts, len(req.Platforms)); err != nil {
+	if out.Exports, err = exportsFor(ctx, dockerCli, b, opts, len(req.Platforms)); err != nil {
 		return err
 	}
 	res, err := hostbuild.Build(ctx, b, input, out)
@@ -207,7 +207,7 @@ func buildInput(flags *pflag.FlagSet, opts buildOptions) (input, error) {
 
 // exportsFor turns --load, --push and -o into exports the builder can do,
 // or one line that says what to do instead.
-func exportsFor(dockerCli command.Cli, b *hostbuild.Builder, opts buildOptions, nPlatforms int) ([]hostbuild.Export, error) {
+func exportsFor(ctx context.Context, dockerCli command.Cli, b *hostbuild.Builder, opts buildOptions, nPlatforms int) ([]hostbuild.Export, error) {
 	var exports []hostbuild.Export
 	names := strings.Join(opts.tags, ",")
 	for _, spec := range opts.outputs {
@@ -237,7 +237,11 @@ func exportsFor(dockerCli command.Cli, b *hostbuild.Builder, opts buildOptions, 
 				return nil, errors.New("--sbom with --load: the engine does not load an image with attestations from this builder; use --push, or -o type=oci,dest=FILE")
 			}
 			engine := dockerCli.Client()
-			exports = append(exports, hostbuild.Export{Type: "docker", Attrs: map[string]string{"name": names}, Load: func(ctx context.Context, r io.Reader) error {
+			attrs, err := loadAttrs(ctx, engine, names)
+			if err != nil {
+				return nil, err
+			}
+			exports = append(exports, hostbuild.Export{Type: "docker", Attrs: attrs, Load: func(ctx context.Context, r io.Reader) error {
 				return engineload.Archive(ctx, engine, r, io.Discard)
 			}})
 		}

@@ -272,7 +272,7 @@ func runImage(ctx context.Context, dockerCli command.Cli, opts runOptions, arg, 
 	}
 	defer b.Close()
 	out := hostbuild.Output{Auth: dockerCli.ConfigFile(), Out: dockerCli.Err(), Progress: progress}
-	if out.Exports, err = exportsFor(dockerCli, b, buildOptions{tags: []string{tag}, load: true, quiet: quiet}, 1); err != nil {
+	if out.Exports, err = exportsFor(ctx, dockerCli, b, buildOptions{tags: []string{tag}, load: true, quiet: quiet}, 1); err != nil {
 		return "", err
 	}
 	if _, err := hostbuild.Build(ctx, b, input, out); err != nil {

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 
+	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
+
 	"github.com/storepack/storepack/layering"
 	"github.com/storepack/storepack/llb/layerllb"
 )
@@ -175,6 +177,36 @@ func TestEngines(t *testing.T) {
 			t.Cleanup(func() { cmd(nil, bed.docker, "rmi", "-f", third) })
 			if plan := imagePlan(t, third); !slices.ContainsFunc(plan.Layers, func(l layering.Layer) bool { return slices.Equal(l.Paths, base) }) {
 				t.Errorf("built with --previous=%s, the plan does not keep its layer of %v:\n%+v", local, base, plan)
+			}
+		}},
+		engineTest{"pushed layers are compressed", func(t *testing.T, e engine) {
+			// Built by the engine, and built on buildkitd and loaded:
+			// docker push sends gzip layers, whatever the image store
+			// keeps (the containerd store pushes its blobs as they are).
+			repo := bed.registry + "/storepack-e2e/engines-push-" + e.name
+			for _, b := range []struct {
+				tag  string
+				env  []string
+				args []string
+			}{
+				{repo + ":built", engineEnv, nil},
+				{repo + ":loaded", nil, []string{"--builder", os.Getenv("BUILDX_BUILDER"), "--load"}},
+			} {
+				args := append([]string{"build", "-q", "-f", df, "-t", b.tag}, b.args...)
+				mustPluginEnv(t, b.env, append(args, "/")...)
+				t.Cleanup(func() { cmd(nil, bed.docker, "rmi", "-f", b.tag) })
+				must(t, nil, bed.docker, "push", "-q", b.tag)
+				var m ocispecs.Manifest
+				tag := strings.TrimPrefix(b.tag, repo+":")
+				data := registryGet(t, repo, tag, ocispecs.MediaTypeImageManifest, "application/vnd.docker.distribution.manifest.v2+json")
+				if err := json.Unmarshal(data, &m); err != nil || len(m.Layers) == 0 {
+					t.Fatalf("%s: manifest %v\n%s", b.tag, err, data)
+				}
+				for _, l := range m.Layers {
+					if !strings.HasSuffix(l.MediaType, "gzip") {
+						t.Errorf("%s: layer %s pushed as %s (%d bytes), want gzip", b.tag, l.Digest, l.MediaType, l.Size)
+					}
+				}
 			}
 		}},
 	)
