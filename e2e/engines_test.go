@@ -138,7 +138,7 @@ func TestEngines(t *testing.T) {
 		engineTest{"plugin build and run", func(t *testing.T, e engine) {
 			tag := "storepack-e2e/engines:plugin"
 			mustPluginEnv(t, engineEnv, "build", "--progress=plain", "-f", df, "-t", tag, "/")
-			t.Cleanup(func() { cmd(nil, bed.docker, "rmi", "-f", tag) })
+			t.Cleanup(func() { cmd(nil, bed.docker, "rmi", "-f", tag); removeRunImages(t); noRunContainers(t) })
 			got := imageDiffIDs(t, tag)
 			if want, ok := dockerBuilt[e.name]; ok && !slices.Equal(got, want) {
 				t.Errorf("diffIDs %v, docker build's %v", got, want)
@@ -151,6 +151,13 @@ func TestEngines(t *testing.T) {
 			}
 			if out, stderr, code := pluginRun(t, engineEnv, nil, filepath.Join(c.dir, "result")); code != 0 || strings.TrimSpace(out) != greeting {
 				t.Errorf("docker storepack run: exit %d, stdout %q, want %q\nstderr:\n%s", code, out, greeting, stderr)
+			}
+		}},
+		engineTest{"run of a Guix store", func(t *testing.T, e engine) {
+			t.Cleanup(func() { removeRunImages(t); noRunContainers(t) })
+			g := guixClosure(t)
+			if out, stderr, code := pluginRun(t, engineEnv, nil, "--store-root", g.root, filepath.Join(g.root, "result")); code != 0 || strings.TrimSpace(out) != "hello from guix" {
+				t.Errorf("docker storepack run: exit %d, stdout %q, want %q\nstderr:\n%s", code, out, "hello from guix", stderr)
 			}
 		}},
 		engineTest{"previous plan in the engine", func(t *testing.T, e engine) {
