@@ -78,14 +78,18 @@ func TestFromBase(t *testing.T) {
 }
 
 // TestFromPlan: `docker storepack plan` lists a FROM image's layers first
-// (read from the engine), and plans the store layers in what they leave
-// of the budget.
+// (read from each engine of the bed), and plans the store layers in what
+// they leave of the budget.
 func TestFromPlan(t *testing.T) {
 	installPlugin(t)
 	c := nixClosure(t)
 	base := os.Getenv("TESTBED_BUSYBOX_IMAGE")
-	baseLayers := inspectImage(t, base).RootFS.Layers
 	df := writeFile(t, c.dir, "from.storepack", fromManifest(base, "./result", "path-info.json", "LAYERS --max=3 --strategy=per-path"))
+	runOnEngines(t, engineTest{"plan", func(t *testing.T, _ engine) { testFromPlan(t, base, df) }})
+}
+
+func testFromPlan(t *testing.T, base, df string) {
+	baseLayers := inspectImage(t, base).RootFS.Layers
 	stdout, _ := mustPluginEnv(t, engineEnv, "plan", "--format", "json", df)
 	var plan struct {
 		Base struct {
