@@ -111,33 +111,35 @@ func testFromPlan(t *testing.T, base, df string) {
 }
 
 // TestFromMissing: a FROM image that exists nowhere is an error naming the
-// manifest's line, and nothing is tagged.
+// manifest's line, on each engine of the bed, and nothing is tagged.
 func TestFromMissing(t *testing.T) {
 	installPlugin(t)
 	c := nixClosure(t)
 	base := bed.registry + "/storepack-e2e/no-such-base:1"
 	tag := "storepack-e2e/from:missing"
-	for _, b := range []struct {
-		name  string
-		build func() (string, error)
-	}{
-		{"docker build", func() (string, error) {
-			df := writeFile(t, c.dir, "from.storepack", fromManifest(base, c.dir+"/result", c.dir+"/path-info.json"))
-			r := engineBuild(t, "-f", df, "-t", tag, "/")
-			return r.out, r.err
-		}},
-		{"plugin", func() (string, error) {
-			df := writeFile(t, c.dir, "from.storepack", fromManifest(base, "./result", "path-info.json"))
-			_, stderr, err := runPluginEnv(engineEnv, "build", "-f", df, "-t", tag, c.dir)
-			return stderr, err
-		}},
-	} {
-		t.Run(b.name, func(t *testing.T) {
-			out, err := b.build()
-			if err == nil || !strings.Contains(out, "from.storepack:2") || !strings.Contains(out, "FROM "+base+": ") {
-				t.Errorf("err %v, output:\n%s\nwant the line and the base named", err, out)
-			}
-			checkNotTagged(t, tag)
-		})
-	}
+	runOnEngines(t, engineTest{"missing base", func(t *testing.T, _ engine) {
+		for _, b := range []struct {
+			name  string
+			build func(t *testing.T) (string, error)
+		}{
+			{"docker build", func(t *testing.T) (string, error) {
+				df := writeFile(t, c.dir, "from.storepack", fromManifest(base, c.dir+"/result", c.dir+"/path-info.json"))
+				r := engineBuild(t, "-f", df, "-t", tag, "/")
+				return r.out, r.err
+			}},
+			{"plugin", func(t *testing.T) (string, error) {
+				df := writeFile(t, c.dir, "from.storepack", fromManifest(base, "./result", "path-info.json"))
+				_, stderr, err := runPluginEnv(engineEnv, "build", "-f", df, "-t", tag, c.dir)
+				return stderr, err
+			}},
+		} {
+			t.Run(b.name, func(t *testing.T) {
+				out, err := b.build(t)
+				if err == nil || !strings.Contains(out, "from.storepack:2") || !strings.Contains(out, "FROM "+base+": ") {
+					t.Errorf("err %v, output:\n%s\nwant the line and the base named", err, out)
+				}
+				checkNotTagged(t, tag)
+			})
+		}
+	}})
 }
