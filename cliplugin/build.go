@@ -223,9 +223,18 @@ func exportsFor(ctx context.Context, dockerCli command.Cli, b *hostbuild.Builder
 		}
 		exports = append(exports, e)
 	}
-	load := opts.load || len(exports) == 0 && !opts.push && b.Kind == hostbuild.Engine && nPlatforms <= 1
+	// The engine's own builder stores every platform in one image on the
+	// containerd image store; the classic store holds one platform per image.
+	multiPlatform := false
+	if nPlatforms > 1 && b.Kind == hostbuild.Engine {
+		var err error
+		if multiPlatform, err = engineContainerdStore(ctx, dockerCli.Client()); err != nil {
+			return nil, err
+		}
+	}
+	load := opts.load || len(exports) == 0 && !opts.push && b.Kind == hostbuild.Engine && (nPlatforms <= 1 || multiPlatform)
 	if load {
-		if nPlatforms > 1 {
+		if nPlatforms > 1 && !multiPlatform {
 			return nil, fmt.Errorf("--load of %d platforms: the engine's image store holds one platform per image; use --push, or -o type=oci,dest=FILE and docker storepack load --platform P FILE", nPlatforms)
 		}
 		if b.Kind == hostbuild.Engine {

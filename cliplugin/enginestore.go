@@ -19,15 +19,25 @@ const containerdSnapshotter = "io.containerd.snapshotter.v1"
 // archive's blobs as they are and would push them uncompressed
 // (NixOS/nix#15246), and where docker build compresses its layers.
 func loadAttrs(ctx context.Context, engine client.APIClient, names string) (map[string]string, error) {
-	info, err := engine.Info(ctx, client.InfoOptions{})
+	containerd, err := engineContainerdStore(ctx, engine)
 	if err != nil {
-		return nil, fmt.Errorf("--load: cannot reach the docker engine: %w", err)
+		return nil, err
 	}
 	attrs := map[string]string{"name": names}
-	if containerdImageStore(info.Info) {
+	if containerd {
 		attrs["compression"], attrs["force-compression"] = "gzip", "true"
 	}
 	return attrs, nil
+}
+
+// engineContainerdStore asks the engine whether it keeps its images in
+// containerd's image store.
+func engineContainerdStore(ctx context.Context, engine client.APIClient) (bool, error) {
+	info, err := engine.Info(ctx, client.InfoOptions{})
+	if err != nil {
+		return false, fmt.Errorf("--load: cannot reach the docker engine: %w", err)
+	}
+	return containerdImageStore(info.Info), nil
 }
 
 // containerdImageStore tells whether the engine of info keeps its images in

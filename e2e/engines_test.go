@@ -123,6 +123,8 @@ func TestEngines(t *testing.T) {
 	mustPluginEnv(t, buildkitEnv, "build", "-q", "-f", df, "-o", "type=oci,dest="+oci, "/")
 	merged := readArchive(t, oci).diffIDs()
 	dockerBuilt := map[string][]string{}
+	multiDir := multiarchClosures(t, "engines")
+	multiMF := multiarchManifest(t, multiDir, "LINK /bin -> bin", `ENTRYPOINT ["/bin/hello"]`)
 	v1 := nixClosure(t, "--argstr", "appVersion", "1")
 	v2 := nixClosure(t, "--argstr", "appVersion", "2")
 
@@ -151,6 +153,29 @@ func TestEngines(t *testing.T) {
 			}
 			if out, stderr, code := pluginRun(t, engineEnv, nil, filepath.Join(c.dir, "result")); code != 0 || strings.TrimSpace(out) != greeting {
 				t.Errorf("docker storepack run: exit %d, stdout %q, want %q\nstderr:\n%s", code, out, greeting, stderr)
+			}
+		}},
+		engineTest{"multi-platform build into the engine", func(t *testing.T, e engine) {
+			// The containerd image store holds every platform in one
+			// image; the classic stores hold one, which the plugin says.
+			tag := "storepack-e2e/engines:multi-platform"
+			_, stderr, err := runPluginEnv(engineEnv, "build", "-q", "--load", "--platform", "linux/amd64,linux/arm/v7", "-f", multiMF, "-t", tag, multiDir)
+			t.Cleanup(func() { cmd(nil, bed.docker, "rmi", "-f", tag) })
+			if !e.containerdStore() {
+				want := "--load of 2 platforms: the engine's image store holds one platform per image; use --push, or -o type=oci,dest=FILE and docker storepack load --platform P FILE\n"
+				if err == nil || stderr != want {
+					t.Errorf("err %v, stderr %q; want the one line %q", err, stderr, want)
+				}
+				checkNotTagged(t, tag)
+				return
+			}
+			if err != nil {
+				t.Fatalf("build: %v\n%s", err, stderr)
+			}
+			for _, p := range []struct{ platform, arch string }{{"linux/amd64", "amd64"}, {"linux/arm/v7", "arm"}} {
+				if out := dockerRun(t, "--rm", "--platform", p.platform, tag); !strings.Contains(out, "arch="+p.arch+"\n") || !strings.Contains(out, greeting) {
+					t.Errorf("docker run --platform %s printed %q, want arch=%s and %q", p.platform, out, p.arch, greeting)
+				}
 			}
 		}},
 		engineTest{"run of a Guix store", func(t *testing.T, e engine) {
