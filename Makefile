@@ -4,10 +4,12 @@ DOCKER      ?= docker
 VERSION     ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 IMAGE       ?= storepack:latest
 PLUGIN_DIR  ?= $(HOME)/.docker/cli-plugins
+PREFIX      ?= /usr/local
+BINDIR      ?= $(PREFIX)/bin
 LDFLAGS     := -s -w -X github.com/storepack/storepack/internal/version.Version=$(VERSION)
 GOBUILD     := CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)'
 
-.PHONY: all build install plugin frontend-image demo test unit-test e2e-test bench bench-layering bench-store bench-build fmt clean
+.PHONY: all build install plugin standalone frontend-image demo test unit-test e2e-test bench bench-layering bench-store bench-build fmt clean
 
 all: build
 
@@ -26,8 +28,13 @@ frontend-image: bin/storepack-frontend
 plugin: bin/docker-storepack
 	install -D -m 0755 bin/docker-storepack $(PLUGIN_DIR)/docker-storepack
 
-# The plugin into ~/.docker/cli-plugins, the frontend image into the running engine.
-install: plugin frontend-image
+# The same binary as the command `storepack`, for machines without a docker CLI.
+standalone: bin/docker-storepack
+	install -D -m 0755 bin/docker-storepack $(BINDIR)/storepack
+
+# The plugin into ~/.docker/cli-plugins, `storepack` into $(BINDIR), the
+# frontend image into the running engine.
+install: plugin standalone frontend-image
 
 # Starts Debian's Docker Engine if none answers, installs storepack, builds
 # the built-in example with `docker build` and runs it.

@@ -9,9 +9,13 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 
+	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/containerd/containerd/v2/core/content"
 	"github.com/distribution/reference"
 	"github.com/docker/cli/cli/command"
 	"github.com/spf13/cobra"
@@ -19,6 +23,8 @@ import (
 
 	"github.com/storepack/storepack/cliplugin/engineload"
 	"github.com/storepack/storepack/cliplugin/hostbuild"
+	"github.com/storepack/storepack/cliplugin/imagelookup"
+	"github.com/storepack/storepack/frontend/manifest2llb"
 )
 
 // defaultManifest is the manifest a build context holds unless -f says.
@@ -167,6 +173,9 @@ func runBuild(ctx context.Context, dockerCli command.Cli, flags *pflag.FlagSet, 
 	if out.Exports, err = exportsFor(ctx, dockerCli, b, opts, len(req.Platforms)); err != nil {
 		return err
 	}
+	if err := checkPushes(ctx, dockerCli, out.Exports); err != nil {
+		return err
+	}
 	res, err := hostbuild.Build(ctx, b, input, out)
 	if err != nil {
 		return err
@@ -215,11 +224,14 @@ func exportsFor(ctx context.Context, dockerCli command.Cli, b *hostbuild.Builder
 		if err != nil {
 			return nil, err
 		}
-		if e.Type == "image" && e.Attrs["name"] == "" {
-			if names == "" {
-				return nil, fmt.Errorf("--output=%s: the image needs a name: give -t or name=", spec)
+		switch {
+		case e.Type == "image" && e.Attrs["name"] == "" && names == "":
+			return nil, fmt.Errorf("--output=%s: the image needs a name: give -t or name=", spec)
+		case e.Type == "image" || e.Type == "oci" || e.Type == "docker":
+			// The tags name the archive's image too, as with buildx.
+			if e.Attrs["name"] == "" && names != "" {
+				e.Attrs["name"] = names
 			}
-			e.Attrs["name"] = names
 		}
 		exports = append(exports, e)
 	}
@@ -262,10 +274,35 @@ func exportsFor(ctx context.Context, dockerCli command.Cli, b *hostbuild.Builder
 		if b.Kind == hostbuild.Engine {
 			return nil, fmt.Errorf("--push: the builder %q (the engine's) cannot push; build with --load and run docker push, or build with a BuildKit builder (--builder, --addr)", b.Name)
 		}
-		exports = append(exports, hostbuild.Export{Type: "image", Attrs: map[string]string{"name": names, "push": "true"}})
+		src := dockerSources(dockerCli)
+		exports = append(exports, hostbuild.Export{Type: "image", Attrs: map[string]string{"name": names, "push": "true"}, Push: func(ctx context.Context, ref string, root ocispecs.Descriptor, blobs content.Provider) error {
+			return imagelookup.Push(ctx, ref, root, blobs, src)
+		}})
 	}
 	if len(exports) == 0 && !opts.quiet {
 		fmt.Fprintln(dockerCli.Err(), "No output specified: the result stays in the builder's cache (use --load, --push or -o)")
 	}
 	return exports, nil
+}
+
+// checkPushes asks the registry of every image an export pushes whether it
+// answers, within manifest2llb.RegistryTimeout, before any work: the
+// builder's push waits without end for a registry that takes the
+// connection and never answers, and fails only after its retries on one
+// that refuses or fails.
+func checkPushes(ctx context.Context, dockerCli command.Cli, exports []hostbuild.Export) error {
+	for _, e := range exports {
+		if push, _ := strconv.ParseBool(e.Attrs["push"]); !push {
+			continue
+		}
+		for _, name := range strings.Split(e.Attrs["name"], ",") {
+			bounded, cancel := manifest2llb.WithRegistryTimeout(ctx)
+			err := manifest2llb.RegistryError(bounded, name, imagelookup.CheckRegistry(bounded, name, dockerSources(dockerCli)))
+			cancel()
+			if err != nil {
+				return fmt.Errorf("push %s: %w", name, err)
+			}
+		}
+	}
+	return nil
 }

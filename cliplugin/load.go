@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/storepack/storepack/cliplugin/engineload"
+	"github.com/storepack/storepack/cliplugin/podman"
 	"github.com/storepack/storepack/frontend/inputs"
 )
 
@@ -21,6 +22,7 @@ type loadOptions struct {
 	tags     []string
 	quiet    bool
 	src      string
+	runtime  runtimeOption
 }
 
 func newLoadCommand(dockerCli command.Cli) *cobra.Command {
@@ -30,14 +32,16 @@ func newLoadCommand(dockerCli command.Cli) *cobra.Command {
 		Short: "Load an image from a docker or OCI archive into the engine",
 		Long: `Load an image from a docker archive, an OCI archive or an OCI layout
 directory ("-": standard input; gzip, bzip2, xz and zstd are read) into the
-docker engine. From an index of several platforms it loads --platform's
+docker engine or Podman (--runtime). From an index of several platforms it loads --platform's
 image, or else the best one for the engine's platform (as a pull picks:
 amd64 also runs 386), converted to the docker archive that every engine
 loads (Docker 20.10 cannot load an OCI index). Nothing is loaded when the
-archive is corrupt or has no image for the platform.`,
+archive is corrupt or has no image for the platform. Podman gets the same
+docker archive, so the image has the same ID as in the docker engine.`,
 		Example: `  docker storepack load app.tar
   docker storepack load --platform linux/arm/v7 -t app:arm app-oci.tar
-  nix-build -A image | xargs cat | docker storepack load -`,
+  nix-build -A image | xargs cat | docker storepack load -
+  storepack load --runtime podman app-oci.tar`,
 		Args:                  cli.ExactArgs(1),
 		DisableFlagsInUseLine: true,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -49,6 +53,7 @@ archive is corrupt or has no image for the platform.`,
 	flags.StringVar(&opts.platform, "platform", "", "Platform to load from an index (os/arch[/variant] or a Nix system; default: the engine's)")
 	flags.StringArrayVarP(&opts.tags, "tag", "t", nil, "Name the loaded image (default: the archive's names); repeatable")
 	flags.BoolVarP(&opts.quiet, "quiet", "q", false, "Print only what the engine says it loaded")
+	opts.runtime.addFlag(flags)
 	return cmd
 }
 
@@ -67,8 +72,22 @@ func runLoad(ctx context.Context, dockerCli command.Cli, opts loadOptions) error
 		// archive's index does, and no familiar name finds "repo:tag" there.
 		names = append(names, reference.TagNameOnly(ref).String())
 	}
-	engine := dockerCli.Client()
-	p, err := enginePlatform(ctx, engine, opts.platform)
+	pod, err := opts.runtime.podman(ctx, dockerCli)
+	if err != nil {
+		return err
+	}
+	var (
+		loader engineload.ImageLoader
+		p      ocispecs.Platform
+	)
+	if pod != nil {
+		loader = pod
+		p, err = podmanPlatform(ctx, pod, opts.platform)
+	} else {
+		engine := dockerCli.Client()
+		loader = engine
+		p, err = enginePlatform(ctx, engine, opts.platform)
+	}
 	if err != nil {
 		return err
 	}
@@ -77,7 +96,16 @@ func runLoad(ctx context.Context, dockerCli command.Cli, opts loadOptions) error
 	if !opts.quiet {
 		lo.Progress = dockerCli.Err()
 	}
-	return engineload.Load(ctx, engine, opts.src, dockerCli.In(), lo)
+	return engineload.Load(ctx, loader, opts.src, dockerCli.In(), lo)
+}
+
+// podmanPlatform parses spec; "" is Podman's platform.
+func podmanPlatform(ctx context.Context, pod *podman.Podman, spec string) (ocispecs.Platform, error) {
+	if spec != "" {
+		return inputs.ParsePlatform(spec)
+	}
+	host, err := pod.Host(ctx)
+	return host.Platform, err
 }
 
 // enginePlatform parses spec; "" is the engine's platform.

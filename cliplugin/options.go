@@ -9,14 +9,17 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/docker/cli/cli/command"
 	"github.com/moby/buildkit/util/progress/progressui"
+	"github.com/moby/moby/client"
 	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/spf13/pflag"
 
 	"github.com/storepack/storepack/cliplugin/hostbuild"
 	"github.com/storepack/storepack/cliplugin/layercache"
+	"github.com/storepack/storepack/cliplugin/podman"
 	"github.com/storepack/storepack/frontend/inputs"
 	"github.com/storepack/storepack/frontend/manifest"
 	"github.com/storepack/storepack/frontend/manifest2llb"
@@ -154,6 +157,65 @@ func rootFlagsOnManifest(flags *pflag.FlagSet, manifestFile string) error {
 	return nil
 }
 
+// planningOptions are the input and the settings of the commands that
+// convert for one platform without building (plan, sbom).
+type planningOptions struct {
+	platforms []string
+	context   string
+	convert   convertOptions
+	previous  previousOption
+	roots     rootOptions
+}
+
+func (o *planningOptions) addFlags(flags *pflag.FlagSet, platformUsage string) {
+	flags.StringSliceVar(&o.platforms, "platform", nil, platformUsage)
+	flags.StringVar(&o.context, "context", "", "Build context of a manifest (default: the manifest's directory)")
+	o.convert.addFlags(flags)
+	o.previous.addFlag(flags)
+	o.roots.addFlags(flags)
+}
+
+// open checks the options, reads the manifest or the ROOTs that args name
+// and returns them as the host pipeline's input, with the one platform to
+// convert for. Without --previous, only a manifest that names a previous
+// image contacts the engine.
+func (o planningOptions) open(ctx context.Context, dockerCli command.Cli, flags *pflag.FlagSet, args []string) (*hostbuild.Input, ocispecs.Platform, error) {
+	if err := o.convert.check(); err != nil {
+		return nil, ocispecs.Platform{}, err
+	}
+	p, err := targetPlatform(o.platforms)
+	if err != nil {
+		return nil, ocispecs.Platform{}, err
+	}
+	var in input
+	if file, ok := manifestArg(args, o.roots.storeDir); ok {
+		if err := rootFlagsOnManifest(flags, file); err != nil {
+			return nil, ocispecs.Platform{}, err
+		}
+		in = input{manifestFile: file, contextDir: o.context}
+		if in.contextDir == "" {
+			in.contextDir = filepath.Dir(file)
+		}
+	} else {
+		if flags.Changed("context") {
+			return nil, ocispecs.Platform{}, errors.New("--context applies to a manifest, not to ROOT arguments")
+		}
+		if in, err = rootsInput(args, o.roots); err != nil {
+			return nil, ocispecs.Platform{}, err
+		}
+	}
+	req, err := o.convert.request(dockerCli, in, o.roots, nil)
+	if err != nil {
+		return nil, ocispecs.Platform{}, err
+	}
+	req.Platforms = []ocispecs.Platform{p}
+	previous := o.previous
+	previous.set = flags.Changed("previous")
+	previous.apply(dockerCli, &req.Settings, "")
+	input, err := hostbuild.Open(ctx, req)
+	return input, p, err
+}
+
 // builderOptions choose the builder and how its progress shows (build,
 // run).
 type builderOptions struct {
@@ -198,6 +260,12 @@ func (o builderOptions) layerCache(warn io.Writer) *layercache.Cache {
 		fmt.Fprintf(warn, "WARNING: no cache of layer digests, every store layer is read: %v\n", err)
 	}
 	return c
+}
+
+// named tells whether a BuildKit builder is named (--addr, --builder,
+// BUILDKIT_HOST, BUILDX_BUILDER), rather than buildx's or docker's default.
+func (o builderOptions) named() bool {
+	return o.addr != "" || o.builder != "" || os.Getenv("BUILDKIT_HOST") != "" || os.Getenv("BUILDX_BUILDER") != ""
 }
 
 func (o builderOptions) choice() hostbuild.Choice {
@@ -342,4 +410,63 @@ func manifestArg(args []string, storeDir string) (string, bool) {
 		}
 	}
 	return arg, fi.Mode().IsRegular()
+}
+
+// runtimeOption chooses the container engine that load and run put images
+// into and run them with (--runtime).
+type runtimeOption struct {
+	name string
+}
+
+// The engines --runtime names.
+const (
+	runtimeDocker = "docker"
+	runtimePodman = "podman"
+)
+
+const runtimeHelp = `Container engine to load into and run with: "docker" or "podman" (default: STOREPACK_RUNTIME, else docker when an engine is named (DOCKER_HOST, -H, a context) or answers at the default socket, else podman when it is on PATH)`
+
+func (o *runtimeOption) addFlag(flags *pflag.FlagSet) {
+	flags.StringVar(&o.name, "runtime", "", runtimeHelp)
+}
+
+// isEngine tells an engine's name (or none, for the default) from docker
+// run's --runtime, which names an OCI runtime.
+func isEngine(name string) bool {
+	return name == "" || name == runtimeDocker || name == runtimePodman
+}
+
+// podman returns Podman when it is the engine, nil for the docker engine;
+// or one line that says what to install or start when there is none.
+func (o runtimeOption) podman(ctx context.Context, dockerCli command.Cli) (*podman.Podman, error) {
+	name, from := o.name, "--runtime"
+	if name == "" {
+		name, from = os.Getenv("STOREPACK_RUNTIME"), "STOREPACK_RUNTIME"
+	}
+	switch name {
+	case runtimeDocker:
+		return nil, nil
+	case runtimePodman:
+		return podman.Find()
+	case "":
+	default:
+		return nil, fmt.Errorf("%s=%s: want docker or podman", from, name)
+	}
+	// An engine the user named (DOCKER_HOST, -H, a context) is the one to
+	// use, and to say it does not answer.
+	if dockerCli.DockerEndpoint().Host != client.DefaultDockerHost {
+		return nil, nil
+	}
+	// A docker engine that does not answer within this bound is taken as
+	// absent.
+	pingCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if _, err := dockerCli.Client().Ping(pingCtx, client.PingOptions{}); err == nil {
+		return nil, nil
+	}
+	p, perr := podman.Find()
+	if perr != nil {
+		return nil, fmt.Errorf("no container engine: no docker engine answers at %s and podman is not on PATH; start dockerd, or install Podman (apt-get install podman uidmap slirp4netns)", dockerCli.DockerEndpoint().Host)
+	}
+	return p, nil
 }

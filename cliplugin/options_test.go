@@ -2,6 +2,7 @@ package cliplugin
 
 import (
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/spf13/cobra"
@@ -62,5 +63,29 @@ func TestFlagsOneWay(t *testing.T) {
 	}
 	if f := plan.Flags().Lookup("max-layers"); f.Value.String() != "7" || plan.Flags().Lookup("max") != f {
 		t.Errorf("--max 7 set --max-layers to %s", f.Value)
+	}
+}
+
+func TestRuntimeOptionNamed(t *testing.T) {
+	t.Setenv("PATH", t.TempDir()) // no podman
+	for _, tc := range []struct {
+		flag, env, wantErr string
+	}{
+		{flag: "docker", env: "podman"},
+		{env: "docker"},
+		{flag: "lxc", wantErr: "--runtime=lxc: want docker or podman"},
+		{env: "lxc", wantErr: "STOREPACK_RUNTIME=lxc: want docker or podman"},
+		{flag: "podman", wantErr: "podman is not on PATH"},
+		{env: "podman", wantErr: "podman is not on PATH"},
+	} {
+		t.Setenv("STOREPACK_RUNTIME", tc.env)
+		// A named runtime asks no engine: no docker CLI is needed.
+		pod, err := runtimeOption{name: tc.flag}.podman(t.Context(), nil)
+		switch {
+		case tc.wantErr == "" && (err != nil || pod != nil):
+			t.Errorf("--runtime=%q STOREPACK_RUNTIME=%q: %v, %v; want the docker engine", tc.flag, tc.env, pod, err)
+		case tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)):
+			t.Errorf("--runtime=%q STOREPACK_RUNTIME=%q: error %v, want %q", tc.flag, tc.env, err, tc.wantErr)
+		}
 	}
 }

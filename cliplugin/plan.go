@@ -3,10 +3,8 @@ package cliplugin
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
-	"path/filepath"
 	"slices"
 	"strings"
 	"text/tabwriter"
@@ -19,7 +17,6 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
-	"github.com/storepack/storepack/cliplugin/hostbuild"
 	"github.com/storepack/storepack/cliplugin/imagelookup"
 	"github.com/storepack/storepack/frontend/manifest"
 	"github.com/storepack/storepack/frontend/manifest2llb"
@@ -32,13 +29,9 @@ const (
 )
 
 type planOptions struct {
-	format    string
-	platforms []string
-	context   string
-	convert   convertOptions
-	previous  previousOption
-	roots     rootOptions
-	args      []string
+	format   string
+	planning planningOptions
+	args     []string
 }
 
 func newPlanCommand(dockerCli command.Cli) *cobra.Command {
@@ -83,7 +76,6 @@ certificate, then with plain HTTP.
 		DisableFlagsInUseLine: true,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.args = args
-			opts.previous.set = cmd.Flags().Changed("previous")
 			ctx := cmd.Context()
 			if ctx == nil {
 				ctx = context.Background()
@@ -93,11 +85,7 @@ certificate, then with plain HTTP.
 	}
 	flags := cmd.Flags()
 	flags.StringVar(&opts.format, "format", formatTable, `Output format: "table" or "json"`)
-	flags.StringSliceVar(&opts.platforms, "platform", nil, platformHelp)
-	flags.StringVar(&opts.context, "context", "", "Build context of a manifest (default: the manifest's directory)")
-	opts.convert.addFlags(flags)
-	opts.previous.addFlag(flags)
-	opts.roots.addFlags(flags)
+	opts.planning.addFlags(flags, platformHelp)
 	return cmd
 }
 
@@ -105,46 +93,16 @@ func runPlan(ctx context.Context, dockerCli command.Cli, flags *pflag.FlagSet, o
 	if opts.format != formatTable && opts.format != formatJSON {
 		return fmt.Errorf("--format=%s: want %s or %s", opts.format, formatTable, formatJSON)
 	}
-	if err := opts.convert.check(); err != nil {
-		return err
-	}
-	p, err := targetPlatform(opts.platforms)
-	if err != nil {
-		return err
-	}
-	var in input
-	if file, ok := manifestArg(opts.args, opts.roots.storeDir); ok {
-		if err := rootFlagsOnManifest(flags, file); err != nil {
-			return err
-		}
-		in = input{manifestFile: file, contextDir: opts.context}
-		if in.contextDir == "" {
-			in.contextDir = filepath.Dir(file)
-		}
-	} else {
-		if flags.Changed("context") {
-			return errors.New("--context applies to a manifest, not to ROOT arguments")
-		}
-		if in, err = rootsInput(opts.args, opts.roots); err != nil {
-			return err
-		}
-	}
-	req, err := opts.convert.request(dockerCli, in, opts.roots, nil)
-	if err != nil {
-		return err
-	}
-	req.Platforms = []ocispecs.Platform{p}
-	// Without --previous nor -t, plans that name no previous image never
-	// contact the engine.
-	opts.previous.apply(dockerCli, &req.Settings, "")
-	input, err := hostbuild.Open(ctx, req)
+	input, p, err := opts.planning.open(ctx, dockerCli, flags, opts.args)
 	if err != nil {
 		return err
 	}
 	img, err := input.Plan(ctx, p, func(ctx context.Context, ref string, p ocispecs.Platform) (string, []byte, error) {
-		cfg, _, err := imagelookup.ImageConfig(ctx, ref, p, dockerSources(dockerCli))
+		bounded, cancel := manifest2llb.WithRegistryTimeout(ctx)
+		defer cancel()
+		cfg, _, err := imagelookup.ImageConfig(bounded, ref, p, dockerSources(dockerCli))
 		if err != nil {
-			return "", nil, err
+			return "", nil, manifest2llb.RegistryError(bounded, ref, err)
 		}
 		data, err := json.Marshal(cfg)
 		return ref, data, err

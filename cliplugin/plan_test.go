@@ -278,17 +278,7 @@ func TestPlanStrategyAndFlagErrors(t *testing.T) {
 // the frontend records in the image it builds from the same inputs, for
 // both are the one conversion.
 func TestPlanIsTheFrontendsPlan(t *testing.T) {
-	f := storetest.New(t, "")
-	src := "# syntax=storepack\nSTORE " + f.StoreName + "\nCLOSURE ./result-amd64\nGRAPH graph.json\nLAYERS --max=3\nLINK /bin -> bin\n"
-	file := filepath.Join(f.CtxDir, "app.storepack")
-	if err := os.WriteFile(file, []byte(src), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	gw := &gatewaytest.Client{
-		Opts:     map[string]string{"filename": "app.storepack", "context:store": "local:store", "platform": "linux/amd64"},
-		Locals:   map[string]string{"context": f.CtxDir, "dockerfile": f.CtxDir, "store": f.StoreDir},
-		Platform: ocispecs.Platform{OS: "linux", Architecture: "amd64"},
-	}
+	file, gw := frontendBuild(t, "LAYERS --max=3\nLINK /bin -> bin\n")
 	res, err := frontend.Build(context.Background(), gw)
 	if err != nil {
 		t.Fatal(err)
@@ -307,5 +297,23 @@ func TestPlanIsTheFrontendsPlan(t *testing.T) {
 	}
 	if len(planned.Layers) != 2 {
 		t.Errorf("%d store layers, want 2 (LAYERS --max=3 less the customisation layer)", len(planned.Layers))
+	}
+}
+
+// frontendBuild writes a manifest of the test store's amd64 closure and
+// its graph with the lines extra, and returns its file and a gateway that
+// builds it with the frontend for linux/amd64, as the plugin reads it.
+func frontendBuild(t *testing.T, extra string) (string, *gatewaytest.Client) {
+	t.Helper()
+	f := storetest.New(t, "")
+	src := "# syntax=storepack\nSTORE " + f.StoreName + "\nCLOSURE ./result-amd64\nGRAPH graph.json\n" + extra
+	file := filepath.Join(f.CtxDir, "app.storepack")
+	if err := os.WriteFile(file, []byte(src), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return file, &gatewaytest.Client{
+		Opts:     map[string]string{"filename": "app.storepack", "context:store": "local:store", "platform": "linux/amd64"},
+		Locals:   map[string]string{"context": f.CtxDir, "dockerfile": f.CtxDir, "store": f.StoreDir},
+		Platform: ocispecs.Platform{OS: "linux", Architecture: "amd64"},
 	}
 }

@@ -31,10 +31,15 @@ func dockerSources(dockerCli command.Cli) imagelookup.Sources {
 // --previous`, a manifest's LAYERS --previous, the image -t names), from
 // the local engine or the registry: its recorded layer plan and, from a
 // registry, the store layers it records the content of. Errors start with
-// ref.
+// ref. The lookup is bounded by manifest2llb.RegistryTimeout.
 func readPrevious(ctx context.Context, ref string, p ocispecs.Platform, src imagelookup.Sources) (*manifest2llb.PreviousImage, error) {
-	img, err := imagelookup.Lookup(ctx, ref, p, src)
+	bounded, cancel := manifest2llb.WithRegistryTimeout(ctx)
+	defer cancel()
+	img, err := imagelookup.Lookup(bounded, ref, p, src)
 	if err != nil {
+		if timedOut := manifest2llb.RegistryError(bounded, ref, err); timedOut != err {
+			return nil, fmt.Errorf("%s: %w", ref, timedOut)
+		}
 		return nil, err
 	}
 	plan, err := layerllb.RecordedPlan(img.Config.Config.Labels)

@@ -47,6 +47,32 @@ func NewRootCommand(dockerCli command.Cli) *cobra.Command {
 	return cmd
 }
 
+// StandaloneName is the name under which the same binary runs as a command
+// of its own (`storepack build ...`), on machines without a docker CLI.
+const StandaloneName = "storepack"
+
+// NewStandaloneCommand returns the command tree run as `storepack` itself:
+// docker's global options (-H, --context, --config, -D, ...) on the root,
+// as docker gives them to a plugin, and dockerCli made from them before a
+// subcommand runs. Making the client contacts no engine: commands that
+// need none (plan, graph, a Podman run) work without one.
+func NewStandaloneCommand(dockerCli *command.DockerCli) *cli.TopLevelCommand {
+	cmd := NewRootCommand(dockerCli)
+	opts, _ := cli.SetupRootCommand(cmd)
+	// Docker's pointer to its own guides is not this command's.
+	delete(cmd.Annotations, "additionalHelp")
+	// Global options come before the subcommand, as with docker.
+	cmd.TraverseChildren = true
+	// As the plugin framework has it: `completion` works, unlisted.
+	cmd.CompletionOptions.HiddenDefaultCmd = true
+	cmd.SetIn(dockerCli.In())
+	cmd.SetOut(dockerCli.Out())
+	cmd.SetErr(dockerCli.Err())
+	tcmd := cli.NewTopLevelCommand(cmd, dockerCli, opts, cmd.Flags())
+	cmd.PersistentPreRunE = func(*cobra.Command, []string) error { return tcmd.Initialize() }
+	return tcmd
+}
+
 // addCommands registers the subcommands of `docker storepack`.
 func addCommands(cmd *cobra.Command, dockerCli command.Cli) {
 	cmd.AddCommand(
@@ -55,6 +81,7 @@ func addCommands(cmd *cobra.Command, dockerCli command.Cli) {
 		newLoadCommand(dockerCli),
 		newPlanCommand(dockerCli),
 		newRunCommand(dockerCli),
+		newSBOMCommand(dockerCli),
 		newVersionCommand(dockerCli),
 	)
 }

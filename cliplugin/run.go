@@ -25,6 +25,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/storepack/storepack/cliplugin/hostbuild"
+	"github.com/storepack/storepack/cliplugin/podman"
 	"github.com/storepack/storepack/frontend/inputs"
 	"github.com/storepack/storepack/frontend/manifest2llb"
 	"github.com/storepack/storepack/layering"
@@ -45,6 +46,9 @@ type runOptions struct {
 	convert convertOptions
 	roots   rootOptions
 	builder builderOptions
+	runtime runtimeOption
+	// runFlags are docker run's options as given, for podman run.
+	runFlags *podman.FlagLog
 }
 
 func newRunCommand(dockerCli command.Cli) *cobra.Command {
@@ -67,6 +71,13 @@ of the same inputs neither builds nor loads. When the inputs changed, the
 image is rebuilt, keeping the previous image's layers where that ships less.
 Any other argument is an image, run as docker run runs it.
 
+--runtime podman (or STOREPACK_RUNTIME=podman; the default when no docker
+engine is named or answers and podman is on PATH) runs it with podman run,
+with the same options. The image is loaded into Podman: written on the host
+with no builder, or, for FROM, COPY or RUN, built by a BuildKit daemon
+(BUILDKIT_HOST, --addr). Any other --runtime value is docker run's: the OCI
+runtime of the container.
+
 Every docker run option applies, and the exit code is docker run's: the
 command's own, or 125 when storepack or the engine failed, 126 when the
 command cannot be invoked, 127 when it is not found. The container is removed
@@ -82,6 +93,9 @@ when it exits (--rm=false keeps it), also when storepack is interrupted.`,
 	}
 	flags := cmd.Flags()
 	flags.SetInterspersed(false)
+	opts.runFlags = podman.Record(dockerRun.Flags())
+	// docker run's --runtime also chooses the engine (docker, podman).
+	dockerRun.Flags().Lookup("runtime").Usage = runtimeHelp + `; any other value: the container's OCI runtime`
 	flags.AddFlagSet(dockerRun.Flags())
 	build := pflag.NewFlagSet("build", pflag.ContinueOnError)
 	// docker run's --label labels the container.
@@ -132,8 +146,25 @@ func runRun(ctx context.Context, dockerCli command.Cli, dockerRun *cobra.Command
 	flags := dockerRun.Flags()
 	platform, _ := flags.GetString("platform")
 	quiet, _ := flags.GetBool("quiet")
+	var eng runEngine = dockerEngine{dockerCli.Client()}
+	skipFlags := []string{}
+	if name, _ := flags.GetString("runtime"); isEngine(name) {
+		// An engine's name is no OCI runtime for docker run or podman run.
+		opts.runtime.name = name
+		skipFlags = append(skipFlags, "runtime")
+		if err := flags.Set("runtime", ""); err != nil {
+			return err
+		}
+	}
+	pod, err := opts.runtime.podman(ctx, dockerCli)
+	if err != nil {
+		return cli.StatusError{Status: err.Error(), StatusCode: 125}
+	}
+	if pod != nil {
+		eng = podmanEngine{pod}
+	}
 	buildCtx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
-	image, err := runImage(buildCtx, dockerCli, opts, args[0], platform, quiet)
+	image, err := runImage(buildCtx, dockerCli, eng, opts, args[0], platform, quiet)
 	stop()
 	if err != nil {
 		return cli.StatusError{Status: err.Error(), StatusCode: 125}
@@ -148,6 +179,11 @@ func runRun(ctx context.Context, dockerCli command.Cli, dockerRun *cobra.Command
 	runID := hex.EncodeToString(nonce)
 	if err := flags.Set("label", runContainerLabel+"="+runID); err != nil {
 		return err
+	}
+	if pod != nil {
+		// podman run takes docker run's options, exit codes and signals.
+		runArgs := append([]string{"run"}, opts.runFlags.Args(skipFlags...)...)
+		return pod.Exec(append(append(runArgs, image), args[1:]...))
 	}
 	err = runContainer(ctx, dockerCli, dockerRun, runID, append([]string{image}, args[1:]...))
 	// docker run's errors point at its help; the flags are the same here.
@@ -199,7 +235,7 @@ func runContainer(ctx context.Context, dockerCli command.Cli, dockerRun *cobra.C
 // runImage returns the image to run for arg: an image reference as it is,
 // or the image built from a ROOT or MANIFEST, built and loaded only when
 // the engine has no image of the same inputs.
-func runImage(ctx context.Context, dockerCli command.Cli, opts runOptions, arg, platform string, quiet bool) (string, error) {
+func runImage(ctx context.Context, dockerCli command.Cli, engine runEngine, opts runOptions, arg, platform string, quiet bool) (string, error) {
 	if err := opts.convert.check(); err != nil {
 		return "", err
 	}
@@ -207,15 +243,14 @@ func runImage(ctx context.Context, dockerCli command.Cli, opts runOptions, arg, 
 	if err != nil {
 		return "", err
 	}
-	engine := dockerCli.Client()
 	if !ok {
 		return arg, checkImageRunnable(ctx, engine, arg, platform)
 	}
-	p, err := enginePlatform(ctx, engine, platform)
+	p, err := engine.platform(ctx, platform)
 	if err != nil {
 		return "", err
 	}
-	if err := checkRunnable(ctx, engine, p); err != nil {
+	if err := engine.checkRunnable(ctx, p); err != nil {
 		return "", err
 	}
 	progress, err := opts.builder.progressMode(quiet)
@@ -243,18 +278,18 @@ func runImage(ctx context.Context, dockerCli command.Cli, opts runOptions, arg, 
 		return "", err
 	}
 	key := input.Key(p)
-	old, err := engine.ImageInspect(ctx, tag)
+	old, err := engine.image(ctx, tag)
 	var recorded *layering.Plan
 	switch {
-	case err == nil && old.Config != nil:
-		if old.Config.Labels[hostbuild.InputKeyLabel] == key.String() && !req.NoCache {
+	case err == nil:
+		if old.labels[hostbuild.InputKeyLabel] == key.String() && !req.NoCache {
 			return tag, nil
 		}
-		if plan, perr := layerllb.RecordedPlan(old.Config.Labels); perr == nil {
+		if plan, perr := layerllb.RecordedPlan(old.labels); perr == nil {
 			recorded = plan
 		}
-	case err != nil && !cerrdefs.IsNotFound(err):
-		return "", fmt.Errorf("cannot reach the docker engine: %w", err)
+	case !cerrdefs.IsNotFound(err):
+		return "", fmt.Errorf("cannot reach the engine: %w", err)
 	}
 	// The image being replaced is the previous image; the registry is
 	// never asked for it.
@@ -266,21 +301,23 @@ func runImage(ctx context.Context, dockerCli command.Cli, opts runOptions, arg, 
 		return &manifest2llb.PreviousImage{Plan: recorded}, nil
 	}
 	input.Labels[hostbuild.InputKeyLabel] = key.String()
-	b, err := hostbuild.SelectBuilder(ctx, dockerCli, opts.builder.choice())
+	b, err := engine.builder(ctx, dockerCli, input, opts.builder)
 	if err != nil {
 		return "", err
 	}
-	defer b.Close()
+	if b != nil {
+		defer b.Close()
+	}
 	out := hostbuild.Output{Auth: dockerCli.ConfigFile(), Out: dockerCli.Err(), Progress: progress}
-	if out.Exports, err = exportsFor(ctx, dockerCli, b, buildOptions{tags: []string{tag}, load: true, quiet: quiet}, 1); err != nil {
+	if out.Exports, err = engine.exports(ctx, dockerCli, b, tag, quiet); err != nil {
 		return "", err
 	}
 	if _, err := hostbuild.Build(ctx, b, input, out); err != nil {
 		return "", err
 	}
-	if built, err := engine.ImageInspect(ctx, tag); err == nil && old.ID != "" && built.ID != old.ID {
+	if built, err := engine.image(ctx, tag); err == nil && old.id != "" && built.id != old.id {
 		// The replaced image, unless a container or another tag uses it.
-		_, _ = engine.ImageRemove(context.WithoutCancel(ctx), old.ID, client.ImageRemoveOptions{PruneChildren: true})
+		engine.removeImage(context.WithoutCancel(ctx), old.id)
 	}
 	return tag, nil
 }
@@ -288,19 +325,19 @@ func runImage(ctx context.Context, dockerCli command.Cli, opts runOptions, arg, 
 // checkImageRunnable checks that the image docker run is to run can run
 // here: the platform asked for, else the platform of the engine's image of
 // that name (an image the engine lacks is pulled for its own platform).
-func checkImageRunnable(ctx context.Context, engine client.APIClient, ref, platform string) error {
+func checkImageRunnable(ctx context.Context, engine runEngine, ref, platform string) error {
 	if platform != "" {
 		p, err := inputs.ParsePlatform(platform)
 		if err != nil {
 			return err
 		}
-		return checkRunnable(ctx, engine, p)
+		return engine.checkRunnable(ctx, p)
 	}
-	img, err := engine.ImageInspect(ctx, ref)
+	img, err := engine.image(ctx, ref)
 	if err != nil {
 		return nil // docker run pulls it, or says why it cannot
 	}
-	return checkRunnable(ctx, engine, ocispecs.Platform{OS: img.Os, Architecture: img.Architecture, Variant: img.Variant})
+	return engine.checkRunnable(ctx, img.platform)
 }
 
 // runInput tells what arg is: a ROOT, a MANIFEST file or a directory

@@ -3,12 +3,11 @@
 package e2e
 
 import (
-	"bufio"
+	"bytes"
 	"context"
 	"crypto/sha256"
-	"encoding/json"
 	"fmt"
-	"io"
+	"maps"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -101,14 +100,16 @@ func TestHostLayersMatchBuildKit(t *testing.T) {
 }
 
 // TestHostWrittenLayers: on a builder that takes whole layers (buildkitd),
-// the plugin gives every store layer written on the host and transfers no
-// store path; its image has the diffIDs and config of `docker buildx
+// the plugin gives every store layer of an image that needs the builder
+// written on the host and transfers no store path; its image has the diffIDs and config of `docker buildx
 // build` with the frontend, through an OCI archive, a push (the very same
 // compressed blobs) and from a copy of the store kept under another root.
 func TestHostWrittenLayers(t *testing.T) {
 	installPlugin(t)
 	c := nixClosure(t)
-	df := writeFile(t, c.dir, "app.storepack", manifest("./result", "path-info.json", "LAYERS --strategy=per-path"))
+	// COPY needs the builder (an image without one is written on the host
+	// alone: TestHostWrittenImage).
+	df := writeFile(t, c.dir, "app.storepack", manifest("./result", "path-info.json", "LAYERS --strategy=per-path", "COPY path-info.json /etc/path-info.json"))
 	repo := bed.registry + "/storepack-e2e/host-layers"
 
 	// The frontend's image, pushed and archived: the reference.
@@ -185,9 +186,10 @@ func cacheUse(t *testing.T, progress string) (written, cached int) {
 }
 
 // TestLayerCache: a second build of the same closure reads no store layer
-// for its digest; damaged cache entries are written anew, not used; a
-// plugin killed during its digest pass leaves no damaged entry, and the
-// next build makes the image a build without the cache makes.
+// for its digest; damaged cache entries (cut short, another key's, a
+// well-formed entry whose layer digest was altered) are written anew, not
+// used; a plugin killed during its digest pass leaves no damaged entry,
+// and the next build makes the image a build without the cache makes.
 func TestLayerCache(t *testing.T) {
 	installPlugin(t)
 	c := nixClosure(t)
@@ -216,8 +218,8 @@ func TestLayerCache(t *testing.T) {
 	sameImage(t, first, second)
 
 	entries, _ := filepath.Glob(filepath.Join(cacheHome, "storepack", "layers", "*.json"))
-	if len(entries) < 2 {
-		t.Fatalf("cache entries %v: too few to damage two", entries)
+	if len(entries) < 3 {
+		t.Fatalf("cache entries %v: too few to damage three", entries)
 	}
 	if err := os.WriteFile(entries[0], []byte(`{"key":"sha256:`), 0o600); err != nil {
 		t.Fatal(err)
@@ -225,37 +227,31 @@ func TestLayerCache(t *testing.T) {
 	if err := os.WriteFile(entries[1], []byte(`{"key":"sha256:0000000000000000000000000000000000000000000000000000000000000000","diffID":"sha256:0000000000000000000000000000000000000000000000000000000000000000","size":1}`), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	third, progress := build()
-	if written, _ := cacheUse(t, progress); written != 2 {
-		t.Errorf("after damaging two entries: %d layers written, want 2", written)
-	}
-	sameImage(t, first, third)
-
-	// Killed during the digest pass of a big layer.
-	run := boundedCommand(commandBound, env, "docker", "storepack", "build", "--progress=plain", "-f", bigManifest, "-o", "type=oci,dest="+filepath.Join(t.TempDir(), "big.tar"), c.dir)
-	stderr, err := run.StderrPipe()
+	// Still a well-formed entry of its key, with another layer digest.
+	whole, err := os.ReadFile(entries[2])
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := run.Start(); err != nil {
+	altered := regexp.MustCompile(`"diffID":"sha256:[0-9a-f]{64}"`).ReplaceAll(whole, []byte(`"diffID":"sha256:`+strings.Repeat("1", 64)+`"`))
+	if string(altered) == string(whole) {
+		t.Fatalf("no diffID to alter in %s: %s", entries[2], whole)
+	}
+	if err := os.WriteFile(entries[2], altered, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	lines := bufio.NewScanner(stderr)
-	for lines.Scan() && !strings.Contains(lines.Text(), "[storepack] digests of") {
+	third, progress := build()
+	if written, _ := cacheUse(t, progress); written != 3 {
+		t.Errorf("after damaging three entries: %d layers written, want 3", written)
 	}
-	if err := syscall.Kill(pluginPid(t, run.Process.Pid), syscall.SIGKILL); err != nil {
-		t.Fatal(err)
+	sameImage(t, first, third)
+
+	// Killed during the digest pass of a big layer; what a killed process
+	// cannot remove stays in the test's own temporary directory.
+	run := boundedCommand(commandBound, append([]string{"TMPDIR=" + t.TempDir()}, env...), "docker", "storepack", "build", "--progress=plain", "-f", bigManifest, "-o", "type=oci,dest="+filepath.Join(t.TempDir(), "big.tar"), c.dir)
+	if progress, reached, _ := signalAt(t, run, "[storepack] digests of", syscall.SIGKILL, func(docker int) int { return pluginPid(t, docker) }); !reached {
+		t.Fatalf("no digest pass to kill:\n%s", progress)
 	}
-	io.Copy(io.Discard, stderr)
-	run.Wait()
-	entries, _ = filepath.Glob(filepath.Join(cacheHome, "storepack", "layers", "*.json"))
-	for _, e := range entries {
-		var entry struct{ Key, DiffID string }
-		data, err := os.ReadFile(e)
-		if err != nil || json.Unmarshal(data, &entry) != nil || !strings.HasSuffix(e, strings.TrimPrefix(entry.Key, "sha256:")+".json") || entry.DiffID == "" {
-			t.Errorf("a damaged entry after the kill: %s: %q", e, data)
-		}
-	}
+	checkCacheEntries(t, cacheHome)
 	withCache := filepath.Join(t.TempDir(), "cached.tar")
 	mustPluginEnv(t, env, "build", "-f", bigManifest, "-o", "type=oci,dest="+withCache, c.dir)
 	without := filepath.Join(t.TempDir(), "uncached.tar")
@@ -325,5 +321,79 @@ func TestFreshRunner(t *testing.T) {
 	}
 	if release2.manifest.Config.Digest.String() != reference.configDigest {
 		t.Errorf("config %s, a build that writes every layer %s", release2.manifest.Config.Digest, reference.configDigest)
+	}
+}
+
+// TestHostWrittenImage: an image that needs no builder (no FROM, COPY or
+// RUN) exported to an archive is written on the host, with no builder in
+// its progress, and is the image `docker buildx build` with the frontend
+// exports on buildkitd: the same index, manifests, configs and layers,
+// uncompressed and gzipped, OCI and docker archives, for a Nix closure
+// with accounts and an owned directory and for a Guix store with its
+// database. A directory with a sticky bit needs the builder (its Mkdir
+// cannot set it): that build goes through it and still agrees.
+func TestHostWrittenImage(t *testing.T) {
+	installPlugin(t)
+	c := nixClosure(t)
+	g := guixClosure(t)
+	custom := []string{"ACCOUNT --uid=1001 app", "DIR --owner=1001:1001 /var/lib/app", "ENV GREETING_FROM=storepack", "LABEL org.example.kind=e2e"}
+	for _, tc := range []struct {
+		name, storeRoot, storeDir, context, manifest string
+		onHost                                       bool
+	}{
+		{"nix", "", "/nix/store", c.dir, manifest("./result", "path-info.json", custom...), true},
+		{"guix", g.root, "/gnu/store", g.root, "# syntax=storepack\nCLOSURE ./result\nSTORE --with-db /gnu/store\nLINK /bin -> bin\n", true},
+		{"sticky", "", "/nix/store", c.dir, manifest("./result", "path-info.json", "DIR --mode=1777 /tmp"), false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			df := writeFile(t, t.TempDir(), "app.storepack", tc.manifest)
+			// Compression forced, for BuildKit keeps a layer it holds in
+			// another compression otherwise.
+			for _, output := range []string{"type=oci,compression=uncompressed,force-compression=true", "type=oci,compression=gzip,force-compression=true", "type=docker,compression=uncompressed,force-compression=true"} {
+				dir := t.TempDir()
+				reference, plugin := filepath.Join(dir, "frontend.tar"), filepath.Join(dir, "plugin.tar")
+				if r := buildxBuild(t, "-f", df, "--build-context", "store="+filepath.Join(tc.storeRoot, tc.storeDir), "--provenance=false", "-t", "example.org/host:1", "-o", output+",dest="+reference, tc.context); r.err != nil {
+					t.Fatalf("docker buildx build -o %s failed:\n%s", output, r)
+				}
+				args := []string{"build", "--progress=plain", "-f", df, "-t", "example.org/host:1", "-o", output + ",dest=" + plugin, tc.context}
+				if tc.storeRoot != "" {
+					args = append(args, "--store-root", tc.storeRoot)
+				}
+				_, progress := mustPluginEnv(t, buildkitEnv, args...)
+				if got := strings.Contains(progress, "write the image on the host"); got != tc.onHost {
+					t.Errorf("-o %s: written on the host: %v, want %v:\n%s", output, got, tc.onHost, progress)
+				}
+				if builder := strings.Contains(progress, "building with"); builder == tc.onHost {
+					t.Errorf("-o %s: a builder used: %v, want %v:\n%s", output, builder, !tc.onHost, progress)
+				}
+				want, got := readTar(t, reference), readTar(t, plugin)
+				if !slices.Equal(slices.Sorted(maps.Keys(want)), slices.Sorted(maps.Keys(got))) {
+					t.Errorf("-o %s: the archives hold other files:\nfrontend: %v\nplugin:   %v", output, slices.Sorted(maps.Keys(want)), slices.Sorted(maps.Keys(got)))
+				}
+				for _, name := range []string{"index.json", "manifest.json", "oci-layout"} {
+					if !bytes.Equal(want[name], got[name]) {
+						t.Errorf("-o %s: %s differs:\nfrontend: %s\nplugin:   %s", output, name, want[name], got[name])
+					}
+				}
+			}
+			// Pushed (gzip forced, as the plugin pushes): the same manifest,
+			// its blobs uploaded by the plugin.
+			repo := bed.registry + "/storepack-e2e/host-image-" + tc.name
+			if r := buildxBuild(t, "-f", df, "--build-context", "store="+filepath.Join(tc.storeRoot, tc.storeDir), "--provenance=false", "-o", "type=image,push=true,compression=gzip,force-compression=true,name="+repo+":frontend", tc.context); r.err != nil {
+				t.Fatalf("docker buildx build --push failed:\n%s", r)
+			}
+			args := []string{"build", "--progress=plain", "-f", df, "-t", repo + ":plugin", "--push", tc.context}
+			if tc.storeRoot != "" {
+				args = append(args, "--store-root", tc.storeRoot)
+			}
+			_, progress := mustPluginEnv(t, buildkitEnv, args...)
+			if got := strings.Contains(progress, "write the image on the host and push"); got != tc.onHost {
+				t.Errorf("--push: written on the host: %v, want %v:\n%s", got, tc.onHost, progress)
+			}
+			frontendImages, pluginImages := readImages(t, repo, "frontend"), readImages(t, repo, "plugin")
+			if len(frontendImages) != 1 || len(pluginImages) != 1 || !reflect.DeepEqual(frontendImages[0].manifest, pluginImages[0].manifest) {
+				t.Errorf("--push: the pushed manifests differ:\nfrontend: %+v\nplugin:   %+v", frontendImages, pluginImages)
+			}
+		})
 	}
 }

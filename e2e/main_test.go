@@ -219,7 +219,12 @@ func (c boundedCmd) Run() error {
 
 // cmd runs a command with the test bed's environment plus env.
 func cmd(env []string, name string, args ...string) result {
-	c := boundedCommand(commandBound, env, name, args...)
+	return cmdWithin(commandBound, env, name, args...)
+}
+
+// cmdWithin is cmd bounded by bound.
+func cmdWithin(bound time.Duration, env []string, name string, args ...string) result {
+	c := boundedCommand(bound, env, name, args...)
 	var buf bytes.Buffer
 	c.Stdout, c.Stderr = &buf, &buf
 	err := c.Run()

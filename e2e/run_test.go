@@ -44,6 +44,32 @@ func pluginRun(t *testing.T, env []string, stdin io.Reader, args ...string) (std
 	return out.String(), errOut.String(), code
 }
 
+// runCase is a run of the test closure: its arguments, standard input and
+// environment, and the exit code and output it must give.
+type runCase struct {
+	name   string
+	args   []string
+	stdin  string
+	env    []string
+	code   int
+	stdout string
+	stderr string
+}
+
+// containerCases are the runs of c's result whose exit codes and
+// environment every engine must give as docker run does; dir holds an env
+// file.
+func containerCases(t *testing.T, c closure, dir string) []runCase {
+	result, bb := filepath.Join(c.dir, "result"), busyboxOf(t, c)
+	return []runCase{
+		{name: "exit code", args: []string{"--entrypoint", bb, result, "sh", "-c", "exit 3"}, code: 3},
+		{name: "missing command", args: []string{"--entrypoint", "/no/such/command", result}, code: 127, stderr: "/no/such/command"},
+		{name: "not executable", args: []string{"--entrypoint", pathNamed(t, c, "greeting-data") + "/share/greeting.txt", result}, code: 126},
+		{name: "env", args: []string{"-e", "FOO=foo", "--env-file", writeFile(t, dir, "env", "BAR=bar\n"), "--entrypoint", bb, result, "sh", "-c", "echo $FOO $BAR"}, stdout: "foo bar"},
+		{name: "stdin", args: []string{"-i", "--entrypoint", bb, result, "cat"}, stdin: "from stdin\n", stdout: "from stdin"},
+	}
+}
+
 // busyboxOf is the busybox binary of the test closure.
 func busyboxOf(t *testing.T, c closure) string {
 	return pathNamed(t, c, "busybox") + "/bin/busybox"
@@ -103,26 +129,13 @@ func TestRunRoots(t *testing.T) {
 		t.Errorf("the image changed from %s to %s", id, now)
 	}
 
-	for _, tc := range []struct {
-		name   string
-		args   []string
-		stdin  string
-		env    []string
-		code   int
-		stdout string
-		stderr string
-	}{
-		{name: "exit code", args: []string{"--entrypoint", bb, result, "sh", "-c", "exit 3"}, code: 3},
-		{name: "missing command", args: []string{"--entrypoint", "/no/such/command", result}, code: 127, stderr: "/no/such/command"},
-		{name: "not executable", args: []string{"--entrypoint", pathNamed(t, c, "greeting-data") + "/share/greeting.txt", result}, code: 126},
+	for _, tc := range append(containerCases(t, c, t.TempDir()), []runCase{
 		{name: "arguments replace CMD", args: []string{"--entrypoint", bb, result, "echo", "a", "b"}, stdout: "a b"},
-		{name: "env", args: []string{"-e", "FOO=foo", "--env-file", writeFile(t, t.TempDir(), "env", "BAR=bar\n"), "--entrypoint", bb, result, "sh", "-c", "echo $FOO $BAR"}, stdout: "foo bar"},
 		{name: "user and workdir", args: []string{"-u", "1000:1000", "-w", "/tmp/work", "--entrypoint", bb, result, "sh", "-c", bb + " id -u; " + bb + " id -g; " + bb + " pwd"}, stdout: "1000\n1000\n/tmp/work"},
-		{name: "stdin", args: []string{"-i", "--entrypoint", bb, result, "cat"}, stdin: "from stdin\n", stdout: "from stdin"},
 		{name: "no engine", args: []string{result}, env: []string{"DOCKER_HOST=unix:///nonexistent/docker.sock"}, code: 125, stderr: "cannot reach the docker engine"},
 		{name: "not a store path", args: []string{"./no-such-result"}, code: 125, stderr: "no-such-result"},
 		{name: "missing store path", args: []string{"/nix/store/00000000000000000000000000000000-none"}, code: 125, stderr: "00000000000000000000000000000000-none"},
-	} {
+	}...) {
 		t.Run(tc.name, func(t *testing.T) {
 			env := append(append([]string{}, engineEnv...), tc.env...)
 			stdout, stderr, code := pluginRun(t, env, strings.NewReader(tc.stdin), tc.args...)
@@ -308,19 +321,7 @@ func TestRunInterrupted(t *testing.T) {
 	for _, to := range []string{"docker", "plugin"} {
 		t.Run("running, SIGINT to "+to, func(t *testing.T) {
 			run := containerCommand(engineEnv, "docker", "storepack", "run", "--entrypoint", bb, result, "sh", "-c", loop)
-			stdout, err := run.StdoutPipe()
-			if err != nil {
-				t.Fatal(err)
-			}
-			var stderr bytes.Buffer
-			run.Stderr = &stderr
-			if err := run.Start(); err != nil {
-				t.Fatal(err)
-			}
-			lines := bufio.NewScanner(stdout)
-			if !lines.Scan() || lines.Text() != "started" {
-				t.Fatalf("the container did not start: %q\n%s", lines.Text(), stderr.String())
-			}
+			stdout, stderr := startContainer(t, run)
 			target := run.Process.Pid
 			if to == "plugin" {
 				// The plugin is docker's child: a terminal's SIGINT reaches both.
@@ -330,8 +331,7 @@ func TestRunInterrupted(t *testing.T) {
 				t.Fatal(err)
 			}
 			rest, _ := io.ReadAll(stdout)
-			err = run.Wait()
-			if err == nil {
+			if err := run.Wait(); err == nil {
 				t.Errorf("an interrupted run exited 0")
 			}
 			if !strings.Contains(string(rest), "got ") {
@@ -383,6 +383,27 @@ func TestRunInterrupted(t *testing.T) {
 }
 
 // removeRunImages removes every image that runs tagged.
+// startContainer starts run and reads its standard output up to the line
+// "started", which the container's program prints once it runs; the
+// output that follows is left to read.
+func startContainer(t *testing.T, run boundedCmd) (stdout io.Reader, stderr *bytes.Buffer) {
+	t.Helper()
+	stdout, err := run.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stderr = &bytes.Buffer{}
+	run.Stderr = stderr
+	if err := run.Start(); err != nil {
+		t.Fatal(err)
+	}
+	lines := bufio.NewScanner(stdout)
+	if !lines.Scan() || lines.Text() != "started" {
+		t.Fatalf("the container did not start: %q\n%s", lines.Text(), stderr.String())
+	}
+	return stdout, stderr
+}
+
 func removeRunImages(t *testing.T) {
 	t.Helper()
 	if ids := strings.Fields(must(t, nil, bed.docker, "images", "-q", "--filter", "reference=storepack/*")); len(ids) > 0 {

@@ -9,10 +9,12 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
 
+	cdx "github.com/CycloneDX/cyclonedx-go"
 	"github.com/containerd/platforms"
 	"github.com/opencontainers/go-digest"
 	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
@@ -34,7 +36,8 @@ const sbomPredicateType = "https://spdx.dev/Document"
 // parseDrvName splits them, NAR hashes and sizes, references, the store
 // layer of each path as the image's plan records it. Two builds with the
 // builder's cache pruned give byte-identical documents, and the plugin's
-// are the frontend's.
+// are the frontend's. `docker storepack sbom` prints them without
+// building, and reads them back from the registry.
 func TestSBOM(t *testing.T) {
 	installPlugin(t)
 	dir := multiarchClosures(t, "1")
@@ -55,21 +58,24 @@ func TestSBOM(t *testing.T) {
 		writeFile(t, dir, "graph-"+s.system+".json", graph)
 		want[s.platform] = readNixClosure(t, graph, strings.Fields(stdoutOf(t, "nix-store", append([]string{"-qR"}, roots...)...)))
 	}
-	df := multiarchManifest(t, dir, "CLOSURE ./result-notes", "LINK /bin -> bin", `ENTRYPOINT ["/bin/hello"]`)
+	// What the store cannot say, with HTML's characters, which the
+	// attestation escapes.
+	writeFile(t, dir, "meta.json", `{"sbom-notes": {"license": "CC-BY-4.0", "homepage": "https://notes.example/", "description": "<what> the image & its notes"}}`)
+	df := multiarchManifest(t, dir, "CLOSURE ./result-notes", "LINK /bin -> bin", `ENTRYPOINT ["/bin/hello"]`, "SBOM --metadata=meta.json")
 	platformList := strings.Join(systemPlatforms(), ",")
 	repo := bed.registry + "/storepack-e2e/sbom"
 	offset := registryLogSize(t)
 
-	buildx := func(tag string) map[string]json.RawMessage {
+	buildx := func(tag string, extra ...string) map[string]json.RawMessage {
 		t.Helper()
-		r := buildxBuild(t, "-f", df, "--build-context", "store=/nix/store", "--platform", platformList, "--sbom=true", "-t", repo+":"+tag, "--push", dir)
+		r := buildxBuild(t, append([]string{"-f", df, "--build-context", "store=/nix/store", "--platform", platformList, "--sbom=true", "-t", repo + ":" + tag, "--push", dir}, extra...)...)
 		if r.err != nil {
 			t.Fatalf("build failed:\n%s", r)
 		}
 		checkNoScanner(t, r.out)
 		return registrySBOMs(t, repo, tag)
 	}
-	first := buildx("1")
+	first := buildx("1", "--provenance=mode=max")
 	images := map[string]platformImage{}
 	for _, img := range checkIndex(t, repo, "1") {
 		images[platforms.Format(img.platform)] = img
@@ -77,7 +83,28 @@ func TestSBOM(t *testing.T) {
 	for platform, doc := range first {
 		t.Run(platform, func(t *testing.T) {
 			checkSBOM(t, doc, want[platform], images[platform], []string{filepath.Base(notesPath), readLink(t, filepath.Join(dir, "result-"+systemOf(t, platform)))})
+			checkSBOMMetadata(t, doc)
 		})
+	}
+
+	// The provenance holds the manifest and each platform's sources: its
+	// roots' store paths, its GRAPH file's digest.
+	manifest, err := os.ReadFile(df)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for platform, pred := range registryAttestations(t, repo, "1", provenancePredicateType, systemPlatforms()) {
+		system := systemOf(t, platform)
+		graph, err := os.ReadFile(filepath.Join(dir, "graph-"+system+".json"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		root, err := os.Readlink(filepath.Join(dir, "result-"+system))
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := fmt.Sprintf(`{"roots":[%q,%q],"graphs":[{"file":%q,"digest":%q}]}`, root, notesPath, "graph-"+system+".json", digest.FromBytes(graph))
+		checkProvenanceSources(t, platform, pred, filepath.Base(df), manifest, want)
 	}
 
 	// The same documents from scratch.
@@ -96,7 +123,7 @@ func TestSBOM(t *testing.T) {
 	oci := filepath.Join(t.TempDir(), "image.tar")
 	stdout, stderr = mustPluginEnv(t, buildkitEnv, "build", "--progress=plain", "--sbom", "-f", df, "--platform", platformList, "-o", "type=oci,dest="+oci, dir)
 	checkNoScanner(t, stdout+stderr)
-	for name, got := range map[string]map[string]json.RawMessage{"--push": registrySBOMs(t, repo, "plugin"), "-o type=oci": archiveSBOMs(t, oci)} {
+	for name, got := range map[string]map[string]json.RawMessage{"--push": registrySBOMs(t, repo, "plugin"), "-o type=oci": archiveSBOMs(t, oci, systemPlatforms())} {
 		if !slices.Equal(slices.Sorted(maps.Keys(got)), slices.Sorted(maps.Keys(first))) {
 			t.Errorf("plugin %s: SBOMs for %v, want %v", name, slices.Sorted(maps.Keys(got)), slices.Sorted(maps.Keys(first)))
 		}
@@ -107,6 +134,33 @@ func TestSBOM(t *testing.T) {
 		}
 	}
 
+	// `docker storepack sbom` prints each platform's document without
+	// building, from the manifest, and reads it back from the registry.
+	for platform, doc := range first {
+		for _, arg := range []string{df, repo + ":1", repo + ":plugin"} {
+			if got := mustPlugin(t, "sbom", "--platform", platform, arg); got != string(doc)+"\n" {
+				t.Errorf("sbom --platform %s %s printed:\n%s\nthe build attached:\n%s", platform, arg, got, doc)
+			}
+		}
+		checkCycloneDX(t, mustPlugin(t, "sbom", "--format", "cyclonedx-json", "--platform", platform, df), want[platform])
+	}
+
+	// A metadata file that does not parse fails the build, naming its
+	// line, before anything is pushed; `sbom` says the same.
+	writeFile(t, dir, "bad-meta.json", "{\n  \"sbom-notes\": {\"licence\": \"MIT\"}\n}\n")
+	bad := writeFile(t, dir, "bad.storepack", strings.Replace(string(manifest), "meta.json", "bad-meta.json", 1))
+	wantErr := `bad-meta.json:2: sbom-notes: unknown field "licence"`
+	before := registryLogSize(t)
+	if r := buildxBuild(t, "-f", bad, "--build-context", "store=/nix/store", "--platform", platformList, "--sbom=true", "-t", repo+":bad", "--push", dir); r.err == nil || !strings.Contains(r.out, wantErr) {
+		t.Errorf("a bad metadata file: want a failure that says %q:\n%s", wantErr, r)
+	}
+	if up := registryUploads(t, before); len(up) > 0 {
+		t.Errorf("a failed build pushed %v", up)
+	}
+	if _, stderr, err := runPlugin("sbom", bad); err == nil || !strings.Contains(stderr, wantErr) {
+		t.Errorf("sbom of a bad metadata file: err %v, stderr %s; want %q", err, stderr, wantErr)
+	}
+
 	if asked := registryRequests(t, offset, "buildkit-syft-scanner"); len(asked) > 0 {
 		t.Errorf("the registry was asked for a scanner image:\n%s", strings.Join(asked, "\n"))
 	}
@@ -114,6 +168,12 @@ func TestSBOM(t *testing.T) {
 
 // nixClosureInfo is a closure as Nix describes it, by store path.
 type nixClosureInfo map[string]nixPathInfo
+
+func (c nixClosureInfo) equal(o nixClosureInfo) bool {
+	return maps.EqualFunc(c, o, func(x, y nixPathInfo) bool {
+		return x.name == y.name && x.version == y.version && x.narHash == y.narHash && x.narSize == y.narSize && slices.Equal(x.references, y.references)
+	})
+}
 
 type nixPathInfo struct {
 	name, version string
@@ -245,14 +305,131 @@ func checkSBOM(t *testing.T, data json.RawMessage, want nixClosureInfo, img plat
 		slices.Sort(info.references)
 		got[p] = info
 	}
-	same := maps.EqualFunc(got, want, func(x, y nixPathInfo) bool {
-		return x.name == y.name && x.version == y.version && x.narHash == y.narHash && x.narSize == y.narSize && slices.Equal(x.references, y.references)
-	})
-	if !same {
+	if !got.equal(want) {
 		t.Errorf("the document lists:\n%v\nNix:\n%v", got, want)
 	}
 	if w := append(slices.Clone(roots), "customisation layer"); !slices.Equal(sortedCopy(described), sortedCopy(w)) {
 		t.Errorf("the document describes %v, want %v", described, w)
+	}
+}
+
+// provenancePredicateType starts the predicate types of BuildKit's
+// provenance attestations (SLSA 0.2 or 1).
+const provenancePredicateType = "https://slsa.dev/provenance/"
+
+// checkProvenanceSources checks that a provenance predicate of mode=max
+// records, among the build's source files, the manifest and the document
+// of the image's sources (compared as JSON with want).
+func checkProvenanceSources(t *testing.T, platform string, predicate json.RawMessage, manifestName string, manifest []byte, want string) {
+	t.Helper()
+	type sourceFiles struct {
+		Source struct {
+			Infos []struct {
+				Filename string
+				Data     []byte
+			}
+		}
+	}
+	var p struct {
+		Metadata   map[string]json.RawMessage // SLSA 0.2
+		RunDetails struct {                   // SLSA 1
+			Metadata struct {
+				BuildkitMetadata sourceFiles `json:"buildkit_metadata"`
+			}
+		}
+	}
+	if err := json.Unmarshal(predicate, &p); err != nil {
+		t.Fatalf("%s: %v\n%s", platform, err, predicate)
+	}
+	files := p.RunDetails.Metadata.BuildkitMetadata
+	if raw, ok := p.Metadata["https://mobyproject.org/buildkit@v1#metadata"]; ok {
+		if err := json.Unmarshal(raw, &files); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got := map[string][]byte{}
+	for _, info := range files.Source.Infos {
+		got[info.Filename] = info.Data
+	}
+	if !bytes.Equal(got[manifestName], manifest) {
+		t.Errorf("%s: the provenance's source file %s is %q, want the manifest", platform, manifestName, got[manifestName])
+	}
+	var sources, wantSources any
+	if err := json.Unmarshal(got["storepack-sources.json"], &sources); err != nil {
+		t.Errorf("%s: the provenance's sources: %v\n%s", platform, err, predicate)
+	}
+	if err := json.Unmarshal([]byte(want), &wantSources); err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(sources, wantSources) {
+		t.Errorf("%s: the provenance's sources are %s, want %s", platform, got["storepack-sources.json"], want)
+	}
+}
+
+// checkSBOMMetadata checks that a document has the test's metadata file's
+// licence, homepage and description for the notes (all the store paths
+// named sbom-notes: every platform's closure has one), and for no other
+// package.
+func checkSBOMMetadata(t *testing.T, data json.RawMessage) {
+	t.Helper()
+	doc, err := spdxjson.Read(bytes.NewReader(data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	notes := 0
+	for _, p := range doc.Packages {
+		got := [3]string{p.PackageLicenseDeclared, p.PackageHomePage, p.PackageDescription}
+		var want [3]string
+		if p.PackageName == "sbom-notes" {
+			notes++
+			want = [3]string{"CC-BY-4.0", "https://notes.example/", "<what> the image & its notes"}
+		}
+		if got != want {
+			t.Errorf("%s: licence, homepage, description %q, want %q", p.PackageName, got, want)
+		}
+	}
+	if notes == 0 {
+		t.Error("no package sbom-notes")
+	}
+}
+
+// checkCycloneDX checks a CycloneDX document against a closure as Nix
+// describes it: a component per store path with its name, version, NAR
+// hash and size, and its references as its dependencies.
+func checkCycloneDX(t *testing.T, data string, want nixClosureInfo) {
+	t.Helper()
+	var bom cdx.BOM
+	if err := cdx.NewBOMDecoder(strings.NewReader(data), cdx.BOMFileFormatJSON).Decode(&bom); err != nil {
+		t.Fatalf("the CycloneDX library cannot read the document: %v\n%s", err, data)
+	}
+	got := nixClosureInfo{}
+	for _, c := range *bom.Components {
+		if c.Type != cdx.ComponentTypeLibrary {
+			continue
+		}
+		info := nixPathInfo{name: c.Name, version: c.Version}
+		if c.Hashes != nil {
+			for _, h := range *c.Hashes {
+				info.narHash = h.Value
+			}
+		}
+		for _, p := range *c.Properties {
+			if p.Name == "storepack:nar-size" {
+				if _, err := fmt.Sscan(p.Value, &info.narSize); err != nil {
+					t.Errorf("%s: NAR size %q", c.BOMRef, p.Value)
+				}
+			}
+		}
+		got[c.BOMRef] = info
+	}
+	for _, d := range *bom.Dependencies {
+		if info, ok := got[d.Ref]; ok && d.Dependencies != nil {
+			info.references = slices.Sorted(slices.Values(*d.Dependencies))
+			got[d.Ref] = info
+		}
+	}
+	if !got.equal(want) {
+		t.Errorf("the CycloneDX document lists:\n%v\nNix:\n%v", got, want)
 	}
 }
 
@@ -273,18 +450,26 @@ func checkNoScanner(t *testing.T, progress string) {
 // registry, by platform.
 func registrySBOMs(t *testing.T, repo, tag string) map[string]json.RawMessage {
 	t.Helper()
+	return registryAttestations(t, repo, tag, sbomPredicateType, systemPlatforms())
+}
+
+// registryAttestations reads the attestations of a type (a prefix of their
+// predicate types) of a tag's index in the registry, by platform, one for
+// each of platforms.
+func registryAttestations(t *testing.T, repo, tag, predicateType string, platforms []string) map[string]json.RawMessage {
+	t.Helper()
 	index := registryGet(t, repo, tag, ocispecs.MediaTypeImageIndex)
-	return sbomsOf(t, index, func(d ocispecs.Descriptor) []byte {
+	return attestationsOf(t, index, func(d ocispecs.Descriptor) []byte {
 		if d.MediaType == ocispecs.MediaTypeImageManifest || d.MediaType == ocispecs.MediaTypeImageIndex {
 			return registryGet(t, repo, d.Digest.String(), d.MediaType)
 		}
 		return registryGet(t, repo, "blob:"+d.Digest.String())
-	}, true)
+	}, true, predicateType, platforms)
 }
 
 // archiveSBOMs reads the SBOM attestations of an OCI archive's index (the
-// one index.json names), by platform.
-func archiveSBOMs(t *testing.T, file string) map[string]json.RawMessage {
+// one index.json names), by platform, one for each of platforms.
+func archiveSBOMs(t *testing.T, file string, platforms []string) map[string]json.RawMessage {
 	t.Helper()
 	blobs := readTar(t, file)
 	get := func(d ocispecs.Descriptor) []byte { return blobs[blobPath(d.Digest.String())] }
@@ -295,14 +480,16 @@ func archiveSBOMs(t *testing.T, file string) map[string]json.RawMessage {
 	if len(top.Manifests) != 1 || top.Manifests[0].MediaType != ocispecs.MediaTypeImageIndex {
 		t.Fatalf("index.json names %+v, want one index", top.Manifests)
 	}
-	return sbomsOf(t, get(top.Manifests[0]), get, false)
+	return attestationsOf(t, get(top.Manifests[0]), get, false, sbomPredicateType, platforms)
 }
 
-// sbomsOf reads the SBOM attestations of index through get: per image
-// manifest (by its platform), the document of the one SBOM layer of the
+// attestationsOf reads the attestations of a type (a prefix of their
+// predicate types) of index through get: per image manifest (by its
+// platform), the predicate of the one layer of that type of the
 // attestation manifest that refers to it; named says that the image was
-// built with a name, which its statements are about.
-func sbomsOf(t *testing.T, index []byte, get func(ocispecs.Descriptor) []byte, named bool) map[string]json.RawMessage {
+// built with a name, which its statements are about; there must be one
+// for each of platforms.
+func attestationsOf(t *testing.T, index []byte, get func(ocispecs.Descriptor) []byte, named bool, predicateType string, want []string) map[string]json.RawMessage {
 	t.Helper()
 	var idx ocispecs.Index
 	if err := json.Unmarshal(index, &idx); err != nil {
@@ -330,11 +517,11 @@ func sbomsOf(t *testing.T, index []byte, get func(ocispecs.Descriptor) []byte, n
 			t.Fatal(err)
 		}
 		for _, l := range m.Layers {
-			if l.Annotations["in-toto.io/predicate-type"] != sbomPredicateType {
+			if !strings.HasPrefix(l.Annotations["in-toto.io/predicate-type"], predicateType) {
 				continue
 			}
 			if _, dup := found[platform]; dup {
-				t.Errorf("%s: more than one SBOM", platform)
+				t.Errorf("%s: more than one attestation of %s", platform, predicateType)
 			}
 			var statement struct {
 				PredicateType string
@@ -346,7 +533,7 @@ func sbomsOf(t *testing.T, index []byte, get func(ocispecs.Descriptor) []byte, n
 			}
 			// The subjects are the image's names (none for an archive
 			// built without one), each with the image's digest.
-			if statement.PredicateType != sbomPredicateType || named && len(statement.Subject) == 0 {
+			if !strings.HasPrefix(statement.PredicateType, predicateType) || named && len(statement.Subject) == 0 {
 				t.Errorf("%s: statement of %s about %+v", platform, statement.PredicateType, statement.Subject)
 			}
 			for _, sub := range statement.Subject {
@@ -357,8 +544,8 @@ func sbomsOf(t *testing.T, index []byte, get func(ocispecs.Descriptor) []byte, n
 			found[platform] = statement.Predicate
 		}
 	}
-	if got, want := slices.Sorted(maps.Keys(found)), sortedCopy(systemPlatforms()); !slices.Equal(got, want) {
-		t.Errorf("SBOMs for %v, want one for each of %v", got, want)
+	if got, want := slices.Sorted(maps.Keys(found)), sortedCopy(want); !slices.Equal(got, want) {
+		t.Errorf("attestations of %s for %v, want one for each of %v", predicateType, got, want)
 	}
 	return found
 }
@@ -383,6 +570,61 @@ func readLink(t *testing.T, name string) string {
 		t.Fatal(err)
 	}
 	return filepath.Base(target)
+}
+
+// TestSBOMGuix: the SBOM of a Guix closure found by scanning (no GRAPH),
+// from the frontend image on buildkitd, has pkg:guix packages with their
+// references as the scan found them and the NAR hashes nix-hash gives;
+// `docker storepack sbom` prints it without building.
+func TestSBOMGuix(t *testing.T) {
+	installPlugin(t)
+	g := guixClosure(t)
+	df := writeFile(t, t.TempDir(), "guix.storepack", "# syntax=storepack\nCLOSURE ./result\nSTORE /gnu/store\nLINK /bin -> bin\n")
+	oci := filepath.Join(t.TempDir(), "image.tar")
+	if r := buildxBuild(t, "-f", df, "--build-context", "store="+filepath.Join(g.root, "gnu/store"), "--sbom=true", "-o", "type=oci,dest="+oci, g.root); r.err != nil {
+		t.Fatalf("docker buildx build failed:\n%s", r)
+	}
+	platform := platforms.Format(platforms.Normalize(platforms.DefaultSpec()))
+	attached := archiveSBOMs(t, oci, []string{platform})[platform]
+	doc, err := spdxjson.Read(bytes.NewReader(attached))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{}
+	for _, p := range []string{g.busybox, g.data, g.app} {
+		sum := strings.TrimSpace(stdoutOf(t, "nix-hash", "--type", "sha256", filepath.Join(g.root, p)))
+		hash, nameVersion, _ := strings.Cut(filepath.Base(p), "-")
+		name, version, _ := strings.Cut(nameVersion, "-")
+		want[p] = fmt.Sprintf("pkg:guix/%s@%s?outputhash=%s %s", name, version, hash, sum)
+	}
+	got := map[string]string{}
+	ids := map[string]string{}
+	for _, p := range doc.Packages {
+		if p.PackageFileName == "" {
+			continue
+		}
+		ids[string(p.PackageSPDXIdentifier)] = p.PackageFileName
+		sum := ""
+		for _, c := range p.PackageChecksums {
+			sum = c.Value
+		}
+		got[p.PackageFileName] = p.PackageExternalReferences[0].Locator + " " + sum
+	}
+	if !maps.Equal(got, want) {
+		t.Errorf("packages %v, want %v", got, want)
+	}
+	var refs []string
+	for _, r := range doc.Relationships {
+		if r.Relationship == "DEPENDS_ON" {
+			refs = append(refs, ids[string(r.RefA.ElementRefID)]+" -> "+ids[string(r.RefB.ElementRefID)])
+		}
+	}
+	if w := []string{g.app + " -> " + g.busybox, g.app + " -> " + g.data}; !slices.Equal(sortedCopy(refs), sortedCopy(w)) {
+		t.Errorf("references %v, want %v", refs, w)
+	}
+	if out := mustPlugin(t, "sbom", "--store-root", g.root, "--context", g.root, df); out != string(attached)+"\n" {
+		t.Errorf("sbom printed:\n%s\nthe build attached:\n%s", out, attached)
+	}
 }
 
 // TestSBOMNeedsAttestations: Docker 20.10's builder keeps no attestations,

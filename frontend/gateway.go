@@ -9,9 +9,12 @@
 package frontend
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/containerd/platforms"
 	intoto "github.com/in-toto/in-toto-golang/in_toto"
@@ -26,6 +29,7 @@ import (
 	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/storepack/storepack/frontend/manifest"
 	"github.com/storepack/storepack/frontend/manifest2llb"
+	"github.com/storepack/storepack/frontend/spdxsbom"
 )
 
 // Language names manifests in source maps, as "Dockerfile" does for
@@ -101,7 +105,11 @@ func Solve(ctx context.Context, c client.Client, bc *dockerui.Client, in *manife
 		if err != nil {
 			return nil, fmt.Errorf("marshal LLB: %w", err)
 		}
-		r, err := c.Solve(ctx, client.SolveRequest{Definition: def.ToPB(), CacheImports: bc.CacheImports})
+		pbDef := def.ToPB()
+		if err := addSources(pbDef, opt.SourceMap, img.Sources); err != nil {
+			return nil, err
+		}
+		r, err := c.Solve(ctx, client.SolveRequest{Definition: pbDef, CacheImports: bc.CacheImports})
 		if err != nil {
 			return nil, err
 		}
@@ -133,16 +141,80 @@ func Solve(ctx context.Context, c client.Client, bc *dockerui.Client, in *manife
 	return rb.Finalize()
 }
 
+// SourcesFile names the document of an image's sources (its roots' store
+// paths, its GRAPH files' digests) among the source files of its LLB, which
+// a provenance attestation of mode=max holds (with the manifest).
+const SourcesFile = "storepack-sources.json"
+
+// addSources attaches the manifest (from sm; nil: none) and a document
+// of sources to the image's top step in def as source files, as a
+// Dockerfile frontend's source map is: BuildKit records a build's source
+// files in its provenance (mode=max), and takes its materials and
+// parameters from the request and the LLB alone. The steps themselves,
+// and so the image and its cache, do not change.
+func addSources(def *pb.Definition, sm *llb.SourceMap, sources manifest2llb.Sources) error {
+	if len(def.Def) == 0 {
+		return nil
+	}
+	var terminal pb.Op
+	if err := terminal.UnmarshalVT(def.Def[len(def.Def)-1]); err != nil {
+		return err
+	}
+	if len(terminal.Inputs) != 1 {
+		return nil
+	}
+	top := terminal.Inputs[0].Digest
+	data, err := json.MarshalIndent(sources, "", "  ")
+	if err != nil {
+		return err
+	}
+	files := []*pb.SourceInfo{{Filename: SourcesFile, Language: "json", Data: data}}
+	if sm != nil {
+		files = append(files, &pb.SourceInfo{Filename: sm.Filename, Language: sm.Language, Data: sm.Data})
+	}
+	if def.Source == nil {
+		def.Source = &pb.Source{}
+	}
+	if def.Source.Locations == nil {
+		def.Source.Locations = map[string]*pb.Locations{}
+	}
+	locs := def.Source.Locations[top]
+	if locs == nil {
+		locs = &pb.Locations{}
+		def.Source.Locations[top] = locs
+	}
+	for _, f := range files {
+		index := slices.IndexFunc(def.Source.Infos, func(i *pb.SourceInfo) bool {
+			return i.Filename == f.Filename && bytes.Equal(i.Data, f.Data)
+		})
+		if index < 0 {
+			index = len(def.Source.Infos)
+			def.Source.Infos = append(def.Source.Infos, f)
+		}
+		// The whole file.
+		end := int32(1 + bytes.Count(bytes.TrimSuffix(f.Data, []byte("\n")), []byte("\n")))
+		locs.Locations = append(locs.Locations, &pb.Location{
+			SourceIndex: int32(index),
+			Ranges:      []*pb.Range{{Start: &pb.Position{Line: 1}, End: &pb.Position{Line: end}}},
+		})
+	}
+	return nil
+}
+
 // sbomFile is the file of an SBOM attestation's state that holds the
 // document.
 const sbomFile = "/sbom.spdx.json"
 
-// sbomAttestation is img's SPDX document as an in-toto attestation of the
+// sbomAttestation is img's SBOM, an SPDX document, as an in-toto attestation of the
 // image, with the predicate type BuildKit's own SBOMs have. It carries no
 // "sbom-core" metadata, so that BuildKit's exporter attaches the document
 // as it is rather than decoding and writing it again.
 func sbomAttestation(ctx context.Context, c client.Client, bc *dockerui.Client, img manifest2llb.Image) (*client.Attestation, error) {
-	st := llb.Scratch().File(llb.Mkfile(sbomFile, 0o444, img.SBOM, llb.WithCreatedTime(img.Epoch)), llb.WithCustomName("[storepack] SBOM of the store closure"))
+	doc, err := spdxsbom.JSON(img.SBOM)
+	if err != nil {
+		return nil, fmt.Errorf("SBOM: %w", err)
+	}
+	st := llb.Scratch().File(llb.Mkfile(sbomFile, 0o444, doc, llb.WithCreatedTime(img.Epoch)), llb.WithCustomName("[storepack] SBOM of the store closure"))
 	ref, err := solve(ctx, c, bc, st, llb.Platform(img.Platform))
 	if err != nil {
 		return nil, err
@@ -154,6 +226,14 @@ func sbomAttestation(ctx context.Context, c client.Client, bc *dockerui.Client, 
 		Path:     sbomFile,
 		InToto:   result.InTotoAttestation{PredicateType: intoto.PredicateSPDX},
 	}, nil
+}
+
+// AttachedSBOM is an SBOM document as an attestation BuildKit attaches
+// holds it: the predicate of a statement that BuildKit's exporter writes
+// with encoding/json, which compacts the document and escapes HTML's
+// characters. `docker storepack sbom` prints the bytes a build attaches.
+func AttachedSBOM(doc []byte) ([]byte, error) {
+	return json.Marshal(json.RawMessage(doc))
 }
 
 // withSource names the manifest file and line of a located error in its

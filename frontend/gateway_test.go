@@ -11,15 +11,18 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/moby/buildkit/client/llb"
 	"github.com/moby/buildkit/exporter/containerimage/exptypes"
 	gwpb "github.com/moby/buildkit/frontend/gateway/pb"
 	"github.com/moby/buildkit/solver/errdefs"
 	"github.com/moby/buildkit/solver/pb"
 	dockerspec "github.com/moby/docker-image-spec/specs-go/v1"
+	"github.com/opencontainers/go-digest"
 	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
 	spdxjson "github.com/spdx/tools-golang/json"
 	"github.com/spdx/tools-golang/spdx"
 
+	"github.com/storepack/storepack/frontend/manifest2llb"
 	"github.com/storepack/storepack/internal/gatewaytest"
 	"github.com/storepack/storepack/internal/llbtest"
 	"github.com/storepack/storepack/internal/storetest"
@@ -186,6 +189,8 @@ func TestBuildSBOM(t *testing.T) {
 	c := gateway(t, f, src, false)
 	c.Opts["platform"] = "linux/amd64,linux/arm/v7"
 	c.Opts["attest:sbom"] = ""
+	// The graph, from a scan, has no NAR hashes: the helper reads them.
+	c.Frontend, c.WorkDir = "storepack:test", t.TempDir()
 	res, err := Build(context.Background(), c)
 	if err != nil {
 		t.Fatal(err)
@@ -229,6 +234,13 @@ func TestBuildSBOM(t *testing.T) {
 		}
 		for _, p := range doc.Packages {
 			got = append(got, p.PackageFileName)
+			path, err := store.ParsePath(p.PackageFileName)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if sum, _, err := store.NarHash(context.Background(), os.DirFS(f.StoreDir), path); err != nil || len(p.PackageChecksums) != 1 || p.PackageChecksums[0].Value != sum.Encoded() {
+				t.Errorf("%s: checksums %+v, want its NAR hash %s (%v)", p.PackageFileName, p.PackageChecksums, sum, err)
+			}
 		}
 		slices.Sort(want)
 		slices.Sort(got)
@@ -247,5 +259,85 @@ func TestBuildSBOM(t *testing.T) {
 	c.Caps = &old
 	if _, err := Build(context.Background(), c); err == nil || !strings.Contains(err.Error(), "an SBOM was asked for, but this builder cannot attach attestations") {
 		t.Errorf("err = %v", err)
+	}
+}
+
+// TestBuildSources: the image's definition carries, as source files of its
+// top step, the manifest and the document of its sources (its roots' store
+// paths, its GRAPH files' digests), which BuildKit records in a provenance
+// of mode=max.
+func TestBuildSources(t *testing.T) {
+	f := storetest.New(t, "/nix/store")
+	src := "# syntax=storepack\nCLOSURE ./result-amd64\nCLOSURE ./result-arm\nGRAPH graph.json\nLINK /bin -> bin\n"
+	c := gateway(t, f, src, false)
+	c.Opts["platform"] = "linux/amd64,linux/arm/v7"
+	if _, err := Build(context.Background(), c); err != nil {
+		t.Fatal(err)
+	}
+	graph, err := os.ReadFile(filepath.Join(f.CtxDir, "graph.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := map[string]bool{}
+	for _, def := range c.Solved() {
+		if def.Source == nil {
+			continue
+		}
+		files := map[string][]byte{}
+		for _, info := range def.Source.Infos {
+			files[info.Filename] = info.Data
+		}
+		data, ok := files[SourcesFile]
+		if !ok {
+			continue
+		}
+		if string(files["app.storepack"]) != src {
+			t.Errorf("the manifest among the source files is %q", files["app.storepack"])
+		}
+		var got struct {
+			Roots  []string
+			Graphs []struct{ File, Digest string }
+		}
+		if err := json.Unmarshal(data, &got); err != nil {
+			t.Fatal(err)
+		}
+		if len(got.Roots) != 1 || len(got.Graphs) != 1 || got.Graphs[0].File != "graph.json" || got.Graphs[0].Digest != digest.FromBytes(graph).String() {
+			t.Errorf("sources %s", data)
+		}
+		found[got.Roots[0]] = true
+		// On the top step, the one the terminal names.
+		ops := definitionOps(t, def)
+		var terminal pb.Op
+		if err := terminal.UnmarshalVT(def.Def[len(def.Def)-1]); err != nil {
+			t.Fatal(err)
+		}
+		if locs := def.Source.Locations[terminal.Inputs[0].Digest]; locs == nil || len(locs.Locations) != 2 {
+			t.Errorf("the top step's source locations are %v (%d steps)", locs, len(ops))
+		}
+	}
+	if want := map[string]bool{f.Apps["amd64"].String(): true, f.Apps["arm"].String(): true}; !maps.Equal(found, want) {
+		t.Errorf("the images' roots are %v, want %v", found, want)
+	}
+}
+
+// TestAddSourcesKeepsSteps: adding the source files changes no step of a
+// definition, so not the image nor its cache keys.
+func TestAddSourcesKeepsSteps(t *testing.T) {
+	st := llb.Scratch().File(llb.Mkfile("/a", 0o644, []byte("a")))
+	def, err := st.Marshal(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	pbDef := def.ToPB()
+	steps := slices.Clone(pbDef.Def)
+	sm := llb.NewSourceMap(nil, "app.storepack", "storepack", []byte("CLOSURE ./result\nLINK /bin -> bin\n"))
+	if err := addSources(pbDef, sm, manifest2llb.Sources{}); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.EqualFunc(pbDef.Def, steps, bytes.Equal) {
+		t.Error("the steps changed")
+	}
+	if pbDef.Source == nil || len(pbDef.Source.Infos) != 2 || len(pbDef.Source.Locations) != 1 {
+		t.Errorf("source files %+v", pbDef.Source)
 	}
 }

@@ -160,14 +160,14 @@ func (g *gatewaySource) measure(ctx context.Context, c *inputs.PlatformClosure, 
 	helper := g.helper()
 	if helper == nil {
 		if opt.NarHashes {
-			return manifest2llb.Store{}, errors.New("STORE --with-db: the frontend image is unknown, so the store paths cannot be hashed in the builder; run the frontend through `# syntax=`")
+			return manifest2llb.Store{}, errors.New("the store paths' NAR hashes (for STORE --with-db, or for an SBOM of a graph without them) cannot be read in the builder: the frontend image is unknown; run the frontend through `# syntax=`, or give a GRAPH with NAR hashes (nix path-info --json)")
 		}
 		return result, nil
 	}
 	paths := c.Graph.Paths()
 	command, step := inbuilder.CheckStore, fmt.Sprintf("check %d store paths", len(paths))
 	if opt.NarHashes {
-		command, step = inbuilder.HashStore, fmt.Sprintf("hash %d store paths for the store database", len(paths))
+		command, step = inbuilder.HashStore, fmt.Sprintf("hash %d store paths (NAR hashes)", len(paths))
 	}
 	found, err := g.scan(ctx, *helper, command, parts, where, step)
 	if err != nil {
@@ -452,7 +452,11 @@ func resolveImage(c client.Client, bc *dockerui.Client) manifest2llb.ImageResolv
 // says; step names the read in progress output. The builder's error comes
 // as text: a gRPC status inside an error replaces the message of every
 // error that wraps it (the manifest's line, the instruction) with its own.
+// The read is bounded by manifest2llb.RegistryTimeout: BuildKit waits
+// without end for a registry that never answers.
 func readImageConfig(ctx context.Context, c client.Client, bc *dockerui.Client, ref string, p ocispecs.Platform, step string) (digest.Digest, []byte, error) {
+	ctx, cancel := manifest2llb.WithRegistryTimeout(ctx)
+	defer cancel()
 	_, dgst, data, err := c.ResolveImageConfig(ctx, ref, sourceresolver.Opt{
 		LogName: "[storepack] " + step,
 		ImageOpt: &sourceresolver.ResolveImageOpt{
@@ -461,6 +465,9 @@ func readImageConfig(ctx context.Context, c client.Client, bc *dockerui.Client, 
 		},
 	})
 	if err != nil {
+		if bounded := manifest2llb.RegistryError(ctx, ref, err); bounded != err {
+			return "", nil, bounded
+		}
 		return "", nil, errors.New(err.Error())
 	}
 	return dgst, data, nil

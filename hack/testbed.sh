@@ -13,7 +13,11 @@
 #                                busybox/ARCH/bin/busybox in that cache, runs each, and registers
 #                                qemu (binfmt_misc, flags PF) for each architecture whose
 #                                programs do not run here (i386 where the kernel runs no 32-bit
-#                                x86 programs). Idempotent: a second run installs nothing.
+#                                x86 programs). Installs Debian's Podman 4.3.1 with what it needs
+#                                rootless, creates the user storepack-rootless (TESTBED_ROOTLESS_USER)
+#                                with subordinate uid/gid ranges of its own, and sets Podman's
+#                                default container rlimits to ones every machine allows.
+#                                Idempotent: a second run installs nothing.
 #   hack/testbed.sh up DIR       start a registry, containerd + dockerd and buildkitd with every
 #                                socket, data root, log and pid file under DIR, create the buildx
 #                                builder "storepack-test", start Docker 28 twice beside 20.10
@@ -23,7 +27,9 @@
 #                                mounted under DIR. Safe to repeat and after a partial `up`.
 #   hack/testbed.sh logs DIR     print the tail of every daemon log under DIR.
 #   hack/testbed.sh check [DIR]  report, per architecture the tests use, whether this host runs
-#                                its programs natively or emulated; with DIR, also exercise a
+#                                its programs natively or emulated, and what of rootless Podman
+#                                works (import, run, a volume, a published port) for the rootless
+#                                user, under a state dir of its own; with DIR, also exercise a
 #                                running test bed (docker run, docker build, buildctl build,
 #                                buildx build to an OCI tar, push to the registry), and on each
 #                                Docker 28 engine docker run, docker build and buildx build.
@@ -386,9 +392,147 @@ cmd_install() {
 	ensure_nix_conf
 	install_busyboxes
 	ensure_emulation
+	setup_podman
 	command -v go >/dev/null || die "go not found (needed to build the tools)"
 	build_tools
 	log "install: done in $((SECONDS - start))s; tools in $TOOLS"
+}
+
+# ---------------------------------------------------------------------------------------------
+# podman (rootless)
+
+# Debian's Podman 4.3.1 and what it needs to run rootless: newuidmap/newgidmap (uidmap),
+# user-mode networking with port forwarding (slirp4netns), overlay mounts without root
+# (fuse-overlayfs), an OCI runtime (crun) and an init for --init (catatonit).
+PODMAN_PACKAGES=(podman uidmap slirp4netns fuse-overlayfs crun catatonit containernetworking-plugins)
+# The unprivileged user the rootless tests run as, and the subordinate ids it maps.
+ROOTLESS_USER=${TESTBED_ROOTLESS_USER:-storepack-rootless}
+ROOTLESS_SUBIDS=65536
+
+# install_podman — the packages, installed as install_packages installs the others.
+install_podman() {
+	local missing=() p
+	for p in "${PODMAN_PACKAGES[@]}"; do pkg_installed "$p" || missing+=("$p"); done
+	if ((${#missing[@]} == 0)); then
+		log "podman: packages present"
+		return
+	fi
+	local PACKAGES=("${missing[@]}")
+	install_packages
+}
+
+# free_subid_start FILE — the first id above every range FILE gives out (and above 100000).
+free_subid_start() {
+	awk -F: 'BEGIN { n = 100000 } NF >= 3 && $2 + $3 > n { n = $2 + $3 } END { print n }' "$1"
+}
+
+# ensure_rootless_user — the user, with a home, and a range of ROOTLESS_SUBIDS subordinate uids
+# and gids of its own that overlaps no other user's. Existing ones are kept as they are.
+ensure_rootless_user() {
+	if ! id -u "$ROOTLESS_USER" >/dev/null 2>&1; then
+		useradd --create-home --shell /bin/bash --user-group "$ROOTLESS_USER" || die "podman: cannot create user $ROOTLESS_USER"
+		log "podman: created user $ROOTLESS_USER"
+	fi
+	local f start
+	for f in /etc/subuid /etc/subgid; do
+		[[ -e $f ]] || : >"$f"
+		grep -q "^$ROOTLESS_USER:" "$f" && continue
+		start=$(free_subid_start "$f")
+		printf '%s:%d:%d\n' "$ROOTLESS_USER" "$start" "$ROOTLESS_SUBIDS" >>"$f"
+		log "podman: $f: $ROOTLESS_USER:$start:$ROOTLESS_SUBIDS"
+	done
+}
+
+# ensure_podman_conf — the system's containers.conf, written by the test bed (a file it did not
+# write is left alone): Podman's default rlimits (nofile and nproc 1048576) exceed the hard limits
+# of some machines, and then no container starts ("error setting rlimit type 7"), so containers
+# get limits every machine allows; and runc, since Debian's crun 1.8 refuses a hybrid cgroup
+# hierarchy (v1 controllers with cgroup2 mounted at /sys/fs/cgroup/unified, seen here) that runc
+# runs on. (Podman 4.3 reads no containers.conf.d drop-in.)
+ensure_podman_conf() {
+	local f=/etc/containers/containers.conf marker='# written by storepack hack/testbed.sh'
+	local want
+	want=$(printf '%s\n[containers]\ndefault_ulimits = ["nofile=1024:1024", "nproc=1024:1024"]\n\n[engine]\nruntime = "runc"\n' "$marker")
+	if [[ -e $f ]] && ! grep -qxF "$marker" "$f"; then
+		log "podman: $f was not written by the test bed; left as it is"
+		return
+	fi
+	if [[ $(cat "$f" 2>/dev/null) == "$want" ]]; then
+		log "podman: $f already configured"
+		return
+	fi
+	mkdir -p "${f%/*}"
+	printf '%s\n' "$want" >"$f"
+	log "podman: wrote $f"
+}
+
+# ensure_tun — rootless networking (slirp4netns) opens /dev/net/tun as the user; udev makes it
+# 0666 on a usual Debian, some machines leave it 0600. Device state, so `up` checks it too.
+ensure_tun() {
+	[[ -c /dev/net/tun ]] || { mkdir -p /dev/net && mknod -m 0666 /dev/net/tun c 10 200; } || die "podman: no /dev/net/tun"
+	[[ $(stat -c %a /dev/net/tun) == 666 ]] && return
+	chmod 0666 /dev/net/tun
+	log "podman: made /dev/net/tun usable by every user (0666, as udev makes it)"
+}
+
+setup_podman() {
+	install_podman
+	ensure_rootless_user
+	ensure_podman_conf
+	ensure_tun
+}
+
+# as_rootless DIR CMD... — CMD as the rootless user with Podman's state under DIR (its own
+# storage, runtime dir and config), Podman and the test bed's tools on PATH and no docker.
+as_rootless() {
+	local dir=$1
+	shift
+	mkdir -p "$dir/data" "$dir/config" "$dir/run"
+	chmod 0700 "$dir/run"
+	chown -R "$ROOTLESS_USER:" "$dir"
+	runuser -u "$ROOTLESS_USER" -- env -i HOME="$(getent passwd "$ROOTLESS_USER" | cut -d: -f6)" \
+		USER="$ROOTLESS_USER" PATH=/usr/local/bin:/usr/bin:/bin XDG_DATA_HOME="$dir/data" \
+		XDG_CONFIG_HOME="$dir/config" XDG_RUNTIME_DIR="$dir/run" "$@"
+}
+
+# check_podman — what works of rootless Podman here: a container, a published port, a mount.
+check_podman() {
+	local w rc=0 img
+	command -v podman >/dev/null || { printf 'podman: not installed (run: %s install)\n' "$0"; return 0; }
+	printf 'podman: %s\n' "$(podman --version)"
+	id -u "$ROOTLESS_USER" >/dev/null 2>&1 || { printf 'podman rootless: no user %s (run: %s install)\n' "$ROOTLESS_USER" "$0"; return 0; }
+	w=$(mktemp -d /tmp/testbed-podman.XXXXXX)
+	chmod 0755 "$w"
+	img=$w/busybox.tar
+	# A one-layer image of the host's busybox, made here: no registry needed.
+	mkdir -p "$w/root/bin"
+	cp "$(busybox_of amd64)" "$w/root/bin/busybox"
+	ln -s busybox "$w/root/bin/sh"
+	(cd "$w/root" && tar -cf "$w/layer.tar" .)
+	as_rootless "$w/state" podman import --quiet "$w/layer.tar" testbed-busybox >/dev/null 2>"$w/err" && printf 'podman rootless: import ok\n' ||
+		{ printf 'podman rootless: import FAILED: %s\n' "$(tail -n 1 "$w/err")"; rc=1; }
+	if ((rc == 0)); then
+		as_rootless "$w/state" podman run --rm testbed-busybox /bin/busybox echo hello >"$w/out" 2>"$w/err" && [[ $(cat "$w/out") == hello ]] &&
+			printf 'podman rootless: run ok\n' || { printf 'podman rootless: run FAILED: %s\n' "$(tail -n 1 "$w/err")"; rc=1; }
+		mkdir -p "$w/vol" && chown "$ROOTLESS_USER:" "$w/vol"
+		as_rootless "$w/state" podman run --rm -v "$w/vol:/vol" testbed-busybox /bin/busybox touch /vol/f 2>"$w/err" &&
+			[[ $(stat -c %U "$w/vol/f") == "$ROOTLESS_USER" ]] && printf 'podman rootless: volume ok (files owned by %s)\n' "$ROOTLESS_USER" ||
+			{ printf 'podman rootless: volume FAILED: %s\n' "$(tail -n 1 "$w/err")"; rc=1; }
+		local port
+		port=$(free_port)
+		if as_rootless "$w/state" podman run -d --rm --name testbed-port -p "127.0.0.1:$port:8080" testbed-busybox \
+			/bin/busybox httpd -f -p 8080 -h /bin >/dev/null 2>"$w/err" &&
+			timeout 30 sh -c "until curl -fs -o /dev/null http://127.0.0.1:$port/sh; do sleep 0.2; done"; then
+			printf 'podman rootless: published port ok\n'
+		else
+			printf 'podman rootless: published port FAILED: %s\n' "$(tail -n 1 "$w/err")"
+			rc=1
+		fi
+		as_rootless "$w/state" podman rm -f -t 0 testbed-port >/dev/null 2>&1 || true
+		as_rootless "$w/state" podman system reset --force >/dev/null 2>&1 || true
+	fi
+	rm -rf "$w"
+	return "$rc"
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -821,6 +965,7 @@ cmd_up() {
 	done
 	[[ -x $(busybox_of "${TEST_ARCHES[0]}") ]] || die "missing busybox for ${TEST_ARCHES[0]} (run: $0 install)"
 	ensure_emulation
+	! command -v podman >/dev/null || ensure_tun
 	mkdir -p "$D/logs" "$D/pids" "$D/tmp"
 	UP_START=$SECONDS
 	UP_DEADLINE=$((SECONDS + ${TESTBED_TIMEOUT:-120}))
@@ -984,6 +1129,7 @@ cmd_check() {
 			printf '%s: does not run (run: %s install)\n' "$arch" "$0"
 		fi
 	done
+	check_podman || die "check: rootless podman does not work"
 	[[ $# == 1 ]] || return 0
 	dir=$(abs_dir "$1") || die "no such dir $1"
 	[[ -e $dir/env ]] || die "$dir is not up"

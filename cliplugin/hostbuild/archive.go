@@ -10,7 +10,6 @@ import (
 	"strings"
 
 	"github.com/containerd/containerd/v2/core/content"
-	"github.com/containerd/containerd/v2/core/images/archive"
 	"github.com/containerd/containerd/v2/plugins/content/local"
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/moby/buildkit/exporter/containerimage/exptypes"
@@ -91,9 +90,5 @@ func writeArchive(ctx context.Context, store *archiveStore, resp map[string]stri
 	if n := resp[exptypes.ExporterImageNameKey]; n != "" {
 		names = strings.Split(n, ",")
 	}
-	opts := []archive.ExportOpt{archive.WithManifest(desc, names...)}
-	if variant == "oci" {
-		opts = append(opts, archive.WithAllPlatforms(), archive.WithSkipDockerManifest())
-	}
-	return archive.Export(ctx, store, w, opts...)
+	return writeImageArchive(ctx, store, desc, names, variant, w)
 }

@@ -3,6 +3,7 @@ package hostbuild
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -65,21 +66,67 @@ type Result struct {
 	Metadata map[string]any
 }
 
-// Build builds in with b and exports the result as out says. Nothing
-// outlives it: staged files are removed, also on error.
+// Build builds in with b and exports the result as out says. An image that
+// needs no builder (no FROM, COPY or RUN) exported to archives or loaded
+// into an engine is written on the host, and b may be nil for it. Nothing
+// outlives Build: staged and compressed files are removed, also on error.
 func Build(ctx context.Context, b *Builder, in *Input, out Output) (*Result, error) {
+	defer in.layers.Close()
+	statusCh := make(chan *bkclient.SolveStatus)
+	in.progress.ch = statusCh
+	display, err := progressui.NewDisplay(out.Out, out.Progress)
+	if err != nil {
+		return nil, err
+	}
+	hostFirst := onHost(out) && !in.conv.NeedsBuilder()
+	var res *Result
+	eg, egCtx := errgroup.WithContext(ctx)
+	eg.Go(func() error {
+		_, err := display.UpdateFrom(context.WithoutCancel(egCtx), statusCh)
+		return err
+	})
+	eg.Go(func() (err error) {
+		if hostFirst {
+			res, err = in.writeOnHost(egCtx, out)
+			if !errors.Is(err, errNeedsBuilder) {
+				close(statusCh)
+				return err
+			}
+		}
+		if b == nil {
+			close(statusCh)
+			return errors.New("this image needs a BuildKit builder (FROM, COPY or RUN, or an output other than an archive or a load): none was given")
+		}
+		res, err = in.buildWith(egCtx, b, out, statusCh)
+		return err
+	})
+	err = eg.Wait()
+	if in.LayerCache != nil {
+		_ = in.LayerCache.Prune() // a cache left large costs disk, not the build
+	}
+	if err != nil {
+		return nil, err
+	}
+	return res, nil
+}
+
+// buildWith builds in with b and exports the result as out says, showing
+// its progress on statusCh, which the builder closes.
+func (in *Input) buildWith(ctx context.Context, b *Builder, out Output, statusCh chan *bkclient.SolveStatus) (*Result, error) {
+	if out.Progress != progressui.QuietMode && out.Progress != progressui.RawJSONMode {
+		fmt.Fprintf(out.Out, "#0 building with %q instance using %s driver\n", b.Name, b.Driver)
+	}
 	stageDir, err := os.MkdirTemp("", "storepack-stage-")
 	if err != nil {
+		close(statusCh)
 		return nil, err
 	}
 	defer os.RemoveAll(stageDir)
-	defer in.layers.Close()
 	exports, finish, err := exportEntries(ctx, out.Exports, in.layers)
 	if err != nil {
+		close(statusCh)
 		return nil, err
 	}
-	statusCh := make(chan *bkclient.SolveStatus)
-	in.progress.ch = statusCh
 	conv := in.buildOpt(stageDir)
 	conv.ReadPrevious = noted(conv.ReadPrevious, statusCh)
 	var attachables []session.Attachable
@@ -100,44 +147,26 @@ func Build(ctx context.Context, b *Builder, in *Input, out Output) (*Result, err
 		// finds the conversion's document and runs no scanner.
 		solveOpt.FrontendAttrs = map[string]string{"attest:sbom": ""}
 	}
-
-	display, err := progressui.NewDisplay(out.Out, out.Progress)
-	if err != nil {
-		return nil, err
-	}
-	if out.Progress != progressui.QuietMode && out.Progress != progressui.RawJSONMode {
-		fmt.Fprintf(out.Out, "#0 building with %q instance using %s driver\n", b.Name, b.Driver)
-	}
 	var (
 		resp *bkclient.SolveResponse
 		// The conversion's own error, before the gateway wraps it.
 		convErr error
 	)
-	eg, egCtx := errgroup.WithContext(ctx)
-	eg.Go(func() error {
-		_, err := display.UpdateFrom(context.WithoutCancel(egCtx), statusCh)
-		return err
-	})
-	eg.Go(func() error {
-		var err error
-		if out.FrontendImage != "" {
-			if solveOpt, err = throughFrontendImage(solveOpt, in, out.FrontendImage, stageDir); err != nil {
-				close(statusCh)
-				return err
-			}
-			resp, err = b.Client.Solve(egCtx, nil, solveOpt, statusCh)
-			return err
+	if out.FrontendImage != "" {
+		if solveOpt, err = throughFrontendImage(solveOpt, in, out.FrontendImage, stageDir); err == nil {
+			resp, err = b.Client.Solve(ctx, nil, solveOpt, statusCh)
+		} else {
+			close(statusCh)
 		}
+	} else {
 		solveOpt.Session = append(solveOpt.Session, filesync.NewFSSyncProvider(newLocalDirs(in.locals)))
 		solveOpt.OCIStores = map[string]content.Store{LayerStoreID: in.layers}
-		resp, err = b.Client.Build(egCtx, solveOpt, "storepack", func(ctx context.Context, c gateway.Client) (*gateway.Result, error) {
+		resp, err = b.Client.Build(ctx, solveOpt, "storepack", func(ctx context.Context, c gateway.Client) (*gateway.Result, error) {
 			res, err := in.solve(ctx, c, conv)
 			convErr = err
 			return res, err
 		}, statusCh)
-		return err
-	})
-	err = eg.Wait()
+	}
 	if convErr != nil && ctx.Err() == nil {
 		err = convErr
 	}
@@ -150,9 +179,6 @@ func Build(ctx context.Context, b *Builder, in *Input, out Output) (*Result, err
 	}
 	if ferr := finish(response, err); err == nil {
 		err = ferr
-	}
-	if in.LayerCache != nil {
-		_ = in.LayerCache.Prune() // a cache left large costs disk, not the build
 	}
 	if err != nil {
 		return nil, err

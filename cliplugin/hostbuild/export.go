@@ -9,7 +9,9 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/containerd/containerd/v2/core/content"
 	bkclient "github.com/moby/buildkit/client"
+	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/tonistiigi/go-csvvalue"
 
 	"github.com/storepack/storepack/cliplugin/layerstore"
@@ -23,6 +25,9 @@ type Export struct {
 	// Load receives a docker archive (Type docker without dest) to put
 	// into the engine, as `docker load` does.
 	Load func(ctx context.Context, archive io.Reader) error
+	// Push, if set, pushes an image written on the host (Type image with
+	// push=true) to its registry as ref, its blobs read from blobs.
+	Push func(ctx context.Context, ref string, root ocispecs.Descriptor, blobs content.Provider) error
 }
 
 // ParseExport reads an --output value: "type=oci,dest=out.tar",

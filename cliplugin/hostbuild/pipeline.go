@@ -105,6 +105,11 @@ func (r Request) located(err error) error {
 // image it need not build again.
 const InputKeyLabel = "dev.storepack.inputs"
 
+// NeedsBuilder reports whether in's manifest has an instruction that only
+// a builder runs (FROM, COPY, RUN): Build then needs a Builder whatever the
+// outputs.
+func (in *Input) NeedsBuilder() bool { return in.conv.NeedsBuilder() }
+
 // Key identifies a build of in for platform p by what it reads:
 // storepack's version, the manifest, the build arguments and settings, and
 // what the manifest names in the build context (its roots, resolved, and
@@ -147,9 +152,19 @@ func (in *Input) convertOpt() manifest2llb.ConvertOpt {
 // (such as the store database's NAR hashes) is not read. resolve reads FROM
 // images.
 func (in *Input) Plan(ctx context.Context, p ocispecs.Platform, resolve manifest2llb.ImageResolver) (manifest2llb.Image, error) {
+	return in.planOnly(ctx, p, resolve, false)
+}
+
+// PlanWithSBOM is Plan with the image's SBOM (Image.SBOM), the document a
+// build of in with an SBOM attaches.
+func (in *Input) PlanWithSBOM(ctx context.Context, p ocispecs.Platform, resolve manifest2llb.ImageResolver) (manifest2llb.Image, error) {
+	return in.planOnly(ctx, p, resolve, true)
+}
+
+func (in *Input) planOnly(ctx context.Context, p ocispecs.Platform, resolve manifest2llb.ImageResolver, sbom bool) (manifest2llb.Image, error) {
 	opt := in.convertOpt()
 	opt.TargetPlatforms, opt.BuildPlatform = []ocispecs.Platform{p}, p
-	opt.PlanOnly = true
+	opt.PlanOnly, opt.SBOM = true, sbom
 	opt.Stager, opt.Differ = HostStager{}, SelfDiffer{}
 	opt.ResolveImage = resolve
 	res, err := manifest2llb.Convert(ctx, in.conv, opt)

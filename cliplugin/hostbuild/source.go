@@ -117,7 +117,7 @@ func (h HostSource) StoreState(ctx context.Context, c *inputs.PlatformClosure, p
 	}
 	if opt.WholeLayers && h.Layers != nil {
 		var err error
-		result.Layers, err = h.wholeLayers(ctx, c, plan, dir, opt)
+		result.Layers, result.Blobs, err = h.wholeLayers(ctx, c, plan, dir, opt)
 		return result, err
 	}
 	src := make(layerllb.Source, len(plan.Layers))
@@ -151,12 +151,13 @@ const LayerStoreID = "storepack-layers"
 // registry, which the builder reads only if it needs its bytes; any other
 // is written on the host, when the builder reads it, and once before for
 // its digest unless the cache knows it.
-func (h HostSource) wholeLayers(ctx context.Context, c *inputs.PlatformClosure, plan layering.Plan, dir string, opt manifest2llb.StoreOptions) (src layerllb.Source, err error) {
+func (h HostSource) wholeLayers(ctx context.Context, c *inputs.PlatformClosure, plan layering.Plan, dir string, opt manifest2llb.StoreOptions) (src layerllb.Source, blobs []manifest2llb.LayerBlob, err error) {
 	previous := map[digest.Digest]manifest2llb.PreviousLayer{}
 	for _, l := range opt.Previous {
 		previous[l.Key] = l
 	}
 	src = make(layerllb.Source, len(plan.Layers))
+	blobs = make([]manifest2llb.LayerBlob, len(plan.Layers))
 	var written, taken atomic.Int32
 	done := h.Progress.step(ctx, fmt.Sprintf("[storepack] digests of %d store layers for %s", len(plan.Layers), platforms.Format(c.Platform)))
 	defer func() {
@@ -180,6 +181,7 @@ func (h HostSource) wholeLayers(ctx context.Context, c *inputs.PlatformClosure, 
 				if desc, err = h.Layers.AddBlob(prev.DiffID, prev.Blob, prev.Blobs, c.Platform); err != nil {
 					return err
 				}
+				blobs[i] = manifest2llb.LayerBlob{Blob: prev.Blob, DiffID: prev.DiffID}
 			} else {
 				var size int64
 				var wrote bool
@@ -192,6 +194,7 @@ func (h HostSource) wholeLayers(ctx context.Context, c *inputs.PlatformClosure, 
 				if desc, err = h.Layers.Add(layer, diffID, size, c.Platform); err != nil {
 					return err
 				}
+				blobs[i] = manifest2llb.LayerBlob{Blob: layerstore.LayerDescriptor(diffID, size), DiffID: diffID}
 			}
 			st := llb.OCILayout("storepack/layer@"+desc.Digest.String(),
 				llb.OCIStore("", LayerStoreID),
@@ -202,7 +205,7 @@ func (h HostSource) wholeLayers(ctx context.Context, c *inputs.PlatformClosure, 
 			return nil
 		})
 	}
-	return src, eg.Wait()
+	return src, blobs, eg.Wait()
 }
 
 // layerKey is layer's content key from g's NAR hashes and sizes; known is

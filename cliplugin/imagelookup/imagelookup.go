@@ -82,16 +82,16 @@ type Image struct {
 	// are read from (fetched when read); nil from the engine.
 	Manifest *ocispecs.Manifest
 	Blobs    content.Provider
+	// Digest is that of the manifest or index ref names in the registry,
+	// which a builder pins ref to; "" from the engine.
+	Digest digest.Digest
 }
 
 // Lookup finds image ref for platform p as ImageConfig does, and from a
 // registry also its manifest and blobs.
 func Lookup(ctx context.Context, ref string, p ocispecs.Platform, src Sources) (*Image, error) {
 	p = platforms.Normalize(p)
-	// containerd's resolver logs failed requests; its errors say enough.
-	quiet := logrus.New()
-	quiet.SetOutput(io.Discard)
-	ctx = log.WithLogger(ctx, logrus.NewEntry(quiet))
+	ctx = quietResolver(ctx)
 
 	cfg, found, engineNote := engineConfig(ctx, src.Engine, ref, p)
 	if found {
@@ -105,6 +105,14 @@ func Lookup(ctx context.Context, ref string, p ocispecs.Platform, src Sources) (
 		return nil, err
 	}
 	return img, nil
+}
+
+// quietResolver silences containerd's resolver, which logs failed
+// requests: its errors say enough.
+func quietResolver(ctx context.Context) context.Context {
+	quiet := logrus.New()
+	quiet.SetOutput(io.Discard)
+	return log.WithLogger(ctx, logrus.NewEntry(quiet))
 }
 
 // engineConfig returns the config of image ref for platform p in the

@@ -493,3 +493,44 @@ func TestRegistryCredentials(t *testing.T) {
 		t.Errorf("with credentials: %s", got)
 	}
 }
+
+func TestCheckRegistry(t *testing.T) {
+	reg := newFakeRegistry(t, false)
+	pushed := reg.tag("app", "1", reg.image(t, amd64, nil, false))
+	for _, ref := range []string{pushed, reg.host + "/app:new", reg.host + "/new/repository"} {
+		if err := CheckRegistry(t.Context(), ref, Sources{}); err != nil {
+			t.Errorf("%s: %v, want none (the registry answers)", ref, err)
+		}
+	}
+
+	// A registry that answers no, which only the push can judge.
+	for _, code := range []int{http.StatusUnauthorized, http.StatusForbidden} {
+		refusing := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+			http.Error(w, `{"errors":[{"code":"DENIED"}]}`, code)
+		}))
+		if err := CheckRegistry(t.Context(), strings.TrimPrefix(refusing.URL, "http://")+"/app:1", Sources{}); err != nil {
+			t.Errorf("a registry answering %d: %v, want none", code, err)
+		}
+		refusing.Close()
+	}
+
+	failing := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		http.Error(w, "down for maintenance", http.StatusServiceUnavailable)
+	}))
+	defer failing.Close()
+	host := strings.TrimPrefix(failing.URL, "http://")
+	err := CheckRegistry(t.Context(), host+"/app:1", Sources{})
+	if err == nil || !strings.HasPrefix(err.Error(), "the registry "+host+": ") || !strings.Contains(err.Error(), "503") {
+		t.Errorf("a registry answering 503: %v", err)
+	}
+	gone := httptest.NewServer(http.NotFoundHandler())
+	goneHost := strings.TrimPrefix(gone.URL, "http://")
+	gone.Close()
+	if err := CheckRegistry(t.Context(), goneHost+"/app:1", Sources{}); err == nil || !strings.Contains(err.Error(), "connection refused") {
+		t.Errorf("a registry that is gone: %v", err)
+	}
+
+	if err := CheckRegistry(t.Context(), "App:1", Sources{}); err == nil || !strings.HasPrefix(err.Error(), "App:1: not an image reference") {
+		t.Errorf("a bad reference: %v", err)
+	}
+}

@@ -17,6 +17,7 @@ import (
 	"context"
 	"crypto/tls"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -29,6 +30,7 @@ import (
 	"github.com/containerd/containerd/v2/core/images"
 	"github.com/containerd/containerd/v2/core/remotes/docker"
 	"github.com/containerd/containerd/v2/core/remotes/docker/config"
+	remoteerrors "github.com/containerd/containerd/v2/core/remotes/errors"
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/containerd/platforms"
 	"github.com/distribution/reference"
@@ -52,30 +54,11 @@ const dockerHubAuthKey = "https://index.docker.io/v1/"
 // images.Manifest picks p's manifest as BuildKit does (the best match of
 // platforms.Only; a lone manifest whatever its platform).
 func registryImage(ctx context.Context, ref string, p ocispecs.Platform, src Sources) (*Image, error) {
-	named, err := reference.ParseNormalizedNamed(ref)
+	r, err := resolve(ctx, ref, src, "not in the local engine, and ")
 	if err != nil {
-		return nil, fmt.Errorf("%s: not in the local engine, and not an image reference: %w", ref, err)
+		return nil, err
 	}
-	named = reference.TagNameOnly(named)
-	host := reference.Domain(named)
-	resolver := docker.NewResolver(docker.ResolverOptions{Hosts: registryHosts(ctx, src)})
-	name, root, err := resolver.Resolve(ctx, named.String())
-	if err != nil {
-		if cerrdefs.IsNotFound(err) {
-			return nil, cerrdefs.ErrNotFound.WithMessage(fmt.Sprintf("%s: no such image, neither in the local engine nor in the registry %s", ref, host))
-		}
-		return nil, fmt.Errorf("%s: not in the local engine, and the registry %s: %w", ref, host, err)
-	}
-	if !images.IsManifestType(root.MediaType) && !images.IsIndexType(root.MediaType) {
-		return nil, fmt.Errorf("%s: %s is a %q, not an image manifest or index", ref, root.Digest, root.MediaType)
-	}
-	fetcher, err := resolver.Fetcher(ctx, name)
-	if err != nil {
-		return nil, fmt.Errorf("%s: registry %s: %w", ref, host, err)
-	}
-	// Each blob is fetched once, into memory, and checked against its
-	// descriptor's size and digest before it is read.
-	blobs := smallBlobs{contentutil.ReferrersProviderWithBuffer(contentutil.FromFetcher(fetcher), contentutil.NewBuffer(), name)}
+	root, blobs := r.root, r.blobs
 	m, err := images.Manifest(ctx, blobs, root, platforms.Only(p))
 	if err != nil {
 		if cerrdefs.IsNotFound(err) && images.IsIndexType(root.MediaType) {
@@ -96,7 +79,52 @@ func registryImage(ctx context.Context, ref string, p ocispecs.Platform, src Sou
 	if err := json.Unmarshal(data, &img); err != nil {
 		return nil, fmt.Errorf("%s: image config %s: %w", ref, m.Config.Digest, err)
 	}
-	return &Image{Config: &img, Origin: InRegistry, Manifest: &m, Blobs: contentutil.FromFetcher(fetcher)}, nil
+	return &Image{Config: &img, Origin: InRegistry, Manifest: &m, Blobs: r.fetched, Digest: root.Digest}, nil
+}
+
+// resolved is an image reference found in its registry.
+type resolved struct {
+	root ocispecs.Descriptor // its manifest or index
+	// blobs reads manifests, indexes and configs: each fetched once, into
+	// memory, and checked against its descriptor's size and digest before
+	// it is read; fetched reads any blob, fetched when read.
+	blobs, fetched content.Provider
+}
+
+// resolve finds image ref's manifest or index in its registry. Errors
+// start with ref; tried says what was tried before the registry, as
+// "not in the local engine, and " ("": nothing).
+func resolve(ctx context.Context, ref string, src Sources, tried string) (resolved, error) {
+	named, err := reference.ParseNormalizedNamed(ref)
+	if err != nil {
+		return resolved{}, fmt.Errorf("%s: %snot an image reference: %w", ref, tried, err)
+	}
+	named = reference.TagNameOnly(named)
+	host := reference.Domain(named)
+	resolver := docker.NewResolver(docker.ResolverOptions{Hosts: registryHosts(ctx, src)})
+	name, root, err := resolver.Resolve(ctx, named.String())
+	if err != nil {
+		if cerrdefs.IsNotFound(err) {
+			where := "in the registry " + host
+			if tried != "" {
+				where = "neither in the local engine nor " + where
+			}
+			return resolved{}, cerrdefs.ErrNotFound.WithMessage(fmt.Sprintf("%s: no such image, %s", ref, where))
+		}
+		return resolved{}, fmt.Errorf("%s: %sthe registry %s: %w", ref, tried, host, err)
+	}
+	if !images.IsManifestType(root.MediaType) && !images.IsIndexType(root.MediaType) {
+		return resolved{}, fmt.Errorf("%s: %s is a %q, not an image manifest or index", ref, root.Digest, root.MediaType)
+	}
+	fetcher, err := resolver.Fetcher(ctx, name)
+	if err != nil {
+		return resolved{}, fmt.Errorf("%s: registry %s: %w", ref, host, err)
+	}
+	return resolved{
+		root:    root,
+		blobs:   smallBlobs{contentutil.ReferrersProviderWithBuffer(contentutil.FromFetcher(fetcher), contentutil.NewBuffer(), name)},
+		fetched: contentutil.FromFetcher(fetcher),
+	}, nil
 }
 
 // maxBlobSize bounds a manifest, an index or a config read from a
@@ -254,4 +282,28 @@ func dockerCredentials(cfg *configfile.ConfigFile) func(host string) (string, st
 		}
 		return ac.Username, ac.Password, nil
 	}
+}
+
+// CheckRegistry asks the registry of image ref for ref's manifest, as a
+// push starts, and returns an error naming the registry when it cannot be
+// reached or fails (a server error). Any other answer is an answer: no
+// such image, or no right to read it, which is the push's to judge. The
+// caller bounds the time (a registry that never answers holds the request
+// forever).
+func CheckRegistry(ctx context.Context, ref string, src Sources) error {
+	named, err := reference.ParseNormalizedNamed(ref)
+	if err != nil {
+		return fmt.Errorf("%s: not an image reference: %w", ref, err)
+	}
+	named = reference.TagNameOnly(named)
+	ctx = quietResolver(ctx)
+	resolver := docker.NewResolver(docker.ResolverOptions{Hosts: registryHosts(ctx, src)})
+	_, _, err = resolver.Resolve(ctx, named.String())
+	var status remoteerrors.ErrUnexpectedStatus
+	switch {
+	case err == nil, cerrdefs.IsNotFound(err), errors.Is(err, docker.ErrInvalidAuthorization),
+		errors.As(err, &status) && status.StatusCode < http.StatusInternalServerError:
+		return nil
+	}
+	return fmt.Errorf("the registry %s: %w", reference.Domain(named), err)
 }

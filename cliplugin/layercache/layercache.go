@@ -39,6 +39,18 @@ func (e Entry) check(key digest.Digest) error {
 	return nil
 }
 
+// record is an entry as its file holds it: with the digest of its fields,
+// so that an entry altered on disk (a digest or a size changed, where the
+// file is still a well-formed entry) is told from the entry put.
+type record struct {
+	Entry
+	Sum digest.Digest `json:"sum"`
+}
+
+func (e Entry) sum() digest.Digest {
+	return digest.FromString(fmt.Sprintf("%s %s %d", e.Key, e.DiffID, e.Size))
+}
+
 // Cache is a directory of entries, one file each, named by key.
 type Cache struct {
 	dir string
@@ -88,18 +100,20 @@ func (c *Cache) file(key digest.Digest) string {
 }
 
 // Get returns the entry of key. A damaged entry (a file cut short, another
-// key's, not an entry) is removed and reads as none, so that the layer is
-// written again and its entry put anew.
+// key's, not an entry, one whose fields do not match its sum) is removed
+// and reads as none, so that the layer is written again and its entry put
+// anew.
 func (c *Cache) Get(key digest.Digest) (Entry, bool) {
 	data, err := os.ReadFile(c.file(key))
 	if err != nil {
 		return Entry{}, false
 	}
-	var e Entry
-	if err := json.Unmarshal(data, &e); err != nil || e.check(key) != nil {
+	var r record
+	if err := json.Unmarshal(data, &r); err != nil || r.check(key) != nil || r.Sum != r.sum() {
 		os.Remove(c.file(key))
 		return Entry{}, false
 	}
+	e := r.Entry
 	// Used now: pruning keeps what is used.
 	now := time.Now()
 	os.Chtimes(c.file(key), now, now)
@@ -111,7 +125,7 @@ func (c *Cache) Put(e Entry) error {
 	if err := e.check(e.Key); err != nil {
 		return fmt.Errorf("layer cache: an entry that %w", err)
 	}
-	data, err := json.Marshal(e)
+	data, err := json.Marshal(record{Entry: e, Sum: e.sum()})
 	if err != nil {
 		return err
 	}

@@ -3,14 +3,15 @@ package layercache
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/opencontainers/go-digest"
 )
 
-// TestCache: entries come back as put; damaged ones read as none and are
-// removed; pruning keeps the most recently used; a killed writer's
+// TestCache: entries come back as put; damaged ones (cut short, altered,
+// not entries) read as none and are removed; pruning keeps the most recently used; a killed writer's
 // leftovers go once stale.
 func TestCache(t *testing.T) {
 	dir := t.TempDir()
@@ -34,12 +35,19 @@ func TestCache(t *testing.T) {
 	}
 
 	other := digest.FromString("another layer's content")
+	whole, err := os.ReadFile(c.file(key))
+	if err != nil {
+		t.Fatal(err)
+	}
 	for name, data := range map[string]string{
-		"cut short":     `{"key":"` + key.String() + `","diffID":"sha256:`,
-		"another key's": `{"key":"` + other.String() + `","diffID":"` + e.DiffID.String() + `","size":1024}`,
-		"no size":       `{"key":"` + key.String() + `","diffID":"` + e.DiffID.String() + `"}`,
-		"empty":         ``,
-		"not a sha256":  `{"key":"` + key.String() + `","diffID":"sha512:abc","size":1}`,
+		"another diffID": strings.Replace(string(whole), e.DiffID.Encoded(), other.Encoded(), 1),
+		"another size":   strings.Replace(string(whole), `"size":1024`, `"size":1023`, 1),
+		"no sum":         `{"key":"` + key.String() + `","diffID":"` + e.DiffID.String() + `","size":1024}`,
+		"cut short":      `{"key":"` + key.String() + `","diffID":"sha256:`,
+		"another key's":  `{"key":"` + other.String() + `","diffID":"` + e.DiffID.String() + `","size":1024}`,
+		"no size":        `{"key":"` + key.String() + `","diffID":"` + e.DiffID.String() + `"}`,
+		"empty":          ``,
+		"not a sha256":   `{"key":"` + key.String() + `","diffID":"sha512:abc","size":1}`,
 	} {
 		if err := os.WriteFile(c.file(key), []byte(data), 0o600); err != nil {
 			t.Fatal(err)

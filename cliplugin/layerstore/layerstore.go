@@ -56,8 +56,13 @@ type blob struct {
 // differ writes it, so that the image's blobs and digests are those a build
 // from the same store paths gives.
 func (s *Store) Add(l layertar.Layer, diffID digest.Digest, size int64, p ocispecs.Platform) (ocispecs.Descriptor, error) {
-	layerDesc := ocispecs.Descriptor{MediaType: ocispecs.MediaTypeImageLayer, Digest: diffID, Size: size}
-	return s.addImage(diffID, layerDesc, &blob{layer: &l, size: size}, p)
+	return s.addImage(diffID, LayerDescriptor(diffID, size), &blob{layer: &l, size: size}, p)
+}
+
+// LayerDescriptor describes the blob Add adds for a layer whose tar has
+// digest diffID and size bytes.
+func LayerDescriptor(diffID digest.Digest, size int64) ocispecs.Descriptor {
+	return ocispecs.Descriptor{MediaType: ocispecs.MediaTypeImageLayer, Digest: diffID, Size: size}
 }
 
 // addImage adds the manifest and config of an image of the one layer
@@ -95,6 +100,16 @@ func (s *Store) addImage(diffID digest.Digest, layerDesc ocispecs.Descriptor, la
 // registry that has it).
 func (s *Store) AddBlob(diffID digest.Digest, layer ocispecs.Descriptor, blobs content.Provider, p ocispecs.Platform) (ocispecs.Descriptor, error) {
 	return s.addImage(diffID, layer, &blob{remote: blobs, desc: layer, size: layer.Size}, p)
+}
+
+// AddData adds an uncompressed layer whose tar is data, and describes its
+// blob.
+func (s *Store) AddData(data []byte) ocispecs.Descriptor {
+	desc := LayerDescriptor(digest.FromBytes(data), int64(len(data)))
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.add(desc.Digest, &blob{data: data, size: desc.Size})
+	return desc
 }
 
 // add keeps the first blob of a digest: the same layer added for two

@@ -129,13 +129,14 @@ func sourceDir(hostDir, storeDir string) (source string, done func(), err error)
 	return tmp, func() { os.RemoveAll(tmp) }, nil
 }
 
-// entry is a layer entry as the change writer reads it: its Sys says owner
-// 0:0, one link (no entry is a hard link) and no device.
+// entry is a layer entry as the change writer reads it: its Sys says its
+// owner (0:0 unless set), one link (no entry is a hard link) and no device.
 type entry struct {
-	name  string
-	size  int64
-	mode  fs.FileMode
-	mtime time.Time
+	name     string
+	size     int64
+	mode     fs.FileMode
+	mtime    time.Time
+	uid, gid uint32
 }
 
 var _ fs.FileInfo = entry{}
@@ -145,7 +146,7 @@ func (e entry) Size() int64        { return e.size }
 func (e entry) Mode() fs.FileMode  { return e.mode }
 func (e entry) ModTime() time.Time { return e.mtime }
 func (e entry) IsDir() bool        { return e.mode.IsDir() }
-func (e entry) Sys() any           { return entrySys() }
+func (e entry) Sys() any           { return entrySys(e.uid, e.gid) }
 
 // Digest writes l's tar to nowhere and returns its digest (the layer's
 // diffID) and size.

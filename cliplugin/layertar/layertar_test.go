@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/storepack/storepack/internal/storetest"
+	"github.com/storepack/storepack/llb/layerllb"
 	"github.com/storepack/storepack/store"
 )
 
@@ -110,6 +111,45 @@ func TestWriteRefuses(t *testing.T) {
 		err := Write(context.Background(), io.Discard, Layer{StoreDir: "/nix/store", HostDir: f.StoreDir, Paths: tc.paths, Epoch: epoch})
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%v: error %v, want %q", tc.paths, err, tc.want)
+		}
+	}
+}
+
+// TestWriteEntries: a customisation layer holds its entries in their
+// order, at the epoch, with their owners, modes, targets and data.
+func TestWriteEntries(t *testing.T) {
+	c := layerllb.Customisation{
+		Dirs:  []layerllb.Dir{{Path: "/home/app", Mode: 0o750, Owner: &layerllb.Owner{UID: 1001, GID: 1002}}},
+		Links: []layerllb.Link{{Path: "/bin", Target: "/gnu/store/x-hello/bin"}},
+		Files: []layerllb.File{{Path: "/etc/passwd", Mode: 0o644, Data: []byte("root:x:0:0::/:/bin/sh\n")}},
+	}
+	var buf bytes.Buffer
+	if err := WriteEntries(context.Background(), &buf, c.Entries(), epoch); err != nil {
+		t.Fatal(err)
+	}
+	got := entries(t, buf.Bytes())
+	want := []string{
+		fmt.Sprintf("bin %o 0:0 %d -> /gnu/store/x-hello/bin", 0o777, epoch.Unix()),
+		fmt.Sprintf("etc/ %o 0:0 %d", 0o755, epoch.Unix()),
+		fmt.Sprintf("etc/passwd %o 0:0 %d", 0o644, epoch.Unix()),
+		fmt.Sprintf("home/ %o 0:0 %d", 0o755, epoch.Unix()),
+		fmt.Sprintf("home/app/ %o 1001:1002 %d", 0o750, epoch.Unix()),
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("entries:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	tr := tar.NewReader(bytes.NewReader(buf.Bytes()))
+	for {
+		h, err := tr.Next()
+		if err != nil {
+			t.Fatal("no /etc/passwd")
+		}
+		if h.Name == "etc/passwd" {
+			data, _ := io.ReadAll(tr)
+			if string(data) != string(c.Files[0].Data) {
+				t.Errorf("etc/passwd holds %q", data)
+			}
+			return
 		}
 	}
 }

@@ -7,6 +7,10 @@
 // expects from docker (`docker-storepack [GLOBAL OPTIONS] storepack ...`),
 // and, for convenience, also `docker-storepack [COMMAND]` without the
 // leading "storepack" (for example `docker-storepack version`).
+//
+// Named storepack (a copy or a link; `make install` installs one), it is a
+// command of its own, `storepack build|load|run|plan|graph`, with the same
+// flags, help and exit codes, for machines without a docker CLI.
 package main
 
 import (
@@ -20,6 +24,9 @@ import (
 	"github.com/docker/cli/cli-plugins/plugin"
 	"github.com/docker/cli/cli/command"
 	"github.com/docker/cli/cli/debug"
+	"path/filepath"
+	"strings"
+
 	"github.com/spf13/cobra"
 	"go.opentelemetry.io/otel"
 
@@ -51,18 +58,11 @@ func run() int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	root := cliplugin.NewRootCommand(dockerCli)
-	if plugin.RunningStandalone() {
-		os.Args = standaloneArgs(root, os.Args)
+	if isStandaloneName(os.Args[0]) {
+		err = runStandalone(dockerCli)
+	} else {
+		err = runPlugin(dockerCli)
 	}
-	v, _ := version.Get()
-	err = plugin.RunPlugin(dockerCli, root, metadata.Metadata{
-		SchemaVersion:    "0.1.0",
-		Vendor:           "storepack",
-		Version:          v,
-		ShortDescription: cliplugin.ShortDescription,
-		URL:              "https://github.com/storepack/storepack",
-	})
 	if err == nil {
 		return 0
 	}
@@ -74,6 +74,38 @@ func run() int {
 		fmt.Fprintln(dockerCli.Err(), msg)
 	}
 	return code
+}
+
+// isStandaloneName tells whether the binary was invoked as `storepack`.
+func isStandaloneName(arg0 string) bool {
+	return strings.TrimSuffix(filepath.Base(arg0), ".exe") == cliplugin.StandaloneName
+}
+
+// runStandalone runs the command tree as a command of its own.
+func runStandalone(dockerCli *command.DockerCli) error {
+	tcmd := cliplugin.NewStandaloneCommand(dockerCli)
+	cmd, args, err := tcmd.HandleGlobalFlags()
+	if err != nil {
+		return err
+	}
+	cmd.SetArgs(args)
+	return cmd.Execute()
+}
+
+// runPlugin runs the command tree under docker's plugin framework.
+func runPlugin(dockerCli *command.DockerCli) error {
+	root := cliplugin.NewRootCommand(dockerCli)
+	if plugin.RunningStandalone() {
+		os.Args = standaloneArgs(root, os.Args)
+	}
+	v, _ := version.Get()
+	return plugin.RunPlugin(dockerCli, root, metadata.Metadata{
+		SchemaVersion:    "0.1.0",
+		Vendor:           "storepack",
+		Version:          v,
+		ShortDescription: cliplugin.ShortDescription,
+		URL:              "https://github.com/storepack/storepack",
+	})
 }
 
 // standaloneArgs rewrites the command line of a direct invocation so that

@@ -28,3 +28,19 @@ func TestStandaloneArgs(t *testing.T) {
 		}
 	}
 }
+
+func TestIsStandaloneName(t *testing.T) {
+	for arg0, want := range map[string]bool{
+		"storepack":                                  true,
+		"/usr/local/bin/storepack":                   true,
+		`C:\bin\storepack.exe`:                       false, // a Windows path is not split on Linux
+		"storepack.exe":                              true,
+		"docker-storepack":                           false,
+		"/root/.docker/cli-plugins/docker-storepack": false,
+		"storepack-frontend":                         false,
+	} {
+		if got := isStandaloneName(arg0); got != want {
+			t.Errorf("isStandaloneName(%q) = %v, want %v", arg0, got, want)
+		}
+	}
+}

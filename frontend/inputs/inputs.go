@@ -205,6 +205,9 @@ type PlatformClosure struct {
 	Vars     map[string]string // manifest.RootVariable and every CLOSURE --name
 	Graph    *store.Graph
 	Location manifest.Location // of the first CLOSURE
+	// Graphs are the GRAPH files the closure was read from, in manifest
+	// order; none for a discovered closure.
+	Graphs []GraphFile
 
 	// Discovered is true when no GRAPH applied and the Source found the
 	// closure by reading every file of it.
@@ -212,6 +215,12 @@ type PlatformClosure struct {
 	// Transfers hold store paths of the closure in the builder already:
 	// the roots, or every path of a discovered closure.
 	Transfers Transfers
+}
+
+// GraphFile is a GRAPH file by its content's digest.
+type GraphFile struct {
+	File   string        `json:"file"`
+	Digest digest.Digest `json:"digest"`
 }
 
 // ForPlatform selects the closures and graphs for p and computes the
@@ -261,6 +270,7 @@ func (in *Inputs) ForPlatform(ctx context.Context, p ocispecs.Platform) (*Platfo
 		if first == nil {
 			first = &in.graphs[i]
 		}
+		c.Graphs = append(c.Graphs, GraphFile{File: g.File, Digest: g.sum})
 		for _, path := range g.graph.Paths() {
 			info, _ := g.graph.Info(path)
 			infos = append(infos, info)

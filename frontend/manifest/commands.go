@@ -41,6 +41,7 @@ var registry = []registration{
 	{"expose", parseDockerfile, false},
 	{"from", lexAs[fromCommand]("platform"), false},
 	{"run", parseRun, false},
+	{"sbom", lexAs[sbomCommand]("metadata"), true},
 	{"graph", lexAs[graphCommand]("platform"), false},
 	{"label", parseDockerfile, false},
 	{"layers", lexAs[layersCommand]("max", "strategy", "previous"), true},

@@ -218,6 +218,7 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte("CLOSURE \\\n ./r\n# comment\nLABEL a=b\nCMD x\nUSER u\nWORKDIR w\nSTOPSIGNAL 9\n"))
 	f.Add([]byte("ARG F=name\nCLOSURE --$F=app --platform=${P:-linux/arm64} ./r\nLINK /app -> ${app}\nENTRYPOINT [\"${ROOT}/bin/x\"]\n"))
 	f.Add([]byte(rootsSrc))
+	f.Add([]byte("ARG M=meta.json\nCLOSURE ./r\nSBOM --metadata=${M}\n"))
 	roots := Options{BuildArgs: map[string]string{"A": "2"}, Roots: map[string]string{"ROOT": "/nix/store/r", "app": "/nix/store/a"}}
 	f.Fuzz(func(t *testing.T, src []byte) {
 		m, err := Parse(src)
@@ -239,6 +240,9 @@ func FuzzParse(f *testing.F) {
 			if len(c.Roots) == 0 {
 				t.Fatalf("closure without roots: %+v", c)
 			}
+		}
+		if s := spec.SBOM; s.Location != nil && (s.Metadata == "" || s.Metadata[0] == '/') {
+			t.Fatalf("bad SBOM metadata file accepted: %+v", s)
 		}
 		for _, l := range spec.Links {
 			if l.Path[0] != '/' || l.Target == "" {

@@ -40,6 +40,8 @@ type Spec struct {
 	Account *Account
 	Copies  []Copy
 	Runs    []Run
+	// SBOM is the SBOM instruction; its zero value for none.
+	SBOM SBOM
 	// Image is the config set by ENTRYPOINT, CMD, ENV, WORKDIR, USER, LABEL,
 	// EXPOSE and STOPSIGNAL, as in a Dockerfile.
 	Image dockerspec.DockerOCIImageConfig
@@ -110,6 +112,15 @@ type Layers struct {
 	// Previous names an image whose recorded layer plan the new plan keeps
 	// where that ships fewer bytes; empty: none.
 	Previous string
+	Location Location
+}
+
+// SBOM is the SBOM instruction.
+type SBOM struct {
+	// Metadata is a JSON file in the build context of what the store
+	// does not say of its packages (licence, homepage, description),
+	// merged into an SBOM asked for (frontend/sbommodel reads it).
+	Metadata string
 	Location Location
 }
 
@@ -210,4 +221,17 @@ func WithFileLine(file string, err error) error {
 		return err
 	}
 	return fmt.Errorf("%s:%d: %w", file, le.Locations[0][0].Start.Line, err)
+}
+
+// NeedsBuilder reports whether m has an instruction that only a builder
+// carries out, whatever the build arguments: FROM (an image's layers),
+// COPY (files of the build context, as the builder copies them) or RUN.
+func (m *Manifest) NeedsBuilder() bool {
+	for _, cmd := range m.commands {
+		switch cmd.(type) {
+		case fromCommand, copyCommand, runCommand:
+			return true
+		}
+	}
+	return false
 }

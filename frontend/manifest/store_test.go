@@ -2,6 +2,7 @@ package manifest
 
 import (
 	"errors"
+	"strings"
 	"testing"
 
 	"github.com/moby/buildkit/frontend/dockerfile/parser"
@@ -43,6 +44,34 @@ func TestStoreLayerBudget(t *testing.T) {
 		}
 		if err != nil || got != tc.want {
 			t.Errorf("%q: %d, %v; want %d", tc.src, got, err, tc.want)
+		}
+	}
+}
+
+// TestSBOMInstruction: SBOM --metadata names a file of the build context,
+// once.
+func TestSBOMInstruction(t *testing.T) {
+	m := expand(t, "ARG M=meta.json\nCLOSURE ./r\nSBOM --metadata=sbom/${M}\n", Options{})
+	if m.SBOM.Metadata != "sbom/meta.json" || m.SBOM.Location[0].Start.Line != 3 {
+		t.Errorf("SBOM %+v", m.SBOM)
+	}
+	if m := expand(t, "CLOSURE ./r\n", Options{}); m.SBOM.Metadata != "" {
+		t.Errorf("SBOM %+v without the instruction", m.SBOM)
+	}
+	for src, want := range map[string]string{
+		"CLOSURE ./r\nSBOM meta.json\n":                                 "SBOM takes only flags",
+		"CLOSURE ./r\nSBOM\n":                                           "SBOM takes only flags",
+		"CLOSURE ./r\nSBOM --metadata=/etc/meta.json\n":                 "want a file in the build context",
+		"CLOSURE ./r\nSBOM --metadata=a.json\nSBOM --metadata=b.json\n": "SBOM",
+		"CLOSURE ./r\nSBOM --licence=a.json\n":                          "licence",
+	} {
+		m, err := Parse([]byte(src))
+		if err == nil {
+			_, err = m.Expand(Options{})
+		}
+		var le *parser.LocationError
+		if err == nil || !errors.As(err, &le) || !strings.Contains(err.Error(), want) {
+			t.Errorf("%q: error %v, want a located one that says %q", src, err, want)
 		}
 	}
 }

@@ -32,7 +32,7 @@ import (
 
 	"github.com/storepack/storepack/frontend/inputs"
 	"github.com/storepack/storepack/frontend/manifest"
-	"github.com/storepack/storepack/frontend/spdxsbom"
+	"github.com/storepack/storepack/frontend/sbommodel"
 	"github.com/storepack/storepack/layering"
 	"github.com/storepack/storepack/llb/layerllb"
 	"github.com/storepack/storepack/store"
@@ -69,7 +69,8 @@ type StoreOptions struct {
 	// discovered closure was read whole already.
 	Check bool
 	// NarHashes asks for every store path's NAR hash and size, read from
-	// its files, for the store database (STORE --with-db).
+	// its files, for the store database (STORE --with-db) or an SBOM of a
+	// graph without them.
 	NarHashes bool
 	// WholeLayers says that the builder takes layers given whole
 	// (layerllb.Part.Whole): it merges layers and reads OCI layouts.
@@ -87,6 +88,16 @@ type Store struct {
 	// Scans hold each store path's NAR hash and size when
 	// StoreOptions.NarHashes asked for them.
 	Scans map[store.Path]store.HashScan
+	// Blobs are the layers' blobs, one per layer of the plan, when the
+	// source gives every layer whole as a blob of its own; else nil.
+	Blobs []LayerBlob
+}
+
+// LayerBlob is a store layer as a source gives it whole: its blob and the
+// digest of its tar.
+type LayerBlob struct {
+	Blob   ocispecs.Descriptor
+	DiffID digest.Digest
 }
 
 // PreviousReader reads image ref for platform p as a previous image.
@@ -156,7 +167,7 @@ type ConvertOpt struct {
 	// customisation layer's content needs is not read, such as the NAR
 	// hashes of the store database, which read every file of the closure.
 	PlanOnly bool
-	// SBOM asks for each image's SPDX document (Image.SBOM).
+	// SBOM asks for what each image's SBOM states (Image.SBOM).
 	SBOM bool
 }
 
@@ -175,9 +186,30 @@ type Image struct {
 	Epoch    time.Time
 	// Base is the FROM image under the store layers; nil for none.
 	Base *BaseImage
-	// SBOM is the image's SPDX 2.3 JSON document when ConvertOpt.SBOM
-	// asked for it, else nil.
-	SBOM []byte
+	// SBOM is what the image's SBOM states when ConvertOpt.SBOM asked for
+	// it, else nil; frontend/spdxsbom and frontend/cdxsbom write it.
+	SBOM *sbommodel.Document
+	// Sources are what the image was made from besides the manifest, for
+	// its provenance.
+	Sources Sources
+	// Host is the image as its source can write it without a builder;
+	// nil when it needs one (FROM, COPY, RUN, a layer that is not a blob
+	// of the source's, an entry that only a stager writes).
+	Host *HostImage
+}
+
+// HostImage is an image that needs no builder: the store layers' blobs
+// and the customisation layer's entries (none: no such layer).
+type HostImage struct {
+	Layers        []LayerBlob
+	Customisation []layerllb.Entry
+}
+
+// Sources are the store paths of an image's roots and the GRAPH files its
+// closure was read from.
+type Sources struct {
+	Roots  []store.Path       `json:"roots"`
+	Graphs []inputs.GraphFile `json:"graphs,omitempty"` // none: found by scanning
 }
 
 // Input is a manifest and what it names, read once for every platform:
@@ -188,6 +220,7 @@ type Input struct {
 	m         *manifest.Manifest
 	buildArgs map[string]string
 	storeDir  string
+	sbom      manifest.SBOM
 	source    Source
 	inputs    *inputs.Inputs
 }
@@ -210,11 +243,16 @@ func ReadInput(ctx context.Context, src []byte, buildArgs map[string]string, sou
 	if err != nil {
 		return nil, err
 	}
-	return &Input{m: m, buildArgs: buildArgs, storeDir: spec.StoreDir, source: source, inputs: in}, nil
+	return &Input{m: m, buildArgs: buildArgs, storeDir: spec.StoreDir, sbom: spec.SBOM, source: source, inputs: in}, nil
 }
 
 // StoreDir is the store directory the manifest names (STORE).
 func (in *Input) StoreDir() string { return in.storeDir }
+
+// NeedsBuilder reports whether the manifest has an instruction that only a
+// builder carries out (FROM, COPY, RUN): otherwise every image of a source
+// that gives its layers as blobs is written without one (Image.Host).
+func (in *Input) NeedsBuilder() bool { return in.m.NeedsBuilder() }
 
 // Key identifies what the manifest names: its roots, resolved, and its
 // GRAPH files' contents (inputs.Inputs.Key).
@@ -226,6 +264,11 @@ func Convert(ctx context.Context, in *Input, opt ConvertOpt) (*Result, error) {
 	c, err := newConversion(in, opt)
 	if err != nil {
 		return nil, err
+	}
+	if opt.SBOM {
+		if err := c.readMetadata(ctx); err != nil {
+			return nil, err
+		}
 	}
 	targets := opt.TargetPlatforms
 	if len(targets) == 0 {
@@ -242,7 +285,34 @@ func Convert(ctx context.Context, in *Input, opt ConvertOpt) (*Result, error) {
 	if err := g.Wait(); err != nil {
 		return nil, err
 	}
+	if c.metadata != nil {
+		docs := make([]*sbommodel.Document, len(res.Images))
+		for i, img := range res.Images {
+			docs[i] = img.SBOM
+		}
+		if err := c.metadata.CheckPaths(docs); err != nil {
+			return nil, err
+		}
+	}
 	return res, nil
+}
+
+// readMetadata reads the SBOM metadata file the manifest names, if any.
+func (c *conversion) readMetadata(ctx context.Context) error {
+	s := c.in.sbom
+	if s.Metadata == "" {
+		return nil
+	}
+	files, err := c.in.source.Context(ctx, []string{s.Metadata})
+	var data []byte
+	if err == nil {
+		data, err = files.ReadFile(ctx, s.Metadata)
+	}
+	if err != nil {
+		return parser.WithLocation(fmt.Errorf("SBOM --metadata=%s: %w", s.Metadata, err), s.Location)
+	}
+	c.metadata, err = sbommodel.ParseMetadata(s.Metadata, data, c.in.storeDir)
+	return err
 }
 
 // conversion is what every platform's conversion shares.
@@ -252,6 +322,8 @@ type conversion struct {
 	caps   apicaps.CapSet
 	epoch  time.Time
 	method layerllb.Method
+	// metadata is the SBOM metadata file's, when an SBOM is asked for.
+	metadata *sbommodel.Metadata
 }
 
 func newConversion(in *Input, opt ConvertOpt) (*conversion, error) {
@@ -297,9 +369,12 @@ func (c *conversion) platform(ctx context.Context, p ocispecs.Platform) (Image, 
 		return Image{}, err
 	}
 	storeDB := spec.StoreDB && !c.opt.PlanOnly
+	// An SBOM states every path's NAR hash: those the graph lacks (a
+	// closure found by scanning, a DOT graph) are read from the files.
+	sbomHashes := c.opt.SBOM && lacksNarHash(closure.Graph)
 	storeOpt := StoreOptions{
 		Check:       !c.opt.PlanOnly,
-		NarHashes:   storeDB,
+		NarHashes:   storeDB || sbomHashes,
 		WholeLayers: !c.opt.PlanOnly && c.method == layerllb.Merge && c.caps.Supports(pb.CapSourceOCILayout) == nil,
 		Epoch:       c.epoch,
 	}
@@ -365,20 +440,42 @@ func (c *conversion) platform(ctx context.Context, p ocispecs.Platform) (Image, 
 			return Image{}, locateCustomisation(err, spec)
 		}
 	}
-	img := Image{Platform: p, State: st, Config: config, Plan: plan, Epoch: c.epoch}
+	img := Image{Platform: p, State: st, Config: config, Plan: plan, Epoch: c.epoch, Sources: Sources{Roots: closure.Roots, Graphs: closure.Graphs}}
+	if base == nil && len(copies) == 0 && len(spec.Runs) == 0 && src.Blobs != nil && custom.HostWritable() {
+		img.Host = &HostImage{Layers: src.Blobs}
+		if !custom.Empty() {
+			img.Host.Customisation = custom.Entries()
+		}
+	}
 	if base != nil {
 		img.Base = &BaseImage{Ref: base.pinned, DiffIDs: base.config.RootFS.DiffIDs}
 	}
 	if c.opt.SBOM {
-		doc := spdxsbom.Image{Platform: p, Graph: closure.Graph, Roots: closure.Roots, Plan: plan, Customisation: hasCustomisation, Epoch: c.epoch}
-		if base != nil {
-			doc.Base = &spdxsbom.Base{Ref: base.pinned, Layers: base.layers()}
+		doc := sbommodel.Image{Platform: p, Graph: closure.Graph, Roots: closure.Roots, Plan: plan, Customisation: hasCustomisation, Epoch: c.epoch, Metadata: c.metadata}
+		if sbomHashes {
+			doc.NarHashes = make(map[store.Path]digest.Digest, len(src.Scans))
+			for p, scan := range src.Scans {
+				doc.NarHashes[p] = scan.NarHash
+			}
 		}
-		if img.SBOM, err = spdxsbom.JSON(doc); err != nil {
+		if base != nil {
+			doc.Base = &sbommodel.Base{Ref: base.pinned, Layers: base.layers()}
+		}
+		if img.SBOM, err = sbommodel.New(doc); err != nil {
 			return Image{}, fmt.Errorf("SBOM: %w", err)
 		}
 	}
 	return img, nil
+}
+
+// lacksNarHash tells whether a path of g has no NAR hash.
+func lacksNarHash(g *store.Graph) bool {
+	for _, p := range g.Paths() {
+		if info, _ := g.Info(p); info.NarHash == "" {
+			return true
+		}
+	}
+	return false
 }
 
 // plan cuts the platform's closure into layers within the budget, less the

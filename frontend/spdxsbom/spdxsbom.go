@@ -1,12 +1,13 @@
 // Package spdxsbom writes the software bill of materials of an image the
-// conversion makes: an SPDX 2.3 JSON document stated from the closure graph
-// and the layer plan, so nothing scans the image. One package per store
-// path (name and version as Nix's parseDrvName splits them, its NAR hash
-// and size, a package URL, the store layer that holds it), DEPENDS_ON
+// conversion makes as an SPDX 2.3 JSON document: what sbommodel states
+// from the closure graph and the layer plan, so nothing scans the image.
+// One package per store path (name and version, NAR hash and size, package
+// URL, an annotation naming the store layer that holds it, the declared
+// licence, homepage and description of the metadata file), DEPENDS_ON
 // relationships from the references, and the image's other content (base
 // image, customisation layer) as packages of their own.
 //
-// It is pure: the same image gives the same bytes (arrays sorted, SPDX
+// It is pure: the same document gives the same bytes (arrays sorted, SPDX
 // identifiers from store paths, the namespace from the content, the
 // creation time from the build's epoch).
 package spdxsbom
@@ -20,38 +21,14 @@ import (
 	"strings"
 	"time"
 
-	"github.com/containerd/platforms"
-	"github.com/distribution/reference"
-	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
-	"github.com/package-url/packageurl-go"
 	spdxjson "github.com/spdx/tools-golang/json"
 	"github.com/spdx/tools-golang/spdx/v2/common"
 	"github.com/spdx/tools-golang/spdx/v2/v2_3"
 
 	"github.com/storepack/storepack/frontend/manifest"
-	"github.com/storepack/storepack/internal/version"
-	"github.com/storepack/storepack/layering"
+	"github.com/storepack/storepack/frontend/sbommodel"
 	"github.com/storepack/storepack/store"
 )
-
-// Image is what a document describes: one platform's image.
-type Image struct {
-	Platform ocispecs.Platform
-	Graph    *store.Graph // the closure
-	Roots    []store.Path
-	Plan     layering.Plan // the store layers, which hold every path of Graph
-	// Base is the FROM image under the store layers; nil for none.
-	Base *Base
-	// Customisation says that the image ends with a customisation layer.
-	Customisation bool
-	Epoch         time.Time // the build's, the document's creation time
-}
-
-// Base is a FROM image as a document names it.
-type Base struct {
-	Ref    string // pinned to its digest where the builder gave one
-	Layers int
-}
 
 // The SPDX identifiers of the image's content besides the store paths;
 // a store path's starts with storePathID.
@@ -69,12 +46,9 @@ const NamespacePrefix = "https://storepack.dev/spdx/"
 // noAssertion is SPDX's value for a field nothing is stated about.
 const noAssertion = "NOASSERTION"
 
-// JSON returns img's document as SPDX 2.3 JSON.
-func JSON(img Image) ([]byte, error) {
-	doc, err := document(img)
-	if err != nil {
-		return nil, err
-	}
+// JSON returns m as SPDX 2.3 JSON.
+func JSON(m *sbommodel.Document) ([]byte, error) {
+	doc := document(m)
 	// The namespace must be unique to the document: a digest of the rest
 	// of it, so that the same image always gives the same one.
 	body, err := encode(doc)
@@ -94,68 +68,40 @@ func encode(doc *v2_3.Document) ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
-// document builds img's document, without its namespace.
-func document(img Image) (*v2_3.Document, error) {
-	v, _ := version.Get()
-	tool := "storepack-" + v
-	created := img.Epoch.UTC().Format(time.RFC3339)
-	l := layout{img: img, tool: tool, created: created, layerOf: map[store.Path]int{}}
-	for i, layer := range img.Plan.Layers {
-		for _, p := range layer.Paths {
-			l.layerOf[p] = i
-		}
-	}
-	l.total = len(img.Plan.Layers)
-	if img.Base != nil {
-		l.total += img.Base.Layers
-	}
-	if img.Customisation {
-		l.total++
-	}
-
+// document is m's SPDX document, without its namespace.
+func document(m *sbommodel.Document) *v2_3.Document {
+	l := layout{doc: m, tool: "storepack-" + m.Version, created: m.Created.Format(time.RFC3339)}
 	doc := &v2_3.Document{
 		SPDXVersion:    v2_3.Version,
 		DataLicense:    v2_3.DataLicense,
 		SPDXIdentifier: documentID,
+		DocumentName:   m.Name,
 		DocumentComment: "Stated by storepack from the store's reference graph and the image's layer plan, not found by scanning the image. " +
 			"The SHA256 checksum of a store path's package is its NAR hash.",
 		CreationInfo: &v2_3.CreationInfo{
-			Creators: []common.Creator{{CreatorType: "Tool", Creator: tool}},
-			Created:  created,
+			Creators: []common.Creator{{CreatorType: "Tool", Creator: l.tool}},
+			Created:  l.created,
 		},
 	}
-	roots := slices.Clone(img.Roots)
-	slices.SortFunc(roots, store.Path.Compare)
-	roots = slices.Compact(roots)
-	doc.DocumentName = documentName(img.Platform, roots)
-	for _, p := range roots {
-		if _, ok := img.Graph.Info(p); !ok {
-			return nil, fmt.Errorf("root %s is not in the closure", p)
-		}
+	for _, p := range m.Roots {
 		doc.Relationships = append(doc.Relationships, describes(storePathRef(p)))
 	}
-	for _, p := range img.Graph.Paths() {
-		pkg, err := l.storePath(p)
-		if err != nil {
-			return nil, err
-		}
+	for _, p := range m.Packages {
+		pkg := l.storePath(p)
 		doc.Packages = append(doc.Packages, pkg)
-		info, _ := img.Graph.Info(p)
-		for _, ref := range info.References {
-			if ref != p {
-				doc.Relationships = append(doc.Relationships, &v2_3.Relationship{
-					RefA:         common.MakeDocElementID("", string(pkg.PackageSPDXIdentifier)),
-					RefB:         common.MakeDocElementID("", string(storePathRef(ref))),
-					Relationship: common.TypeRelationshipDependsOn,
-				})
-			}
+		for _, ref := range p.References {
+			doc.Relationships = append(doc.Relationships, &v2_3.Relationship{
+				RefA:         common.MakeDocElementID("", string(pkg.PackageSPDXIdentifier)),
+				RefB:         common.MakeDocElementID("", string(storePathRef(ref))),
+				Relationship: common.TypeRelationshipDependsOn,
+			})
 		}
 	}
-	if img.Base != nil {
+	if m.Base != nil {
 		doc.Packages = append(doc.Packages, l.base())
 		doc.Relationships = append(doc.Relationships, describes(baseID))
 	}
-	if img.Customisation {
+	if m.Customisation != nil {
 		doc.Packages = append(doc.Packages, l.customisation())
 		doc.Relationships = append(doc.Relationships, describes(customisationID))
 	}
@@ -165,16 +111,7 @@ func document(img Image) (*v2_3.Document, error) {
 	slices.SortFunc(doc.Relationships, func(a, b *v2_3.Relationship) int {
 		return strings.Compare(relationshipKey(a), relationshipKey(b))
 	})
-	return doc, nil
-}
-
-// documentName names the image by its platform and its roots.
-func documentName(p ocispecs.Platform, roots []store.Path) string {
-	names := make([]string, len(roots))
-	for i, r := range roots {
-		names[i] = r.Name
-	}
-	return fmt.Sprintf("storepack image for %s: %s", platforms.Format(p), strings.Join(names, ", "))
+	return doc
 }
 
 func describes(id common.ElementID) *v2_3.Relationship {
@@ -191,89 +128,58 @@ func relationshipKey(r *v2_3.Relationship) string {
 
 // layout is what the packages of one document share.
 type layout struct {
-	img     Image
-	tool    string
+	doc     *sbommodel.Document
+	tool    string // the creator and annotator
 	created string
-	layerOf map[store.Path]int // the store layer of each path
-	total   int                // the image's layers
 }
 
 // storePath is the package of store path p.
-func (l layout) storePath(p store.Path) (*v2_3.Package, error) {
-	layer, ok := l.layerOf[p]
-	if !ok {
-		return nil, fmt.Errorf("%s is in none of the image's store layers", p)
-	}
-	info, _ := l.img.Graph.Info(p)
-	name, version := store.SplitName(p.Name)
-	if name == "" { // a name that starts with "-" and no letter
-		name = p.Name
-	}
-	purlType := packageurl.TypeNix
-	if p.Dir == "/gnu/store" {
-		purlType = packageurl.TypeGuix
-	}
-	// As syft writes a Nix package: the hash part tells the store path
-	// apart from others of the same name and version.
-	purl := packageurl.NewPackageURL(purlType, "", name, version, packageurl.Qualifiers{{Key: "outputhash", Value: p.Hash}}, "")
+func (l layout) storePath(p sbommodel.Package) *v2_3.Package {
 	pkg := &v2_3.Package{
-		PackageName:             name,
-		PackageSPDXIdentifier:   storePathRef(p),
-		PackageVersion:          version,
-		PackageFileName:         p.String(),
+		PackageName:             p.Name,
+		PackageSPDXIdentifier:   storePathRef(p.Path),
+		PackageVersion:          p.Version,
+		PackageFileName:         p.Path.String(),
 		PackageDownloadLocation: noAssertion,
+		PackageLicenseDeclared:  p.License,
+		PackageHomePage:         p.Homepage,
+		PackageDescription:      p.Description,
 		PackageExternalReferences: []*v2_3.PackageExternalReference{{
 			Category: common.CategoryPackageManager,
 			RefType:  common.TypePackageManagerPURL,
-			Locator:  purl.ToString(),
+			Locator:  p.PURL,
 		}},
 	}
-	if info.NarHash != "" {
-		pkg.PackageChecksums = []common.Checksum{{Algorithm: common.SHA256, Value: info.NarHash.Encoded()}}
+	if p.NarHash != "" {
+		pkg.PackageChecksums = []common.Checksum{{Algorithm: common.SHA256, Value: p.NarHash.Encoded()}}
 	}
-	if info.NarSize != 0 {
-		pkg.PackageComment = fmt.Sprintf("NAR size %d bytes", info.NarSize)
+	if p.NarSize != 0 {
+		pkg.PackageComment = fmt.Sprintf("NAR size %d bytes", p.NarSize)
 	}
-	first := l.baseLayers() + layer + 1
-	pkg.Annotations = l.layers(fmt.Sprintf("store layer %d of %d (%s)", layer+1, len(l.img.Plan.Layers), l.img.Plan.Layers[layer].Key), first, first)
-	return pkg, nil
+	pkg.Annotations = l.layers(fmt.Sprintf("store layer %d of %d (%s)", p.StoreLayer, p.StoreLayers, p.StoreLayerKey), p.Layers)
+	return pkg
 }
 
 // base is the package of the FROM image.
 func (l layout) base() *v2_3.Package {
-	b := l.img.Base
+	b := l.doc.Base
 	pkg := &v2_3.Package{
-		PackageName:             b.Ref,
+		PackageName:             b.Name,
 		PackageSPDXIdentifier:   baseID,
+		PackageVersion:          b.Version,
 		PackageDownloadLocation: noAssertion,
 		PrimaryPackagePurpose:   "CONTAINER",
 		PackageComment:          "the base image (FROM); its contents are not listed",
+		Annotations:             l.layers("the base image", b.Layers),
 	}
-	if ref, err := reference.ParseNormalizedNamed(b.Ref); err == nil {
-		pkg.PackageName = ref.Name()
-		if d, ok := ref.(reference.Digested); ok {
-			pkg.PackageVersion = d.Digest().String()
-			pkg.PackageExternalReferences = []*v2_3.PackageExternalReference{{
-				Category: common.CategoryPackageManager,
-				RefType:  common.TypePackageManagerPURL,
-				Locator:  ociPURL(ref, d).ToString(),
-			}}
-		}
+	if b.PURL != "" {
+		pkg.PackageExternalReferences = []*v2_3.PackageExternalReference{{
+			Category: common.CategoryPackageManager,
+			RefType:  common.TypePackageManagerPURL,
+			Locator:  b.PURL,
+		}}
 	}
-	pkg.Annotations = l.layers("the base image", 1, b.Layers)
 	return pkg
-}
-
-// ociPURL is the package URL of an image pinned to its digest, as the
-// package URL specification writes one: its last name component, the
-// digest as the version, the repository and tag as qualifiers.
-func ociPURL(ref reference.Named, d reference.Digested) *packageurl.PackageURL {
-	path := reference.Path(ref)
-	q := packageurl.Qualifiers{{Key: "repository_url", Value: reference.Domain(ref) + "/" + path}}
-	if t, ok := ref.(reference.Tagged); ok {
-		q = append(q, packageurl.Qualifier{Key: "tag", Value: t.Tag()})
-	}
-	return packageurl.NewPackageURL(packageurl.TypeOCI, "", path[strings.LastIndexByte(path, '/')+1:], d.Digest().String(), q, "")
 }
 
 // customisation is the package of the customisation layer.
@@ -284,31 +190,22 @@ func (l layout) customisation() *v2_3.Package {
 		PackageDownloadLocation: noAssertion,
 		PrimaryPackagePurpose:   "OTHER",
 		PackageComment:          "the files of the manifest's " + manifest.CustomisationInstructions + "; they are not listed",
-		Annotations:             l.layers("the customisation layer", l.total, l.total),
+		Annotations:             l.layers("the customisation layer", *l.doc.Customisation),
 	}
 }
 
-func (l layout) baseLayers() int {
-	if l.img.Base == nil {
-		return 0
-	}
-	return l.img.Base.Layers
-}
-
-// layers is the annotation that says which of the image's layers, first
-// to last counting from 1 at the bottom, hold what (a store layer, the
-// base image): positions in the config's rootfs.diff_ids and the
-// manifest's layers.
-func (l layout) layers(what string, first, last int) []v2_3.Annotation {
-	where := fmt.Sprintf("layer %d", first)
-	if last != first {
-		where = fmt.Sprintf("layers %d to %d", first, last)
+// layers is the annotation that says which of the image's layers hold
+// what (a store layer, the base image).
+func (l layout) layers(what string, at sbommodel.Layers) []v2_3.Annotation {
+	where := fmt.Sprintf("layer %d", at.First)
+	if at.Last != at.First {
+		where = fmt.Sprintf("layers %d to %d", at.First, at.Last)
 	}
 	return []v2_3.Annotation{{
 		Annotator:         common.Annotator{AnnotatorType: "Tool", Annotator: l.tool},
 		AnnotationDate:    l.created,
 		AnnotationType:    "OTHER",
-		AnnotationComment: fmt.Sprintf("%s: the image's %s of %d", what, where, l.total),
+		AnnotationComment: fmt.Sprintf("%s: the image's %s of %d", what, where, l.doc.Layers),
 	}}
 }
 

@@ -4,90 +4,21 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"math/rand/v2"
 	"reflect"
 	"regexp"
-	"slices"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/opencontainers/go-digest"
-	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
 	spdxjson "github.com/spdx/tools-golang/json"
 	"github.com/spdx/tools-golang/spdx"
 	"github.com/spdx/tools-golang/spdxlib"
 
+	"github.com/storepack/storepack/frontend/sbommodel"
+	"github.com/storepack/storepack/internal/sbomtest"
 	"github.com/storepack/storepack/internal/version"
-	"github.com/storepack/storepack/layering"
 	"github.com/storepack/storepack/store"
 )
-
-func testPath(t *testing.T, dir string, hash byte, name string) store.Path {
-	t.Helper()
-	p, err := store.ParsePath(dir + "/" + strings.Repeat(string(hash), 32) + "-" + name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return p
-}
-
-// fixture is an application, its library, data it references by path, and
-// a path whose name holds characters SPDX identifiers cannot, over three
-// store layers; infos in the order given.
-type fixture struct {
-	app, lib, data, odd store.Path
-	infos               []store.Info
-	plan                layering.Plan
-}
-
-const libHash = "sha256:" + "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
-
-func newFixture(t *testing.T, dir string) fixture {
-	t.Helper()
-	f := fixture{
-		app:  testPath(t, dir, 'a', "app-1.0"),
-		lib:  testPath(t, dir, 'b', "libgreet-2.3.1-dev"),
-		data: testPath(t, dir, 'c', "greeting-data"),
-		odd:  testPath(t, dir, 'd', "py_x+y-0.1"),
-	}
-	f.infos = []store.Info{
-		{Path: f.app, References: []store.Path{f.app, f.lib, f.data}, NarSize: 4096},
-		{Path: f.lib, References: []store.Path{f.data, f.odd}, NarSize: 1024, NarHash: libHash},
-		{Path: f.data, NarSize: 0},
-		{Path: f.odd, NarSize: 512},
-	}
-	f.plan = layering.Plan{Strategy: "storepack", Layers: []layering.Layer{
-		{Key: "greeting-data", Paths: []store.Path{f.data}},
-		{Key: "libgreet-2.3.1", Paths: []store.Path{f.lib, f.odd}},
-		{Key: "app-1.0", Paths: []store.Path{f.app}},
-	}}
-	return f
-}
-
-func (f fixture) image(t *testing.T, infos []store.Info) Image {
-	t.Helper()
-	g, err := store.NewGraph(infos)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return Image{
-		Platform: ocispecs.Platform{OS: "linux", Architecture: "arm", Variant: "v7"},
-		Graph:    g,
-		Roots:    []store.Path{f.app},
-		Plan:     f.plan,
-		Epoch:    time.Unix(1, 0),
-	}
-}
-
-func mustJSON(t *testing.T, img Image) []byte {
-	t.Helper()
-	data, err := JSON(img)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return data
-}
 
 // read parses a document with the SPDX project's library and validates it
 // there.
@@ -116,11 +47,11 @@ func relationships(doc *spdx.Document) []string {
 // roots, the base image and the customisation layer are what the document
 // describes.
 func TestDocument(t *testing.T) {
-	f := newFixture(t, "/nix/store")
-	img := f.image(t, f.infos)
-	img.Base = &Base{Ref: "localhost:5000/library/busybox:1.36@sha256:" + strings.Repeat("e", 64), Layers: 2}
+	f := sbomtest.New(t, "/nix/store")
+	img := f.Image(t, f.Infos)
+	img.Base = &sbommodel.Base{Ref: "localhost:5000/library/busybox:1.36@sha256:" + strings.Repeat("e", 64), Layers: 2}
 	img.Customisation = true
-	data := mustJSON(t, img)
+	data := sbomtest.Bytes(t, JSON, img)
 	doc := read(t, data)
 	v, _ := version.Get()
 
@@ -168,14 +99,14 @@ func TestDocument(t *testing.T) {
 			comment: "the base image (FROM); its contents are not listed", layer: "the base image: the image's layers 1 to 2 of 6"},
 		{id: "CustomisationLayer", name: "customisation layer",
 			comment: "the files of the manifest's LINK, DIR, COPY, RUN, ACCOUNT, STORE --with-db; they are not listed", layer: "the customisation layer: the image's layer 6 of 6"},
-		{id: "StorePath-" + hashes('a') + "-app-1.0", name: "app", version: "1.0", file: f.app.String(),
+		{id: "StorePath-" + hashes('a') + "-app-1.0", name: "app", version: "1.0", file: f.App.String(),
 			purl: "pkg:nix/app@1.0?outputhash=" + hashes('a'), comment: "NAR size 4096 bytes", layer: "store layer 3 of 3 (app-1.0): the image's layer 5 of 6"},
-		{id: "StorePath-" + hashes('b') + "-libgreet-2.3.1-dev", name: "libgreet", version: "2.3.1-dev", file: f.lib.String(),
-			purl: "pkg:nix/libgreet@2.3.1-dev?outputhash=" + hashes('b'), checksum: "SHA256:" + strings.TrimPrefix(libHash, "sha256:"),
+		{id: "StorePath-" + hashes('b') + "-libgreet-2.3.1-dev", name: "libgreet", version: "2.3.1-dev", file: f.Lib.String(),
+			purl: "pkg:nix/libgreet@2.3.1-dev?outputhash=" + hashes('b'), checksum: "SHA256:" + strings.TrimPrefix(sbomtest.LibHash, "sha256:"),
 			comment: "NAR size 1024 bytes", layer: "store layer 2 of 3 (libgreet-2.3.1): the image's layer 4 of 6"},
-		{id: "StorePath-" + hashes('c') + "-greeting-data", name: "greeting-data", file: f.data.String(),
+		{id: "StorePath-" + hashes('c') + "-greeting-data", name: "greeting-data", file: f.Data.String(),
 			purl: "pkg:nix/greeting-data?outputhash=" + hashes('c'), layer: "store layer 1 of 3 (greeting-data): the image's layer 3 of 6"},
-		{id: oddID, name: "py_x+y", version: "0.1", file: f.odd.String(),
+		{id: oddID, name: "py_x+y", version: "0.1", file: f.Odd.String(),
 			purl: "pkg:nix/py_x%2By@0.1?outputhash=" + hashes('d'), comment: "NAR size 512 bytes", layer: "store layer 2 of 3 (libgreet-2.3.1): the image's layer 4 of 6"},
 	}
 	if !reflect.DeepEqual(got, want) {
@@ -186,11 +117,11 @@ func TestDocument(t *testing.T) {
 	wantRels := []string{
 		"DOCUMENT DESCRIBES BaseImage",
 		"DOCUMENT DESCRIBES CustomisationLayer",
-		"DOCUMENT DESCRIBES " + id(f.app),
-		id(f.app) + " DEPENDS_ON " + id(f.lib),
-		id(f.app) + " DEPENDS_ON " + id(f.data),
-		id(f.lib) + " DEPENDS_ON " + id(f.data),
-		id(f.lib) + " DEPENDS_ON " + oddID,
+		"DOCUMENT DESCRIBES " + id(f.App),
+		id(f.App) + " DEPENDS_ON " + id(f.Lib),
+		id(f.App) + " DEPENDS_ON " + id(f.Data),
+		id(f.Lib) + " DEPENDS_ON " + id(f.Data),
+		id(f.Lib) + " DEPENDS_ON " + oddID,
 	}
 	if got := relationships(doc); !reflect.DeepEqual(got, wantRels) {
 		t.Errorf("relationships:\n got %q\nwant %q", got, wantRels)
@@ -216,10 +147,10 @@ func TestDocument(t *testing.T) {
 // TestLibraryKeepsEverything: what the SPDX library reads of a document
 // and writes again is the same JSON, so it understands every field.
 func TestLibraryKeepsEverything(t *testing.T) {
-	f := newFixture(t, "/nix/store")
-	img := f.image(t, f.infos)
+	f := sbomtest.New(t, "/nix/store")
+	img := f.Image(t, f.Infos)
 	img.Customisation = true
-	data := mustJSON(t, img)
+	data := sbomtest.Bytes(t, JSON, img)
 	var again bytes.Buffer
 	if err := spdxjson.Write(read(t, data), &again); err != nil {
 		t.Fatal(err)
@@ -240,47 +171,25 @@ func TestLibraryKeepsEverything(t *testing.T) {
 // of the graph's records and of the roots; the namespace follows the
 // content; the creation time is the epoch's.
 func TestReproducible(t *testing.T) {
-	f := newFixture(t, "/nix/store")
-	img := f.image(t, f.infos)
-	img.Roots = []store.Path{f.app, f.lib}
-	first := mustJSON(t, img)
-	rng := rand.New(rand.NewPCG(1, 2))
-	for range 10 {
-		infos := slices.Clone(f.infos)
-		rng.Shuffle(len(infos), func(i, j int) { infos[i], infos[j] = infos[j], infos[i] })
-		shuffled := f.image(t, infos)
-		shuffled.Roots = []store.Path{f.lib, f.app, f.lib}
-		if again := mustJSON(t, shuffled); !bytes.Equal(again, first) {
-			t.Fatalf("another order gives other bytes:\n%s\n%s", first, again)
-		}
-	}
-
-	changed := slices.Clone(f.infos)
-	changed[3].NarSize++
-	other := read(t, mustJSON(t, f.image(t, changed)))
-	if read(t, first).DocumentNamespace == other.DocumentNamespace {
-		t.Error("another closure has the same namespace")
-	}
-
-	img.Epoch = time.Date(2024, 5, 6, 7, 8, 9, 0, time.FixedZone("CEST", 2*3600))
-	if got := read(t, mustJSON(t, img)).CreationInfo.Created; got != "2024-05-06T05:08:09Z" {
-		t.Errorf("created %q", got)
-	}
+	sbomtest.CheckReproducible(t, JSON, sbomtest.Fields{
+		ID:      func(t *testing.T, data []byte) string { return read(t, data).DocumentNamespace },
+		Created: func(t *testing.T, data []byte) string { return read(t, data).CreationInfo.Created },
+	})
 }
 
 // TestGuix: a /gnu/store path's package URL is pkg:guix.
 func TestGuix(t *testing.T) {
-	f := newFixture(t, "/gnu/store")
-	doc := read(t, mustJSON(t, f.image(t, f.infos)))
+	f := sbomtest.New(t, "/gnu/store")
+	doc := read(t, sbomtest.Bytes(t, JSON, f.Image(t, f.Infos)))
 	for _, p := range doc.Packages {
-		if p.PackageFileName == f.lib.String() {
-			if got, want := p.PackageExternalReferences[0].Locator, "pkg:guix/libgreet@2.3.1-dev?outputhash="+f.lib.Hash; got != want {
+		if p.PackageFileName == f.Lib.String() {
+			if got, want := p.PackageExternalReferences[0].Locator, "pkg:guix/libgreet@2.3.1-dev?outputhash="+f.Lib.Hash; got != want {
 				t.Errorf("purl %q, want %q", got, want)
 			}
 			return
 		}
 	}
-	t.Errorf("no package for %s", f.lib)
+	t.Errorf("no package for %s", f.Lib)
 }
 
 // TestIdentifiersDiffer: paths whose names differ only in characters an
@@ -289,7 +198,7 @@ func TestIdentifiersDiffer(t *testing.T) {
 	names := []string{"a-b", "a+b", "a_b", "a?b", "a=b"}
 	seen := map[string]string{}
 	for _, n := range names {
-		id := string(storePathRef(testPath(t, "/nix/store", '1', n)))
+		id := string(storePathRef(sbomtest.Path(t, "/nix/store", '1', n)))
 		if other, ok := seen[id]; ok {
 			t.Errorf("%q and %q share identifier %q", n, other, id)
 		}
@@ -297,19 +206,19 @@ func TestIdentifiersDiffer(t *testing.T) {
 	}
 }
 
-// TestInconsistentImage: a closure path that no store layer holds, or a
-// root outside the closure, is an error that names it.
-func TestInconsistentImage(t *testing.T) {
-	f := newFixture(t, "/nix/store")
-	img := f.image(t, f.infos)
-	img.Plan.Layers = img.Plan.Layers[1:]
-	if _, err := JSON(img); err == nil || !strings.Contains(err.Error(), f.data.String()+" is in none of the image's store layers") {
-		t.Errorf("err = %v", err)
-	}
-	img = f.image(t, f.infos)
-	other := testPath(t, "/nix/store", 'f', "other")
-	img.Roots = append(img.Roots, other)
-	if _, err := JSON(img); err == nil || !strings.Contains(err.Error(), "root "+other.String()+" is not in the closure") {
-		t.Errorf("err = %v", err)
+// TestMetadata: a metadata file's licence, homepage and description are
+// the package's declared licence, homepage and description.
+func TestMetadata(t *testing.T) {
+	f := sbomtest.New(t, "/nix/store")
+	img := f.Image(t, f.Infos)
+	img.Metadata = f.Metadata(t)
+	for _, p := range read(t, sbomtest.Bytes(t, JSON, img)).Packages {
+		want := [3]string{}
+		if p.PackageFileName == f.Lib.String() {
+			want = [3]string{sbomtest.LibLicense, sbomtest.LibHomepage, sbomtest.LibDescription}
+		}
+		if got := [3]string{p.PackageLicenseDeclared, p.PackageHomePage, p.PackageDescription}; got != want {
+			t.Errorf("%s: %q, want %q", p.PackageFileName, got, want)
+		}
 	}
 }

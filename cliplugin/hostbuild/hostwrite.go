@@ -1,0 +1,445 @@
+package hostbuild
+
+import (
+	"bytes"
+	"compress/gzip"
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"runtime"
+	"strings"
+	"sync"
+
+	"github.com/containerd/containerd/v2/core/content"
+	"github.com/containerd/containerd/v2/core/images/archive"
+	cerrdefs "github.com/containerd/errdefs"
+	"github.com/containerd/platforms"
+	"github.com/distribution/reference"
+	"github.com/moby/buildkit/exporter/containerimage/exptypes"
+	"github.com/opencontainers/go-digest"
+	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/storepack/storepack/cliplugin/hostimage"
+	"github.com/storepack/storepack/cliplugin/layerstore"
+	"github.com/storepack/storepack/cliplugin/layertar"
+	"github.com/storepack/storepack/frontend/manifest2llb"
+)
+
+// errNeedsBuilder says that an image cannot be written on the host.
+var errNeedsBuilder = errors.New("the image needs a builder")
+
+// onHost reports whether every export of out can be written on the host,
+// with no builder: archives, loads into an engine and pushes, of the
+// compressions a builder gives by default, with no frontend image and no
+// attestation.
+func onHost(out Output) bool {
+	if out.FrontendImage != "" || out.SBOM || len(out.Exports) == 0 {
+		return false
+	}
+	for _, e := range out.Exports {
+		archive := (e.Type == "oci" || e.Type == "docker") && e.Attrs["dest"] != ""
+		push := e.Type == "image" && e.Attrs["push"] == "true" && e.Push != nil && e.Attrs["name"] != ""
+		if e.Load == nil && !archive && !push {
+			return false
+		}
+		for k := range e.Attrs {
+			switch k {
+			case "dest", "name", "push", "compression", "force-compression":
+			default:
+				return false
+			}
+		}
+		if _, _, ok := hostCompression(e); !ok {
+			return false
+		}
+	}
+	return true
+}
+
+// hostCompression is the compression of the layers that e asks for, and
+// whether the host writes it: gzip forced (the default for archives), or
+// uncompressed, where only a forced one decompresses a previous image's
+// blobs (uncompressedOnly).
+func hostCompression(e Export) (gzipped, uncompressedOnly, ok bool) {
+	attrs := compressionDefaults(e)
+	for k, v := range e.Attrs {
+		if k == "compression" || k == "force-compression" {
+			attrs[k] = v
+		}
+	}
+	forced := attrs["force-compression"] == "true"
+	switch attrs["compression"] {
+	case "uncompressed":
+		return false, forced, true
+	case "gzip":
+		return true, false, forced
+	}
+	return false, false, false
+}
+
+// writeOnHost converts in and writes its images as out says, with no
+// builder, or returns errNeedsBuilder (before writing anything) when an
+// image needs one.
+func (in *Input) writeOnHost(ctx context.Context, out Output) (*Result, error) {
+	conv := in.convertOpt()
+	conv.ReadPrevious = noted(conv.ReadPrevious, in.progress.ch)
+	// Names what only a builder's stage can hold (Image.Host is nil then).
+	conv.Stager = HostStager{}
+	if len(conv.TargetPlatforms) == 0 {
+		// The platform a builder on this host would build for.
+		p := platforms.DefaultSpec()
+		p.OS = "linux"
+		conv.BuildPlatform = platforms.Normalize(p)
+	}
+	res, err := manifest2llb.Convert(ctx, in.conv, conv)
+	if err != nil {
+		return nil, in.located(err)
+	}
+	images := make([]hostimage.Platform, len(res.Images))
+	for i, img := range res.Images {
+		if img.Host == nil {
+			return nil, errNeedsBuilder
+		}
+		config, err := json.Marshal(img.Config)
+		if err != nil {
+			return nil, err
+		}
+		images[i] = hostimage.Platform{Platform: img.Platform, Config: config, Epoch: img.Epoch}
+		for _, l := range img.Host.Layers {
+			images[i].Layers = append(images[i].Layers, hostimage.Layer{Blob: l.Blob, DiffID: l.DiffID})
+		}
+		if img.Host.Customisation != nil {
+			var buf bytes.Buffer
+			if err := layertar.WriteEntries(ctx, &buf, img.Host.Customisation, img.Epoch); err != nil {
+				return nil, fmt.Errorf("customisation layer: %w", err)
+			}
+			desc := in.layers.AddData(buf.Bytes())
+			images[i].Layers = append(images[i].Layers, hostimage.Layer{Blob: desc, DiffID: desc.Digest})
+		}
+	}
+	for _, e := range out.Exports {
+		if _, uncompressedOnly, _ := hostCompression(e); uncompressedOnly && anyCompressed(images) {
+			return nil, errNeedsBuilder // a builder decompresses a previous image's blobs
+		}
+	}
+	blobs, err := newHostBlobs(in.layers)
+	if err != nil {
+		return nil, err
+	}
+	defer blobs.Close()
+	result := &Result{Metadata: map[string]any{}}
+	for _, e := range out.Exports {
+		done := in.progress.step(ctx, exportStepName(e))
+		written, err := blobs.export(ctx, images, e)
+		done(err, "")
+		if err != nil {
+			return nil, err
+		}
+		result.ImageID = written.Config.String()
+		result.Metadata[exptypes.ExporterImageDigestKey] = written.Root.Digest.String()
+		if written.Config != "" {
+			result.Metadata[exptypes.ExporterImageConfigDigestKey] = written.Config.String()
+		}
+		desc, err := json.Marshal(written.Root)
+		if err != nil {
+			return nil, err
+		}
+		result.Metadata[exptypes.ExporterImageDescriptorKey] = base64.StdEncoding.EncodeToString(desc)
+		if names := e.Attrs["name"]; names != "" {
+			result.Metadata[exptypes.ExporterImageNameKey] = names
+		}
+	}
+	return result, nil
+}
+
+// anyCompressed reports whether a layer of images is a compressed blob (a
+// previous image's).
+func anyCompressed(images []hostimage.Platform) bool {
+	for _, img := range images {
+		for _, l := range img.Layers {
+			if l.Blob.MediaType != ocispecs.MediaTypeImageLayer {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// exportStepName names an export's step in the progress.
+func exportStepName(e Export) string {
+	if e.Push != nil {
+		return fmt.Sprintf("[storepack] write the image on the host and push it to %s (no builder needed)", e.Attrs["name"])
+	}
+	if e.Load != nil {
+		return "[storepack] write the image on the host and load it into the engine (no builder needed)"
+	}
+	return fmt.Sprintf("[storepack] write the image on the host to %s archive %s (no builder needed)", e.Type, e.Attrs["dest"])
+}
+
+// hostBlobs holds the blobs of images written on the host: the layer
+// store's, the configs, manifests and indexes, and the layers compressed
+// for an export into a temporary directory.
+type hostBlobs struct {
+	layers *layerstore.Store
+	dir    string
+
+	mu      sync.Mutex
+	data    map[digest.Digest][]byte
+	files   map[digest.Digest]string              // compressed layers, in dir
+	gzipped map[digest.Digest]ocispecs.Descriptor // a layer's uncompressed digest → its gzip blob
+}
+
+var _ content.InfoReaderProvider = (*hostBlobs)(nil)
+
+func newHostBlobs(layers *layerstore.Store) (*hostBlobs, error) {
+	dir, err := os.MkdirTemp("", "storepack-blobs-")
+	if err != nil {
+		return nil, err
+	}
+	return &hostBlobs{layers: layers, dir: dir, data: map[digest.Digest][]byte{}, files: map[digest.Digest]string{}, gzipped: map[digest.Digest]ocispecs.Descriptor{}}, nil
+}
+
+// Close removes the compressed layers.
+func (b *hostBlobs) Close() error { return os.RemoveAll(b.dir) }
+
+// export writes images as e says and returns what it wrote.
+func (b *hostBlobs) export(ctx context.Context, images []hostimage.Platform, e Export) (*hostimage.Image, error) {
+	gzipped, _, _ := hostCompression(e)
+	if gzipped {
+		var err error
+		if images, err = b.compress(ctx, images); err != nil {
+			return nil, err
+		}
+	}
+	variant := e.Type
+	if e.Load != nil {
+		variant = "docker"
+	}
+	img, err := hostimage.Write(ctx, images)
+	if err != nil {
+		return nil, err
+	}
+	b.mu.Lock()
+	for d, data := range img.Blobs {
+		b.data[d] = data
+	}
+	b.mu.Unlock()
+	names, err := tagNames(e.Attrs["name"])
+	if err != nil {
+		return nil, err
+	}
+	if e.Push != nil {
+		for _, name := range names {
+			if err := e.Push(ctx, name, img.Root, b); err != nil {
+				return nil, err
+			}
+		}
+		return img, nil
+	}
+	if e.Load != nil {
+		r, w := io.Pipe()
+		go func() { w.CloseWithError(writeImageArchive(ctx, b, img.Root, names, variant, ctxWriter{ctx, w})) }()
+		err := e.Load(ctx, r)
+		r.CloseWithError(err)
+		if err != nil {
+			return nil, fmt.Errorf("load into the engine: %w", err)
+		}
+		return img, nil
+	}
+	w, commit, err := openDest(e.Attrs["dest"])
+	if err != nil {
+		return nil, err
+	}
+	err = writeImageArchive(ctx, b, img.Root, names, variant, ctxWriter{ctx, w})
+	if cerr := commit(err); err == nil {
+		err = cerr
+	}
+	return img, err
+}
+
+// tagNames are the image names of an export's name attribute, tagged
+// (":latest" where none is given), as BuildKit's archive exporters name
+// them.
+func tagNames(attr string) ([]string, error) {
+	if attr == "" {
+		return nil, nil
+	}
+	var names []string
+	for _, n := range strings.Split(attr, ",") {
+		named, err := reference.ParseNormalizedNamed(n)
+		if err != nil {
+			return nil, fmt.Errorf("image name %s: %w", n, err)
+		}
+		names = append(names, reference.TagNameOnly(named).String())
+	}
+	return names, nil
+}
+
+// compress returns images with every uncompressed layer gzipped (as
+// BuildKit's gzip compression writes it), each written once into the
+// temporary directory; other blobs stay as they are.
+func (b *hostBlobs) compress(ctx context.Context, images []hostimage.Platform) ([]hostimage.Platform, error) {
+	var todo []ocispecs.Descriptor
+	seen := map[digest.Digest]bool{}
+	for _, img := range images {
+		for _, l := range img.Layers {
+			if l.Blob.MediaType == ocispecs.MediaTypeImageLayer && !seen[l.Blob.Digest] {
+				seen[l.Blob.Digest] = true
+				todo = append(todo, l.Blob)
+			}
+		}
+	}
+	eg, ctx := errgroup.WithContext(ctx)
+	eg.SetLimit(runtime.GOMAXPROCS(0))
+	for _, desc := range todo {
+		eg.Go(func() error { return b.gzip(ctx, desc) })
+	}
+	if err := eg.Wait(); err != nil {
+		return nil, err
+	}
+	out := make([]hostimage.Platform, len(images))
+	for i, img := range images {
+		out[i] = img
+		out[i].Layers = make([]hostimage.Layer, len(img.Layers))
+		for j, l := range img.Layers {
+			if gz, ok := b.gzipped[l.Blob.Digest]; ok && l.Blob.MediaType == ocispecs.MediaTypeImageLayer {
+				l.Blob = gz
+			}
+			out[i].Layers[j] = l
+		}
+	}
+	return out, nil
+}
+
+// gzip compresses the uncompressed layer desc into the temporary
+// directory, once.
+func (b *hostBlobs) gzip(ctx context.Context, desc ocispecs.Descriptor) (err error) {
+	b.mu.Lock()
+	_, done := b.gzipped[desc.Digest]
+	b.mu.Unlock()
+	if done {
+		return nil
+	}
+	ra, err := b.ReaderAt(ctx, desc)
+	if err != nil {
+		return err
+	}
+	defer ra.Close()
+	f, err := os.CreateTemp(b.dir, "layer-")
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+	}()
+	h := sha256.New()
+	zw, err := gzip.NewWriterLevel(io.MultiWriter(f, h), gzip.DefaultCompression)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(ctxWriter{ctx, zw}, content.NewReader(ra)); err != nil {
+		return err
+	}
+	if err := zw.Close(); err != nil {
+		return err
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	gz := ocispecs.Descriptor{MediaType: ocispecs.MediaTypeImageLayerGzip, Digest: digest.NewDigestFromBytes(digest.SHA256, h.Sum(nil)), Size: fi.Size()}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.gzipped[desc.Digest] = gz
+	b.files[gz.Digest] = f.Name()
+	return nil
+}
+
+func (b *hostBlobs) Info(ctx context.Context, d digest.Digest) (content.Info, error) {
+	b.mu.Lock()
+	data, isData := b.data[d]
+	file, isFile := b.files[d]
+	b.mu.Unlock()
+	switch {
+	case isData:
+		return content.Info{Digest: d, Size: int64(len(data))}, nil
+	case isFile:
+		fi, err := os.Stat(file)
+		if err != nil {
+			return content.Info{}, err
+		}
+		return content.Info{Digest: d, Size: fi.Size()}, nil
+	}
+	return b.layers.Info(ctx, d)
+}
+
+func (b *hostBlobs) ReaderAt(ctx context.Context, desc ocispecs.Descriptor) (content.ReaderAt, error) {
+	b.mu.Lock()
+	data, isData := b.data[desc.Digest]
+	file, isFile := b.files[desc.Digest]
+	b.mu.Unlock()
+	switch {
+	case isData:
+		return readerAt{bytes.NewReader(data)}, nil
+	case isFile:
+		f, err := os.Open(file)
+		if err != nil {
+			return nil, err
+		}
+		fi, err := f.Stat()
+		if err != nil {
+			f.Close()
+			return nil, err
+		}
+		return fileReaderAt{File: f, size: fi.Size()}, nil
+	}
+	ra, err := b.layers.ReaderAt(ctx, desc)
+	if cerrdefs.IsNotFound(err) {
+		return nil, fmt.Errorf("blob %s: %w", desc.Digest, err)
+	}
+	return ra, err
+}
+
+// ctxWriter stops writing once ctx ends: the layers written on the host
+// are streamed from the store whatever the build's context, so an
+// interrupted build ends where it writes.
+type ctxWriter struct {
+	ctx context.Context
+	w   io.Writer
+}
+
+func (w ctxWriter) Write(p []byte) (int, error) {
+	if err := w.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return w.w.Write(p)
+}
+
+type readerAt struct{ *bytes.Reader }
+
+func (readerAt) Close() error { return nil }
+
+type fileReaderAt struct {
+	*os.File
+	size int64
+}
+
+func (f fileReaderAt) Size() int64 { return f.size }
+
+// writeImageArchive writes the image root names as BuildKit's exporter of
+// variant (oci, docker) writes its archive.
+func writeImageArchive(ctx context.Context, store content.InfoReaderProvider, root ocispecs.Descriptor, names []string, variant string, w io.Writer) error {
+	opts := []archive.ExportOpt{archive.WithManifest(root, names...)}
+	if variant == "oci" {
+		opts = append(opts, archive.WithAllPlatforms(), archive.WithSkipDockerManifest())
+	}
+	return archive.Export(ctx, store, w, opts...)
+}

@@ -1,0 +1,15 @@
+//go:build unix
+
+package podman
+
+import (
+	"os"
+	"syscall"
+)
+
+// Exec replaces this process with podman and args, so that podman gets
+// the terminal, the signals and the exit code unchanged, as docker run has
+// them.
+func (p *Podman) Exec(args []string) error {
+	return syscall.Exec(p.path, append([]string{"podman"}, args...), os.Environ())
+}
