@@ -191,7 +191,7 @@ func runBuild(ctx context.Context, dockerCli command.Cli, flags *pflag.FlagSet, 
 	}
 	out := hostbuild.Output{Auth: dockerCli.ConfigFile(), Out: dockerCli.Err(), Progress: progress, FrontendImage: opts.frontendImage}
 	opts.attest.apply(&out)
-	if out.Exports, err = buildExports(dockerCli, b, podmanLoad, opts, len(req.Platforms)); err != nil {
+	if out.Exports, err = buildExports(ctx, dockerCli, b, podmanLoad, opts, len(req.Platforms)); err != nil {
 		return err
 	}
 	if err := checkPushes(ctx, dockerCli, out.Exports); err != nil {
@@ -237,26 +237,26 @@ func buildInput(flags *pflag.FlagSet, opts buildOptions) (input, error) {
 
 // buildExports are exportsFor's, with the load into Podman when
 // podmanLoad is set.
-func buildExports(dockerCli command.Cli, b *hostbuild.Builder, podmanLoad runEngine, opts buildOptions, nPlatforms int) ([]hostbuild.Export, error) {
+func buildExports(ctx context.Context, dockerCli command.Cli, b *hostbuild.Builder, podmanLoad runEngine, opts buildOptions, nPlatforms int) ([]hostbuild.Export, error) {
 	if podmanLoad == nil {
-		return exportsFor(dockerCli, b, opts, nPlatforms)
+		return exportsFor(ctx, dockerCli, b, opts, nPlatforms)
 	}
 	if nPlatforms > 1 {
 		return nil, fmt.Errorf("--load of %d platforms: Podman holds one platform per image; use --push, or -o type=oci,dest=FILE and storepack load --platform P FILE", nPlatforms)
 	}
 	opts.load = false
-	exports, err := exportsFor(dockerCli, b, opts, nPlatforms)
+	exports, err := exportsFor(ctx, dockerCli, b, opts, nPlatforms)
 	if err != nil {
 		return nil, err
 	}
-	load, err := podmanLoad.exports(dockerCli, b, strings.Join(opts.tags, ","), opts.quiet)
+	load, err := podmanLoad.exports(ctx, dockerCli, b, strings.Join(opts.tags, ","), opts.quiet)
 	return append(exports, load...), err
 }
 
 // exportsFor turns --load, --push and -o into exports the builder (nil:
 // none, the image is written on the host) can do, or one line that says
 // what to do instead.
-func exportsFor(dockerCli command.Cli, b *hostbuild.Builder, opts buildOptions, nPlatforms int) ([]hostbuild.Export, error) {
+func exportsFor(ctx context.Context, dockerCli command.Cli, b *hostbuild.Builder, opts buildOptions, nPlatforms int) ([]hostbuild.Export, error) {
 	var exports []hostbuild.Export
 	names := strings.Join(opts.tags, ",")
 	for _, spec := range opts.outputs {
@@ -276,9 +276,18 @@ func exportsFor(dockerCli command.Cli, b *hostbuild.Builder, opts buildOptions, 
 		exports = append(exports, e)
 	}
 	engine := b != nil && b.Kind == hostbuild.Engine
-	load := opts.load || len(exports) == 0 && !opts.push && engine && nPlatforms <= 1
+	// The engine's own builder stores every platform in one image on the
+	// containerd image store; the classic store holds one platform per image.
+	multiPlatform := false
+	if nPlatforms > 1 && engine {
+		var err error
+		if multiPlatform, err = engineContainerdStore(ctx, dockerCli.Client()); err != nil {
+			return nil, err
+		}
+	}
+	load := opts.load || len(exports) == 0 && !opts.push && engine && (nPlatforms <= 1 || multiPlatform)
 	if load {
-		if nPlatforms > 1 {
+		if nPlatforms > 1 && !multiPlatform {
 			return nil, fmt.Errorf("--load of %d platforms: the engine's image store holds one platform per image; use --push, or -o type=oci,dest=FILE and docker storepack load --platform P FILE", nPlatforms)
 		}
 		if engine {
@@ -289,9 +298,13 @@ func exportsFor(dockerCli command.Cli, b *hostbuild.Builder, opts buildOptions, 
 			if opts.attest.sbom {
 				return nil, errors.New("--sbom with --load: the engine does not load an image with attestations from this builder; use --push, or -o type=oci,dest=FILE")
 			}
-			engine := dockerCli.Client()
-			exports = append(exports, hostbuild.Export{Type: "docker", Attrs: map[string]string{"name": names}, Load: func(ctx context.Context, r io.Reader) error {
-				return engineload.Archive(ctx, engine, r, io.Discard)
+			api := dockerCli.Client()
+			attrs, err := loadAttrs(ctx, api, names)
+			if err != nil {
+				return nil, err
+			}
+			exports = append(exports, hostbuild.Export{Type: "docker", Attrs: attrs, Load: func(ctx context.Context, r io.Reader) error {
+				return engineload.Archive(ctx, api, r, io.Discard)
 			}})
 		}
 	}

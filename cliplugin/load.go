@@ -58,6 +58,7 @@ docker archive, so the image has the same ID as in the docker engine.`,
 }
 
 func runLoad(ctx context.Context, dockerCli command.Cli, opts loadOptions) error {
+	var names []string
 	for _, tag := range opts.tags {
 		ref, err := reference.ParseNormalizedNamed(tag)
 		if err != nil {
@@ -67,6 +68,9 @@ func runLoad(ctx context.Context, dockerCli command.Cli, opts loadOptions) error
 		if _, ok := ref.(reference.Digested); ok {
 			return fmt.Errorf("-t %s: a name and tag, not a digest", tag)
 		}
+		// In full: the containerd image store names the image exactly as the
+		// archive's index does, and no familiar name finds "repo:tag" there.
+		names = append(names, reference.TagNameOnly(ref).String())
 	}
 	pod, err := opts.runtime.podman(ctx, dockerCli)
 	if err != nil {
@@ -88,7 +92,7 @@ func runLoad(ctx context.Context, dockerCli command.Cli, opts loadOptions) error
 		return err
 	}
 	// --platform asks for that platform, not one the engine could also run.
-	lo := engineload.Options{Platform: p, Exact: opts.platform != "", Names: opts.tags, Out: dockerCli.Out()}
+	lo := engineload.Options{Platform: p, Exact: opts.platform != "", Names: names, Out: dockerCli.Out()}
 	if !opts.quiet {
 		lo.Progress = dockerCli.Err()
 	}

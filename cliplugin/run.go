@@ -309,7 +309,7 @@ func runImage(ctx context.Context, dockerCli command.Cli, engine runEngine, opts
 		defer b.Close()
 	}
 	out := hostbuild.Output{Auth: dockerCli.ConfigFile(), Out: dockerCli.Err(), Progress: progress}
-	if out.Exports, err = engine.exports(dockerCli, b, tag, quiet); err != nil {
+	if out.Exports, err = engine.exports(ctx, dockerCli, b, tag, quiet); err != nil {
 		return "", err
 	}
 	if _, err := hostbuild.Build(ctx, b, input, out); err != nil {

@@ -32,7 +32,7 @@ type runEngine interface {
 	builder(ctx context.Context, dockerCli command.Cli, in *hostbuild.Input, opts builderOptions) (*hostbuild.Builder, error)
 	// exports are the exports of builder b (nil: none) that put an image
 	// named name into the engine.
-	exports(dockerCli command.Cli, b *hostbuild.Builder, name string, quiet bool) ([]hostbuild.Export, error)
+	exports(ctx context.Context, dockerCli command.Cli, b *hostbuild.Builder, name string, quiet bool) ([]hostbuild.Export, error)
 }
 
 // engineImage is what run reads of an image.
@@ -73,8 +73,8 @@ func (dockerEngine) builder(ctx context.Context, dockerCli command.Cli, _ *hostb
 	return hostbuild.SelectBuilder(ctx, dockerCli, opts.choice())
 }
 
-func (e dockerEngine) exports(dockerCli command.Cli, b *hostbuild.Builder, name string, quiet bool) ([]hostbuild.Export, error) {
-	return exportsFor(dockerCli, b, buildOptions{tags: []string{name}, load: true, quiet: quiet}, 1)
+func (e dockerEngine) exports(ctx context.Context, dockerCli command.Cli, b *hostbuild.Builder, name string, quiet bool) ([]hostbuild.Export, error) {
+	return exportsFor(ctx, dockerCli, b, buildOptions{tags: []string{name}, load: true, quiet: quiet}, 1)
 }
 
 // podmanEngine is Podman, through the podman command.
@@ -125,7 +125,7 @@ func (podmanEngine) builder(ctx context.Context, dockerCli command.Cli, in *host
 }
 
 // exports load a docker archive into Podman.
-func (e podmanEngine) exports(_ command.Cli, _ *hostbuild.Builder, name string, _ bool) ([]hostbuild.Export, error) {
+func (e podmanEngine) exports(_ context.Context, _ command.Cli, _ *hostbuild.Builder, name string, _ bool) ([]hostbuild.Export, error) {
 	return []hostbuild.Export{{Type: "docker", Attrs: map[string]string{"name": name}, Load: func(ctx context.Context, r io.Reader) error {
 		return engineload.Archive(ctx, e.Podman, r, io.Discard)
 	}}}, nil

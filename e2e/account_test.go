@@ -18,8 +18,9 @@ func TestAccount(t *testing.T) {
 	installPlugin(t)
 	c := nixClosure(t)
 	extra := []string{"ACCOUNT --uid=1001 app", "DIR --mode=1777 /tmp", "DIR --owner=1001:1001 /var/lib/app"}
-	for _, b := range bothBuilders {
+	for _, b := range bothBuilders(t) {
 		t.Run(b.name, func(t *testing.T) {
+			b.use(t)
 			result, graph := b.paths(c)
 			tag := b.build(t, c, "account", manifest(result, graph, extra...))
 			busybox := pathNamed(t, c, "busybox") + "/bin/busybox"
@@ -59,8 +60,9 @@ func TestAccount(t *testing.T) {
 func TestAccountOnBase(t *testing.T) {
 	installPlugin(t)
 	c := nixClosure(t)
-	for _, b := range bothBuilders {
+	for _, b := range bothBuilders(t) {
 		t.Run(b.name, func(t *testing.T) {
+			b.use(t)
 			result, graph := b.paths(c)
 			copyGraph := "COPY --chown=app:root " + strings.TrimPrefix(graph, "/") + " /srv/"
 			tag := b.build(t, c, "account-base", fromManifest(b.busybox(), result, graph, "ACCOUNT --uid=1001 app", copyGraph))

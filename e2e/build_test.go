@@ -76,8 +76,8 @@ func TestEngineBuildChain(t *testing.T) {
 }
 
 // engineBuildRunCheck builds a manifest of closure c with `docker build` on
-// Docker 20.10, with the host's / as the context, runs the image and
-// checks every layer.
+// the engine of DOCKER_HOST, with the host's / as the context, runs the
+// image and checks every layer.
 func engineBuildRunCheck(t *testing.T, manifestFile, tag string, c closure) {
 	t.Helper()
 	if r := engineBuild(t, "-f", manifestFile, "-t", tag, "/"); r.err != nil {

@@ -7,24 +7,48 @@ import (
 	"testing"
 )
 
-// builder is where a manifest test builds: `docker build` on Docker 20.10
-// (Chain, the frontend image, the host's / as the context) or the plugin on
-// buildkitd (Merge, the closure's directory as the context, pushed to the
-// test bed's registry and pulled into the engine).
+// builder is where a manifest test builds: `docker build` on an engine of
+// the test bed (the frontend image, the host's / as the context: Merge on
+// Docker 28's containerd store, Chain on the others) or the plugin on buildkitd (Merge, the
+// closure's directory as the context, pushed to the test bed's registry
+// and pulled into Docker 20.10).
 type builder struct {
 	name   string
 	engine bool
+	on     engine // the engine docker build runs on
 	// buildx: the frontend image through `docker buildx build` on
 	// buildkitd (Merge), built like the plugin's.
 	buildx bool
 }
 
-var (
-	bothBuilders = []builder{{name: "docker build", engine: true}, {name: "plugin on buildkitd"}}
-	// buildxBuilder is the frontend where it merges, for the features that
-	// differ there from docker build on Docker 20.10.
-	buildxBuilder = builder{name: "buildx on buildkitd", buildx: true}
-)
+// buildxBuilder is the frontend where it merges, for the features that
+// differ there from docker build on Docker 20.10.
+var buildxBuilder = builder{name: "buildx on buildkitd", buildx: true}
+
+// bothBuilders is docker build on each engine of the bed (the engine
+// matrix, named "docker build/engine=NAME"), then the plugin on buildkitd.
+func bothBuilders(t *testing.T) []builder {
+	t.Helper()
+	es, err := bedEngines()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var bs []builder
+	for _, e := range es {
+		bs = append(bs, builder{name: "docker build/engine=" + e.name, engine: true, on: e})
+	}
+	return append(bs, builder{name: "plugin on buildkitd"})
+}
+
+// use points the subtest's docker commands at the builder's engine.
+func (b builder) use(t *testing.T) {
+	if b.engine {
+		t.Setenv("DOCKER_HOST", b.on.host)
+	}
+}
+
+// merges: the builder's BuildKit has MergeOp.
+func (b builder) merges() bool { return !b.engine || b.on.merges() }
 
 // paths returns the manifest's paths of c's result and graph, as the
 // builder's context sees them.

@@ -27,8 +27,9 @@ func TestCopy(t *testing.T) {
 	copies := func(prefix string) []string {
 		return []string{"COPY --chmod=0640 --chown=1000:100 " + prefix + "conf/app.conf /etc/app/", "COPY " + prefix + "data /srv/data"}
 	}
-	for _, b := range bothBuilders {
+	for _, b := range bothBuilders(t) {
 		t.Run(b.name, func(t *testing.T) {
+			b.use(t)
 			result, graph := b.paths(c)
 			prefix := "" // COPY sources are relative to the context: the host's / for docker build
 			if b.engine {

@@ -55,8 +55,9 @@ func TestFromBase(t *testing.T) {
 		}
 	}
 	const budget = 3
-	for _, b := range bothBuilders {
+	for _, b := range bothBuilders(t) {
 		t.Run(b.name, func(t *testing.T) {
+			b.use(t)
 			result, graph := b.paths(c)
 			tag := b.build(t, c, "from", fromManifest(b.busybox(), result, graph, fmt.Sprintf("LAYERS --max=%d", budget)))
 			img := inspectImage(t, tag)
@@ -77,14 +78,18 @@ func TestFromBase(t *testing.T) {
 }
 
 // TestFromPlan: `docker storepack plan` lists a FROM image's layers first
-// (read from the engine), and plans the store layers in what they leave
-// of the budget.
+// (read from each engine of the bed), and plans the store layers in what
+// they leave of the budget.
 func TestFromPlan(t *testing.T) {
 	installPlugin(t)
 	c := nixClosure(t)
 	base := os.Getenv("TESTBED_BUSYBOX_IMAGE")
-	baseLayers := inspectImage(t, base).RootFS.Layers
 	df := writeFile(t, c.dir, "from.storepack", fromManifest(base, "./result", "path-info.json", "LAYERS --max=3 --strategy=per-path"))
+	runOnEngines(t, engineTest{"plan", func(t *testing.T, _ engine) { testFromPlan(t, base, df) }})
+}
+
+func testFromPlan(t *testing.T, base, df string) {
+	baseLayers := inspectImage(t, base).RootFS.Layers
 	stdout, _ := mustPluginEnv(t, engineEnv, "plan", "--format", "json", df)
 	var plan struct {
 		Base struct {
@@ -106,33 +111,35 @@ func TestFromPlan(t *testing.T) {
 }
 
 // TestFromMissing: a FROM image that exists nowhere is an error naming the
-// manifest's line, and nothing is tagged.
+// manifest's line, on each engine of the bed, and nothing is tagged.
 func TestFromMissing(t *testing.T) {
 	installPlugin(t)
 	c := nixClosure(t)
 	base := bed.registry + "/storepack-e2e/no-such-base:1"
 	tag := "storepack-e2e/from:missing"
-	for _, b := range []struct {
-		name  string
-		build func() (string, error)
-	}{
-		{"docker build", func() (string, error) {
-			df := writeFile(t, c.dir, "from.storepack", fromManifest(base, c.dir+"/result", c.dir+"/path-info.json"))
-			r := engineBuild(t, "-f", df, "-t", tag, "/")
-			return r.out, r.err
-		}},
-		{"plugin", func() (string, error) {
-			df := writeFile(t, c.dir, "from.storepack", fromManifest(base, "./result", "path-info.json"))
-			_, stderr, err := runPluginEnv(engineEnv, "build", "-f", df, "-t", tag, c.dir)
-			return stderr, err
-		}},
-	} {
-		t.Run(b.name, func(t *testing.T) {
-			out, err := b.build()
-			if err == nil || !strings.Contains(out, "from.storepack:2") || !strings.Contains(out, "FROM "+base+": ") {
-				t.Errorf("err %v, output:\n%s\nwant the line and the base named", err, out)
-			}
-			checkNotTagged(t, tag)
-		})
-	}
+	runOnEngines(t, engineTest{"missing base", func(t *testing.T, _ engine) {
+		for _, b := range []struct {
+			name  string
+			build func(t *testing.T) (string, error)
+		}{
+			{"docker build", func(t *testing.T) (string, error) {
+				df := writeFile(t, c.dir, "from.storepack", fromManifest(base, c.dir+"/result", c.dir+"/path-info.json"))
+				r := engineBuild(t, "-f", df, "-t", tag, "/")
+				return r.out, r.err
+			}},
+			{"plugin", func(t *testing.T) (string, error) {
+				df := writeFile(t, c.dir, "from.storepack", fromManifest(base, "./result", "path-info.json"))
+				_, stderr, err := runPluginEnv(engineEnv, "build", "-f", df, "-t", tag, c.dir)
+				return stderr, err
+			}},
+		} {
+			t.Run(b.name, func(t *testing.T) {
+				out, err := b.build(t)
+				if err == nil || !strings.Contains(out, "from.storepack:2") || !strings.Contains(out, "FROM "+base+": ") {
+					t.Errorf("err %v, output:\n%s\nwant the line and the base named", err, out)
+				}
+				checkNotTagged(t, tag)
+			})
+		}
+	}})
 }

@@ -19,10 +19,10 @@ import (
 )
 
 // TestLoad loads one four-platform OCI archive, built once through
-// buildkitd by the plugin, into Docker 20.10: the engine's platform by
-// default, another with --platform (run under qemu), from standard input
-// from an OCI layout directory and from docker save's archive; bad input
-// loads and tags nothing.
+// buildkitd by the plugin, into each engine of the bed: the engine's
+// platform by default, another with --platform (run under qemu), from
+// standard input from an OCI layout directory and from docker save's
+// archive; bad input loads and tags nothing.
 func TestLoad(t *testing.T) {
 	installPlugin(t)
 	dir := multiarchClosures(t, "load")
@@ -36,6 +36,10 @@ func TestLoad(t *testing.T) {
 		t.Fatalf("the archive has %v, want %v", got, platformList)
 	}
 	tags := []string{archiveName, "storepack-e2e/load:mips", "storepack-e2e/load:arm", "storepack-e2e/load:stdin", "storepack-e2e/load:dir", "storepack-e2e/load:saved"}
+	runOnEngines(t, engineTest{"load", func(t *testing.T, _ engine) { testLoadInto(t, oci, archiveName, tags) }})
+}
+
+func testLoadInto(t *testing.T, oci, archiveName string, tags []string) {
 	t.Cleanup(func() { cmd(nil, bed.docker, append([]string{"rmi", "-f"}, tags...)...) })
 
 	// First, while the engine holds no image of the archive, so that any

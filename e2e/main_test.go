@@ -84,6 +84,9 @@ func run(m *testing.M) (code int, err error) {
 	if err := installFrontend(); err != nil {
 		return 1, err
 	}
+	if err := loadFrontendIntoEngines(); err != nil {
+		return 1, err
+	}
 	return m.Run(), nil
 }
 

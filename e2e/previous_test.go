@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 
+	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
+
 	"github.com/storepack/storepack/layering"
 	"github.com/storepack/storepack/llb/layerllb"
 	"github.com/storepack/storepack/store"
@@ -25,34 +27,7 @@ func TestPreviousLayout(t *testing.T) {
 	first := pushImage(t, v1, repo+":1", "LAYERS --max=3")
 	second := pushImage(t, v2, repo+":2", "LAYERS --max=3 --previous="+repo+":1")
 
-	oldPaths := map[store.Path]bool{}
-	for _, p := range v1.paths {
-		oldPaths[p] = true
-	}
-	reusable := 0 // layers of the first release without the application
-	for _, l := range first.plan.Layers {
-		if !slices.Contains(l.Paths, v1.root) {
-			reusable++
-		}
-	}
-	reused := 0
-	for i, l := range second.plan.Layers {
-		if slices.ContainsFunc(l.Paths, func(p store.Path) bool { return !oldPaths[p] }) {
-			continue // holds the new application
-		}
-		j := slices.IndexFunc(first.plan.Layers, func(o layering.Layer) bool { return slices.Equal(o.Paths, l.Paths) })
-		if j < 0 {
-			t.Errorf("layer %d (%s) holds only unchanged paths but is no layer of the previous release", i, l.Key)
-			continue
-		}
-		reused++
-		if first.manifest.Layers[j].Digest != second.manifest.Layers[i].Digest {
-			t.Errorf("layer %s is reused but its digest changed", l.Key)
-		}
-	}
-	if reused != reusable {
-		t.Errorf("reused %d layers of the previous release, want %d", reused, reusable)
-	}
+	checkReused(t, v1, first.plan, second.plan, layerDigests(first.manifest), layerDigests(second.manifest))
 
 	// On so small a closure the plan above may equal the one made without
 	// --previous; a recorded plan the strategy would not make tells.
@@ -90,6 +65,50 @@ func pushImage(t *testing.T, c closure, ref string, extra ...string) platformIma
 		t.Fatalf("%s has %d images", ref, len(images))
 	}
 	return images[0]
+}
+
+// checkReused checks that the second release of an application, planned
+// with the first (closure v1) as previous, reuses every layer of the first
+// without the application, with the same digest (blob digests or diffIDs,
+// of each plan's layers in its order).
+func checkReused(t *testing.T, v1 closure, first, second layering.Plan, firstDigests, secondDigests []string) {
+	t.Helper()
+	oldPaths := map[store.Path]bool{}
+	for _, p := range v1.paths {
+		oldPaths[p] = true
+	}
+	reusable := 0 // layers of the first release without the application
+	for _, l := range first.Layers {
+		if !slices.Contains(l.Paths, v1.root) {
+			reusable++
+		}
+	}
+	reused := 0
+	for i, l := range second.Layers {
+		if slices.ContainsFunc(l.Paths, func(p store.Path) bool { return !oldPaths[p] }) {
+			continue // holds the new application
+		}
+		j := slices.IndexFunc(first.Layers, func(o layering.Layer) bool { return slices.Equal(o.Paths, l.Paths) })
+		if j < 0 {
+			t.Errorf("layer %d (%s) holds only unchanged paths but is no layer of the previous release", i, l.Key)
+			continue
+		}
+		reused++
+		if firstDigests[j] != secondDigests[i] {
+			t.Errorf("layer %s is reused but its digest changed", l.Key)
+		}
+	}
+	if reused != reusable {
+		t.Errorf("reused %d layers of the previous release, want %d", reused, reusable)
+	}
+}
+
+func layerDigests(m ocispecs.Manifest) []string {
+	var ds []string
+	for _, l := range m.Layers {
+		ds = append(ds, l.Digest.String())
+	}
+	return ds
 }
 
 // unusualPlan is a plan of closure c (see testdata/hello.nix) that the

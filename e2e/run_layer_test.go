@@ -12,9 +12,11 @@ import (
 )
 
 // TestRunInstruction builds a Nix closure on busybox with RUN through
-// `docker build` on Docker 20.10 (Chain; the frontend binary finds the
-// changes), through the plugin on buildkitd (Merge; the plugin's own
-// binary finds them) and through the frontend on buildkitd (Merge): the
+// `docker build` on each engine (Chain on Docker 20.10 and on Docker 28's
+// classic store, where the frontend binary finds the changes; Merge on its
+// containerd store), through the plugin on
+// buildkitd (Merge; the plugin's own binary finds them) and through the
+// frontend on buildkitd (Merge): the
 // commands' changes are in the image, every entry of the layer has the
 // fixed time, and a build with the cache pruned gives the same layers.
 // Where the builder merges, the RUN also removes a file of the base and
@@ -23,10 +25,11 @@ func TestRunInstruction(t *testing.T) {
 	installPlugin(t)
 	c := nixClosure(t)
 	run := `RUN chown -R 1000 /data && touch /marker && echo "$PROGRAM" > /program`
-	for _, b := range append(bothBuilders, buildxBuilder) {
+	for _, b := range append(bothBuilders(t), buildxBuilder) {
 		t.Run(b.name, func(t *testing.T) {
+			b.use(t)
 			result, graph := b.paths(c)
-			removes := !b.engine
+			removes := b.merges()
 			extra := []string{"DIR /data", run}
 			if removes {
 				extra[1] += ` && rm /etc/group && rm -r "${PROGRAM%/bin/hello}/share/hello" && echo > "${PROGRAM%/bin/hello}/share/hello"`
@@ -68,8 +71,9 @@ func TestRunInstruction(t *testing.T) {
 
 // TestRunInstructionFails: a failing RUN is an error that names the
 // manifest's line and the command's exit, and so is one that removes a
-// file of a layer below on Docker 20.10's builder (whose layers would
-// record the removal with the time of the build), naming the file, and one
+// file of a layer below on an engine's builder without MergeOp (Docker
+// 20.10, Docker 28 on its classic store; their layers would record the
+// removal with the time of the build), naming the file, and one
 // that makes a fifo, naming it; nothing is tagged.
 func TestRunInstructionFails(t *testing.T) {
 	installPlugin(t)
@@ -100,14 +104,22 @@ func TestRunInstructionFails(t *testing.T) {
 			checkNotTagged(t, tag)
 		})
 	}
-	t.Run("docker build, a removal", func(t *testing.T) {
-		df := writeFile(t, c.dir, "removes.storepack", fromManifest(os.Getenv("TESTBED_BUSYBOX_IMAGE"), c.dir+"/result", c.dir+"/path-info.json", "RUN rm /etc/group"))
-		r := engineBuild(t, "-f", df, "-t", tag, "/")
-		if r.err == nil || !strings.Contains(r.out, "removes.storepack:6") || !strings.Contains(r.out, "RUN removed /etc/group") {
-			t.Errorf("err %v, output:\n%s\nwant line 6 and the removed file named", r.err, r.out)
+	// Where docker build cannot merge (Docker 20.10, Docker 28's classic
+	// store), the error says so in one line.
+	for _, b := range bothBuilders(t) {
+		if !b.engine || b.merges() {
+			continue
 		}
-		checkNotTagged(t, tag)
-	})
+		t.Run("a removal/"+b.name, func(t *testing.T) {
+			b.use(t)
+			df := writeFile(t, c.dir, "removes.storepack", fromManifest(os.Getenv("TESTBED_BUSYBOX_IMAGE"), c.dir+"/result", c.dir+"/path-info.json", "RUN rm /etc/group"))
+			r := engineBuild(t, "-f", df, "-t", tag, "/")
+			if want := "removes.storepack:6: RUN removed /etc/group, which the layers below hold: this builder (Docker Engine's own on its classic image store: no MergeOp)"; r.err == nil || !strings.Contains(r.out, want) {
+				t.Errorf("err %v, output:\n%s\nwant a line with %q", r.err, r.out, want)
+			}
+			checkNotTagged(t, tag)
+		})
+	}
 	t.Run("plugin on buildkitd, a fifo", func(t *testing.T) {
 		df := writeFile(t, c.dir, "fifo.storepack", fromManifest(bed.registry+"/library/busybox:latest", "./result", "path-info.json", "RUN mkfifo /srv-fifo"))
 		r := cmd(buildkitEnv, "docker", "storepack", "build", "--progress=plain", "-f", df, "-t", tag, c.dir)

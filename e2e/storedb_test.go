@@ -27,8 +27,9 @@ func TestStoreDB(t *testing.T) {
 	installPlugin(t)
 	c := nixClosure(t)
 	extra := "STORE --with-db /nix/store"
-	for _, b := range bothBuilders {
+	for _, b := range bothBuilders(t) {
 		t.Run(b.name, func(t *testing.T) {
+			b.use(t)
 			result, graph := b.paths(c)
 			tag := b.build(t, c, "storedb", manifest(result, graph, extra))
 			root := exportRootFS(t, tag)

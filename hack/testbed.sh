@@ -5,7 +5,9 @@
 #                                qemu-user-static, binfmt-support, Nix 2.8, busybox-static),
 #                                configure Nix and binfmt, and build buildkitd/buildctl (the
 #                                buildkit version of go.mod), buildx and the distribution
-#                                registry into ${STOREPACK_CACHE:-$HOME/.cache/storepack}/tools.
+#                                registry into ${STOREPACK_CACHE:-$HOME/.cache/storepack}/tools,
+#                                and Docker Engine 28 (dockerd, docker-proxy; ~6-8 min cold, with
+#                                gcc, at nice 10) into the same cache.
 #                                Also unpacks Debian's static busybox for amd64, i386, armhf and
 #                                mips64el (apt-get download, no dpkg --add-architecture) to
 #                                busybox/ARCH/bin/busybox in that cache, runs each, and registers
@@ -18,7 +20,9 @@
 #                                Idempotent: a second run installs nothing.
 #   hack/testbed.sh up DIR       start a registry, containerd + dockerd and buildkitd with every
 #                                socket, data root, log and pid file under DIR, create the buildx
-#                                builder "storepack-test", and write DIR/env (export lines).
+#                                builder "storepack-test", start Docker 28 twice beside 20.10
+#                                (docker28-classic: overlay2 store; docker28-containerd: the
+#                                containerd image store), and write DIR/env (export lines).
 #   hack/testbed.sh down DIR     stop everything `up DIR` started (by PID), unmount what is left
 #                                mounted under DIR. Safe to repeat and after a partial `up`.
 #   hack/testbed.sh logs DIR     print the tail of every daemon log under DIR.
@@ -27,7 +31,8 @@
 #                                works (import, run, a volume, a published port) for the rootless
 #                                user, under a state dir of its own; with DIR, also exercise a
 #                                running test bed (docker run, docker build, buildctl build,
-#                                buildx build to an OCI tar, push to the registry).
+#                                buildx build to an OCI tar, push to the registry), and on each
+#                                Docker 28 engine docker run, docker build and buildx build.
 #
 # DIR/env (`source DIR/env`) exports: TESTBED_DIR, DOCKER_HOST (unix://DIR/docker.sock),
 # DOCKER_CONFIG (DIR/docker-config, holds the buildx plugin and builder), BUILDKIT_HOST
@@ -36,7 +41,8 @@
 # `docker` on PATH would send `docker build` to buildx, i.e. to buildkitd), TESTBED_TOOLS_PATH,
 # TESTBED_BUILDKIT_VERSION, TESTBED_BUILDKIT_SNAPSHOTTER (overlayfs, or native as a fallback),
 # TESTBED_BUSYBOX_IMAGE (busybox:latest, in the engine and as library/busybox in the registry),
-# TESTBED_ENGINE_BRIDGE, and PATH with the tool directories first.
+# TESTBED_ENGINE_BRIDGE, TESTBED_ENGINES (every engine as NAME=DOCKER_HOST, space-separated:
+# docker20.10, docker28-classic, docker28-containerd), and PATH with the tool directories first.
 # buildkitd resolves docker.io through the registry, so `# syntax=storepack` means
 # $STOREPACK_REGISTRY/library/storepack:latest there; the engine finds it in its image store.
 #
@@ -45,6 +51,7 @@
 #   STOREPACK_BUILDKIT_VERSION    override the buildkit version (default: go.mod's)
 #   STOREPACK_BUILDX_VERSION      buildx version (default v0.38.2)
 #   STOREPACK_REGISTRY_VERSION    distribution registry version (default v3.1.2)
+#   STOREPACK_ENGINE_VERSION      Docker Engine version beside 20.10 (default v28.5.2)
 #   TESTBED_TIMEOUT               seconds `up` may spend waiting for daemons (default 120)
 #   TESTBED_STOP_TIMEOUT          seconds `down` waits for each daemon to exit (default 30)
 #   TESTBED_KEEP_ON_FAILURE=1     leave a failed `up` running (default: it runs `down` itself)
@@ -322,7 +329,60 @@ build_tools() {
 	go_tool "$REGISTRY_DIR" "$REGISTRY_VERSION" \
 		"-X github.com/distribution/distribution/v3/version.version=$REGISTRY_VERSION" \
 		github.com/distribution/distribution/v3/cmd/registry=registry
+	engine_build
 	flock -u 9
+}
+
+# ---------------------------------------------------------------------------------------------
+# Docker Engine 28 (dockerd and docker-proxy built from the Go module proxy)
+
+# moby publishes no go.mod (its module list is vendor.mod/vendor.sum for `go mod vendor`): built
+# as a dependency of another module it would compile with go1.16 language rules and misbehave
+# silently, so it is built as the main module from a copy of its module zip, with vendor.mod and
+# vendor.sum as go.mod and go.sum and no vendor/ (which holds only modules.txt in the zip).
+# Its cgo parts need gcc; the tags are those of its static release build without btrfs headers.
+ENGINE_BUILD_TAGS='netgo osusergo static_build exclude_graphdriver_btrfs'
+ENGINE_VERSION=${STOREPACK_ENGINE_VERSION:-v28.5.2}
+ENGINE_DIR=$TOOLS/docker-$ENGINE_VERSION
+PACKAGES+=(gcc libc6-dev)
+
+engine_build() {
+	local version=$ENGINE_VERSION dest=$ENGINE_DIR
+	if [[ -x $dest/dockerd && -x $dest/docker-proxy ]]; then
+		log "tools: reusing $dest"
+		return
+	fi
+	command -v gcc >/dev/null || die "engine: gcc not found (run install; moby's cgo parts need it)"
+	local start=$SECONDS work src
+	work=$(mktemp -d "$TOOLS/.build.XXXXXX")
+	log "tools: building Docker Engine $version (dockerd, docker-proxy; about 8 min cold)"
+	(
+		set -e
+		export GOWORK=off GOFLAGS=-mod=mod CGO_ENABLED=1
+		src=$(cd "$work" && go mod download -json "github.com/docker/docker@$version+incompatible" |
+			sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
+		[[ -d $src ]] || { echo "go mod download gave no directory"; exit 1; }
+		cp -r "$src" "$work/moby"
+		chmod -R u+w "$work/moby"
+		cd "$work/moby"
+		rm -rf vendor
+		mv vendor.mod go.mod
+		mv vendor.sum go.sum
+		local ldflags="-X github.com/docker/docker/dockerversion.Version=${version#v}"
+		ldflags+=" -X github.com/docker/docker/dockerversion.PlatformName=storepack-testbed"
+		for cmd in dockerd docker-proxy; do
+			nice -n 10 go build -trimpath -tags "$ENGINE_BUILD_TAGS" -ldflags "-s -w $ldflags" \
+				-o "$work/out/$cmd" "./cmd/$cmd"
+		done
+	) >"$work/build.log" 2>&1 || {
+		tail -n 40 "$work/build.log" >&2
+		rm -rf "$work"
+		die "tools: building Docker Engine $version failed"
+	}
+	rm -rf "$dest"
+	mv -T "$work/out" "$dest"
+	rm -rf "$work"
+	log "tools: built $dest in $((SECONDS - start))s"
 }
 
 cmd_install() {
@@ -615,14 +675,15 @@ start_containerd() {
 # belong to another engine, and with --bridge=none the engine's BuildKit fails every RUN step
 # ("network bridge not found"). Name and a free /24 of 10.213.0.0/16 are recorded in
 # $D/docker/bridge so that `down` deletes it. Without iproute2 the engine gets --bridge=none.
+# Another engine passes its own: setup_bridge ENGINE NAME RECORD.
 setup_bridge() {
+	local engine=${1:-dockerd} name=${2:-spk$(dir_tag)} record=${3:-$D/docker/bridge}
 	BRIDGE=none
 	if ! command -v ip >/dev/null; then
-		log "dockerd: no ip command; --bridge=none (RUN steps in engine builds need --network=host|none)"
+		log "$engine: no ip command; --bridge=none (RUN steps in engine builds need --network=host|none)"
 		return 0
 	fi
-	local name n cidr routes
-	name=spk$(dir_tag)
+	local n cidr routes
 	exec 8>/run/storepack-testbed.lock
 	flock 8
 	ip link del "$name" >/dev/null 2>&1 || true
@@ -632,15 +693,24 @@ setup_bridge() {
 		routes=$(ip -4 route show match "$cidr" | grep -v '^default' || true)
 		[[ -z $routes ]] || continue
 		ip link add "$name" type bridge || break
-		printf '%s\n' "$name" >"$D/docker/bridge"
+		printf '%s\n' "$name" >"$record"
 		{ ip addr add "10.213.$n.1/24" dev "$name" && ip link set "$name" up; } || break
 		BRIDGE=$name
-		log "dockerd: bridge $name 10.213.$n.1/24"
+		log "$engine: bridge $name 10.213.$n.1/24"
 		break
 	done
 	flock -u 8
 	exec 8>&-
-	[[ $BRIDGE != none ]] || log "dockerd: could not set up a bridge; --bridge=none"
+	[[ $BRIDGE != none ]] || log "$engine: could not set up a bridge; --bridge=none"
+}
+
+# delete_bridge RECORD — delete the bridge that setup_bridge recorded in RECORD.
+delete_bridge() {
+	[[ -e $1 ]] || return 0
+	local br
+	br=$(<"$1")
+	[[ -z $br ]] || ! ip link show "$br" >/dev/null 2>&1 || ip link del "$br" || log "cannot delete bridge $br"
+	rm -f "$1"
 }
 
 start_dockerd() {
@@ -695,6 +765,98 @@ seed_busybox() {
 }
 
 dk() { DOCKER_CONFIG=$D/docker-config "$DEBIAN_DOCKER" -H "unix://$D/docker.sock" "$@"; }
+
+# ---------------------------------------------------------------------------------------------
+# Docker Engine 28 in `up`: two engines beside 20.10, one per image store
+
+# The engines and their image stores: "classic" (overlay2 graph driver, the store of upgraded
+# installs) and "containerd" (the containerd image store, the default of new installs since
+# Docker 29). Each has its own socket, data root, exec root, pid file, bridge and cgroup parent
+# under $D/docker28-STORE, and a containerd namespace of its own in the test bed's containerd
+# (Debian's 1.6, already running for 20.10: Docker 28 works with it, a second containerd would
+# only cost memory, and namespaces keep the engines' images, containers and leases apart).
+ENGINE28_STORES=(classic containerd)
+
+engine28_dir() { echo "$D/docker28-$1"; }
+engine28_host() { echo "unix://$(engine28_dir "$1")/docker.sock"; }
+dk28() {
+	local store=$1
+	shift
+	DOCKER_CONFIG=$D/docker-config "$DEBIAN_DOCKER" -H "$(engine28_host "$store")" "$@"
+}
+
+start_engine28() {
+	# BRIDGE stays 20.10's (TESTBED_ENGINE_BRIDGE); setup_bridge sets this one.
+	local store=$1 e snapshotter=false BRIDGE
+	e=$(engine28_dir "$store")
+	[[ $store == containerd ]] && snapshotter=true
+	mkdir -p "$e/data" "$e/exec"
+	setup_bridge "docker28-$store" "spk$(dir_tag)${store:0:2}" "$e/bridge"
+	cat >"$e/daemon.json" <<-EOF
+		{
+		  "features": {"buildkit": true, "containerd-snapshotter": $snapshotter},
+		  "registry-mirrors": ["http://127.0.0.1:$PORT"]
+		}
+	EOF
+	# Networking as 20.10's (see start_dockerd); the userland proxy must be the engine's own
+	# version, and a docker-proxy on PATH would be Debian's 20.10 one.
+	spawn "docker28-$store" "$ENGINE_DIR/dockerd" \
+		--host "$(engine28_host "$store")" \
+		--data-root "$e/data" \
+		--exec-root "$e/exec" \
+		--pidfile "$e/dockerd.pid" \
+		--config-file "$e/daemon.json" \
+		--containerd "$D/containerd/containerd.sock" \
+		--containerd-namespace "docker28-$store" \
+		--containerd-plugins-namespace "docker28-$store-plugins" \
+		--userland-proxy-path "$ENGINE_DIR/docker-proxy" \
+		--shutdown-timeout 2 \
+		--exec-opt native.cgroupdriver=cgroupfs --cgroup-parent "/storepack-$(dir_tag)/docker28-$store" \
+		--bridge="$BRIDGE" --iptables=false --ip-masq=false --ip-forward=false \
+		--insecure-registry "127.0.0.1:$PORT"
+	wait_ready "docker28-$store" "$SPAWNED" dk28 "$store" version ||
+		{ show_log "$D/logs/docker28-$store.log"; return 1; }
+}
+
+# seed_engine28 STORE — the test bed's busybox in the engine, pulled through its docker.io
+# mirror (the registry, which seed_busybox filled), and a container run of it.
+seed_engine28() {
+	local store=$1 out
+	dk28 "$store" pull -q "$BUSYBOX_IMAGE" >/dev/null ||
+		{ show_log "$D/logs/docker28-$store.log"; die "docker28-$store: pull of $BUSYBOX_IMAGE through the mirror failed"; }
+	out=$(dk28 "$store" run --rm "$BUSYBOX_IMAGE" /bin/sh -c 'echo run-ok') ||
+		{ show_log "$D/logs/docker28-$store.log"; die "docker28-$store: docker run failed"; }
+	[[ $out == run-ok ]] || die "docker28-$store: docker run printed '$out'"
+	log "docker28-$store: $(engine28_describe "$store"); docker run of $BUSYBOX_IMAGE works"
+}
+
+# engine28_describe STORE — the engine's version and image store, as the engine reports them.
+engine28_describe() {
+	dk28 "$1" info --format 'Docker {{.ServerVersion}}, storage driver {{.Driver}}{{range .DriverStatus}}{{if eq (index . 0) "driver-type"}} ({{index . 1}}){{end}}{{end}}'
+}
+
+start_engines28() {
+	local store
+	[[ -x $ENGINE_DIR/dockerd && -x $ENGINE_DIR/docker-proxy ]] || die "missing $ENGINE_DIR (run: $0 install)"
+	for store in "${ENGINE28_STORES[@]}"; do start_engine28 "$store"; done
+	for store in "${ENGINE28_STORES[@]}"; do seed_engine28 "$store"; done
+}
+
+stop_engines28() {
+	local store
+	for store in "${ENGINE28_STORES[@]}"; do
+		stop_pid "docker28-$store"
+		delete_bridge "$(engine28_dir "$store")/bridge"
+	done
+}
+
+# engines_list — every engine of the bed as NAME=DOCKER_HOST, space-separated, 20.10 first
+# (TESTBED_ENGINES in DIR/env).
+engines_list() {
+	local store list="docker20.10=unix://$D/docker.sock"
+	for store in "${ENGINE28_STORES[@]}"; do list+=" docker28-$store=$(engine28_host "$store")"; done
+	echo "$list"
+}
 
 start_buildkitd() {
 	local snap
@@ -754,6 +916,7 @@ write_env() {
 		TESTBED_DIR "$D"
 		DOCKER_HOST "unix://$D/docker.sock"
 		DOCKER_CONFIG "$D/docker-config"
+		TESTBED_ENGINES "$(engines_list)"
 		BUILDKIT_HOST "unix://$D/buildkitd.sock"
 		BUILDX_BUILDER "$BUILDER_NAME"
 		STOREPACK_REGISTRY "127.0.0.1:$PORT"
@@ -813,10 +976,11 @@ cmd_up() {
 	start_buildkitd
 	setup_buildx
 	seed_busybox
+	start_engines28
 	write_env
 	UP_OK=1
 	log "up: ready in $((SECONDS - UP_START))s"
-	log "logs: $D/logs/{registry,containerd,dockerd,buildkitd}.log"
+	log "logs: $D/logs/{registry,containerd,dockerd,buildkitd,docker28-*}.log"
 	log "env:  source $D/env"
 }
 
@@ -909,17 +1073,13 @@ cmd_down() {
 	D=$dir
 	if [[ -d $D/pids ]]; then
 		stop_pid buildkitd
+		stop_engines28
 		stop_pid dockerd
 		stop_pid containerd
 		stop_pid registry
 	fi
 	sweep_leftovers
-	if [[ -e $D/docker/bridge ]]; then
-		local br
-		br=$(<"$D/docker/bridge")
-		[[ -z $br ]] || ! ip link show "$br" >/dev/null 2>&1 || ip link del "$br" || log "cannot delete bridge $br"
-		rm -f "$D/docker/bridge"
-	fi
+	delete_bridge "$D/docker/bridge"
 	unmount_all
 	rm -f "$D/env"
 	log "down: $D stopped"
@@ -936,6 +1096,26 @@ cmd_logs() {
 		printf '==> %s <==\n' "$f"
 		tail -n "$LOG_LINES" "$f"
 		echo
+	done
+}
+
+# check_engines28 WORK — on each Docker 28 engine: what it is, docker run, a BuildKit build with
+# a RUN step through Debian's client (the engine's own BuildKit) and the built image run, and a
+# build through buildx's docker driver (the builder "default" of the engine's context).
+check_engines28() {
+	local w=$1 store host
+	for store in "${ENGINE28_STORES[@]}"; do
+		host=$(engine28_host "$store")
+		log "check: docker28-$store: $(engine28_describe "$store")"
+		(
+			export DOCKER_HOST=$host
+			set -x
+			"$STOREPACK_DOCKER" run --rm "$TESTBED_BUSYBOX_IMAGE" /bin/sh -c "echo hello from docker28-$store"
+			DOCKER_BUILDKIT=1 "$STOREPACK_DOCKER" build -q -t testbed-check:run "$w/run"
+			"$STOREPACK_DOCKER" run --rm testbed-check:run cat /out.txt
+			docker buildx build -q --builder default -t testbed-check:buildx "$w/scratch"
+			"$STOREPACK_DOCKER" rmi testbed-check:run testbed-check:buildx
+		)
 	done
 }
 
@@ -976,6 +1156,7 @@ cmd_check() {
 	curl -fsS "http://$STOREPACK_REGISTRY/v2/testbed-check/tags/list"
 	tar -tf "$w/buildx.tar" index.json
 	{ set +x; } 2>/dev/null
+	D=$dir check_engines28 "$w"
 	rm -rf "$w"
 	log "check: all good"
 }

@@ -156,12 +156,15 @@ func exportEntries(ctx context.Context, exports []Export, layers *layerstore.Sto
 // BuildKit's differ writes them, and the builder keeps a layer's blob as it
 // is unless forced. Images and archives are compressed as `docker buildx
 // build` compresses its own layers (gzip), by the builder, so that they
-// hold the same blobs; what is loaded into the engine stays uncompressed,
-// which the engine reads without decompressing.
+// hold the same blobs; an archive loaded into the engine stays
+// uncompressed, which the engine reads without decompressing. The engine's
+// own exporter (moby) is told to gzip too: its containerd image store keeps
+// the blobs it gets, and `docker push` would send them uncompressed (as
+// NixOS/nix#15246 saw); its classic store keeps no blobs and ignores it.
 func compressionDefaults(e Export) map[string]string {
 	attrs := map[string]string{}
 	switch {
-	case e.Type == "local" || e.Type == "tar" || e.Type == "moby":
+	case e.Type == "local" || e.Type == "tar":
 	case e.Load != nil:
 		attrs["compression"] = "uncompressed"
 	case e.Attrs["compression"] == "" && e.Attrs["force-compression"] == "":
