@@ -62,9 +62,11 @@ func TestConcurrentBuilds(t *testing.T) {
 			b.through, b.tag = "plugin", fmt.Sprintf("plugin-%d", i)
 			b.argv = []string{"docker", "storepack", "build", "--progress=plain", "--previous", "", "-f", df, "-t", repo + ":" + b.tag, "--push", "-o", "type=oci,dest=" + b.oci, b.c.dir}
 		} else {
+			// gzip forced, as the plugin pushes: otherwise BuildKit pushes
+			// a layer in whatever compression its cache holds it.
 			b.through, b.tag = "buildx", fmt.Sprintf("buildx-%d", i)
 			b.argv = []string{"docker", "buildx", "build", "--builder", os.Getenv("BUILDX_BUILDER"), "--progress=plain", "--provenance=false", "-f", df, "--build-context", "store=/nix/store",
-				"-o", "type=image,name=" + repo + ":" + b.tag + ",push=true", "-o", "type=oci,dest=" + b.oci, b.c.dir}
+				"-o", "type=image,name=" + repo + ":" + b.tag + ",push=true,compression=gzip,force-compression=true", "-o", "type=oci,dest=" + b.oci, b.c.dir}
 		}
 		builds = append(builds, b)
 	}
