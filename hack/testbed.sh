@@ -304,15 +304,8 @@ go_tool() {
 		for spec in "$@"; do
 			go build -trimpath -ldflags "-s -w $ldflags" -o "$work/out/${spec#*=}" "${spec%%=*}"
 		done
-	) >"$work/build.log" 2>&1 || {
-		tail -n 40 "$work/build.log" >&2
-		rm -rf "$work"
-		die "tools: building ${gets[*]} failed"
-	}
-	rm -rf "$dest"
-	mv -T "$work/out" "$dest"
-	rm -rf "$work"
-	log "tools: built $dest in $((SECONDS - start))s"
+	) >"$work/build.log" 2>&1 || build_failed "$work" "${gets[*]}"
+	install_build "$work" "$dest" "$start"
 }
 
 build_tools() {
@@ -374,15 +367,25 @@ engine_build() {
 			nice -n 10 go build -trimpath -tags "$ENGINE_BUILD_TAGS" -ldflags "-s -w $ldflags" \
 				-o "$work/out/$cmd" "./cmd/$cmd"
 		done
-	) >"$work/build.log" 2>&1 || {
-		tail -n 40 "$work/build.log" >&2
-		rm -rf "$work"
-		die "tools: building Docker Engine $version failed"
-	}
-	rm -rf "$dest"
-	mv -T "$work/out" "$dest"
-	rm -rf "$work"
-	log "tools: built $dest in $((SECONDS - start))s"
+	) >"$work/build.log" 2>&1 || build_failed "$work" "Docker Engine $version"
+	install_build "$work" "$dest" "$start"
+}
+
+# build_failed WORK WHAT: shows the end of a failed build's log, removes
+# its work directory and stops.
+build_failed() {
+	tail -n 40 "$1/build.log" >&2
+	rm -rf "$1"
+	die "tools: building $2 failed"
+}
+
+# install_build WORK DEST START: puts a finished build's output (WORK/out)
+# in DEST, in place of what was there, and removes its work directory.
+install_build() {
+	rm -rf "$2"
+	mv -T "$1/out" "$2"
+	rm -rf "$1"
+	log "tools: built $2 in $((SECONDS - $3))s"
 }
 
 cmd_install() {
