@@ -43,9 +43,9 @@ func onHost(out Output) bool {
 		return false
 	}
 	for _, e := range out.Exports {
-		archive := (e.Type == "oci" || e.Type == "docker") && e.Attrs["dest"] != ""
+		toFile := (e.Type == "oci" || e.Type == "docker") && e.Attrs["dest"] != ""
 		push := e.Type == "image" && e.Attrs["push"] == "true" && e.Push != nil && e.Attrs["name"] != ""
-		if e.Load == nil && !archive && !push {
+		if e.Load == nil && !toFile && !push {
 			return false
 		}
 		for k := range e.Attrs {
