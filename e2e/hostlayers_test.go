@@ -259,6 +259,65 @@ func TestLayerCache(t *testing.T) {
 	sameImage(t, readArchive(t, without), readArchive(t, withCache))
 }
 
+// gzipLine is the progress log of an export that gzips layers on the host.
+var gzipLine = regexp.MustCompile(`(\d+) layers gzipped on the host, (\d+) gzip blobs known from the host's cache of layer digests \((\d+) of them written`)
+
+// TestPushGzipCache: the host's cache of layer digests also knows each
+// layer's gzip blob, so a push of unchanged layers with no previous image
+// compresses none of them: none where the repository has them, and to
+// another repository only as it asks for them, to the same manifest.
+func TestPushGzipCache(t *testing.T) {
+	installPlugin(t)
+	c := nixClosure(t)
+	df := writeFile(t, c.dir, "app.storepack", manifest("./result", "path-info.json", "LAYERS --strategy=per-path"))
+	env := append([]string{"XDG_CACHE_HOME=" + t.TempDir()}, buildkitEnv...)
+	repo := bed.registry + "/storepack-e2e/gzip-cache"
+	push := func(ref string) (platformImage, [3]int, []string) {
+		t.Helper()
+		logBefore := registryLogSize(t)
+		_, progress := mustPluginEnv(t, env, "build", "--progress=plain", "--previous", "", "-f", df, "-t", ref, "--push", c.dir)
+		m := gzipLine.FindStringSubmatch(progress)
+		if m == nil {
+			t.Fatalf("push of %s: no gzip counts in the progress:\n%s", ref, progress)
+		}
+		var counts [3]int
+		for i := range counts {
+			counts[i], _ = strconv.Atoi(m[i+1])
+		}
+		name, tag, _ := strings.Cut(strings.TrimPrefix(ref, bed.registry+"/"), ":")
+		img := readImages(t, name, tag)[0]
+		var layers []string
+		for _, d := range registryUploads(t, logBefore) {
+			if isLayerOf([]platformImage{img}, d) {
+				layers = append(layers, d)
+			}
+		}
+		return img, counts, layers
+	}
+
+	first, counts, uploaded := push(repo + ":1")
+	n := len(first.manifest.Layers)
+	if counts != [3]int{n, 0, 0} || len(uploaded) != n {
+		t.Fatalf("first push: gzipped now/known/written %v, %d layers uploaded; want all %d gzipped and uploaded", counts, len(uploaded), n)
+	}
+	// The customisation layer (if any) is written in memory each build,
+	// and gzipped each time.
+	stores := len(first.plan.Layers)
+	again, counts, uploaded := push(repo + ":2")
+	if counts != [3]int{n - stores, stores, 0} || len(uploaded) != 0 {
+		t.Errorf("same repository: gzipped now/known/written %v, layers uploaded %v; want the %d store layers known, none written or uploaded", counts, uploaded, stores)
+	}
+	other, counts, uploaded := push(bed.registry + "/storepack-e2e/gzip-cache-other:1")
+	if counts != [3]int{n - stores, stores, stores} || len(uploaded) != n {
+		t.Errorf("another repository: gzipped now/known/written %v, %d layers uploaded; want the %d store layers known and written, all %d uploaded", counts, len(uploaded), stores, n)
+	}
+	for _, img := range []platformImage{again, other} {
+		if !reflect.DeepEqual(img.manifest, first.manifest) {
+			t.Errorf("manifest %+v, the first push's %+v", img.manifest, first.manifest)
+		}
+	}
+}
+
 // TestFreshRunner: a fresh runner (builder cache and host cache empty)
 // that builds release 2 with release 1 in the registry as its previous
 // image takes every unchanged layer from the registry: it reads and

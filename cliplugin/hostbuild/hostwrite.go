@@ -14,6 +14,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/containerd/containerd/v2/core/content"
 	"github.com/containerd/containerd/v2/core/images/archive"
@@ -24,6 +25,7 @@ import (
 	"github.com/opencontainers/go-digest"
 	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
 	"golang.org/x/sync/errgroup"
+	"golang.org/x/sync/singleflight"
 
 	"github.com/storepack/storepack/cliplugin/hostimage"
 	"github.com/storepack/storepack/cliplugin/layerstore"
@@ -128,7 +130,7 @@ func (in *Input) writeOnHost(ctx context.Context, out Output) (*Result, error) {
 			return nil, errNeedsBuilder // a builder decompresses a previous image's blobs
 		}
 	}
-	blobs, err := newHostBlobs(in.layers)
+	blobs, err := newHostBlobs(in.layers, in.gzip)
 	if err != nil {
 		return nil, err
 	}
@@ -137,7 +139,7 @@ func (in *Input) writeOnHost(ctx context.Context, out Output) (*Result, error) {
 	for _, e := range out.Exports {
 		done := in.progress.step(ctx, exportStepName(e))
 		written, err := blobs.export(ctx, images, e)
-		done(err, "")
+		done(err, blobs.gzipNote())
 		if err != nil {
 			return nil, err
 		}
@@ -187,22 +189,44 @@ func exportStepName(e Export) string {
 // for an export into a temporary directory.
 type hostBlobs struct {
 	layers *layerstore.Store
+	forms  *gzipForms // the gzip blobs the host's cache knows; nil: none
 	dir    string
 
 	mu      sync.Mutex
 	data    map[digest.Digest][]byte
 	files   map[digest.Digest]string              // compressed layers, in dir
 	gzipped map[digest.Digest]ocispecs.Descriptor // a layer's uncompressed digest → its gzip blob
+	// pending are the gzip blobs known from the cache and not written yet,
+	// by digest: each is written when read (a blob the registry holds is
+	// never read).
+	pending  map[digest.Digest]ocispecs.Descriptor // gzip blob → its layer's uncompressed blob
+	compress singleflight.Group
+	// gzipped now, known from the cache, and pending ones written when read
+	gzips gzipCounts
+}
+
+// gzipCounts are the layers an export gzipped, for its progress.
+type gzipCounts struct {
+	now, known int
+	read       atomic.Int32
 }
 
 var _ content.InfoReaderProvider = (*hostBlobs)(nil)
 
-func newHostBlobs(layers *layerstore.Store) (*hostBlobs, error) {
+func newHostBlobs(layers *layerstore.Store, forms *gzipForms) (*hostBlobs, error) {
 	dir, err := os.MkdirTemp("", "storepack-blobs-")
 	if err != nil {
 		return nil, err
 	}
-	return &hostBlobs{layers: layers, dir: dir, data: map[digest.Digest][]byte{}, files: map[digest.Digest]string{}, gzipped: map[digest.Digest]ocispecs.Descriptor{}}, nil
+	return &hostBlobs{layers: layers, forms: forms, dir: dir, data: map[digest.Digest][]byte{}, files: map[digest.Digest]string{}, gzipped: map[digest.Digest]ocispecs.Descriptor{}, pending: map[digest.Digest]ocispecs.Descriptor{}}, nil
+}
+
+// gzipNote says, for the progress, how the layers were gzipped.
+func (b *hostBlobs) gzipNote() string {
+	if b.gzips.now == 0 && b.gzips.known == 0 {
+		return ""
+	}
+	return fmt.Sprintf("%d layers gzipped on the host, %d gzip blobs known from the host's cache of layer digests (%d of them written, for a destination that lacked them)", b.gzips.now, b.gzips.known, b.gzips.read.Load())
 }
 
 // Close removes the compressed layers.
@@ -213,7 +237,9 @@ func (b *hostBlobs) export(ctx context.Context, images []hostimage.Platform, e E
 	gzipped, _, _ := hostCompression(e)
 	if gzipped {
 		var err error
-		if images, err = b.compress(ctx, images); err != nil {
+		// A push reads only the blobs the registry lacks; an archive or a
+		// load reads every one, best compressed side by side beforehand.
+		if images, err = b.gzipLayers(ctx, images, e.Push != nil); err != nil {
 			return nil, err
 		}
 	}
@@ -281,24 +307,52 @@ func tagNames(attr string) ([]string, error) {
 	return names, nil
 }
 
-// compress returns images with every uncompressed layer gzipped (as
+// gzipLayers returns images with every uncompressed layer gzipped (as
 // BuildKit's gzip compression writes it), each written once into the
-// temporary directory; other blobs stay as they are.
-func (b *hostBlobs) compress(ctx context.Context, images []hostimage.Platform) ([]hostimage.Platform, error) {
+// temporary directory, now or, when lazy, when read if the host's cache
+// knows its gzip blob; other blobs stay as they are.
+func (b *hostBlobs) gzipLayers(ctx context.Context, images []hostimage.Platform, lazy bool) ([]hostimage.Platform, error) {
 	var todo []ocispecs.Descriptor
 	seen := map[digest.Digest]bool{}
 	for _, img := range images {
 		for _, l := range img.Layers {
-			if l.Blob.MediaType == ocispecs.MediaTypeImageLayer && !seen[l.Blob.Digest] {
-				seen[l.Blob.Digest] = true
-				todo = append(todo, l.Blob)
+			if l.Blob.MediaType != ocispecs.MediaTypeImageLayer || seen[l.Blob.Digest] {
+				continue
 			}
+			seen[l.Blob.Digest] = true
+			b.mu.Lock()
+			_, done := b.gzipped[l.Blob.Digest]
+			b.mu.Unlock()
+			if done {
+				continue
+			}
+			if gz, ok := b.forms.known(l.Blob.Digest); ok && lazy {
+				b.gzips.known++
+				b.mu.Lock()
+				b.gzipped[l.Blob.Digest] = gz
+				b.pending[gz.Digest] = l.Blob
+				b.mu.Unlock()
+				continue
+			}
+			todo = append(todo, l.Blob)
 		}
 	}
+	b.gzips.now += len(todo)
 	eg, ctx := errgroup.WithContext(ctx)
 	eg.SetLimit(runtime.GOMAXPROCS(0))
 	for _, desc := range todo {
-		eg.Go(func() error { return b.gzip(ctx, desc) })
+		eg.Go(func() error {
+			gz, file, err := b.writeGzip(ctx, desc)
+			if err != nil {
+				return err
+			}
+			b.forms.remember(desc.Digest, gz)
+			b.mu.Lock()
+			defer b.mu.Unlock()
+			b.gzipped[desc.Digest] = gz
+			b.files[gz.Digest] = file
+			return nil
+		})
 	}
 	if err := eg.Wait(); err != nil {
 		return nil, err
@@ -317,23 +371,49 @@ func (b *hostBlobs) compress(ctx context.Context, images []hostimage.Platform) (
 	return out, nil
 }
 
-// gzip compresses the uncompressed layer desc into the temporary
-// directory, once.
-func (b *hostBlobs) gzip(ctx context.Context, desc ocispecs.Descriptor) (err error) {
-	b.mu.Lock()
-	_, done := b.gzipped[desc.Digest]
-	b.mu.Unlock()
-	if done {
-		return nil
-	}
-	ra, err := b.ReaderAt(ctx, desc)
+// writePending writes the pending gzip blob gz, once however many read it,
+// and checks that it is the blob the cache said: one that is not is
+// forgotten, and the push fails.
+func (b *hostBlobs) writePending(ctx context.Context, gz, layer ocispecs.Descriptor) (string, error) {
+	file, err, _ := b.compress.Do(gz.Digest.String(), func() (any, error) {
+		b.mu.Lock()
+		file, done := b.files[gz.Digest]
+		b.mu.Unlock()
+		if done {
+			return file, nil
+		}
+		written, file, err := b.writeGzip(ctx, layer)
+		if err != nil {
+			return "", err
+		}
+		if written.Digest != gz.Digest || written.Size != gz.Size {
+			os.Remove(file)
+			b.forms.remember(layer.Digest, ocispecs.Descriptor{})
+			return "", fmt.Errorf("layer %s: the host's cache of layer digests says its gzip blob is %s (%d bytes), but it compresses to %s (%d bytes); the entry is removed, build again", layer.Digest, gz.Digest, gz.Size, written.Digest, written.Size)
+		}
+		b.gzips.read.Add(1)
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		b.files[gz.Digest] = file
+		return file, nil
+	})
 	if err != nil {
-		return err
+		return "", err
+	}
+	return file.(string), nil
+}
+
+// writeGzip compresses the uncompressed layer desc into a file of the
+// temporary directory.
+func (b *hostBlobs) writeGzip(ctx context.Context, desc ocispecs.Descriptor) (gz ocispecs.Descriptor, file string, err error) {
+	ra, err := b.layers.ReaderAt(ctx, desc)
+	if err != nil {
+		return gz, "", err
 	}
 	defer ra.Close()
 	f, err := os.CreateTemp(b.dir, "layer-")
 	if err != nil {
-		return err
+		return gz, "", err
 	}
 	defer func() {
 		if cerr := f.Close(); err == nil {
@@ -343,34 +423,34 @@ func (b *hostBlobs) gzip(ctx context.Context, desc ocispecs.Descriptor) (err err
 	h := sha256.New()
 	zw, err := gzip.NewWriterLevel(io.MultiWriter(f, h), gzip.DefaultCompression)
 	if err != nil {
-		return err
+		return gz, "", err
 	}
 	if _, err := io.Copy(ctxWriter{ctx, zw}, content.NewReader(ra)); err != nil {
-		return err
+		return gz, "", err
 	}
 	if err := zw.Close(); err != nil {
-		return err
+		return gz, "", err
 	}
 	fi, err := f.Stat()
 	if err != nil {
-		return err
+		return gz, "", err
 	}
-	gz := ocispecs.Descriptor{MediaType: ocispecs.MediaTypeImageLayerGzip, Digest: digest.NewDigestFromBytes(digest.SHA256, h.Sum(nil)), Size: fi.Size()}
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.gzipped[desc.Digest] = gz
-	b.files[gz.Digest] = f.Name()
-	return nil
+	gz = ocispecs.Descriptor{MediaType: ocispecs.MediaTypeImageLayerGzip, Digest: digest.NewDigestFromBytes(digest.SHA256, h.Sum(nil)), Size: fi.Size()}
+	return gz, f.Name(), nil
 }
 
 func (b *hostBlobs) Info(ctx context.Context, d digest.Digest) (content.Info, error) {
 	b.mu.Lock()
 	data, isData := b.data[d]
 	file, isFile := b.files[d]
+	layer, isPending := b.pending[d]
+	gz := b.gzipped[layer.Digest]
 	b.mu.Unlock()
 	switch {
 	case isData:
 		return content.Info{Digest: d, Size: int64(len(data))}, nil
+	case isPending:
+		return content.Info{Digest: d, Size: gz.Size}, nil
 	case isFile:
 		fi, err := os.Stat(file)
 		if err != nil {
@@ -385,7 +465,16 @@ func (b *hostBlobs) ReaderAt(ctx context.Context, desc ocispecs.Descriptor) (con
 	b.mu.Lock()
 	data, isData := b.data[desc.Digest]
 	file, isFile := b.files[desc.Digest]
+	layer, isPending := b.pending[desc.Digest]
+	gz := b.gzipped[layer.Digest]
 	b.mu.Unlock()
+	if isPending && !isFile {
+		var err error
+		if file, err = b.writePending(ctx, gz, layer); err != nil {
+			return nil, err
+		}
+		isFile = true
+	}
 	switch {
 	case isData:
 		return readerAt{bytes.NewReader(data)}, nil

@@ -5,6 +5,8 @@ import (
 	"compress/gzip"
 	"context"
 	"io"
+	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -13,6 +15,8 @@ import (
 	"github.com/opencontainers/go-digest"
 	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
 
+	"github.com/storepack/storepack/cliplugin/hostimage"
+	"github.com/storepack/storepack/cliplugin/layercache"
 	"github.com/storepack/storepack/cliplugin/layerstore"
 	"github.com/storepack/storepack/cliplugin/layertar"
 	"github.com/storepack/storepack/internal/storetest"
@@ -36,13 +40,13 @@ func TestHostGzip(t *testing.T) {
 	if _, err := layers.Add(l, diffID, int64(tarball.Len()), ocispecs.Platform{OS: "linux", Architecture: "amd64"}); err != nil {
 		t.Fatal(err)
 	}
-	blobs, err := newHostBlobs(layers)
+	blobs, err := newHostBlobs(layers, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer blobs.Close()
 	desc := layerstore.LayerDescriptor(diffID, int64(tarball.Len()))
-	if err := blobs.gzip(ctx, desc); err != nil {
+	if _, err := blobs.gzipLayers(ctx, oneLayer(desc), false); err != nil {
 		t.Fatal(err)
 	}
 	gz := blobs.gzipped[diffID]
@@ -76,5 +80,95 @@ func TestHostGzip(t *testing.T) {
 	want := &ocispecs.Descriptor{MediaType: comp.Type.MediaType(), Digest: digest.FromBytes(converted.Bytes()), Size: int64(converted.Len())}
 	if gz.Digest != want.Digest || gz.Size != want.Size || gz.MediaType != want.MediaType {
 		t.Errorf("gzipped on the host: %+v\nBuildKit's converter: %+v", gz, *want)
+	}
+}
+
+func oneLayer(desc ocispecs.Descriptor) []hostimage.Platform {
+	return []hostimage.Platform{{Layers: []hostimage.Layer{{Blob: desc, DiffID: desc.Digest}}}}
+}
+
+// TestHostGzipCached: a layer's gzip blob, once written, is known from the
+// host's cache, so that a push writes it only when the blob is read; a
+// cached blob that the layer does not compress to fails the read and is
+// forgotten.
+func TestHostGzipCached(t *testing.T) {
+	ctx := context.Background()
+	f := storetest.New(t, "/nix/store")
+	l := layertar.Layer{StoreDir: "/nix/store", HostDir: f.StoreDir, Paths: []store.Path{f.Data}, Epoch: time.Unix(1, 0)}
+	diffID, size, err := layertar.Digest(ctx, l)
+	if err != nil {
+		t.Fatal(err)
+	}
+	layers := layerstore.New(ctx)
+	defer layers.Close()
+	if _, err := layers.Add(l, diffID, size, ocispecs.Platform{OS: "linux", Architecture: "amd64"}); err != nil {
+		t.Fatal(err)
+	}
+	cache, err := layercache.Open(t.TempDir(), layercache.DefaultMaxEntries)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := digest.FromString("the layer's content")
+	if err := cache.Put(layercache.Entry{Key: key, DiffID: diffID, Size: size}); err != nil {
+		t.Fatal(err)
+	}
+	forms := &gzipForms{cache: cache}
+	forms.noteKey(diffID, key)
+	desc := layerstore.LayerDescriptor(diffID, size)
+	gzipped := func(lazy bool) (*hostBlobs, ocispecs.Descriptor) {
+		t.Helper()
+		blobs, err := newHostBlobs(layers, forms)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { blobs.Close() })
+		images, err := blobs.gzipLayers(ctx, oneLayer(desc), lazy)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return blobs, images[0].Layers[0].Blob
+	}
+	files := func(b *hostBlobs) int {
+		entries, err := os.ReadDir(b.dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(entries)
+	}
+
+	first, gz := gzipped(true)
+	if gz.MediaType != ocispecs.MediaTypeImageLayerGzip || files(first) != 1 {
+		t.Fatalf("a layer the cache knows no gzip blob of: %+v, %d files written; want it gzipped now", gz, files(first))
+	}
+	second, known := gzipped(true)
+	if known.Digest != gz.Digest || known.Size != gz.Size || files(second) != 0 {
+		t.Fatalf("a layer the cache knows the gzip blob of: %+v, %d files written; want %+v and none", known, files(second), gz)
+	}
+	if info, err := second.Info(ctx, gz.Digest); err != nil || info.Size != gz.Size {
+		t.Errorf("Info of the blob not written yet: %+v, %v", info, err)
+	}
+	ra, err := second.ReaderAt(ctx, gz)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ra.Close()
+	if files(second) != 1 {
+		t.Errorf("the blob read: %d files written, want 1", files(second))
+	}
+	if _, eager := gzipped(false); eager.Digest != gz.Digest {
+		t.Errorf("gzipped for an archive: %s, want %s", eager.Digest, gz.Digest)
+	}
+
+	wrong := ocispecs.Descriptor{MediaType: gz.MediaType, Digest: digest.FromString("another blob"), Size: gz.Size}
+	forms.remember(diffID, wrong)
+	third, said := gzipped(true)
+	if said.Digest != wrong.Digest {
+		t.Fatalf("the cache's altered blob was not taken (%s): the test proves nothing", said.Digest)
+	}
+	if _, err := third.ReaderAt(ctx, said); err == nil || !strings.Contains(err.Error(), "build again") {
+		t.Errorf("reading a blob the layer does not compress to: %v", err)
+	}
+	if _, ok := forms.known(diffID); ok {
+		t.Error("the wrong blob is still in the cache")
 	}
 }

@@ -65,6 +65,7 @@ type Input struct {
 	conv   *manifest2llb.Input
 	locals *Locals           // the local sources the conversion names, for the session
 	layers *layerstore.Store // the layers written on the host, for the session
+	gzip   *gzipForms        // their gzip blobs, as the host's cache knows them
 	// progress shows the host's steps in the build's progress display.
 	progress *progress
 }
@@ -77,6 +78,8 @@ func Open(ctx context.Context, req Request) (*Input, error) {
 	source := HostSource{ContextDir: req.ContextDir, Root: req.StoreRoot, Discoverer: req.Discover, Locals: in.locals, Layers: in.layers, Progress: in.progress}
 	if !req.NoCache {
 		source.Cache = req.LayerCache
+		in.gzip = &gzipForms{cache: req.LayerCache}
+		source.gzip = in.gzip
 	}
 	return in, in.read(ctx, source)
 }

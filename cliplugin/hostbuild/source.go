@@ -59,6 +59,9 @@ type HostSource struct {
 	// Cache, if not nil, holds the digests of layers written before, by
 	// their content, so that an unchanged layer is not read again.
 	Cache *layercache.Cache
+	// gzip learns the content key of each layer that Cache holds, for its
+	// gzip blob; nil: none.
+	gzip *gzipForms
 	// Progress shows the host's steps in the build's progress; nil: none.
 	Progress *progress
 }
@@ -226,6 +229,7 @@ func (h HostSource) digest(ctx context.Context, key digest.Digest, known bool, l
 	cached := known && h.Cache != nil
 	if cached {
 		if e, ok := h.Cache.Get(key); ok {
+			h.gzip.noteKey(e.DiffID, key)
 			return e.DiffID, e.Size, false, nil
 		}
 	}
@@ -233,7 +237,9 @@ func (h HostSource) digest(ctx context.Context, key digest.Digest, known bool, l
 	if err == nil && cached {
 		// A cache that cannot be written costs the next build a read, no
 		// more: the build goes on.
-		_ = h.Cache.Put(layercache.Entry{Key: key, DiffID: diffID, Size: size})
+		if h.Cache.Put(layercache.Entry{Key: key, DiffID: diffID, Size: size}) == nil {
+			h.gzip.noteKey(diffID, key)
+		}
 	}
 	return diffID, size, true, err
 }

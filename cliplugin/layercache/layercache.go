@@ -24,6 +24,17 @@ type Entry struct {
 	Key    digest.Digest `json:"key"`
 	DiffID digest.Digest `json:"diffID"` // the digest of the layer's tar
 	Size   int64         `json:"size"`   // its size in bytes
+	// Compressed is the layer's compressed blob once one was written;
+	// zero: none yet.
+	Compressed Blob `json:"compressed,omitzero"`
+}
+
+// Blob is a layer's compressed form, as one compressor writes it: another
+// compressor (another level, library or Go release) may write other bytes.
+type Blob struct {
+	Compressor string        `json:"compressor"`
+	Digest     digest.Digest `json:"digest"`
+	Size       int64         `json:"size"`
 }
 
 // check tells a whole entry of key from a damaged one.
@@ -35,6 +46,8 @@ func (e Entry) check(key digest.Digest) error {
 		return fmt.Errorf("holds no layer digest (%q)", e.DiffID)
 	case e.Size <= 0:
 		return fmt.Errorf("holds no layer size (%d)", e.Size)
+	case e.Compressed != Blob{} && (e.Compressed.Compressor == "" || e.Compressed.Digest.Validate() != nil || e.Compressed.Size <= 0):
+		return fmt.Errorf("holds a damaged compressed blob (%+v)", e.Compressed)
 	}
 	return nil
 }
@@ -48,7 +61,11 @@ type record struct {
 }
 
 func (e Entry) sum() digest.Digest {
-	return digest.FromString(fmt.Sprintf("%s %s %d", e.Key, e.DiffID, e.Size))
+	fields := fmt.Sprintf("%s %s %d", e.Key, e.DiffID, e.Size)
+	if e.Compressed != (Blob{}) {
+		fields += fmt.Sprintf(" %q %s %d", e.Compressed.Compressor, e.Compressed.Digest, e.Compressed.Size)
+	}
+	return digest.FromString(fields)
 }
 
 // Cache is a directory of entries, one file each, named by key.

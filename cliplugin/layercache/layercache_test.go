@@ -99,3 +99,42 @@ func TestCache(t *testing.T) {
 		t.Error("a temporary file being written was removed")
 	}
 }
+
+// TestCacheCompressed: an entry's compressed blob comes back as put, an
+// entry whose blob was altered on disk reads as none, and an entry without
+// one (as older plugins wrote them) still reads.
+func TestCacheCompressed(t *testing.T) {
+	c, err := Open(t.TempDir(), DefaultMaxEntries)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := digest.FromString("a layer's content")
+	plain := Entry{Key: key, DiffID: digest.FromString("tar"), Size: 1024}
+	e := plain
+	e.Compressed = Blob{Compressor: "gzip", Digest: digest.FromString("tar.gz"), Size: 300}
+	for _, put := range []Entry{plain, e} {
+		if err := c.Put(put); err != nil {
+			t.Fatal(err)
+		}
+		if got, ok := c.Get(key); !ok || got != put {
+			t.Errorf("Get %+v, %v; want %+v", got, ok, put)
+		}
+	}
+	if err := c.Put(Entry{Key: key, DiffID: plain.DiffID, Size: 1, Compressed: Blob{Digest: e.Compressed.Digest, Size: 1}}); err == nil {
+		t.Error("an entry whose compressed blob names no compressor was put")
+	}
+	whole, err := os.ReadFile(c.file(key))
+	if err != nil {
+		t.Fatal(err)
+	}
+	altered := strings.Replace(string(whole), `"size":300`, `"size":301`, 1)
+	if altered == string(whole) {
+		t.Fatalf("the entry holds no compressed size to alter: %s", whole)
+	}
+	if err := os.WriteFile(c.file(key), []byte(altered), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if got, ok := c.Get(key); ok {
+		t.Errorf("an entry whose compressed blob was altered read as %+v", got)
+	}
+}
