@@ -907,6 +907,8 @@ setup_buildx() {
 	mkdir -p "$cfg/cli-plugins"
 	[[ -e $cfg/config.json ]] || echo '{}' >"$cfg/config.json"
 	ln -sfn "$BUILDX" "$cfg/cli-plugins/docker-buildx"
+	# A directory brought up before keeps its builder's definition: replace it.
+	dk buildx rm "$BUILDER_NAME" >/dev/null 2>&1 || true
 	dk buildx create --name "$BUILDER_NAME" --driver remote "unix://$D/buildkitd.sock" >/dev/null
 	dk buildx inspect --bootstrap "$BUILDER_NAME" >"$D/tmp/buildx-inspect.txt" 2>&1 ||
 		{ cat "$D/tmp/buildx-inspect.txt" >&2; die "buildx builder $BUILDER_NAME does not work"; }
