@@ -7,12 +7,10 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
-	"slices"
 	"strings"
 	"testing"
 
 	"github.com/storepack/storepack/internal/testdir"
-	"github.com/storepack/storepack/layering"
 )
 
 // verifyRow is a row of verify's table: LAYER KIND STATUS DIFFID PATHS.
@@ -39,6 +37,7 @@ func verifyStatuses(t *testing.T, stdout string) (statuses map[string]string, re
 func mustVerify(t *testing.T, env []string, want string, args ...string) map[string]string {
 	t.Helper()
 	stdout, _ := mustPluginEnv(t, env, append([]string{"verify"}, args...)...)
+	t.Logf("verify %s:\n%s", strings.Join(args, " "), stdout)
 	statuses, _ := verifyStatuses(t, stdout)
 	stores := 0
 	for n, s := range statuses {
@@ -77,6 +76,8 @@ func TestVerify(t *testing.T) {
 		tag := bed.registry + "/storepack-e2e/verify:host"
 		mustPluginEnv(t, buildkitEnv, "build", "-f", df, "-t", tag, "--push", c.dir)
 		mustVerify(t, nil, "match", tag) // not in the engine: from the registry
+		// Against the manifest: its plan puts the same paths in each layer.
+		mustVerify(t, nil, "match", "--against", df, oci)
 	})
 
 	builders := append(bothBuilders(t), buildxBuilder)
@@ -137,18 +138,23 @@ func TestVerifyAltered(t *testing.T) {
 		return oci
 	}
 	fromCopy, original := build("--store-root", root), build()
-	plan := readArchive(t, fromCopy).plan(t)
-	layer := slices.IndexFunc(plan.Layers, func(l layering.Layer) bool { return slices.Contains(l.Paths, c.root) }) + 1
-	if layer == 0 {
-		t.Fatalf("no layer of the plan holds %s", c.root)
+	// Docker 20.10's builder, from the store: its layers are compared by
+	// their files, saved from the engine.
+	engineDF := writeFile(t, c.dir, "verify-engine.storepack", manifest(c.dir+"/result", c.dir+"/path-info.json", "LAYERS --strategy=per-path"))
+	engineTag := "storepack-e2e/verify-altered:engine"
+	if r := engineBuild(t, "-f", engineDF, "-t", engineTag, "/"); r.err != nil {
+		t.Fatalf("build failed:\n%s", r)
 	}
+	t.Cleanup(func() { cmd(nil, bed.docker, "rmi", "-f", engineTag) })
 
 	for _, tc := range []struct {
 		name, image string
 		storeRoot   []string // where the store verify reads is
+		passing     string   // the status of the layers that pass
 	}{
-		{"from the copy, against the store", fromCopy, nil},
-		{"from the store, against the copy", original, []string{"--store-root", root}},
+		{"from the copy, against the store", fromCopy, nil, "match"},
+		{"from the store, against the copy", original, []string{"--store-root", root}, "match"},
+		{"from the store by Docker 20.10, against the copy", engineTag, []string{"--store-root", root}, "same files"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			tmp := t.TempDir()
@@ -156,22 +162,28 @@ func TestVerifyAltered(t *testing.T) {
 			if err == nil {
 				t.Fatalf("verify passed:\n%s", stdout)
 			}
-			wantLine := fmt.Sprintf("layer %d differs: %s (", layer, c.root)
-			if lines := strings.Split(strings.TrimSpace(stderr), "\n"); len(lines) != 1 || !strings.Contains(lines[0], wantLine) {
-				t.Errorf("stderr %q: want one line with %q", stderr, wantLine)
-			}
+			t.Logf("verify:\n%s%s", stdout, stderr)
 			statuses, rest := verifyStatuses(t, stdout)
+			var differs []string
 			for n, s := range statuses {
-				want := "match"
-				if n == fmt.Sprint(layer) {
-					want = "DIFFERS"
+				kind, status, _ := strings.Cut(s, " ")
+				switch {
+				case kind != "store":
+				case status == "DIFFERS":
+					differs = append(differs, n)
 					if rest[n] != c.root.String()+" (other files than the store's)" {
 						t.Errorf("layer %s names %q, want %s alone", n, rest[n], c.root)
 					}
+				case status != tc.passing:
+					t.Errorf("layer %s: %s, want %s", n, status, tc.passing)
 				}
-				if kind, status, _ := strings.Cut(s, " "); kind == "store" && status != want {
-					t.Errorf("layer %s: %s, want %s", n, status, want)
-				}
+			}
+			if len(differs) != 1 {
+				t.Fatalf("layers %v differ, want one", differs)
+			}
+			wantLine := fmt.Sprintf("layer %s differs: %s (", differs[0], c.root)
+			if lines := strings.Split(strings.TrimSpace(stderr), "\n"); len(lines) != 1 || !strings.Contains(lines[0], wantLine) {
+				t.Errorf("stderr %q: want one line with %q", stderr, wantLine)
 			}
 			if left, _ := os.ReadDir(tmp); len(left) > 0 {
 				t.Errorf("verify left %d entries in its temporary directory", len(left))

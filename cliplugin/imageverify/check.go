@@ -173,7 +173,7 @@ func checkStoreLayer(ctx context.Context, img Image, res *LayerResult, want []st
 	}
 	if len(differing) == 0 {
 		res.Status, res.Culprits = SameFiles, nil
-		res.Note = "the same files in other tar bytes (another builder's tar writer)"
+		res.Note = "the same files, in another builder's tar bytes"
 		return nil
 	}
 	res.Culprits = differing
