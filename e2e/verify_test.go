@@ -76,8 +76,10 @@ func TestVerify(t *testing.T) {
 		tag := bed.registry + "/storepack-e2e/verify:host"
 		mustPluginEnv(t, buildkitEnv, "build", "-f", df, "-t", tag, "--push", c.dir)
 		mustVerify(t, nil, "match", tag) // not in the engine: from the registry
-		// Against the manifest: its plan puts the same paths in each layer.
+		// Against the manifest, and the root: their plans put the same
+		// paths in each layer.
 		mustVerify(t, nil, "match", "--against", df, oci)
+		mustVerify(t, nil, "match", "--against", c.root.String(), "--strategy", "per-path", oci)
 	})
 
 	builders := append(bothBuilders(t), buildxBuilder)
@@ -146,6 +148,9 @@ func TestVerifyAltered(t *testing.T) {
 		t.Fatalf("build failed:\n%s", r)
 	}
 	t.Cleanup(func() { cmd(nil, bed.docker, "rmi", "-f", engineTag) })
+	// The copy's image in the registry: its layer is fetched to compare.
+	pushedTag := bed.registry + "/storepack-e2e/verify-altered:copy"
+	mustPluginEnv(t, buildkitEnv, "build", "--store-root", root, "-f", df, "-t", pushedTag, "--push", c.dir)
 
 	for _, tc := range []struct {
 		name, image string
@@ -153,6 +158,7 @@ func TestVerifyAltered(t *testing.T) {
 		passing     string   // the status of the layers that pass
 	}{
 		{"from the copy, against the store", fromCopy, nil, "match"},
+		{"from the copy in the registry, against the store", pushedTag, nil, "match"},
 		{"from the store, against the copy", original, []string{"--store-root", root}, "match"},
 		{"from the store by Docker 20.10, against the copy", engineTag, []string{"--store-root", root}, "same files"},
 	} {

@@ -9,11 +9,13 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/opencontainers/go-digest"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/storepack/storepack/cliplugin/layertar"
 	"github.com/storepack/storepack/layering"
@@ -102,9 +104,14 @@ func Check(ctx context.Context, img Image, opt Options) (Report, error) {
 	if opt.Against != nil && len(opt.Against.Layers) != len(layout.Plan.Layers) {
 		return Report{}, fmt.Errorf("the inputs make a plan of %d store layers, the image records %d: rebuild it with the options it was built with (--max-layers, --strategy)", len(opt.Against.Layers), len(layout.Plan.Layers))
 	}
-	report := Report{Layout: layout}
+	report := Report{Layout: layout, Layers: make([]LayerResult, len(layout.Kinds))}
+	// Layers are written side by side, a few at a time: each waits on the
+	// disk as much as on a core.
+	eg, egCtx := errgroup.WithContext(ctx)
+	eg.SetLimit(runtime.GOMAXPROCS(0))
 	for i, kind := range layout.Kinds {
-		res := LayerResult{Index: i, Kind: kind, DiffID: img.DiffIDs[i], Status: NotChecked}
+		res := &report.Layers[i]
+		*res = LayerResult{Index: i, Kind: kind, DiffID: img.DiffIDs[i], Status: NotChecked}
 		switch kind {
 		case Base:
 			res.Note = "a base image's layer, not made from the store"
@@ -117,11 +124,16 @@ func Check(ctx context.Context, img Image, opt Options) (Report, error) {
 			if opt.Against != nil {
 				want = opt.Against.Layers[s].Paths
 			}
-			if err := checkStoreLayer(ctx, img, &res, want, layout.Epoch, opt.StoreRoot); err != nil {
-				return Report{}, fmt.Errorf("layer %d: %w", i+1, err)
-			}
+			eg.Go(func() error {
+				if err := checkStoreLayer(egCtx, img, res, want, layout.Epoch, opt.StoreRoot); err != nil {
+					return fmt.Errorf("layer %d: %w", i+1, err)
+				}
+				return nil
+			})
 		}
-		report.Layers = append(report.Layers, res)
+	}
+	if err := eg.Wait(); err != nil {
+		return Report{}, err
 	}
 	return report, nil
 }
