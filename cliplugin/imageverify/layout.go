@@ -79,6 +79,9 @@ func LayoutOf(img Image) (Layout, error) {
 	if err != nil {
 		return Layout{}, err
 	}
+	if err := oneStore(*plan); err != nil {
+		return Layout{}, fmt.Errorf("label %s: %w", layerllb.PlanLabel, err)
+	}
 	var made []ocispecs.History // the entries that made a layer
 	for _, h := range img.History {
 		if !h.EmptyLayer {
@@ -124,4 +127,20 @@ func LayoutOf(img Image) (Layout, error) {
 		return Layout{}, errors.New("it records no time of its build (created), which its files have")
 	}
 	return l, nil
+}
+
+// oneStore checks that every layer of plan holds store paths, all of one
+// store directory, as storepack records them.
+func oneStore(plan layering.Plan) error {
+	for i, l := range plan.Layers {
+		if len(l.Paths) == 0 {
+			return fmt.Errorf("layer %d lists no store path", i+1)
+		}
+		for _, p := range l.Paths {
+			if p.Dir != plan.Layers[0].Paths[0].Dir {
+				return fmt.Errorf("layer %d: %s is not in %s, the store of the plan's other paths", i+1, p, plan.Layers[0].Paths[0].Dir)
+			}
+		}
+	}
+	return nil
 }
