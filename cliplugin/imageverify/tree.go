@@ -32,6 +32,11 @@ func Trees(r io.Reader, storeDir string) (map[string]digest.Digest, error) {
 		if err != nil {
 			return nil, err
 		}
+		if sparse(hdr) {
+			// A few bytes of it can stand for terabytes of holes to
+			// read; no layer storepack writes has one.
+			return nil, fmt.Errorf("%s: a sparse file, which no store layer holds", hdr.Name)
+		}
 		name := strings.Trim(path.Clean("/"+hdr.Name), "/")
 		group := ""
 		if rest, ok := strings.CutPrefix(name, storeDir+"/"); ok {
@@ -58,4 +63,17 @@ func Trees(r io.Reader, storeDir string) (map[string]digest.Digest, error) {
 		trees[group] = digest.FromString(strings.Join(ls, ""))
 	}
 	return trees, nil
+}
+
+// sparse reports whether hdr is a sparse file, GNU's or PAX's.
+func sparse(hdr *tar.Header) bool {
+	if hdr.Typeflag == tar.TypeGNUSparse {
+		return true
+	}
+	for k := range hdr.PAXRecords {
+		if strings.HasPrefix(k, "GNU.sparse.") {
+			return true
+		}
+	}
+	return false
 }
