@@ -52,7 +52,10 @@ or below --store-root.
 --against MANIFEST or --against ROOT (repeated for several roots) checks the
 image against those inputs instead: their layer plan (with the options of
 "docker storepack plan"; the previous image is IMAGE itself unless --previous
-says otherwise) must put the same store paths in each store layer.`,
+says otherwise) must put the same store paths in each store layer. For a
+manifest whose image the host writes (no FROM, COPY or RUN), the store layers
+are written as a build writes them, with no cache, and the customisation layer
+(LINK, DIR) is checked too.`,
 		Example: `  docker storepack verify registry.example/app:2
   docker storepack verify --store-root /srv/nix app.oci.tar
   docker storepack verify --against app.storepack app:2`,
@@ -98,7 +101,7 @@ func runVerify(ctx context.Context, dockerCli command.Cli, flags *pflag.FlagSet,
 	}
 	check := imageverify.Options{StoreRoot: opts.planning.convert.storeRoot}
 	if len(opts.against) > 0 {
-		if check.Against, err = againstPlan(ctx, dockerCli, flags, opts, p, layout.Plan); err != nil {
+		if check.Against, err = againstInputs(ctx, dockerCli, flags, opts, p, layout.Plan); err != nil {
 			return err
 		}
 	}
@@ -131,10 +134,12 @@ func readVerifiedImage(ctx context.Context, dockerCli command.Cli, ref string, p
 	return imageverify.FromRegistry(ref, found), func() error { return nil }, nil
 }
 
-// againstPlan is the layer plan of the inputs --against names; the
-// previous image is the checked image, whose plan is recorded, unless
-// --previous names another.
-func againstPlan(ctx context.Context, dockerCli command.Cli, flags *pflag.FlagSet, opts verifyOptions, p ocispecs.Platform, recorded layering.Plan) (*layering.Plan, error) {
+// againstInputs is what the inputs --against names make: their layer plan
+// (the previous image is the checked image, whose plan is recorded, unless
+// --previous names another) and, for a manifest the host writes the image
+// of, its store layers' diffIDs and its customisation layer, written with no
+// cache.
+func againstInputs(ctx context.Context, dockerCli command.Cli, flags *pflag.FlagSet, opts verifyOptions, p ocispecs.Platform, recorded layering.Plan) (*imageverify.Inputs, error) {
 	planning := opts.planning
 	planning.platforms = []string{platforms.Format(p)}
 	input, _, err := planning.open(ctx, dockerCli, flags, opts.against)
@@ -147,11 +152,27 @@ func againstPlan(ctx context.Context, dockerCli command.Cli, flags *pflag.FlagSe
 			return &manifest2llb.PreviousImage{Plan: &recorded}, nil
 		}
 	}
-	img, err := input.Plan(ctx, p, pinnedImages(dockerCli))
+	// ROOTs say nothing of a customisation layer; nor can the host write
+	// one of FROM, COPY or RUN.
+	if _, isManifest := manifestArg(opts.against, planning.roots.storeDir); !isManifest || input.NeedsBuilder() {
+		img, err := input.Plan(ctx, p, pinnedImages(dockerCli))
+		if err != nil {
+			return nil, err
+		}
+		return &imageverify.Inputs{Plan: img.Plan}, nil
+	}
+	img, err := input.HostImage(ctx, p, pinnedImages(dockerCli))
 	if err != nil {
 		return nil, err
 	}
-	return &img.Plan, nil
+	in := &imageverify.Inputs{Plan: img.Plan}
+	if img.Host != nil && len(img.Host.Layers) == len(img.Plan.Layers) {
+		in.HostWritten, in.Customisation = true, img.Host.Customisation
+		for _, l := range img.Host.Layers {
+			in.DiffIDs = append(in.DiffIDs, l.DiffID)
+		}
+	}
+	return in, nil
 }
 
 // writeVerifyTable writes one row per layer of the image, bottom first:
@@ -191,7 +212,13 @@ func verifyError(image string, r imageverify.Report) error {
 			for _, sp := range l.Culprits {
 				paths = append(paths, sp.String())
 			}
-			failed = append(failed, fmt.Sprintf("layer %d %s: %s (%s)", l.Index+1, strings.ToLower(l.Status.String()), strings.Join(paths, ", "), l.Note))
+			what := fmt.Sprintf("layer %d %s", l.Index+1, strings.ToLower(l.Status.String()))
+			if len(paths) > 0 {
+				what += ": " + strings.Join(paths, ", ")
+			} else {
+				what += ", the " + l.Kind.String() + " layer"
+			}
+			failed = append(failed, what+" ("+l.Note+")")
 		}
 	}
 	return errors.New(image + " does not match the store: " + strings.Join(failed, "; "))

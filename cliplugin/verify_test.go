@@ -42,8 +42,9 @@ func TestVerifyError(t *testing.T) {
 	failing.Layers = append(failing.Layers[:0:0], passing.Layers...)
 	failing.Layers[0] = imageverify.LayerResult{Index: 0, Kind: imageverify.Store, Status: imageverify.Differs, Paths: []store.Path{a}, Culprits: []store.Path{a}, Note: "other files than the store's"}
 	failing.Layers[1] = imageverify.LayerResult{Index: 1, Kind: imageverify.Store, Status: imageverify.Missing, Paths: []store.Path{b}, Culprits: []store.Path{b}, Note: "not in the store at /nix/store"}
+	failing.Layers[2] = imageverify.LayerResult{Index: 2, Kind: imageverify.Customisation, Status: imageverify.Differs, Note: "other files than the inputs' LINK, DIR and COPY"}
 	err := verifyError("app:2", failing)
-	want := "app:2 does not match the store: layer 1 differs: " + a.String() + " (other files than the store's); layer 2 missing: " + b.String() + " (not in the store at /nix/store)"
+	want := "app:2 does not match the store: layer 1 differs: " + a.String() + " (other files than the store's); layer 2 missing: " + b.String() + " (not in the store at /nix/store); layer 3 differs, the customisation layer (other files than the inputs' LINK, DIR and COPY)"
 	if err == nil || err.Error() != want {
 		t.Errorf("error %v, want %s", err, want)
 	}

@@ -78,7 +78,17 @@ func TestVerify(t *testing.T) {
 		mustVerify(t, nil, "match", tag) // not in the engine: from the registry
 		// Against the manifest, and the root: their plans put the same
 		// paths in each layer.
-		mustVerify(t, nil, "match", "--against", df, oci)
+		// The host writes the manifest's customisation layer: checked too.
+		statuses = mustVerify(t, nil, "match", "--against", df, oci)
+		if last := statuses[fmt.Sprint(len(statuses))]; last != "customisation match" {
+			t.Errorf("top layer against the manifest %q, want the customisation layer, matching", last)
+		}
+		otherLink := writeFile(t, c.dir, "verify-other-link.storepack", strings.Replace(manifest("./result", "path-info.json", perPath), "LINK /bin -> bin", "LINK /bin -> share", 1))
+		stdout, stderr, err := runPluginEnv(nil, "verify", "--against", otherLink, oci)
+		got, _ := verifyStatuses(t, stdout)
+		if last := got[fmt.Sprint(len(got))]; err == nil || last != "customisation DIFFERS" || !strings.Contains(stderr, "differs:") {
+			t.Errorf("against another LINK: %v, top layer %q, stderr %q", err, last, stderr)
+		}
 		mustVerify(t, nil, "match", "--against", c.root.String(), "--strategy", "per-path", oci)
 	})
 

@@ -1,6 +1,7 @@
 package imageverify
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -19,6 +20,7 @@ import (
 
 	"github.com/storepack/storepack/cliplugin/layertar"
 	"github.com/storepack/storepack/layering"
+	"github.com/storepack/storepack/llb/layerllb"
 	"github.com/storepack/storepack/store"
 )
 
@@ -85,10 +87,22 @@ type Options struct {
 	// StoreRoot holds the store on the host (StoreRoot/nix/store/...);
 	// "": the host's root.
 	StoreRoot string
-	// Against is the plan that given inputs make (a manifest or ROOTs),
-	// whose store paths each store layer must hold; nil: the recorded
-	// plan's.
-	Against *layering.Plan
+	// Against is what given inputs make (a manifest or ROOTs); nil: the
+	// image's recorded store paths are checked.
+	Against *Inputs
+}
+
+// Inputs are what given inputs make of an image.
+type Inputs struct {
+	// Plan must put the same store paths in each store layer.
+	Plan layering.Plan
+	// DiffIDs are its store layers' as the host wrote them, in plan
+	// order; nil: written by Check.
+	DiffIDs []digest.Digest
+	// HostWritten says that the host writes the customisation layer, of
+	// Customisation (none: no such layer); otherwise it is not checked.
+	HostWritten   bool
+	Customisation []layerllb.Entry
 }
 
 // Check writes each store layer of img again from the store on the host,
@@ -101,8 +115,14 @@ func Check(ctx context.Context, img Image, opt Options) (Report, error) {
 	if err != nil {
 		return Report{}, err
 	}
-	if opt.Against != nil && len(opt.Against.Layers) != len(layout.Plan.Layers) {
-		return Report{}, fmt.Errorf("the inputs make a plan of %d store layers, the image records %d: rebuild it with the options it was built with (--max-layers, --strategy)", len(opt.Against.Layers), len(layout.Plan.Layers))
+	if in := opt.Against; in != nil {
+		if len(in.Plan.Layers) != len(layout.Plan.Layers) {
+			return Report{}, fmt.Errorf("the inputs make a plan of %d store layers, the image records %d: rebuild it with the options it was built with (--max-layers, --strategy)", len(in.Plan.Layers), len(layout.Plan.Layers))
+		}
+		custom := layout.Kinds[len(layout.Kinds)-1] == Customisation
+		if in.HostWritten && custom != (len(in.Customisation) > 0) {
+			return Report{}, fmt.Errorf("the inputs make %s, the image has %s", customisationLayer(len(in.Customisation) > 0), customisationLayer(custom))
+		}
 	}
 	report := Report{Layout: layout, Layers: make([]LayerResult, len(layout.Kinds))}
 	// Layers are written side by side, a few at a time: each waits on the
@@ -117,15 +137,27 @@ func Check(ctx context.Context, img Image, opt Options) (Report, error) {
 			res.Note = "a base image's layer, not made from the store"
 		case Customisation:
 			res.Note = "LINK, DIR, COPY and RUN, not made from the store"
+			if in := opt.Against; in != nil && in.HostWritten {
+				eg.Go(func() error {
+					if err := checkCustomisation(egCtx, img, res, in.Customisation, layout); err != nil {
+						return fmt.Errorf("layer %d: %w", i+1, err)
+					}
+					return nil
+				})
+			}
 		case Store:
 			s := i - layout.FirstStore
 			res.Paths = layout.Plan.Layers[s].Paths
 			var want []store.Path
-			if opt.Against != nil {
-				want = opt.Against.Layers[s].Paths
+			var rebuilt digest.Digest
+			if in := opt.Against; in != nil {
+				want = in.Plan.Layers[s].Paths
+				if in.DiffIDs != nil {
+					rebuilt = in.DiffIDs[s]
+				}
 			}
 			eg.Go(func() error {
-				if err := checkStoreLayer(egCtx, img, res, want, layout.Epoch, opt.StoreRoot); err != nil {
+				if err := checkStoreLayer(egCtx, img, res, want, rebuilt, layout.Epoch, opt.StoreRoot); err != nil {
 					return fmt.Errorf("layer %d: %w", i+1, err)
 				}
 				return nil
@@ -138,9 +170,55 @@ func Check(ctx context.Context, img Image, opt Options) (Report, error) {
 	return report, nil
 }
 
+// customisationLayer names a customisation layer, or none.
+func customisationLayer(has bool) string {
+	if has {
+		return "a customisation layer (LINK, DIR, COPY)"
+	}
+	return "no customisation layer"
+}
+
+// checkCustomisation fills res for the customisation layer, written of the
+// inputs' entries.
+func checkCustomisation(ctx context.Context, img Image, res *LayerResult, entries []layerllb.Entry, layout Layout) error {
+	var buf bytes.Buffer
+	if err := layertar.WriteEntries(ctx, &buf, entries, layout.Epoch); err != nil {
+		return err
+	}
+	res.Rebuilt = digest.FromBytes(buf.Bytes())
+	switch {
+	case res.Rebuilt == res.DiffID:
+		res.Status, res.Note = Match, ""
+		return nil
+	case img.Layer == nil:
+		res.Status, res.Note = Differs, "other bytes than the inputs' LINK, DIR and COPY; the image's layer cannot be read here to compare its files"
+		return nil
+	}
+	r, err := img.Layer(ctx, res.Index)
+	if err != nil {
+		return fmt.Errorf("reading the image's layer: %w", err)
+	}
+	defer r.Close()
+	theirs, err := Trees(r, layout.storeDir())
+	if err != nil {
+		return fmt.Errorf("reading the image's layer: %w", err)
+	}
+	ours, err := Trees(&buf, layout.storeDir())
+	if err != nil {
+		return err
+	}
+	if maps.Equal(theirs, ours) {
+		res.Status, res.Note = SameFiles, "the same files, in another builder's tar bytes"
+	} else {
+		res.Status, res.Note = Differs, "other files than the inputs' LINK, DIR and COPY"
+	}
+	return nil
+}
+
 // checkStoreLayer fills res for a store layer: want, when not nil, are the
-// store paths the inputs put in it.
-func checkStoreLayer(ctx context.Context, img Image, res *LayerResult, want []store.Path, epoch time.Time, storeRoot string) error {
+// store paths the inputs put in it, and rebuilt, when not "", its diffID as
+// the host wrote it of them.
+func checkStoreLayer(ctx context.Context, img Image, res *LayerResult, want []store.Path, rebuilt digest.Digest, epoch time.Time, storeRoot string) error {
 	if want != nil {
 		if extra := symmetricDifference(res.Paths, want); len(extra) > 0 {
 			res.Status, res.Culprits = Differs, extra
@@ -165,9 +243,11 @@ func checkStoreLayer(ctx context.Context, img Image, res *LayerResult, want []st
 		return nil
 	}
 	layer := layertar.Layer{StoreDir: storeDir, HostDir: hostDir, Paths: res.Paths, Epoch: epoch}
-	rebuilt, _, err := layertar.Digest(ctx, layer)
-	if err != nil {
-		return err
+	if rebuilt == "" {
+		var err error
+		if rebuilt, _, err = layertar.Digest(ctx, layer); err != nil {
+			return err
+		}
 	}
 	res.Rebuilt = rebuilt
 	if rebuilt == res.DiffID {

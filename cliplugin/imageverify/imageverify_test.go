@@ -32,9 +32,10 @@ var epoch = time.Unix(1700000000, 0).UTC()
 // layers (Lib and Libc together, then App) and a customisation layer, with
 // each layer's tar kept as it was when built.
 type built struct {
-	s    *storetest.HostStore
-	img  Image
-	tars map[int][]byte
+	s      *storetest.HostStore
+	img    Image
+	tars   map[int][]byte
+	custom []layerllb.Entry // the customisation layer's
 }
 
 func build(t *testing.T, base []ocispecs.History, baseDiffIDs []digest.Digest) *built {
@@ -62,7 +63,13 @@ func build(t *testing.T, base []ocispecs.History, baseDiffIDs []digest.Digest) *
 		b.tars[len(diffIDs)] = buf.Bytes()
 		diffIDs = append(diffIDs, digest.FromBytes(buf.Bytes()))
 	}
-	diffIDs = append(diffIDs, digest.FromString("customisation"))
+	b.custom = layerllb.Customisation{Links: []layerllb.Link{{Path: "/bin", Target: s.App.String() + "/bin"}}, Dirs: []layerllb.Dir{{Path: "/tmp", Mode: 0o755}}}.Entries()
+	var custom bytes.Buffer
+	if err := layertar.WriteEntries(context.Background(), &custom, b.custom, epoch); err != nil {
+		t.Fatal(err)
+	}
+	b.tars[len(diffIDs)] = custom.Bytes()
+	diffIDs = append(diffIDs, digest.FromBytes(custom.Bytes()))
 	b.img = Image{Name: "test", Labels: cfg.Config.Labels, Created: cfg.Created, DiffIDs: diffIDs, History: cfg.History,
 		Layer: func(_ context.Context, i int) (io.ReadCloser, error) {
 			data, ok := b.tars[i]
@@ -243,10 +250,10 @@ func TestCheckMissing(t *testing.T) {
 // differ, naming the paths in one only; a plan of another size is an error.
 func TestCheckAgainst(t *testing.T) {
 	b := build(t, nil, nil)
-	against := layering.Plan{Layers: []layering.Layer{
+	against := Inputs{Plan: layering.Plan{Layers: []layering.Layer{
 		{Paths: []store.Path{b.s.Lib, b.s.Libc}},
 		{Paths: []store.Path{b.s.App, b.s.Data}},
-	}}
+	}}}
 	r := check(t, b.img, Options{Against: &against})
 	if want := []Status{Match, Differs, NotChecked}; !slices.Equal(statuses(r), want) {
 		t.Fatalf("statuses %v, want %v", statuses(r), want)
@@ -254,7 +261,7 @@ func TestCheckAgainst(t *testing.T) {
 	if got := r.Layers[1].Culprits; !slices.Equal(got, []store.Path{b.s.Data}) {
 		t.Errorf("culprits %v, want %s", got, b.s.Data)
 	}
-	against.Layers = against.Layers[:1]
+	against.Plan.Layers = against.Plan.Layers[:1]
 	if _, err := Check(context.Background(), b.img, Options{Against: &against}); err == nil || !strings.Contains(err.Error(), "1 store layers, the image records 2") {
 		t.Errorf("a plan of another size: %v", err)
 	}
@@ -299,4 +306,51 @@ func TestLayoutOf(t *testing.T) {
 	if _, err := Check(context.Background(), other, Options{}); !errors.Is(err, ErrNotStorepack) {
 		t.Errorf("an image storepack did not build: %v", err)
 	}
+}
+
+// TestCheckCustomisation: against inputs whose customisation layer the host
+// writes, the image's is checked: the same entries match, the same files in
+// other tar headers pass, another link target differs; inputs with no such
+// layer, for an image with one, are an error.
+func TestCheckCustomisation(t *testing.T) {
+	b := build(t, nil, nil)
+	top := len(b.img.DiffIDs) - 1
+	against := func(entries []layerllb.Entry) Options {
+		return Options{Against: &Inputs{Plan: mustLayout(t, b.img).Plan, HostWritten: true, Customisation: entries}}
+	}
+	if r := check(t, b.img, against(b.custom)); r.Layers[top].Status != Match || !r.Verified() {
+		t.Errorf("the same entries: %v (%s)", r.Layers[top].Status, r.Layers[top].Note)
+	}
+
+	other := slices.Clone(b.custom)
+	for i := range other {
+		if other[i].Target != "" {
+			other[i].Target = b.s.Lib.String() + "/bin"
+		}
+	}
+	if r := check(t, b.img, against(other)); r.Layers[top].Status != Differs || r.Verified() {
+		t.Errorf("another link target: %v", r.Layers[top].Status)
+	}
+
+	pax := rewriteTar(t, b.tars[top], func(h *tar.Header) { h.Format = tar.FormatPAX; h.Uname = "root" })
+	img := b.img
+	img.DiffIDs = slices.Clone(img.DiffIDs)
+	img.DiffIDs[top] = digest.FromBytes(pax)
+	img.Layer = func(context.Context, int) (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(pax)), nil }
+	if r := check(t, img, against(b.custom)); r.Layers[top].Status != SameFiles || !r.Verified() {
+		t.Errorf("the same files in other headers: %v", r.Layers[top].Status)
+	}
+
+	if _, err := Check(context.Background(), b.img, against(nil)); err == nil || !strings.Contains(err.Error(), "the inputs make no customisation layer") {
+		t.Errorf("inputs with no customisation layer: %v", err)
+	}
+}
+
+func mustLayout(t *testing.T, img Image) Layout {
+	t.Helper()
+	l, err := LayoutOf(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l
 }

@@ -144,3 +144,12 @@ func oneStore(plan layering.Plan) error {
 	}
 	return nil
 }
+
+// storeDir is the store directory of the plan's paths; "" for no store
+// layer.
+func (l Layout) storeDir() string {
+	if len(l.Plan.Layers) == 0 {
+		return ""
+	}
+	return l.Plan.Layers[0].Paths[0].Dir
+}
