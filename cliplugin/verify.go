@@ -191,7 +191,7 @@ func writeVerifyTable(w io.Writer, r imageverify.Report) error {
 			paths = append(paths, sp.String())
 		}
 		detail := strings.Join(paths, " ")
-		if l.Status != imageverify.Match && l.Status != imageverify.NotChecked || len(paths) == 0 {
+		if l.Note != "" && (l.Status != imageverify.Match && l.Status != imageverify.NotChecked || len(paths) == 0) {
 			detail = strings.TrimSpace(detail + " (" + l.Note + ")")
 		}
 		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\n", l.Index+1, l.Kind, l.Status, l.DiffID.Encoded()[:12], detail)

@@ -86,7 +86,7 @@ func TestVerify(t *testing.T) {
 		otherLink := writeFile(t, c.dir, "verify-other-link.storepack", strings.Replace(manifest("./result", "path-info.json", perPath), "LINK /bin -> bin", "LINK /bin -> share", 1))
 		stdout, stderr, err := runPluginEnv(nil, "verify", "--against", otherLink, oci)
 		got, _ := verifyStatuses(t, stdout)
-		if last := got[fmt.Sprint(len(got))]; err == nil || last != "customisation DIFFERS" || !strings.Contains(stderr, "differs:") {
+		if last := got[fmt.Sprint(len(got))]; err == nil || last != "customisation DIFFERS" || !strings.Contains(stderr, "differs, the customisation layer (") {
 			t.Errorf("against another LINK: %v, top layer %q, stderr %q", err, last, stderr)
 		}
 		mustVerify(t, nil, "match", "--against", c.root.String(), "--strategy", "per-path", oci)
@@ -230,5 +230,27 @@ func TestVerifyNotStorepack(t *testing.T) {
 	}
 	if left, _ := os.ReadDir(tmp); len(left) > 0 {
 		t.Errorf("verify left %d entries in its temporary directory", len(left))
+	}
+}
+
+// TestVerifyGuix: a Guix store (/gnu/store) kept under a root: its image
+// verifies against it, and after one file of one store path changed, fails
+// naming that path.
+func TestVerifyGuix(t *testing.T) {
+	installPlugin(t)
+	g := guixClosure(t)
+	df := writeFile(t, t.TempDir(), "guix.storepack", "# syntax=storepack\nCLOSURE ./result\nSTORE /gnu/store\nLINK /bin -> bin\nLAYERS --strategy=per-path\n")
+	oci := filepath.Join(t.TempDir(), "guix.tar")
+	mustPluginEnv(t, buildkitEnv, "build", "--store-root", g.root, "-f", df, "-o", "type=oci,dest="+oci, g.root)
+	mustVerify(t, nil, "match", "--store-root", g.root, oci)
+
+	greeting := filepath.Join(g.root, g.data, "share", "greeting.txt")
+	must(t, nil, "chmod", "u+w", greeting)
+	if err := os.WriteFile(greeting, []byte("hello from elsewhere\n"), 0o444); err != nil {
+		t.Fatal(err)
+	}
+	stdout, stderr, err := runPluginEnv(nil, "verify", "--store-root", g.root, oci)
+	if want := "differs: " + g.data + " ("; err == nil || !strings.Contains(stderr, want) {
+		t.Errorf("verify after %s changed: %v, stderr %q, want %q\n%s", greeting, err, stderr, want, stdout)
 	}
 }
