@@ -92,6 +92,16 @@ func TestVerify(t *testing.T) {
 		mustVerify(t, nil, "match", "--against", c.root.String(), "--strategy", "per-path", oci)
 	})
 
+	t.Run("plugin on buildkitd with FROM", func(t *testing.T) {
+		df := writeFile(t, c.dir, "verify-from.storepack", manifest("./result", "path-info.json", perPath, "FROM "+bed.registry+"/library/busybox:latest"))
+		tag := bed.registry + "/storepack-e2e/verify:from"
+		mustPluginEnv(t, buildkitEnv, "build", "-f", df, "-t", tag, "--push", c.dir)
+		statuses := mustVerify(t, nil, "match", tag)
+		if first := statuses["1"]; first != "base not checked" {
+			t.Errorf("bottom layer %q, want the base image's, not checked", first)
+		}
+	})
+
 	builders := append(bothBuilders(t), buildxBuilder)
 	for _, b := range builders {
 		t.Run(b.name, func(t *testing.T) {
