@@ -164,8 +164,8 @@ func TestRootCommand(t *testing.T) {
 	for _, c := range root.Commands() {
 		names = append(names, c.Name())
 	}
-	if strings.Join(names, ",") != "build,graph,load,plan,run,sbom,version" {
-		t.Errorf("subcommands = %v, want [build graph load plan run sbom version]", names)
+	if strings.Join(names, ",") != "build,graph,load,plan,run,sbom,verify,version" {
+		t.Errorf("subcommands = %v, want [build graph load plan run sbom verify version]", names)
 	}
 
 	// Without a subcommand the help text goes to stderr, like docker's

@@ -82,6 +82,7 @@ func addCommands(cmd *cobra.Command, dockerCli command.Cli) {
 		newPlanCommand(dockerCli),
 		newRunCommand(dockerCli),
 		newSBOMCommand(dockerCli),
+		newVerifyCommand(dockerCli),
 		newVersionCommand(dockerCli),
 	)
 }

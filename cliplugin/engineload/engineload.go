@@ -68,41 +68,16 @@ type Options struct {
 // of opt.Platform, and loads it into the engine. Nothing is loaded when
 // src is not an archive, or holds no complete image for the platform.
 func Load(ctx context.Context, engine ImageLoader, src string, in io.Reader, opt Options) error {
-	r, closeSrc, err := open(src, in)
-	if err != nil {
-		return err
-	}
-	defer closeSrc()
-	dir, err := os.MkdirTemp("", "storepack-load-")
-	if err != nil {
-		return err
-	}
-	defer os.RemoveAll(dir)
-	store, err := newStore(dir)
-	if err != nil {
-		return err
-	}
-	name := src
-	if src == "-" {
-		name = "standard input"
-	}
-	index, err := archive.ImportIndex(ctx, store, r)
-	if err != nil {
-		return fmt.Errorf("%s: not a docker or OCI archive: %w", name, err)
-	}
 	match := platforms.Only(opt.Platform)
 	if opt.Exact {
 		match = platforms.OnlyStrict(opt.Platform)
 	}
-	img, err := pick(ctx, store, index, opt.Platform, match)
+	a, err := Open(ctx, src, in, opt.Platform, match)
 	if err != nil {
-		return fmt.Errorf("%s: %w", name, err)
+		return err
 	}
-	// The engine must get a whole archive or nothing: a blob missing from
-	// the store would break the export halfway through the upload.
-	if err := complete(ctx, store, img); err != nil {
-		return fmt.Errorf("%s: %w", name, err)
-	}
+	defer a.Close()
+	store, img, name := a.Store, a.image, a.Name
 	names := opt.Names
 	if len(names) == 0 {
 		names = img.names
@@ -130,6 +105,65 @@ func Load(ctx context.Context, engine ImageLoader, src string, in io.Reader, opt
 	}
 	return err
 }
+
+// ArchiveImage is the image of one platform of an archive, its blobs in a
+// temporary content store until Close.
+type ArchiveImage struct {
+	Name     string              // the archive's, for errors ("standard input" for "-")
+	Store    content.Store       // every blob of the archive
+	Manifest ocispecs.Descriptor // the image's
+	Platform ocispecs.Platform
+	image    candidate
+	dir      string
+}
+
+// Open reads the archive or OCI layout at src ("-": in) into a temporary
+// content store and picks its image that match takes best for p, which
+// must be complete.
+func Open(ctx context.Context, src string, in io.Reader, p ocispecs.Platform, match platforms.MatchComparer) (*ArchiveImage, error) {
+	r, closeSrc, err := open(src, in)
+	if err != nil {
+		return nil, err
+	}
+	defer closeSrc()
+	dir, err := os.MkdirTemp("", "storepack-load-")
+	if err != nil {
+		return nil, err
+	}
+	a := &ArchiveImage{Name: src, dir: dir}
+	if src == "-" {
+		a.Name = "standard input"
+	}
+	if err := a.read(ctx, r, p, match); err != nil {
+		a.Close()
+		return nil, err
+	}
+	return a, nil
+}
+
+func (a *ArchiveImage) read(ctx context.Context, r io.Reader, p ocispecs.Platform, match platforms.MatchComparer) error {
+	var err error
+	if a.Store, err = newStore(a.dir); err != nil {
+		return err
+	}
+	index, err := archive.ImportIndex(ctx, a.Store, r)
+	if err != nil {
+		return fmt.Errorf("%s: not a docker or OCI archive: %w", a.Name, err)
+	}
+	if a.image, err = pick(ctx, a.Store, index, p, match); err != nil {
+		return fmt.Errorf("%s: %w", a.Name, err)
+	}
+	// A blob missing from the store would break a load halfway through
+	// the upload.
+	if err := complete(ctx, a.Store, a.image); err != nil {
+		return fmt.Errorf("%s: %w", a.Name, err)
+	}
+	a.Manifest, a.Platform = a.image.desc, a.image.platform
+	return nil
+}
+
+// Close removes the archive's blobs.
+func (a *ArchiveImage) Close() error { return os.RemoveAll(a.dir) }
 
 // errEngineDone stops an export that the engine no longer reads.
 var errEngineDone = errors.New("the engine stopped reading the image")

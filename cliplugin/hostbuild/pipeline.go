@@ -176,3 +176,20 @@ func (in *Input) planOnly(ctx context.Context, p ocispecs.Platform, resolve mani
 	}
 	return res.Images[0], nil
 }
+
+// HostImage is the conversion of in for platform p as `build` writes it on
+// the host, each store layer written to learn its digest (through the
+// host's cache of layer digests only if the Request has one): its
+// Image.Host is nil when the image needs a builder. resolve reads FROM
+// images.
+func (in *Input) HostImage(ctx context.Context, p ocispecs.Platform, resolve manifest2llb.ImageResolver) (manifest2llb.Image, error) {
+	opt := in.convertOpt()
+	opt.TargetPlatforms, opt.BuildPlatform = []ocispecs.Platform{p}, p
+	opt.Stager = HostStager{}
+	opt.ResolveImage = resolve
+	res, err := manifest2llb.Convert(ctx, in.conv, opt)
+	if err != nil {
+		return manifest2llb.Image{}, in.located(err)
+	}
+	return res.Images[0], nil
+}

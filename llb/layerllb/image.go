@@ -106,7 +106,7 @@ func Image(plan layering.Plan, opt ImageOptions) (*dockerspec.DockerOCIImage, er
 	if opt.Customisation {
 		img.History = append(img.History, ocispecs.History{
 			Created:   &created,
-			CreatedBy: "storepack: customisation layer",
+			CreatedBy: CustomisationCreatedBy,
 		})
 	}
 	return img, nil
@@ -117,6 +117,10 @@ func Image(plan layering.Plan, opt ImageOptions) (*dockerspec.DockerOCIImage, er
 func StoreLayerCreatedBy(plan layering.Plan, i int) string {
 	return fmt.Sprintf("storepack: store layer %d/%d (%s)", i+1, len(plan.Layers), plan.Layers[i].Key)
 }
+
+// CustomisationCreatedBy is the history's created_by of the customisation
+// layer, which tells it among an image's layers.
+const CustomisationCreatedBy = "storepack: customisation layer"
 
 // onBase is the config of an image built on base whose own instructions
 // set config, as a Dockerfile's stage on its FROM: the environment is the
