@@ -9,7 +9,7 @@ BINDIR      ?= $(PREFIX)/bin
 LDFLAGS     := -s -w -X github.com/storepack/storepack/internal/version.Version=$(VERSION)
 GOBUILD     := CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)'
 
-.PHONY: all build install plugin standalone frontend-image demo test unit-test e2e-test bench bench-layering bench-store bench-build fmt clean
+.PHONY: all build install plugin standalone frontend-image demo test unit-test fuzz e2e-test bench bench-layering bench-store bench-build fmt clean
 
 all: build
 
@@ -43,7 +43,7 @@ demo:
 
 # Everything: unit tests, then end-to-end tests against real engines that
 # hack/testbed.sh installs and starts under a temporary directory.
-test: unit-test e2e-test
+test: unit-test fuzz e2e-test
 
 unit-test:
 	$(GO) vet ./...
@@ -53,6 +53,10 @@ unit-test:
 	GOOS=darwin GOARCH=arm64 $(GO) vet ./cmd/docker-storepack/ ./cliplugin/...
 	GOOS=windows GOARCH=amd64 $(GO) vet ./cmd/docker-storepack/ ./cliplugin/...
 	$(GO) test ./...
+
+# Every fuzz target for a short time beyond its seed corpus (FUZZTIME).
+fuzz:
+	GO=$(GO) hack/fuzz.sh
 
 # The store's formats and scanner against real Nix (installed by the test
 # bed), then the engines.
