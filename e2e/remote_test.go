@@ -439,6 +439,24 @@ func TestRemoteMultiNode(t *testing.T) {
 			t.Errorf("the build did not say which builder it used:\n%s", stderr)
 		}
 	}
+	t.Run("one platform goes to its node", func(t *testing.T) {
+		armTag := repo + ":arm-only"
+		_, stderr := mustPluginEnv(t, nil, "build", "--progress=plain", "--builder", builder, "--platform", "linux/arm/v7", "-f", mf, "-t", armTag, "--push", multiDir)
+		if want := fmt.Sprintf("building with %q instance", builder+"/"+builder+"-armv7"); !strings.Contains(stderr, want) || strings.Count(stderr, "#0 building with") != 1 {
+			t.Errorf("want one build, %s:\n%s", want, stderr)
+		}
+	})
+	t.Run("an archive of several nodes' images is refused", func(t *testing.T) {
+		dest := filepath.Join(t.TempDir(), "multinode.tar")
+		_, stderr, err := runPluginEnv(nil, "build", "-q", "--builder", builder, "--platform", "linux/amd64,linux/arm/v7", "-f", mf, "-o", "type=oci,dest="+dest, multiDir)
+		want := fmt.Sprintf("the builder %q builds these platforms on 2 nodes (linux/amd64 on %s-amd64; linux/arm/v7 on %s-armv7): only --push joins their images", builder, builder, builder)
+		if err == nil || !strings.Contains(stderr, want) || strings.Count(strings.TrimSpace(stderr), "\n") > 0 {
+			t.Errorf("err %v, stderr %q; want one line with %q", err, stderr, want)
+		}
+		if entries, _ := os.ReadDir(filepath.Dir(dest)); len(entries) > 0 {
+			t.Errorf("left behind: %v", entries)
+		}
+	})
 	for _, n := range nodes {
 		must(t, nil, bed.docker, "pull", "-q", "--platform", n.platform, tag)
 		t.Cleanup(func() { cmd(nil, bed.docker, "rmi", "-f", tag) })
