@@ -152,6 +152,10 @@ func relay(c net.Conn, addr string, done <-chan struct{}) {
 	}
 }
 
+// remoteServerName is a name the builder's certificate carries besides its
+// address, for --tlsservername.
+const remoteServerName = "buildkitd.e2e.storepack.test"
+
 // tlsFiles are the PEM files of a CA, a server certificate it signed for
 // the builder's address and a client certificate it signed.
 type tlsFiles struct {
@@ -202,7 +206,7 @@ func newTLSFiles(t *testing.T, dir string, serverIP netip.Addr) tlsFiles {
 		KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
 	}, nil, nil, f.ca, "")
 	issue(&x509.Certificate{
-		Subject: pkix.Name{CommonName: "buildkitd"}, IPAddresses: []net.IP{serverIP.AsSlice()},
+		Subject: pkix.Name{CommonName: "buildkitd"}, IPAddresses: []net.IP{serverIP.AsSlice()}, DNSNames: []string{remoteServerName},
 		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
 	}, ca, caKey, f.serverCert, f.serverKey)
 	issue(&x509.Certificate{
@@ -234,7 +238,9 @@ func startBuildkitd(t *testing.T, dir, ns, addr string, platforms []string, tlsA
 	if len(platforms) > 0 {
 		config += fmt.Sprintf("  platforms = [\"%s\"]\n", strings.Join(platforms, `", "`))
 	}
-	config += fmt.Sprintf("[worker.containerd]\n  enabled = false\n[registry.%q]\n  http = true\n", bed.registry)
+	// docker.io through the registry, as the test bed's buildkitd: the
+	// frontend image is there.
+	config += fmt.Sprintf("[worker.containerd]\n  enabled = false\n[registry.\"docker.io\"]\n  mirrors = [%q]\n[registry.%q]\n  http = true\n", bed.registry, bed.registry)
 	conf := writeFile(t, dir, "buildkitd.toml", config)
 	args := append([]string{"buildkitd", "--debug", "--config", conf, "--addr", addr, "--otel-socket-path", filepath.Join(dir, "otel.sock")}, tlsArgs...)
 	if ns != "" {
@@ -314,7 +320,7 @@ func TestRemoteTLS(t *testing.T) {
 	writeFile(t, c.dir, "remote.conf", "sent through the session\n")
 	tlsFlags := []string{"--addr", addr, "--tlscacert", certs.ca, "--tlscert", certs.clientCert, "--tlskey", certs.clientKey}
 	busybox := pathNamed(t, c, "busybox") + "/bin/busybox"
-	for _, tc := range []struct {
+	for i, tc := range []struct {
 		name    string
 		builder []string
 		extra   []string // nil: a plain image, which the host writes
@@ -324,9 +330,10 @@ func TestRemoteTLS(t *testing.T) {
 		{"COPY with --addr and --tls flags", tlsFlags, []string{"COPY remote.conf /etc/remote.conf"}, false, []string{busybox, "cat", "/etc/remote.conf", "sent through the session\n"}},
 		{"FROM and RUN on the buildx remote builder", []string{"--builder", builder}, []string{"RUN echo ran remotely > /ran"}, true, []string{"/bin/cat", "/ran", "ran remotely\n"}},
 		{"plain on the buildx remote builder", []string{"--builder", builder}, nil, false, nil},
+		{"COPY with --tlsservername", slices.Concat(tlsFlags, []string{"--tlsservername", remoteServerName}), []string{"COPY remote.conf /etc/remote.conf"}, false, []string{busybox, "cat", "/etc/remote.conf", "sent through the session\n"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			tag := bed.registry + "/storepack-e2e/remote-tls:" + strings.Fields(tc.name)[0]
+			tag := fmt.Sprintf("%s/storepack-e2e/remote-tls:case%d", bed.registry, i)
 			text := manifest("./result", "path-info.json", tc.extra...)
 			if tc.from {
 				text = fromManifest(bed.registry+"/library/busybox:latest", "./result", "path-info.json", tc.extra...)
@@ -351,6 +358,16 @@ func TestRemoteTLS(t *testing.T) {
 			}
 		})
 	}
+	t.Run("docker buildx build with the frontend image on the remote builder", func(t *testing.T) {
+		df := writeFile(t, c.dir, "buildx.storepack", manifest("./result", "path-info.json", "COPY remote.conf /etc/remote.conf"))
+		tag := bed.registry + "/storepack-e2e/remote-tls:buildx"
+		must(t, nil, "docker", "buildx", "build", "--builder", builder, "--progress=plain", "-f", df, "--build-context", "store=/nix/store", "-t", tag, "--push", c.dir)
+		must(t, nil, bed.docker, "pull", "-q", tag)
+		t.Cleanup(func() { cmd(nil, bed.docker, "rmi", "-f", tag) })
+		if out := dockerRun(t, "--rm", tag); strings.TrimSpace(out) != greeting {
+			t.Errorf("docker run printed %q, want %q", out, greeting)
+		}
+	})
 	t.Run("refused without the client certificate", func(t *testing.T) {
 		df := writeFile(t, c.dir, "refused.storepack", manifest("./result", "path-info.json", "COPY remote.conf /etc/remote.conf"))
 		tag := bed.registry + "/storepack-e2e/remote-tls:refused"
