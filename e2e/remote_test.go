@@ -368,6 +368,12 @@ func TestRemoteTLS(t *testing.T) {
 			t.Errorf("docker run printed %q, want %q", out, greeting)
 		}
 	})
+	t.Run("refused under a name its certificate does not carry", func(t *testing.T) {
+		_, stderr, err := runPluginEnv(nil, "build", "-q", "--addr", addr, "--tlscacert", certs.ca, "--tlscert", certs.clientCert, "--tlskey", certs.clientKey, "--tlsservername", "elsewhere.e2e.storepack.test", "-f", filepath.Join(c.dir, "remote.storepack"), c.dir)
+		if want := "not elsewhere.e2e.storepack.test"; err == nil || !strings.Contains(stderr, want) || strings.Count(strings.TrimSpace(stderr), "\n") > 0 {
+			t.Errorf("err %v, stderr %q; want one line with %q", err, stderr, want)
+		}
+	})
 	t.Run("refused without the client certificate", func(t *testing.T) {
 		df := writeFile(t, c.dir, "refused.storepack", manifest("./result", "path-info.json", "COPY remote.conf /etc/remote.conf"))
 		tag := bed.registry + "/storepack-e2e/remote-tls:refused"

@@ -48,29 +48,3 @@ func TestBuildOnNodesOnlyPushes(t *testing.T) {
 		t.Errorf("err %v, want %q", err, want)
 	}
 }
-
-func TestTLSClientOpts(t *testing.T) {
-	for _, tc := range []struct {
-		tls TLS
-		n   int
-		err string
-	}{
-		{TLS{}, 0, ""},
-		{TLS{CACert: "ca.pem"}, 1, ""},
-		{TLS{CACert: "ca.pem", Cert: "c.pem", Key: "k.pem"}, 2, ""},
-		{TLS{Cert: "c.pem", Key: "k.pem"}, 0, "needs the CA certificate"},
-		{TLS{CACert: "ca.pem", Cert: "c.pem"}, 0, "needs its key"},
-		{TLS{CACert: "ca.pem", Key: "k.pem"}, 0, "needs its key"},
-	} {
-		opts, err := tc.tls.clientOpts()
-		if tc.err != "" {
-			if err == nil || !strings.Contains(err.Error(), tc.err) {
-				t.Errorf("%+v: err %v, want %q", tc.tls, err, tc.err)
-			}
-			continue
-		}
-		if err != nil || len(opts) != tc.n {
-			t.Errorf("%+v: %d options, err %v; want %d", tc.tls, len(opts), err, tc.n)
-		}
-	}
-}
