@@ -316,9 +316,14 @@ func exportsFor(ctx context.Context, dockerCli command.Cli, b *hostbuild.Builder
 			return nil, fmt.Errorf("--push: the builder %q (the engine's) cannot push; build with --load and run docker push, or build with a BuildKit builder (--builder, --addr)", b.Name)
 		}
 		src := dockerSources(dockerCli)
-		exports = append(exports, hostbuild.Export{Type: "image", Attrs: map[string]string{"name": names, "push": "true"}, Push: func(ctx context.Context, ref string, root ocispecs.Descriptor, blobs content.Provider) error {
-			return imagelookup.Push(ctx, ref, root, blobs, src)
-		}})
+		exports = append(exports, hostbuild.Export{Type: "image", Attrs: map[string]string{"name": names, "push": "true"},
+			Push: func(ctx context.Context, ref string, root ocispecs.Descriptor, blobs content.Provider) error {
+				return imagelookup.Push(ctx, ref, root, blobs, src)
+			},
+			PushIndex: func(ctx context.Context, ref string, manifests []ocispecs.Descriptor) (ocispecs.Descriptor, error) {
+				return imagelookup.PushIndex(ctx, ref, manifests, src)
+			},
+		})
 	}
 	if len(exports) == 0 && !opts.quiet {
 		fmt.Fprintln(dockerCli.Err(), "No output specified: the result stays in the builder's cache (use --load, --push or -o)")

@@ -221,6 +221,7 @@ func (o planningOptions) open(ctx context.Context, dockerCli command.Cli, flags 
 type builderOptions struct {
 	builder  string
 	addr     string
+	tls      hostbuild.TLS
 	progress string
 	noCache  bool
 }
@@ -229,6 +230,11 @@ func (o *builderOptions) addFlags(flags *pflag.FlagSet) {
 	flags.BoolVar(&o.noCache, "no-cache", false, "Do not use cache when building the image: neither the builder's nor the host's cache of layer digests")
 	flags.StringVar(&o.builder, "builder", "", "buildx builder to use (default: BUILDX_BUILDER, else buildx's selected builder)")
 	flags.StringVar(&o.addr, "addr", "", "BuildKit daemon address (default: BUILDKIT_HOST)")
+	// buildctl's names for them.
+	flags.StringVar(&o.tls.CACert, "tlscacert", "", "CA certificate that signed the BuildKit daemon's (TLS to --addr or BUILDKIT_HOST)")
+	flags.StringVar(&o.tls.Cert, "tlscert", "", "Client certificate for the BuildKit daemon (mutual TLS)")
+	flags.StringVar(&o.tls.Key, "tlskey", "", "Key of the client certificate (--tlscert)")
+	flags.StringVar(&o.tls.ServerName, "tlsservername", "", "Name the BuildKit daemon's certificate must carry (default: the address's host)")
 	flags.StringVar(&o.progress, "progress", "auto", `Progress output: "auto", "tty", "plain", "rawjson" or "quiet"`)
 }
 
@@ -269,7 +275,7 @@ func (o builderOptions) named() bool {
 }
 
 func (o builderOptions) choice() hostbuild.Choice {
-	return hostbuild.Choice{Addr: o.addr, Builder: o.builder}
+	return hostbuild.Choice{Addr: o.addr, Builder: o.builder, TLS: o.tls}
 }
 
 // A command's input: a manifest and its build context, or ROOTs.

@@ -2,7 +2,9 @@
 # hack/testbed.sh — the end-to-end test bed: real engines on this machine.
 #
 #   hack/testbed.sh install      install Debian packages (Docker Engine 20.10, containerd, runc,
-#                                qemu-user-static, binfmt-support, Nix 2.8, busybox-static),
+#                                qemu-user-static, binfmt-support, Nix 2.8, busybox-static;
+#                                iproute2 and iptables, with which the remote-builder tests give
+#                                a buildkitd a network namespace of its own),
 #                                configure Nix and binfmt, and build buildkitd/buildctl (the
 #                                buildkit version of go.mod), buildx and the distribution
 #                                registry into ${STOREPACK_CACHE:-$HOME/.cache/storepack}/tools,
@@ -70,7 +72,7 @@ BUILDER_NAME=storepack-test
 BUSYBOX_IMAGE=busybox:latest
 LOG_LINES=${TESTBED_LOG_LINES:-60}
 PACKAGES=(docker.io containerd runc iptables qemu-user-static binfmt-support nix-bin
-	busybox-static curl ca-certificates util-linux)
+	busybox-static curl ca-certificates util-linux iproute2)
 # Tracing exporters default to OTLP on localhost in some of these daemons: keep them quiet.
 export OTEL_SDK_DISABLED=true OTEL_TRACES_EXPORTER=none OTEL_METRICS_EXPORTER=none
 

@@ -97,7 +97,7 @@ func Build(ctx context.Context, b *Builder, in *Input, out Output) (*Result, err
 			close(statusCh)
 			return errors.New("this image needs a BuildKit builder (FROM, COPY or RUN, or an output other than an archive or a load): none was given")
 		}
-		res, err = in.buildWith(egCtx, b, out, statusCh)
+		res, err = in.buildOn(egCtx, b, out, statusCh)
 		return err
 	})
 	err = eg.Wait()

@@ -6,19 +6,25 @@
 package hostbuild
 
 import (
+	"cmp"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/docker/cli/cli/command"
 	bkclient "github.com/moby/buildkit/client"
 	_ "github.com/moby/buildkit/client/connhelper/dockercontainer" // docker-container:// addresses of buildx builders
 	"github.com/opencontainers/go-digest"
+	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
 // Kind says what a builder is, which decides how images reach the engine.
@@ -34,35 +40,88 @@ const (
 	Daemon Kind = "buildkitd"
 )
 
-// Builder is a BuildKit builder to build with.
+// Builder is a BuildKit builder to build with: one daemon, or the nodes of
+// a buildx builder, each building the platforms it is declared for.
 type Builder struct {
 	Name   string // as the user knows it: a buildx builder, an address, the docker context
 	Driver string // buildx's word for how it is reached
 	Kind   Kind
-	Client *bkclient.Client
+	Client *bkclient.Client // the first node's
+	// Nodes are the builder's daemons, the first one's client being
+	// Client: more than one for a buildx builder of several nodes.
+	Nodes []Node
 }
 
-// Close closes the connection to the builder.
-func (b *Builder) Close() error { return b.Client.Close() }
+// Node is one daemon of a builder, with the platforms it is declared for
+// (`docker buildx create --platform`; none: only what its workers say).
+type Node struct {
+	Name      string
+	Platforms []ocispecs.Platform
+	Client    *bkclient.Client
+}
+
+// Close closes the connections to the builder's nodes.
+func (b *Builder) Close() error {
+	var errs []error
+	for _, n := range b.Nodes {
+		errs = append(errs, n.Client.Close())
+	}
+	return errors.Join(errs...)
+}
 
 // Choice names the builder the user asked for; empty fields are unset.
 type Choice struct {
 	Addr    string // --addr
 	Builder string // --builder
+	TLS     TLS    // for --addr or BUILDKIT_HOST
+}
+
+// TLS is how a BuildKit daemon on TCP is reached with (mutual) TLS: the
+// files buildctl's --tlscacert, --tlscert and --tlskey name, and the name
+// to verify (--tlsservername; default the address's host), as buildx's
+// remote driver takes them as cacert, cert, key and servername.
+type TLS struct {
+	CACert, Cert, Key, ServerName string
+}
+
+func (t TLS) set() bool { return t != TLS{} }
+
+// clientOpts are the client's options for t, which TLS is on with a CA
+// certificate; a client certificate needs its key.
+func (t TLS) clientOpts() ([]bkclient.ClientOpt, error) {
+	if !t.set() {
+		return nil, nil
+	}
+	if t.CACert == "" {
+		return nil, errors.New("TLS needs the CA certificate that signed the builder's (--tlscacert, or buildx's driver-opt cacert)")
+	}
+	if (t.Cert == "") != (t.Key == "") {
+		return nil, errors.New("a client certificate needs its key, and a key its certificate (--tlscert with --tlskey, or buildx's driver-opts cert with key)")
+	}
+	opts := []bkclient.ClientOpt{bkclient.WithServerConfig(t.ServerName, t.CACert)}
+	if t.Cert != "" {
+		opts = append(opts, bkclient.WithCredentials(t.Cert, t.Key))
+	}
+	return opts, nil
 }
 
 // SelectBuilder connects to the builder a docker user expects: --addr, then
 // --builder, then BUILDKIT_HOST, then BUILDX_BUILDER, then the builder
 // `docker buildx use` selected, then the current docker context's engine.
 func SelectBuilder(ctx context.Context, dockerCli command.Cli, choice Choice) (*Builder, error) {
+	addr := choice.Addr
+	if addr == "" && choice.Builder == "" {
+		addr = os.Getenv("BUILDKIT_HOST")
+	}
+	if addr != "" {
+		return daemonBuilder(ctx, addr, addr, "remote", choice.TLS)
+	}
+	if choice.TLS.set() {
+		return nil, errors.New("--tlscacert, --tlscert, --tlskey and --tlsservername apply to a BuildKit daemon's address (--addr, BUILDKIT_HOST); a buildx builder has its own (docker buildx create --driver remote --driver-opt cacert=...,cert=...,key=...)")
+	}
 	switch {
-	case choice.Addr != "":
-		return daemonBuilder(ctx, choice.Addr, choice.Addr, "remote")
 	case choice.Builder != "":
 		return buildxBuilder(ctx, dockerCli, choice.Builder)
-	case os.Getenv("BUILDKIT_HOST") != "":
-		addr := os.Getenv("BUILDKIT_HOST")
-		return daemonBuilder(ctx, addr, addr, "remote")
 	case os.Getenv("BUILDX_BUILDER") != "":
 		return buildxBuilder(ctx, dockerCli, os.Getenv("BUILDX_BUILDER"))
 	}
@@ -76,13 +135,59 @@ func SelectBuilder(ctx context.Context, dockerCli command.Cli, choice Choice) (*
 	return engineBuilder(ctx, dockerCli, dockerCli.CurrentContext())
 }
 
-func daemonBuilder(ctx context.Context, name, addr, driver string) (*Builder, error) {
-	c, err := bkclient.New(ctx, addr)
+func daemonBuilder(ctx context.Context, name, addr, driver string, tls TLS) (*Builder, error) {
+	c, err := dialDaemon(ctx, name, addr, driver, tls)
+	if err != nil {
+		return nil, err
+	}
+	return &Builder{Name: name, Driver: driver, Kind: Daemon, Client: c, Nodes: []Node{{Name: name, Client: c}}}, nil
+}
+
+// dialDaemon connects to the BuildKit daemon at addr, which the user knows
+// as name, and checks that it answers.
+func dialDaemon(ctx context.Context, name, addr, driver string, tls TLS) (*bkclient.Client, error) {
+	opts, err := tls.clientOpts()
 	if err != nil {
 		return nil, fmt.Errorf("builder %s: %w", name, err)
 	}
-	b := &Builder{Name: name, Driver: driver, Kind: Daemon, Client: c}
-	return b, b.check(ctx)
+	c, err := bkclient.New(ctx, addr, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("builder %s: %w", name, err)
+	}
+	if err := check(ctx, c, name, driver); err != nil {
+		if tls.CACert != "" && tls.Cert == "" && refusesWithoutCert(ctx, addr, tls) {
+			return nil, fmt.Errorf("cannot reach the builder %q (%s driver): it asks for a client certificate, which this client has none of: give --tlscert and --tlskey (buildx: driver-opts cert and key)", name, driver)
+		}
+		return nil, err
+	}
+	return c, nil
+}
+
+// refusesWithoutCert tells whether the daemon at addr (tcp://) ends the
+// TLS handshake of a client without a certificate with the alert that says
+// it wants one: in TLS 1.3 the client learns it on its first read, which
+// gRPC's error may not show (it may see its write fail first).
+func refusesWithoutCert(ctx context.Context, addr string, t TLS) bool {
+	u, err := url.Parse(addr)
+	if err != nil || u.Scheme != "tcp" {
+		return false
+	}
+	ca, err := os.ReadFile(t.CACert)
+	if err != nil {
+		return false
+	}
+	roots := x509.NewCertPool()
+	roots.AppendCertsFromPEM(ca)
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	d := tls.Dialer{Config: &tls.Config{RootCAs: roots, ServerName: cmp.Or(t.ServerName, u.Hostname())}}
+	conn, err := d.DialContext(ctx, "tcp", u.Host)
+	if err == nil {
+		defer conn.Close()
+		conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+		_, err = conn.Read(make([]byte, 1))
+	}
+	return err != nil && strings.Contains(err.Error(), "tls: certificate required")
 }
 
 // engineBuilder reaches the engine's embedded BuildKit through its /grpc
@@ -103,24 +208,35 @@ func engineBuilder(ctx context.Context, dockerCli command.Cli, name string) (*Bu
 	if err != nil {
 		return nil, fmt.Errorf("the docker engine's builder: %w", err)
 	}
-	b := &Builder{Name: name, Driver: "docker", Kind: Engine, Client: c}
-	return b, b.check(ctx)
+	if err := check(ctx, c, name, "docker"); err != nil {
+		return nil, err
+	}
+	return &Builder{Name: name, Driver: "docker", Kind: Engine, Client: c, Nodes: []Node{{Name: name, Client: c}}}, nil
 }
 
 // check asks the builder for its workers, so that an unreachable builder
 // is one clear error before any work starts.
-func (b *Builder) check(ctx context.Context) error {
-	if _, err := b.Client.ListWorkers(ctx); err != nil {
-		b.Client.Close()
-		return fmt.Errorf("cannot reach the builder %q (%s driver): %s", b.Name, b.Driver, firstLine(err.Error()))
+func check(ctx context.Context, c *bkclient.Client, name, driver string) error {
+	if _, err := c.ListWorkers(ctx); err != nil {
+		c.Close()
+		return fmt.Errorf("cannot reach the builder %q (%s driver): %s", name, driver, firstLine(err.Error()))
 	}
 	return nil
 }
 
 // buildxNode is what a buildx builder's file says of one of its nodes.
 type buildxNode struct {
-	Name     string
-	Endpoint string
+	Name       string
+	Endpoint   string
+	Platforms  []ocispecs.Platform
+	DriverOpts map[string]string
+}
+
+// tls is what the remote driver's options cacert, cert, key and servername
+// say.
+func (n buildxNode) tls() TLS {
+	o := n.DriverOpts
+	return TLS{CACert: o["cacert"], Cert: o["cert"], Key: o["key"], ServerName: o["servername"]}
 }
 
 // buildxGroup is a buildx builder's file, $DOCKER_CONFIG/buildx/instances/NAME.
@@ -157,16 +273,32 @@ func buildxBuilder(ctx context.Context, dockerCli command.Cli, name string) (*Bu
 	if len(g.Nodes) == 0 {
 		return nil, fmt.Errorf("buildx builder %q has no nodes", name)
 	}
-	node := g.Nodes[0]
 	switch g.Driver {
-	case "remote":
-		return daemonBuilder(ctx, g.Name, node.Endpoint, g.Driver)
-	case "docker-container":
-		return daemonBuilder(ctx, g.Name, "docker-container://buildx_buildkit_"+node.Name, g.Driver)
+	case "remote", "docker-container":
 	case "docker":
-		return engineBuilder(ctx, dockerCli, node.Endpoint)
+		return engineBuilder(ctx, dockerCli, g.Nodes[0].Endpoint)
+	default:
+		return nil, fmt.Errorf("buildx builder %q uses the %s driver, which storepack cannot reach: use a remote, docker-container or docker builder, or --addr", name, g.Driver)
 	}
-	return nil, fmt.Errorf("buildx builder %q uses the %s driver, which storepack cannot reach: use a remote, docker-container or docker builder, or --addr", name, g.Driver)
+	b := &Builder{Name: g.Name, Driver: g.Driver, Kind: Daemon}
+	for _, node := range g.Nodes {
+		addr, tls := node.Endpoint, node.tls()
+		if g.Driver == "docker-container" {
+			addr, tls = "docker-container://buildx_buildkit_"+node.Name, TLS{}
+		}
+		known := g.Name
+		if len(g.Nodes) > 1 {
+			known = g.Name + "/" + node.Name
+		}
+		c, err := dialDaemon(ctx, known, addr, g.Driver, tls)
+		if err != nil {
+			b.Close()
+			return nil, err
+		}
+		b.Nodes = append(b.Nodes, Node{Name: node.Name, Platforms: node.Platforms, Client: c})
+	}
+	b.Client = b.Nodes[0].Client
+	return b, nil
 }
 
 // selectedBuildxBuilder is the builder `docker buildx use` selected for the

@@ -28,6 +28,10 @@ type Export struct {
 	// Push, if set, pushes an image written on the host (Type image with
 	// push=true) to its registry as ref, its blobs read from blobs.
 	Push func(ctx context.Context, ref string, root ocispecs.Descriptor, blobs content.Provider) error
+	// PushIndex, if set, pushes as ref one index of the images manifests,
+	// which nodes of the builder pushed by digest to ref's repository
+	// (Type image with push=true, built on several nodes).
+	PushIndex func(ctx context.Context, ref string, manifests []ocispecs.Descriptor) (ocispecs.Descriptor, error)
 }
 
 // ParseExport reads an --output value: "type=oci,dest=out.tar",
