@@ -41,22 +41,15 @@ const sbomPredicateType = "https://spdx.dev/Document"
 func TestSBOM(t *testing.T) {
 	installPlugin(t)
 	dir := multiarchClosures(t, "1")
-	// A second root, with a version, in every platform's closure.
-	notes := filepath.Join(t.TempDir(), "sbom-notes-1.2.3")
-	if err := os.MkdirAll(notes, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	writeFile(t, notes, "NOTES", "what the image holds\n")
-	notesPath := strings.TrimSpace(stdoutOf(t, "nix-store", "--add", notes))
-	if err := os.Symlink(notesPath, filepath.Join(dir, "result-notes")); err != nil {
-		t.Fatal(err)
-	}
+	notesPath := addNotes(t, dir)
 	want := map[string]nixClosureInfo{}
 	for _, s := range systems {
+		graph, err := os.ReadFile(filepath.Join(dir, "graph-"+s.system+".json"))
+		if err != nil {
+			t.Fatal(err)
+		}
 		roots := []string{filepath.Join(dir, "result-"+s.system), notesPath}
-		graph := stdoutOf(t, "nix", append([]string{"--extra-experimental-features", "nix-command", "path-info", "--json", "-r"}, roots...)...)
-		writeFile(t, dir, "graph-"+s.system+".json", graph)
-		want[s.platform] = readNixClosure(t, graph, strings.Fields(stdoutOf(t, "nix-store", append([]string{"-qR"}, roots...)...)))
+		want[s.platform] = readNixClosure(t, string(graph), strings.Fields(stdoutOf(t, "nix-store", append([]string{"-qR"}, roots...)...)))
 	}
 	// What the store cannot say, with HTML's characters, which the
 	// attestation escapes.
@@ -164,6 +157,30 @@ func TestSBOM(t *testing.T) {
 	if asked := registryRequests(t, offset, "buildkit-syft-scanner"); len(asked) > 0 {
 		t.Errorf("the registry was asked for a scanner image:\n%s", strings.Join(asked, "\n"))
 	}
+}
+
+// addNotes adds a store path with a version, sbom-notes-1.2.3, to the
+// store and links it as dir/result-notes, a directory of
+// multiarchClosures: a second root, for every platform's closure, whose
+// name splits into a name and a version (the multi-arch closures' paths
+// have none). Each system's graph-S.json is rewritten with it.
+func addNotes(t *testing.T, dir string) string {
+	t.Helper()
+	notes := filepath.Join(t.TempDir(), "sbom-notes-1.2.3")
+	if err := os.MkdirAll(notes, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, notes, "NOTES", "what the image holds\n")
+	notesPath := strings.TrimSpace(stdoutOf(t, "nix-store", "--add", notes))
+	if err := os.Symlink(notesPath, filepath.Join(dir, "result-notes")); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range systems {
+		roots := []string{filepath.Join(dir, "result-"+s.system), notesPath}
+		graph := stdoutOf(t, "nix", append([]string{"--extra-experimental-features", "nix-command", "path-info", "--json", "-r"}, roots...)...)
+		writeFile(t, dir, "graph-"+s.system+".json", graph)
+	}
+	return notesPath
 }
 
 // nixClosureInfo is a closure as Nix describes it, by store path.

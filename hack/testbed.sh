@@ -7,7 +7,8 @@
 #                                a buildkitd a network namespace of its own),
 #                                configure Nix and binfmt, and build buildkitd/buildctl (the
 #                                buildkit version of go.mod), buildx and the distribution
-#                                registry into ${STOREPACK_CACHE:-$HOME/.cache/storepack}/tools,
+#                                registry and syft (which the SBOM tests check against) into
+#                                ${STOREPACK_CACHE:-$HOME/.cache/storepack}/tools,
 #                                and Docker Engine 28 (dockerd, docker-proxy; ~6-8 min cold, with
 #                                gcc, at nice 10) into the same cache.
 #                                Also unpacks Debian's static busybox for amd64, i386, armhf and
@@ -53,6 +54,7 @@
 #   STOREPACK_BUILDKIT_VERSION    override the buildkit version (default: go.mod's)
 #   STOREPACK_BUILDX_VERSION      buildx version (default v0.38.2)
 #   STOREPACK_REGISTRY_VERSION    distribution registry version (default v3.1.2)
+#   STOREPACK_SYFT_VERSION        syft version (default v1.57.2)
 #   STOREPACK_ENGINE_VERSION      Docker Engine version beside 20.10 (default v28.5.2)
 #   TESTBED_TIMEOUT               seconds `up` may spend waiting for daemons (default 120)
 #   TESTBED_STOP_TIMEOUT          seconds `down` waits for each daemon to exit (default 30)
@@ -67,6 +69,7 @@ CACHE=${STOREPACK_CACHE:-$HOME/.cache/storepack}
 TOOLS=$CACHE/tools
 BUILDX_VERSION=${STOREPACK_BUILDX_VERSION:-v0.38.2}
 REGISTRY_VERSION=${STOREPACK_REGISTRY_VERSION:-v3.1.2}
+SYFT_VERSION=${STOREPACK_SYFT_VERSION:-v1.57.2}
 DEBIAN_DOCKER=/usr/bin/docker
 BUILDER_NAME=storepack-test
 BUSYBOX_IMAGE=busybox:latest
@@ -100,10 +103,12 @@ set_tool_paths() {
 	BUILDKIT_DIR=$TOOLS/buildkit-$BUILDKIT_VERSION
 	BUILDX_DIR=$TOOLS/buildx-$BUILDX_VERSION
 	REGISTRY_DIR=$TOOLS/registry-$REGISTRY_VERSION
+	SYFT_DIR=$TOOLS/syft-$SYFT_VERSION
 	BUILDKITD=$BUILDKIT_DIR/buildkitd
 	BUILDCTL=$BUILDKIT_DIR/buildctl
 	BUILDX=$BUILDX_DIR/buildx
 	REGISTRY=$REGISTRY_DIR/registry
+	SYFT=$SYFT_DIR/syft
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -324,6 +329,8 @@ build_tools() {
 	go_tool "$REGISTRY_DIR" "$REGISTRY_VERSION" \
 		"-X github.com/distribution/distribution/v3/version.version=$REGISTRY_VERSION" \
 		github.com/distribution/distribution/v3/cmd/registry=registry
+	go_tool "$SYFT_DIR" "$SYFT_VERSION" "-X main.version=$SYFT_VERSION" \
+		github.com/anchore/syft/cmd/syft=syft
 	engine_build
 	flock -u 9
 }
@@ -918,7 +925,7 @@ setup_buildx() {
 }
 
 write_env() {
-	local tools_path=$BUILDKIT_DIR:$BUILDX_DIR:$REGISTRY_DIR
+	local tools_path=$BUILDKIT_DIR:$BUILDX_DIR:$REGISTRY_DIR:$SYFT_DIR
 	local -a vars=(
 		TESTBED_DIR "$D"
 		DOCKER_HOST "unix://$D/docker.sock"
@@ -964,7 +971,7 @@ cmd_up() {
 	[[ ! -e $D/env ]] || die "$D is already up (run: $0 down $D)"
 	set_tool_paths
 	local t
-	for t in "$BUILDKITD" "$BUILDCTL" "$BUILDX" "$REGISTRY"; do
+	for t in "$BUILDKITD" "$BUILDCTL" "$BUILDX" "$REGISTRY" "$SYFT"; do
 		[[ -x $t ]] || die "missing $t (run: $0 install)"
 	done
 	for t in dockerd containerd ctr runc curl "$DEBIAN_DOCKER"; do
