@@ -19,6 +19,7 @@ type HashScan struct {
 	Hashes  []string      `json:"hashes,omitempty"` // sorted, distinct
 	NarSize uint64        `json:"narSize"`
 	NarHash digest.Digest `json:"narHash,omitempty"` // when asked for (NarHash)
+	Files   []FileSum     `json:"files,omitempty"`   // when asked for (NarHashFiles)
 }
 
 // FindHashes lists every string of 32 nix32 characters in store path p

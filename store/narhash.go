@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"crypto/sha1"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/binary"
@@ -11,6 +12,7 @@ import (
 	"hash"
 	"io"
 	"io/fs"
+	"slices"
 	"strings"
 
 	"github.com/opencontainers/go-digest"
@@ -26,20 +28,52 @@ import (
 // the nix32 form; nix path-info --json (Nix 2.8) prints the same bytes as an
 // SRI hash, sha256-<base64>.
 func NarHash(ctx context.Context, fsys fs.FS, p Path) (digest.Digest, uint64, error) {
-	if err := p.check(); err != nil {
-		return "", 0, err
-	}
-	v := &narHasher{ctx: ctx, fsys: fsys, path: p, hash: sha256.New(), buf: make([]byte, 64<<10)}
-	size, err := walkNAR(fsys, p, v)
+	v, size, err := hashNAR(ctx, fsys, p, false)
 	if err != nil {
 		return "", 0, err
+	}
+	return digest.NewDigestFromBytes(digest.SHA256, v.hash.Sum(nil)), size, nil
+}
+
+// FileSum is a regular file of a store path with the digests of its
+// contents, as software bills of materials list files.
+type FileSum struct {
+	// Name is the file's path in the store path, "/"-separated; "" when
+	// the store path is the file.
+	Name   string `json:"name"`
+	SHA1   string `json:"sha1"`   // hexadecimal
+	SHA256 string `json:"sha256"` // hexadecimal
+}
+
+// NarHashFiles is NarHash with every regular file of p and its digests,
+// read in the same pass, sorted by name (bytewise). Directories and
+// symlinks are not files here: they have no contents to digest.
+func NarHashFiles(ctx context.Context, fsys fs.FS, p Path) (HashScan, error) {
+	v, size, err := hashNAR(ctx, fsys, p, true)
+	if err != nil {
+		return HashScan{}, err
+	}
+	slices.SortFunc(v.files, func(a, b FileSum) int { return strings.Compare(a.Name, b.Name) })
+	return HashScan{NarSize: size, NarHash: digest.NewDigestFromBytes(digest.SHA256, v.hash.Sum(nil)), Files: v.files}, nil
+}
+
+// hashNAR serialises p into a narHasher, which also digests each file
+// when files says.
+func hashNAR(ctx context.Context, fsys fs.FS, p Path, files bool) (*narHasher, uint64, error) {
+	if err := p.check(); err != nil {
+		return nil, 0, err
+	}
+	v := &narHasher{ctx: ctx, fsys: fsys, path: p, hash: sha256.New(), buf: make([]byte, 64<<10), listFiles: files}
+	size, err := walkNAR(fsys, p, v)
+	if err != nil {
+		return nil, 0, err
 	}
 	if v.written != size {
 		// walkNAR's sizes and the serialisation disagree: a bug here,
 		// never a property of the input.
-		return "", 0, fmt.Errorf("%s: serialised %d bytes of NAR, but its size is %d", p, v.written, size)
+		return nil, 0, fmt.Errorf("%s: serialised %d bytes of NAR, but its size is %d", p, v.written, size)
 	}
-	return digest.NewDigestFromBytes(digest.SHA256, v.hash.Sum(nil)), size, nil
+	return v, size, nil
 }
 
 // NixHash renders a SHA-256 digest the way nix-store --query --hash prints a
@@ -162,6 +196,9 @@ type narHasher struct {
 	hash    hash.Hash
 	buf     []byte // for reading files and serialising strings
 	written uint64
+	// listFiles digests each file's contents into files as well.
+	listFiles bool
+	files     []FileSum
 }
 
 func (v *narHasher) write(b []byte) {
@@ -183,6 +220,10 @@ func (v *narHasher) file(name string, size int64) error {
 	}
 	defer f.Close()
 	v.write(binary.LittleEndian.AppendUint64(v.buf[:0], uint64(size)))
+	var sha1Sum, sha256Sum hash.Hash
+	if v.listFiles {
+		sha1Sum, sha256Sum = sha1.New(), sha256.New()
+	}
 	// One byte more than expected tells a file that grew.
 	r := io.LimitReader(f, size+1)
 	var total int64
@@ -192,6 +233,10 @@ func (v *narHasher) file(name string, size int64) error {
 		}
 		n, err := r.Read(v.buf)
 		v.write(v.buf[:n])
+		if v.listFiles {
+			sha1Sum.Write(v.buf[:n])
+			sha256Sum.Write(v.buf[:n])
+		}
 		total += int64(n)
 		if errors.Is(err, io.EOF) {
 			break
@@ -205,5 +250,10 @@ func (v *narHasher) file(name string, size int64) error {
 	}
 	var zeros [8]byte
 	v.write(zeros[:narPadding(uint64(size))])
+	if v.listFiles {
+		// name is p.Base(), or p.Base() and the file's path in p.
+		rel := strings.TrimPrefix(strings.TrimPrefix(name, v.path.Base()), "/")
+		v.files = append(v.files, FileSum{Name: rel, SHA1: hex.EncodeToString(sha1Sum.Sum(nil)), SHA256: hex.EncodeToString(sha256Sum.Sum(nil))})
+	}
 	return nil
 }

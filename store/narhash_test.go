@@ -3,12 +3,15 @@ package store
 import (
 	"bytes"
 	"context"
+	"crypto/sha1"
 	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"maps"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -77,6 +80,42 @@ func TestNarHash(t *testing.T) {
 		}
 		if narSize, err := NarSize(fsys, p); err != nil || narSize != size {
 			t.Errorf("NarSize(%s) = %d, %v; NarHash's size is %d", fixture.name, narSize, err, size)
+		}
+	}
+}
+
+// TestNarHashFiles: the NAR hash and size are NarHash's, and the files are
+// the regular files of the fixture (no directory, no symlink) with the
+// digests of their contents, sorted by path, not in the NAR's order ("a-c"
+// before "a/b", which the NAR puts after "a").
+func TestNarHashFiles(t *testing.T) {
+	storeDir := t.TempDir()
+	fsys := os.DirFS(storeDir)
+	fixtures := append(slices.Clone(narHashFixtures), narHashFixtures[0])
+	fixtures[len(fixtures)-1].name, fixtures[len(fixtures)-1].files = "order", map[string]string{"a/b": "1", "a-c": "2", "a/d": "->b"}
+	for _, fixture := range fixtures {
+		p := testPath(fixture.name)
+		writeFixture(t, storeDir, p, fixture.files)
+		scan, err := NarHashFiles(context.Background(), fsys, p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		hash, size, err := NarHash(context.Background(), fsys, p)
+		if err != nil || scan.NarHash != hash || scan.NarSize != size {
+			t.Errorf("NarHashFiles(%s) = %s, %d; NarHash: %s, %d, %v", fixture.name, scan.NarHash, scan.NarSize, hash, size, err)
+		}
+		var want []FileSum
+		for name, value := range fixture.files {
+			if value == "dir" || strings.HasPrefix(value, "->") {
+				continue
+			}
+			contents := []byte(strings.TrimPrefix(value, "x:"))
+			s1, s256 := sha1.Sum(contents), sha256.Sum256(contents)
+			want = append(want, FileSum{Name: name, SHA1: hex.EncodeToString(s1[:]), SHA256: hex.EncodeToString(s256[:])})
+		}
+		slices.SortFunc(want, func(a, b FileSum) int { return strings.Compare(a.Name, b.Name) })
+		if !slices.Equal(scan.Files, want) {
+			t.Errorf("NarHashFiles(%s) lists\n%v\nwant\n%v", fixture.name, scan.Files, want)
 		}
 	}
 }
