@@ -6,7 +6,10 @@
 // hash, properties for its store path, NAR size and layers, the licence,
 // website and description of the metadata file); references are
 // dependencies; the base image and the customisation layer are components
-// of their own, which the image depends on with its roots.
+// of their own, which the image depends on with its roots. When the files
+// are listed, each store path's regular files are file components nested
+// in its component, named by their path in the image, with their SHA-1
+// and SHA-256 hashes.
 //
 // It is pure: the same document gives the same bytes (components by store
 // path, dependencies sorted, the serial number a digest of the content,
@@ -149,12 +152,31 @@ func document(m *sbommodel.Document) *cdx.BOM {
 		if p.NarHash != "" {
 			c.Hashes = &[]cdx.Hash{{Algorithm: cdx.HashAlgoSHA256, Value: p.NarHash.Encoded()}}
 		}
+		if len(p.Files) > 0 {
+			c.Components = files(p)
+		}
 		components = append(components, c)
 		deps = append(deps, cdx.Dependency{Ref: p.Path.String(), Dependencies: refs(p.References)})
 	}
 	bom.Components = &components
 	bom.Dependencies = &deps
 	return bom
+}
+
+// files are the file components of store path p's files, named by their
+// path in the image, which is their bom-ref.
+func files(p sbommodel.Package) *[]cdx.Component {
+	out := make([]cdx.Component, len(p.Files))
+	for i, f := range p.Files {
+		name := p.FileName(f)
+		out[i] = cdx.Component{
+			BOMRef: name,
+			Type:   cdx.ComponentTypeFile,
+			Name:   name,
+			Hashes: &[]cdx.Hash{{Algorithm: cdx.HashAlgoSHA1, Value: f.SHA1}, {Algorithm: cdx.HashAlgoSHA256, Value: f.SHA256}},
+		}
+	}
+	return &out
 }
 
 // refs are the bom-refs of store paths, in their order; nil for none.

@@ -17,6 +17,7 @@ import (
 	"github.com/storepack/storepack/frontend/sbommodel"
 	"github.com/storepack/storepack/internal/sbomtest"
 	"github.com/storepack/storepack/internal/version"
+	"github.com/storepack/storepack/store"
 )
 
 // read decodes a document with the CycloneDX project's library.
@@ -142,6 +143,44 @@ func TestReproducible(t *testing.T) {
 	})
 }
 
+// TestFiles: listed, each store path's regular files are file components
+// nested in its component, by name, named by their path in the image, with
+// their SHA-1 and SHA-256 hashes; not asked for, no component has any.
+func TestFiles(t *testing.T) {
+	f := sbomtest.New(t, "/gnu/store")
+	img := f.Image(t, f.Infos)
+	for _, c := range *read(t, sbomtest.Bytes(t, JSON, img)).Components {
+		if c.Components != nil {
+			t.Errorf("files not asked for: %s has components %+v", c.BOMRef, *c.Components)
+		}
+	}
+	img.Files = f.Files()
+	got := map[string][]string{}
+	for _, c := range *read(t, sbomtest.Bytes(t, JSON, img)).Components {
+		if c.Type != cdx.ComponentTypeLibrary || c.Components == nil {
+			continue
+		}
+		for _, file := range *c.Components {
+			line := fmt.Sprintf("%s %s %s", file.Type, file.BOMRef, file.Name)
+			for _, h := range *file.Hashes {
+				line += " " + string(h.Algorithm) + ":" + h.Value
+			}
+			got[c.BOMRef] = append(got[c.BOMRef], line)
+		}
+	}
+	file := func(name string, sum store.FileSum) string {
+		return "file " + name + " " + name + " SHA-1:" + sum.SHA1 + " SHA-256:" + sum.SHA256
+	}
+	want := map[string][]string{
+		f.App.String():  {file(f.App.String()+"/bin/app", img.Files[f.App][1]), file(f.App.String()+"/share/doc/README", img.Files[f.App][0])},
+		f.Lib.String():  {file(f.Lib.String()+"/lib/libgreet.so", img.Files[f.Lib][0])},
+		f.Data.String(): {file(f.Data.String(), img.Files[f.Data][0])}, // a store path that is a file
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("files:\n got %q\nwant %q", got, want)
+	}
+}
+
 // TestMetadata: a metadata file's licence, homepage and description are
 // the component's licence expression, website and description.
 func TestMetadata(t *testing.T) {
@@ -207,6 +246,7 @@ func TestSchema(t *testing.T) {
 	img.Base = &sbommodel.Base{Ref: "localhost:5000/library/busybox:1.36@sha256:" + strings.Repeat("e", 64), Layers: 2}
 	img.Customisation = true
 	img.Metadata = f.Metadata(t)
+	img.Files = f.Files()
 	data := sbomtest.Bytes(t, JSON, img)
 	inst, err := jsonschema.UnmarshalJSON(bytes.NewReader(data))
 	if err != nil {

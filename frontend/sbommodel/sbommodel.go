@@ -4,8 +4,9 @@
 // (frontend/cdxsbom) documents write. One package per store path (name and
 // version as Nix's parseDrvName splits them, its NAR hash and size, a
 // package URL, the store layer that holds it, its references, and what a
-// metadata file says of it), the roots, and the image's other content
-// (base image, customisation layer).
+// metadata file says of it, and its files with their digests when they
+// are asked for), the roots, and the image's other content (base image,
+// customisation layer).
 //
 // It is pure and ordered: packages by store path, references sorted, roots
 // sorted and unique, so that the documents are the same bytes for the same
@@ -46,6 +47,9 @@ type Image struct {
 	// NarHashes are the NAR hashes of paths whose Graph has none, read
 	// from their files.
 	NarHashes map[store.Path]digest.Digest
+	// Files are the regular files of every path of Graph, read from them,
+	// when the files are asked for; nil: they are not listed.
+	Files map[store.Path][]store.FileSum
 }
 
 // Base is a FROM image as a document names it.
@@ -67,6 +71,8 @@ type Document struct {
 	Base *BasePackage
 	// Customisation is the customisation layer; nil for none.
 	Customisation *Layers
+	// FilesListed says that each package lists its files (Package.Files).
+	FilesListed bool
 }
 
 // Package is a store path of the image.
@@ -83,6 +89,19 @@ type Package struct {
 	StoreLayerKey           string
 	Layers                  // where that layer is in the image
 	Info                    // from the metadata file
+	// Files are the path's regular files, by name, when the document
+	// lists files (Document.FilesListed).
+	Files []store.FileSum
+}
+
+// FileName is the path in the image of f, one of p's Files: an image
+// scanner names files so, and a store path may be a file itself, which
+// has no name relative to it.
+func (p Package) FileName(f store.FileSum) string {
+	if f.Name == "" {
+		return p.Path.String()
+	}
+	return p.Path.String() + "/" + f.Name
 }
 
 // Layers are the image's layers that hold some content: positions in the
@@ -102,7 +121,7 @@ type BasePackage struct {
 // New states img's document.
 func New(img Image) (*Document, error) {
 	v, _ := version.Get()
-	doc := &Document{Version: v, Created: img.Epoch.UTC(), Layers: len(img.Plan.Layers)}
+	doc := &Document{Version: v, Created: img.Epoch.UTC(), Layers: len(img.Plan.Layers), FilesListed: img.Files != nil}
 	baseLayers := 0
 	if img.Base != nil {
 		baseLayers = img.Base.Layers
@@ -149,6 +168,14 @@ func New(img Image) (*Document, error) {
 			Layers:        Layers{First: baseLayers + layer + 1, Last: baseLayers + layer + 1},
 		}
 		pkg.Name, pkg.Version = name(p)
+		if doc.FilesListed {
+			files, ok := img.Files[p]
+			if !ok {
+				return nil, fmt.Errorf("%s: its files were not read", p)
+			}
+			pkg.Files = slices.Clone(files)
+			slices.SortFunc(pkg.Files, func(a, b store.FileSum) int { return strings.Compare(a.Name, b.Name) })
+		}
 		if img.Metadata != nil {
 			pkg.Info = img.Metadata.of(p, pkg.Name)
 		}

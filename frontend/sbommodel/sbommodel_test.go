@@ -66,6 +66,39 @@ func TestNew(t *testing.T) {
 	}
 }
 
+// TestFiles: files are listed only when asked for, each path's sorted by
+// name; asked for, a path without files lists none, and a path whose files
+// were not read is an error.
+func TestFiles(t *testing.T) {
+	f := sbomtest.New(t, "/nix/store")
+	img := f.Image(t, f.Infos)
+	doc := sbomtest.Document(t, img)
+	for _, p := range doc.Packages {
+		if doc.FilesListed || p.Files != nil {
+			t.Errorf("not asked for: %s lists files %v", p.Path, p.Files)
+		}
+	}
+	img.Files = f.Files()
+	doc = sbomtest.Document(t, img)
+	want := map[store.Path][]store.FileSum{
+		f.App:  {sbomtest.FileSum("bin/app", "#!/bin/sh\necho hello\n"), sbomtest.FileSum("share/doc/README", "read me\n")},
+		f.Lib:  {sbomtest.FileSum("lib/libgreet.so", "\x7fELF")},
+		f.Data: {sbomtest.FileSum("", "hello\n")},
+		f.Odd:  {},
+	}
+	got := map[store.Path][]store.FileSum{}
+	for _, p := range doc.Packages {
+		got[p.Path] = p.Files
+	}
+	if !doc.FilesListed || !reflect.DeepEqual(got, want) {
+		t.Errorf("files listed %t:\n got %v\nwant %v", doc.FilesListed, got, want)
+	}
+	delete(img.Files, f.Lib)
+	if _, err := sbommodel.New(img); err == nil || !strings.Contains(err.Error(), f.Lib.String()+": its files were not read") {
+		t.Errorf("err = %v", err)
+	}
+}
+
 // TestInconsistentImage: a closure path that no store layer holds, or a
 // root outside the closure, is an error that names it.
 func TestInconsistentImage(t *testing.T) {

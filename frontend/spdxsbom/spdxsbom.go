@@ -5,7 +5,10 @@
 // URL, an annotation naming the store layer that holds it, the declared
 // licence, homepage and description of the metadata file), DEPENDS_ON
 // relationships from the references, and the image's other content (base
-// image, customisation layer) as packages of their own.
+// image, customisation layer) as packages of their own. When the files are
+// listed, each store path's package CONTAINS its regular files (named by
+// their path in the image, with SHA-1 and SHA-256 checksums) and has the
+// package verification code of SPDX 2.3 §7.9.
 //
 // It is pure: the same document gives the same bytes (arrays sorted, SPDX
 // identifiers from store paths, the namespace from the content, the
@@ -24,6 +27,7 @@ import (
 	spdxjson "github.com/spdx/tools-golang/json"
 	"github.com/spdx/tools-golang/spdx/v2/common"
 	"github.com/spdx/tools-golang/spdx/v2/v2_3"
+	"github.com/spdx/tools-golang/utils"
 
 	"github.com/storepack/storepack/frontend/manifest"
 	"github.com/storepack/storepack/frontend/sbommodel"
@@ -37,6 +41,7 @@ const (
 	baseID          = "BaseImage"
 	customisationID = "CustomisationLayer"
 	storePathID     = "StorePath-"
+	fileID          = "File-"
 )
 
 // NamespacePrefix starts every document's namespace, which the document's
@@ -48,7 +53,10 @@ const noAssertion = "NOASSERTION"
 
 // JSON returns m as SPDX 2.3 JSON.
 func JSON(m *sbommodel.Document) ([]byte, error) {
-	doc := document(m)
+	doc, err := document(m)
+	if err != nil {
+		return nil, err
+	}
 	// The namespace must be unique to the document: a digest of the rest
 	// of it, so that the same image always gives the same one.
 	body, err := encode(doc)
@@ -69,7 +77,7 @@ func encode(doc *v2_3.Document) ([]byte, error) {
 }
 
 // document is m's SPDX document, without its namespace.
-func document(m *sbommodel.Document) *v2_3.Document {
+func document(m *sbommodel.Document) (*v2_3.Document, error) {
 	l := layout{doc: m, tool: "storepack-" + m.Version, created: m.Created.Format(time.RFC3339)}
 	doc := &v2_3.Document{
 		SPDXVersion:    v2_3.Version,
@@ -89,6 +97,22 @@ func document(m *sbommodel.Document) *v2_3.Document {
 	for _, p := range m.Packages {
 		pkg := l.storePath(p)
 		doc.Packages = append(doc.Packages, pkg)
+		if m.FilesListed {
+			files := storePathFiles(p)
+			code, err := utils.GetVerificationCode(files, "")
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", p.Path, err)
+			}
+			pkg.FilesAnalyzed, pkg.PackageVerificationCode = true, &code
+			for _, f := range files {
+				doc.Files = append(doc.Files, f)
+				doc.Relationships = append(doc.Relationships, &v2_3.Relationship{
+					RefA:         common.MakeDocElementID("", string(pkg.PackageSPDXIdentifier)),
+					RefB:         common.MakeDocElementID("", string(f.FileSPDXIdentifier)),
+					Relationship: common.TypeRelationshipContains,
+				})
+			}
+		}
 		for _, ref := range p.References {
 			doc.Relationships = append(doc.Relationships, &v2_3.Relationship{
 				RefA:         common.MakeDocElementID("", string(pkg.PackageSPDXIdentifier)),
@@ -108,10 +132,13 @@ func document(m *sbommodel.Document) *v2_3.Document {
 	slices.SortFunc(doc.Packages, func(a, b *v2_3.Package) int {
 		return strings.Compare(string(a.PackageSPDXIdentifier), string(b.PackageSPDXIdentifier))
 	})
+	slices.SortFunc(doc.Files, func(a, b *v2_3.File) int {
+		return strings.Compare(string(a.FileSPDXIdentifier), string(b.FileSPDXIdentifier))
+	})
 	slices.SortFunc(doc.Relationships, func(a, b *v2_3.Relationship) int {
 		return strings.Compare(relationshipKey(a), relationshipKey(b))
 	})
-	return doc
+	return doc, nil
 }
 
 func describes(id common.ElementID) *v2_3.Relationship {
@@ -207,6 +234,26 @@ func (l layout) layers(what string, at sbommodel.Layers) []v2_3.Annotation {
 		AnnotationType:    "OTHER",
 		AnnotationComment: fmt.Sprintf("%s: the image's %s of %d", what, where, l.doc.Layers),
 	}}
+}
+
+// storePathFiles are the files of store path p's package, named by their
+// path in the image, their identifiers a digest of it.
+func storePathFiles(p sbommodel.Package) []*v2_3.File {
+	files := make([]*v2_3.File, len(p.Files))
+	for i, f := range p.Files {
+		name := p.FileName(f)
+		sum := sha256.Sum256([]byte(name))
+		files[i] = &v2_3.File{
+			FileName:           name,
+			FileSPDXIdentifier: common.ElementID(fileID + hex.EncodeToString(sum[:16])),
+			Checksums: []common.Checksum{
+				{Algorithm: common.SHA1, Value: f.SHA1},
+				{Algorithm: common.SHA256, Value: f.SHA256},
+			},
+			FileCopyrightText: noAssertion,
+		}
+	}
+	return files
 }
 
 // storePathRef is store path p's SPDX identifier (without its "SPDXRef-"

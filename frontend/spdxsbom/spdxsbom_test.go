@@ -2,10 +2,13 @@ package spdxsbom
 
 import (
 	"bytes"
+	"crypto/sha1"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"reflect"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
@@ -128,20 +131,30 @@ func TestDocument(t *testing.T) {
 	}
 
 	// What an SPDX identifier may hold, each once.
-	idSyntax := regexp.MustCompile(`^SPDXRef-[A-Za-z0-9.-]+$`)
-	var raw struct {
-		Packages []struct{ SPDXID string }
-	}
+	checkIdentifiers(t, data, "packages", `^SPDXRef-[A-Za-z0-9.-]+$`)
+}
+
+// checkIdentifiers checks that the SPDX identifiers of the elements of a
+// document's array match pattern, each once, and returns how many there
+// are.
+func checkIdentifiers(t *testing.T, data []byte, array, pattern string) int {
+	t.Helper()
+	var raw map[string]json.RawMessage
+	var elements []struct{ SPDXID string }
 	if err := json.Unmarshal(data, &raw); err != nil {
 		t.Fatal(err)
 	}
-	seen := map[string]bool{}
-	for _, p := range raw.Packages {
-		if !idSyntax.MatchString(p.SPDXID) || seen[p.SPDXID] {
-			t.Errorf("SPDX identifier %q is not one, or not unique", p.SPDXID)
-		}
-		seen[p.SPDXID] = true
+	if err := json.Unmarshal(raw[array], &elements); err != nil {
+		t.Fatal(err)
 	}
+	seen := map[string]bool{}
+	for _, e := range elements {
+		if !regexp.MustCompile(pattern).MatchString(e.SPDXID) || seen[e.SPDXID] {
+			t.Errorf("SPDX identifier %q is not one, or not unique", e.SPDXID)
+		}
+		seen[e.SPDXID] = true
+	}
+	return len(seen)
 }
 
 // TestLibraryKeepsEverything: what the SPDX library reads of a document
@@ -150,6 +163,7 @@ func TestLibraryKeepsEverything(t *testing.T) {
 	f := sbomtest.New(t, "/nix/store")
 	img := f.Image(t, f.Infos)
 	img.Customisation = true
+	img.Files = f.Files()
 	data := sbomtest.Bytes(t, JSON, img)
 	var again bytes.Buffer
 	if err := spdxjson.Write(read(t, data), &again); err != nil {
@@ -165,6 +179,78 @@ func TestLibraryKeepsEverything(t *testing.T) {
 	if !reflect.DeepEqual(a, b) {
 		t.Errorf("the SPDX library's copy differs:\n ours %s\nagain %s", data, again.Bytes())
 	}
+}
+
+// TestFiles: listed, each store path's package CONTAINS its files, named
+// by their path in the image, with their SHA-1 and SHA-256; it is analysed
+// with the verification code SPDX 2.3 §7.9 defines (also for a package of
+// no files); the files' identifiers are unique identifiers.
+func TestFiles(t *testing.T) {
+	f := sbomtest.New(t, "/gnu/store")
+	img := f.Image(t, f.Infos)
+	img.Files = f.Files()
+	data := sbomtest.Bytes(t, JSON, img)
+	doc := read(t, data)
+	files := map[string]string{}
+	for _, file := range doc.Files {
+		var sums []string
+		for _, c := range file.Checksums {
+			sums = append(sums, string(c.Algorithm)+":"+c.Value)
+		}
+		files[string(file.FileSPDXIdentifier)] = file.FileName + " " + strings.Join(sums, " ")
+	}
+	packages := map[string]string{}
+	got := map[string][]string{}
+	for _, p := range doc.Packages {
+		packages[string(p.PackageSPDXIdentifier)] = p.PackageFileName
+		var sha1s []string
+		for _, file := range img.Files[pathOf(t, p.PackageFileName)] {
+			sha1s = append(sha1s, file.SHA1)
+		}
+		slices.Sort(sha1s)
+		sum := sha1.Sum([]byte(strings.Join(sha1s, "")))
+		if !p.FilesAnalyzed || p.PackageVerificationCode == nil || p.PackageVerificationCode.Value != hex.EncodeToString(sum[:]) {
+			t.Errorf("%s: filesAnalyzed %t, verification code %+v, want %x", p.PackageFileName, p.FilesAnalyzed, p.PackageVerificationCode, sum)
+		}
+		got[p.PackageFileName] = []string{}
+	}
+	for _, r := range doc.Relationships {
+		if r.Relationship == "CONTAINS" {
+			p := packages[string(r.RefA.ElementRefID)]
+			got[p] = append(got[p], files[string(r.RefB.ElementRefID)])
+			delete(files, string(r.RefB.ElementRefID))
+		}
+	}
+	if len(files) > 0 {
+		t.Errorf("files no package contains: %v", files)
+	}
+	sums := func(file store.FileSum) string { return " SHA1:" + file.SHA1 + " SHA256:" + file.SHA256 }
+	want := map[string][]string{
+		f.App.String(): {f.App.String() + "/bin/app" + sums(img.Files[f.App][1]), f.App.String() + "/share/doc/README" + sums(img.Files[f.App][0])},
+		f.Lib.String(): {f.Lib.String() + "/lib/libgreet.so" + sums(img.Files[f.Lib][0])},
+		// A store path that is a file.
+		f.Data.String(): {f.Data.String() + sums(img.Files[f.Data][0])},
+		f.Odd.String():  {},
+	}
+	for p := range got {
+		slices.Sort(got[p])
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("files:\n got %q\nwant %q", got, want)
+	}
+
+	if n := checkIdentifiers(t, data, "files", `^SPDXRef-File-[0-9a-f]{32}$`); n != 4 {
+		t.Errorf("%d files, want 4", n)
+	}
+}
+
+func pathOf(t *testing.T, s string) store.Path {
+	t.Helper()
+	p, err := store.ParsePath(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
 }
 
 // TestReproducible: the same image gives the same bytes whatever the order

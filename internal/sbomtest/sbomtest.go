@@ -5,6 +5,9 @@ package sbomtest
 
 import (
 	"bytes"
+	"crypto/sha1"
+	"crypto/sha256"
+	"encoding/hex"
 	"math/rand/v2"
 	"slices"
 	"strings"
@@ -109,14 +112,15 @@ type Fields struct {
 }
 
 // CheckReproducible checks that write gives the same bytes for the
-// fixture's image whatever the order of the graph's records and of the
-// roots, that another closure has another identity, and that the creation
+// fixture's image, its files listed, whatever the order of the graph's
+// records, of the roots and of the files, that another closure has another identity, and that the creation
 // time is the epoch's, in UTC.
 func CheckReproducible(t *testing.T, write Writer, read Fields) {
 	t.Helper()
 	f := New(t, "/nix/store")
 	img := f.Image(t, f.Infos)
 	img.Roots = []store.Path{f.App, f.Lib}
+	img.Files = f.Files()
 	first := Bytes(t, write, img)
 	rng := rand.New(rand.NewPCG(1, 2))
 	for range 10 {
@@ -124,9 +128,16 @@ func CheckReproducible(t *testing.T, write Writer, read Fields) {
 		rng.Shuffle(len(infos), func(i, j int) { infos[i], infos[j] = infos[j], infos[i] })
 		shuffled := f.Image(t, infos)
 		shuffled.Roots = []store.Path{f.Lib, f.App, f.Lib}
+		shuffled.Files = f.Files()
+		for _, files := range shuffled.Files {
+			rng.Shuffle(len(files), func(i, j int) { files[i], files[j] = files[j], files[i] })
+		}
 		if again := Bytes(t, write, shuffled); !bytes.Equal(again, first) {
 			t.Fatalf("another order gives other bytes:\n%s\n%s", first, again)
 		}
+	}
+	if withoutFiles := Bytes(t, write, f.Image(t, f.Infos)); read.ID(t, withoutFiles) == read.ID(t, first) {
+		t.Errorf("the document without files has the same identity %s", read.ID(t, first))
 	}
 	changed := slices.Clone(f.Infos)
 	changed[3].NarSize++
@@ -145,6 +156,24 @@ const (
 	LibHomepage    = "https://greet.example/"
 	LibDescription = "Greets <you> & yours"
 )
+
+// FileSum is a file of a store path named name with contents.
+func FileSum(name, contents string) store.FileSum {
+	s1, s256 := sha1.Sum([]byte(contents)), sha256.Sum256([]byte(contents))
+	return store.FileSum{Name: name, SHA1: hex.EncodeToString(s1[:]), SHA256: hex.EncodeToString(s256[:])}
+}
+
+// Files are the regular files of the fixture's paths, some out of order:
+// the application's and library's in directories, the data a file itself
+// (its name ""), and none in Odd (directories and symlinks only).
+func (f Fixture) Files() map[store.Path][]store.FileSum {
+	return map[store.Path][]store.FileSum{
+		f.App:  {FileSum("share/doc/README", "read me\n"), FileSum("bin/app", "#!/bin/sh\necho hello\n")},
+		f.Lib:  {FileSum("lib/libgreet.so", "\x7fELF")},
+		f.Data: {FileSum("", "hello\n")},
+		f.Odd:  {},
+	}
+}
 
 // Metadata is a metadata file's for the library (by name; HTML's
 // characters in its description).
