@@ -81,7 +81,8 @@ IMAGE names another image, --previous "" none.
 docker buildx build --sbom=true does: the SPDX document of its store paths,
 their references and layers, stated from the closure graph, so no scanner
 runs. The builder must keep attestations (not Docker 20.10's), and the
-output hold them (--push, -o type=oci|image).`,
+output hold them (--push, -o type=oci|image). --sbom-files lists each store
+path's files in it too, as docker buildx build --sbom=files=true does.`,
 		Example: `  docker storepack build -t hello ./result
   docker storepack build -f app.storepack -t registry.example/app:2 --sbom --push .
   docker storepack build --platform linux/amd64,linux/arm/v7 -o type=oci,dest=app.tar .`,
@@ -295,7 +296,7 @@ func exportsFor(ctx context.Context, dockerCli command.Cli, b *hostbuild.Builder
 		} else {
 			// Docker 20.10 refuses a docker archive with attestations
 			// ("blobs/json: no such file or directory").
-			if opts.attest.sbom {
+			if opts.attest.sbomAsked() {
 				return nil, errors.New("--sbom with --load: the engine does not load an image with attestations from this builder; use --push, or -o type=oci,dest=FILE")
 			}
 			api := dockerCli.Client()

@@ -124,15 +124,32 @@ func (o previousOption) apply(dockerCli command.Cli, s *hostbuild.Settings, tag 
 
 // attestOptions ask for attestations of the image built (build).
 type attestOptions struct {
-	sbom bool
+	sbom    bool
+	content sbomContentOptions
 }
 
 func (o *attestOptions) addFlags(flags *pflag.FlagSet) {
 	flags.BoolVar(&o.sbom, "sbom", false, "Attach an SBOM to each platform's image: an SPDX document of its store paths, their references and layers, stated from the closure graph (no scanner runs)")
+	o.content.addFlags(flags, " (implies --sbom)")
 }
 
+// sbomAsked says that an SBOM is to be attached.
+func (o attestOptions) sbomAsked() bool { return o.sbom || o.content.files }
+
 // apply asks out for the attestations.
-func (o attestOptions) apply(out *hostbuild.Output) { out.SBOM = o.sbom }
+func (o attestOptions) apply(out *hostbuild.Output) {
+	out.SBOM, out.SBOMFiles = o.sbomAsked(), o.content.files
+}
+
+// sbomContentOptions say what an SBOM lists besides the store paths
+// (build, sbom).
+type sbomContentOptions struct {
+	files bool
+}
+
+func (o *sbomContentOptions) addFlags(flags *pflag.FlagSet, implies string) {
+	flags.BoolVar(&o.files, "sbom-files", false, "List each store path's files in the SBOM, with their SHA-1 and SHA-256, read from the files"+implies)
+}
 
 // rootOptions say where the store paths of ROOT arguments are and where
 // their reference graph comes from (build, run, plan and graph).

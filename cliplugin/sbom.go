@@ -32,6 +32,7 @@ const (
 
 type sbomOptions struct {
 	format   string
+	content  sbomContentOptions
 	planning planningOptions
 	args     []string
 }
@@ -51,6 +52,7 @@ package URL and layer, its references as dependencies, the roots described
 manifest's SBOM --metadata file says of licences, homepages and descriptions.
 --format cyclonedx-json writes the same as a CycloneDX 1.6 document (the
 store path, NAR size and layers as storepack:* properties of each component).
+--sbom-files lists each store path's files too, as "build --sbom-files" does.
 
 MANIFEST and ROOTs are read as "docker storepack plan" reads them, with the
 same options (see plan --help): the layers a document names are the plan's,
@@ -81,6 +83,7 @@ SBOM attestation of its image for the platform, as the registry holds it
 	}
 	flags := cmd.Flags()
 	flags.StringVar(&opts.format, "format", formatSPDXJSON, `Output format: "`+formatSPDXJSON+`" (SPDX 2.3, as attached) or "`+formatCycloneDXJSON+`" (CycloneDX 1.6)`)
+	opts.content.addFlags(flags, "")
 	opts.planning.addFlags(flags, "Target platform (os/arch[/variant] or a Nix system; default: this machine's)")
 	return cmd
 }
@@ -125,7 +128,7 @@ func sbomOfInput(ctx context.Context, dockerCli command.Cli, flags *pflag.FlagSe
 	if err != nil {
 		return nil, err
 	}
-	img, err := input.PlanWithSBOM(ctx, p, pinnedImages(dockerCli))
+	img, err := input.PlanWithSBOM(ctx, p, pinnedImages(dockerCli), opts.content.files)
 	if err != nil {
 		return nil, err
 	}

@@ -31,29 +31,7 @@ func TestSBOMIsTheFrontendsSBOM(t *testing.T) {
 	if n := len(res.Attestations["linux/amd64"]); n != 1 {
 		t.Fatalf("%d attestations for linux/amd64, want the SBOM", n)
 	}
-	// The document is the content of the file the attestation's state
-	// makes.
-	var attached []byte
-	for _, def := range gw.Solved() {
-		for _, dt := range def.Def {
-			var op pb.Op
-			if err := op.UnmarshalVT(dt); err != nil {
-				t.Fatal(err)
-			}
-			for _, a := range op.GetFile().GetActions() {
-				if mk := a.GetMkfile(); mk != nil && mk.Path == "/sbom.spdx.json" {
-					attached = mk.Data
-				}
-			}
-		}
-	}
-	if attached == nil {
-		t.Fatal("the frontend solved no SBOM file")
-	}
-	want, err := frontend.AttachedSBOM(attached)
-	if err != nil {
-		t.Fatal(err)
-	}
+	want := attachedSBOM(t, gw.Solved())
 	got := mustRun(t, "sbom", "--platform", "linux/amd64", file)
 	if got != string(want)+"\n" {
 		t.Errorf("sbom printed:\n%s\nthe frontend attaches:\n%s", got, want)
@@ -61,6 +39,24 @@ func TestSBOMIsTheFrontendsSBOM(t *testing.T) {
 	doc, err := spdxjson.Read(bytes.NewReader([]byte(got)))
 	if err != nil {
 		t.Fatalf("the SPDX library cannot read what sbom printed: %v", err)
+	}
+	if len(doc.Files) != 0 {
+		t.Errorf("files not asked for, but listed: %+v", doc.Files)
+	}
+
+	// With the files: the frontend reads them in the builder, sbom on the
+	// host, and the documents are the same.
+	gw.Opts["attest:sbom"] = "files=true"
+	solved := len(gw.Solved())
+	if _, err := frontend.Build(context.Background(), gw); err != nil {
+		t.Fatal(err)
+	}
+	withFiles := attachedSBOM(t, gw.Solved()[solved:])
+	if got := mustRun(t, "sbom", "--sbom-files", "--platform", "linux/amd64", file); got != string(withFiles)+"\n" {
+		t.Errorf("sbom --sbom-files printed:\n%s\nthe frontend attaches:\n%s", got, withFiles)
+	}
+	if filesDoc, err := spdxjson.Read(bytes.NewReader(withFiles)); err != nil || len(filesDoc.Files) == 0 {
+		t.Errorf("files asked for, but none listed (%v):\n%s", err, withFiles)
 	}
 
 	// The CycloneDX document has the same store paths, with the same
@@ -91,6 +87,34 @@ func TestSBOMIsTheFrontendsSBOM(t *testing.T) {
 	}
 }
 
+// attachedSBOM is the SBOM that defs attach, as BuildKit's exporter writes
+// it: the content of the file the attestation's state makes.
+func attachedSBOM(t *testing.T, defs []*pb.Definition) []byte {
+	t.Helper()
+	var attached []byte
+	for _, def := range defs {
+		for _, dt := range def.Def {
+			var op pb.Op
+			if err := op.UnmarshalVT(dt); err != nil {
+				t.Fatal(err)
+			}
+			for _, a := range op.GetFile().GetActions() {
+				if mk := a.GetMkfile(); mk != nil && mk.Path == "/sbom.spdx.json" {
+					attached = mk.Data
+				}
+			}
+		}
+	}
+	if attached == nil {
+		t.Fatal("the frontend solved no SBOM file")
+	}
+	doc, err := frontend.AttachedSBOM(attached)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return doc
+}
+
 func TestSBOMErrors(t *testing.T) {
 	f := storetest.New(t, "")
 	for _, tc := range []struct {
@@ -100,6 +124,7 @@ func TestSBOMErrors(t *testing.T) {
 		{[]string{"sbom", "--format", "table", f.CtxDir}, "--format=table: want spdx-json or cyclonedx-json"},
 		{[]string{"sbom", "--format", "cyclonedx-json", "registry.example/app:1"}, "--format=cyclonedx-json: an image's attached SBOM is SPDX (spdx-json)"},
 		{[]string{"sbom", "--build-arg", "A=1", "registry.example/app:1"}, "--build-arg applies to a manifest or ROOTs, not to an image (registry.example/app:1)"},
+		{[]string{"sbom", "--sbom-files", "registry.example/app:1"}, "--sbom-files applies to a manifest or ROOTs, not to an image (registry.example/app:1)"},
 		{[]string{"sbom", "--platform", "linux/amd64,linux/arm64", "registry.example/app:1"}, "a plan is of one platform"},
 	} {
 		mustFail(t, []string{tc.want}, tc.args...)

@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 
 	"github.com/containerd/platforms"
 	intoto "github.com/in-toto/in-toto-golang/in_toto"
@@ -85,6 +86,10 @@ func Solve(ctx context.Context, c client.Client, bc *dockerui.Client, in *manife
 		gwcaps := bc.BuildOpts().Caps
 		if err := gwcaps.Supports(gwpb.CapAttestations); err != nil {
 			return nil, fmt.Errorf("an SBOM was asked for, but this builder cannot attach attestations to an image: %w", err)
+		}
+		var err error
+		if opt.SBOMFiles, err = sbomFiles(bc.SBOM.Parameters); err != nil {
+			return nil, err
 		}
 	}
 	res, err := manifest2llb.Convert(ctx, in, opt)
@@ -199,6 +204,26 @@ func addSources(def *pb.Definition, sm *llb.SourceMap, sources manifest2llb.Sour
 		})
 	}
 	return nil
+}
+
+// SBOMFilesParameter is the SBOM request's parameter that asks for the
+// files of the store paths, as BuildKit passes an SBOM request's
+// parameters: `docker buildx build --sbom=files=true`, or the frontend
+// attribute attest:sbom=files=true.
+const SBOMFilesParameter = "files"
+
+// sbomFiles reads SBOMFilesParameter of an SBOM request's parameters;
+// others are the scanner's, which this conversion replaces.
+func sbomFiles(params map[string]string) (bool, error) {
+	v, ok := params[SBOMFilesParameter]
+	if !ok {
+		return false, nil
+	}
+	files, err := strconv.ParseBool(v)
+	if err != nil {
+		return false, fmt.Errorf("the SBOM's %s=%s: want true or false", SBOMFilesParameter, v)
+	}
+	return files, nil
 }
 
 // sbomFile is the file of an SBOM attestation's state that holds the

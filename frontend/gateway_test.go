@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"maps"
 	"os"
 	"path/filepath"
@@ -21,8 +22,11 @@ import (
 	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
 	spdxjson "github.com/spdx/tools-golang/json"
 	"github.com/spdx/tools-golang/spdx"
+	"github.com/spdx/tools-golang/spdx/v2/common"
 
+	"github.com/storepack/storepack/frontend/inbuilder"
 	"github.com/storepack/storepack/frontend/manifest2llb"
+	"github.com/storepack/storepack/frontend/sbommodel"
 	"github.com/storepack/storepack/internal/gatewaytest"
 	"github.com/storepack/storepack/internal/llbtest"
 	"github.com/storepack/storepack/internal/storetest"
@@ -195,22 +199,7 @@ func TestBuildSBOM(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// The documents, by the platform they name.
-	docs := map[string]*spdx.Document{}
-	for _, def := range c.Solved() {
-		for _, op := range definitionOps(t, def) {
-			for _, action := range op.GetFile().GetActions() {
-				if mk := action.GetMkfile(); mk != nil && mk.Path == sbomFile {
-					doc, err := spdxjson.Read(bytes.NewReader(mk.Data))
-					if err != nil {
-						t.Fatalf("%v\n%s", err, mk.Data)
-					}
-					platform, _, _ := strings.Cut(strings.TrimPrefix(doc.DocumentName, "storepack image for "), ":")
-					docs[platform] = doc
-				}
-			}
-		}
-	}
+	docs := writtenSBOMs(t, c.Solved())
 	for _, id := range []string{"linux/amd64", "linux/arm/v7"} {
 		atts := res.Attestations[id]
 		if len(atts) != 1 {
@@ -247,6 +236,49 @@ func TestBuildSBOM(t *testing.T) {
 		if len(want) != 3 || !slices.Equal(got, want) {
 			t.Errorf("%s: the document lists %q, the image %q", id, got, want)
 		}
+		if len(doc.Files) != 0 {
+			t.Errorf("%s: files not asked for, but listed: %+v", id, doc.Files)
+		}
+	}
+
+	// files=true lists the files, read by the pass that reads the NAR
+	// hashes: hash-store runs as often as without them.
+	hashStores := func(from int) int {
+		return len(slices.DeleteFunc(c.Ran()[from:], func(c inbuilder.Command) bool { return c != inbuilder.HashStore }))
+	}
+	c.Opts["attest:sbom"] = "files=true"
+	solved, ran := len(c.Solved()), len(c.Ran())
+	if _, err := Build(context.Background(), c); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := hashStores(ran), hashStores(0)-hashStores(ran); got != want {
+		t.Errorf("hash-store ran %d times with the files, %d times without", got, want)
+	}
+	for id, doc := range writtenSBOMs(t, c.Solved()[solved:]) {
+		got, want := map[string]string{}, map[string]string{}
+		for _, file := range doc.Files {
+			got[file.FileName] = fmt.Sprint(file.Checksums)
+		}
+		for _, p := range doc.Packages {
+			path, err := store.ParsePath(p.PackageFileName)
+			if err != nil {
+				t.Fatal(err)
+			}
+			scan, err := store.NarHashFiles(context.Background(), os.DirFS(f.StoreDir), path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, file := range scan.Files {
+				want[sbommodel.Package{Path: path}.FileName(file)] = fmt.Sprint([]common.Checksum{{Algorithm: common.SHA1, Value: file.SHA1}, {Algorithm: common.SHA256, Value: file.SHA256}})
+			}
+		}
+		if len(want) == 0 || !maps.Equal(got, want) {
+			t.Errorf("%s: files\n%v\nwant\n%v", id, got, want)
+		}
+	}
+	c.Opts["attest:sbom"] = "files=maybe"
+	if _, err := Build(context.Background(), c); err == nil || !strings.Contains(err.Error(), "the SBOM's files=maybe: want true or false") {
+		t.Errorf("files=maybe: err = %v", err)
 	}
 
 	delete(c.Opts, "attest:sbom")
@@ -260,6 +292,28 @@ func TestBuildSBOM(t *testing.T) {
 	if _, err := Build(context.Background(), c); err == nil || !strings.Contains(err.Error(), "an SBOM was asked for, but this builder cannot attach attestations") {
 		t.Errorf("err = %v", err)
 	}
+}
+
+// writtenSBOMs are the SBOM documents that defs write, by the platform they
+// name.
+func writtenSBOMs(t *testing.T, defs []*pb.Definition) map[string]*spdx.Document {
+	t.Helper()
+	docs := map[string]*spdx.Document{}
+	for _, def := range defs {
+		for _, op := range definitionOps(t, def) {
+			for _, action := range op.GetFile().GetActions() {
+				if mk := action.GetMkfile(); mk != nil && mk.Path == sbomFile {
+					doc, err := spdxjson.Read(bytes.NewReader(mk.Data))
+					if err != nil {
+						t.Fatalf("%v\n%s", err, mk.Data)
+					}
+					platform, _, _ := strings.Cut(strings.TrimPrefix(doc.DocumentName, "storepack image for "), ":")
+					docs[platform] = doc
+				}
+			}
+		}
+	}
+	return docs
 }
 
 // TestBuildSources: the image's definition carries, as source files of its

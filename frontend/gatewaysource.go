@@ -150,7 +150,7 @@ func (g *gatewaySource) StoreState(ctx context.Context, c *inputs.PlatformClosur
 
 // measure walks the closure's paths, held by parts, in the builder with
 // the frontend binary: check-store, or hash-store when opt asks for NAR
-// hashes. Without the frontend image nothing is walked, unless hashes are
+// hashes or files. Without the frontend image nothing is walked, unless hashes are
 // asked for, which is then an error.
 func (g *gatewaySource) measure(ctx context.Context, c *inputs.PlatformClosure, src layerllb.Source, parts []layerllb.Part, where string, opt manifest2llb.StoreOptions) (manifest2llb.Store, error) {
 	result := manifest2llb.Store{Layers: src}
@@ -160,16 +160,22 @@ func (g *gatewaySource) measure(ctx context.Context, c *inputs.PlatformClosure, 
 	helper := g.helper()
 	if helper == nil {
 		if opt.NarHashes {
+			if opt.Files {
+				return manifest2llb.Store{}, errors.New("the store paths' files (for an SBOM that lists them) cannot be read in the builder: the frontend image is unknown; run the frontend through `# syntax=`")
+			}
 			return manifest2llb.Store{}, errors.New("the store paths' NAR hashes (for STORE --with-db, or for an SBOM of a graph without them) cannot be read in the builder: the frontend image is unknown; run the frontend through `# syntax=`, or give a GRAPH with NAR hashes (nix path-info --json)")
 		}
 		return result, nil
 	}
 	paths := c.Graph.Paths()
 	command, step := inbuilder.CheckStore, fmt.Sprintf("check %d store paths", len(paths))
-	if opt.NarHashes {
+	switch {
+	case opt.Files:
+		command, step = inbuilder.HashStore, fmt.Sprintf("hash %d store paths (NAR hashes and files)", len(paths))
+	case opt.NarHashes:
 		command, step = inbuilder.HashStore, fmt.Sprintf("hash %d store paths (NAR hashes)", len(paths))
 	}
-	found, err := g.scan(ctx, *helper, command, parts, where, step)
+	found, err := g.scan(ctx, *helper, command, opt.Files, parts, where, step)
 	if err != nil {
 		return manifest2llb.Store{}, err
 	}
@@ -221,7 +227,7 @@ func (g *gatewaySource) Discover(ctx context.Context, platform ocispecs.Platform
 	for frontier, round := slices.Clone(roots), 1; len(frontier) > 0; round++ {
 		src.Paths = frontier
 		d.Parts = append(d.Parts, src)
-		found, err := g.scan(ctx, *helper, inbuilder.FindHashes, []layerllb.Part{src}, where, fmt.Sprintf("scan %d store paths for references (round %d)", len(frontier), round))
+		found, err := g.scan(ctx, *helper, inbuilder.FindHashes, false, []layerllb.Part{src}, where, fmt.Sprintf("scan %d store paths for references (round %d)", len(frontier), round))
 		if err != nil {
 			return inputs.Discovery{}, err
 		}
@@ -292,9 +298,10 @@ func scanTransfer(p ocispecs.Platform, round int) string {
 }
 
 // scan runs command of the frontend binary in the builder on the paths of
-// parts and returns what it found, by store path.
-func (g *gatewaySource) scan(ctx context.Context, helper inbuilder.Helper, command inbuilder.Command, parts []layerllb.Part, where string, step string) (map[string]store.HashScan, error) {
-	st, err := helper.Scan(command, parts, step)
+// parts (with their files: inbuilder.Helper.Scan) and returns what it
+// found, by store path.
+func (g *gatewaySource) scan(ctx context.Context, helper inbuilder.Helper, command inbuilder.Command, files bool, parts []layerllb.Part, where string, step string) (map[string]store.HashScan, error) {
+	st, err := helper.Scan(command, parts, files, step)
 	if err != nil {
 		return nil, err
 	}

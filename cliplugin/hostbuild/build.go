@@ -55,6 +55,9 @@ type Output struct {
 	// SBOM attaches each platform's SPDX document of its closure as an
 	// attestation, asked for as `docker buildx build --sbom=true` asks.
 	SBOM bool
+	// SBOMFiles lists each store path's files in the SBOM, asked for as
+	// `docker buildx build --sbom=files=true` asks.
+	SBOMFiles bool
 }
 
 // Result is what a build made.
@@ -145,7 +148,11 @@ func (in *Input) buildWith(ctx context.Context, b *Builder, out Output, statusCh
 	if out.SBOM {
 		// Read by the conversion (dockerui) and by the builder, which then
 		// finds the conversion's document and runs no scanner.
-		solveOpt.FrontendAttrs = map[string]string{"attest:sbom": ""}
+		params := ""
+		if out.SBOMFiles {
+			params = frontend.SBOMFilesParameter + "=true"
+		}
+		solveOpt.FrontendAttrs = map[string]string{"attest:sbom": params}
 	}
 	var (
 		resp *bkclient.SolveResponse

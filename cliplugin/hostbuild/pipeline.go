@@ -155,19 +155,20 @@ func (in *Input) convertOpt() manifest2llb.ConvertOpt {
 // (such as the store database's NAR hashes) is not read. resolve reads FROM
 // images.
 func (in *Input) Plan(ctx context.Context, p ocispecs.Platform, resolve manifest2llb.ImageResolver) (manifest2llb.Image, error) {
-	return in.planOnly(ctx, p, resolve, false)
+	return in.planOnly(ctx, p, resolve, false, false)
 }
 
 // PlanWithSBOM is Plan with the image's SBOM (Image.SBOM), the document a
-// build of in with an SBOM attaches.
-func (in *Input) PlanWithSBOM(ctx context.Context, p ocispecs.Platform, resolve manifest2llb.ImageResolver) (manifest2llb.Image, error) {
-	return in.planOnly(ctx, p, resolve, true)
+// build of in with an SBOM attaches; files lists each store path's files
+// in it, read from them.
+func (in *Input) PlanWithSBOM(ctx context.Context, p ocispecs.Platform, resolve manifest2llb.ImageResolver, files bool) (manifest2llb.Image, error) {
+	return in.planOnly(ctx, p, resolve, true, files)
 }
 
-func (in *Input) planOnly(ctx context.Context, p ocispecs.Platform, resolve manifest2llb.ImageResolver, sbom bool) (manifest2llb.Image, error) {
+func (in *Input) planOnly(ctx context.Context, p ocispecs.Platform, resolve manifest2llb.ImageResolver, sbom, sbomFiles bool) (manifest2llb.Image, error) {
 	opt := in.convertOpt()
 	opt.TargetPlatforms, opt.BuildPlatform = []ocispecs.Platform{p}, p
-	opt.PlanOnly, opt.SBOM = true, sbom
+	opt.PlanOnly, opt.SBOM, opt.SBOMFiles = true, sbom, sbomFiles
 	opt.Stager, opt.Differ = HostStager{}, SelfDiffer{}
 	opt.ResolveImage = resolve
 	res, err := manifest2llb.Convert(ctx, in.conv, opt)

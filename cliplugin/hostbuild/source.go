@@ -114,7 +114,7 @@ func (h HostSource) StoreState(ctx context.Context, c *inputs.PlatformClosure, p
 	var result manifest2llb.Store
 	if opt.NarHashes || opt.Check && !c.Discovered {
 		var err error
-		if result.Scans, err = measure(ctx, dir, c, opt.NarHashes); err != nil {
+		if result.Scans, err = measure(ctx, dir, c, opt); err != nil {
 			return manifest2llb.Store{}, err
 		}
 	}
@@ -252,10 +252,11 @@ func TransferKey(p ocispecs.Platform, storeDir string, l layering.Layer) string 
 }
 
 // measure walks the closure's paths in storeDir, reading every file when
-// hash says (for the NAR hash): store.NarSize and store.NarHash refuse what
-// a store path cannot hold, and a size that differs from the graph's tells
-// a store that is not the one the graph describes.
-func measure(ctx context.Context, storeDir string, c *inputs.PlatformClosure, hash bool) (map[store.Path]store.HashScan, error) {
+// opt asks for NAR hashes (and listing the files when it asks for them):
+// store.NarSize and store.NarHash refuse what a store path cannot hold,
+// and a size that differs from the graph's tells a store that is not the
+// one the graph describes.
+func measure(ctx context.Context, storeDir string, c *inputs.PlatformClosure, opt manifest2llb.StoreOptions) (map[store.Path]store.HashScan, error) {
 	root, err := os.OpenRoot(storeDir)
 	if err != nil {
 		return nil, err
@@ -270,9 +271,12 @@ func measure(ctx context.Context, storeDir string, c *inputs.PlatformClosure, ha
 			if err := ctx.Err(); err != nil {
 				return err
 			}
-			if hash {
+			switch {
+			case opt.Files:
+				scans[i], err = store.NarHashFiles(ctx, root.FS(), p)
+			case opt.NarHashes:
 				scans[i].NarHash, scans[i].NarSize, err = store.NarHash(ctx, root.FS(), p)
-			} else {
+			default:
 				scans[i].NarSize, err = store.NarSize(root.FS(), p)
 			}
 			if err != nil {

@@ -12,7 +12,8 @@
 //   - check-store: walk store paths for what an image must not hold and
 //     measure their NAR size, to check a GRAPH's closure before copying it;
 //   - hash-store: the same, reading every file for the NAR hash too, for
-//     the store database (STORE --with-db);
+//     the store database (STORE --with-db) or an SBOM, and listing the
+//     files with their digests when asked (an SBOM that lists files);
 //   - diff-tree: write what RUN changed in a file system as files, for
 //     builders without DiffOp and for a layer with fixed times on all.
 package inbuilder
@@ -56,6 +57,9 @@ const (
 // walk, in parts whose entries are in different directories.
 type ScanRequest struct {
 	Parts []ScanPart `json:"parts"`
+	// Files asks hash-store for each path's regular files with their
+	// digests too (store.NarHashFiles), read in the same pass.
+	Files bool `json:"files,omitempty"`
 }
 
 // ScanPart is store paths whose entries are in StoreDir.
@@ -93,9 +97,10 @@ func (h Helper) Stage(c layerllb.Customisation) (llb.State, error) {
 
 // Scan returns the state whose file ResultFile holds the ScanResult of
 // command (FindHashes, CheckStore or HashStore) on the paths of parts, each mounted
-// on its own. step names the ExecOp in progress output.
-func (h Helper) Scan(command Command, parts []layerllb.Part, step string) (llb.State, error) {
-	var req ScanRequest
+// on its own; files asks HashStore for the files too. step names the ExecOp
+// in progress output.
+func (h Helper) Scan(command Command, parts []layerllb.Part, files bool, step string) (llb.State, error) {
+	req := ScanRequest{Files: files}
 	for i, part := range parts {
 		mount := path.Join(storeMount, strconv.Itoa(i))
 		req.Parts = append(req.Parts, ScanPart{StoreDir: path.Join(mount, part.Dir), Paths: part.Paths})

@@ -3,6 +3,7 @@ package inbuilder
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -141,15 +142,21 @@ func testStore(t testing.TB, dir string) (app, data store.Path) {
 	return app, data
 }
 
+// TestScan runs each scan as the builder would; hash-store lists the files
+// when asked, and only then.
 func TestScan(t *testing.T) {
-	for _, command := range []Command{FindHashes, CheckStore, HashStore} {
-		t.Run(string(command), func(t *testing.T) {
+	for _, tc := range []struct {
+		command Command
+		files   bool
+	}{{FindHashes, false}, {CheckStore, false}, {HashStore, false}, {HashStore, true}} {
+		command := tc.command
+		t.Run(fmt.Sprintf("%s files=%t", command, tc.files), func(t *testing.T) {
 			dir := t.TempDir()
 			app, data := testStore(t, dir)
 			st, err := testHelper.Scan(command, []layerllb.Part{
 				{State: llb.Local("app"), Dir: "/", Paths: []store.Path{app}},
 				{State: llb.Local("data"), Dir: "/", Paths: []store.Path{data}},
-			}, "scan")
+			}, tc.files, "scan")
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -185,12 +192,15 @@ func TestScan(t *testing.T) {
 					t.Fatal(err)
 				}
 				defer root.Close()
-				want, _, err := store.NarHash(context.Background(), root.FS(), p)
+				want, err := store.NarHashFiles(context.Background(), root.FS(), p)
 				if err != nil {
 					t.Fatal(err)
 				}
-				if got := scans[p.String()].NarHash; (command == HashStore) != (got == want) {
-					t.Errorf("%s: NAR hash of %s %q, want %q only from %s", command, p, got, want, HashStore)
+				if got := scans[p.String()].NarHash; (command == HashStore) != (got == want.NarHash) {
+					t.Errorf("%s: NAR hash of %s %q, want %q only from %s", command, p, got, want.NarHash, HashStore)
+				}
+				if got := scans[p.String()].Files; len(want.Files) != 1 || tc.files != slices.Equal(got, want.Files) {
+					t.Errorf("%s files=%t: files of %s %v, NarHashFiles lists %v", command, tc.files, p, got, want.Files)
 				}
 			}
 		})

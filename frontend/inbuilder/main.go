@@ -81,6 +81,9 @@ func scanStore(ctx context.Context, command Command, req ScanRequest, out string
 		}
 	case HashStore:
 		scan = func(ctx context.Context, fsys fs.FS, p store.Path) (store.HashScan, error) {
+			if req.Files {
+				return store.NarHashFiles(ctx, fsys, p)
+			}
 			hash, size, err := store.NarHash(ctx, fsys, p)
 			return store.HashScan{NarSize: size, NarHash: hash}, err
 		}

@@ -72,6 +72,10 @@ type StoreOptions struct {
 	// its files, for the store database (STORE --with-db) or an SBOM of a
 	// graph without them.
 	NarHashes bool
+	// Files asks, with the NAR hashes and in the same read, for every
+	// store path's regular files and their digests (an SBOM that lists
+	// files).
+	Files bool
 	// WholeLayers says that the builder takes layers given whole
 	// (layerllb.Part.Whole): it merges layers and reads OCI layouts.
 	WholeLayers bool
@@ -86,7 +90,8 @@ type StoreOptions struct {
 type Store struct {
 	Layers layerllb.Source
 	// Scans hold each store path's NAR hash and size when
-	// StoreOptions.NarHashes asked for them.
+	// StoreOptions.NarHashes asked for them, and its files when
+	// StoreOptions.Files did.
 	Scans map[store.Path]store.HashScan
 	// Blobs are the layers' blobs, one per layer of the plan, when the
 	// source gives every layer whole as a blob of its own; else nil.
@@ -169,6 +174,9 @@ type ConvertOpt struct {
 	PlanOnly bool
 	// SBOM asks for what each image's SBOM states (Image.SBOM).
 	SBOM bool
+	// SBOMFiles asks the SBOM to list every store path's files, which
+	// reads every file of the closure.
+	SBOMFiles bool
 }
 
 // Result is one image per target platform, in the order of
@@ -372,9 +380,11 @@ func (c *conversion) platform(ctx context.Context, p ocispecs.Platform) (Image, 
 	// An SBOM states every path's NAR hash: those the graph lacks (a
 	// closure found by scanning, a DOT graph) are read from the files.
 	sbomHashes := c.opt.SBOM && lacksNarHash(closure.Graph)
+	sbomFiles := c.opt.SBOM && c.opt.SBOMFiles
 	storeOpt := StoreOptions{
 		Check:       !c.opt.PlanOnly,
-		NarHashes:   storeDB || sbomHashes,
+		NarHashes:   storeDB || sbomHashes || sbomFiles,
+		Files:       sbomFiles,
 		WholeLayers: !c.opt.PlanOnly && c.method == layerllb.Merge && c.caps.Supports(pb.CapSourceOCILayout) == nil,
 		Epoch:       c.epoch,
 	}
@@ -456,6 +466,12 @@ func (c *conversion) platform(ctx context.Context, p ocispecs.Platform) (Image, 
 			doc.NarHashes = make(map[store.Path]digest.Digest, len(src.Scans))
 			for p, scan := range src.Scans {
 				doc.NarHashes[p] = scan.NarHash
+			}
+		}
+		if sbomFiles {
+			doc.Files = make(map[store.Path][]store.FileSum, len(src.Scans))
+			for p, scan := range src.Scans {
+				doc.Files[p] = scan.Files
 			}
 		}
 		if base != nil {

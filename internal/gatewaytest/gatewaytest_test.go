@@ -23,7 +23,7 @@ func TestHelperScan(t *testing.T) {
 	helper := inbuilder.Helper{Image: llb.Image(c.Frontend), Binary: "/bin/storepack-frontend"}
 	transfer := llb.Local("store", llb.IncludePatterns([]string{s.App.Base()}))
 	solve := func(paths ...store.Path) (client.Reference, error) {
-		st, err := helper.Scan(inbuilder.FindHashes, []layerllb.Part{{State: transfer, Dir: "/", Paths: paths}}, "scan")
+		st, err := helper.Scan(inbuilder.FindHashes, []layerllb.Part{{State: transfer, Dir: "/", Paths: paths}}, false, "scan")
 		if err != nil {
 			t.Fatal(err)
 		}
