@@ -138,6 +138,31 @@ func TestSBOM(t *testing.T) {
 		checkCycloneDX(t, mustPlugin(t, "sbom", "--format", "cyclonedx-json", "--platform", platform, df), want[platform])
 	}
 
+	// Files are listed only when asked for: none above; with
+	// --sbom=files=true, each store path's files, read in the builder, as
+	// `sbom --sbom-files` reads them on the host: the notes hold NOTES,
+	// with the digests sha1sum and sha256sum give.
+	for platform, doc := range first {
+		if files := sbomFiles(t, doc, notesPath); files != nil {
+			t.Errorf("%s: files not asked for, but the notes list %q", platform, files)
+		}
+	}
+	if r := buildxBuild(t, "-f", df, "--build-context", "store=/nix/store", "--platform", platformList, "--sbom=files=true", "-t", repo+":files", "--push", dir); r.err != nil {
+		t.Fatalf("build with the files failed:\n%s", r)
+	}
+	notesFile := notesPath + "/NOTES"
+	sha1, _, _ := strings.Cut(stdoutOf(t, "sha1sum", notesFile), " ")
+	sha256, _, _ := strings.Cut(stdoutOf(t, "sha256sum", notesFile), " ")
+	wantFiles := []string{notesFile + " SHA1:" + sha1 + " SHA256:" + sha256}
+	for platform, doc := range registrySBOMs(t, repo, "files") {
+		if files := sbomFiles(t, doc, notesPath); !slices.Equal(files, wantFiles) {
+			t.Errorf("%s: the notes list the files %q, want %q", platform, files, wantFiles)
+		}
+		if got := mustPlugin(t, "sbom", "--sbom-files", "--platform", platform, df); got != string(doc)+"\n" {
+			t.Errorf("sbom --sbom-files --platform %s printed:\n%s\nthe build attached:\n%s", platform, got, doc)
+		}
+	}
+
 	// A metadata file that does not parse fails the build, naming its
 	// line, before anything is pushed; `sbom` says the same.
 	writeFile(t, dir, "bad-meta.json", "{\n  \"sbom-notes\": {\"licence\": \"MIT\"}\n}\n")
@@ -328,6 +353,45 @@ func checkSBOM(t *testing.T, data json.RawMessage, want nixClosureInfo, img plat
 	if w := append(slices.Clone(roots), "customisation layer"); !slices.Equal(sortedCopy(described), sortedCopy(w)) {
 		t.Errorf("the document describes %v, want %v", described, w)
 	}
+}
+
+// sbomFiles are the files that an SPDX document's package of store path
+// p CONTAINS, as "NAME SHA1:… SHA256:…", sorted; nil for none. The
+// document must be valid, and a package with files analysed.
+func sbomFiles(t *testing.T, data json.RawMessage, p string) []string {
+	t.Helper()
+	doc, err := spdxjson.Read(bytes.NewReader(data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := spdxlib.ValidateDocument(doc); err != nil {
+		t.Errorf("the SPDX library finds the document invalid: %v", err)
+	}
+	files := map[string]string{}
+	for _, f := range doc.Files {
+		line := f.FileName
+		for _, c := range f.Checksums {
+			line += " " + string(c.Algorithm) + ":" + c.Value
+		}
+		files[string(f.FileSPDXIdentifier)] = line
+	}
+	var pkg string
+	for _, pk := range doc.Packages {
+		if pk.PackageFileName == p {
+			pkg = string(pk.PackageSPDXIdentifier)
+			if pk.FilesAnalyzed != (len(doc.Files) > 0) || pk.FilesAnalyzed != (pk.PackageVerificationCode != nil) {
+				t.Errorf("%s: files analysed %t, verification code %+v, with %d files in the document", p, pk.FilesAnalyzed, pk.PackageVerificationCode, len(doc.Files))
+			}
+		}
+	}
+	var got []string
+	for _, r := range doc.Relationships {
+		if r.Relationship == "CONTAINS" && string(r.RefA.ElementRefID) == pkg {
+			got = append(got, files[string(r.RefB.ElementRefID)])
+		}
+	}
+	slices.Sort(got)
+	return got
 }
 
 // provenancePredicateType starts the predicate types of BuildKit's
