@@ -655,14 +655,15 @@ func readLink(t *testing.T, name string) string {
 
 // TestSBOMGuix: the SBOM of a Guix closure found by scanning (no GRAPH),
 // from the frontend image on buildkitd, has pkg:guix packages with their
-// references as the scan found them and the NAR hashes nix-hash gives;
-// `docker storepack sbom` prints it without building.
+// references as the scan found them and the NAR hashes nix-hash gives, and
+// the files asked for at their /gnu/store paths with the digests sha1sum
+// and sha256sum give; `docker storepack sbom` prints it without building.
 func TestSBOMGuix(t *testing.T) {
 	installPlugin(t)
 	g := guixClosure(t)
 	df := writeFile(t, t.TempDir(), "guix.storepack", "# syntax=storepack\nCLOSURE ./result\nSTORE /gnu/store\nLINK /bin -> bin\n")
 	oci := filepath.Join(t.TempDir(), "image.tar")
-	if r := buildxBuild(t, "-f", df, "--build-context", "store="+filepath.Join(g.root, "gnu/store"), "--sbom=true", "-o", "type=oci,dest="+oci, g.root); r.err != nil {
+	if r := buildxBuild(t, "-f", df, "--build-context", "store="+filepath.Join(g.root, "gnu/store"), "--sbom=files=true", "-o", "type=oci,dest="+oci, g.root); r.err != nil {
 		t.Fatalf("docker buildx build failed:\n%s", r)
 	}
 	platform := platforms.Format(platforms.Normalize(platforms.DefaultSpec()))
@@ -703,7 +704,13 @@ func TestSBOMGuix(t *testing.T) {
 	if w := []string{g.app + " -> " + g.busybox, g.app + " -> " + g.data}; !slices.Equal(sortedCopy(refs), sortedCopy(w)) {
 		t.Errorf("references %v, want %v", refs, w)
 	}
-	if out := mustPlugin(t, "sbom", "--store-root", g.root, "--context", g.root, df); out != string(attached)+"\n" {
+	greeting := filepath.Join(g.root, g.data, "share/greeting.txt")
+	sha1, _, _ := strings.Cut(stdoutOf(t, "sha1sum", greeting), " ")
+	sha256, _, _ := strings.Cut(stdoutOf(t, "sha256sum", greeting), " ")
+	if files, want := sbomFiles(t, attached, g.data), []string{g.data + "/share/greeting.txt SHA1:" + sha1 + " SHA256:" + sha256}; !slices.Equal(files, want) {
+		t.Errorf("the files of %s: %q, want %q", g.data, files, want)
+	}
+	if out := mustPlugin(t, "sbom", "--sbom-files", "--store-root", g.root, "--context", g.root, df); out != string(attached)+"\n" {
 		t.Errorf("sbom printed:\n%s\nthe build attached:\n%s", out, attached)
 	}
 }
