@@ -154,12 +154,19 @@ func TestSBOM(t *testing.T) {
 	sha1, _, _ := strings.Cut(stdoutOf(t, "sha1sum", notesFile), " ")
 	sha256, _, _ := strings.Cut(stdoutOf(t, "sha256sum", notesFile), " ")
 	wantFiles := []string{notesFile + " SHA1:" + sha1 + " SHA256:" + sha256}
+	// The plugin's --sbom-files (which implies --sbom) attaches the same.
+	withFiles := filepath.Join(t.TempDir(), "files.tar")
+	mustPluginEnv(t, buildkitEnv, "build", "--progress=plain", "--sbom-files", "-f", df, "--platform", platformList, "-o", "type=oci,dest="+withFiles, dir)
+	pluginDocs := archiveSBOMs(t, withFiles, systemPlatforms())
 	for platform, doc := range registrySBOMs(t, repo, "files") {
 		if files := sbomFiles(t, doc, notesPath); !slices.Equal(files, wantFiles) {
 			t.Errorf("%s: the notes list the files %q, want %q", platform, files, wantFiles)
 		}
 		if got := mustPlugin(t, "sbom", "--sbom-files", "--platform", platform, df); got != string(doc)+"\n" {
 			t.Errorf("sbom --sbom-files --platform %s printed:\n%s\nthe build attached:\n%s", platform, got, doc)
+		}
+		if !bytes.Equal(pluginDocs[platform], doc) {
+			t.Errorf("build --sbom-files: %s: the document differs from the frontend's:\n%s\n%s", platform, pluginDocs[platform], doc)
 		}
 	}
 
