@@ -126,9 +126,7 @@ func document(m *sbommodel.Document) *v2_3.Document {
 	slices.SortFunc(doc.Packages, func(a, b *v2_3.Package) int {
 		return strings.Compare(string(a.PackageSPDXIdentifier), string(b.PackageSPDXIdentifier))
 	})
-	slices.SortFunc(doc.Files, func(a, b *v2_3.File) int {
-		return strings.Compare(string(a.FileSPDXIdentifier), string(b.FileSPDXIdentifier))
-	})
+	slices.SortFunc(doc.Files, func(a, b *v2_3.File) int { return strings.Compare(a.FileName, b.FileName) })
 	slices.SortFunc(doc.Relationships, func(a, b *v2_3.Relationship) int {
 		return strings.Compare(relationshipKey(a), relationshipKey(b))
 	})
