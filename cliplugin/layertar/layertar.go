@@ -52,7 +52,8 @@ func Write(ctx context.Context, w io.Writer, l Layer) error {
 	tap := &contentTap{w: w}
 	cw := archive.NewChangeWriter(tap, source)
 	if err := write(ctx, cw, tap, l); err != nil {
-		_ = cw.Close()
+		// Not closed: that would end the tar, and a reader that reads
+		// the layer's known size would take it whole.
 		return err
 	}
 	return cw.Close()

@@ -194,20 +194,26 @@ func TestWriteChecksNar(t *testing.T) {
 	if !bytes.Equal(plain.Bytes(), checked.Bytes()) {
 		t.Error("the tar written with a graph differs from the one without")
 	}
-	want, _ := l.Graph.Info(f.Data)
+	// The last path of the layer changes: the tar written must not end
+	// as a whole one does.
+	want, _ := l.Graph.Info(f.Lib)
 	for _, tc := range []struct{ name, content string }{
-		{"same size", "HELLO"},
-		{"other size", "hello, world"},
+		{"same size", "LIBRARY reading " + f.Data.String() + "/share/greeting"},
+		{"other size", "library"},
 	} {
-		f.Write(t, f.Data, "share/greeting", tc.content, 0o444)
-		hash, size, err := store.NarHash(context.Background(), os.DirFS(f.StoreDir), f.Data)
+		f.Write(t, f.Lib, "lib/libgreet.so", tc.content, 0o555)
+		hash, size, err := store.NarHash(context.Background(), os.DirFS(f.StoreDir), f.Lib)
 		if err != nil {
 			t.Fatal(err)
 		}
-		err = Write(context.Background(), io.Discard, l)
-		wantErr := fmt.Sprintf("store path %s changed since its graph was recorded: its NAR is %s (%d bytes), the graph says %s (%d bytes)", f.Data, hash, size, want.NarHash, want.NarSize)
+		var written bytes.Buffer
+		err = Write(context.Background(), &written, l)
+		wantErr := fmt.Sprintf("store path %s changed since its graph was recorded: its NAR is %s (%d bytes), the graph says %s (%d bytes)", f.Lib, hash, size, want.NarHash, want.NarSize)
 		if err == nil || err.Error() != wantErr {
 			t.Errorf("%s: error %v, want %q", tc.name, err, wantErr)
+		}
+		if bytes.HasSuffix(written.Bytes(), make([]byte, 1024)) {
+			t.Errorf("%s: the refused layer's tar ends as a whole one", tc.name)
 		}
 		if _, _, err := Digest(context.Background(), l); err == nil {
 			t.Errorf("%s: Digest took the changed path", tc.name)
