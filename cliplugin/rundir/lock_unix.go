@@ -9,9 +9,8 @@ import (
 )
 
 // hold creates the lock file name, locks it for the rest of this process's
-// life and that of its children (the descriptor is inherited: a podman
-// that replaces this process, or a child still running, may use the
-// directory), and writes the pid into it.
+// life, and writes the pid into it. The descriptor is not inherited: a
+// long-lived child (podman's pause process) would keep the lock forever.
 func hold(name string) (*os.File, error) {
 	f, err := os.OpenFile(name, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
@@ -20,10 +19,6 @@ func hold(name string) (*os.File, error) {
 	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
 		f.Close()
 		return nil, err
-	}
-	if _, _, errno := syscall.Syscall(syscall.SYS_FCNTL, f.Fd(), syscall.F_SETFD, 0); errno != 0 {
-		f.Close()
-		return nil, errno
 	}
 	if _, err := f.WriteString(strconv.Itoa(os.Getpid()) + "\n"); err != nil {
 		f.Close()

@@ -6,10 +6,9 @@
 // A run's directory is storepack-<pid>-<random> in the system's temporary
 // directory. It holds a lock file, flock'ed by the run for as long as it
 // lives and then holding the run's pid: the kernel drops the lock when the
-// run and the children it started end, however they end, so a lock that
-// can be taken tells a directory whose owner is gone. A flock, unlike a
-// pid, also tells a live run in another pid namespace sharing the
-// directory.
+// run ends, however it ends, so a lock that can be taken tells a directory
+// whose owner is gone. A flock, unlike a pid, also tells a live run in
+// another pid namespace sharing the directory.
 package rundir
 
 import (
@@ -18,7 +17,53 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 )
+
+// The run's directory, while TMPDIR names it (Enter).
+var (
+	mu       sync.Mutex
+	current  *Dir
+	previous string // TMPDIR before Enter
+	hadTMP   bool
+)
+
+// Enter removes the directories of runs that are gone in the system's
+// temporary directory, makes this run's there and points TMPDIR at it, so
+// that every temporary file of the run, its libraries' and tools' too,
+// goes there.
+func Enter() error {
+	mu.Lock()
+	defer mu.Unlock()
+	if current != nil {
+		return nil
+	}
+	d, err := Open(os.TempDir())
+	if err != nil {
+		return err
+	}
+	previous, hadTMP = os.LookupEnv("TMPDIR")
+	current = d
+	return os.Setenv("TMPDIR", d.Path())
+}
+
+// Leave removes this run's directory and gives TMPDIR back its value
+// before Enter: at the end of the run, and before the process is replaced
+// by another program (exec), which then never sees the directory.
+func Leave() {
+	mu.Lock()
+	defer mu.Unlock()
+	if current == nil {
+		return
+	}
+	if hadTMP {
+		os.Setenv("TMPDIR", previous)
+	} else {
+		os.Unsetenv("TMPDIR")
+	}
+	current.Close()
+	current = nil
+}
 
 // Prefix begins the name of every run's directory.
 const Prefix = "storepack-"

@@ -74,3 +74,24 @@ func TestOpen(t *testing.T) {
 		}
 	}
 }
+
+// TestEnterLeave: Enter points TMPDIR at this run's directory, in the
+// temporary directory it had; Leave removes it and gives TMPDIR back.
+func TestEnterLeave(t *testing.T) {
+	parent := t.TempDir()
+	t.Setenv("TMPDIR", parent)
+	if err := Enter(); err != nil {
+		t.Fatal(err)
+	}
+	dir := os.Getenv("TMPDIR")
+	if filepath.Dir(dir) != parent || !isRunDir(filepath.Base(dir)) {
+		t.Errorf("TMPDIR %s, want a run's directory in %s", dir, parent)
+	}
+	Leave()
+	if got := os.Getenv("TMPDIR"); got != parent {
+		t.Errorf("TMPDIR %s after Leave, want %s", got, parent)
+	}
+	if left := names(t, parent); len(left) > 0 {
+		t.Errorf("left after Leave: %v", left)
+	}
+}

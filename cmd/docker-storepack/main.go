@@ -56,9 +56,8 @@ func run() int {
 	otel.SetErrorHandler(debug.OTELErrorHandler)
 	// Every temporary file of this run goes into a directory of its own,
 	// which a later run removes should this one be killed before it can.
-	if dir, err := rundir.Open(os.TempDir()); err == nil {
-		defer dir.Close()
-		os.Setenv("TMPDIR", dir.Path())
+	if rundir.Enter() == nil {
+		defer rundir.Leave()
 	}
 	dockerCli, err := command.NewDockerCli()
 	if err != nil {
