@@ -5,20 +5,20 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"sync"
 	"time"
 )
 
 // RegistryIdleTimeout bounds how long an exchange with a registry may move
-// no byte either way (the request's body not taken, no answer, the
-// answer's body not coming): a registry that stops in the middle of a push
-// then ends it with an error naming the registry, not a hang. A slow
-// upload moves bytes and goes on. It is the wait for an answer that
-// containerd's transport allows (its ResponseHeaderTimeout), whose expiry
-// reads the same.
-const RegistryIdleTimeout = 30 * time.Second
+// no byte either way (an upload the registry stops taking, an answer that
+// stops coming): a registry that stops in the middle of a push then ends
+// it with an error naming the registry, not a hang. A slow upload moves
+// bytes and goes on. It is longer than the bounds that fire first where
+// they apply, with their own errors: manifest2llb.RegistryTimeout for
+// metadata, and containerd's wait for an answer to a request sent
+// (ResponseHeaderTimeout, 30 s).
+const RegistryIdleTimeout = 60 * time.Second
 
 // IdleError says that a registry let an exchange stand still too long.
 type IdleError struct {
@@ -87,12 +87,11 @@ func (w *watch) stop() {
 	w.cancel(nil)
 }
 
-// cause is err, or the IdleError when the exchange was ended for standing
-// still, by the watch or by the transport's own timeouts.
+// cause is err, or the IdleError when the watch ended the exchange.
 func (w *watch) cause(err error) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if netErr, ok := errors.AsType[net.Error](err); w.expired || ok && netErr.Timeout() {
+	if w.expired {
 		return w.err
 	}
 	return err
