@@ -5,6 +5,7 @@ package e2e
 import (
 	"bufio"
 	"encoding/json"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -24,10 +25,7 @@ import (
 // makes the image of an uninterrupted build at once. Each stage is reached
 // by watching the progress.
 func TestBuildInterrupted(t *testing.T) {
-	installPlugin(t)
-	c := nixClosure(t)
-	big := bigStorePath(t, 29)
-	df := writeFile(t, c.dir, "big.storepack", "# syntax=storepack\nCLOSURE "+big+"\n")
+	c, df := bigBuild(t, 29)
 	referenceFile := filepath.Join(t.TempDir(), "reference.tar")
 	mustPluginEnv(t, append([]string{"XDG_CACHE_HOME=" + t.TempDir()}, buildkitEnv...), "build", "-f", df, "-o", "type=oci,dest="+referenceFile, c.dir)
 	reference := readArchive(t, referenceFile).diffIDs()
@@ -121,11 +119,42 @@ func TestBuildInterrupted(t *testing.T) {
 	}
 }
 
+// bigBuild installs the plugin and returns the test closure and, in its
+// directory, the manifest of a big store path of its own (bigStorePath's
+// seed): a build of it is still running when a test interrupts it.
+func bigBuild(t *testing.T, seed int) (closure, string) {
+	t.Helper()
+	installPlugin(t)
+	c := nixClosure(t)
+	big := bigStorePath(t, seed)
+	return c, writeFile(t, c.dir, "big.storepack", "# syntax=storepack\nCLOSURE "+big+"\n")
+}
+
 // signalAt starts run, reads its progress (stderr) until a line holds
 // line, sends sig to the process target picks from run's (nil: run's
 // own), reads the rest and waits. It returns the progress seen, whether
 // the line came (else no signal was sent) and run's error.
 func signalAt(t *testing.T, run boundedCmd, line string, sig syscall.Signal, target func(pid int) int) (progress string, reached bool, err error) {
+	t.Helper()
+	finish, reached := startUntil(t, run, line)
+	if reached {
+		pid := run.Process.Pid
+		if target != nil {
+			pid = target(pid)
+		}
+		if err := syscall.Kill(pid, sig); err != nil {
+			t.Fatal(err)
+		}
+	}
+	progress, err = finish()
+	return progress, reached, err
+}
+
+// startUntil starts run and reads its progress (stderr) until a line holds
+// line, or to its end. It returns whether the line came, and finish, which
+// reads the rest, waits for run and returns all the progress and run's
+// error.
+func startUntil(t *testing.T, run boundedCmd, line string) (finish func() (string, error), reached bool) {
 	t.Helper()
 	stderr, err := run.StderrPipe()
 	if err != nil {
@@ -140,18 +169,11 @@ func signalAt(t *testing.T, run boundedCmd, line string, sig syscall.Signal, tar
 		seen.WriteString(lines.Text() + "\n")
 		reached = strings.Contains(lines.Text(), line)
 	}
-	if reached {
-		pid := run.Process.Pid
-		if target != nil {
-			pid = target(pid)
-		}
-		if err := syscall.Kill(pid, sig); err != nil {
-			t.Fatal(err)
-		}
-	}
-	rest, _ := io.ReadAll(stderr)
-	seen.Write(rest)
-	return seen.String(), reached, run.Wait()
+	return func() (string, error) {
+		rest, _ := io.ReadAll(stderr)
+		seen.Write(rest)
+		return seen.String(), run.Wait()
+	}, reached
 }
 
 // checkCacheEntries fails t when the host's cache of layer digests in
@@ -170,4 +192,75 @@ func checkCacheEntries(t *testing.T, cacheHome string) {
 			t.Errorf("a damaged cache entry: %s: %q", e, data)
 		}
 	}
+}
+
+// TestKilledPluginSwept: a plugin killed (SIGKILL) during a build leaves
+// its temporary directory, which the next run of the plugin removes; the
+// directory of a build running beside it, stalled in its push, stays whole,
+// and goes when that build ends. Each stage is reached by watching the
+// progress.
+func TestKilledPluginSwept(t *testing.T) {
+	c, df := bigBuild(t, 37)
+	tmp := t.TempDir()
+	env := append([]string{"TMPDIR=" + tmp, "XDG_CACHE_HOME=" + t.TempDir()}, buildkitEnv...)
+
+	// Killed during its digest pass.
+	var killed int
+	run := boundedCommand(commandBound, env, "docker", "storepack", "build", "--progress=plain", "--previous", "", "-f", df, "-o", "type=oci,dest="+filepath.Join(t.TempDir(), "image.tar"), c.dir)
+	progress, reached, _ := signalAt(t, run, "[storepack] digests of", syscall.SIGKILL, func(docker int) int {
+		killed = pluginPid(t, docker)
+		return killed
+	})
+	if !reached {
+		t.Fatalf("no digest pass to kill:\n%s", progress)
+	}
+	if left := runDirsOf(t, tmp, killed); len(left) != 1 {
+		t.Fatalf("the killed plugin (%d) left %v, want its one directory", killed, left)
+	}
+
+	// Beside it, a build whose push stalls, watched until it pushes.
+	stalled := newFaultProxy(t, stallUploads).addr
+	live := boundedCommand(commandBound, env, "docker", "storepack", "build", "--progress=plain", "--previous", "", "-f", df, "-t", stalled+"/storepack-e2e/swept:1", "--push", c.dir)
+	finish, reached := startUntil(t, live, "write the image on the host and push it")
+	if !reached {
+		progress, err := finish()
+		t.Fatalf("the build beside never pushed: %v\n%s", err, progress)
+	}
+	livePid := pluginPid(t, live.Process.Pid)
+	liveDirs := runDirsOf(t, tmp, livePid)
+	if len(liveDirs) != 1 {
+		t.Fatalf("the live plugin (%d) has %v, want its one directory", livePid, liveDirs)
+	}
+	before := must(t, nil, "find", liveDirs[0])
+
+	// The next run sweeps.
+	mustPluginEnv(t, env, "version")
+	if left := runDirsOf(t, tmp, killed); len(left) > 0 {
+		t.Errorf("the killed plugin's directory was not removed: %v", left)
+	}
+	after, err := os.ReadDir(liveDirs[0])
+	if err != nil || len(after) == 0 {
+		t.Errorf("the live build's directory %s was swept: %v (%v); it held:\n%s", liveDirs[0], after, err, before)
+	}
+
+	if err := syscall.Kill(live.Process.Pid, syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	if progress, err := finish(); err == nil || strings.Contains(err.Error(), "still running after") {
+		t.Errorf("the interrupted build beside: %v\n%s", err, progress)
+	}
+	if left, _ := os.ReadDir(tmp); len(left) > 0 {
+		t.Errorf("temporary files left: %v", left)
+	}
+}
+
+// runDirsOf lists the temporary directories in tmp of the plugin process
+// pid (rundir's storepack-<pid>-*).
+func runDirsOf(t *testing.T, tmp string, pid int) []string {
+	t.Helper()
+	dirs, err := filepath.Glob(filepath.Join(tmp, fmt.Sprintf("storepack-%d-*", pid)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dirs
 }

@@ -139,3 +139,29 @@ func registryHas(t *testing.T, repo, tag string) bool {
 	resp.Body.Close()
 	return resp.StatusCode == http.StatusOK
 }
+
+// TestPushStalled: a registry that stops answering in the middle of a push
+// (it takes no upload) ends the plugin's push of an image written on the
+// host with an error naming the image and the registry, within the bound
+// (containerd's wait for an answer, within imagelookup.RegistryIdleTimeout);
+// nothing is tagged there.
+func TestPushStalled(t *testing.T) {
+	installPlugin(t)
+	c := nixClosure(t)
+	df := writeFile(t, c.dir, "app.storepack", manifest("./result", "path-info.json"))
+	proxy := newFaultProxy(t, stallUploads)
+	ref := proxy.addr + "/storepack-e2e/stalled:1"
+	r := cmdWithin(faultBound, buildkitEnv, "docker", "storepack", "build", "--progress=plain", "--previous", "", "-t", ref, "--push", "-f", df, c.dir)
+	want := "push " + ref + " to the registry " + proxy.addr + ": "
+	switch {
+	case strings.Contains(r.out, "still running after"), r.err != nil && strings.Contains(r.err.Error(), "still running after"):
+		t.Fatalf("the push hung:\n%s", r)
+	case r.err == nil:
+		t.Fatalf("the push to a stalled registry succeeded:\n%s", r)
+	case !strings.Contains(r.out, want):
+		t.Errorf("the error does not say %q:\n%s", want, r)
+	}
+	if registryHas(t, "storepack-e2e/stalled", "1") {
+		t.Errorf("the stalled push left its tag")
+	}
+}

@@ -27,11 +27,8 @@ func smallDisk(t *testing.T, size string) string {
 // but the cache, and leaves no damaged entry. The builder then builds the
 // image of an untroubled build at once.
 func TestFullDisk(t *testing.T) {
-	installPlugin(t)
-	c := nixClosure(t)
 	// 256 MiB, about 1.5 MiB compressed: more than the small disks hold.
-	big := bigStorePath(t, 31)
-	df := writeFile(t, c.dir, "big.storepack", "# syntax=storepack\nCLOSURE "+big+"\n")
+	c, df := bigBuild(t, 31)
 	build := func(env []string, dest string) result {
 		return cmd(append(env, buildkitEnv...), "docker", "storepack", "build", "--progress=plain", "--previous", "", "-f", df, "-o", "type=oci,dest="+dest, c.dir)
 	}

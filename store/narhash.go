@@ -32,7 +32,7 @@ func NarHash(ctx context.Context, fsys fs.FS, p Path) (digest.Digest, uint64, er
 	if err != nil {
 		return "", 0, err
 	}
-	return digest.NewDigestFromBytes(digest.SHA256, v.hash.Sum(nil)), size, nil
+	return v.sum(p, size)
 }
 
 // FileSum is a regular file of a store path with the digests of its
@@ -53,27 +53,81 @@ func NarHashFiles(ctx context.Context, fsys fs.FS, p Path) (HashScan, error) {
 	if err != nil {
 		return HashScan{}, err
 	}
+	hash, size, err := v.sum(p, size)
+	if err != nil {
+		return HashScan{}, err
+	}
 	slices.SortFunc(v.files, func(a, b FileSum) int { return strings.Compare(a.Name, b.Name) })
-	return HashScan{NarSize: size, NarHash: digest.NewDigestFromBytes(digest.SHA256, v.hash.Sum(nil)), Files: v.files}, nil
+	return HashScan{NarSize: size, NarHash: hash, Files: v.files}, nil
 }
 
-// hashNAR serialises p into a narHasher, which also digests each file
-// when files says.
+// hashNAR walks p into a narHasher, which also digests each file when
+// files says, and returns it with the NAR's size.
 func hashNAR(ctx context.Context, fsys fs.FS, p Path, files bool) (*narHasher, uint64, error) {
 	if err := p.check(); err != nil {
 		return nil, 0, err
 	}
-	v := &narHasher{ctx: ctx, fsys: fsys, path: p, hash: sha256.New(), buf: make([]byte, 64<<10), listFiles: files}
+	v := &narHasher{narDigest: newNarDigest(64 << 10), ctx: ctx, fsys: fsys, path: p, listFiles: files}
 	size, err := walkNAR(fsys, p, v)
 	if err != nil {
 		return nil, 0, err
 	}
-	if v.written != size {
-		// walkNAR's sizes and the serialisation disagree: a bug here,
-		// never a property of the input.
-		return nil, 0, fmt.Errorf("%s: serialised %d bytes of NAR, but its size is %d", p, v.written, size)
-	}
 	return v, size, nil
+}
+
+// WalkPathHashing calls fn for every node of store path p in fsys, as
+// WalkPath does, and returns the NAR hash and size of p as fn read it: fn
+// writes a regular file's contents to contents as it reads them (contents
+// is nil for other nodes), so that one read of every file serves fn and the
+// hash. A file whose contents differ in length from its size is refused.
+func WalkPathHashing(fsys fs.FS, p Path, fn func(name string, info fs.FileInfo, contents io.Writer) error) (digest.Digest, uint64, error) {
+	if err := p.check(); err != nil {
+		return "", 0, err
+	}
+	v := &narTee{narDigest: newNarDigest(4 << 10), path: p, fn: fn}
+	size, err := walkNAR(fsys, p, v)
+	if err != nil {
+		return "", 0, err
+	}
+	return v.sum(p, size)
+}
+
+// narTee hashes the NAR of a store path from what the walk and fn read.
+type narTee struct {
+	narDigest
+	path    Path
+	fn      func(name string, info fs.FileInfo, contents io.Writer) error
+	pending fs.FileInfo // the regular file whose contents come next
+}
+
+func (v *narTee) node(name string, info fs.FileInfo) error {
+	if info.Mode().IsRegular() {
+		v.pending = info // fn sees it where the NAR holds its contents
+		return nil
+	}
+	return v.fn(name, info, nil)
+}
+
+func (v *narTee) file(name string, size int64) error {
+	v.write(binary.LittleEndian.AppendUint64(v.buf[:0], uint64(size)))
+	before := v.written
+	if err := v.fn(name, v.pending, teeWriter{v}); err != nil {
+		return err
+	}
+	if read := v.written - before; read != uint64(size) {
+		return inStorePath(v.path, name, fmt.Errorf("changed while being read: %d bytes read, %d expected", read, size))
+	}
+	var zeros [8]byte
+	v.write(zeros[:narPadding(uint64(size))])
+	return nil
+}
+
+// teeWriter is the writer fn hands a file's contents to.
+type teeWriter struct{ v *narTee }
+
+func (c teeWriter) Write(b []byte) (int, error) {
+	c.v.write(b)
+	return len(b), nil
 }
 
 // NixHash renders a SHA-256 digest the way nix-store --query --hash prints a
@@ -188,27 +242,48 @@ func base64Digest(s string) ([]byte, error) {
 	return sum, err
 }
 
-// narHasher writes the NAR of a store path into a hash.
-type narHasher struct {
-	ctx     context.Context
-	fsys    fs.FS
-	path    Path
+// narDigest writes a NAR, as a walk of its store path visits it, into a
+// hash and counts its bytes.
+type narDigest struct {
 	hash    hash.Hash
-	buf     []byte // for reading files and serialising strings
+	buf     []byte // for serialising strings (and, for narHasher, reading files); longer ones allocate
 	written uint64
-	// listFiles digests each file's contents into files as well.
-	listFiles bool
-	files     []FileSum
 }
 
-func (v *narHasher) write(b []byte) {
+func newNarDigest(bufSize int) narDigest {
+	return narDigest{hash: sha256.New(), buf: make([]byte, bufSize)}
+}
+
+func (v *narDigest) write(b []byte) {
 	v.hash.Write(b) // a hash.Hash never fails
 	v.written += uint64(len(b))
 }
 
-func (v *narHasher) fixed(serialised []byte) { v.write(serialised) }
+func (v *narDigest) fixed(serialised []byte) { v.write(serialised) }
 
-func (v *narHasher) text(s string) { v.write(narString(v.buf[:0], s)) }
+func (v *narDigest) text(s string) { v.write(narString(v.buf[:0], s)) }
+
+// sum returns the digest of the NAR the walk serialised, whose size the
+// walk computed.
+func (v *narDigest) sum(p Path, size uint64) (digest.Digest, uint64, error) {
+	if v.written != size {
+		// walkNAR's sizes and the serialisation disagree: a bug here,
+		// never a property of the input.
+		return "", 0, fmt.Errorf("%s: serialised %d bytes of NAR, but its size is %d", p, v.written, size)
+	}
+	return digest.NewDigestFromBytes(digest.SHA256, v.hash.Sum(nil)), size, nil
+}
+
+// narHasher writes the NAR of a store path into a hash, reading its files.
+type narHasher struct {
+	narDigest
+	ctx  context.Context
+	fsys fs.FS
+	path Path
+	// listFiles digests each file's contents into files as well.
+	listFiles bool
+	files     []FileSum
+}
 
 func (v *narHasher) file(name string, size int64) error {
 	if err := v.ctx.Err(); err != nil {

@@ -7,6 +7,8 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"io"
+	"io/fs"
 	"maps"
 	"math/rand/v2"
 	"os"
@@ -81,6 +83,62 @@ func TestNarHash(t *testing.T) {
 		if narSize, err := NarSize(fsys, p); err != nil || narSize != size {
 			t.Errorf("NarSize(%s) = %d, %v; NarHash's size is %d", fixture.name, narSize, err, size)
 		}
+		walkPathHashingAgrees(t, fsys, p, fixture.hash, fixture.size)
+	}
+}
+
+// walkPathHashingAgrees checks that WalkPathHashing, given the contents of
+// p's files, returns p's NAR hash and size, and visits every node as
+// WalkPath visits it.
+func walkPathHashingAgrees(t *testing.T, fsys fs.FS, p Path, wantHash digest.Digest, wantSize uint64) {
+	t.Helper()
+	var walked, visited []string
+	if err := WalkPath(fsys, p, func(name string, _ fs.FileInfo) error {
+		walked = append(walked, name)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	hash, size, err := WalkPathHashing(fsys, p, func(name string, info fs.FileInfo, contents io.Writer) error {
+		visited = append(visited, name)
+		if (contents != nil) != info.Mode().IsRegular() {
+			t.Errorf("%s: contents %v for mode %s", name, contents, info.Mode())
+		}
+		if contents == nil {
+			return nil
+		}
+		data, err := fs.ReadFile(fsys, name)
+		if err == nil {
+			_, err = contents.Write(data)
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if hash != wantHash || size != wantSize {
+		t.Errorf("WalkPathHashing(%s) = %s, %d; want %s, %d", p, hash, size, wantHash, wantSize)
+	}
+	if !slices.Equal(visited, walked) {
+		t.Errorf("WalkPathHashing(%s) visited %q, WalkPath %q", p, visited, walked)
+	}
+}
+
+// TestWalkPathHashingShort: contents that differ from a file's size are
+// refused, naming the file.
+func TestWalkPathHashingShort(t *testing.T) {
+	storeDir := t.TempDir()
+	p := testPath("big")
+	writeFixture(t, storeDir, p, map[string]string{"big": strings.Repeat("x", 100)})
+	_, _, err := WalkPathHashing(os.DirFS(storeDir), p, func(name string, _ fs.FileInfo, contents io.Writer) error {
+		if contents != nil {
+			_, err := contents.Write([]byte("short"))
+			return err
+		}
+		return nil
+	})
+	if want := "/nix/store/" + p.Base() + "/big: changed while being read: 5 bytes read, 100 expected"; err == nil || err.Error() != want {
+		t.Errorf("short contents: error %v, want %q", err, want)
 	}
 }
 

@@ -171,7 +171,7 @@ func (h HostSource) wholeLayers(ctx context.Context, c *inputs.PlatformClosure, 
 	eg.SetLimit(runtime.GOMAXPROCS(0))
 	for i, l := range plan.Layers {
 		eg.Go(func() error {
-			layer := layertar.Layer{StoreDir: c.Graph.StoreDir(), HostDir: dir, Paths: l.Paths, Epoch: opt.Epoch}
+			layer := layertar.Layer{StoreDir: c.Graph.StoreDir(), HostDir: dir, Paths: l.Paths, Epoch: opt.Epoch, Graph: c.Graph}
 			key, known := layerKey(c.Graph, layer)
 			var (
 				desc   ocispecs.Descriptor

@@ -186,10 +186,13 @@ func missingPlatform(ctx context.Context, blobs content.Provider, index ocispecs
 func registryHosts(ctx context.Context, src Sources) docker.RegistryHosts {
 	creds := dockerCredentials(src.Auth)
 	certsDir := cmp.Or(src.certsDir, dockerCertsDir)
-	secure := config.ConfigureHosts(ctx, config.HostOptions{HostDir: config.HostDirFromRoot(certsDir), Credentials: creds})
-	client := &http.Client{Transport: docker.NewHTTPFallback(
+	secure := config.ConfigureHosts(ctx, config.HostOptions{HostDir: config.HostDirFromRoot(certsDir), Credentials: creds, UpdateClient: func(c *http.Client) error {
+		c.Transport = idleTransport{next: c.Transport, idle: RegistryIdleTimeout}
+		return nil
+	}})
+	client := &http.Client{Transport: idleTransport{next: docker.NewHTTPFallback(
 		docker.DefaultHTTPTransport(&tls.Config{InsecureSkipVerify: true}), //nolint:gosec // an insecure registry, as docker treats it
-	)}
+	), idle: RegistryIdleTimeout}}
 	insecure := docker.ConfigureDefaultRegistries(
 		docker.WithClient(client),
 		docker.WithAuthorizer(docker.NewDockerAuthorizer(docker.WithAuthClient(client), docker.WithAuthCreds(creds))),

@@ -35,6 +35,10 @@ type Layer struct {
 	HostDir  string       // where the store's entries are on the host
 	Paths    []store.Path // the layer's store paths, in StoreDir
 	Epoch    time.Time    // every entry's modification time
+	// Graph, when set, gives the NAR hashes and sizes the store paths
+	// must have: a path whose NAR, hashed from the same read that
+	// writes the tar, differs from what Graph records is refused.
+	Graph *store.Graph
 }
 
 // Write writes l's tar to w. What a store path cannot hold (devices, fifos,
@@ -45,15 +49,17 @@ func Write(ctx context.Context, w io.Writer, l Layer) error {
 		return err
 	}
 	defer done()
-	cw := archive.NewChangeWriter(w, source)
-	if err := write(ctx, cw, l); err != nil {
-		_ = cw.Close()
+	tap := &contentTap{w: w}
+	cw := archive.NewChangeWriter(tap, source)
+	if err := write(ctx, cw, tap, l); err != nil {
+		// Not closed: that would end the tar, and a reader that reads
+		// the layer's known size would take it whole.
 		return err
 	}
 	return cw.Close()
 }
 
-func write(ctx context.Context, cw *archive.ChangeWriter, l Layer) error {
+func write(ctx context.Context, cw *archive.ChangeWriter, tap *contentTap, l Layer) error {
 	// The store directory and its parents, as the image has them.
 	for dir := range parents(l.StoreDir) {
 		if err := cw.HandleChange(cfs.ChangeKindAdd, dir, entry{name: path.Base(dir), mode: fs.ModeDir | 0o755, mtime: l.Epoch}, nil); err != nil {
@@ -67,7 +73,7 @@ func write(ctx context.Context, cw *archive.ChangeWriter, l Layer) error {
 		if p.Dir != l.StoreDir {
 			return fmt.Errorf("%s is not in the layer's store directory %s", p, l.StoreDir)
 		}
-		err := store.WalkPath(fsys, p, func(name string, info fs.FileInfo) error {
+		add := func(name string, info fs.FileInfo) error {
 			if err := ctx.Err(); err != nil {
 				return err
 			}
@@ -77,12 +83,59 @@ func write(ctx context.Context, cw *archive.ChangeWriter, l Layer) error {
 				mode:  info.Mode(),
 				mtime: l.Epoch,
 			}, nil)
-		})
-		if err != nil {
+		}
+		if err := addPath(fsys, tap, p, l.Graph, add); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// addPath adds store path p's nodes to the layer with add, checked
+// against g's NAR hash and size of p when g knows them.
+func addPath(fsys fs.FS, tap *contentTap, p store.Path, g *store.Graph, add func(name string, info fs.FileInfo) error) error {
+	if g != nil {
+		if want, ok := g.Info(p); ok && (want.NarHash != "" || want.NarSize != 0) {
+			return addChecked(fsys, tap, p, want, add)
+		}
+	}
+	return store.WalkPath(fsys, p, add)
+}
+
+// addChecked adds store path p's nodes to the layer with add, hashing its
+// NAR from the contents the change writer reads (through tap), and refuses
+// p if its NAR's hash or size differs from want's.
+func addChecked(fsys fs.FS, tap *contentTap, p store.Path, want store.Info, add func(name string, info fs.FileInfo) error) error {
+	hash, size, err := store.WalkPathHashing(fsys, p, func(name string, info fs.FileInfo, contents io.Writer) error {
+		if contents != nil && info.Size() > 0 {
+			tap.arm(contents, info.Size())
+		}
+		if err := add(name, info); err != nil {
+			return err
+		}
+		if tap.armed() {
+			return fmt.Errorf("%s/%s: the layer's tar does not hold its %d bytes", p.Dir, name, info.Size())
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if (want.NarHash != "" && hash != want.NarHash) || (want.NarSize != 0 && size != want.NarSize) {
+		return fmt.Errorf("store path %s changed since its graph was recorded: its NAR is %s, the graph says %s", p, narDescription(hash, size), narDescription(want.NarHash, want.NarSize))
+	}
+	return nil
+}
+
+// narDescription is a NAR's hash and size as far as they are known.
+func narDescription(hash digest.Digest, size uint64) string {
+	switch {
+	case hash == "":
+		return fmt.Sprintf("%d bytes", size)
+	case size == 0:
+		return hash.String()
+	}
+	return fmt.Sprintf("%s (%d bytes)", hash, size)
 }
 
 // parents yields the directories from the root down to dir, itself

@@ -153,3 +153,99 @@ func TestWriteEntries(t *testing.T) {
 		}
 	}
 }
+
+// recorded is a graph of paths in f's store with the NAR hashes and sizes
+// they have now.
+func recorded(t testing.TB, f *storetest.Fixture, paths ...store.Path) *store.Graph {
+	t.Helper()
+	infos := make([]store.Info, len(paths))
+	for i, p := range paths {
+		hash, size, err := store.NarHash(context.Background(), os.DirFS(f.StoreDir), p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		infos[i] = store.Info{Path: p, NarHash: hash, NarSize: size}
+	}
+	g, err := store.NewGraph(infos)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return g
+}
+
+// TestWriteChecksNar: with a graph, the layer's tar is the same bytes as
+// without, files large and small, with and without extended headers; a
+// store path whose contents changed since the graph was recorded (same
+// size, or not) is refused, naming it with both NARs.
+func TestWriteChecksNar(t *testing.T) {
+	f := storetest.New(t, "/gnu/store")
+	f.Write(t, f.Data, "share/big", strings.Repeat("0123456789abcdef", 12345)+"tail", 0o444)
+	f.Write(t, f.Data, "share/empty", "", 0o444)
+	f.Write(t, f.Data, "share/"+strings.Repeat("long name ", 12), "a PAX header's path", 0o444)
+	l := Layer{StoreDir: "/gnu/store", HostDir: f.StoreDir, Paths: []store.Path{f.Lib, f.Data}, Epoch: epoch}
+	var plain, checked bytes.Buffer
+	if err := Write(context.Background(), &plain, l); err != nil {
+		t.Fatal(err)
+	}
+	l.Graph = recorded(t, f, f.Lib, f.Data)
+	if err := Write(context.Background(), &checked, l); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(plain.Bytes(), checked.Bytes()) {
+		t.Error("the tar written with a graph differs from the one without")
+	}
+	// The last path of the layer changes: the tar written must not end
+	// as a whole one does.
+	want, _ := l.Graph.Info(f.Lib)
+	for _, tc := range []struct{ name, content string }{
+		{"same size", "LIBRARY reading " + f.Data.String() + "/share/greeting"},
+		{"other size", "library"},
+	} {
+		f.Write(t, f.Lib, "lib/libgreet.so", tc.content, 0o555)
+		hash, size, err := store.NarHash(context.Background(), os.DirFS(f.StoreDir), f.Lib)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var written bytes.Buffer
+		err = Write(context.Background(), &written, l)
+		wantErr := fmt.Sprintf("store path %s changed since its graph was recorded: its NAR is %s (%d bytes), the graph says %s (%d bytes)", f.Lib, hash, size, want.NarHash, want.NarSize)
+		if err == nil || err.Error() != wantErr {
+			t.Errorf("%s: error %v, want %q", tc.name, err, wantErr)
+		}
+		if bytes.HasSuffix(written.Bytes(), make([]byte, 1024)) {
+			t.Errorf("%s: the refused layer's tar ends as a whole one", tc.name)
+		}
+		if _, _, err := Digest(context.Background(), l); err == nil {
+			t.Errorf("%s: Digest took the changed path", tc.name)
+		}
+	}
+}
+
+// BenchmarkDigest: a layer's digest, with and without the NAR hash check
+// of its store paths against a graph.
+func BenchmarkDigest(b *testing.B) {
+	f := storetest.New(b, "/nix/store")
+	chunk := strings.Repeat("0123456789abcdef", 4096) // 64 KiB
+	for i := range 64 {
+		f.Write(b, f.Data, fmt.Sprintf("share/small/%02d", i), chunk[:i*97], 0o444)
+	}
+	f.Write(b, f.Data, "share/big", strings.Repeat(chunk, 256), 0o444) // 16 MiB
+	l := Layer{StoreDir: "/nix/store", HostDir: f.StoreDir, Paths: []store.Path{f.Lib, f.Data}, Epoch: epoch}
+	for _, check := range []bool{false, true} {
+		if check {
+			l.Graph = recorded(b, f, f.Lib, f.Data)
+		}
+		b.Run(fmt.Sprintf("check=%v", check), func(b *testing.B) {
+			_, size, err := Digest(context.Background(), l)
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.SetBytes(size)
+			for b.Loop() {
+				if _, _, err := Digest(context.Background(), l); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

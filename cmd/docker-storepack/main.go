@@ -31,6 +31,7 @@ import (
 	"go.opentelemetry.io/otel"
 
 	"github.com/storepack/storepack/cliplugin"
+	"github.com/storepack/storepack/cliplugin/rundir"
 	"github.com/storepack/storepack/frontend/inbuilder"
 	"github.com/storepack/storepack/internal/version"
 )
@@ -53,6 +54,11 @@ func main() {
 // prints nothing.
 func run() int {
 	otel.SetErrorHandler(debug.OTELErrorHandler)
+	// Every temporary file of this run goes into a directory of its own,
+	// which a later run removes should this one be killed before it can.
+	if rundir.Enter() == nil {
+		defer rundir.Leave()
+	}
 	dockerCli, err := command.NewDockerCli()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
