@@ -42,6 +42,8 @@ type options struct {
 	// synthetic: the scale cases on a generated closure instead.
 	synthetic    syntheticOptions
 	useSynthetic bool
+	// syntheticFrontendBytes: the bytes of the frontend's closure.
+	syntheticFrontendBytes int64
 }
 
 func main() {
@@ -75,6 +77,7 @@ func main() {
 	flag.BoolVar(&opt.useSynthetic, "synthetic", false, "the scale cases instead (scale-floor, scale-plan, scale-plugin, scale-frontend): a generated closure of -synthetic-paths store paths and -synthetic-gib GiB in sparse files")
 	flag.IntVar(&opt.synthetic.paths, "synthetic-paths", 100000, "store paths of the generated closure")
 	syntheticGiB := flag.Float64("synthetic-gib", 10, "NAR size of the generated closure in GiB, nearly all of it sparse")
+	frontendGiB := flag.Float64("synthetic-frontend-gib", 1, "NAR size in GiB of the closure the frontend builds, with the same store paths and references: the frontend transfers every byte into buildkitd, dense (10: the plugin's whole closure)")
 	flag.StringVar(&opt.synthetic.cache, "synthetic-cache", "", "where the generated closure is kept between runs (default: the user's cache directory/storepack/bench)")
 	scale := flag.Int("scale", 1, "a closure this many times the usual bytes and store paths (2: how memory grows when the closure doubles)")
 	flag.Parse()
@@ -96,6 +99,7 @@ func main() {
 		}
 	}
 	opt.synthetic.seed, opt.synthetic.bytes = opt.closure.seed, int64(*syntheticGiB*(1<<30))
+	opt.syntheticFrontendBytes = int64(*frontendGiB * (1 << 30))
 	if opt.synthetic.cache == "" {
 		dir, err := os.UserCacheDir()
 		if err != nil {

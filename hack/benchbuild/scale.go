@@ -20,8 +20,12 @@ import (
 // scaleBench is one run of the scale benchmark (-synthetic): the generated
 // closure built by the plugin and the frontend, beside a floor.
 type scaleBench struct {
-	bed       *bed
-	s         *synthetic
+	bed *bed
+	s   *synthetic
+	// frontend is the closure the frontend builds: the same paths and
+	// references, its bytes -synthetic-frontend-gib (the store crosses the
+	// session and is written into buildkitd whole, sparse files dense).
+	frontend  *synthetic
 	self      string
 	work      string
 	logs      string
@@ -60,7 +64,7 @@ func (b *scaleBench) cases() []scaleCase {
 		{id: "scale-plan", label: "docker storepack plan", reset: none, measure: b.plan},
 		{id: "scale-plugin", label: "docker storepack build → OCI tar on stdout (no builder)", kind: "cold", reset: cold, measure: b.pluginOCI},
 		{id: "scale-plugin", label: "docker storepack build → OCI tar on stdout (no builder)", kind: "warm", reset: none, measure: b.pluginOCI},
-		{id: "scale-frontend", label: "storepack: buildx → OCI tar on stdout (buildkitd)", kind: "cold", reset: buildkitd, measure: b.frontendOCI},
+		{id: "scale-frontend", label: "storepack: buildx → OCI tar on stdout (buildkitd; the frontend's closure)", kind: "cold", reset: buildkitd, measure: b.frontendOCI},
 	}
 }
 
@@ -82,6 +86,12 @@ func scaleCases(ctx context.Context, opt options, bd *bed, tmp, self string, log
 			cases = append(cases, c)
 		}
 	}
+	b.frontend = s
+	if fopt := frontendSynthetic(opt); fopt.bytes != opt.synthetic.bytes && opt.only.MatchString("scale-frontend") {
+		if b.frontend, err = openSynthetic(ctx, fopt, log); err != nil {
+			return fmt.Errorf("the frontend's generated closure: %w", err)
+		}
+	}
 	results := make([][]scaleMeasurement, len(cases))
 	for run := 1; run <= opt.runs; run++ {
 		for i, c := range cases {
@@ -97,8 +107,16 @@ func scaleCases(ctx context.Context, opt options, bd *bed, tmp, self string, log
 				m.total, secondsText(m.ready), kibText(m.own), kibText(m.frontend))
 		}
 	}
-	scaleReport(os.Stdout, opt, s, cases, results, loadStart, loadAverage())
+	scaleReport(os.Stdout, opt, b, cases, results, loadStart, loadAverage())
 	return nil
+}
+
+// frontendSynthetic is the frontend's closure: opt's, with the frontend's
+// bytes.
+func frontendSynthetic(opt options) syntheticOptions {
+	f := opt.synthetic
+	f.bytes = min(opt.syntheticFrontendBytes, opt.synthetic.bytes)
+	return f
 }
 
 // floor runs syntheticFloor as its own process, its peak RSS measured.
@@ -157,7 +175,7 @@ func (b *scaleBench) frontendOCI(ctx context.Context, log string) (scaleMeasurem
 	s := startRSSSampler(b.bed.daemons)
 	start := time.Now()
 	r, err := b.bed.runTo(ctx, nil, &out, "docker", "buildx", "build", "--builder", b.bed.vars["BUILDX_BUILDER"], "--progress=rawjson",
-		"--build-context", "store="+b.s.storeOnDisk, "-f", b.s.manifest, "-o", "type=oci,compression=uncompressed,dest=-", b.s.root)
+		"--build-context", "store="+b.frontend.storeOnDisk, "-f", b.frontend.manifest, "-o", "type=oci,compression=uncompressed,dest=-", b.frontend.root)
 	gateway, helper := s.finish()
 	b.keepLog(log, r.out)
 	if err != nil {
@@ -221,7 +239,7 @@ func secondsText(s float64) string {
 
 // scaleReport prints the scale table: each case's times and peak RSS
 // beside the floor's of the same runs.
-func scaleReport(w io.Writer, opt options, s *synthetic, cases []scaleCase, results [][]scaleMeasurement, loadStart, loadEnd string) {
+func scaleReport(w io.Writer, opt options, b *scaleBench, cases []scaleCase, results [][]scaleMeasurement, loadStart, loadEnd string) {
 	var floor []float64
 	for i, c := range cases {
 		if c.id == "scale-floor" {
@@ -232,7 +250,11 @@ func scaleReport(w io.Writer, opt options, s *synthetic, cases []scaleCase, resu
 	}
 	fmt.Fprintf(w, "\n$ %s\n", commandLine())
 	fmt.Fprintf(w, "generated closure: %d store paths, %.1f GiB (NAR; sparse files), seed %d, %d shared libraries, %d paths holding the bytes; in %s\n",
-		s.graph.Len(), float64(s.narBytes)/(1<<30), opt.synthetic.seed, sharedLibraries, sparsePaths, s.root)
+		b.s.graph.Len(), float64(b.s.narBytes)/(1<<30), opt.synthetic.seed, sharedLibraries, sparsePaths, b.s.root)
+	if b.frontend != b.s {
+		fmt.Fprintf(w, "the frontend's closure: the same %d store paths and references, %.1f GiB (-synthetic-frontend-gib), in %s\n",
+			b.frontend.graph.Len(), float64(b.frontend.narBytes)/(1<<30), b.frontend.root)
+	}
 	fmt.Fprintf(w, "runs: %d of each, interleaved; load average %s at the start, %s at the end; %d CPUs\n\n", opt.runs, loadStart, loadEnd, runtime.NumCPU())
 	rows := [][]string{{"case", "", "median s", "min–max s", "× floor", "plan+conversion s", "× floor", "written", "own RSS", "frontend RSS", "helper RSS"}}
 	for i, c := range cases {
