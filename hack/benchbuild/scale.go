@@ -42,6 +42,9 @@ type scaleMeasurement struct {
 	frontend int64 // peak RSS of the gateway frontend, KiB
 	helper   int64 // peak RSS of the frontend's in-builder commands, KiB
 	written  int64 // bytes of the image on standard output; -1: none
+	// failed is the last line of a failed build's error ("": it
+	// succeeded): the table says a case fails rather than stopping.
+	failed string
 }
 
 type scaleCase struct {
@@ -92,6 +95,11 @@ func scaleCases(ctx context.Context, opt options, bd *bed, tmp, self string, log
 			return fmt.Errorf("the frontend's generated closure: %w", err)
 		}
 	}
+	// One untimed walk first, so that no case of run 1 pays alone for
+	// reading the store's inodes from disk.
+	if _, err := bd.run(ctx, nil, self, "-scale-floor", s.root); err != nil {
+		return err
+	}
 	results := make([][]scaleMeasurement, len(cases))
 	for run := 1; run <= opt.runs; run++ {
 		for i, c := range cases {
@@ -99,10 +107,17 @@ func scaleCases(ctx context.Context, opt options, bd *bed, tmp, self string, log
 				return fmt.Errorf("%s: reset: %w", c.id, err)
 			}
 			m, err := c.measure(ctx, strings.TrimSuffix(fmt.Sprintf("%s-run%d-%s", c.id, run, c.kind), "-"))
-			if err != nil {
+			if err != nil && (ctx.Err() != nil || c.id == "scale-floor") {
 				return fmt.Errorf("%s %s, run %d: %w", c.id, c.kind, run, err)
 			}
+			if err != nil {
+				m = scaleMeasurement{failed: lastLine(err.Error())}
+				fmt.Fprintf(log, "benchbuild: run %d/%d %-16s %-5s FAILED: %v\n", run, opt.runs, c.id, c.kind, err)
+			}
 			results[i] = append(results[i], m)
+			if m.failed != "" {
+				continue
+			}
 			fmt.Fprintf(log, "benchbuild: run %d/%d %-16s %-5s %7.2fs  ready %s  RSS %s / frontend %s\n", run, opt.runs, c.id, c.kind,
 				m.total, secondsText(m.ready), kibText(m.own), kibText(m.frontend))
 		}
@@ -257,8 +272,20 @@ func scaleReport(w io.Writer, opt options, b *scaleBench, cases []scaleCase, res
 	}
 	fmt.Fprintf(w, "runs: %d of each, interleaved; load average %s at the start, %s at the end; %d CPUs\n\n", opt.runs, loadStart, loadEnd, runtime.NumCPU())
 	rows := [][]string{{"case", "", "median s", "min–max s", "× floor", "plan+conversion s", "× floor", "written", "own RSS", "frontend RSS", "helper RSS"}}
+	var failures []string
 	for i, c := range cases {
-		ms := results[i]
+		var ms []scaleMeasurement
+		for run, m := range results[i] {
+			if m.failed != "" {
+				failures = append(failures, fmt.Sprintf("%s %s, run %d: %s", c.id, c.kind, run+1, m.failed))
+				continue
+			}
+			ms = append(ms, m)
+		}
+		if len(ms) == 0 {
+			rows = append(rows, []string{c.label, c.kind, "failed", "–", "–", "–", "–", "–", "–", "–", "–"})
+			continue
+		}
 		total := make([]measurement, len(ms))
 		ready := make([]measurement, len(ms))
 		for k, m := range ms {
@@ -293,8 +320,20 @@ plan+conversion: from the command's start to the start of the first step that wr
 written: the bytes of the OCI archive on standard output, discarded. own RSS: peak (ru_maxrss) of the floor's or the
   plugin's process; frontend RSS: of the gateway frontend in buildkitd; helper RSS: of its in-builder commands.
 cold: the plugin's host cache of layer digests empty (the frontend: buildkitd's cache pruned); warm: right after cold.`)
+	if len(failures) > 0 {
+		fmt.Fprintln(w, "\nfailed builds (not in the figures above):")
+		for _, f := range failures {
+			fmt.Fprintln(w, "  "+f)
+		}
+	}
 }
 
 func bySeconds(a, b measurement) int { return cmp.Compare(a.seconds, b.seconds) }
 
 func millisText(n int64) string { return fmt.Sprintf("%.2f", float64(n)/1000) }
+
+// lastLine is the last non-empty line of s: a failed command's error.
+func lastLine(s string) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	return strings.TrimSpace(lines[len(lines)-1])
+}
