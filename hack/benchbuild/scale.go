@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -294,12 +295,12 @@ func scaleReport(w io.Writer, opt options, b *scaleBench, cases []scaleCase, res
 		lo, hi := slices.MinFunc(total, bySeconds).seconds, slices.MaxFunc(total, bySeconds).seconds
 		readyText, readyRatio := "–", "–"
 		if ms[0].ready >= 0 {
-			readyText = spread(ms, func(m scaleMeasurement) int64 { return int64(m.ready * 1000) }, millisText)
+			readyText = spread(ms, func(m scaleMeasurement) int64 { return int64(math.Round(m.ready * 1000)) }, millisText)
 			readyRatio = pairedRatio(ready, floor)
 		}
 		rows = append(rows, []string{
 			c.label, c.kind,
-			spread(ms, func(m scaleMeasurement) int64 { return int64(m.total * 1000) }, millisText),
+			spread(ms, func(m scaleMeasurement) int64 { return int64(math.Round(m.total * 1000)) }, millisText),
 			fmt.Sprintf("%.2f–%.2f", lo, hi),
 			pairedRatio(total, floor),
 			readyText, readyRatio,
