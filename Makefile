@@ -9,7 +9,7 @@ BINDIR      ?= $(PREFIX)/bin
 LDFLAGS     := -s -w -X github.com/storepack/storepack/internal/version.Version=$(VERSION)
 GOBUILD     := CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)'
 
-.PHONY: all build install plugin standalone frontend-image demo test unit-test fuzz e2e-test bench bench-layering bench-store bench-build fmt clean
+.PHONY: all build install plugin standalone frontend-image demo test unit-test fuzz e2e-test bench bench-layering bench-store bench-build bench-scale fmt clean
 
 all: build
 
@@ -69,7 +69,7 @@ e2e-test:
 # over the release-history corpus, the store benchmarks and the image
 # builds, each beside its floor measured in the same run (sha256 over the
 # same bytes).
-bench: bench-layering bench-store bench-build
+bench: bench-layering bench-store bench-build bench-scale
 
 bench-layering:
 	$(GO) run ./layering/internal/reusebench
@@ -86,6 +86,15 @@ bench-store:
 # BENCHBUILD_FLAGS=-quick exercises it on a small closure.
 bench-build:
 	$(GO) run ./hack/benchbuild $(BENCHBUILD_FLAGS)
+
+# Scale: a generated closure of 100,000 store paths and 10 GiB (sparse
+# files; laid out and hashed once, kept in ~/.cache/storepack/bench),
+# planned and built through the plugin and the frontend beside a floor (a
+# stat walk of the store and a read of its GRAPH): times, and the peak RSS
+# of each process. BENCHSCALE_FLAGS='-synthetic-paths 5000
+# -synthetic-gib 1 -runs 1' exercises it on a small closure.
+bench-scale:
+	$(GO) run ./hack/benchbuild -synthetic $(BENCHSCALE_FLAGS)
 
 fmt:
 	gofmt -w $$(git ls-files '*.go')

@@ -39,6 +39,11 @@ type options struct {
 	logs     string
 	baseline string // another docker-storepack binary to measure beside this tree's
 	closure  closureOptions
+	// synthetic: the scale cases on a generated closure instead.
+	synthetic    syntheticOptions
+	useSynthetic bool
+	// syntheticFrontendBytes: the bytes of the frontend's closure.
+	syntheticFrontendBytes int64
 }
 
 func main() {
@@ -53,6 +58,13 @@ func main() {
 	if len(os.Args) > 3 && os.Args[1] == "-report-rss" {
 		os.Exit(reportRSS(os.Args[2], os.Args[3:]))
 	}
+	if len(os.Args) == 3 && os.Args[1] == "-scale-floor" {
+		if err := syntheticFloor(os.Args[2]); err != nil {
+			fmt.Fprintln(os.Stderr, "scale-floor:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	var opt options
 	var only string
 	flag.IntVar(&opt.runs, "runs", 3, "builds of each case (the table gives the median and the range)")
@@ -62,6 +74,11 @@ func main() {
 	flag.StringVar(&opt.logs, "logs", "", "keep every build's output in this directory")
 	flag.StringVar(&opt.baseline, "baseline", "", "also measure this docker-storepack binary (e.g. an earlier commit's bin/docker-storepack) in the plugin's cases, interleaved, as rows ending -baseline")
 	layout := flag.String("layout", "", "only lay out the closure in this new directory (release 1 as DIR/result and DIR/graph.json), for inspection; no test bed")
+	flag.BoolVar(&opt.useSynthetic, "synthetic", false, "the scale cases instead (scale-floor, scale-plan, scale-plugin, scale-frontend): a generated closure of -synthetic-paths store paths and -synthetic-gib GiB in sparse files")
+	flag.IntVar(&opt.synthetic.paths, "synthetic-paths", 100000, "store paths of the generated closure")
+	syntheticGiB := flag.Float64("synthetic-gib", 10, "NAR size of the generated closure in GiB, nearly all of it sparse")
+	frontendGiB := flag.Float64("synthetic-frontend-gib", 1, "NAR size in GiB of the closure the frontend builds, with the same store paths and references: the frontend transfers every byte into buildkitd, dense (10: the plugin's whole closure)")
+	flag.StringVar(&opt.synthetic.cache, "synthetic-cache", "", "where the generated closure is kept between runs (default: the user's cache directory/storepack/bench)")
 	scale := flag.Int("scale", 1, "a closure this many times the usual bytes and store paths (2: how memory grows when the closure doubles)")
 	flag.Parse()
 	if flag.NArg() > 0 {
@@ -81,6 +98,16 @@ func main() {
 			opt.runs = 1
 		}
 	}
+	opt.synthetic.seed, opt.synthetic.bytes = opt.closure.seed, int64(*syntheticGiB*(1<<30))
+	opt.syntheticFrontendBytes = int64(*frontendGiB * (1 << 30))
+	if opt.synthetic.cache == "" {
+		dir, err := os.UserCacheDir()
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "benchbuild:", err)
+			os.Exit(2)
+		}
+		opt.synthetic.cache = filepath.Join(dir, "storepack", "bench")
+	}
 	if opt.runs < 1 {
 		fmt.Fprintln(os.Stderr, "benchbuild: -runs must be at least 1")
 		os.Exit(2)
@@ -90,15 +117,35 @@ func main() {
 		fmt.Fprintf(os.Stderr, "benchbuild: -only: %v\n", err)
 		os.Exit(2)
 	}
-	if !slices.ContainsFunc((&bench{baseline: opt.baseline != ""}).groups(), func(g group) bool { return opt.only.MatchString(g.id) }) {
+	ids := []string{}
+	for _, g := range (&bench{baseline: opt.baseline != ""}).groups() {
+		ids = append(ids, g.id)
+	}
+	if opt.useSynthetic {
+		ids = ids[:0]
+		for _, c := range (&scaleBench{}).cases() {
+			ids = append(ids, c.id)
+		}
+	}
+	if !slices.ContainsFunc(ids, opt.only.MatchString) {
 		fmt.Fprintf(os.Stderr, "benchbuild: -only=%s matches no case\n", only)
 		os.Exit(2)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if *layout != "" {
+	switch {
+	case *layout != "" && opt.useSynthetic:
+		var s *synthetic
+		if s, err = openSynthetic(ctx, opt.synthetic, os.Stderr); err == nil {
+			fmt.Printf("%s: %d store paths, %.1f GiB (NAR)\n", s.root, s.graph.Len(), float64(s.narBytes)/(1<<30))
+		}
+	case *layout != "":
 		err = layoutOnly(ctx, *layout, opt)
-	} else {
+	case opt.useSynthetic:
+		err = withBed(ctx, opt, func(b *bed, tmp, self string, log io.Writer, loadStart string) error {
+			return scaleCases(ctx, opt, b, tmp, self, log, loadStart)
+		})
+	default:
 		err = run(ctx, opt)
 	}
 	if err != nil {
@@ -112,7 +159,15 @@ func main() {
 	}
 }
 
-func run(ctx context.Context, opt options) (err error) {
+func run(ctx context.Context, opt options) error {
+	return withBed(ctx, opt, func(b *bed, tmp, self string, log io.Writer, loadStart string) error {
+		return buildCases(ctx, opt, b, tmp, self, log, loadStart)
+	})
+}
+
+// withBed starts a test bed in a new temporary directory, runs measure
+// with it and stops it, removing the directory once the bed is down.
+func withBed(ctx context.Context, opt options, measure func(b *bed, tmp, self string, log io.Writer, loadStart string) error) (err error) {
 	if os.Geteuid() != 0 {
 		return errors.New("must run as root: the test bed starts Docker and buildkitd")
 	}
@@ -162,7 +217,11 @@ func run(ctx context.Context, opt options) (err error) {
 	if err != nil {
 		return err
 	}
+	return measure(b, tmp, self, log, loadStart)
+}
 
+// buildCases measures the image builds of the Debian-derived closure.
+func buildCases(ctx context.Context, opt options, b *bed, tmp, self string, log io.Writer, loadStart string) error {
 	start := time.Now()
 	fmt.Fprintf(log, "benchbuild: laying out the closure (seed %d)\n", opt.closure.seed)
 	c, err := newClosure(ctx, filepath.Join(tmp, "store"), opt.closure, log)
@@ -476,7 +535,7 @@ func pairedRatio(ms []measurement, ref []float64) string {
 
 // spread formats the median of a per-run figure, with its range when the
 // runs differ.
-func spread(ms []measurement, get func(measurement) int64, format func(int64) string) string {
+func spread[M any](ms []M, get func(M) int64, format func(int64) string) string {
 	v := make([]int64, len(ms))
 	for i, m := range ms {
 		v[i] = get(m)

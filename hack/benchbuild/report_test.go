@@ -4,7 +4,9 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
+	"time"
 )
 
 func TestPairedRatio(t *testing.T) {
@@ -135,5 +137,32 @@ func TestDigestPass(t *testing.T) {
 		if got := each(tc.ms, get); got != tc.want {
 			t.Errorf("each %+v: %q, want %q", tc.ms, got, tc.want)
 		}
+	}
+}
+
+func TestReadyAfter(t *testing.T) {
+	start := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	at := func(s float64) string {
+		return start.Add(time.Duration(s * float64(time.Second))).Format(time.RFC3339Nano)
+	}
+	// buildx's own lines, a step before the export, the export seen twice
+	// (started, then completed) and a later export step: the first start counts.
+	progress := strings.Join([]string{
+		`#0 building with "bench" instance using remote driver`,
+		`{"vertexes":[{"digest":"sha256:01","name":"[storepack] plan","started":"` + at(0.5) + `"}]}`,
+		`{"vertexes":[{"digest":"sha256:02","name":"exporting to oci image format","started":"` + at(2.25) + `"}]}`,
+		`{"vertexes":[{"digest":"sha256:02","name":"exporting to oci image format","started":"` + at(2.25) + `","completed":"` + at(9) + `"}]}`,
+		`{"vertexes":[{"digest":"sha256:03","name":"exporting layers","started":"` + at(3) + `"}]}`,
+	}, "\n")
+	got, err := readyAfter(progress, start)
+	if err != nil || got != 2.25 {
+		t.Errorf("readyAfter: %v, %v; want 2.25", got, err)
+	}
+	host := `{"vertexes":[{"digest":"sha256:04","name":"[storepack] write the image on the host to oci archive - (no builder needed)","started":"` + at(1.5) + `"}]}`
+	if got, err := readyAfter(host, start); err != nil || got != 1.5 {
+		t.Errorf("readyAfter of a host write: %v, %v; want 1.5", got, err)
+	}
+	if _, err := readyAfter(`{"vertexes":[{"digest":"sha256:01","name":"[storepack] plan","started":"`+at(1)+`"}]}`, start); err == nil {
+		t.Error("readyAfter without an export step: no error")
 	}
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"fmt"
 	"io"
@@ -136,10 +137,16 @@ type result struct {
 // run runs a command with the test bed's environment plus env, and fails
 // with its output when it fails.
 func (b *bed) run(ctx context.Context, env []string, name string, args ...string) (result, error) {
+	return b.runTo(ctx, env, nil, name, args...)
+}
+
+// runTo is run with the command's standard output going to stdout, and
+// only its standard error in the result; nil stdout: run's.
+func (b *bed) runTo(ctx context.Context, env []string, stdout io.Writer, name string, args ...string) (result, error) {
 	c := exec.CommandContext(ctx, b.lookPath(name), args...)
 	c.Env = append(append(os.Environ(), b.env...), env...)
 	var buf bytes.Buffer
-	c.Stdout, c.Stderr = &buf, &buf
+	c.Stdout, c.Stderr = cmp.Or[io.Writer](stdout, &buf), &buf
 	c.WaitDelay = 10 * time.Second
 	start := time.Now()
 	err := c.Run()
