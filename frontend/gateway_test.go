@@ -14,6 +14,7 @@ import (
 
 	"github.com/moby/buildkit/client/llb"
 	"github.com/moby/buildkit/exporter/containerimage/exptypes"
+	"github.com/moby/buildkit/frontend/gateway/client"
 	gwpb "github.com/moby/buildkit/frontend/gateway/pb"
 	"github.com/moby/buildkit/solver/errdefs"
 	"github.com/moby/buildkit/solver/pb"
@@ -393,5 +394,26 @@ func TestAddSourcesKeepsSteps(t *testing.T) {
 	}
 	if pbDef.Source == nil || len(pbDef.Source.Infos) != 2 || len(pbDef.Source.Locations) != 1 {
 		t.Errorf("source files %+v", pbDef.Source)
+	}
+}
+
+// TestReadLargeFile: a file larger than the gateway sends in one read (a
+// GRAPH of a closure of 100,000 paths is about 40 MB) is read whole.
+func TestReadLargeFile(t *testing.T) {
+	dir := t.TempDir()
+	data := bytes.Repeat([]byte("0123456789abcdef"), (gatewaytest.MaxReadSize+readChunk)/16+3)
+	if err := os.WriteFile(filepath.Join(dir, "graph.json"), data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ref := &gatewaytest.Ref{Dir: dir}
+	if _, err := ref.ReadFile(context.Background(), client.ReadRequest{Filename: "graph.json"}); err == nil {
+		t.Fatal("the gateway read the whole file at once: the test proves nothing")
+	}
+	got, err := refFiles{ref: ref}.ReadFile(context.Background(), "graph.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, data) {
+		t.Errorf("read %d bytes, want the file's %d", len(got), len(data))
 	}
 }

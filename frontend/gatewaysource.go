@@ -555,9 +555,25 @@ type refFiles struct {
 
 var _ inputs.Files = refFiles{}
 
+// ReadFile reads name whole, a range at a time: the gateway sends at most
+// 16 MiB of a file in one read (BuildKit's message size), less than the
+// GRAPH of a closure of 40,000 paths.
 func (f refFiles) ReadFile(ctx context.Context, name string) ([]byte, error) {
-	return f.ref.ReadFile(ctx, client.ReadRequest{Filename: path.Join(f.dir, name)})
+	var data []byte
+	for {
+		chunk, err := f.ref.ReadFile(ctx, client.ReadRequest{Filename: path.Join(f.dir, name), Range: &client.FileRange{Offset: len(data), Length: readChunk}})
+		if err != nil {
+			return nil, err
+		}
+		data = append(data, chunk...)
+		if len(chunk) < readChunk {
+			return data, nil
+		}
+	}
 }
+
+// readChunk is how much of a file one gateway read asks for.
+const readChunk = 8 << 20
 
 func (f refFiles) ReadHeader(ctx context.Context, name string, n int) ([]byte, error) {
 	return f.ref.ReadFile(ctx, client.ReadRequest{Filename: path.Join(f.dir, name), Range: &client.FileRange{Length: n}})

@@ -391,7 +391,12 @@ func (r *Ref) hostPath(name string) (string, error) {
 	return filepath.Join(r.Dir, filepath.FromSlash(name)), nil
 }
 
-// ReadFile implements client.Reference.
+// MaxReadSize is the most of a file that BuildKit's gateway sends in one
+// ReadFile (its default gRPC message size): a whole file larger is
+// refused, a longer range cut.
+const MaxReadSize = 16 << 20
+
+// ReadFile implements client.Reference, within MaxReadSize as BuildKit's.
 func (r *Ref) ReadFile(_ context.Context, req client.ReadRequest) ([]byte, error) {
 	p, err := r.hostPath(req.Filename)
 	if err != nil {
@@ -401,11 +406,14 @@ func (r *Ref) ReadFile(_ context.Context, req client.ReadRequest) ([]byte, error
 	if err != nil {
 		return nil, err
 	}
-	if req.Range != nil {
-		end := min(len(data), int(req.Range.Offset)+req.Range.Length)
-		data = data[min(len(data), int(req.Range.Offset)):end]
+	if req.Range == nil {
+		if len(data) > MaxReadSize {
+			return nil, fmt.Errorf("%s exceeds maximum allowed size of %d bytes", req.Filename, MaxReadSize)
+		}
+		return data, nil
 	}
-	return data, nil
+	end := min(len(data), int(req.Range.Offset)+min(req.Range.Length, MaxReadSize+1))
+	return data[min(len(data), int(req.Range.Offset)):end], nil
 }
 
 // ReadDir implements client.Reference.
