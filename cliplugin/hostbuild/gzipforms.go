@@ -24,22 +24,22 @@ var gzipCompressor = fmt.Sprintf("compress/gzip level %d %s", gzip.DefaultCompre
 type gzipForms struct {
 	cache *layercache.Cache
 
-	mu   sync.Mutex
-	keys map[digest.Digest]digest.Digest // a layer's diffID → its content key
+	mu      sync.Mutex
+	entries map[digest.Digest]layercache.Entry // by the layer's diffID, as the cache holds them
 }
 
-// noteKey records the content key of the layer diffID, as the cache knows
-// it (HostSource.digest).
-func (g *gzipForms) noteKey(diffID, key digest.Digest) {
+// note records the cache's entry of a layer (HostSource.digest read or put
+// it), so that its gzip blob is known without reading the cache again.
+func (g *gzipForms) note(e layercache.Entry) {
 	if g == nil || g.cache == nil {
 		return
 	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if g.keys == nil {
-		g.keys = map[digest.Digest]digest.Digest{}
+	if g.entries == nil {
+		g.entries = map[digest.Digest]layercache.Entry{}
 	}
-	g.keys[diffID] = key
+	g.entries[e.DiffID] = e
 }
 
 func (g *gzipForms) entry(diffID digest.Digest) (layercache.Entry, bool) {
@@ -47,13 +47,9 @@ func (g *gzipForms) entry(diffID digest.Digest) (layercache.Entry, bool) {
 		return layercache.Entry{}, false
 	}
 	g.mu.Lock()
-	key, ok := g.keys[diffID]
-	g.mu.Unlock()
-	if !ok {
-		return layercache.Entry{}, false
-	}
-	e, ok := g.cache.Get(key)
-	return e, ok && e.DiffID == diffID
+	defer g.mu.Unlock()
+	e, ok := g.entries[diffID]
+	return e, ok
 }
 
 // known returns the gzip blob of the layer diffID that the cache holds.
@@ -76,6 +72,7 @@ func (g *gzipForms) remember(diffID digest.Digest, gz ocispecs.Descriptor) {
 	if gz.Digest != "" {
 		e.Compressed = layercache.Blob{Compressor: gzipCompressor, Digest: gz.Digest, Size: gz.Size}
 	}
+	g.note(e)
 	// A cache that cannot be written costs the next push a compression.
 	_ = g.cache.Put(e)
 }

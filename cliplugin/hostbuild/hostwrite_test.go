@@ -108,12 +108,12 @@ func TestHostGzipCached(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	key := digest.FromString("the layer's content")
-	if err := cache.Put(layercache.Entry{Key: key, DiffID: diffID, Size: size}); err != nil {
+	entry := layercache.Entry{Key: digest.FromString("the layer's content"), DiffID: diffID, Size: size}
+	if err := cache.Put(entry); err != nil {
 		t.Fatal(err)
 	}
 	forms := &gzipForms{cache: cache}
-	forms.noteKey(diffID, key)
+	forms.note(entry)
 	desc := layerstore.LayerDescriptor(diffID, size)
 	gzipped := func(lazy bool) (*hostBlobs, ocispecs.Descriptor) {
 		t.Helper()
@@ -169,6 +169,9 @@ func TestHostGzipCached(t *testing.T) {
 		t.Errorf("reading a blob the layer does not compress to: %v", err)
 	}
 	if _, ok := forms.known(diffID); ok {
-		t.Error("the wrong blob is still in the cache")
+		t.Error("the wrong blob is still known")
+	}
+	if e, _ := cache.Get(entry.Key); e.Compressed != (layercache.Blob{}) {
+		t.Errorf("the wrong blob is still in the cache: %+v", e.Compressed)
 	}
 }

@@ -229,7 +229,7 @@ func (h HostSource) digest(ctx context.Context, key digest.Digest, known bool, l
 	cached := known && h.Cache != nil
 	if cached {
 		if e, ok := h.Cache.Get(key); ok {
-			h.gzip.noteKey(e.DiffID, key)
+			h.gzip.note(e)
 			return e.DiffID, e.Size, false, nil
 		}
 	}
@@ -237,8 +237,9 @@ func (h HostSource) digest(ctx context.Context, key digest.Digest, known bool, l
 	if err == nil && cached {
 		// A cache that cannot be written costs the next build a read, no
 		// more: the build goes on.
-		if h.Cache.Put(layercache.Entry{Key: key, DiffID: diffID, Size: size}) == nil {
-			h.gzip.noteKey(diffID, key)
+		e := layercache.Entry{Key: key, DiffID: diffID, Size: size}
+		if h.Cache.Put(e) == nil {
+			h.gzip.note(e)
 		}
 	}
 	return diffID, size, true, err
