@@ -14,18 +14,19 @@ import (
 	"github.com/storepack/storepack/store"
 )
 
-// concurrentBuilds is how many builds of different closures run at once
-// through each client in TestConcurrentBuilds and TestConcurrentEngineBuilds:
-// on a 2-core machine 4 + 4 on buildkitd took 33 s, 10 + 10 took 97 s
-// (Nix builds of the closures included). STOREPACK_E2E_CONCURRENT_BUILDS
-// sets another count, such as the 20 per client of the issue on a bigger
-// machine.
-const concurrentBuilds = 4
+// How many builds of different closures run at once through each client:
+// twenty each through the plugin and `docker buildx build` on one
+// buildkitd (TestConcurrentBuilds), ten each through `docker build` and
+// the plugin on Docker 20.10 (TestConcurrentEngineBuilds).
+// STOREPACK_E2E_CONCURRENT_BUILDS sets another count for both.
+const (
+	concurrentDaemonBuilds = 20
+	concurrentEngineBuilds = 10
+)
 
-// concurrentCount is concurrentBuilds, or STOREPACK_E2E_CONCURRENT_BUILDS.
-func concurrentCount(t *testing.T) int {
+// concurrentCount is n, or STOREPACK_E2E_CONCURRENT_BUILDS.
+func concurrentCount(t *testing.T, n int) int {
 	t.Helper()
-	n := concurrentBuilds
 	if v := os.Getenv("STOREPACK_E2E_CONCURRENT_BUILDS"); v != "" {
 		if _, err := fmt.Sscan(v, &n); err != nil || n < 1 {
 			t.Fatalf("STOREPACK_E2E_CONCURRENT_BUILDS=%q: not a count", v)
@@ -43,7 +44,7 @@ func concurrentCount(t *testing.T) int {
 // stores it once.
 func TestConcurrentBuilds(t *testing.T) {
 	installPlugin(t)
-	n := concurrentCount(t)
+	n := concurrentCount(t, concurrentDaemonBuilds)
 	repo := bed.registry + "/storepack-e2e/concurrent"
 	type build struct {
 		name    string
@@ -129,7 +130,7 @@ func TestConcurrentBuilds(t *testing.T) {
 // the engine: every image holds exactly its closure with the fixed time.
 func TestConcurrentEngineBuilds(t *testing.T) {
 	installPlugin(t)
-	n := concurrentCount(t)
+	n := concurrentCount(t, concurrentEngineBuilds)
 	type build struct {
 		c      closure
 		tag    string
