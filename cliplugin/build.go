@@ -21,7 +21,6 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
-	"github.com/storepack/storepack/cliplugin/engineload"
 	"github.com/storepack/storepack/cliplugin/hostbuild"
 	"github.com/storepack/storepack/cliplugin/imagelookup"
 	"github.com/storepack/storepack/frontend/manifest2llb"
@@ -292,21 +291,22 @@ func exportsFor(ctx context.Context, dockerCli command.Cli, b *hostbuild.Builder
 			return nil, fmt.Errorf("--load of %d platforms: the engine's image store holds one platform per image; use --push, or -o type=oci,dest=FILE and docker storepack load --platform P FILE", nPlatforms)
 		}
 		if engine {
-			exports = append(exports, hostbuild.Export{Type: "moby", Attrs: map[string]string{"name": names}})
+			e, err := engineBuilderExport(ctx, dockerCli.Client(), names)
+			if err != nil {
+				return nil, err
+			}
+			exports = append(exports, e)
 		} else {
 			// Docker 20.10 refuses a docker archive with attestations
 			// ("blobs/json: no such file or directory").
 			if opts.attest.sbomAsked() {
 				return nil, errors.New("--sbom with --load: the engine does not load an image with attestations from this builder; use --push, or -o type=oci,dest=FILE")
 			}
-			api := dockerCli.Client()
-			attrs, err := loadAttrs(ctx, api, names)
+			e, err := loadExport(ctx, dockerCli.Client(), names)
 			if err != nil {
 				return nil, err
 			}
-			exports = append(exports, hostbuild.Export{Type: "docker", Attrs: attrs, Load: func(ctx context.Context, r io.Reader) error {
-				return engineload.Archive(ctx, api, r, io.Discard)
-			}})
+			exports = append(exports, e)
 		}
 	}
 	if opts.push {

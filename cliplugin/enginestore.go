@@ -3,31 +3,90 @@ package cliplugin
 import (
 	"context"
 	"fmt"
+	"io"
 	"slices"
+	"strings"
+
+	cerrdefs "github.com/containerd/errdefs"
+	"github.com/opencontainers/go-digest"
 
 	"github.com/moby/moby/api/types/system"
 	"github.com/moby/moby/client"
+
+	"github.com/storepack/storepack/cliplugin/engineload"
+	"github.com/storepack/storepack/cliplugin/hostbuild"
 )
 
 // containerdSnapshotter is the driver type an engine reports (docker info's
 // DriverStatus) when it keeps its images in containerd's image store.
 const containerdSnapshotter = "io.containerd.snapshotter.v1"
 
-// loadAttrs are the attributes of the docker archive that --load gives the
-// engine under names: uncompressed (the engine reads it without
-// decompressing), but gzip on the containerd image store, which keeps the
-// archive's blobs as they are and would push them uncompressed
-// (NixOS/nix#15246), and where docker build compresses its layers.
-func loadAttrs(ctx context.Context, engine client.APIClient, names string) (map[string]string, error) {
+// loadExport is the docker archive that --load gives the engine under
+// names: uncompressed (the engine reads it without decompressing), leaving
+// out the layers the classic image store holds already; but gzip on the
+// containerd image store, which keeps the archive's blobs as they are and
+// would push them uncompressed (NixOS/nix#15246), and where docker build
+// compresses its layers.
+func loadExport(ctx context.Context, engine client.APIClient, names string) (hostbuild.Export, error) {
 	containerd, err := engineContainerdStore(ctx, engine)
 	if err != nil {
-		return nil, err
+		return hostbuild.Export{}, err
 	}
-	attrs := map[string]string{"name": names}
+	e := hostbuild.Export{Type: "docker", Attrs: map[string]string{"name": names}, Load: func(ctx context.Context, r io.Reader) error {
+		return engineload.Archive(ctx, engine, r, io.Discard)
+	}}
 	if containerd {
-		attrs["compression"], attrs["force-compression"] = "gzip", "true"
+		e.Attrs["compression"], e.Attrs["force-compression"] = "gzip", "true"
+	} else {
+		e.EngineLayers = engineLayers(engine, names)
 	}
-	return attrs, nil
+	return e, nil
+}
+
+// engineBuilderExport is the export of the engine's own builder, which
+// stores the image under names. On the classic image store an image that
+// needs no builder is written on the host and loaded instead, as with
+// loadExport: that engine's builder pays for every layer (its copy, its
+// diff, a re-exec of dockerd to register it, and to mount a deep stack),
+// where a load writes each layer once, and only those the engine lacks.
+func engineBuilderExport(ctx context.Context, engine client.APIClient, names string) (hostbuild.Export, error) {
+	containerd, err := engineContainerdStore(ctx, engine)
+	if err != nil || containerd {
+		return hostbuild.Export{Type: "moby", Attrs: map[string]string{"name": names}}, err
+	}
+	e, err := loadExport(ctx, engine, names)
+	e.Type = "moby"
+	return e, err
+}
+
+// engineLayers gives the layers (diffIDs, bottom up) of the images the
+// engine holds under names, which a load need not send.
+func engineLayers(engine client.APIClient, names string) func(context.Context) ([][]digest.Digest, error) {
+	return func(ctx context.Context) ([][]digest.Digest, error) {
+		var stacks [][]digest.Digest
+		for _, name := range strings.Split(names, ",") {
+			if name == "" {
+				continue
+			}
+			img, err := engine.ImageInspect(ctx, name)
+			if cerrdefs.IsNotFound(err) {
+				continue
+			}
+			if err != nil {
+				return nil, fmt.Errorf("the engine's image %s: %w", name, err)
+			}
+			var stack []digest.Digest
+			for _, l := range img.RootFS.Layers {
+				d, err := digest.Parse(l)
+				if err != nil {
+					return nil, fmt.Errorf("the engine's image %s: layer %q: %w", name, l, err)
+				}
+				stack = append(stack, d)
+			}
+			stacks = append(stacks, stack)
+		}
+		return stacks, nil
+	}
 }
 
 // engineContainerdStore asks the engine whether it keeps its images in

@@ -8,9 +8,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
 
@@ -138,14 +141,19 @@ func TestEngines(t *testing.T) {
 			}
 		}},
 		engineTest{"plugin build and run", func(t *testing.T, e engine) {
+			// On the classic stores the plugin writes the image on the
+			// host and loads it, so its diffIDs are buildkitd's there too.
 			tag := "storepack-e2e/engines:plugin"
-			mustPluginEnv(t, engineEnv, "build", "--progress=plain", "-f", df, "-t", tag, "/")
+			_, progress := mustPluginEnv(t, engineEnv, "build", "--progress=plain", "-f", df, "-t", tag, "/")
 			t.Cleanup(func() { cmd(nil, bed.docker, "rmi", "-f", tag); removeRunImages(t); noRunContainers(t) })
+			if onHost := strings.Contains(progress, "write the image on the host and load it into the engine"); onHost == e.containerdStore() {
+				t.Errorf("written on the host and loaded: %v, want %v:\n%s", onHost, !e.containerdStore(), progress)
+			}
 			got := imageDiffIDs(t, tag)
-			if want, ok := dockerBuilt[e.name]; ok && !slices.Equal(got, want) {
+			if want, ok := dockerBuilt[e.name]; ok && e.layersAsBuildkitd() && !slices.Equal(got, want) {
 				t.Errorf("diffIDs %v, docker build's %v", got, want)
 			}
-			if e.layersAsBuildkitd() && !slices.Equal(got, merged) {
+			if !slices.Equal(got, merged) {
 				t.Errorf("diffIDs %v, buildkitd's %v", got, merged)
 			}
 			if out := dockerRun(t, "--rm", tag); strings.TrimSpace(out) != greeting {
@@ -184,6 +192,32 @@ func TestEngines(t *testing.T) {
 			if out, stderr, code := pluginRun(t, engineEnv, nil, "--store-root", g.root, filepath.Join(g.root, "result")); code != 0 || strings.TrimSpace(out) != "hello from guix" {
 				t.Errorf("docker storepack run: exit %d, stdout %q, want %q\nstderr:\n%s", code, out, "hello from guix", stderr)
 			}
+		}},
+		engineTest{"plugin rebuild loads only new layers", func(t *testing.T, e engine) {
+			// Release 2 under release 1's tag: a classic store is sent
+			// only the layers it lacks (its load takes the others from
+			// its own store), and the image is release 2 whole.
+			tag := "storepack-e2e/engines:rebuilt"
+			t.Cleanup(func() { cmd(nil, bed.docker, "rmi", "-f", tag) })
+			var progress string
+			for _, c := range []closure{v1, v2} {
+				df := writeFile(t, c.dir, "rebuilt.storepack", manifest(c.dir+"/result", c.dir+"/path-info.json"))
+				_, progress = mustPluginEnv(t, engineEnv, "build", "--progress=plain", "-f", df, "-t", tag, "/")
+			}
+			held := regexp.MustCompile(`(\d+) layers held by the engine already, not sent`).FindStringSubmatch(progress)
+			switch {
+			case e.containerdStore() && held != nil:
+				t.Errorf("the containerd store's build left layers out:\n%s", progress)
+			case !e.containerdStore() && held == nil:
+				t.Errorf("release 2 loaded every layer again:\n%s", progress)
+			case held != nil:
+				if n, _ := strconv.Atoi(held[1]); n == 0 || n >= len(imageDiffIDs(t, tag)) {
+					t.Errorf("%s of %d layers held by the engine: want some, not all", held[1], len(imageDiffIDs(t, tag)))
+				}
+			}
+			saved := filepath.Join(t.TempDir(), "image.tar")
+			must(t, nil, bed.docker, "save", "-o", saved, tag)
+			checkImage(t, readArchive(t, saved), v2, time.Unix(1, 0))
 		}},
 		engineTest{"previous plan in the engine", func(t *testing.T, e engine) {
 			// Release 2 built into the engine reads release 1's plan

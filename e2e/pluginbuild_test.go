@@ -7,6 +7,8 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
+	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -18,6 +20,7 @@ import (
 	"github.com/opencontainers/go-digest"
 	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
 
+	"github.com/storepack/storepack/llb/layerllb"
 	"github.com/storepack/storepack/store"
 )
 
@@ -257,7 +260,13 @@ func TestPluginBuildMatchesDockerBuild(t *testing.T) {
 		// The same context as docker build's: the host's root.
 		mustPluginEnv(t, engineEnv, "build", "-q", "-f", df, "-t", "storepack-e2e/same:plugin", "/")
 		t.Cleanup(func() { cmd(nil, bed.docker, "rmi", "-f", "storepack-e2e/same:frontend", "storepack-e2e/same:plugin") })
-		sameImage(t, savedImage(t, "storepack-e2e/same:frontend"), savedImage(t, "storepack-e2e/same:plugin"))
+		// The plugin writes the image on the host: buildkitd's image,
+		// where Docker 20.10's BuildKit writes other tars of the same files.
+		onBuildkitd := filepath.Join(t.TempDir(), "buildkitd.tar")
+		mustPluginEnv(t, buildkitEnv, "build", "-q", "-f", df, "-o", "type=oci,dest="+onBuildkitd, "/")
+		plugin := savedImage(t, "storepack-e2e/same:plugin")
+		sameImage(t, readArchive(t, onBuildkitd), plugin)
+		sameFiles(t, savedImage(t, "storepack-e2e/same:frontend"), plugin)
 	})
 	t.Run("buildkitd", func(t *testing.T) {
 		df := writeFile(t, c.dir, "app.storepack", manifest("./result", "path-info.json"))
@@ -284,7 +293,11 @@ func TestPluginBuildMatchesDockerBuild(t *testing.T) {
 		t.Cleanup(func() {
 			cmd(nil, bed.docker, "rmi", "-f", "storepack-e2e/same-guix:frontend", "storepack-e2e/same-guix:plugin")
 		})
-		sameImage(t, savedImage(t, "storepack-e2e/same-guix:frontend"), savedImage(t, "storepack-e2e/same-guix:plugin"))
+		onBuildkitd := filepath.Join(t.TempDir(), "buildkitd.tar")
+		mustPluginEnv(t, buildkitEnv, "build", "-q", "--store-root", g.root, "-f", guix, "-o", "type=oci,dest="+onBuildkitd, g.root)
+		plugin := savedImage(t, "storepack-e2e/same-guix:plugin")
+		sameImage(t, readArchive(t, onBuildkitd), plugin)
+		sameFiles(t, savedImage(t, "storepack-e2e/same-guix:frontend"), plugin)
 	})
 	t.Run("guix on buildkitd", func(t *testing.T) {
 		dir := t.TempDir()
@@ -316,6 +329,43 @@ func sameImage(t *testing.T, viaFrontend, viaPlugin *image) {
 	if !bytes.Equal(a, b) {
 		t.Errorf("configs differ:\nfrontend: %s\nplugin:   %s", a, b)
 	}
+}
+
+// sameFiles: two images of the same inputs hold the same files, layer by
+// layer (name, type, permission bits, size, link, time), and the same
+// config but for the diffIDs and the layers' content keys, which only an
+// image of known layer bytes records: Docker 20.10's BuildKit writes the
+// same files in other tars (the file type in the mode field too).
+func sameFiles(t *testing.T, a, b *image) {
+	t.Helper()
+	if len(a.layers) != len(b.layers) {
+		t.Fatalf("%d layers, the other image %d", len(a.layers), len(b.layers))
+	}
+	for i := range a.layers {
+		if x, y := fileList(a.layers[i]), fileList(b.layers[i]); x != y {
+			t.Errorf("layer %d holds other files:\n%s\n%s", i+1, x, y)
+		}
+	}
+	configs := [2][]byte{}
+	for i, img := range []*image{a, b} {
+		c := img.config
+		c.RootFS = ocispecs.RootFS{}
+		c.Config.Labels = maps.Clone(c.Config.Labels)
+		delete(c.Config.Labels, layerllb.ContentLabel)
+		configs[i], _ = json.Marshal(c)
+	}
+	if !bytes.Equal(configs[0], configs[1]) {
+		t.Errorf("configs differ beyond their diffIDs:\n%s\n%s", configs[0], configs[1])
+	}
+}
+
+// fileList lists a layer's entries with what sameFiles compares.
+func fileList(l layer) string {
+	var names []string
+	for _, h := range l.entries {
+		names = append(names, fmt.Sprintf("%s %c %o %d %q %d", h.Name, h.Typeflag, h.Mode&0o7777, h.Size, h.Linkname, h.ModTime.Unix()))
+	}
+	return strings.Join(names, ", ")
 }
 
 // TestPluginBuildHardLinks: a store whose identical files are hard links,
@@ -387,8 +437,9 @@ func TestPluginBuildHardLinks(t *testing.T) {
 
 var imageID = regexp.MustCompile(`^sha256:[0-9a-f]{64}\n$`)
 
-// TestPluginBuildProgress: plain progress has one step per layer, rawjson
-// is JSON lines, -q prints the image ID alone.
+// TestPluginBuildProgress: plain progress names the steps of an image
+// written on the host, and has one step per layer on the engine's builder;
+// rawjson is JSON lines, -q prints the image ID alone.
 func TestPluginBuildProgress(t *testing.T) {
 	installPlugin(t)
 	c := nixClosure(t)
@@ -397,6 +448,15 @@ func TestPluginBuildProgress(t *testing.T) {
 	t.Cleanup(func() { cmd(nil, bed.docker, "rmi", "-f", tag) })
 
 	_, plain := mustPluginEnv(t, engineEnv, "build", "--progress=plain", "-t", tag, result)
+	for _, step := range []string{fmt.Sprintf("[storepack] digests of %d store layers", len(c.paths)), "[storepack] write the image on the host and load it into the engine (no builder needed)"} {
+		if !strings.Contains(plain, step) {
+			t.Errorf("plain progress has no step %q:\n%s", step, plain)
+		}
+	}
+	// A sticky directory needs the engine's builder (the host's writer
+	// cannot make it as BuildKit's Mkdir does).
+	df := writeFile(t, c.dir, "progress.storepack", manifest("./result", "path-info.json", "DIR --mode=1777 /tmp"))
+	_, plain = mustPluginEnv(t, engineEnv, "build", "--progress=plain", "-f", df, "-t", tag, c.dir)
 	steps := regexp.MustCompile(`(?m)^#\d+ layer \d+/(\d+): `).FindAllStringSubmatch(plain, -1)
 	layers := map[string]bool{}
 	for _, s := range steps {

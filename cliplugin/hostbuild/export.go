@@ -11,6 +11,7 @@ import (
 
 	"github.com/containerd/containerd/v2/core/content"
 	bkclient "github.com/moby/buildkit/client"
+	"github.com/opencontainers/go-digest"
 	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/tonistiigi/go-csvvalue"
 
@@ -22,9 +23,16 @@ import (
 type Export struct {
 	Type  string
 	Attrs map[string]string
-	// Load receives a docker archive (Type docker without dest) to put
-	// into the engine, as `docker load` does.
+	// Load receives a docker archive to put into an engine, as `docker
+	// load` does: the builder's export of Type docker (no dest) streams one
+	// to it. With Type moby (the engine's own builder, which stores the
+	// image itself) it takes only an image written on the host.
 	Load func(ctx context.Context, archive io.Reader) error
+	// EngineLayers, with Load, gives the layers (diffIDs from the bottom
+	// up) of images the engine holds: a layer whose whole stack up to it
+	// is one of them is left out of the archive, for an engine whose load
+	// then takes it from its own store, as the classic image store's does.
+	EngineLayers func(ctx context.Context) ([][]digest.Digest, error)
 	// Push, if set, pushes an image written on the host (Type image with
 	// push=true) to its registry as ref, its blobs read from blobs.
 	Push func(ctx context.Context, ref string, root ocispecs.Descriptor, blobs content.Provider) error
@@ -90,6 +98,9 @@ func exportEntries(ctx context.Context, exports []Export, layers *layerstore.Sto
 		return errors.Join(errs...)
 	}
 	for _, e := range exports {
+		if e.Type == "moby" {
+			e.Load = nil // the engine's builder stores the image itself
+		}
 		entry := bkclient.ExportEntry{Type: e.Type, Attrs: compressionDefaults(e)}
 		dest := e.Attrs["dest"]
 		for k, v := range e.Attrs {

@@ -139,7 +139,7 @@ func (in *Input) writeOnHost(ctx context.Context, out Output) (*Result, error) {
 	for _, e := range out.Exports {
 		done := in.progress.step(ctx, exportStepName(e))
 		written, err := blobs.export(ctx, images, e)
-		done(err, blobs.gzipNote())
+		done(err, blobs.note())
 		if err != nil {
 			return nil, err
 		}
@@ -203,6 +203,8 @@ type hostBlobs struct {
 	compress singleflight.Group
 	// gzipped now, known from the cache, and pending ones written when read
 	gzips gzipCounts
+	// held: layers a load left out of its archive, the engine holding them
+	held int
 }
 
 // gzipCounts are the layers an export gzipped, for its progress.
@@ -221,12 +223,17 @@ func newHostBlobs(layers *layerstore.Store, forms *gzipForms) (*hostBlobs, error
 	return &hostBlobs{layers: layers, forms: forms, dir: dir, data: map[digest.Digest][]byte{}, files: map[digest.Digest]string{}, gzipped: map[digest.Digest]ocispecs.Descriptor{}, pending: map[digest.Digest]ocispecs.Descriptor{}}, nil
 }
 
-// gzipNote says, for the progress, how the layers were gzipped.
-func (b *hostBlobs) gzipNote() string {
-	if b.gzips.now == 0 && b.gzips.known == 0 {
-		return ""
+// note says, for the progress, how the layers were gzipped and which a
+// load left to the engine.
+func (b *hostBlobs) note() string {
+	var notes []string
+	if b.gzips.now != 0 || b.gzips.known != 0 {
+		notes = append(notes, fmt.Sprintf("%d layers gzipped on the host, %d gzip blobs known from the host's cache of layer digests (%d of them written, for a destination that lacked them)", b.gzips.now, b.gzips.known, b.gzips.read.Load()))
 	}
-	return fmt.Sprintf("%d layers gzipped on the host, %d gzip blobs known from the host's cache of layer digests (%d of them written, for a destination that lacked them)", b.gzips.now, b.gzips.known, b.gzips.read.Load())
+	if b.held != 0 {
+		notes = append(notes, fmt.Sprintf("%d layers held by the engine already, not sent", b.held))
+	}
+	return strings.Join(notes, "; ")
 }
 
 // Close removes the compressed layers.
@@ -242,10 +249,6 @@ func (b *hostBlobs) export(ctx context.Context, images []hostimage.Platform, e E
 		if images, err = b.gzipLayers(ctx, images, e.Push != nil); err != nil {
 			return nil, err
 		}
-	}
-	variant := e.Type
-	if e.Load != nil {
-		variant = "docker"
 	}
 	img, err := hostimage.Write(ctx, images)
 	if err != nil {
@@ -269,12 +272,8 @@ func (b *hostBlobs) export(ctx context.Context, images []hostimage.Platform, e E
 		return img, nil
 	}
 	if e.Load != nil {
-		r, w := io.Pipe()
-		go func() { w.CloseWithError(writeImageArchive(ctx, b, img.Root, names, variant, ctxWriter{ctx, w})) }()
-		err := e.Load(ctx, r)
-		r.CloseWithError(err)
-		if err != nil {
-			return nil, fmt.Errorf("load into the engine: %w", err)
+		if err := b.load(ctx, img, images, names, e); err != nil {
+			return nil, err
 		}
 		return img, nil
 	}
@@ -282,7 +281,7 @@ func (b *hostBlobs) export(ctx context.Context, images []hostimage.Platform, e E
 	if err != nil {
 		return nil, err
 	}
-	err = writeImageArchive(ctx, b, img.Root, names, variant, ctxWriter{ctx, w})
+	err = writeImageArchive(ctx, b, img.Root, names, e.Type, ctxWriter{ctx, w})
 	if cerr := commit(err); err == nil {
 		err = cerr
 	}
@@ -525,10 +524,69 @@ func (f fileReaderAt) Size() int64 { return f.size }
 
 // writeImageArchive writes the image root names as BuildKit's exporter of
 // variant (oci, docker) writes its archive.
-func writeImageArchive(ctx context.Context, store content.InfoReaderProvider, root ocispecs.Descriptor, names []string, variant string, w io.Writer) error {
-	opts := []archive.ExportOpt{archive.WithManifest(root, names...)}
+func writeImageArchive(ctx context.Context, store content.InfoReaderProvider, root ocispecs.Descriptor, names []string, variant string, w io.Writer, extra ...archive.ExportOpt) error {
+	opts := append([]archive.ExportOpt{archive.WithManifest(root, names...)}, extra...)
 	if variant == "oci" {
 		opts = append(opts, archive.WithAllPlatforms(), archive.WithSkipDockerManifest())
 	}
 	return archive.Export(ctx, store, w, opts...)
+}
+
+// load streams img to e.Load as a docker archive, without the layers the
+// engine holds (e.EngineLayers). Should the engine refuse that archive (an
+// image it held them for removed meanwhile), it gets every layer.
+func (b *hostBlobs) load(ctx context.Context, img *hostimage.Image, images []hostimage.Platform, names []string, e Export) error {
+	send := func(opts ...archive.ExportOpt) error {
+		r, w := io.Pipe()
+		go func() {
+			w.CloseWithError(writeImageArchive(ctx, b, img.Root, names, "docker", ctxWriter{ctx, w}, opts...))
+		}()
+		err := e.Load(ctx, r)
+		r.CloseWithError(err)
+		return err
+	}
+	var err error
+	if e.EngineLayers != nil {
+		var stacks [][]digest.Digest
+		if stacks, err = e.EngineLayers(ctx); err != nil {
+			return err
+		}
+		held := heldLayers(images, stacks)
+		b.held = len(held)
+		err = send(archive.WithBlobFilter(func(desc ocispecs.Descriptor) bool { return !held[desc.Digest] }))
+		if err == nil || len(held) == 0 || ctx.Err() != nil {
+			return wrapLoadErr(err)
+		}
+		b.held = 0
+	}
+	return wrapLoadErr(send())
+}
+
+func wrapLoadErr(err error) error {
+	if err != nil {
+		return fmt.Errorf("load into the engine: %w", err)
+	}
+	return nil
+}
+
+// heldLayers is the set of layer blobs of images that an engine holding
+// the layer stacks held need not be sent: each layer up to the first whose
+// stack (it and every layer below it) none of held has, as a load into a
+// classic image store looks a layer up by that stack's chain ID.
+func heldLayers(images []hostimage.Platform, held [][]digest.Digest) map[digest.Digest]bool {
+	skip := map[digest.Digest]bool{}
+	for _, img := range images {
+		depth := 0
+		for _, stack := range held {
+			n := 0
+			for n < len(stack) && n < len(img.Layers) && stack[n] == img.Layers[n].DiffID {
+				n++
+			}
+			depth = max(depth, n)
+		}
+		for _, l := range img.Layers[:depth] {
+			skip[l.Blob.Digest] = true
+		}
+	}
+	return skip
 }

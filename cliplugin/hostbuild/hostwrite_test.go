@@ -1,9 +1,12 @@
 package hostbuild
 
 import (
+	"archive/tar"
 	"bytes"
 	"compress/gzip"
 	"context"
+	"encoding/json"
+	"fmt"
 	"io"
 	"os"
 	"strings"
@@ -173,5 +176,93 @@ func TestHostGzipCached(t *testing.T) {
 	}
 	if e, _ := cache.Get(entry.Key); e.Compressed != (layercache.Blob{}) {
 		t.Errorf("the wrong blob is still in the cache: %+v", e.Compressed)
+	}
+}
+
+// TestLoadLeavesHeldLayers: a load into an engine that holds the bottom
+// layers of the image (the classic image store, which looks a layer up by
+// the stack below it) gets an archive without them; if the engine then
+// lacks them after all, it gets every layer.
+func TestLoadLeavesHeldLayers(t *testing.T) {
+	ctx := context.Background()
+	layers := layerstore.New(ctx)
+	defer layers.Close()
+	var img hostimage.Platform
+	img.Platform = ocispecs.Platform{OS: "linux", Architecture: "amd64"}
+	img.Config = []byte(`{"architecture":"amd64","os":"linux","rootfs":{"type":"layers"}}`)
+	var diffIDs []digest.Digest
+	for _, data := range []string{"bottom layer", "middle layer", "top layer"} {
+		desc := layers.AddData([]byte(data))
+		img.Layers = append(img.Layers, hostimage.Layer{Blob: desc, DiffID: desc.Digest})
+		diffIDs = append(diffIDs, desc.Digest)
+	}
+	other := digest.FromString("another image's layer")
+	for _, tc := range []struct {
+		name        string
+		claimed     [][]digest.Digest // what EngineLayers says the engine holds
+		engineHolds int               // the bottom layers the engine really holds
+		sent        int               // layers in the archive the engine takes
+		held        int               // the note's count
+		loads       int
+	}{
+		{name: "nothing held", engineHolds: 0, sent: 3, loads: 1},
+		{name: "the bottom two held", claimed: [][]digest.Digest{{other}, diffIDs[:2]}, engineHolds: 2, sent: 1, held: 2, loads: 1},
+		{name: "another stack below", claimed: [][]digest.Digest{{other, diffIDs[1]}}, engineHolds: 0, sent: 3, loads: 1},
+		{name: "held no more", claimed: [][]digest.Digest{diffIDs}, engineHolds: 0, sent: 3, loads: 2},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			blobs, err := newHostBlobs(layers, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer blobs.Close()
+			var loads, sent int
+			e := Export{Type: "moby", Attrs: map[string]string{"name": "example.com/app:1"}, Load: func(_ context.Context, r io.Reader) error {
+				loads++
+				files := map[string]bool{}
+				tr := tar.NewReader(r)
+				var manifest []struct{ Layers []string }
+				for {
+					h, err := tr.Next()
+					if err == io.EOF {
+						break
+					}
+					if err != nil {
+						return err
+					}
+					files[h.Name] = true
+					if h.Name == "manifest.json" {
+						if err := json.NewDecoder(tr).Decode(&manifest); err != nil {
+							return err
+						}
+					}
+				}
+				if len(manifest) != 1 || len(manifest[0].Layers) != 3 {
+					return fmt.Errorf("manifest.json: %+v", manifest)
+				}
+				sent = 0
+				for i, l := range manifest[0].Layers {
+					switch {
+					case files[l]:
+						sent++
+					case i >= tc.engineHolds:
+						return fmt.Errorf("open %s: no such file or directory", l)
+					}
+				}
+				return nil
+			}}
+			if tc.claimed != nil {
+				e.EngineLayers = func(context.Context) ([][]digest.Digest, error) { return tc.claimed, nil }
+			}
+			if _, err := blobs.export(ctx, []hostimage.Platform{img}, e); err != nil {
+				t.Fatal(err)
+			}
+			if sent != tc.sent || blobs.held != tc.held {
+				t.Errorf("%d layers sent, %d noted as held; want %d and %d", sent, blobs.held, tc.sent, tc.held)
+			}
+			if loads != tc.loads {
+				t.Errorf("%d loads, want %d", loads, tc.loads)
+			}
+		})
 	}
 }

@@ -38,6 +38,9 @@ type options struct {
 	only     *regexp.Regexp
 	logs     string
 	baseline string // another docker-storepack binary to measure beside this tree's
+	// storepackLayers is the storepack builds' layer budget; the other
+	// tools' plan is always cut for 100.
+	storepackLayers int
 	closure  closureOptions
 	// synthetic: the scale cases on a generated closure instead.
 	synthetic    syntheticOptions
@@ -73,6 +76,7 @@ func main() {
 	flag.StringVar(&only, "only", "", "measure only the cases whose id matches this regexp (floor, nixpkgs, dockerfile, dockerfile-oci, frontend-engine, frontend-oci, frontend-push, plugin-engine, plugin-load, plugin-oci, plugin-host-cache, plugin-push, plugin-fresh-runner; with -baseline also plugin-baseline-engine, -load, -oci, -host-cache, -push, -fresh-runner)")
 	flag.StringVar(&opt.logs, "logs", "", "keep every build's output in this directory")
 	flag.StringVar(&opt.baseline, "baseline", "", "also measure this docker-storepack binary (e.g. an earlier commit's bin/docker-storepack) in the plugin's cases, interleaved, as rows ending -baseline")
+	flag.IntVar(&opt.storepackLayers, "storepack-max-layers", 100, "the storepack builds' layer budget (LAYERS --max), the other tools keeping 100: what another budget costs or saves beside them")
 	layout := flag.String("layout", "", "only lay out the closure in this new directory (release 1 as DIR/result and DIR/graph.json), for inspection; no test bed")
 	flag.BoolVar(&opt.useSynthetic, "synthetic", false, "the scale cases instead (scale-floor, scale-plan, scale-plugin, scale-frontend): a generated closure of -synthetic-paths store paths and -synthetic-gib GiB in sparse files")
 	flag.IntVar(&opt.synthetic.paths, "synthetic-paths", 100000, "store paths of the generated closure")
@@ -241,7 +245,7 @@ func buildCases(ctx context.Context, opt options, b *bed, tmp, self string, log 
 	if err := bn.makePlans(); err != nil {
 		return err
 	}
-	if err := os.WriteFile(bn.manifest, []byte(manifestText), 0o644); err != nil {
+	if err := os.WriteFile(bn.manifest, []byte(fmt.Sprintf(manifestText, opt.storepackLayers)), 0o644); err != nil {
 		return err
 	}
 
@@ -301,13 +305,13 @@ func layoutOnly(ctx context.Context, dir string, opt options) error {
 	return nil
 }
 
-// manifestText is the storepack manifest of every storepack build: the
-// same image as the Dockerfile's and the streaming script's, 99 store
-// layers and the customisation layer.
+// manifestText is the storepack manifest of every storepack build, its
+// budget left to fill in: at 100, the same image as the Dockerfile's and
+// the streaming script's, 99 store layers and the customisation layer.
 const manifestText = `# syntax=storepack
 CLOSURE ./result
 GRAPH graph.json
-LAYERS --max=100 --strategy=storepack
+LAYERS --max=%d --strategy=storepack
 LINK /bin -> bin
 ENV PATH=/bin
 ENTRYPOINT ["/bin/bench-app"]
@@ -389,6 +393,9 @@ func report(w io.Writer, opt options, b *bench, groups []group, results map[stri
 		c.graphs[0].Len(), float64(c.narBytes[0])/(1<<20), c.source, opt.closure.seed, float64(appSize(c, 0))/(1<<20))
 	fmt.Fprintf(w, "layers: %d store layers (storepack strategy, budget 100 with the customisation layer), the same plan for every tool; release 2 keeps release 1's layers where that ships less (%s)\n",
 		len(b.plans[0].Layers), samePlanText(b.plans[1], b.fresh))
+	if opt.storepackLayers != 100 {
+		fmt.Fprintf(w, "storepack builds: budget %d (-storepack-max-layers), the other tools 100\n", opt.storepackLayers)
+	}
 	fmt.Fprintf(w, "runs: %d of each, interleaved; load average %s at the start, %s at the end; %d CPUs\n\n", opt.runs, loadStart, loadEnd, runtime.NumCPU())
 
 	header := []string{"case", "", "median s", "min–max s", "× floor", "× nixpkgs", "× Dockerfile", "× cold", "sent", "uploaded", "digests w/c/p", "frontend RSS", "helper RSS", "plugin RSS", "layers"}
