@@ -41,7 +41,7 @@ type options struct {
 	// storepackLayers is the storepack builds' layer budget; the other
 	// tools' plan is always cut for 100.
 	storepackLayers int
-	closure  closureOptions
+	closure         closureOptions
 	// synthetic: the scale cases on a generated closure instead.
 	synthetic    syntheticOptions
 	useSynthetic bool
