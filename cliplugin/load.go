@@ -35,7 +35,9 @@ directory ("-": standard input; gzip, bzip2, xz and zstd are read) into the
 docker engine or Podman (--runtime). From an index of several platforms it loads --platform's
 image, or else the best one for the engine's platform (as a pull picks:
 amd64 also runs 386), converted to the docker archive that every engine
-loads (Docker 20.10 cannot load an OCI index). Nothing is loaded when the
+loads (Docker 20.10 cannot load an OCI index); an engine with the containerd
+image store gets it with its index, and keeps the index's other platforms
+that it holds. Nothing is loaded when the
 archive is corrupt or has no image for the platform. Podman gets the same
 docker archive, so the image has the same ID as in the docker engine.`,
 		Example: `  docker storepack load app.tar
@@ -76,23 +78,20 @@ func runLoad(ctx context.Context, dockerCli command.Cli, opts loadOptions) error
 	if err != nil {
 		return err
 	}
-	var (
-		loader engineload.ImageLoader
-		p      ocispecs.Platform
-	)
+	// --platform asks for that platform, not one the engine could also run.
+	lo := engineload.Options{Exact: opts.platform != "", Names: names, Out: dockerCli.Out()}
+	var loader engineload.ImageLoader
 	if pod != nil {
 		loader = pod
-		p, err = podmanPlatform(ctx, pod, opts.platform)
+		lo.Platform, err = podmanPlatform(ctx, pod, opts.platform)
 	} else {
 		engine := dockerCli.Client()
 		loader = engine
-		p, err = enginePlatform(ctx, engine, opts.platform)
+		lo.Platform, lo.IndexStore, err = engineLoadTarget(ctx, engine, opts.platform)
 	}
 	if err != nil {
 		return err
 	}
-	// --platform asks for that platform, not one the engine could also run.
-	lo := engineload.Options{Platform: p, Exact: opts.platform != "", Names: names, Out: dockerCli.Out()}
 	if !opts.quiet {
 		lo.Progress = dockerCli.Err()
 	}
@@ -113,9 +112,20 @@ func enginePlatform(ctx context.Context, engine client.APIClient, spec string) (
 	if spec != "" {
 		return inputs.ParsePlatform(spec)
 	}
+	p, _, err := engineLoadTarget(ctx, engine, spec)
+	return p, err
+}
+
+// engineLoadTarget is the platform of spec ("": the engine's) and whether
+// the engine keeps image indexes (its containerd image store does).
+func engineLoadTarget(ctx context.Context, engine client.APIClient, spec string) (ocispecs.Platform, bool, error) {
 	info, err := engine.Info(ctx, client.InfoOptions{})
 	if err != nil {
-		return ocispecs.Platform{}, fmt.Errorf("cannot reach the docker engine: %w", err)
+		return ocispecs.Platform{}, false, fmt.Errorf("cannot reach the docker engine: %w", err)
 	}
-	return platforms.Normalize(ocispecs.Platform{OS: info.Info.OSType, Architecture: info.Info.Architecture}), nil
+	p := platforms.Normalize(ocispecs.Platform{OS: info.Info.OSType, Architecture: info.Info.Architecture})
+	if spec != "" {
+		p, err = inputs.ParsePlatform(spec)
+	}
+	return p, containerdImageStore(info.Info), err
 }

@@ -36,10 +36,15 @@ func TestLoad(t *testing.T) {
 		t.Fatalf("the archive has %v, want %v", got, platformList)
 	}
 	tags := []string{archiveName, "storepack-e2e/load:mips", "storepack-e2e/load:arm", "storepack-e2e/load:stdin", "storepack-e2e/load:dir", "storepack-e2e/load:saved"}
-	runOnEngines(t, engineTest{"load", func(t *testing.T, _ engine) { testLoadInto(t, oci, archiveName, tags) }})
+	runOnEngines(t, engineTest{"load", func(t *testing.T, e engine) { testLoadInto(t, e, oci, archiveName, tags) }})
 }
 
-func testLoadInto(t *testing.T, oci, archiveName string, tags []string) {
+func testLoadInto(t *testing.T, e engine, oci, archiveName string, tags []string) {
+	// How the engine keeps an image of the archive's index (TestLoadKeepsIndex).
+	kept := " alone: the engine's image store keeps one platform per image, not the index\n"
+	if e.containerdStore() {
+		kept = ", into the engine's image of its index\n"
+	}
 	t.Cleanup(func() { cmd(nil, bed.docker, append([]string{"rmi", "-f"}, tags...)...) })
 
 	// First, while the engine holds no image of the archive, so that any
@@ -94,10 +99,10 @@ func testLoadInto(t *testing.T, oci, archiveName string, tags []string) {
 		if want := "Loaded image: " + archiveName + "\n"; stdout != want {
 			t.Errorf("stdout %q, want %q", stdout, want)
 		}
-		if want := "Loading the linux/amd64 image of " + oci + "\n"; stderr != want {
+		if want := "Loading the linux/amd64 image of " + oci + kept; stderr != want {
 			t.Errorf("stderr %q, want %q", stderr, want)
 		}
-		checkLoaded(t, archiveName, "amd64", "")
+		checkLoadedOn(t, e, archiveName, "amd64", "")
 	})
 	t.Run("mips64le under qemu", func(t *testing.T) {
 		stdout, _ := loadOK(t, nil, "--platform", "linux/mips64le", "-t", tags[1], oci)
@@ -105,32 +110,32 @@ func testLoadInto(t *testing.T, oci, archiveName string, tags []string) {
 		if want := "Loaded image: " + tags[1] + "\n"; stdout != want {
 			t.Errorf("stdout %q, want %q", stdout, want)
 		}
-		checkLoaded(t, tags[1], "mips64le", "")
+		checkLoadedOn(t, e, tags[1], "mips64le", "")
 	})
 	t.Run("linux/arm is arm/v7", func(t *testing.T) {
 		stdout, stderr := loadOK(t, nil, "-q", "--platform", "linux/arm", "-t", tags[2], oci)
 		if want := "Loaded image: " + tags[2] + "\n"; stdout != want || stderr != "" {
 			t.Errorf("-q: stdout %q, stderr %q; want %q alone", stdout, stderr, want)
 		}
-		checkLoaded(t, tags[2], "arm", "v7")
+		checkLoadedOn(t, e, tags[2], "arm", "v7")
 	})
 	t.Run("standard input, compressed", func(t *testing.T) {
 		_, stderr := loadOK(t, bytes.NewReader(gzipFile(t, oci)), "-t", tags[3], "-")
-		if want := "Loading the linux/amd64 image of standard input\n"; stderr != want {
+		if want := "Loading the linux/amd64 image of standard input" + kept; stderr != want {
 			t.Errorf("stderr %q, want %q", stderr, want)
 		}
-		checkLoaded(t, tags[3], "amd64", "")
+		checkLoadedOn(t, e, tags[3], "amd64", "")
 	})
 	t.Run("OCI layout directory", func(t *testing.T) {
 		layout := untar(t, oci)
 		loadOK(t, nil, "--platform", "linux/386", "-t", tags[4], layout)
-		checkLoaded(t, tags[4], "386", "")
+		checkLoadedOn(t, e, tags[4], "386", "")
 	})
 	t.Run("docker archive", func(t *testing.T) {
 		saved := filepath.Join(t.TempDir(), "saved.tar")
 		must(t, nil, bed.docker, "save", "-o", saved, tags[1])
 		loadOK(t, nil, "--platform", "linux/mips64le", "-t", tags[5], saved)
-		checkLoaded(t, tags[5], "mips64le", "")
+		checkLoadedOn(t, e, tags[5], "mips64le", "")
 	})
 }
 
@@ -171,6 +176,24 @@ func checkLoaded(t *testing.T, ref, arch, variant string) {
 	// Docker's architecture names are Go's, which the program prints.
 	if out := dockerRun(t, "--rm", ref); !strings.Contains(out, "arch="+arch+"\n") || !strings.Contains(out, greeting) {
 		t.Errorf("docker run %s printed %q, want arch=%s and %q", ref, out, arch, greeting)
+	}
+}
+
+// checkLoadedOn checks, as checkLoaded, that ref holds arch's image, where
+// the engine keeps the index that ref names (the containerd image store)
+// among its other platforms, which docker run --platform picks from.
+func checkLoadedOn(t *testing.T, e engine, ref, arch, variant string) {
+	t.Helper()
+	if !e.containerdStore() {
+		checkLoaded(t, ref, arch, variant)
+		return
+	}
+	p := platforms.Format(ocispecs.Platform{OS: "linux", Architecture: arch, Variant: variant})
+	if _, available := indexImages(t, e, ref); !slices.Contains(available, p) {
+		t.Errorf("%s holds %v, not %s", ref, available, p)
+	}
+	if out := dockerRun(t, "--rm", "--platform", p, ref); !strings.Contains(out, "arch="+arch+"\n") || !strings.Contains(out, greeting) {
+		t.Errorf("docker run --platform %s %s printed %q, want arch=%s and %q", p, ref, out, arch, greeting)
 	}
 }
 

@@ -1,7 +1,8 @@
 // Package engineload puts images into a docker engine: a docker archive,
 // an OCI archive or an OCI layout directory, one platform of it, converted
 // to the docker archive that every engine loads (Docker 20.10's classic
-// image store cannot load an OCI index).
+// image store cannot load an OCI index), or, into an engine that keeps
+// indexes, with the index it belongs to.
 package engineload
 
 import (
@@ -57,8 +58,12 @@ type Options struct {
 	// Exact takes only Platform (normalised); otherwise the best image the
 	// platform runs, as a pull picks one (amd64 runs 386, arm64 arm/v7).
 	Exact bool
-	Names []string  // none: the archive's names for the image
-	Out   io.Writer // the engine's messages
+	Names []string // none: the archive's names for the image
+	// IndexStore: the engine keeps an image index and whichever of its
+	// images it holds (Docker's containerd image store), so an image of an
+	// index is loaded with the index; otherwise it is loaded alone.
+	IndexStore bool
+	Out        io.Writer // the engine's messages
 	// Progress, when not nil, is told which image is loaded once the
 	// archive has been read and holds it (an error is then the only line).
 	Progress io.Writer
@@ -82,17 +87,33 @@ func Load(ctx context.Context, engine ImageLoader, src string, in io.Reader, opt
 	if len(names) == 0 {
 		names = img.names
 	}
-	if opt.Progress != nil {
-		fmt.Fprintf(opt.Progress, "Loading the %s image of %s\n", platforms.Format(img.platform), name)
-	}
 	// The export would also name the image after the index entry's own
 	// annotation, which imageNames may have refused as no reference.
 	desc := img.desc
 	desc.Annotations = nil
+	export := []archive.ExportOpt{archive.WithManifest(desc, names...)}
+	how := ""
+	switch {
+	case img.index != nil && opt.IndexStore:
+		// The whole index with this platform's blobs alone, loaded with
+		// no platform named: the engine then records every image of the
+		// index as the index's, so those of it that it already holds stay.
+		// (Naming the platform, Docker 28 records that one alone, and its
+		// next garbage collection drops the others.)
+		index := *img.index
+		index.Annotations = nil
+		export = []archive.ExportOpt{archive.WithManifest(index, names...), archive.WithPlatform(platforms.OnlyStrict(img.platform)), archive.WithSkipDockerManifest()}
+		how = ", into the engine's image of its index"
+	case img.index != nil && img.indexPlatforms > 1:
+		how = " alone: the engine's image store keeps one platform per image, not the index"
+	}
+	if opt.Progress != nil {
+		fmt.Fprintf(opt.Progress, "Loading the %s image of %s%s\n", platforms.Format(img.platform), name, how)
+	}
 	pr, pw := io.Pipe()
 	exported := make(chan error, 1)
 	go func() {
-		err := archive.Export(ctx, store, pw, archive.WithManifest(desc, names...))
+		err := archive.Export(ctx, store, pw, export...)
 		pw.CloseWithError(err)
 		exported <- err
 	}()
@@ -227,6 +248,11 @@ type candidate struct {
 	desc     ocispecs.Descriptor
 	platform ocispecs.Platform
 	names    []string
+	// index is the image index that lists it, nil for an image that
+	// index.json (or a docker archive's manifest.json) lists itself;
+	// indexPlatforms counts the platforms of that index's images.
+	index          *ocispecs.Descriptor
+	indexPlatforms int
 }
 
 // maxDepth bounds nested indexes.
@@ -235,7 +261,7 @@ const maxDepth = 4
 // pick returns the image of the index that matches p best.
 func pick(ctx context.Context, store content.Store, index ocispecs.Descriptor, p ocispecs.Platform, match platforms.MatchComparer) (candidate, error) {
 	var all []candidate
-	if err := collect(ctx, store, index, nil, 0, &all); err != nil {
+	if err := collect(ctx, store, index, nil, nil, 0, &all); err != nil {
 		return candidate{}, err
 	}
 	var best *candidate
@@ -258,7 +284,13 @@ func pick(ctx context.Context, store content.Store, index ocispecs.Descriptor, p
 	// An index lists an image once per name (a docker archive's RepoTags).
 	img := *best
 	img.names = nil
+	var indexPlatforms []string
 	for _, c := range all {
+		if img.index != nil && c.index != nil && c.index.Digest == img.index.Digest {
+			if name := platforms.Format(c.platform); name != "unknown/unknown" && !slices.Contains(indexPlatforms, name) {
+				indexPlatforms = append(indexPlatforms, name)
+			}
+		}
 		if c.desc.Digest == img.desc.Digest {
 			for _, n := range c.names {
 				if !slices.Contains(img.names, n) {
@@ -267,6 +299,7 @@ func pick(ctx context.Context, store content.Store, index ocispecs.Descriptor, p
 			}
 		}
 	}
+	img.indexPlatforms = len(indexPlatforms)
 	return img, nil
 }
 
@@ -297,8 +330,10 @@ func complete(ctx context.Context, store content.Store, img candidate) error {
 	return nil
 }
 
-// collect lists the images below desc; names are the index entries' names.
-func collect(ctx context.Context, store content.Store, desc ocispecs.Descriptor, names []string, depth int, out *[]candidate) error {
+// collect lists the images below desc, which index lists (nil: desc is
+// the archive's index.json, or lists images that index.json lists); names
+// are the index entries' names.
+func collect(ctx context.Context, store content.Store, desc ocispecs.Descriptor, names []string, index *ocispecs.Descriptor, depth int, out *[]candidate) error {
 	names = append(names, imageNames(desc.Annotations)...)
 	switch {
 	case images.IsManifestType(desc.MediaType):
@@ -314,18 +349,22 @@ func collect(ctx context.Context, store content.Store, desc ocispecs.Descriptor,
 			}
 			p = &config.Platform
 		}
-		*out = append(*out, candidate{desc: desc, platform: platforms.Normalize(*p), names: names})
+		*out = append(*out, candidate{desc: desc, platform: platforms.Normalize(*p), names: names, index: index})
 		return nil
 	case images.IsIndexType(desc.MediaType):
 		if depth == maxDepth {
 			return fmt.Errorf("more than %d nested indexes", maxDepth)
 		}
-		var index ocispecs.Index
-		if err := readJSON(ctx, store, desc, &index); err != nil {
+		var list ocispecs.Index
+		if err := readJSON(ctx, store, desc, &list); err != nil {
 			return err
 		}
-		for _, m := range index.Manifests {
-			if err := collect(ctx, store, m, slices.Clone(names), depth+1, out); err != nil {
+		var parent *ocispecs.Descriptor
+		if depth > 0 {
+			parent = &desc
+		}
+		for _, m := range list.Manifests {
+			if err := collect(ctx, store, m, slices.Clone(names), parent, depth+1, out); err != nil {
 				return err
 			}
 		}

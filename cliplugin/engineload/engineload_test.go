@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path"
 	"path/filepath"
@@ -659,6 +660,69 @@ func TestNames(t *testing.T) {
 	}
 }
 
+// layoutEngine keeps the files of the archive it loads, as the containerd
+// image store reads an OCI layout.
+type layoutEngine struct{ files map[string][]byte }
+
+func (f *layoutEngine) ImageLoad(ctx context.Context, input io.Reader, _ ...client.ImageLoadOption) (client.ImageLoadResult, error) {
+	f.files = map[string][]byte{}
+	tr := tar.NewReader(input)
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			return io.NopCloser(strings.NewReader(`{"stream":"Loaded image"}` + "\n")), nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		if f.files[path.Clean(h.Name)], err = io.ReadAll(tr); err != nil {
+			return nil, err
+		}
+	}
+}
+
+// An engine that keeps indexes gets the index of the image, named, with
+// the blobs of that platform's image alone: the others' manifests, configs
+// and layers stay out.
+func TestIndexStore(t *testing.T) {
+	l := multiPlatform(fourPlatforms...)
+	file := writeTemp(t, "multi.tar", l.tar())
+	engine := &layoutEngine{}
+	if _, err := load(t, engine, file, nil, Options{Platform: fourPlatforms[2], Exact: true, IndexStore: true, Names: []string{"docker.io/library/app:arm"}}); err != nil {
+		t.Fatal(err)
+	}
+	var top, inner ocispecs.Index
+	if err := json.Unmarshal(l["index.json"], &top); err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(l["blobs/sha256/"+top.Manifests[0].Digest.Encoded()], &inner); err != nil {
+		t.Fatal(err)
+	}
+	var got ocispecs.Index
+	if err := json.Unmarshal(engine.files["index.json"], &got); err != nil {
+		t.Fatalf("index.json: %v", err)
+	}
+	if len(got.Manifests) != 1 || got.Manifests[0].Digest != top.Manifests[0].Digest || got.Manifests[0].Annotations["io.containerd.image.name"] != "docker.io/library/app:arm" {
+		t.Errorf("index.json lists %+v, want the archive's index %s named docker.io/library/app:arm", got.Manifests, top.Manifests[0].Digest)
+	}
+	if _, ok := engine.files["manifest.json"]; ok {
+		t.Error("the archive has a manifest.json")
+	}
+	for _, m := range inner.Manifests {
+		_, sent := engine.files["blobs/sha256/"+m.Digest.Encoded()]
+		if want := platforms.Format(*m.Platform) == "linux/arm/v7"; sent != want {
+			t.Errorf("manifest of %s sent: %v, want %v", platforms.Format(*m.Platform), sent, want)
+		}
+	}
+	if !bytes.Equal(engine.files["blobs/sha256/"+top.Manifests[0].Digest.Encoded()], l["blobs/sha256/"+top.Manifests[0].Digest.Encoded()]) {
+		t.Error("the index was not sent as it is")
+	}
+	// index, arm's manifest, config and layer
+	if blobs := len(engine.files) - 2 - 2; blobs != 4 {
+		t.Errorf("%d blobs sent, want 4: %v", blobs, slices.Sorted(maps.Keys(engine.files)))
+	}
+}
+
 // Progress names the platform actually loaded, after the archive was read.
 func TestProgress(t *testing.T) {
 	file := writeTemp(t, "multi.tar", multiPlatform(fourPlatforms...).tar())
@@ -666,8 +730,23 @@ func TestProgress(t *testing.T) {
 	if _, err := load(t, &fakeEngine{}, file, nil, Options{Platform: ocispecs.Platform{OS: "linux", Architecture: "arm"}, Progress: &progress}); err != nil {
 		t.Fatal(err)
 	}
-	if want := "Loading the linux/arm/v7 image of " + file + "\n"; progress.String() != want {
+	if want := "Loading the linux/arm/v7 image of " + file + " alone: the engine's image store keeps one platform per image, not the index\n"; progress.String() != want {
 		t.Errorf("progress %q, want %q", progress.String(), want)
+	}
+	progress.Reset()
+	if _, err := load(t, &layoutEngine{}, file, nil, Options{Platform: amd64, IndexStore: true, Progress: &progress}); err != nil {
+		t.Fatal(err)
+	}
+	if want := "Loading the linux/amd64 image of " + file + ", into the engine's image of its index\n"; progress.String() != want {
+		t.Errorf("progress %q, want %q", progress.String(), want)
+	}
+	progress.Reset()
+	single := writeTemp(t, "single.tar", dockerArchive(amd64, "storepack/single:1"))
+	if _, err := load(t, &fakeEngine{}, single, nil, Options{Platform: amd64, Progress: &progress}); err != nil {
+		t.Fatal(err)
+	}
+	if want := "Loading the linux/amd64 image of " + single + "\n"; progress.String() != want {
+		t.Errorf("an image of no index: progress %q, want %q", progress.String(), want)
 	}
 	progress.Reset()
 	if _, err := load(t, &fakeEngine{}, file, nil, Options{Platform: ocispecs.Platform{OS: "linux", Architecture: "s390x"}, Progress: &progress}); err == nil || progress.Len() != 0 {

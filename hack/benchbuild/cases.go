@@ -19,6 +19,7 @@ import (
 	"github.com/docker/go-units"
 
 	"github.com/storepack/storepack/layering"
+	"github.com/storepack/storepack/store"
 )
 
 // bench is one run of the harness: the test bed, the closure, the shared
@@ -40,7 +41,9 @@ type bench struct {
 	baseline   bool // the plugin's cases also run the bed's baseline binary
 	// hostCache is the plugin's XDG_CACHE_HOME, so that its cache of layer
 	// digests is the harness's to empty, not the user's.
-	hostCache string
+	hostCache   string
+	scaleoutOpt scaleoutOptions
+	scale       *scaleout // made by the scale-out cases' first reset
 }
 
 // measurement is one build.
@@ -70,8 +73,10 @@ type group struct {
 	// coldOf names the case whose cold runs the × cold column divides this
 	// one's by; "": its own, for the warm row.
 	coldOf string
-	reset  func(ctx context.Context, run int) error
-	build  func(ctx context.Context, run, release int) (measurement, error)
+	// floorOf names the case the × floor column divides by; "": floor.
+	floorOf string
+	reset   func(ctx context.Context, run int) error
+	build   func(ctx context.Context, run, release int) (measurement, error)
 }
 
 // releases lists the releases a group builds in a run, in order; the
@@ -142,7 +147,14 @@ func (b *bench) groups() []group {
 				fresh: true, coldOf: p.with("push"), reset: b.freshRunnerReset(p), build: b.freshRunner(p)},
 		)
 	}
-	return groups
+	n := b.scaleoutOpt.closures
+	return append(groups,
+		group{id: "scaleout-read", label: fmt.Sprintf("floor of the %d scale-out closures: tar | sha256sum", n), floorOf: "scaleout-read", reset: b.resetScaleout, build: b.scaleoutFloor},
+		group{id: "scaleout-1node", label: fmt.Sprintf("docker storepack build --push, %d closures, one per platform, on one node (buildkitd)", n),
+			floorOf: "scaleout-read", reset: b.resetScaleout, build: b.scaleoutPush("one")},
+		group{id: "scaleout-2nodes", label: fmt.Sprintf("docker storepack build --push, the same %d closures on two nodes (half the platforms each)", n),
+			floorOf: "scaleout-read", coldOf: "scaleout-1node", reset: b.resetScaleout, build: b.scaleoutPush("two")},
+	)
 }
 
 // A plugin is a docker-storepack binary the plugin's cases run: this
@@ -159,15 +171,20 @@ func (p plugin) with(builder string) string { return p.id + "-" + builder }
 
 // floor reads the closure once and hashes it: no builder does less.
 func (b *bench) floor(ctx context.Context, run, release int) (measurement, error) {
+	return b.tarFloor(ctx, b.c.root, b.c.paths(release))
+}
+
+// tarFloor reads the store paths under root once and hashes them.
+func (b *bench) tarFloor(ctx context.Context, root string, paths []store.Path) (measurement, error) {
 	list := filepath.Join(b.work, "floor-paths")
 	var names strings.Builder
-	for _, p := range b.c.paths(release) {
+	for _, p := range paths {
 		fmt.Fprintf(&names, "nix/store/%s\n", p.Base())
 	}
 	if err := os.WriteFile(list, []byte(names.String()), 0o644); err != nil {
 		return measurement{}, err
 	}
-	r, err := b.bed.run(ctx, nil, "bash", "-c", `set -o pipefail; tar -C "$1" -cf - -T "$2" | sha256sum`, "bash", b.c.root, list)
+	r, err := b.bed.run(ctx, nil, "bash", "-c", `set -o pipefail; tar -C "$1" -cf - -T "$2" | sha256sum`, "bash", root, list)
 	if err != nil {
 		return measurement{}, err
 	}
@@ -493,12 +510,18 @@ func (b *bench) pluginPushBuild(ctx context.Context, p plugin, kase string, run,
 // pluginBuild runs a plugin binary itself (what `docker storepack` runs)
 // through -report-rss, which reports its peak RSS; kase names its log.
 func (b *bench) pluginBuild(ctx context.Context, p plugin, kase string, run, release int, env []string, args ...string) (measurement, error) {
+	return b.pluginBuildOf(ctx, p, kase, run, release, env, b.c.root, b.manifest, args...)
+}
+
+// pluginBuildOf is pluginBuild of another manifest, in the store root and
+// context root.
+func (b *bench) pluginBuildOf(ctx context.Context, p plugin, kase string, run, release int, env []string, root, manifest string, args ...string) (measurement, error) {
 	rss := filepath.Join(b.work, "plugin-rss")
 	os.Remove(rss)
 	env = append(slices.Clip(env), "XDG_CACHE_HOME="+b.hostCache) // env may be engineEnv: never write into it
-	args = append([]string{"-report-rss", rss, p.binary(), "storepack", "build", "--progress=plain", "--store-root", b.c.root, "-f", b.manifest}, args...)
+	args = append([]string{"-report-rss", rss, p.binary(), "storepack", "build", "--progress=plain", "--store-root", root, "-f", manifest}, args...)
 	s := startRSSSampler(b.bed.daemons)
-	r, err := b.bed.run(ctx, env, b.self, append(args, b.c.root)...)
+	r, err := b.bed.run(ctx, env, b.self, append(args, root)...)
 	gateway, helper := s.finish()
 	b.keepLog(p.with(kase), run, release, r.out)
 	if err != nil {
@@ -512,14 +535,22 @@ func (b *bench) pluginBuild(ctx context.Context, p plugin, kase string, run, rel
 // learnt the digests of the store layers it gives the builder whole.
 var digestPattern = regexp.MustCompile(`(\d+) written on the host to learn them, (\d+) from the host's cache of layer digests, (\d+) from the previous image`)
 
-// digestPass is that line's counts as "written/cached/previous", "" if
-// the progress has none (a builder that copies the layers).
+// digestPass is that line's counts as "written/cached/previous", summed
+// over the platforms of the build, "" if the progress has none (a builder
+// that copies the layers).
 func digestPass(progress string) string {
-	m := digestPattern.FindStringSubmatch(progress)
-	if m == nil {
+	all := digestPattern.FindAllStringSubmatch(progress, -1)
+	if all == nil {
 		return ""
 	}
-	return strings.Join(m[1:], "/")
+	var sum [3]int
+	for _, m := range all {
+		for i := range sum {
+			n, _ := strconv.Atoi(m[i+1])
+			sum[i] += n
+		}
+	}
+	return fmt.Sprintf("%d/%d/%d", sum[0], sum[1], sum[2])
 }
 
 // resetPluginBuildkitd prunes buildkitd's cache and empties the plugin's

@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"errors"
@@ -28,10 +29,11 @@ const storeDir = "/nix/store"
 // closureOptions say how large a closure to lay out.
 type closureOptions struct {
 	seed        uint64
-	targetBytes int64 // at least this many bytes of package content
-	targetPaths int   // at least this many package store paths (the app comes on top)
-	maxPackage  int64 // larger Debian packages are left out, so that no one path dominates
-	appBytes    int64 // content of the application path
+	targetBytes int64  // at least this many bytes of package content
+	targetPaths int    // at least this many package store paths (the app comes on top)
+	maxPackage  int64  // larger Debian packages are left out, so that no one path dominates
+	appBytes    int64  // content of the application path
+	appDir      string // where the application's files come from; "": /usr/bin (programs)
 }
 
 // closure is a Nix store laid out under root (root/nix/store/<hash>-<name>),
@@ -616,7 +618,7 @@ func (c *closure) writeApps(opt closureOptions, pkgs []*pkg) error {
 		}
 	}
 	slices.SortFunc(refs, store.Path.Compare)
-	payload, err := appPayload(opt.appBytes)
+	payload, err := appPayload(cmp.Or(opt.appDir, "/usr/bin"), opt.appBytes)
 	if err != nil {
 		return err
 	}
@@ -665,10 +667,10 @@ func (c *closure) writeApps(opt closureOptions, pkgs []*pkg) error {
 	return nil
 }
 
-// appPayload picks the application's programs: /usr/bin's regular files in
-// name order until they reach size.
-func appPayload(size int64) ([]string, error) {
-	entries, err := os.ReadDir("/usr/bin")
+// appPayload picks the application's files: dir's regular files in name
+// order until they reach size.
+func appPayload(dir string, size int64) ([]string, error) {
+	entries, err := os.ReadDir(dir)
 	if err != nil {
 		return nil, err
 	}
@@ -682,13 +684,13 @@ func appPayload(size int64) ([]string, error) {
 		if err != nil || fi.Size() == 0 {
 			continue
 		}
-		files = append(files, filepath.Join("/usr/bin", e.Name()))
+		files = append(files, filepath.Join(dir, e.Name()))
 		if total += fi.Size(); total >= size {
 			return files, nil
 		}
 	}
 	if len(files) == 0 {
-		return nil, errors.New("/usr/bin has no regular file for the application")
+		return nil, fmt.Errorf("%s has no regular file for the application", dir)
 	}
 	return files, nil
 }

@@ -5,9 +5,10 @@
 // the plugin on Docker 20.10 and on buildkitd, cold and after only the
 // application changed; beside the plugin, docker load of its image, a new
 // builder on a host that keeps its cache of layer digests, and a fresh
-// runner pushing over the previous release. It starts its own test bed
-// (hack/testbed.sh) and stops it at the end. Measurements, never
-// assertions.
+// runner pushing over the previous release; and N closures of their own
+// pushed through a buildx builder of one node and of two (scale-out). It
+// starts its own test bed (hack/testbed.sh) and stops it at the end.
+// Measurements, never assertions.
 //
 //	go run ./hack/benchbuild [-runs N] [-quick] [-logs DIR]
 package main
@@ -47,6 +48,7 @@ type options struct {
 	useSynthetic bool
 	// syntheticFrontendBytes: the bytes of the frontend's closure.
 	syntheticFrontendBytes int64
+	scaleout               scaleoutOptions
 }
 
 func main() {
@@ -73,7 +75,7 @@ func main() {
 	flag.IntVar(&opt.runs, "runs", 3, "builds of each case (the table gives the median and the range)")
 	flag.BoolVar(&opt.quick, "quick", false, "a small closure and one run (unless -runs says), to exercise the harness")
 	flag.Uint64Var(&opt.closure.seed, "seed", 1, "seed of the closure's layout")
-	flag.StringVar(&only, "only", "", "measure only the cases whose id matches this regexp (floor, nixpkgs, dockerfile, dockerfile-oci, frontend-engine, frontend-oci, frontend-push, plugin-engine, plugin-load, plugin-oci, plugin-host-cache, plugin-push, plugin-fresh-runner; with -baseline also plugin-baseline-engine, -load, -oci, -host-cache, -push, -fresh-runner)")
+	flag.StringVar(&only, "only", "", "measure only the cases whose id matches this regexp (floor, nixpkgs, dockerfile, dockerfile-oci, frontend-engine, frontend-oci, frontend-push, plugin-engine, plugin-load, plugin-oci, plugin-host-cache, plugin-push, plugin-fresh-runner, scaleout-read, scaleout-1node, scaleout-2nodes; with -baseline also plugin-baseline-engine, -load, -oci, -host-cache, -push, -fresh-runner)")
 	flag.StringVar(&opt.logs, "logs", "", "keep every build's output in this directory")
 	flag.StringVar(&opt.baseline, "baseline", "", "also measure this docker-storepack binary (e.g. an earlier commit's bin/docker-storepack) in the plugin's cases, interleaved, as rows ending -baseline")
 	flag.IntVar(&opt.storepackLayers, "storepack-max-layers", 100, "the storepack builds' layer budget (LAYERS --max), the other tools keeping 100: what another budget costs or saves beside them")
@@ -83,6 +85,8 @@ func main() {
 	syntheticGiB := flag.Float64("synthetic-gib", 10, "NAR size of the generated closure in GiB, nearly all of it sparse")
 	frontendGiB := flag.Float64("synthetic-frontend-gib", 1, "NAR size in GiB of the closure the frontend builds, with the same store paths and references: the frontend transfers every byte into buildkitd, dense (10: the plugin's whole closure)")
 	flag.StringVar(&opt.synthetic.cache, "synthetic-cache", "", "where the generated closure is kept between runs (default: the user's cache directory/storepack/bench)")
+	flag.IntVar(&opt.scaleout.closures, "scaleout-closures", len(scaleoutPlatforms), fmt.Sprintf("closures of the scale-out cases (scaleout-read, scaleout-1node, scaleout-2nodes), one per platform, 2 to %d", len(scaleoutPlatforms)))
+	flag.IntVar(&opt.scaleout.mib, "scaleout-mib", 64, "MiB of package content of each scale-out closure")
 	scale := flag.Int("scale", 1, "a closure this many times the usual bytes and store paths (2: how memory grows when the closure doubles)")
 	flag.Parse()
 	if flag.NArg() > 0 {
@@ -116,13 +120,17 @@ func main() {
 		fmt.Fprintln(os.Stderr, "benchbuild: -runs must be at least 1")
 		os.Exit(2)
 	}
+	if opt.scaleout.closures < 2 || opt.scaleout.closures > len(scaleoutPlatforms) || opt.scaleout.mib < 1 {
+		fmt.Fprintf(os.Stderr, "benchbuild: -scaleout-closures must be 2 to %d, -scaleout-mib at least 1\n", len(scaleoutPlatforms))
+		os.Exit(2)
+	}
 	var err error
 	if opt.only, err = regexp.Compile(only); err != nil {
 		fmt.Fprintf(os.Stderr, "benchbuild: -only: %v\n", err)
 		os.Exit(2)
 	}
 	ids := []string{}
-	for _, g := range (&bench{baseline: opt.baseline != ""}).groups() {
+	for _, g := range (&bench{baseline: opt.baseline != "", scaleoutOpt: opt.scaleout}).groups() {
 		ids = append(ids, g.id)
 	}
 	if opt.useSynthetic {
@@ -235,7 +243,7 @@ func buildCases(ctx context.Context, opt options, b *bed, tmp, self string, log 
 	fmt.Fprintf(log, "benchbuild: closure of %d paths, %.1f MiB, laid out and checked in %.1fs\n",
 		c.graphs[0].Len(), float64(c.narBytes[0])/(1<<20), time.Since(start).Seconds())
 	bn := &bench{bed: b, c: c, work: filepath.Join(tmp, "work"), logs: opt.logs, self: self,
-		manifest: filepath.Join(c.root, "app.storepack"), baseline: opt.baseline != "", hostCache: filepath.Join(tmp, "host-cache")}
+		manifest: filepath.Join(c.root, "app.storepack"), baseline: opt.baseline != "", hostCache: filepath.Join(tmp, "host-cache"), scaleoutOpt: opt.scaleout}
 	bn.dockerfile.dir = filepath.Join(tmp, "dockerfile")
 	for _, d := range []string{bn.work, bn.dockerfile.dir, bn.hostCache} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
@@ -386,7 +394,6 @@ func report(w io.Writer, opt options, b *bench, groups []group, results map[stri
 		}
 		return t
 	}
-	floor := times("floor", 0)
 	c := b.c
 	fmt.Fprintf(w, "\n$ %s\n", commandLine())
 	fmt.Fprintf(w, "closure: %d store paths, %.1f MiB (NAR), from %s, seed %d; application %.1f MiB; the warm release changes only the application (new hash, same references)\n",
@@ -395,6 +402,10 @@ func report(w io.Writer, opt options, b *bench, groups []group, results map[stri
 		len(b.plans[0].Layers), samePlanText(b.plans[1], b.fresh))
 	if opt.storepackLayers != 100 {
 		fmt.Fprintf(w, "storepack builds: budget %d (-storepack-max-layers), the other tools 100\n", opt.storepackLayers)
+	}
+	if s := b.scale; s != nil {
+		fmt.Fprintf(w, "scale-out: %d closures of their own (%d store paths in all, about %d MiB of package content each), one per platform (%s) in one manifest with a COPY; two nodes: %s and %s\n",
+			len(s.platforms), len(s.paths), opt.scaleout.mib, strings.Join(s.platforms, ", "), strings.Join(s.platforms[:(len(s.platforms)+1)/2], ", "), strings.Join(s.platforms[(len(s.platforms)+1)/2:], ", "))
 	}
 	fmt.Fprintf(w, "runs: %d of each, interleaved; load average %s at the start, %s at the end; %d CPUs\n\n", opt.runs, loadStart, loadEnd, runtime.NumCPU())
 
@@ -421,7 +432,7 @@ func report(w io.Writer, opt options, b *bench, groups []group, results map[stri
 				g.label, kind,
 				fmt.Sprintf("%.2f", med),
 				fmt.Sprintf("%.2f–%.2f", lo, hi),
-				pairedRatio(ms, floor),
+				pairedRatio(ms, times(cmp.Or(g.floorOf, "floor"), 0)),
 				pairedRatio(ms, times("nixpkgs", ref)),
 				pairedRatio(ms, times("dockerfile", ref)),
 				cold,
@@ -472,6 +483,10 @@ cold: images and the builder's cache removed first, and the plugin's host cache 
   registry: a new repository); warm: release 2 right after release 1.
 OCI tar: uncompressed, as the nixpkgs-style stream is; --push: gzip, as users push. docker storepack rows run the plugin
   binary directly (what docker runs), the conversion in its process; 20.10 rows load the image into the engine.
+scale-out: the scale-out closures' images pushed (gzip) to a new repository, on a buildx builder of one node (the bed's
+  buildkitd, declaring every platform) and of two (that buildkitd and a second one, on the same machine, each declaring
+  half the platforms; the plugin solves each node's platforms on it, at once); × floor over the read of those
+  closures; the two nodes' × cold is over one node's in the same run.
 The Dockerfile's context is staged with hard links beforehand, untimed; the nixpkgs-style script is this harness's own
 rewrite of streamLayeredImage's (two passes per layer, uncompressed), in Go.`)
 	if len(notes) > 0 {

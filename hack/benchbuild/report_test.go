@@ -114,6 +114,11 @@ func TestDigestPass(t *testing.T) {
 	if got := digestPass(progress); got != "1/0/98" {
 		t.Errorf("digestPass: %q", got)
 	}
+	arm := "#13 [storepack] digests of 97 store layers for linux/arm/v7\n" +
+		"#13 0.390 97 written on the host to learn them, 0 from the host's cache of layer digests, 0 from the previous image\n"
+	if got := digestPass(progress + arm); got != "98/0/98" {
+		t.Errorf("digestPass of two platforms: %q, want their sums", got)
+	}
 	if got := digestPass("#5 transferring store-layer-1: 2.05MB 0.1s done\n"); got != "" {
 		t.Errorf("digestPass of a build that copies its layers: %q", got)
 	}

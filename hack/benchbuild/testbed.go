@@ -26,6 +26,7 @@ type bed struct {
 	baseline string // this run's copy of -baseline's binary; "": none
 	daemons  []int  // dockerd and buildkitd: the builders' processes descend from them
 	log      io.Writer
+	stops    []func() // stop what the harness started beside the bed, before it goes down
 }
 
 // startBed installs the tools if needed (a no-op when done), starts a
@@ -116,6 +117,9 @@ func startBed(ctx context.Context, repo, dir, binDir, baseline string, log io.Wr
 func (b *bed) down() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
+	for _, stop := range b.stops {
+		stop()
+	}
 	fmt.Fprintf(b.log, "benchbuild: hack/testbed.sh down %s\n", b.dir)
 	_, err := b.run(ctx, nil, filepath.Join(b.repo, "hack", "testbed.sh"), "down", b.dir)
 	return err
