@@ -120,7 +120,8 @@ func (b *bench) groups() []group {
 	none := func(context.Context, int) error { return nil }
 	engine := func(ctx context.Context, _ int) error { return b.bed.resetEngine(ctx) }
 	buildkitd := func(ctx context.Context, _ int) error { return b.bed.resetBuildkitd(ctx) }
-	pluginBuildkitd := func(ctx context.Context, _ int) error { return b.resetPluginBuildkitd(ctx) }
+	pluginBuildkitd := func(ctx context.Context, _ int) error { return b.resetPlugin(ctx, b.bed.resetBuildkitd) }
+	pluginEngine := func(ctx context.Context, _ int) error { return b.resetPlugin(ctx, b.bed.resetEngine) }
 	groups := []group{
 		{id: "floor", label: "floor: tar | sha256sum", reset: none, build: b.floor},
 		{id: "nixpkgs", label: "nixpkgs-style stream | docker load (20.10)", warm: true, reset: engine, build: b.nixpkgs},
@@ -136,7 +137,7 @@ func (b *bench) groups() []group {
 	}
 	for _, p := range plugins {
 		groups = append(groups,
-			group{id: p.with("engine"), label: "docker storepack build (20.10, Chain)" + p.label, warm: true, reset: engine, build: b.pluginEngine(p, "engine")},
+			group{id: p.with("engine"), label: "docker storepack build (20.10, written on the host, loaded)" + p.label, warm: true, reset: pluginEngine, build: b.pluginEngine(p, "engine")},
 			group{id: p.with("load"), label: "docker load of docker storepack's image from docker save (20.10, image removed first)" + p.label,
 				coldOf: p.with("engine"), reset: b.loadReset(p), build: b.load(p)},
 			group{id: p.with("oci"), label: "docker storepack build → OCI tar (buildkitd, Merge)" + p.label, warm: true, reset: pluginBuildkitd, build: b.pluginOCI(p, "oci")},
@@ -445,7 +446,7 @@ func (b *bench) hostCacheReset(p plugin) func(ctx context.Context, run int) erro
 // release 1, then prunes the builder's cache, and empties the host cache
 // unless keepHostCache: what a runner keeps of a build before.
 func (b *bench) builtBefore(ctx context.Context, keepHostCache bool, build func() error) error {
-	if err := b.resetPluginBuildkitd(ctx); err != nil {
+	if err := b.resetPlugin(ctx, b.bed.resetBuildkitd); err != nil {
 		return err
 	}
 	if err := b.c.setRelease(0); err != nil {
@@ -457,7 +458,7 @@ func (b *bench) builtBefore(ctx context.Context, keepHostCache bool, build func(
 	if keepHostCache {
 		return b.bed.resetBuildkitd(ctx)
 	}
-	return b.resetPluginBuildkitd(ctx)
+	return b.resetPlugin(ctx, b.bed.resetBuildkitd)
 }
 
 // pluginPush: docker storepack build on buildkitd, pushed; the tag names
@@ -553,10 +554,11 @@ func digestPass(progress string) string {
 	return fmt.Sprintf("%d/%d/%d", sum[0], sum[1], sum[2])
 }
 
-// resetPluginBuildkitd prunes buildkitd's cache and empties the plugin's
-// host cache of layer digests: else a cold build would skip the digest pass.
-func (b *bench) resetPluginBuildkitd(ctx context.Context) error {
-	if err := b.bed.resetBuildkitd(ctx); err != nil {
+// resetPlugin resets the builder or engine the plugin builds with and
+// empties its host cache of layer digests: else a cold build would skip
+// the digest pass.
+func (b *bench) resetPlugin(ctx context.Context, resetBuilder func(context.Context) error) error {
+	if err := resetBuilder(ctx); err != nil {
 		return err
 	}
 	if err := os.RemoveAll(b.hostCache); err != nil {

@@ -475,12 +475,12 @@ sent: bytes of build context sent to the builder, summed over the "transferring"
   (nixpkgs-style: the bytes streamed into docker load); a range when the runs differ.
 uploaded: blob bytes the registry received during a --push build (the blobs whose uploads it completed, at their
   stored sizes, from its log); "–" where nothing is pushed.
-digests w/c/p: of the store layers the plugin gives buildkitd whole, how many it wrote on the host to learn their
+digests w/c/p: of the store layers the plugin writes on the host or gives buildkitd whole, how many it wrote to learn their
   digests, found in its host cache of layer digests, and took from the previous image (its progress says).
 frontend RSS: peak (VmHWM) of the gateway frontend process in the builder; helper RSS: of the frontend binary's
   in-builder commands (store checks); plugin RSS: of docker-storepack itself, the conversion running in it.
-cold: images and the builder's cache removed first, and the plugin's host cache of layer digests on buildkitd (the
-  registry: a new repository); warm: release 2 right after release 1.
+cold: images and the builder's cache removed first, and the plugin's host cache of layer digests (the registry: a new
+  repository); warm: release 2 right after release 1.
 OCI tar: uncompressed, as the nixpkgs-style stream is; --push: gzip, as users push. docker storepack rows run the plugin
   binary directly (what docker runs), the conversion in its process; 20.10 rows load the image into the engine.
 scale-out: the scale-out closures' images pushed (gzip) to a new repository, on a buildx builder of one node (the bed's

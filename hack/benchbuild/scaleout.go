@@ -185,7 +185,7 @@ func (b *bench) resetScaleout(ctx context.Context, _ int) error {
 	if _, err := b.bed.run(ctx, nil, "buildctl", "--addr", b.scale.secondAdr, "prune", "--all"); err != nil {
 		return err
 	}
-	return b.resetPluginBuildkitd(ctx)
+	return b.resetPlugin(ctx, b.bed.resetBuildkitd)
 }
 
 // scaleoutFloor reads the N closures once and hashes them.
