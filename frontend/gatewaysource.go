@@ -580,7 +580,12 @@ func (f refFiles) ReadHeader(ctx context.Context, name string, n int) ([]byte, e
 }
 
 func (f refFiles) ReadDir(ctx context.Context, dir string) ([]inputs.Entry, error) {
-	stats, err := f.ref.ReadDir(ctx, client.ReadDirRequest{Path: path.Join("/", f.dir, dir)})
+	return f.readDir(ctx, dir, "")
+}
+
+// readDir lists dir, only the names matching pattern if it is not "".
+func (f refFiles) readDir(ctx context.Context, dir, pattern string) ([]inputs.Entry, error) {
+	stats, err := f.ref.ReadDir(ctx, client.ReadDirRequest{Path: path.Join("/", f.dir, dir), IncludePattern: pattern})
 	if err != nil {
 		return nil, err
 	}
@@ -589,4 +594,42 @@ func (f refFiles) ReadDir(ctx context.Context, dir string) ([]inputs.Entry, erro
 		entries[i] = inputs.Entry{Name: st.Path, Mode: fs.FileMode(st.Mode), Size: st.Size, Linkname: st.Linkname}
 	}
 	return entries, nil
+}
+
+// ReadNames implements inputs.Files: the gateway's listing has every
+// entry's stat anyway, in one call.
+func (f refFiles) ReadNames(ctx context.Context, dir string) ([]string, error) {
+	entries, err := f.ReadDir(ctx, dir)
+	if err != nil {
+		return nil, err
+	}
+	names := make([]string, len(entries))
+	for i, e := range entries {
+		names[i] = e.Name
+	}
+	return names, nil
+}
+
+// Lookup implements inputs.Files with a listing of name's directory that
+// includes name alone (the gateway's StatFile follows a symlink). A name
+// that a pattern would read as a wildcard lists the whole directory.
+func (f refFiles) Lookup(ctx context.Context, name string) (*inputs.Entry, error) {
+	dir, base := path.Split(name)
+	pattern := base
+	if strings.ContainsAny(base, `*?[\`) {
+		pattern = ""
+	}
+	entries, err := f.readDir(ctx, dir, pattern)
+	if err != nil {
+		if inputs.IsNotExist(err) {
+			return nil, nil
+		}
+		return nil, err
+	}
+	for _, e := range entries {
+		if e.Name == base {
+			return &e, nil
+		}
+	}
+	return nil, nil
 }

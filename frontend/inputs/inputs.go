@@ -6,6 +6,7 @@ package inputs
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -322,7 +323,7 @@ func resolveRoot(ctx context.Context, files Files, storeDir, root string) (store
 	target := root
 	if !isStorePath(storeDir, root) {
 		rel, _ := ContextPath(root)
-		e, err := Lookup(ctx, files, rel)
+		e, err := files.Lookup(ctx, rel)
 		if err != nil {
 			return store.Path{}, fmt.Errorf("root %s: %w", root, err)
 		}
@@ -365,16 +366,13 @@ func (e *MissingPathError) Error() string {
 // CheckPresent returns a *MissingPathError for the first path the store
 // directory lacks.
 func CheckPresent(ctx context.Context, storeFiles Files, paths []store.Path, graph *store.Graph, where string) error {
-	entries, err := storeFiles.ReadDir(ctx, "")
+	names, err := storeFiles.ReadNames(ctx, "")
 	if err != nil && !IsNotExist(err) {
 		return fmt.Errorf("list the store in %s: %w", where, err)
 	}
-	present := map[string]bool{}
-	for _, e := range entries {
-		present[e.Name] = true
-	}
+	slices.Sort(names)
 	for _, p := range paths {
-		if present[p.Base()] {
+		if _, present := slices.BinarySearchFunc(names, p, compareBase); present {
 			continue
 		}
 		missing := &MissingPathError{Path: p, Where: where}
@@ -386,6 +384,22 @@ func CheckPresent(ctx context.Context, storeFiles Files, paths []store.Path, gra
 		return missing
 	}
 	return nil
+}
+
+// compareBase orders a directory entry's name against p's base name,
+// Hash-Name, without building it.
+func compareBase(name string, p store.Path) int {
+	hash, rest := name[:min(len(name), len(p.Hash))], name[min(len(name), len(p.Hash)):]
+	if c := strings.Compare(hash, p.Hash); c != 0 {
+		return c
+	}
+	if rest == "" {
+		return -1 // a prefix of Hash-Name
+	}
+	if c := cmp.Compare(rest[0], '-'); c != 0 {
+		return c
+	}
+	return strings.Compare(rest[1:], p.Name)
 }
 
 // CheckNarSize compares the NAR size measured of p in the store (where)

@@ -189,3 +189,78 @@ func TestReadErrors(t *testing.T) {
 		t.Errorf("root missing from the graph: %v", err)
 	}
 }
+
+// TestCheckPresent names the first path the store lacks, also where the
+// store holds entries whose names start like it or extend it.
+func TestCheckPresent(t *testing.T) {
+	dir := t.TempDir()
+	hash := strings.Repeat("1", 32)
+	for _, name := range []string{hash + "-app", hash + "-app-2", hash + "-ap", strings.Repeat("2", 32) + "-lib", hash, "other"} {
+		if err := os.Mkdir(filepath.Join(dir, name), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	path := func(hash, name string) store.Path { return store.Path{Dir: "/nix/store", Hash: hash, Name: name} }
+	app, lib := path(hash, "app"), path(strings.Repeat("2", 32), "lib")
+	files := FSFiles{os.DirFS(dir)}
+	ctx := context.Background()
+	if err := CheckPresent(ctx, files, []store.Path{lib, app}, nil, dir); err != nil {
+		t.Errorf("present paths: %v", err)
+	}
+	graph, err := store.NewGraph([]store.Info{{Path: app, References: []store.Path{lib}}, {Path: lib}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, missing := range []store.Path{path(hash, "a"), path(hash, "app-"), path(hash, "app-3"), path(strings.Repeat("0", 32), "app"), path(strings.Repeat("3", 32), "app")} {
+		err := CheckPresent(ctx, files, []store.Path{app, missing, lib}, nil, dir)
+		if e, ok := err.(*MissingPathError); !ok || e.Path != missing || e.Referrer != nil {
+			t.Errorf("%s missing: %v", missing, err)
+		}
+	}
+	err = CheckPresent(ctx, FSFiles{os.DirFS(t.TempDir())}, []store.Path{app, lib}, graph, "the store")
+	if err == nil || err.Error() != "store path "+app.String()+" is not in the store" {
+		t.Errorf("empty store: %v", err)
+	}
+	err = CheckPresent(ctx, FSFiles{os.DirFS(t.TempDir())}, []store.Path{lib}, graph, "the store")
+	if err == nil || err.Error() != "store path "+lib.String()+" is not in the store (it is referenced by "+app.String()+")" {
+		t.Errorf("missing reference: %v", err)
+	}
+}
+
+// TestFSFilesLookup returns an entry without following a symlink, nil for
+// a name that does not exist.
+func TestFSFilesLookup(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(dir, "sub"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "sub", "file"), []byte("12345"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("/nowhere/target", filepath.Join(dir, "link")); err != nil {
+		t.Fatal(err)
+	}
+	files, ctx := FSFiles{os.DirFS(dir)}, context.Background()
+	for name, want := range map[string]*Entry{
+		"sub/file": {Name: "file", Size: 5},
+		"sub":      {Name: "sub", Mode: os.ModeDir},
+		"link":     {Name: "link", Mode: os.ModeSymlink, Linkname: "/nowhere/target"},
+		"missing":  nil,
+		"sub/none": nil,
+	} {
+		got, err := files.Lookup(ctx, name)
+		if err != nil {
+			t.Errorf("%s: %v", name, err)
+			continue
+		}
+		if want == nil {
+			if got != nil {
+				t.Errorf("%s: %+v, want nil", name, got)
+			}
+			continue
+		}
+		if got == nil || got.Name != want.Name || got.Mode.Type() != want.Mode.Type() || got.Linkname != want.Linkname || want.Size != 0 && got.Size != want.Size {
+			t.Errorf("%s: %+v, want %+v", name, got, want)
+		}
+	}
+}
