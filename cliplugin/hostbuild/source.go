@@ -216,8 +216,8 @@ func (h HostSource) wholeLayers(ctx context.Context, c *inputs.PlatformClosure, 
 func layerKey(g *store.Graph, layer layertar.Layer) (key digest.Digest, known bool) {
 	paths := make([]layerllb.PathContent, len(layer.Paths))
 	for i, p := range layer.Paths {
-		info, _ := g.Info(p)
-		paths[i] = layerllb.PathContent{Path: p, NarHash: info.NarHash, NarSize: info.NarSize}
+		size, hash, _ := g.NAR(p)
+		paths[i] = layerllb.PathContent{Path: p, NarHash: hash, NarSize: size}
 	}
 	return layerllb.ContentKey(layer.StoreDir, layer.Epoch, paths)
 }

@@ -95,8 +95,8 @@ func write(ctx context.Context, cw *archive.ChangeWriter, tap *contentTap, l Lay
 // against g's NAR hash and size of p when g knows them.
 func addPath(fsys fs.FS, tap *contentTap, p store.Path, g *store.Graph, add func(name string, info fs.FileInfo) error) error {
 	if g != nil {
-		if want, ok := g.Info(p); ok && (want.NarHash != "" || want.NarSize != 0) {
-			return addChecked(fsys, tap, p, want, add)
+		if size, hash, ok := g.NAR(p); ok && (hash != "" || size != 0) {
+			return addChecked(fsys, tap, p, store.Info{Path: p, NarSize: size, NarHash: hash}, add)
 		}
 	}
 	return store.WalkPath(fsys, p, add)

@@ -262,7 +262,7 @@ func (in *Inputs) ForPlatform(ctx context.Context, p ocispecs.Platform) (*Platfo
 		return nil, errors.New(msg)
 	}
 
-	var infos []store.Info
+	var graphs []*store.Graph
 	var first *graphInput
 	for i, g := range in.graphs {
 		if g.platform != nil && !platforms.OnlyStrict(p).Match(*g.platform) {
@@ -272,10 +272,7 @@ func (in *Inputs) ForPlatform(ctx context.Context, p ocispecs.Platform) (*Platfo
 			first = &in.graphs[i]
 		}
 		c.Graphs = append(c.Graphs, GraphFile{File: g.File, Digest: g.sum})
-		for _, path := range g.graph.Paths() {
-			info, _ := g.graph.Info(path)
-			infos = append(infos, info)
-		}
+		graphs = append(graphs, g.graph)
 	}
 	if first == nil {
 		found, err := in.src.Discover(ctx, c.Platform, c.Roots, in.roots)
@@ -289,7 +286,7 @@ func (in *Inputs) ForPlatform(ctx context.Context, p ocispecs.Platform) (*Platfo
 		return c, nil
 	}
 	c.Transfers = in.roots
-	graph, err := store.NewGraph(infos)
+	graph, err := merge(graphs)
 	if err != nil {
 		return nil, parser.WithLocation(err, first.Location)
 	}
@@ -302,6 +299,23 @@ func (in *Inputs) ForPlatform(ctx context.Context, p ocispecs.Platform) (*Platfo
 		return nil, err
 	}
 	return c, nil
+}
+
+// merge returns the graph of every path of graphs, which must agree where
+// they share one; one graph is its own merge, not a copy of it: a GRAPH of
+// 100,000 paths is held once.
+func merge(graphs []*store.Graph) (*store.Graph, error) {
+	if len(graphs) == 1 {
+		return graphs[0], nil
+	}
+	var infos []store.Info
+	for _, g := range graphs {
+		for _, path := range g.Paths() {
+			info, _ := g.Info(path)
+			infos = append(infos, info)
+		}
+	}
+	return store.NewGraph(infos)
 }
 
 func optionalPlatform(spec string) (*ocispecs.Platform, error) {
@@ -406,8 +420,8 @@ func compareBase(name string, p store.Path) int {
 // with the closure's graph, which tells a store that is not the one the
 // graph describes. A graph without sizes matches any.
 func (c *PlatformClosure) CheckNarSize(p store.Path, measured uint64, where string) error {
-	if info, _ := c.Graph.Info(p); info.NarSize != 0 && measured != info.NarSize {
-		return fmt.Errorf("store path %s in %s is not the one the GRAPH describes: its NAR is %d bytes, the GRAPH says %d", p, where, measured, info.NarSize)
+	if size, _, _ := c.Graph.NAR(p); size != 0 && measured != size {
+		return fmt.Errorf("store path %s in %s is not the one the GRAPH describes: its NAR is %d bytes, the GRAPH says %d", p, where, measured, size)
 	}
 	return nil
 }

@@ -264,3 +264,20 @@ func TestFSFilesLookup(t *testing.T) {
 		}
 	}
 }
+
+// TestOneGraphIsNotCopied: the closure of a root that reaches every path
+// of the one GRAPH that applies is that GRAPH's graph, held once.
+func TestOneGraphIsNotCopied(t *testing.T) {
+	in, err := read(t, "CLOSURE ./result-amd64\nGRAPH graph-amd64\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	amd64, _ := ParsePlatform("linux/amd64")
+	c, err := in.ForPlatform(context.Background(), amd64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Graph != in.graphs[0].graph || c.Graph.Len() != 2 {
+		t.Errorf("closure %p of %d paths, want the GRAPH's own graph %p", c.Graph, c.Graph.Len(), in.graphs[0].graph)
+	}
+}

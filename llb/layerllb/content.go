@@ -39,7 +39,7 @@ type PathContent struct {
 // which leaves the layer's content unknown too.
 func ContentKey(storeDir string, epoch time.Time, paths []PathContent) (key digest.Digest, ok bool) {
 	paths = slices.Clone(paths)
-	slices.SortFunc(paths, func(a, b PathContent) int { return strings.Compare(a.Path.String(), b.Path.String()) })
+	slices.SortFunc(paths, func(a, b PathContent) int { return a.Path.Compare(b.Path) }) // as their strings sort
 	var b strings.Builder
 	fmt.Fprintf(&b, "storepack layer %d\nstore %q\nepoch %d\n", LayerFormat, storeDir, epoch.Unix())
 	for _, p := range paths {
@@ -59,8 +59,8 @@ func GraphContentKeys(g *store.Graph, plan layering.Plan, storeDir string, epoch
 	for i, l := range plan.Layers {
 		paths := make([]PathContent, len(l.Paths))
 		for j, p := range l.Paths {
-			info, _ := g.Info(p)
-			paths[j] = PathContent{Path: p, NarHash: info.NarHash, NarSize: info.NarSize}
+			size, hash, _ := g.NAR(p)
+			paths[j] = PathContent{Path: p, NarHash: hash, NarSize: size}
 		}
 		if key, ok := ContentKey(storeDir, epoch, paths); ok {
 			keys[i], known = key, true
