@@ -1,10 +1,10 @@
 package layerllb
 
 import (
+	"bufio"
 	"encoding/json"
 	"fmt"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/opencontainers/go-digest"
@@ -40,15 +40,19 @@ type PathContent struct {
 func ContentKey(storeDir string, epoch time.Time, paths []PathContent) (key digest.Digest, ok bool) {
 	paths = slices.Clone(paths)
 	slices.SortFunc(paths, func(a, b PathContent) int { return a.Path.Compare(b.Path) }) // as their strings sort
-	var b strings.Builder
-	fmt.Fprintf(&b, "storepack layer %d\nstore %q\nepoch %d\n", LayerFormat, storeDir, epoch.Unix())
+	// The text is hashed as it is written: for a layer of 100,000 paths it
+	// is 12 MB.
+	d := digest.Canonical.Digester()
+	w := bufio.NewWriter(d.Hash())
+	fmt.Fprintf(w, "storepack layer %d\nstore %q\nepoch %d\n", LayerFormat, storeDir, epoch.Unix())
 	for _, p := range paths {
 		if p.NarHash == "" || p.NarSize == 0 {
 			return "", false
 		}
-		fmt.Fprintf(&b, "path %q %s %d\n", p.Path.String(), p.NarHash, p.NarSize)
+		fmt.Fprintf(w, "path %q %s %d\n", p.Path.String(), p.NarHash, p.NarSize)
 	}
-	return digest.FromString(b.String()), true
+	w.Flush() // a hash's Write never fails
+	return d.Digest(), true
 }
 
 // GraphContentKeys are the content keys of plan's layers from g's NAR
