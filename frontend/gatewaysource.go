@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"maps"
 	"path"
@@ -555,25 +556,54 @@ type refFiles struct {
 
 var _ inputs.Files = refFiles{}
 
-// ReadFile reads name whole, a range at a time: the gateway sends at most
-// 16 MiB of a file in one read (BuildKit's message size), less than the
-// GRAPH of a closure of 40,000 paths.
+// ReadFile reads name whole, a range at a time (see Open).
 func (f refFiles) ReadFile(ctx context.Context, name string) ([]byte, error) {
-	var data []byte
-	for {
-		chunk, err := f.ref.ReadFile(ctx, client.ReadRequest{Filename: path.Join(f.dir, name), Range: &client.FileRange{Offset: len(data), Length: readChunk}})
-		if err != nil {
-			return nil, err
-		}
-		data = append(data, chunk...)
-		if len(chunk) < readChunk {
-			return data, nil
-		}
-	}
+	r, _ := f.Open(ctx, name)
+	return io.ReadAll(r)
+}
+
+// Open implements inputs.Files, reading a range at a time: the gateway
+// sends at most 16 MiB of a file in one read (BuildKit's message size),
+// less than the GRAPH of a closure of 40,000 paths.
+func (f refFiles) Open(ctx context.Context, name string) (io.ReadCloser, error) {
+	return &rangeReader{ctx: ctx, ref: f.ref, name: path.Join(f.dir, name)}, nil
 }
 
 // readChunk is how much of a file one gateway read asks for.
 const readChunk = 8 << 20
+
+// rangeReader reads a file of a solved state through the gateway,
+// readChunk bytes a request.
+type rangeReader struct {
+	ctx    context.Context
+	ref    client.Reference
+	name   string
+	offset int    // of the next request
+	chunk  []byte // read and not yet returned
+	last   bool   // the file ends with chunk
+}
+
+func (r *rangeReader) Read(p []byte) (int, error) {
+	if len(r.chunk) == 0 {
+		if r.last {
+			return 0, io.EOF
+		}
+		chunk, err := r.ref.ReadFile(r.ctx, client.ReadRequest{Filename: r.name, Range: &client.FileRange{Offset: r.offset, Length: readChunk}})
+		if err != nil {
+			return 0, err
+		}
+		r.offset += len(chunk)
+		r.chunk, r.last = chunk, len(chunk) < readChunk
+		if len(chunk) == 0 {
+			return 0, io.EOF
+		}
+	}
+	n := copy(p, r.chunk)
+	r.chunk = r.chunk[n:]
+	return n, nil
+}
+
+func (r *rangeReader) Close() error { return nil }
 
 func (f refFiles) ReadHeader(ctx context.Context, name string, n int) ([]byte, error) {
 	return f.ref.ReadFile(ctx, client.ReadRequest{Filename: path.Join(f.dir, name), Range: &client.FileRange{Length: n}})

@@ -17,6 +17,9 @@ import (
 // host; the logic of this package is the same for both.
 type Files interface {
 	ReadFile(ctx context.Context, name string) ([]byte, error)
+	// Open reads a file as a stream: a GRAPH of 100,000 paths is 40 MB,
+	// which the graph read from it need not hold.
+	Open(ctx context.Context, name string) (io.ReadCloser, error)
 	// ReadHeader reads at most n bytes from the start of a file.
 	ReadHeader(ctx context.Context, name string, n int) ([]byte, error)
 	// ReadDir lists a directory without following symlinks, sorted by name.
@@ -52,6 +55,11 @@ var _ Files = FSFiles{}
 // ReadFile implements Files.
 func (f FSFiles) ReadFile(_ context.Context, name string) ([]byte, error) {
 	return fs.ReadFile(f.FS, fsName(name))
+}
+
+// Open implements Files.
+func (f FSFiles) Open(_ context.Context, name string) (io.ReadCloser, error) {
+	return f.FS.Open(fsName(name))
 }
 
 // ReadHeader implements Files.
@@ -100,6 +108,9 @@ func (f FSFiles) ReadNames(_ context.Context, dir string) ([]string, error) {
 		return nil, err
 	}
 	defer d.Close()
+	if rn, ok := d.(interface{ Readdirnames(int) ([]string, error) }); ok {
+		return rn.Readdirnames(-1) // an os.File's: no entry made for each name
+	}
 	rd, ok := d.(fs.ReadDirFile)
 	if !ok {
 		return nil, &fs.PathError{Op: "readdir", Path: dir, Err: errors.New("not a directory")}

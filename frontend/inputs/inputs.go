@@ -5,11 +5,11 @@
 package inputs
 
 import (
-	"bytes"
 	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"path"
 	"slices"
@@ -138,12 +138,7 @@ func Read(ctx context.Context, m *manifest.Spec, src Source) (*Inputs, error) {
 			return nil, parser.WithLocation(err, g.Location)
 		}
 		rel, _ := ContextPath(g.File)
-		data, err := files.ReadFile(ctx, rel)
-		if err != nil {
-			return nil, parser.WithLocation(fmt.Errorf("GRAPH %s: cannot read it from the build context: %w", g.File, err), g.Location)
-		}
-		gi.sum = digest.FromBytes(data)
-		if gi.graph, err = store.Load(g.File, bytes.NewReader(data)); err != nil {
+		if gi.sum, gi.graph, err = loadGraph(ctx, files, rel, g.File); err != nil {
 			return nil, parser.WithLocation(err, g.Location)
 		}
 		if dir := gi.graph.StoreDir(); dir != m.StoreDir {
@@ -178,6 +173,46 @@ func Read(ctx context.Context, m *manifest.Spec, src Source) (*Inputs, error) {
 		}
 	}
 	return in, nil
+}
+
+// loadGraph reads the GRAPH file at rel in the context (name in the
+// manifest) as it streams by, for its graph and the digest of its content.
+func loadGraph(ctx context.Context, files Files, rel, name string) (digest.Digest, *store.Graph, error) {
+	f, err := files.Open(ctx, rel)
+	if err != nil {
+		return "", nil, fmt.Errorf("GRAPH %s: cannot read it from the build context: %w", name, err)
+	}
+	defer f.Close()
+	digester := digest.Canonical.Digester()
+	r := &recordedErr{r: io.TeeReader(f, digester.Hash())}
+	g, err := store.Load(name, r)
+	if err == nil {
+		// Load reads every format to its end; were one to stop early, the
+		// digest must still be of the whole file.
+		_, err = io.Copy(io.Discard, r)
+	}
+	switch {
+	case r.err != nil:
+		return "", nil, fmt.Errorf("GRAPH %s: cannot read it from the build context: %w", name, r.err)
+	case err != nil:
+		return "", nil, err
+	}
+	return digester.Digest(), g, nil
+}
+
+// recordedErr keeps the error of reading r other than its end, to tell a
+// file that cannot be read from one whose content is wrong.
+type recordedErr struct {
+	r   io.Reader
+	err error
+}
+
+func (r *recordedErr) Read(p []byte) (int, error) {
+	n, err := r.r.Read(p)
+	if err != nil && err != io.EOF {
+		r.err = err
+	}
+	return n, err
 }
 
 // Key identifies what the inputs were read from: every CLOSURE's roots,
@@ -380,13 +415,26 @@ func (e *MissingPathError) Error() string {
 // CheckPresent returns a *MissingPathError for the first path the store
 // directory lacks.
 func CheckPresent(ctx context.Context, storeFiles Files, paths []store.Path, graph *store.Graph, where string) error {
-	names, err := storeFiles.ReadNames(ctx, "")
-	if err != nil && !IsNotExist(err) {
-		return fmt.Errorf("list the store in %s: %w", where, err)
+	present := func(p store.Path) (bool, error) {
+		e, err := storeFiles.Lookup(ctx, p.Base())
+		return e != nil, err
 	}
-	slices.Sort(names)
+	if len(paths) > maxLookups {
+		names, err := storeFiles.ReadNames(ctx, "")
+		if err != nil && !IsNotExist(err) {
+			return fmt.Errorf("list the store in %s: %w", where, err)
+		}
+		slices.Sort(names)
+		present = func(p store.Path) (bool, error) {
+			_, found := slices.BinarySearchFunc(names, p, compareBase)
+			return found, nil
+		}
+	}
 	for _, p := range paths {
-		if _, present := slices.BinarySearchFunc(names, p, compareBase); present {
+		switch found, err := present(p); {
+		case err != nil:
+			return fmt.Errorf("look for %s in %s: %w", p, where, err)
+		case found:
 			continue
 		}
 		missing := &MissingPathError{Path: p, Where: where}
@@ -399,6 +447,10 @@ func CheckPresent(ctx context.Context, storeFiles Files, paths []store.Path, gra
 	}
 	return nil
 }
+
+// maxLookups is how many store paths CheckPresent looks up one by one
+// rather than listing the store, which may hold 100,000 entries.
+const maxLookups = 16
 
 // compareBase orders a directory entry's name against p's base name,
 // Hash-Name, without building it.
