@@ -135,8 +135,13 @@ func (g *gatewaySource) StoreState(ctx context.Context, c *inputs.PlatformClosur
 		}
 	}
 	where := held.Where
-	if len(rest) > 0 {
-		closure, _, closureWhere, err := g.storeSource(ctx, transferClosure, fmt.Sprintf("transfer %d store paths", len(rest)), rest, c.Graph)
+	for _, group := range transferGroups(rest, maxTransferPaths) {
+		transfer, step := transferClosure, fmt.Sprintf("transfer %d store paths", len(group.paths))
+		if group.prefix != "" {
+			transfer += " " + group.prefix
+			step += " (hashes " + group.prefix + "…)"
+		}
+		closure, _, closureWhere, err := g.storeSource(ctx, transfer, step, group.paths, c.Graph)
 		if err != nil {
 			return manifest2llb.Store{}, err
 		}
@@ -328,6 +333,40 @@ func (g *gatewaySource) scan(ctx context.Context, helper inbuilder.Helper, comma
 		}
 	}
 	return found, nil
+}
+
+// maxTransferPaths bounds the store paths of one transfer: the session
+// sends a transfer's include patterns, one base name of some 46 bytes per
+// path, in the headers of a gRPC request, which are capped at 1 MiB.
+const maxTransferPaths = 10000
+
+// transferGroup is the store paths of one transfer, those whose hash part
+// starts with prefix ("": all of them).
+type transferGroup struct {
+	prefix string
+	paths  []store.Path
+}
+
+// transferGroups keeps paths in one transfer up to max of them, and cuts
+// more by the first character of their hash part (up to 32 transfers of
+// about a 32nd each): a path is then in the same transfer from one release
+// to the next, whose copy in the builder is synced rather than sent again.
+func transferGroups(paths []store.Path, max int) []transferGroup {
+	if len(paths) == 0 {
+		return nil
+	}
+	if len(paths) <= max {
+		return []transferGroup{{paths: paths}}
+	}
+	byPrefix := map[string][]store.Path{}
+	for _, p := range paths {
+		byPrefix[p.Hash[:1]] = append(byPrefix[p.Hash[:1]], p)
+	}
+	groups := make([]transferGroup, 0, len(byPrefix))
+	for _, prefix := range slices.Sorted(maps.Keys(byPrefix)) {
+		groups = append(groups, transferGroup{prefix: prefix, paths: byPrefix[prefix]})
+	}
+	return groups
 }
 
 // storeSource transfers the given store paths into the builder's copy
