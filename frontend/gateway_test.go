@@ -417,3 +417,44 @@ func TestReadLargeFile(t *testing.T) {
 		t.Errorf("read %d bytes, want the file's %d", len(got), len(data))
 	}
 }
+
+// TestTransferGroups: up to the bound, one transfer of every path; beyond,
+// one per first character of the hash part, each path in exactly one, the
+// same whatever the other paths are.
+func TestTransferGroups(t *testing.T) {
+	var paths []store.Path
+	for i := range 100 {
+		hash := strings.Repeat(string("0123456789abcdfghijklmnpqrsvwxyz"[i%32]), 31) + string("0123456789"[i/32])
+		paths = append(paths, store.Path{Dir: "/nix/store", Hash: hash, Name: fmt.Sprintf("p%d", i)})
+	}
+	if groups := transferGroups(nil, 10); len(groups) != 0 {
+		t.Errorf("no paths: %v", groups)
+	}
+	if groups := transferGroups(paths, 100); len(groups) != 1 || groups[0].prefix != "" || !slices.Equal(groups[0].paths, paths) {
+		t.Errorf("within the bound: %d transfers", len(groups))
+	}
+	groups := transferGroups(paths, 99)
+	if len(groups) != 32 {
+		t.Fatalf("beyond the bound: %d transfers, want 32", len(groups))
+	}
+	seen := 0
+	for _, g := range groups {
+		for _, p := range g.paths {
+			if !strings.HasPrefix(p.Hash, g.prefix) || len(g.prefix) != 1 {
+				t.Errorf("%s in the transfer of hashes %q", p, g.prefix)
+			}
+			seen++
+		}
+	}
+	if seen != len(paths) {
+		t.Errorf("%d paths in the transfers, want %d", seen, len(paths))
+	}
+	// Without half the paths, every other path stays in its transfer.
+	for _, g := range transferGroups(paths[50:], 49) {
+		for _, p := range g.paths {
+			if p.Hash[:1] != g.prefix {
+				t.Errorf("%s moved to the transfer of hashes %q", p, g.prefix)
+			}
+		}
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"maps"
 	"path"
@@ -134,8 +135,13 @@ func (g *gatewaySource) StoreState(ctx context.Context, c *inputs.PlatformClosur
 		}
 	}
 	where := held.Where
-	if len(rest) > 0 {
-		closure, _, closureWhere, err := g.storeSource(ctx, transferClosure, fmt.Sprintf("transfer %d store paths", len(rest)), rest, c.Graph)
+	for _, group := range transferGroups(rest, maxTransferPaths) {
+		transfer, step := transferClosure, fmt.Sprintf("transfer %d store paths", len(group.paths))
+		if group.prefix != "" {
+			transfer += " " + group.prefix
+			step += " (hashes " + group.prefix + "…)"
+		}
+		closure, _, closureWhere, err := g.storeSource(ctx, transfer, step, group.paths, c.Graph)
 		if err != nil {
 			return manifest2llb.Store{}, err
 		}
@@ -327,6 +333,40 @@ func (g *gatewaySource) scan(ctx context.Context, helper inbuilder.Helper, comma
 		}
 	}
 	return found, nil
+}
+
+// maxTransferPaths bounds the store paths of one transfer: the session
+// sends a transfer's include patterns, one base name of some 46 bytes per
+// path, in the headers of a gRPC request, which are capped at 1 MiB.
+const maxTransferPaths = 10000
+
+// transferGroup is the store paths of one transfer, those whose hash part
+// starts with prefix ("": all of them).
+type transferGroup struct {
+	prefix string
+	paths  []store.Path
+}
+
+// transferGroups keeps paths in one transfer up to max of them, and cuts
+// more by the first character of their hash part (up to 32 transfers of
+// about a 32nd each): a path is then in the same transfer from one release
+// to the next, whose copy in the builder is synced rather than sent again.
+func transferGroups(paths []store.Path, max int) []transferGroup {
+	if len(paths) == 0 {
+		return nil
+	}
+	if len(paths) <= max {
+		return []transferGroup{{paths: paths}}
+	}
+	byPrefix := map[string][]store.Path{}
+	for _, p := range paths {
+		byPrefix[p.Hash[:1]] = append(byPrefix[p.Hash[:1]], p)
+	}
+	groups := make([]transferGroup, 0, len(byPrefix))
+	for _, prefix := range slices.Sorted(maps.Keys(byPrefix)) {
+		groups = append(groups, transferGroup{prefix: prefix, paths: byPrefix[prefix]})
+	}
+	return groups
 }
 
 // storeSource transfers the given store paths into the builder's copy
@@ -555,32 +595,66 @@ type refFiles struct {
 
 var _ inputs.Files = refFiles{}
 
-// ReadFile reads name whole, a range at a time: the gateway sends at most
-// 16 MiB of a file in one read (BuildKit's message size), less than the
-// GRAPH of a closure of 40,000 paths.
+// ReadFile reads name whole, a range at a time (see Open).
 func (f refFiles) ReadFile(ctx context.Context, name string) ([]byte, error) {
-	var data []byte
-	for {
-		chunk, err := f.ref.ReadFile(ctx, client.ReadRequest{Filename: path.Join(f.dir, name), Range: &client.FileRange{Offset: len(data), Length: readChunk}})
-		if err != nil {
-			return nil, err
-		}
-		data = append(data, chunk...)
-		if len(chunk) < readChunk {
-			return data, nil
-		}
-	}
+	r, _ := f.Open(ctx, name)
+	return io.ReadAll(r)
+}
+
+// Open implements inputs.Files, reading a range at a time: the gateway
+// sends at most 16 MiB of a file in one read (BuildKit's message size),
+// less than the GRAPH of a closure of 40,000 paths.
+func (f refFiles) Open(ctx context.Context, name string) (io.ReadCloser, error) {
+	return &rangeReader{ctx: ctx, ref: f.ref, name: path.Join(f.dir, name)}, nil
 }
 
 // readChunk is how much of a file one gateway read asks for.
 const readChunk = 8 << 20
+
+// rangeReader reads a file of a solved state through the gateway,
+// readChunk bytes a request.
+type rangeReader struct {
+	ctx    context.Context
+	ref    client.Reference
+	name   string
+	offset int    // of the next request
+	chunk  []byte // read and not yet returned
+	last   bool   // the file ends with chunk
+}
+
+func (r *rangeReader) Read(p []byte) (int, error) {
+	if len(r.chunk) == 0 {
+		if r.last {
+			return 0, io.EOF
+		}
+		chunk, err := r.ref.ReadFile(r.ctx, client.ReadRequest{Filename: r.name, Range: &client.FileRange{Offset: r.offset, Length: readChunk}})
+		if err != nil {
+			return 0, err
+		}
+		r.offset += len(chunk)
+		r.chunk, r.last = chunk, len(chunk) < readChunk
+		if len(chunk) == 0 {
+			return 0, io.EOF
+		}
+	}
+	n := copy(p, r.chunk)
+	r.chunk = r.chunk[n:]
+	return n, nil
+}
+
+func (r *rangeReader) Close() error { return nil }
 
 func (f refFiles) ReadHeader(ctx context.Context, name string, n int) ([]byte, error) {
 	return f.ref.ReadFile(ctx, client.ReadRequest{Filename: path.Join(f.dir, name), Range: &client.FileRange{Length: n}})
 }
 
 func (f refFiles) ReadDir(ctx context.Context, dir string) ([]inputs.Entry, error) {
-	stats, err := f.ref.ReadDir(ctx, client.ReadDirRequest{Path: path.Join("/", f.dir, dir)})
+	return f.readDir(ctx, dir, "")
+}
+
+// readDir lists dir, only the names matching pattern if it is not "".
+func (f refFiles) readDir(ctx context.Context, dir, pattern string) ([]inputs.Entry, error) {
+	stats, err := f.ref.ReadDir(ctx, client.ReadDirRequest{Path: path.Join("/", f.dir, dir), IncludePattern: pattern})
 	if err != nil {
 		return nil, err
 	}
@@ -589,4 +663,42 @@ func (f refFiles) ReadDir(ctx context.Context, dir string) ([]inputs.Entry, erro
 		entries[i] = inputs.Entry{Name: st.Path, Mode: fs.FileMode(st.Mode), Size: st.Size, Linkname: st.Linkname}
 	}
 	return entries, nil
+}
+
+// ReadNames implements inputs.Files: the gateway's listing has every
+// entry's stat anyway, in one call.
+func (f refFiles) ReadNames(ctx context.Context, dir string) ([]string, error) {
+	entries, err := f.ReadDir(ctx, dir)
+	if err != nil {
+		return nil, err
+	}
+	names := make([]string, len(entries))
+	for i, e := range entries {
+		names[i] = e.Name
+	}
+	return names, nil
+}
+
+// Lookup implements inputs.Files with a listing of name's directory that
+// includes name alone (the gateway's StatFile follows a symlink). A name
+// that a pattern would read as a wildcard lists the whole directory.
+func (f refFiles) Lookup(ctx context.Context, name string) (*inputs.Entry, error) {
+	dir, base := path.Split(name)
+	pattern := base
+	if strings.ContainsAny(base, `*?[\`) {
+		pattern = ""
+	}
+	entries, err := f.readDir(ctx, dir, pattern)
+	if err != nil {
+		if inputs.IsNotExist(err) {
+			return nil, nil
+		}
+		return nil, err
+	}
+	for _, e := range entries {
+		if e.Name == base {
+			return &e, nil
+		}
+	}
+	return nil, nil
 }

@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"runtime"
+	"slices"
 	"strings"
 
 	"golang.org/x/sync/errgroup"
@@ -152,19 +153,18 @@ func isNixTemporary(name string, present map[string]bool) bool {
 // unknown (0, as in formats without sizes) measured from fsys, whose root is
 // the store directory on disk. Paths are measured in parallel.
 func MeasureSizes(ctx context.Context, fsys fs.FS, g *Graph) (*Graph, error) {
-	nodes := make([]Info, len(g.nodes))
+	nodes := slices.Clone(g.nodes)
 	group, groupCtx := errgroup.WithContext(ctx)
 	group.SetLimit(2 * runtime.GOMAXPROCS(0))
-	for i, node := range g.nodes {
-		nodes[i] = node // References are never modified, so sharing them is safe.
-		if node.NarSize != 0 {
+	for i, n := range g.nodes {
+		if n.narSize != 0 {
 			continue
 		}
 		group.Go(func() (err error) {
 			if err := groupCtx.Err(); err != nil {
 				return err
 			}
-			nodes[i].NarSize, err = NarSize(fsys, node.Path)
+			nodes[i].narSize, err = NarSize(fsys, n.path)
 			return err
 		})
 	}

@@ -21,16 +21,36 @@ type Info struct {
 // Graph is an immutable, validated reference graph: every reference names a
 // node of the graph, and all nodes share one store directory. Its methods
 // return copies, so callers may modify what they get.
+//
+// A graph of 100,000 paths is read whole into every build that names one,
+// so it is kept small: a node holds its path and NAR, and references are
+// positions of nodes, not paths.
 type Graph struct {
 	storeDir string
-	nodes    []Info // sorted by Path; References normalized
-	// byHash finds a node by hash part: it holds the position of the first
-	// node with it. Nodes that share a hash part (Nix never makes any) are
-	// next to each other, as nodes are sorted.
-	byHash map[string]int
-	// Parallel to nodes: the positions of each node's references, and of
-	// the nodes that reference it (sorted, without the node itself).
-	refs, referrers [][]int32
+	nodes    []node // sorted by path, so that find can search them
+	// The positions of each node's references (sorted), and of the nodes
+	// that reference it (sorted, without the node itself).
+	refs, referrers edges
+}
+
+// node is a path of a graph and what is known of its NAR.
+type node struct {
+	path    Path
+	narSize uint64
+	narHash digest.Digest
+}
+
+// edges are the positions of each node's neighbours, all in one array:
+// node i's are to[start[i]:start[i+1]]. That is two allocations for a
+// graph rather than one per node.
+type edges struct {
+	start []int32 // one more than there are nodes
+	to    []int32
+}
+
+// of returns the neighbours of node i, which the caller must not modify.
+func (e edges) of(i int) []int32 {
+	return e.to[e.start[i]:e.start[i+1]:e.start[i+1]]
 }
 
 // NewGraph validates infos and builds a graph from them. References are sorted
@@ -127,7 +147,7 @@ func graphOfIDs(paths []Path, nodes []idNode) (*Graph, error) {
 		position[id] = int32(i)
 	}
 
-	g := &Graph{nodes: make([]Info, len(order)), refs: make([][]int32, len(order))}
+	g := &Graph{nodes: make([]node, len(order))}
 	if len(order) > 0 {
 		g.storeDir = paths[order[0]].Dir
 	}
@@ -135,35 +155,26 @@ func graphOfIDs(paths []Path, nodes []idNode) (*Graph, error) {
 	for _, id := range order {
 		total += len(nodes[nodeOf[id]].refs)
 	}
-	positions := make([]int32, 0, total) // one allocation for all nodes' references
+	g.refs = edges{start: make([]int32, len(order)+1), to: make([]int32, 0, total)}
 	for i, id := range order {
-		node := nodes[nodeOf[id]]
-		g.nodes[i] = Info{Path: paths[id], NarSize: node.narSize, NarHash: node.narHash}
-		if err := checkDir(g.nodes[i].Path, g.storeDir); err != nil {
+		n := nodes[nodeOf[id]]
+		g.nodes[i] = node{path: paths[id], narSize: n.narSize, narHash: n.narHash}
+		if err := checkDir(paths[id], g.storeDir); err != nil {
 			return nil, err
 		}
-		start := len(positions)
-		for _, ref := range node.refs {
+		start := len(g.refs.to)
+		for _, ref := range n.refs {
 			if nodeOf[ref] < 0 {
 				return nil, fmt.Errorf("%s references %s, which is not in the graph", paths[id], paths[ref])
 			}
-			positions = append(positions, position[ref])
+			g.refs.to = append(g.refs.to, position[ref])
 		}
-		refs := positions[start:]
+		refs := g.refs.to[start:]
 		slices.Sort(refs) // positions follow the paths' order
-		refs = slices.Compact(refs)
-		positions = positions[:start+len(refs)]
-		g.refs[i] = refs[:len(refs):len(refs)]
+		g.refs.to = g.refs.to[:start+len(slices.Compact(refs))]
+		g.refs.start[i+1] = int32(len(g.refs.to))
 	}
-	references := make([]Path, len(positions)) // one allocation for all References
-	for i, refs := range g.refs {
-		for k, j := range refs {
-			references[k] = g.nodes[j].Path
-		}
-		g.nodes[i].References, references = references[:len(refs):len(refs)], references[len(refs):]
-	}
-	g.indexHashes()
-	g.referrers = invert(g.refs)
+	g.referrers = g.refs.invert()
 	return g, nil
 }
 
@@ -193,31 +204,31 @@ func orUnknown(d digest.Digest) string {
 
 // invert turns the positions of each node's references into the positions
 // of each node's referrers, sorted and without self-references.
-func invert(refs [][]int32) [][]int32 {
-	counts := make([]int, len(refs))
-	total := 0
-	for i, positions := range refs {
-		for _, j := range positions {
+func (e edges) invert() edges {
+	n := len(e.start) - 1
+	inv := edges{start: make([]int32, n+1)}
+	for i := range n {
+		for _, j := range e.of(i) {
 			if int(j) != i {
-				counts[j]++
-				total++
+				inv.start[j+1]++
 			}
 		}
 	}
-	backing := make([]int32, total)
-	referrers := make([][]int32, len(refs))
-	for i, count := range counts {
-		referrers[i], backing = backing[:0:count], backing[count:]
+	for i := range n {
+		inv.start[i+1] += inv.start[i]
 	}
+	inv.to = make([]int32, inv.start[n])
+	next := slices.Clone(inv.start[:n]) // where each node's next referrer goes
 	// Visiting referrers in order keeps each list sorted.
-	for i, positions := range refs {
-		for _, j := range positions {
+	for i := range n {
+		for _, j := range e.of(i) {
 			if int(j) != i {
-				referrers[j] = append(referrers[j], int32(i))
+				inv.to[next[j]] = int32(i)
+				next[j]++
 			}
 		}
 	}
-	return referrers
+	return inv
 }
 
 // checkIn validates p, a path of a graph in *storeDir, which the first path
@@ -244,30 +255,20 @@ func checkDir(p Path, storeDir string) error {
 	return nil
 }
 
-// indexHashes fills byHash from nodes.
-func (g *Graph) indexHashes() {
-	g.byHash = make(map[string]int, len(g.nodes))
-	for i := len(g.nodes) - 1; i >= 0; i-- { // the first of equal hash parts wins
-		g.byHash[g.nodes[i].Path.Hash] = i
-	}
-}
-
-// find returns the position of p in nodes.
+// find returns the position of p in nodes: a binary search, which needs no
+// index beside the nodes.
 func (g *Graph) find(p Path) (int, bool) {
-	i, ok := g.byHash[p.Hash]
-	for ; ok && i < len(g.nodes) && g.nodes[i].Path.Hash == p.Hash; i++ {
-		if g.nodes[i].Path == p {
-			return i, true
-		}
+	if p.Dir != g.storeDir {
+		return 0, false
 	}
-	return 0, false
+	return slices.BinarySearchFunc(g.nodes, p, func(n node, p Path) int { return n.path.Compare(p) })
 }
 
 // pathsAt returns the paths at positions.
 func (g *Graph) pathsAt(positions []int32) []Path {
 	paths := make([]Path, len(positions))
 	for k, i := range positions {
-		paths[k] = g.nodes[i].Path
+		paths[k] = g.nodes[i].path
 	}
 	return paths
 }
@@ -275,8 +276,8 @@ func (g *Graph) pathsAt(positions []int32) []Path {
 // Paths returns every path of the graph, sorted.
 func (g *Graph) Paths() []Path {
 	paths := make([]Path, len(g.nodes))
-	for i, node := range g.nodes {
-		paths[i] = node.Path
+	for i, n := range g.nodes {
+		paths[i] = n.path
 	}
 	return paths
 }
@@ -287,9 +288,18 @@ func (g *Graph) Info(p Path) (Info, bool) {
 	if !ok {
 		return Info{}, false
 	}
-	info := g.nodes[i]
-	info.References = slices.Clone(info.References)
-	return info, true
+	n := g.nodes[i]
+	return Info{Path: n.path, References: g.pathsAt(g.refs.of(i)), NarSize: n.narSize, NarHash: n.narHash}, true
+}
+
+// NAR returns the NAR size and hash of p, as Info does without building
+// its references, and whether p is in the graph.
+func (g *Graph) NAR(p Path) (narSize uint64, narHash digest.Digest, ok bool) {
+	i, ok := g.find(p)
+	if !ok {
+		return 0, "", false
+	}
+	return g.nodes[i].narSize, g.nodes[i].narHash, true
 }
 
 // Numbered returns the graph in numbers, for algorithms that would
@@ -299,15 +309,13 @@ func (g *Graph) Info(p Path) (Info, bool) {
 func (g *Graph) Numbered() (sizes []uint64, refs [][]int32) {
 	sizes = make([]uint64, len(g.nodes))
 	refs = make([][]int32, len(g.nodes))
-	total := 0
-	for _, referrers := range g.referrers { // the same edges, counted from the other end
-		total += len(referrers)
-	}
-	all := make([]int32, 0, total) // one array for all: far fewer allocations than a slice each
-	for i, node := range g.nodes {
-		sizes[i] = node.NarSize
+	// The referrers are the same edges without self-references, counted
+	// from the other end.
+	all := make([]int32, 0, len(g.referrers.to)) // one array for all: far fewer allocations than a slice each
+	for i, n := range g.nodes {
+		sizes[i] = n.narSize
 		start := len(all)
-		for _, j := range g.refs[i] {
+		for _, j := range g.refs.of(i) {
 			if int(j) != i {
 				all = append(all, j)
 			}
@@ -329,13 +337,16 @@ func (g *Graph) Referrers(p Path) []Path {
 	if !ok {
 		return nil
 	}
-	return g.pathsAt(g.referrers[i])
+	return g.pathsAt(g.referrers.of(i))
 }
 
 // Closure returns the sub-graph of everything reachable from roots, roots
-// included. It is an error if a root is not in the graph.
+// included: g itself when that is all of g (a graph is immutable), else a
+// graph that shares nothing with g but the paths' strings, so that g can be
+// dropped. It is an error if a root is not in the graph.
 func (g *Graph) Closure(roots ...Path) (*Graph, error) {
 	reached := make([]bool, len(g.nodes))
+	count := 0
 	var stack []int32
 	for _, root := range roots {
 		i, ok := g.find(root)
@@ -344,42 +355,48 @@ func (g *Graph) Closure(roots ...Path) (*Graph, error) {
 		}
 		if !reached[i] {
 			reached[i] = true
+			count++
 			stack = append(stack, int32(i))
 		}
 	}
+	edgeCount := 0 // of the reached nodes
 	for len(stack) > 0 {
 		i := stack[len(stack)-1]
 		stack = stack[:len(stack)-1]
-		for _, j := range g.refs[i] {
+		refs := g.refs.of(int(i))
+		edgeCount += len(refs)
+		for _, j := range refs {
 			if !reached[j] {
 				reached[j] = true
+				count++
 				stack = append(stack, j)
 			}
 		}
+	}
+	if count == len(g.nodes) {
+		return g, nil
 	}
 
 	// Walking g.nodes in order keeps the sub-graph's nodes sorted, and
 	// renumbering keeps the positions' order.
 	newPosition := make([]int32, len(g.nodes))
-	sub := &Graph{storeDir: g.storeDir}
-	for i, node := range g.nodes {
+	sub := &Graph{storeDir: g.storeDir, nodes: make([]node, 0, count)}
+	sub.refs = edges{start: make([]int32, 1, count+1), to: make([]int32, 0, edgeCount)}
+	for i, n := range g.nodes {
 		if reached[i] {
 			newPosition[i] = int32(len(sub.nodes))
-			sub.nodes = append(sub.nodes, node) // References are never modified, so sharing them is safe.
+			sub.nodes = append(sub.nodes, n)
 		}
 	}
-	sub.indexHashes()
-	sub.refs = make([][]int32, 0, len(sub.nodes))
-	for i, refs := range g.refs {
+	for i := range g.nodes {
 		if reached[i] {
-			positions := make([]int32, len(refs))
-			for k, j := range refs {
-				positions[k] = newPosition[j] // a closure holds all references
+			for _, j := range g.refs.of(i) {
+				sub.refs.to = append(sub.refs.to, newPosition[j]) // a closure holds all references
 			}
-			sub.refs = append(sub.refs, positions)
+			sub.refs.start = append(sub.refs.start, int32(len(sub.refs.to)))
 		}
 	}
-	sub.referrers = invert(sub.refs)
+	sub.referrers = sub.refs.invert()
 	return sub, nil
 }
 
@@ -409,7 +426,7 @@ func (g *Graph) Cycle() []Path {
 		stack = append(stack[:0], frame{node: start})
 		for len(stack) > 0 {
 			top := &stack[len(stack)-1]
-			refs := g.refs[top.node]
+			refs := g.refs.of(top.node)
 			if top.next == len(refs) {
 				state[top.node] = finished
 				stack = stack[:len(stack)-1]
@@ -425,9 +442,9 @@ func (g *Graph) Cycle() []Path {
 				first := slices.IndexFunc(stack, func(f frame) bool { return f.node == ref })
 				var cycle []Path
 				for _, f := range stack[first:] {
-					cycle = append(cycle, g.nodes[f.node].Path)
+					cycle = append(cycle, g.nodes[f.node].path)
 				}
-				return append(cycle, g.nodes[ref].Path)
+				return append(cycle, g.nodes[ref].path)
 			}
 		}
 	}

@@ -204,6 +204,31 @@ func TestNewGraphErrors(t *testing.T) {
 	}
 }
 
+// TestNAR gives what Info gives of a path's NAR, and nothing for a path
+// that is not in the graph, also one in another store directory.
+func TestNAR(t *testing.T) {
+	g, err := NewGraph(helloInfos(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range g.Paths() {
+		info, _ := g.Info(p)
+		size, hash, ok := g.NAR(p)
+		if !ok || size != info.NarSize || hash != info.NarHash || size == 0 {
+			t.Errorf("NAR(%s) = %d, %s, %v; Info gives %d, %s", p, size, hash, ok, info.NarSize, info.NarHash)
+		}
+	}
+	hello := mustParse(t, helloPath)
+	for _, p := range []Path{mustParse(t, "/nix/store/"+hashHello+"-other"), {Dir: "/gnu/store", Hash: hello.Hash, Name: hello.Name}} {
+		if size, hash, ok := g.NAR(p); ok || size != 0 || hash != "" {
+			t.Errorf("NAR(%s) = %d, %s, %v; want nothing", p, size, hash, ok)
+		}
+		if _, ok := g.Info(p); ok {
+			t.Errorf("Info(%s) found it", p)
+		}
+	}
+}
+
 func TestEmptyGraph(t *testing.T) {
 	g, err := NewGraph(nil)
 	if err != nil {
@@ -263,6 +288,14 @@ func TestClosure(t *testing.T) {
 	}
 	if got := pathStrings(sub.Referrers(mustParse(t, idn2Path))); !slices.Equal(got, []string{glibcPath}) {
 		t.Errorf("Referrers(libidn2) in glibc's closure = %v, want glibc", got)
+	}
+
+	// The closure of everything is the graph itself, not a copy.
+	if all, err := g.Closure(mustParse(t, helloPath)); err != nil || all != g {
+		t.Errorf("Closure(hello), all of the graph: %p, %v; want the graph itself, %p", all, err, g)
+	}
+	if part, err := g.Closure(mustParse(t, idn2Path)); err != nil || part == g {
+		t.Errorf("Closure(libidn2), part of the graph: %p, %v; want a graph of its own", part, err)
 	}
 
 	absent := mustParse(t, "/nix/store/"+hashHello+"-other")

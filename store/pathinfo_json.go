@@ -93,7 +93,7 @@ func (pr *pathInfoReader) read() ([]idNode, error) {
 		if err != nil || !more {
 			return nil, pr.failIf("", err)
 		}
-		key, err := pr.key("entry 0")
+		key, err := pr.key(entryAt{kind: "entry"})
 		if err != nil {
 			return nil, err
 		}
@@ -113,16 +113,34 @@ func (pr *pathInfoReader) failIf(where string, err error) error {
 }
 
 // key reads an object key; where locates a failure. Keys are never empty.
-func (pr *pathInfoReader) key(where string) (string, error) {
+func (pr *pathInfoReader) key(where entryAt) (string, error) {
 	pr.limited.reset()
 	key, err := pr.json.key()
 	if err == nil && len(key) == 0 {
 		err = errors.New("empty key")
 	}
 	if err != nil {
-		return "", pr.fail(where, err)
+		return "", pr.fail(where.String(), err)
 	}
 	return string(key), nil
+}
+
+// entryAt locates an entry in an error, "entry 3 (\"/nix/store/…\")": its
+// text is made for an error only, not for each of 100,000 entries.
+type entryAt struct {
+	kind  string // "entry", "info entry"; "": no entry
+	index int
+	key   *string // the path or base name; nil: not known
+}
+
+func (e entryAt) String() string {
+	switch {
+	case e.kind == "":
+		return ""
+	case e.key == nil:
+		return fmt.Sprintf("%s %d", e.kind, e.index)
+	}
+	return fmt.Sprintf("%s %d (%s)", e.kind, e.index, quote(*e.key))
 }
 
 // readArray reads the array form.
@@ -135,19 +153,16 @@ func (pr *pathInfoReader) readArray() ([]idNode, error) {
 	for i := 0; more; i++ {
 		pr.limited.reset()
 		entry, err := pr.entry(false)
-		where := fmt.Sprintf("entry %d", i)
-		if entry.path != nil {
-			where = fmt.Sprintf("entry %d (%s)", i, quote(*entry.path))
-		}
+		where := entryAt{kind: "entry", index: i, key: entry.path}
 		if err != nil {
-			return nil, pr.fail(where, err)
+			return nil, pr.fail(where.String(), err)
 		}
 		if entry.path == nil {
-			return nil, pr.fail(where, errors.New(`no "path"`))
+			return nil, pr.fail(where.String(), errors.New(`no "path"`))
 		}
 		node, err := entry.node(*entry.path, pr.paths.parse)
 		if err != nil {
-			return nil, pr.fail(where, err)
+			return nil, pr.fail(where.String(), err)
 		}
 		nodes = append(nodes, node)
 		if more, err = pr.json.more(']'); err != nil {
@@ -162,21 +177,21 @@ func (pr *pathInfoReader) readArray() ([]idNode, error) {
 func (pr *pathInfoReader) readObject(key string) ([]idNode, error) {
 	var nodes []idNode
 	for i := 0; ; i++ {
-		where := fmt.Sprintf("entry %d (%s)", i, quote(key))
+		where := entryAt{kind: "entry", index: i, key: &key}
 		entry, err := pr.validEntry(false)
 		if err != nil {
-			return nil, pr.fail(where, err)
+			return nil, pr.fail(where.String(), err)
 		}
 		node, err := entry.node(key, pr.paths.parse)
 		if err != nil {
-			return nil, pr.fail(where, err)
+			return nil, pr.fail(where.String(), err)
 		}
 		nodes = append(nodes, node)
 		more, err := pr.json.more('}')
 		if err != nil || !more {
 			return nodes, pr.failIf("", err)
 		}
-		if key, err = pr.key(fmt.Sprintf("entry %d", i+1)); err != nil {
+		if key, err = pr.key(entryAt{kind: "entry", index: i + 1}); err != nil {
 			return nil, err
 		}
 	}
@@ -186,7 +201,7 @@ func (pr *pathInfoReader) readObject(key string) ([]idNode, error) {
 // directory.
 type baseEntry struct {
 	base  string
-	where string
+	where entryAt
 	entry *pathInfoEntry
 }
 
@@ -224,7 +239,7 @@ func (pr *pathInfoReader) readVersioned(key string) ([]idNode, error) {
 		if !more {
 			break
 		}
-		if key, err = pr.key(""); err != nil {
+		if key, err = pr.key(entryAt{}); err != nil {
 			return nil, err
 		}
 	}
@@ -244,7 +259,7 @@ func (pr *pathInfoReader) readVersioned(key string) ([]idNode, error) {
 	for _, e := range entries {
 		node, err := e.resolve(version, storeDir, &pr.paths)
 		if err != nil {
-			return nil, pr.fail(e.where, err)
+			return nil, pr.fail(e.where.String(), err)
 		}
 		nodes = append(nodes, node)
 	}
@@ -259,14 +274,14 @@ func (pr *pathInfoReader) readInfo() ([]baseEntry, error) {
 	}
 	var entries []baseEntry
 	for i := 0; more; i++ {
-		base, err := pr.key(fmt.Sprintf("info entry %d", i))
+		base, err := pr.key(entryAt{kind: "info entry", index: i})
 		if err != nil {
 			return nil, err
 		}
-		where := fmt.Sprintf("info entry %d (%s)", i, quote(base))
+		where := entryAt{kind: "info entry", index: i, key: &base}
 		entry, err := pr.validEntry(true)
 		if err != nil {
-			return nil, pr.fail(where, err)
+			return nil, pr.fail(where.String(), err)
 		}
 		entries = append(entries, baseEntry{base: base, where: where, entry: entry})
 		if more, err = pr.json.more('}'); err != nil {

@@ -49,26 +49,27 @@ func WritePathInfoJSON(w io.Writer, g *Graph) error {
 	}
 	buf := make([]byte, 0, 256)
 	bw.WriteString("{\n")
-	for i, node := range g.nodes {
+	for i, n := range g.nodes {
 		buf = append(buf[:0], "  "...)
-		buf = appendJSONPath(buf, node.Path)
+		buf = appendJSONPath(buf, n.path)
 		buf = append(buf, ": {\n    "...)
-		if node.NarHash != "" {
+		if n.narHash != "" {
 			buf = append(buf, `"narHash": "sha256-`...)
-			buf = appendSRIDigest(buf, node.NarHash)
+			buf = appendSRIDigest(buf, n.narHash)
 			buf = append(buf, "\",\n    "...)
 		}
 		buf = append(buf, `"narSize": `...)
-		buf = strconv.AppendUint(buf, node.NarSize, 10)
+		buf = strconv.AppendUint(buf, n.narSize, 10)
 		buf = append(buf, ",\n    \"references\": ["...)
-		for k, ref := range node.References {
+		refs := g.refs.of(i)
+		for k, j := range refs {
 			if k > 0 {
 				buf = append(buf, ',')
 			}
 			buf = append(buf, "\n      "...)
-			buf = appendJSONPath(buf, ref)
+			buf = appendJSONPath(buf, g.nodes[j].path)
 		}
-		if len(node.References) > 0 {
+		if len(refs) > 0 {
 			buf = append(buf, "\n    "...)
 		}
 		buf = append(buf, "]\n  }"...)

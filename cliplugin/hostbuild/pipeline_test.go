@@ -3,6 +3,7 @@ package hostbuild
 import (
 	"context"
 	"encoding/json"
+	"io"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -195,6 +196,11 @@ type countingFiles struct {
 func (c countingFiles) ReadFile(ctx context.Context, name string) ([]byte, error) {
 	c.reads[name]++
 	return c.Files.ReadFile(ctx, name)
+}
+
+func (c countingFiles) Open(ctx context.Context, name string) (io.ReadCloser, error) {
+	c.reads[name]++
+	return c.Files.Open(ctx, name)
 }
 
 // TestInputReadOnce: the key, the plan and the build of one Input read the

@@ -112,13 +112,18 @@ func (h HostSource) StoreState(ctx context.Context, c *inputs.PlatformClosure, p
 		return manifest2llb.Store{}, err
 	}
 	var result manifest2llb.Store
-	if opt.NarHashes || opt.Check && !c.Discovered {
+	// Layers written on the host refuse what Check would as they are
+	// written, each path checked against the graph's NAR hash and size
+	// (layertar): a walk of every path before is needed only where the
+	// builder copies the files.
+	hostWrites := opt.WholeLayers && h.Layers != nil
+	if opt.NarHashes || opt.Check && !c.Discovered && !hostWrites {
 		var err error
 		if result.Scans, err = measure(ctx, dir, c, opt); err != nil {
 			return manifest2llb.Store{}, err
 		}
 	}
-	if opt.WholeLayers && h.Layers != nil {
+	if hostWrites {
 		var err error
 		result.Layers, result.Blobs, err = h.wholeLayers(ctx, c, plan, dir, opt)
 		return result, err
@@ -216,8 +221,8 @@ func (h HostSource) wholeLayers(ctx context.Context, c *inputs.PlatformClosure, 
 func layerKey(g *store.Graph, layer layertar.Layer) (key digest.Digest, known bool) {
 	paths := make([]layerllb.PathContent, len(layer.Paths))
 	for i, p := range layer.Paths {
-		info, _ := g.Info(p)
-		paths[i] = layerllb.PathContent{Path: p, NarHash: info.NarHash, NarSize: info.NarSize}
+		size, hash, _ := g.NAR(p)
+		paths[i] = layerllb.PathContent{Path: p, NarHash: hash, NarSize: size}
 	}
 	return layerllb.ContentKey(layer.StoreDir, layer.Epoch, paths)
 }

@@ -66,13 +66,19 @@ func write(ctx context.Context, cw *archive.ChangeWriter, tap *contentTap, l Lay
 			return err
 		}
 	}
-	paths := slices.Clone(l.Paths)
-	slices.SortFunc(paths, func(a, b store.Path) int { return strings.Compare(a.Base(), b.Base()) })
-	fsys := os.DirFS(l.HostDir)
-	for _, p := range paths {
+	for _, p := range l.Paths {
 		if p.Dir != l.StoreDir {
 			return fmt.Errorf("%s is not in the layer's store directory %s", p, l.StoreDir)
 		}
+	}
+	// In one store directory, paths sort as their base names do; a plan's
+	// layer is sorted already, and a copy of 100,000 paths is not needed.
+	paths := l.Paths
+	if !slices.IsSortedFunc(paths, store.Path.Compare) {
+		paths = slices.SortedFunc(slices.Values(paths), store.Path.Compare)
+	}
+	fsys := os.DirFS(l.HostDir)
+	for _, p := range paths {
 		add := func(name string, info fs.FileInfo) error {
 			if err := ctx.Err(); err != nil {
 				return err
@@ -95,8 +101,8 @@ func write(ctx context.Context, cw *archive.ChangeWriter, tap *contentTap, l Lay
 // against g's NAR hash and size of p when g knows them.
 func addPath(fsys fs.FS, tap *contentTap, p store.Path, g *store.Graph, add func(name string, info fs.FileInfo) error) error {
 	if g != nil {
-		if want, ok := g.Info(p); ok && (want.NarHash != "" || want.NarSize != 0) {
-			return addChecked(fsys, tap, p, want, add)
+		if size, hash, ok := g.NAR(p); ok && (hash != "" || size != 0) {
+			return addChecked(fsys, tap, p, store.Info{Path: p, NarSize: size, NarHash: hash}, add)
 		}
 	}
 	return store.WalkPath(fsys, p, add)

@@ -31,7 +31,7 @@ func detectPlatform(ctx context.Context, storeFiles Files, roots []store.Path) (
 	}
 	var queue []item
 	for _, r := range roots {
-		e, err := Lookup(ctx, storeFiles, r.Base())
+		e, err := storeFiles.Lookup(ctx, r.Base())
 		if err != nil {
 			return nil, "", fmt.Errorf("read %s: %w", r, err)
 		}

@@ -5,10 +5,11 @@
 package inputs
 
 import (
-	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"path"
 	"slices"
@@ -137,12 +138,7 @@ func Read(ctx context.Context, m *manifest.Spec, src Source) (*Inputs, error) {
 			return nil, parser.WithLocation(err, g.Location)
 		}
 		rel, _ := ContextPath(g.File)
-		data, err := files.ReadFile(ctx, rel)
-		if err != nil {
-			return nil, parser.WithLocation(fmt.Errorf("GRAPH %s: cannot read it from the build context: %w", g.File, err), g.Location)
-		}
-		gi.sum = digest.FromBytes(data)
-		if gi.graph, err = store.Load(g.File, bytes.NewReader(data)); err != nil {
+		if gi.sum, gi.graph, err = loadGraph(ctx, files, rel, g.File); err != nil {
 			return nil, parser.WithLocation(err, g.Location)
 		}
 		if dir := gi.graph.StoreDir(); dir != m.StoreDir {
@@ -177,6 +173,46 @@ func Read(ctx context.Context, m *manifest.Spec, src Source) (*Inputs, error) {
 		}
 	}
 	return in, nil
+}
+
+// loadGraph reads the GRAPH file at rel in the context (name in the
+// manifest) as it streams by, for its graph and the digest of its content.
+func loadGraph(ctx context.Context, files Files, rel, name string) (digest.Digest, *store.Graph, error) {
+	f, err := files.Open(ctx, rel)
+	if err != nil {
+		return "", nil, fmt.Errorf("GRAPH %s: cannot read it from the build context: %w", name, err)
+	}
+	defer f.Close()
+	digester := digest.Canonical.Digester()
+	r := &recordedErr{r: io.TeeReader(f, digester.Hash())}
+	g, err := store.Load(name, r)
+	if err == nil {
+		// Load reads every format to its end; were one to stop early, the
+		// digest must still be of the whole file.
+		_, err = io.Copy(io.Discard, r)
+	}
+	switch {
+	case r.err != nil:
+		return "", nil, fmt.Errorf("GRAPH %s: cannot read it from the build context: %w", name, r.err)
+	case err != nil:
+		return "", nil, err
+	}
+	return digester.Digest(), g, nil
+}
+
+// recordedErr keeps the error of reading r other than its end, to tell a
+// file that cannot be read from one whose content is wrong.
+type recordedErr struct {
+	r   io.Reader
+	err error
+}
+
+func (r *recordedErr) Read(p []byte) (int, error) {
+	n, err := r.r.Read(p)
+	if err != nil && err != io.EOF {
+		r.err = err
+	}
+	return n, err
 }
 
 // Key identifies what the inputs were read from: every CLOSURE's roots,
@@ -261,7 +297,7 @@ func (in *Inputs) ForPlatform(ctx context.Context, p ocispecs.Platform) (*Platfo
 		return nil, errors.New(msg)
 	}
 
-	var infos []store.Info
+	var graphs []*store.Graph
 	var first *graphInput
 	for i, g := range in.graphs {
 		if g.platform != nil && !platforms.OnlyStrict(p).Match(*g.platform) {
@@ -271,10 +307,7 @@ func (in *Inputs) ForPlatform(ctx context.Context, p ocispecs.Platform) (*Platfo
 			first = &in.graphs[i]
 		}
 		c.Graphs = append(c.Graphs, GraphFile{File: g.File, Digest: g.sum})
-		for _, path := range g.graph.Paths() {
-			info, _ := g.graph.Info(path)
-			infos = append(infos, info)
-		}
+		graphs = append(graphs, g.graph)
 	}
 	if first == nil {
 		found, err := in.src.Discover(ctx, c.Platform, c.Roots, in.roots)
@@ -288,7 +321,7 @@ func (in *Inputs) ForPlatform(ctx context.Context, p ocispecs.Platform) (*Platfo
 		return c, nil
 	}
 	c.Transfers = in.roots
-	graph, err := store.NewGraph(infos)
+	graph, err := merge(graphs)
 	if err != nil {
 		return nil, parser.WithLocation(err, first.Location)
 	}
@@ -301,6 +334,23 @@ func (in *Inputs) ForPlatform(ctx context.Context, p ocispecs.Platform) (*Platfo
 		return nil, err
 	}
 	return c, nil
+}
+
+// merge returns the graph of every path of graphs, which must agree where
+// they share one; one graph is its own merge, not a copy of it: a GRAPH of
+// 100,000 paths is held once.
+func merge(graphs []*store.Graph) (*store.Graph, error) {
+	if len(graphs) == 1 {
+		return graphs[0], nil
+	}
+	var infos []store.Info
+	for _, g := range graphs {
+		for _, path := range g.Paths() {
+			info, _ := g.Info(path)
+			infos = append(infos, info)
+		}
+	}
+	return store.NewGraph(infos)
 }
 
 func optionalPlatform(spec string) (*ocispecs.Platform, error) {
@@ -322,7 +372,7 @@ func resolveRoot(ctx context.Context, files Files, storeDir, root string) (store
 	target := root
 	if !isStorePath(storeDir, root) {
 		rel, _ := ContextPath(root)
-		e, err := Lookup(ctx, files, rel)
+		e, err := files.Lookup(ctx, rel)
 		if err != nil {
 			return store.Path{}, fmt.Errorf("root %s: %w", root, err)
 		}
@@ -365,16 +415,26 @@ func (e *MissingPathError) Error() string {
 // CheckPresent returns a *MissingPathError for the first path the store
 // directory lacks.
 func CheckPresent(ctx context.Context, storeFiles Files, paths []store.Path, graph *store.Graph, where string) error {
-	entries, err := storeFiles.ReadDir(ctx, "")
-	if err != nil && !IsNotExist(err) {
-		return fmt.Errorf("list the store in %s: %w", where, err)
+	present := func(p store.Path) (bool, error) {
+		e, err := storeFiles.Lookup(ctx, p.Base())
+		return e != nil, err
 	}
-	present := map[string]bool{}
-	for _, e := range entries {
-		present[e.Name] = true
+	if len(paths) > maxLookups {
+		names, err := storeFiles.ReadNames(ctx, "")
+		if err != nil && !IsNotExist(err) {
+			return fmt.Errorf("list the store in %s: %w", where, err)
+		}
+		slices.Sort(names)
+		present = func(p store.Path) (bool, error) {
+			_, found := slices.BinarySearchFunc(names, p, compareBase)
+			return found, nil
+		}
 	}
 	for _, p := range paths {
-		if present[p.Base()] {
+		switch found, err := present(p); {
+		case err != nil:
+			return fmt.Errorf("look for %s in %s: %w", p, where, err)
+		case found:
 			continue
 		}
 		missing := &MissingPathError{Path: p, Where: where}
@@ -388,12 +448,32 @@ func CheckPresent(ctx context.Context, storeFiles Files, paths []store.Path, gra
 	return nil
 }
 
+// maxLookups is how many store paths CheckPresent looks up one by one
+// rather than listing the store, which may hold 100,000 entries.
+const maxLookups = 16
+
+// compareBase orders a directory entry's name against p's base name,
+// Hash-Name, without building it.
+func compareBase(name string, p store.Path) int {
+	hash, rest := name[:min(len(name), len(p.Hash))], name[min(len(name), len(p.Hash)):]
+	if c := strings.Compare(hash, p.Hash); c != 0 {
+		return c
+	}
+	if rest == "" {
+		return -1 // a prefix of Hash-Name
+	}
+	if c := cmp.Compare(rest[0], '-'); c != 0 {
+		return c
+	}
+	return strings.Compare(rest[1:], p.Name)
+}
+
 // CheckNarSize compares the NAR size measured of p in the store (where)
 // with the closure's graph, which tells a store that is not the one the
 // graph describes. A graph without sizes matches any.
 func (c *PlatformClosure) CheckNarSize(p store.Path, measured uint64, where string) error {
-	if info, _ := c.Graph.Info(p); info.NarSize != 0 && measured != info.NarSize {
-		return fmt.Errorf("store path %s in %s is not the one the GRAPH describes: its NAR is %d bytes, the GRAPH says %d", p, where, measured, info.NarSize)
+	if size, _, _ := c.Graph.NAR(p); size != 0 && measured != size {
+		return fmt.Errorf("store path %s in %s is not the one the GRAPH describes: its NAR is %d bytes, the GRAPH says %d", p, where, measured, size)
 	}
 	return nil
 }

@@ -4,11 +4,15 @@ import (
 	"context"
 	"encoding/hex"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
+	"testing/fstest"
 
+	"github.com/opencontainers/go-digest"
 	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/storepack/storepack/frontend/manifest"
@@ -187,5 +191,175 @@ func TestReadErrors(t *testing.T) {
 	amd64, _ := ParsePlatform("linux/amd64")
 	if _, err := in.ForPlatform(context.Background(), amd64); err == nil || !strings.Contains(err.Error(), "is not in the GRAPH files") {
 		t.Errorf("root missing from the graph: %v", err)
+	}
+}
+
+// TestCheckPresent names the first path the store lacks, also where the
+// store holds entries whose names start like it or extend it.
+func TestCheckPresent(t *testing.T) {
+	dir := t.TempDir()
+	hash := strings.Repeat("1", 32)
+	for _, name := range []string{hash + "-app", hash + "-app-2", hash + "-ap", strings.Repeat("2", 32) + "-lib", hash, "other"} {
+		if err := os.Mkdir(filepath.Join(dir, name), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	path := func(hash, name string) store.Path { return store.Path{Dir: "/nix/store", Hash: hash, Name: name} }
+	app, lib := path(hash, "app"), path(strings.Repeat("2", 32), "lib")
+	// Enough more present paths that the store is listed, not each path
+	// looked up.
+	var more []store.Path
+	for i := range maxLookups {
+		p := path(strings.Repeat("4", 32), fmt.Sprintf("more-%d", i))
+		if err := os.Mkdir(filepath.Join(dir, p.Base()), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		more = append(more, p)
+	}
+	files := FSFiles{os.DirFS(dir)}
+	ctx := context.Background()
+	for _, extra := range [][]store.Path{nil, more} {
+		if err := CheckPresent(ctx, files, append([]store.Path{lib, app}, extra...), nil, dir); err != nil {
+			t.Errorf("present paths (%d more): %v", len(extra), err)
+		}
+		for _, missing := range []store.Path{path(hash, "a"), path(hash, "app-"), path(hash, "app-3"), path(strings.Repeat("0", 32), "app"), path(strings.Repeat("3", 32), "app")} {
+			err := CheckPresent(ctx, files, append([]store.Path{app, missing, lib}, extra...), nil, dir)
+			if e, ok := err.(*MissingPathError); !ok || e.Path != missing || e.Referrer != nil {
+				t.Errorf("%s missing (%d more): %v", missing, len(extra), err)
+			}
+		}
+	}
+	graph, err := store.NewGraph([]store.Info{{Path: app, References: []store.Path{lib}}, {Path: lib}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = CheckPresent(ctx, FSFiles{os.DirFS(t.TempDir())}, []store.Path{app, lib}, graph, "the store")
+	if err == nil || err.Error() != "store path "+app.String()+" is not in the store" {
+		t.Errorf("empty store: %v", err)
+	}
+	err = CheckPresent(ctx, FSFiles{os.DirFS(t.TempDir())}, []store.Path{lib}, graph, "the store")
+	if err == nil || err.Error() != "store path "+lib.String()+" is not in the store (it is referenced by "+app.String()+")" {
+		t.Errorf("missing reference: %v", err)
+	}
+}
+
+// TestFSFilesReadNames lists a directory of the host and of any other
+// file system.
+func TestFSFilesReadNames(t *testing.T) {
+	dir := t.TempDir()
+	for _, name := range []string{"a", "b", "c"} {
+		if err := os.WriteFile(filepath.Join(dir, name), nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mapFS := fstest.MapFS{"a": {}, "b": {}, "c": {}}
+	for name, fsys := range map[string]fs.FS{"host": os.DirFS(dir), "map": mapFS} {
+		names, err := FSFiles{fsys}.ReadNames(context.Background(), "")
+		slices.Sort(names)
+		if err != nil || !slices.Equal(names, []string{"a", "b", "c"}) {
+			t.Errorf("%s: %v, %v", name, names, err)
+		}
+	}
+	if _, err := (FSFiles{mapFS}).ReadNames(context.Background(), "a"); err == nil {
+		t.Error("a file listed as a directory")
+	}
+}
+
+// TestFSFilesLookup returns an entry without following a symlink, nil for
+// a name that does not exist.
+func TestFSFilesLookup(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(dir, "sub"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "sub", "file"), []byte("12345"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("/nowhere/target", filepath.Join(dir, "link")); err != nil {
+		t.Fatal(err)
+	}
+	files, ctx := FSFiles{os.DirFS(dir)}, context.Background()
+	for name, want := range map[string]*Entry{
+		"sub/file": {Name: "file", Size: 5},
+		"sub":      {Name: "sub", Mode: os.ModeDir},
+		"link":     {Name: "link", Mode: os.ModeSymlink, Linkname: "/nowhere/target"},
+		"missing":  nil,
+		"sub/none": nil,
+	} {
+		got, err := files.Lookup(ctx, name)
+		if err != nil {
+			t.Errorf("%s: %v", name, err)
+			continue
+		}
+		if want == nil {
+			if got != nil {
+				t.Errorf("%s: %+v, want nil", name, got)
+			}
+			continue
+		}
+		if got == nil || got.Name != want.Name || got.Mode.Type() != want.Mode.Type() || got.Linkname != want.Linkname || want.Size != 0 && got.Size != want.Size {
+			t.Errorf("%s: %+v, want %+v", name, got, want)
+		}
+	}
+}
+
+// TestOneGraphIsNotCopied: the closure of a root that reaches every path
+// of the one GRAPH that applies is that GRAPH's graph, held once.
+func TestOneGraphIsNotCopied(t *testing.T) {
+	in, err := read(t, "CLOSURE ./result-amd64\nGRAPH graph-amd64\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	amd64, _ := ParsePlatform("linux/amd64")
+	c, err := in.ForPlatform(context.Background(), amd64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Graph != in.graphs[0].graph || c.Graph.Len() != 2 {
+		t.Errorf("closure %p of %d paths, want the GRAPH's own graph %p", c.Graph, c.Graph.Len(), in.graphs[0].graph)
+	}
+}
+
+// TestGraphDigest: a GRAPH, read as a stream, is recorded by the digest of
+// its whole content, also what its format's reader leaves unread; one that
+// cannot be read says so.
+func TestGraphDigest(t *testing.T) {
+	ctxDir, storeDir := testStore(t)
+	records, err := os.ReadFile(filepath.Join(ctxDir, "graph-amd64"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var info strings.Builder
+	info.WriteString("{")
+	for i, line := range []string{`"/nix/store/00000000000000000000000000000000-data": {"narSize": 5, "references": []}`, `"/nix/store/00000000000000000000000000000001-app-amd64": {"narSize": 9, "references": ["/nix/store/00000000000000000000000000000000-data"]}`} {
+		if i > 0 {
+			info.WriteString(",")
+		}
+		info.WriteString(line)
+	}
+	info.WriteString("}\n" + strings.Repeat(" \n", 70000)) // white space beyond the reader's buffer
+	files := map[string][]byte{"graph-amd64": records, "graph.json": []byte(info.String())}
+	if err := os.WriteFile(filepath.Join(ctxDir, "graph.json"), files["graph.json"], 0o644); err != nil {
+		t.Fatal(err)
+	}
+	amd64, _ := ParsePlatform("linux/amd64")
+	for name, content := range files {
+		in, err := readIn(t, ctxDir, storeDir, "CLOSURE ./result-amd64\nGRAPH "+name+"\n")
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		c, err := in.ForPlatform(context.Background(), amd64)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if want := digest.FromBytes(content); len(c.Graphs) != 1 || c.Graphs[0].Digest != want || c.Graph.Len() != 2 {
+			t.Errorf("%s: graphs %v of %d paths, want digest %s", name, c.Graphs, c.Graph.Len(), want)
+		}
+	}
+	if err := os.Mkdir(filepath.Join(ctxDir, "dir"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := readIn(t, ctxDir, storeDir, "CLOSURE ./result-amd64\nGRAPH dir\n"); err == nil || !strings.Contains(err.Error(), "GRAPH dir: cannot read it from the build context: ") {
+		t.Errorf("a directory as GRAPH: %v", err)
 	}
 }

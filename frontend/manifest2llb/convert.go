@@ -487,7 +487,7 @@ func (c *conversion) platform(ctx context.Context, p ocispecs.Platform) (Image, 
 // lacksNarHash tells whether a path of g has no NAR hash.
 func lacksNarHash(g *store.Graph) bool {
 	for _, p := range g.Paths() {
-		if info, _ := g.Info(p); info.NarHash == "" {
+		if _, hash, _ := g.NAR(p); hash == "" {
 			return true
 		}
 	}

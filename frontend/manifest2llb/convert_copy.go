@@ -9,7 +9,6 @@ import (
 
 	"github.com/moby/buildkit/frontend/dockerfile/parser"
 
-	"github.com/storepack/storepack/frontend/inputs"
 	"github.com/storepack/storepack/frontend/manifest"
 	"github.com/storepack/storepack/llb/layerllb"
 )
@@ -50,7 +49,7 @@ func (c *conversion) copies(ctx context.Context, spec *manifest.Spec, load func(
 		for _, src := range cp.Sources {
 			isDir := src == "."
 			if !isDir {
-				e, err := inputs.Lookup(ctx, files, src)
+				e, err := files.Lookup(ctx, src)
 				if err != nil {
 					return nil, parser.WithLocation(fmt.Errorf("COPY %s: %w", src, err), cp.Location)
 				}

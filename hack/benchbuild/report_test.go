@@ -159,15 +159,26 @@ func TestReadyAfter(t *testing.T) {
 		`{"vertexes":[{"digest":"sha256:02","name":"exporting to oci image format","started":"` + at(2.25) + `","completed":"` + at(9) + `"}]}`,
 		`{"vertexes":[{"digest":"sha256:03","name":"exporting layers","started":"` + at(3) + `"}]}`,
 	}, "\n")
-	got, err := readyAfter(progress, start)
-	if err != nil || got != 2.25 {
-		t.Errorf("readyAfter: %v, %v; want 2.25", got, err)
+	ready, digests, err := readyAfter(progress, start)
+	if err != nil || ready != 2.25 || digests != -1 {
+		t.Errorf("readyAfter: %v, %v, %v; want 2.25, no digest pass", ready, digests, err)
 	}
-	host := `{"vertexes":[{"digest":"sha256:04","name":"[storepack] write the image on the host to oci archive - (no builder needed)","started":"` + at(1.5) + `"}]}`
-	if got, err := readyAfter(host, start); err != nil || got != 1.5 {
-		t.Errorf("readyAfter of a host write: %v, %v; want 1.5", got, err)
+	// The plugin's digest passes (two platforms) before its write: planning
+	// and conversion end where the first starts.
+	host := strings.Join([]string{
+		`{"vertexes":[{"digest":"sha256:05","name":"[storepack] digests of 100 store layers for linux/amd64","started":"` + at(1.5) + `"}]}`,
+		`{"vertexes":[{"digest":"sha256:06","name":"[storepack] digests of 100 store layers for linux/arm64","started":"` + at(1.75) + `"}]}`,
+		`{"vertexes":[{"digest":"sha256:05","name":"[storepack] digests of 100 store layers for linux/amd64","started":"` + at(1.5) + `","completed":"` + at(4) + `"}]}`,
+		`{"vertexes":[{"digest":"sha256:06","name":"[storepack] digests of 100 store layers for linux/arm64","started":"` + at(1.75) + `","completed":"` + at(5) + `"}]}`,
+		`{"vertexes":[{"digest":"sha256:04","name":"[storepack] write the image on the host to oci archive - (no builder needed)","started":"` + at(5.5) + `"}]}`,
+	}, "\n")
+	if ready, digests, err := readyAfter(host, start); err != nil || ready != 1.5 || digests != 5.75 {
+		t.Errorf("readyAfter of a host write: %v, %v, %v; want 1.5, digest passes of 5.75", ready, digests, err)
 	}
-	if _, err := readyAfter(`{"vertexes":[{"digest":"sha256:01","name":"[storepack] plan","started":"`+at(1)+`"}]}`, start); err == nil {
+	if _, _, err := readyAfter(`{"vertexes":[{"digest":"sha256:01","name":"[storepack] plan","started":"`+at(1)+`"}]}`, start); err == nil {
 		t.Error("readyAfter without an export step: no error")
+	}
+	if _, _, err := readyAfter(`{"vertexes":[{"digest":"sha256:05","name":"[storepack] digests of 1 store layers for linux/amd64","started":"`+at(1)+`"}]}`, start); err == nil {
+		t.Error("readyAfter of a digest pass that never completed: no error")
 	}
 }

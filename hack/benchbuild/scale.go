@@ -36,9 +36,14 @@ type scaleBench struct {
 // scaleMeasurement is one run of a scale case.
 type scaleMeasurement struct {
 	total float64 // seconds, the whole command
-	// ready is the seconds until the first export or write step started
-	// (planning plus conversion), from the progress; -1: not measured.
-	ready    float64
+	// ready is the seconds until the first step that writes started, the
+	// plugin's digest pass or the image's write (planning plus
+	// conversion), from the progress; -1: not measured.
+	ready float64
+	// digests is the seconds of the plugin's digest pass, which writes
+	// the layers it knows no digest of (cold), before the image's write;
+	// -1: none.
+	digests  float64
 	own      int64 // peak RSS of the command measured, KiB (floor, plugin)
 	frontend int64 // peak RSS of the gateway frontend, KiB
 	helper   int64 // peak RSS of the frontend's in-builder commands, KiB
@@ -119,8 +124,8 @@ func scaleCases(ctx context.Context, opt options, bd *bed, tmp, self string, log
 			if m.failed != "" {
 				continue
 			}
-			fmt.Fprintf(log, "benchbuild: run %d/%d %-16s %-5s %7.2fs  ready %s  RSS %s / frontend %s\n", run, opt.runs, c.id, c.kind,
-				m.total, secondsText(m.ready), kibText(m.own), kibText(m.frontend))
+			fmt.Fprintf(log, "benchbuild: run %d/%d %-16s %-5s %7.2fs  ready %s  digests %s  RSS %s / frontend %s\n", run, opt.runs, c.id, c.kind,
+				m.total, secondsText(m.ready), secondsText(m.digests), kibText(m.own), kibText(m.frontend))
 		}
 	}
 	scaleReport(os.Stdout, opt, b, cases, results, loadStart, loadAverage())
@@ -143,7 +148,7 @@ func (b *scaleBench) floor(ctx context.Context, log string) (scaleMeasurement, e
 	if err != nil {
 		return scaleMeasurement{}, err
 	}
-	return scaleMeasurement{total: r.elapsed.Seconds(), ready: -1, own: peakRSS(rss), written: -1}, nil
+	return scaleMeasurement{total: r.elapsed.Seconds(), ready: -1, digests: -1, own: peakRSS(rss), written: -1}, nil
 }
 
 // plan runs docker storepack plan of the manifest: planning alone.
@@ -172,10 +177,10 @@ func (b *scaleBench) plugin(ctx context.Context, log string, progress bool, args
 	if err != nil {
 		return scaleMeasurement{}, err
 	}
-	m := scaleMeasurement{total: r.elapsed.Seconds(), ready: -1, own: peakRSS(rss), written: -1}
+	m := scaleMeasurement{total: r.elapsed.Seconds(), ready: -1, digests: -1, own: peakRSS(rss), written: -1}
 	if progress {
 		m.written = out.n
-		if m.ready, err = readyAfter(r.out, start); err != nil {
+		if m.ready, m.digests, err = readyAfter(r.out, start); err != nil {
 			return m, err
 		}
 	}
@@ -198,16 +203,20 @@ func (b *scaleBench) frontendOCI(ctx context.Context, log string) (scaleMeasurem
 		return scaleMeasurement{}, err
 	}
 	m := scaleMeasurement{total: r.elapsed.Seconds(), frontend: gateway, helper: helper, written: out.n}
-	m.ready, err = readyAfter(r.out, start)
+	m.ready, m.digests, err = readyAfter(r.out, start)
 	return m, err
 }
 
 // readyAfter reads BuildKit's rawjson progress (one SolveStatus a line;
 // other lines, such as buildx's own, are skipped) and gives the seconds
-// from start to the first export or host-write step's start: planning and
-// conversion, before a byte of the image is written.
-func readyAfter(progress string, start time.Time) (float64, error) {
+// from start to the first step that writes: the plugin's digest pass or
+// the image's export or write (planning and conversion, before a byte of
+// the image is written); and the seconds of the digest pass, -1 if there
+// is none.
+func readyAfter(progress string, start time.Time) (ready, digests float64, err error) {
 	var first time.Time
+	type span struct{ started, completed time.Time }
+	passes := map[string]*span{} // the digest passes, one per platform, by vertex
 	sc := bufio.NewScanner(strings.NewReader(progress))
 	sc.Buffer(nil, 16<<20)
 	for sc.Scan() {
@@ -216,19 +225,45 @@ func readyAfter(progress string, start time.Time) (float64, error) {
 			continue
 		}
 		for _, v := range st.Vertexes {
-			if v.Started != nil && exportStep(v.Name) && (first.IsZero() || v.Started.Before(first)) {
+			digest := strings.HasPrefix(v.Name, digestStep)
+			if v.Started != nil && (digest || exportStep(v.Name)) && (first.IsZero() || v.Started.Before(first)) {
 				first = *v.Started
+			}
+			if !digest {
+				continue
+			}
+			pass := passes[v.Digest.String()]
+			if pass == nil {
+				pass = &span{}
+				passes[v.Digest.String()] = pass
+			}
+			if v.Started != nil {
+				pass.started = *v.Started
+			}
+			if v.Completed != nil {
+				pass.completed = *v.Completed
 			}
 		}
 	}
 	if err := sc.Err(); err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	if first.IsZero() {
-		return 0, fmt.Errorf("no export step in the progress:\n%s", tail(progress, 20))
+		return 0, 0, fmt.Errorf("no export step in the progress:\n%s", tail(progress, 20))
 	}
-	return first.Sub(start).Seconds(), nil
+	digests = -1
+	for _, pass := range passes {
+		if pass.started.IsZero() || pass.completed.IsZero() {
+			return 0, 0, fmt.Errorf("a digest pass without its start or end in the progress:\n%s", tail(progress, 20))
+		}
+		digests = max(digests, 0) + pass.completed.Sub(pass.started).Seconds()
+	}
+	return first.Sub(start).Seconds(), digests, nil
 }
+
+// digestStep starts the name of the plugin's step that writes every layer
+// whose digest it does not know, before it writes the image.
+const digestStep = "[storepack] digests of "
 
 // exportStep tells the steps that write the image: BuildKit's exporter's
 // and the plugin's own when it writes the image on the host.
@@ -272,7 +307,7 @@ func scaleReport(w io.Writer, opt options, b *scaleBench, cases []scaleCase, res
 			b.frontend.graph.Len(), float64(b.frontend.narBytes)/(1<<30), b.frontend.root)
 	}
 	fmt.Fprintf(w, "runs: %d of each, interleaved; load average %s at the start, %s at the end; %d CPUs\n\n", opt.runs, loadStart, loadEnd, runtime.NumCPU())
-	rows := [][]string{{"case", "", "median s", "min–max s", "× floor", "plan+conversion s", "× floor", "written", "own RSS", "frontend RSS", "helper RSS"}}
+	rows := [][]string{{"case", "", "median s", "min–max s", "× floor", "plan+conversion s", "× floor", "digest pass s", "written", "own RSS", "frontend RSS", "helper RSS"}}
 	var failures []string
 	for i, c := range cases {
 		var ms []scaleMeasurement
@@ -284,7 +319,7 @@ func scaleReport(w io.Writer, opt options, b *scaleBench, cases []scaleCase, res
 			ms = append(ms, m)
 		}
 		if len(ms) == 0 {
-			rows = append(rows, []string{c.label, c.kind, "failed", "–", "–", "–", "–", "–", "–", "–", "–"})
+			rows = append(rows, []string{c.label, c.kind, "failed", "–", "–", "–", "–", "–", "–", "–", "–", "–"})
 			continue
 		}
 		total := make([]measurement, len(ms))
@@ -293,17 +328,20 @@ func scaleReport(w io.Writer, opt options, b *scaleBench, cases []scaleCase, res
 			total[k].seconds, ready[k].seconds = m.total, m.ready
 		}
 		lo, hi := slices.MinFunc(total, bySeconds).seconds, slices.MaxFunc(total, bySeconds).seconds
-		readyText, readyRatio := "–", "–"
+		readyText, readyRatio, digestsText := "–", "–", "–"
 		if ms[0].ready >= 0 {
 			readyText = spread(ms, func(m scaleMeasurement) int64 { return int64(math.Round(m.ready * 1000)) }, millisText)
 			readyRatio = pairedRatio(ready, floor)
+		}
+		if ms[0].digests >= 0 {
+			digestsText = spread(ms, func(m scaleMeasurement) int64 { return int64(math.Round(m.digests * 1000)) }, millisText)
 		}
 		rows = append(rows, []string{
 			c.label, c.kind,
 			spread(ms, func(m scaleMeasurement) int64 { return int64(math.Round(m.total * 1000)) }, millisText),
 			fmt.Sprintf("%.2f–%.2f", lo, hi),
 			pairedRatio(total, floor),
-			readyText, readyRatio,
+			readyText, readyRatio, digestsText,
 			spread(ms, func(m scaleMeasurement) int64 { return m.written }, bytesText),
 			spread(ms, func(m scaleMeasurement) int64 { return m.own }, kibText),
 			spread(ms, func(m scaleMeasurement) int64 { return m.frontend }, kibText),
@@ -315,9 +353,11 @@ func scaleReport(w io.Writer, opt options, b *scaleBench, cases []scaleCase, res
 floor: this binary walks the store (an lstat of every entry) and reads the GRAPH with the store package, as its own
   process: what any builder does at the least before it writes a byte. × floor: each run's time over the floor's in the
   same run, the median ratio (and the range).
-plan+conversion: from the command's start to the start of the first step that writes the image (BuildKit's
-  "exporting ..." or the plugin's "[storepack] write the image on the host ..."), from the rawjson progress; for the
-  frontend it includes transferring the store into buildkitd through the session, by design.
+plan+conversion: from the command's start to the start of the first step that writes (BuildKit's "exporting ...",
+  the plugin's "[storepack] digests of ..." or "[storepack] write the image on the host ..."), from the rawjson
+  progress; for the frontend it includes transferring the store into buildkitd through the session, by design.
+digest pass: the plugin's "[storepack] digests of ..." step, which writes each layer whose digest its host cache
+  does not know, to learn it, before the image's write (cold); "–": the command has none.
 written: the bytes of the OCI archive on standard output, discarded. own RSS: peak (ru_maxrss) of the floor's or the
   plugin's process; frontend RSS: of the gateway frontend in buildkitd; helper RSS: of its in-builder commands.
 cold: the plugin's host cache of layer digests empty (the frontend: buildkitd's cache pruned); warm: right after cold.`)

@@ -1,10 +1,10 @@
 package layerllb
 
 import (
+	"bufio"
 	"encoding/json"
 	"fmt"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/opencontainers/go-digest"
@@ -39,16 +39,20 @@ type PathContent struct {
 // which leaves the layer's content unknown too.
 func ContentKey(storeDir string, epoch time.Time, paths []PathContent) (key digest.Digest, ok bool) {
 	paths = slices.Clone(paths)
-	slices.SortFunc(paths, func(a, b PathContent) int { return strings.Compare(a.Path.String(), b.Path.String()) })
-	var b strings.Builder
-	fmt.Fprintf(&b, "storepack layer %d\nstore %q\nepoch %d\n", LayerFormat, storeDir, epoch.Unix())
+	slices.SortFunc(paths, func(a, b PathContent) int { return a.Path.Compare(b.Path) }) // as their strings sort
+	// The text is hashed as it is written: for a layer of 100,000 paths it
+	// is 12 MB.
+	d := digest.Canonical.Digester()
+	w := bufio.NewWriter(d.Hash())
+	fmt.Fprintf(w, "storepack layer %d\nstore %q\nepoch %d\n", LayerFormat, storeDir, epoch.Unix())
 	for _, p := range paths {
 		if p.NarHash == "" || p.NarSize == 0 {
 			return "", false
 		}
-		fmt.Fprintf(&b, "path %q %s %d\n", p.Path.String(), p.NarHash, p.NarSize)
+		fmt.Fprintf(w, "path %q %s %d\n", p.Path.String(), p.NarHash, p.NarSize)
 	}
-	return digest.FromString(b.String()), true
+	w.Flush() // a hash's Write never fails
+	return d.Digest(), true
 }
 
 // GraphContentKeys are the content keys of plan's layers from g's NAR
@@ -59,8 +63,8 @@ func GraphContentKeys(g *store.Graph, plan layering.Plan, storeDir string, epoch
 	for i, l := range plan.Layers {
 		paths := make([]PathContent, len(l.Paths))
 		for j, p := range l.Paths {
-			info, _ := g.Info(p)
-			paths[j] = PathContent{Path: p, NarHash: info.NarHash, NarSize: info.NarSize}
+			size, hash, _ := g.NAR(p)
+			paths[j] = PathContent{Path: p, NarHash: hash, NarSize: size}
 		}
 		if key, ok := ContentKey(storeDir, epoch, paths); ok {
 			keys[i], known = key, true

@@ -33,6 +33,13 @@ func TestContentKey(t *testing.T) {
 	if !ok {
 		t.Fatal("no key")
 	}
+	// Images record keys (ContentLabel): the text hashed must stay as it is.
+	text := "storepack layer 1\nstore \"/nix/store\"\nepoch 1\n" +
+		"path \"/nix/store/" + strings.Repeat("a", 32) + "-app\" " + digest.FromString("app").String() + " 100\n" +
+		"path \"/nix/store/" + strings.Repeat("b", 32) + "-lib\" " + digest.FromString("lib").String() + " 200\n"
+	if want := digest.FromString(text); base != want {
+		t.Errorf("key %s, want %s, the digest of:\n%s", base, want, text)
+	}
 	swapped := paths()
 	swapped[0], swapped[1] = swapped[1], swapped[0]
 	if k, _ := ContentKey("/nix/store", epoch, swapped); k != base {
