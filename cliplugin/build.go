@@ -190,6 +190,15 @@ func runBuild(ctx context.Context, dockerCli command.Cli, flags *pflag.FlagSet, 
 		return errors.New("--frontend-image: that path needs a BuildKit builder that takes named contexts (--builder, --addr), not the engine's")
 	}
 	out := hostbuild.Output{Auth: dockerCli.ConfigFile(), Out: dockerCli.Err(), Progress: progress, FrontendImage: opts.frontendImage}
+	if b != nil && b.Kind == hostbuild.Engine {
+		// Written on the host and loaded, the image is for the engine's
+		// platform, which may be a remote engine's, as its builder's is.
+		p, err := enginePlatform(ctx, dockerCli.Client(), "")
+		if err != nil {
+			return err
+		}
+		out.Platform = &p
+	}
 	opts.attest.apply(&out)
 	if out.Exports, err = buildExports(ctx, dockerCli, b, podmanLoad, opts, len(req.Platforms)); err != nil {
 		return err

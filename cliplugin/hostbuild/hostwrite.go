@@ -93,7 +93,11 @@ func (in *Input) writeOnHost(ctx context.Context, out Output) (*Result, error) {
 	conv.ReadPrevious = noted(conv.ReadPrevious, in.progress.ch)
 	// Names what only a builder's stage can hold (Image.Host is nil then).
 	conv.Stager = HostStager{}
-	if len(conv.TargetPlatforms) == 0 {
+	switch {
+	case len(conv.TargetPlatforms) > 0:
+	case out.Platform != nil:
+		conv.BuildPlatform = *out.Platform
+	default:
 		// The platform a builder on this host would build for.
 		p := platforms.DefaultSpec()
 		p.OS = "linux"
