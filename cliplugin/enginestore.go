@@ -46,9 +46,9 @@ func loadExport(ctx context.Context, engine client.APIClient, names string) (hos
 // engineBuilderExport is the export of the engine's own builder, which
 // stores the image under names. On the classic image store an image that
 // needs no builder is written on the host and loaded instead, as with
-// loadExport: that engine's builder pays for every layer (its copy, its
-// diff, a re-exec of dockerd to register it, and to mount a deep stack),
-// where a load writes each layer once, and only those the engine lacks.
+// loadExport: the engine is sent only the layers it lacks, and the image
+// has the digests every other builder gives (that engine's BuildKit
+// writes other tars).
 func engineBuilderExport(ctx context.Context, engine client.APIClient, names string) (hostbuild.Export, error) {
 	containerd, err := engineContainerdStore(ctx, engine)
 	if err != nil || containerd {
