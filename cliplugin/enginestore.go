@@ -47,7 +47,7 @@ func loadExport(ctx context.Context, engine client.APIClient, names string) (hos
 // stores the image under names. On the classic image store an image that
 // needs no builder is written on the host and loaded instead, as with
 // loadExport: the engine is sent only the layers it lacks, and the image
-// has the digests every other builder gives (that engine's BuildKit
+// has the digests every other builder gives (Docker 20.10's BuildKit
 // writes other tars).
 func engineBuilderExport(ctx context.Context, engine client.APIClient, names string) (hostbuild.Export, error) {
 	containerd, err := engineContainerdStore(ctx, engine)
