@@ -285,37 +285,36 @@ func exportsFor(ctx context.Context, dockerCli command.Cli, b *hostbuild.Builder
 		exports = append(exports, e)
 	}
 	engine := b != nil && b.Kind == hostbuild.Engine
+	api := dockerCli.Client()
+	loadAsked := opts.load || len(exports) == 0 && !opts.push
 	// The engine's own builder stores every platform in one image on the
 	// containerd image store; the classic store holds one platform per image.
-	multiPlatform := false
-	if nPlatforms > 1 && engine {
+	containerd := false
+	if engine && loadAsked {
 		var err error
-		if multiPlatform, err = engineContainerdStore(ctx, dockerCli.Client()); err != nil {
+		if containerd, err = engineContainerdStore(ctx, api); err != nil {
 			return nil, err
 		}
 	}
-	load := opts.load || len(exports) == 0 && !opts.push && engine && (nPlatforms <= 1 || multiPlatform)
+	multiPlatform := engine && containerd
+	load := opts.load || loadAsked && engine && (nPlatforms <= 1 || multiPlatform)
 	if load {
 		if nPlatforms > 1 && !multiPlatform {
 			return nil, fmt.Errorf("--load of %d platforms: the engine's image store holds one platform per image; use --push, or -o type=oci,dest=FILE and docker storepack load --platform P FILE", nPlatforms)
 		}
 		if engine {
-			e, err := engineBuilderExport(ctx, dockerCli.Client(), names)
-			if err != nil {
-				return nil, err
-			}
-			exports = append(exports, e)
+			exports = append(exports, engineBuilderExport(api, names, containerd))
 		} else {
 			// Docker 20.10 refuses a docker archive with attestations
 			// ("blobs/json: no such file or directory").
 			if opts.attest.sbomAsked() {
 				return nil, errors.New("--sbom with --load: the engine does not load an image with attestations from this builder; use --push, or -o type=oci,dest=FILE")
 			}
-			e, err := loadExport(ctx, dockerCli.Client(), names)
-			if err != nil {
+			var err error
+			if containerd, err = engineContainerdStore(ctx, api); err != nil {
 				return nil, err
 			}
-			exports = append(exports, e)
+			exports = append(exports, loadExport(api, names, containerd))
 		}
 	}
 	if opts.push {

@@ -24,14 +24,11 @@ const containerdSnapshotter = "io.containerd.snapshotter.v1"
 // loadExport is the docker archive that --load gives the engine under
 // names: uncompressed (the engine reads it without decompressing), leaving
 // out the layers the classic image store holds already; but gzip on the
-// containerd image store, which keeps the archive's blobs as they are and
-// would push them uncompressed (NixOS/nix#15246), and where docker build
-// compresses its layers.
-func loadExport(ctx context.Context, engine client.APIClient, names string) (hostbuild.Export, error) {
-	containerd, err := engineContainerdStore(ctx, engine)
-	if err != nil {
-		return hostbuild.Export{}, err
-	}
+// containerd image store (containerd: the engine keeps its images there),
+// which keeps the archive's blobs as they are and would push them
+// uncompressed (NixOS/nix#15246), and where docker build compresses its
+// layers.
+func loadExport(engine client.APIClient, names string, containerd bool) hostbuild.Export {
 	e := hostbuild.Export{Type: "docker", Attrs: map[string]string{"name": names}, Load: func(ctx context.Context, r io.Reader) error {
 		return engineload.Archive(ctx, engine, r, io.Discard)
 	}}
@@ -40,7 +37,7 @@ func loadExport(ctx context.Context, engine client.APIClient, names string) (hos
 	} else {
 		e.EngineLayers = engineLayers(engine, names)
 	}
-	return e, nil
+	return e
 }
 
 // engineBuilderExport is the export of the engine's own builder, which
@@ -49,14 +46,13 @@ func loadExport(ctx context.Context, engine client.APIClient, names string) (hos
 // loadExport: the engine is sent only the layers it lacks, and the image
 // has the digests every other builder gives (Docker 20.10's BuildKit
 // writes other tars).
-func engineBuilderExport(ctx context.Context, engine client.APIClient, names string) (hostbuild.Export, error) {
-	containerd, err := engineContainerdStore(ctx, engine)
-	if err != nil || containerd {
-		return hostbuild.Export{Type: "moby", Attrs: map[string]string{"name": names}}, err
+func engineBuilderExport(engine client.APIClient, names string, containerd bool) hostbuild.Export {
+	if containerd {
+		return hostbuild.Export{Type: "moby", Attrs: map[string]string{"name": names}}
 	}
-	e, err := loadExport(ctx, engine, names)
+	e := loadExport(engine, names, false)
 	e.Type = "moby"
-	return e, err
+	return e
 }
 
 // engineLayers gives the layers (diffIDs, bottom up) of the images the
