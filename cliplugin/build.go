@@ -303,7 +303,7 @@ func exportsFor(ctx context.Context, dockerCli command.Cli, b *hostbuild.Builder
 			return nil, fmt.Errorf("--load of %d platforms: the engine's image store holds one platform per image; use --push, or -o type=oci,dest=FILE and docker storepack load --platform P FILE", nPlatforms)
 		}
 		if engine {
-			exports = append(exports, engineBuilderExport(api, names, containerd))
+			exports = append(exports, engineBuilderExport(names))
 		} else {
 			// Docker 20.10 refuses a docker archive with attestations
 			// ("blobs/json: no such file or directory").

@@ -41,18 +41,13 @@ func loadExport(engine client.APIClient, names string, containerd bool) hostbuil
 }
 
 // engineBuilderExport is the export of the engine's own builder, which
-// stores the image under names. On the classic image store an image that
-// needs no builder is written on the host and loaded instead, as with
-// loadExport: the engine is sent only the layers it lacks, and the image
-// has the digests every other builder gives (Docker 20.10's BuildKit
-// writes other tars).
-func engineBuilderExport(engine client.APIClient, names string, containerd bool) hostbuild.Export {
-	if containerd {
-		return hostbuild.Export{Type: "moby", Attrs: map[string]string{"name": names}}
-	}
-	e := loadExport(engine, names, false)
-	e.Type = "moby"
-	return e
+// stores the image under names itself. On the classic image store too: a
+// docker load pays the engine's unpacking once per layer whatever brings the
+// archive, so an image written on the host and loaded can only be as fast as
+// a load of its file, where the builder's Chain was measured faster cold
+// (docs/performance.md, "Docker 20.10: the engine's cost per layer").
+func engineBuilderExport(names string) hostbuild.Export {
+	return hostbuild.Export{Type: "moby", Attrs: map[string]string{"name": names}}
 }
 
 // engineLayers gives the layers (diffIDs, bottom up) of the images the

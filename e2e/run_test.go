@@ -108,7 +108,7 @@ func TestRunRoots(t *testing.T) {
 	if code != 0 || strings.TrimSpace(out) != greeting {
 		t.Fatalf("run printed %q, exit %d, want %q\n%s", out, code, greeting, progress)
 	}
-	if !strings.Contains(progress, "write the image on the host and load it into the engine") {
+	if !strings.Contains(progress, `building with "default" instance using docker driver`) {
 		t.Errorf("the first run did not build:\n%s", progress)
 	}
 	id := strings.TrimSpace(must(t, nil, bed.docker, "image", "inspect", "-f", "{{.Id}}", runTag))
@@ -343,7 +343,7 @@ func TestRunInterrupted(t *testing.T) {
 
 	t.Run("building", func(t *testing.T) {
 		// The build is still running when the signal comes: the signal
-		// follows the start of the load.
+		// follows the transfer's start.
 		path := bigStorePath(t, 7)
 		tmp := t.TempDir()
 		run := containerCommand(append([]string{"TMPDIR=" + tmp}, engineEnv...), "docker", "storepack", "run", "--progress=plain", "--entrypoint", "/none", path)
@@ -358,7 +358,7 @@ func TestRunInterrupted(t *testing.T) {
 		lines := bufio.NewScanner(progress)
 		for lines.Scan() {
 			seen.WriteString(lines.Text() + "\n")
-			if strings.Contains(lines.Text(), "write the image on the host and load it") {
+			if strings.Contains(lines.Text(), "transfer layer 1/1") {
 				break
 			}
 		}

@@ -98,9 +98,6 @@ func exportEntries(ctx context.Context, exports []Export, layers *layerstore.Sto
 		return errors.Join(errs...)
 	}
 	for _, e := range exports {
-		if e.Type == "moby" {
-			e.Load = nil // the engine's builder stores the image itself
-		}
 		entry := bkclient.ExportEntry{Type: e.Type, Attrs: compressionDefaults(e)}
 		dest := e.Attrs["dest"]
 		for k, v := range e.Attrs {
