@@ -21,8 +21,9 @@ import (
 	"time"
 
 	"github.com/docker/cli/cli/command"
+	"github.com/docker/cli/cli/connhelper/commandconn"
 	bkclient "github.com/moby/buildkit/client"
-	_ "github.com/moby/buildkit/client/connhelper/dockercontainer" // docker-container:// addresses of buildx builders
+	_ "github.com/moby/buildkit/client/connhelper/dockercontainer" // docker-container:// addresses (--addr, BUILDKIT_HOST)
 	"github.com/opencontainers/go-digest"
 	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
 )
@@ -143,13 +144,15 @@ func daemonBuilder(ctx context.Context, name, addr, driver string, tls TLS) (*Bu
 	return &Builder{Name: name, Driver: driver, Kind: Daemon, Client: c, Nodes: []Node{{Name: name, Client: c}}}, nil
 }
 
-// dialDaemon connects to the BuildKit daemon at addr, which the user knows
-// as name, and checks that it answers.
-func dialDaemon(ctx context.Context, name, addr, driver string, tls TLS) (*bkclient.Client, error) {
+// dialDaemon connects to the BuildKit daemon at addr (or through the
+// dialer among extra), which the user knows as name, and checks that it
+// answers.
+func dialDaemon(ctx context.Context, name, addr, driver string, tls TLS, extra ...bkclient.ClientOpt) (*bkclient.Client, error) {
 	opts, err := tls.clientOpts()
 	if err != nil {
 		return nil, fmt.Errorf("builder %s: %w", name, err)
 	}
+	opts = append(opts, extra...)
 	c, err := bkclient.New(ctx, addr, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("builder %s: %w", name, err)
@@ -283,22 +286,47 @@ func buildxBuilder(ctx context.Context, dockerCli command.Cli, name string) (*Bu
 	b := &Builder{Name: g.Name, Driver: g.Driver, Kind: Daemon}
 	for _, node := range g.Nodes {
 		addr, tls := node.Endpoint, node.tls()
+		var extra []bkclient.ClientOpt
 		if g.Driver == "docker-container" {
-			addr, tls = "docker-container://buildx_buildkit_"+node.Name, TLS{}
+			addr, tls = "", TLS{}
+			extra = append(extra, containerDialer("buildx_buildkit_"+node.Name, node.Endpoint))
 		}
 		known := g.Name
 		if len(g.Nodes) > 1 {
 			known = g.Name + "/" + node.Name
 		}
-		c, err := dialDaemon(ctx, known, addr, g.Driver, tls)
+		c, err := dialDaemon(ctx, known, addr, g.Driver, tls, extra...)
 		if err != nil {
 			b.Close()
+			if g.Driver == "docker-container" {
+				err = fmt.Errorf("%w (docker buildx inspect --bootstrap %s starts its containers)", err, g.Name)
+			}
 			return nil, err
 		}
 		b.Nodes = append(b.Nodes, Node{Name: node.Name, Platforms: node.Platforms, Client: c})
 	}
 	b.Client = b.Nodes[0].Client
 	return b, nil
+}
+
+// containerDialer reaches the buildkitd in a docker-container node's
+// container as buildx does, through `docker exec -i CONTAINER buildctl
+// dial-stdio`, on the engine the node was created on (its endpoint: a
+// docker host's address, or a docker context's name) rather than the one
+// DOCKER_HOST or the current context names now.
+func containerDialer(container, endpoint string) bkclient.ClientOpt {
+	var args []string
+	switch {
+	case strings.Contains(endpoint, "://"):
+		args = append(args, "--host", endpoint)
+	case endpoint != "":
+		args = append(args, "--context", endpoint)
+	}
+	args = append(args, "exec", "-i", container, "buildctl", "dial-stdio")
+	return bkclient.WithContextDialer(func(context.Context, string) (net.Conn, error) {
+		// The connection outlives the dial's context, which would end the command.
+		return commandconn.New(context.Background(), "docker", args...)
+	})
 }
 
 // selectedBuildxBuilder is the builder `docker buildx use` selected for the
