@@ -10,7 +10,8 @@
 #                                registry and syft (which the SBOM tests check against) into
 #                                ${STOREPACK_CACHE:-$HOME/.cache/storepack}/tools,
 #                                and Docker Engine 28 (dockerd, docker-proxy; ~6-8 min cold, with
-#                                gcc, at nice 10) into the same cache.
+#                                gcc, at nice 10) into the same cache, and there the root file
+#                                system of a BuildKit image (buildkitd, buildctl, Debian's runc).
 #                                Also unpacks Debian's static busybox for amd64, i386, armhf and
 #                                mips64el (apt-get download, no dpkg --add-architecture) to
 #                                busybox/ARCH/bin/busybox in that cache, runs each, and registers
@@ -25,7 +26,9 @@
 #                                socket, data root, log and pid file under DIR, create the buildx
 #                                builder "storepack-test", start Docker 28 twice beside 20.10
 #                                (docker28-classic: overlay2 store; docker28-containerd: the
-#                                containerd image store), and write DIR/env (export lines).
+#                                containerd image store), import the BuildKit image into each
+#                                Docker 28 (for buildx's docker-container driver, which cannot
+#                                pull moby/buildkit offline), and write DIR/env (export lines).
 #   hack/testbed.sh down DIR     stop everything `up DIR` started (by PID), unmount what is left
 #                                mounted under DIR. Safe to repeat and after a partial `up`.
 #   hack/testbed.sh logs DIR     print the tail of every daemon log under DIR.
@@ -44,6 +47,9 @@
 # `docker` on PATH would send `docker build` to buildx, i.e. to buildkitd), TESTBED_TOOLS_PATH,
 # TESTBED_BUILDKIT_VERSION, TESTBED_BUILDKIT_SNAPSHOTTER (overlayfs, or native as a fallback),
 # TESTBED_BUSYBOX_IMAGE (busybox:latest, in the engine and as library/busybox in the registry),
+# TESTBED_BUILDKIT_IMAGE (in each Docker 28 engine: `docker buildx create --driver
+# docker-container --driver-opt image=$TESTBED_BUILDKIT_IMAGE,network=host`), TESTBED_CGROUP_PARENT
+# (the cgroup every daemon's containers go under, which `down` sweeps: cgroup-parent=),
 # TESTBED_ENGINE_BRIDGE, TESTBED_ENGINES (every engine as NAME=DOCKER_HOST, space-separated:
 # docker20.10, docker28-classic, docker28-containerd), and PATH with the tool directories first.
 # buildkitd resolves docker.io through the registry, so `# syntax=storepack` means
