@@ -315,6 +315,15 @@ func buildxBuilder(ctx context.Context, dockerCli command.Cli, name string) (*Bu
 // docker host's address, or a docker context's name) rather than the one
 // DOCKER_HOST or the current context names now.
 func containerDialer(container, endpoint string) bkclient.ClientOpt {
+	args := dialStdioArgs(container, endpoint)
+	return bkclient.WithContextDialer(func(context.Context, string) (net.Conn, error) {
+		// The connection outlives the dial's context, which would end the command.
+		return commandconn.New(context.Background(), "docker", args...)
+	})
+}
+
+// dialStdioArgs are docker's arguments for containerDialer.
+func dialStdioArgs(container, endpoint string) []string {
 	var args []string
 	switch {
 	case strings.Contains(endpoint, "://"):
@@ -322,11 +331,7 @@ func containerDialer(container, endpoint string) bkclient.ClientOpt {
 	case endpoint != "":
 		args = append(args, "--context", endpoint)
 	}
-	args = append(args, "exec", "-i", container, "buildctl", "dial-stdio")
-	return bkclient.WithContextDialer(func(context.Context, string) (net.Conn, error) {
-		// The connection outlives the dial's context, which would end the command.
-		return commandconn.New(context.Background(), "docker", args...)
-	})
+	return append(args, "exec", "-i", container, "buildctl", "dial-stdio")
 }
 
 // selectedBuildxBuilder is the builder `docker buildx use` selected for the
