@@ -17,7 +17,8 @@ import (
 // on the engine the node was created on. A builder of one node builds a
 // manifest with FROM and RUN, pushes it, and loads it into 20.10; a builder
 // of two nodes, one per engine and platform, builds both platforms with
-// --push (checkMultiNode).
+// --push (checkMultiNode), and with one node stopped, the other's platform
+// alone.
 func TestDockerContainerBuilder(t *testing.T) {
 	installPlugin(t)
 	es, err := bedEngines()
@@ -75,7 +76,25 @@ func TestDockerContainerBuilder(t *testing.T) {
 				return cmd(nil, bed.docker, "-H", host, "cp", container+":/var/lib/buildkit/runc-"+snapshotter+"/content/blobs/sha256/"+blob, "-").err == nil
 			}
 		}
-		checkMultiNode(t, builder, "docker-container", nodes)
+		mf, multiDir, repo := checkMultiNode(t, builder, "docker-container", nodes)
+		t.Run("a stopped node holds up only its own platforms", func(t *testing.T) {
+			stopped := builder + "/" + cns[1].name
+			must(t, nil, bed.docker, "-H", cns[1].on.host, "stop", "buildx_buildkit_"+cns[1].name)
+			_, stderr := mustPluginEnv(t, nil, "build", "--progress=plain", "--builder", builder, "--platform", "linux/amd64", "-f", mf, "-t", repo+":amd64-only", "--push", multiDir)
+			if want := fmt.Sprintf("building with %q instance", builder+"/"+cns[0].name); !strings.Contains(stderr, want) {
+				t.Errorf("want %s:\n%s", want, stderr)
+			}
+			tag := repo + ":while-stopped"
+			_, stderr, err := runPluginEnv(nil, "build", "-q", "--builder", builder, "--platform", "linux/amd64,linux/arm/v7", "-f", mf, "-t", tag, "--push", multiDir)
+			want := fmt.Sprintf("cannot reach the builder %q (docker-container driver)", stopped)
+			hint := "(docker buildx inspect --bootstrap " + builder + " starts its containers)"
+			if err == nil || !strings.Contains(stderr, want) || !strings.Contains(stderr, hint) {
+				t.Errorf("err %v, stderr %q; want %q ... %q", err, stderr, want, hint)
+			}
+			if r := cmd(nil, bed.docker, "manifest", "inspect", "--insecure", tag); r.err == nil {
+				t.Errorf("%s was pushed", tag)
+			}
+		})
 	})
 }
 

@@ -26,6 +26,7 @@ import (
 	_ "github.com/moby/buildkit/client/connhelper/dockercontainer" // docker-container:// addresses (--addr, BUILDKIT_HOST)
 	"github.com/opencontainers/go-digest"
 	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
+	"golang.org/x/sync/errgroup"
 )
 
 // Kind says what a builder is, which decides how images reach the engine.
@@ -50,7 +51,7 @@ type Builder struct {
 	Client *bkclient.Client // the first node's
 	// Nodes are the builder's daemons, the first one's client being
 	// Client: more than one for a buildx builder of several nodes.
-	Nodes []Node
+	Nodes []*Node
 }
 
 // Node is one daemon of a builder, with the platforms it is declared for
@@ -58,14 +59,34 @@ type Builder struct {
 type Node struct {
 	Name      string
 	Platforms []ocispecs.Platform
-	Client    *bkclient.Client
+	// Client is nil until a build needs the node (connect): a node of a
+	// buildx builder other than the first may be stopped or away, and a
+	// build of other nodes' platforms goes on without it.
+	Client *bkclient.Client
+	dial   func(context.Context) (*bkclient.Client, error)
+}
+
+// connect dials those of nodes that are not connected yet, all at once.
+func connect(ctx context.Context, nodes ...*Node) error {
+	var eg errgroup.Group
+	for _, n := range nodes {
+		if n.Client == nil {
+			eg.Go(func() (err error) {
+				n.Client, err = n.dial(ctx)
+				return err
+			})
+		}
+	}
+	return eg.Wait()
 }
 
 // Close closes the connections to the builder's nodes.
 func (b *Builder) Close() error {
 	var errs []error
 	for _, n := range b.Nodes {
-		errs = append(errs, n.Client.Close())
+		if n.Client != nil {
+			errs = append(errs, n.Client.Close())
+		}
 	}
 	return errors.Join(errs...)
 }
@@ -141,7 +162,7 @@ func daemonBuilder(ctx context.Context, name, addr, driver string, tls TLS) (*Bu
 	if err != nil {
 		return nil, err
 	}
-	return &Builder{Name: name, Driver: driver, Kind: Daemon, Client: c, Nodes: []Node{{Name: name, Client: c}}}, nil
+	return &Builder{Name: name, Driver: driver, Kind: Daemon, Client: c, Nodes: []*Node{{Name: name, Client: c}}}, nil
 }
 
 // dialDaemon connects to the BuildKit daemon at addr (or through the
@@ -214,7 +235,7 @@ func engineBuilder(ctx context.Context, dockerCli command.Cli, name string) (*Bu
 	if err := check(ctx, c, name, "docker"); err != nil {
 		return nil, err
 	}
-	return &Builder{Name: name, Driver: "docker", Kind: Engine, Client: c, Nodes: []Node{{Name: name, Client: c}}}, nil
+	return &Builder{Name: name, Driver: "docker", Kind: Engine, Client: c, Nodes: []*Node{{Name: name, Client: c}}}, nil
 }
 
 // check asks the builder for its workers, so that an unreachable builder
@@ -256,8 +277,9 @@ func buildxDir(dockerCli command.Cli) string {
 	return filepath.Join(filepath.Dir(dockerCli.ConfigFile().Filename), "buildx")
 }
 
-// buildxBuilder connects to the first node of the buildx builder name; a
-// name buildx does not store is a docker context (buildx's docker driver).
+// buildxBuilder connects to the first node of the buildx builder name (the
+// others when a build needs them); a name buildx does not store is a docker
+// context (buildx's docker driver).
 func buildxBuilder(ctx context.Context, dockerCli command.Cli, name string) (*Builder, error) {
 	data, err := os.ReadFile(filepath.Join(buildxDir(dockerCli), "instances", strings.ToLower(name)))
 	if errors.Is(err, os.ErrNotExist) {
@@ -295,15 +317,17 @@ func buildxBuilder(ctx context.Context, dockerCli command.Cli, name string) (*Bu
 		if len(g.Nodes) > 1 {
 			known = g.Name + "/" + node.Name
 		}
-		c, err := dialDaemon(ctx, known, addr, g.Driver, tls, extra...)
-		if err != nil {
-			b.Close()
-			if g.Driver == "docker-container" {
+		b.Nodes = append(b.Nodes, &Node{Name: node.Name, Platforms: node.Platforms, dial: func(ctx context.Context) (*bkclient.Client, error) {
+			c, err := dialDaemon(ctx, known, addr, g.Driver, tls, extra...)
+			if err != nil && g.Driver == "docker-container" {
 				err = fmt.Errorf("%w (docker buildx inspect --bootstrap %s starts its containers)", err, g.Name)
 			}
-			return nil, err
-		}
-		b.Nodes = append(b.Nodes, Node{Name: node.Name, Platforms: node.Platforms, Client: c})
+			return c, err
+		}})
+	}
+	// The first node answers before any work starts, as a builder of one.
+	if err := connect(ctx, b.Nodes[0]); err != nil {
+		return nil, err
 	}
 	b.Client = b.Nodes[0].Client
 	return b, nil
