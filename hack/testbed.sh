@@ -49,7 +49,8 @@
 # TESTBED_BUSYBOX_IMAGE (busybox:latest, in the engine and as library/busybox in the registry),
 # TESTBED_BUILDKIT_IMAGE (in each Docker 28 engine: `docker buildx create --driver
 # docker-container --driver-opt image=$TESTBED_BUILDKIT_IMAGE,network=host`), TESTBED_CGROUP_PARENT
-# (the cgroup every daemon's containers go under, which `down` sweeps: cgroup-parent=),
+# (/storepack-TAG, under which the daemons run their containers and which `down` sweeps; give
+# such a builder cgroup-parent=$TESTBED_CGROUP_PARENT/NAME too),
 # TESTBED_ENGINE_BRIDGE, TESTBED_ENGINES (every engine as NAME=DOCKER_HOST, space-separated:
 # docker20.10, docker28-classic, docker28-containerd), and PATH with the tool directories first.
 # buildkitd resolves docker.io through the registry, so `# syntax=storepack` means
