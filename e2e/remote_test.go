@@ -389,79 +389,31 @@ func TestRemoteTLS(t *testing.T) {
 }
 
 // TestRemoteMultiNode builds two platforms on a buildx builder of two
-// nodes, each a buildkitd of its own declared for one platform:
-// `docker storepack build --push` sends each platform's solve to its
-// node, and the registry gets one index of both, each of which runs (arm
-// under qemu). The manifest has COPY, so the builder builds it.
+// remote nodes, each a buildkitd of its own declared for one platform (see
+// checkMultiNode); one platform alone goes to its node, and an archive of
+// both is refused.
 func TestRemoteMultiNode(t *testing.T) {
 	installPlugin(t)
 	dir := t.TempDir()
-	nodes := []struct {
-		name, platform, arch string
-		d                    remoteBuildkitd
-	}{{name: "amd64", platform: "linux/amd64", arch: "amd64"}, {name: "armv7", platform: "linux/arm/v7", arch: "arm"}}
 	builder := "storepack-multinode-" + filepath.Base(dir)
 	t.Cleanup(func() { cmd(nil, "docker", "buildx", "rm", builder) })
-	for i := range nodes {
-		n := &nodes[i]
+	var nodes []multiNode
+	for i, n := range []multiNode{{name: "amd64", platform: "linux/amd64", arch: "amd64"}, {name: "armv7", platform: "linux/arm/v7", arch: "arm"}} {
 		nodeDir := filepath.Join(dir, n.name)
-		n.d = startBuildkitd(t, nodeDir, "", "unix://"+filepath.Join(nodeDir, "buildkitd.sock"), []string{n.platform}, nil, nil)
-		args := []string{"buildx", "create", "--name", builder, "--driver", "remote", "--node", builder + "-" + n.name, "--platform", n.platform}
+		d := startBuildkitd(t, nodeDir, "", "unix://"+filepath.Join(nodeDir, "buildkitd.sock"), []string{n.platform}, nil, nil)
+		n.log = func(t *testing.T) string { return readFile(t, d.log) }
+		n.holds = func(t *testing.T, blob string) bool {
+			_, err := os.Stat(filepath.Join(nodeDir, "root", "runc-"+os.Getenv("TESTBED_BUILDKIT_SNAPSHOTTER"), "content", "blobs", "sha256", blob))
+			return err == nil
+		}
+		args := []string{"buildx", "create", "--name", builder, "--driver", "remote", "--node", n.node(builder), "--platform", n.platform}
 		if i > 0 {
 			args = append(args, "--append")
 		}
-		must(t, nil, "docker", append(args, n.d.addr)...)
+		must(t, nil, "docker", append(args, d.addr)...)
+		nodes = append(nodes, n)
 	}
-	multiDir := multiarchClosures(t, "multinode")
-	writeFile(t, multiDir, "node.conf", "copied on each node\n")
-	mf := multiarchManifest(t, multiDir, "LINK /bin -> bin", "COPY node.conf /etc/node.conf", `ENTRYPOINT ["/bin/hello"]`)
-	repo := bed.registry + "/storepack-e2e/multinode"
-	tag := repo + ":1"
-	_, stderr := mustPluginEnv(t, nil, "build", "--progress=plain", "--builder", builder, "--platform", "linux/amd64,linux/arm/v7", "-f", mf, "-t", tag, "--push", multiDir)
-
-	var index ocispecs.Index
-	if err := json.Unmarshal(registryGet(t, repo, "1", ocispecs.MediaTypeImageIndex), &index); err != nil {
-		t.Fatal(err)
-	}
-	built := map[string]ocispecs.Descriptor{} // platform -> its manifest
-	for _, m := range index.Manifests {
-		if m.Platform == nil || m.Platform.OS == "unknown" {
-			continue
-		}
-		built[platforms.Format(*m.Platform)] = m
-	}
-	if len(built) != 2 {
-		t.Fatalf("the index holds %v, want linux/amd64 and linux/arm/v7", slices.Sorted(maps.Keys(built)))
-	}
-	for p, m := range built {
-		var img ocispecs.Manifest
-		if err := json.Unmarshal(registryGet(t, repo, m.Digest.String(), m.MediaType), &img); err != nil || len(img.Layers) == 0 {
-			t.Fatalf("%s: manifest %v", p, err)
-		}
-		if got := layerFile(t, repo, img.Layers[len(img.Layers)-1], "etc/node.conf"); got != "copied on each node\n" {
-			t.Errorf("%s: the COPY layer's etc/node.conf holds %q", p, got)
-		}
-	}
-	// Each node exported only its own platform's image: its own store
-	// holds that image's manifest and not the other's, and its log
-	// names that manifest's push alone.
-	for _, n := range nodes {
-		for _, other := range nodes {
-			m, ok := built[other.platform]
-			if !ok {
-				t.Fatalf("the index has no %s image", other.platform)
-			}
-			blob := filepath.Join(filepath.Dir(n.d.log), "root", "runc-"+os.Getenv("TESTBED_BUILDKIT_SNAPSHOTTER"), "content", "blobs", "sha256", m.Digest.Encoded())
-			_, err := os.Stat(blob)
-			logged := strings.Contains(readFile(t, n.d.log), m.Digest.Encoded())
-			if mine := other.platform == n.platform; (err == nil) != mine || logged != mine {
-				t.Errorf("node %s: holds the %s image's manifest %s: %v, its log names it: %v; want %v", n.name, other.platform, m.Digest, err == nil, logged, mine)
-			}
-		}
-		if !strings.Contains(stderr, fmt.Sprintf("building with %q instance using remote driver", builder+"/"+builder+"-"+n.name)) {
-			t.Errorf("the build did not say which builder it used:\n%s", stderr)
-		}
-	}
+	mf, multiDir, repo := checkMultiNode(t, builder, "remote", nodes)
 	t.Run("one platform goes to its node", func(t *testing.T) {
 		armTag := repo + ":arm-only"
 		_, stderr := mustPluginEnv(t, nil, "build", "--progress=plain", "--builder", builder, "--platform", "linux/arm/v7", "-f", mf, "-t", armTag, "--push", multiDir)
@@ -480,6 +432,79 @@ func TestRemoteMultiNode(t *testing.T) {
 			t.Errorf("left behind: %v", entries)
 		}
 	})
+}
+
+// multiNode is a node of a buildx builder that checkMultiNode builds on:
+// the platform it is declared for (and uname -m's word for it), its log
+// and whether its content store holds a blob (sha256 hex).
+type multiNode struct {
+	name, platform, arch string
+	log                  func(t *testing.T) string
+	holds                func(t *testing.T, blob string) bool
+}
+
+// node is the buildx node's name in builder.
+func (n multiNode) node(builder string) string { return builder + "-" + n.name }
+
+// checkMultiNode builds the multi-arch closures for each node's platform
+// on builder (of the given driver) with --push: each platform's solve goes
+// to its node, which exports only its own platform's image (its store holds
+// that image's manifest and not the other's, and its log names that
+// manifest's push alone), and the registry gets one index of both, each of
+// which runs (arm under qemu). The manifest has COPY, so the builder builds
+// it. It returns the manifest, its directory and the repository pushed to.
+func checkMultiNode(t *testing.T, builder, driver string, nodes []multiNode) (mf, multiDir, repo string) {
+	t.Helper()
+	multiDir = multiarchClosures(t, "multinode")
+	writeFile(t, multiDir, "node.conf", "copied on each node\n")
+	mf = multiarchManifest(t, multiDir, "LINK /bin -> bin", "COPY node.conf /etc/node.conf", `ENTRYPOINT ["/bin/hello"]`)
+	repo = bed.registry + "/storepack-e2e/multinode-" + driver
+	tag := repo + ":1"
+	var ps []string
+	for _, n := range nodes {
+		ps = append(ps, n.platform)
+	}
+	_, stderr := mustPluginEnv(t, nil, "build", "--progress=plain", "--builder", builder, "--platform", strings.Join(ps, ","), "-f", mf, "-t", tag, "--push", multiDir)
+
+	var index ocispecs.Index
+	if err := json.Unmarshal(registryGet(t, repo, "1", ocispecs.MediaTypeImageIndex), &index); err != nil {
+		t.Fatal(err)
+	}
+	built := map[string]ocispecs.Descriptor{} // platform -> its manifest
+	for _, m := range index.Manifests {
+		if m.Platform == nil || m.Platform.OS == "unknown" {
+			continue
+		}
+		built[platforms.Format(*m.Platform)] = m
+	}
+	if len(built) != len(nodes) {
+		t.Fatalf("the index holds %v, want %v", slices.Sorted(maps.Keys(built)), ps)
+	}
+	for p, m := range built {
+		var img ocispecs.Manifest
+		if err := json.Unmarshal(registryGet(t, repo, m.Digest.String(), m.MediaType), &img); err != nil || len(img.Layers) == 0 {
+			t.Fatalf("%s: manifest %v", p, err)
+		}
+		if got := layerFile(t, repo, img.Layers[len(img.Layers)-1], "etc/node.conf"); got != "copied on each node\n" {
+			t.Errorf("%s: the COPY layer's etc/node.conf holds %q", p, got)
+		}
+	}
+	for _, n := range nodes {
+		log := n.log(t)
+		for _, other := range nodes {
+			m, ok := built[other.platform]
+			if !ok {
+				t.Fatalf("the index has no %s image", other.platform)
+			}
+			held, logged := n.holds(t, m.Digest.Encoded()), strings.Contains(log, m.Digest.Encoded())
+			if mine := other.platform == n.platform; held != mine || logged != mine {
+				t.Errorf("node %s: holds the %s image's manifest %s: %v, its log names it: %v; want %v", n.name, other.platform, m.Digest, held, logged, mine)
+			}
+		}
+		if want := fmt.Sprintf("building with %q instance using %s driver", builder+"/"+n.node(builder), driver); !strings.Contains(stderr, want) {
+			t.Errorf("the build did not say %s:\n%s", want, stderr)
+		}
+	}
 	for _, n := range nodes {
 		must(t, nil, bed.docker, "pull", "-q", "--platform", n.platform, tag)
 		t.Cleanup(func() { cmd(nil, bed.docker, "rmi", "-f", tag) })
@@ -487,6 +512,7 @@ func TestRemoteMultiNode(t *testing.T) {
 			t.Errorf("docker run --platform %s printed %q, want arch=%s and %q", n.platform, out, n.arch, greeting)
 		}
 	}
+	return mf, multiDir, repo
 }
 
 // layerFile is the content of the file name in the gzip layer l of repo,

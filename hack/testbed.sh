@@ -10,7 +10,8 @@
 #                                registry and syft (which the SBOM tests check against) into
 #                                ${STOREPACK_CACHE:-$HOME/.cache/storepack}/tools,
 #                                and Docker Engine 28 (dockerd, docker-proxy; ~6-8 min cold, with
-#                                gcc, at nice 10) into the same cache.
+#                                gcc, at nice 10) into the same cache, and there the root file
+#                                system of a BuildKit image (buildkitd, buildctl, Debian's runc).
 #                                Also unpacks Debian's static busybox for amd64, i386, armhf and
 #                                mips64el (apt-get download, no dpkg --add-architecture) to
 #                                busybox/ARCH/bin/busybox in that cache, runs each, and registers
@@ -25,7 +26,9 @@
 #                                socket, data root, log and pid file under DIR, create the buildx
 #                                builder "storepack-test", start Docker 28 twice beside 20.10
 #                                (docker28-classic: overlay2 store; docker28-containerd: the
-#                                containerd image store), and write DIR/env (export lines).
+#                                containerd image store), import the BuildKit image into each
+#                                Docker 28 (for buildx's docker-container driver, which cannot
+#                                pull moby/buildkit offline), and write DIR/env (export lines).
 #   hack/testbed.sh down DIR     stop everything `up DIR` started (by PID), unmount what is left
 #                                mounted under DIR. Safe to repeat and after a partial `up`.
 #   hack/testbed.sh logs DIR     print the tail of every daemon log under DIR.
@@ -44,6 +47,10 @@
 # `docker` on PATH would send `docker build` to buildx, i.e. to buildkitd), TESTBED_TOOLS_PATH,
 # TESTBED_BUILDKIT_VERSION, TESTBED_BUILDKIT_SNAPSHOTTER (overlayfs, or native as a fallback),
 # TESTBED_BUSYBOX_IMAGE (busybox:latest, in the engine and as library/busybox in the registry),
+# TESTBED_BUILDKIT_IMAGE (in each Docker 28 engine: `docker buildx create --driver
+# docker-container --driver-opt image=$TESTBED_BUILDKIT_IMAGE,network=host`), TESTBED_CGROUP_PARENT
+# (/storepack-TAG, under which the daemons run their containers and which `down` sweeps; give
+# such a builder cgroup-parent=$TESTBED_CGROUP_PARENT/NAME too),
 # TESTBED_ENGINE_BRIDGE, TESTBED_ENGINES (every engine as NAME=DOCKER_HOST, space-separated:
 # docker20.10, docker28-classic, docker28-containerd), and PATH with the tool directories first.
 # buildkitd resolves docker.io through the registry, so `# syntax=storepack` means
@@ -109,6 +116,8 @@ set_tool_paths() {
 	BUILDX=$BUILDX_DIR/buildx
 	REGISTRY=$REGISTRY_DIR/registry
 	SYFT=$SYFT_DIR/syft
+	BUILDKIT_IMAGE_TAR=$TOOLS/buildkit-image-$BUILDKIT_VERSION.tar
+	BUILDKIT_IMAGE=storepack-testbed/buildkit:$BUILDKIT_VERSION
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -323,6 +332,7 @@ build_tools() {
 	go_tool "$BUILDKIT_DIR" "$BUILDKIT_VERSION" \
 		"-X github.com/moby/buildkit/version.Version=$BUILDKIT_VERSION -X github.com/moby/buildkit/version.Package=github.com/moby/buildkit" \
 		github.com/moby/buildkit/cmd/buildkitd=buildkitd github.com/moby/buildkit/cmd/buildctl=buildctl
+	buildkit_image_tar
 	go_tool "$BUILDX_DIR" "$BUILDX_VERSION" \
 		"-X github.com/docker/buildx/version.Version=$BUILDX_VERSION -X github.com/docker/buildx/version.Package=github.com/docker/buildx" \
 		github.com/docker/buildx/cmd/buildx=buildx
@@ -333,6 +343,36 @@ build_tools() {
 		github.com/anchore/syft/cmd/syft=syft
 	engine_build
 	flock -u 9
+}
+
+# buildkit_image_tar — the root file system of a BuildKit image for buildx's docker-container
+# driver, which the test bed cannot pull (moby/buildkit is on Docker Hub): the static buildkitd
+# and buildctl of the cache (the driver runs `buildctl debug workers` and `buildctl dial-stdio`
+# in the container), and Debian's runc with exactly the shared libraries ldd names, at their
+# paths. No qemu: the host's binfmt entries have the F flag, so they work in containers too.
+# `up` imports it into each Docker 28 engine.
+buildkit_image_tar() {
+	local tar=$BUILDKIT_IMAGE_TAR runc root lib
+	if [[ -f $tar ]]; then
+		log "tools: reusing $tar"
+		return
+	fi
+	runc=$(command -v runc) || die "runc not found (run install)"
+	root=$(mktemp -d "$TOOLS/.build.XXXXXX")
+	mkdir -p "$root/usr/bin" "$root/etc/buildkit" "$root/tmp" "$root/run" "$root/var/lib/buildkit"
+	chmod 0755 "$root"
+	chmod 1777 "$root/tmp"
+	cp "$BUILDKITD" "$BUILDCTL" "$runc" "$root/usr/bin/"
+	for lib in $(ldd "$runc" | grep -o '/[^ ]*'); do
+		mkdir -p "$root${lib%/*}"
+		cp -L "$lib" "$root$lib"
+	done
+	echo 'root:x:0:0:root:/:/usr/bin/buildkitd' >"$root/etc/passwd"
+	echo 'root:x:0:' >"$root/etc/group"
+	tar --sort=name --owner=0 --group=0 --numeric-owner -C "$root" -cf "$tar.tmp" . || { rm -rf "$root"; die "tools: cannot write $tar"; }
+	rm -rf "$root"
+	mv -f "$tar.tmp" "$tar"
+	log "tools: wrote $tar (buildkitd, buildctl, $runc and its libraries)"
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -852,6 +892,19 @@ start_engines28() {
 	[[ -x $ENGINE_DIR/dockerd && -x $ENGINE_DIR/docker-proxy ]] || die "missing $ENGINE_DIR (run: $0 install)"
 	for store in "${ENGINE28_STORES[@]}"; do start_engine28 "$store"; done
 	for store in "${ENGINE28_STORES[@]}"; do seed_engine28 "$store"; done
+	[[ -f $BUILDKIT_IMAGE_TAR ]] || die "missing $BUILDKIT_IMAGE_TAR (run: $0 install)"
+	for store in "${ENGINE28_STORES[@]}"; do seed_buildkit_image "$store"; done
+}
+
+# seed_buildkit_image STORE — the BuildKit image of buildx's docker-container driver in the
+# engine (TESTBED_BUILDKIT_IMAGE, for `--driver-opt image=`): the driver's pull of it fails, and
+# then it uses the engine's own. Docker 28 only: the driver's container is privileged, and
+# Docker 20.10 gives a privileged container every capability the kernel knows, which runc
+# cannot where this process's bounding set lacks one; Docker 28 gives those of the bounding set.
+seed_buildkit_image() {
+	dk28 "$1" import --change 'ENTRYPOINT ["/usr/bin/buildkitd"]' --change 'ENV PATH=/usr/bin' \
+		"$BUILDKIT_IMAGE_TAR" "$BUILDKIT_IMAGE" >/dev/null || die "docker28-$1: docker import of $BUILDKIT_IMAGE_TAR failed"
+	log "docker28-$1: $BUILDKIT_IMAGE imported"
 }
 
 stop_engines28() {
@@ -939,6 +992,8 @@ write_env() {
 		TESTBED_BUILDKIT_VERSION "$BUILDKIT_VERSION"
 		TESTBED_BUILDKIT_SNAPSHOTTER "$SNAPSHOTTER"
 		TESTBED_BUSYBOX_IMAGE "$BUSYBOX_IMAGE"
+		TESTBED_BUILDKIT_IMAGE "$BUILDKIT_IMAGE"
+		TESTBED_CGROUP_PARENT "/storepack-$(dir_tag)"
 		TESTBED_ENGINE_BRIDGE "$BRIDGE"
 		PATH "$tools_path:$ORIG_PATH"
 	)

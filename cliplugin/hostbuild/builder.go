@@ -21,10 +21,12 @@ import (
 	"time"
 
 	"github.com/docker/cli/cli/command"
+	"github.com/docker/cli/cli/connhelper/commandconn"
 	bkclient "github.com/moby/buildkit/client"
-	_ "github.com/moby/buildkit/client/connhelper/dockercontainer" // docker-container:// addresses of buildx builders
+	_ "github.com/moby/buildkit/client/connhelper/dockercontainer" // docker-container:// addresses (--addr, BUILDKIT_HOST)
 	"github.com/opencontainers/go-digest"
 	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
+	"golang.org/x/sync/errgroup"
 )
 
 // Kind says what a builder is, which decides how images reach the engine.
@@ -49,7 +51,7 @@ type Builder struct {
 	Client *bkclient.Client // the first node's
 	// Nodes are the builder's daemons, the first one's client being
 	// Client: more than one for a buildx builder of several nodes.
-	Nodes []Node
+	Nodes []*Node
 }
 
 // Node is one daemon of a builder, with the platforms it is declared for
@@ -57,14 +59,34 @@ type Builder struct {
 type Node struct {
 	Name      string
 	Platforms []ocispecs.Platform
-	Client    *bkclient.Client
+	// Client is nil until a build needs the node (connect): a node of a
+	// buildx builder other than the first may be stopped or away, and a
+	// build of other nodes' platforms goes on without it.
+	Client *bkclient.Client
+	dial   func(context.Context) (*bkclient.Client, error)
+}
+
+// connect dials those of nodes that are not connected yet, all at once.
+func connect(ctx context.Context, nodes ...*Node) error {
+	var eg errgroup.Group
+	for _, n := range nodes {
+		if n.Client == nil {
+			eg.Go(func() (err error) {
+				n.Client, err = n.dial(ctx)
+				return err
+			})
+		}
+	}
+	return eg.Wait()
 }
 
 // Close closes the connections to the builder's nodes.
 func (b *Builder) Close() error {
 	var errs []error
 	for _, n := range b.Nodes {
-		errs = append(errs, n.Client.Close())
+		if n.Client != nil {
+			errs = append(errs, n.Client.Close())
+		}
 	}
 	return errors.Join(errs...)
 }
@@ -140,16 +162,18 @@ func daemonBuilder(ctx context.Context, name, addr, driver string, tls TLS) (*Bu
 	if err != nil {
 		return nil, err
 	}
-	return &Builder{Name: name, Driver: driver, Kind: Daemon, Client: c, Nodes: []Node{{Name: name, Client: c}}}, nil
+	return &Builder{Name: name, Driver: driver, Kind: Daemon, Client: c, Nodes: []*Node{{Name: name, Client: c}}}, nil
 }
 
-// dialDaemon connects to the BuildKit daemon at addr, which the user knows
-// as name, and checks that it answers.
-func dialDaemon(ctx context.Context, name, addr, driver string, tls TLS) (*bkclient.Client, error) {
+// dialDaemon connects to the BuildKit daemon at addr (or through the
+// dialer among extra), which the user knows as name, and checks that it
+// answers.
+func dialDaemon(ctx context.Context, name, addr, driver string, tls TLS, extra ...bkclient.ClientOpt) (*bkclient.Client, error) {
 	opts, err := tls.clientOpts()
 	if err != nil {
 		return nil, fmt.Errorf("builder %s: %w", name, err)
 	}
+	opts = append(opts, extra...)
 	c, err := bkclient.New(ctx, addr, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("builder %s: %w", name, err)
@@ -211,7 +235,7 @@ func engineBuilder(ctx context.Context, dockerCli command.Cli, name string) (*Bu
 	if err := check(ctx, c, name, "docker"); err != nil {
 		return nil, err
 	}
-	return &Builder{Name: name, Driver: "docker", Kind: Engine, Client: c, Nodes: []Node{{Name: name, Client: c}}}, nil
+	return &Builder{Name: name, Driver: "docker", Kind: Engine, Client: c, Nodes: []*Node{{Name: name, Client: c}}}, nil
 }
 
 // check asks the builder for its workers, so that an unreachable builder
@@ -253,8 +277,9 @@ func buildxDir(dockerCli command.Cli) string {
 	return filepath.Join(filepath.Dir(dockerCli.ConfigFile().Filename), "buildx")
 }
 
-// buildxBuilder connects to the first node of the buildx builder name; a
-// name buildx does not store is a docker context (buildx's docker driver).
+// buildxBuilder connects to the first node of the buildx builder name (the
+// others when a build needs them); a name buildx does not store is a docker
+// context (buildx's docker driver).
 func buildxBuilder(ctx context.Context, dockerCli command.Cli, name string) (*Builder, error) {
 	data, err := os.ReadFile(filepath.Join(buildxDir(dockerCli), "instances", strings.ToLower(name)))
 	if errors.Is(err, os.ErrNotExist) {
@@ -283,22 +308,54 @@ func buildxBuilder(ctx context.Context, dockerCli command.Cli, name string) (*Bu
 	b := &Builder{Name: g.Name, Driver: g.Driver, Kind: Daemon}
 	for _, node := range g.Nodes {
 		addr, tls := node.Endpoint, node.tls()
+		var extra []bkclient.ClientOpt
 		if g.Driver == "docker-container" {
-			addr, tls = "docker-container://buildx_buildkit_"+node.Name, TLS{}
+			addr, tls = "", TLS{}
+			extra = append(extra, containerDialer("buildx_buildkit_"+node.Name, node.Endpoint))
 		}
 		known := g.Name
 		if len(g.Nodes) > 1 {
 			known = g.Name + "/" + node.Name
 		}
-		c, err := dialDaemon(ctx, known, addr, g.Driver, tls)
-		if err != nil {
-			b.Close()
-			return nil, err
-		}
-		b.Nodes = append(b.Nodes, Node{Name: node.Name, Platforms: node.Platforms, Client: c})
+		b.Nodes = append(b.Nodes, &Node{Name: node.Name, Platforms: node.Platforms, dial: func(ctx context.Context) (*bkclient.Client, error) {
+			c, err := dialDaemon(ctx, known, addr, g.Driver, tls, extra...)
+			if err != nil && g.Driver == "docker-container" {
+				err = fmt.Errorf("%w (docker buildx inspect --bootstrap %s starts its containers)", err, g.Name)
+			}
+			return c, err
+		}})
+	}
+	// The first node answers before any work starts, as a builder of one.
+	if err := connect(ctx, b.Nodes[0]); err != nil {
+		return nil, err
 	}
 	b.Client = b.Nodes[0].Client
 	return b, nil
+}
+
+// containerDialer reaches the buildkitd in a docker-container node's
+// container as buildx does, through `docker exec -i CONTAINER buildctl
+// dial-stdio`, on the engine the node was created on (its endpoint: a
+// docker host's address, or a docker context's name) rather than the one
+// DOCKER_HOST or the current context names now.
+func containerDialer(container, endpoint string) bkclient.ClientOpt {
+	args := dialStdioArgs(container, endpoint)
+	return bkclient.WithContextDialer(func(context.Context, string) (net.Conn, error) {
+		// The connection outlives the dial's context, which would end the command.
+		return commandconn.New(context.Background(), "docker", args...)
+	})
+}
+
+// dialStdioArgs are docker's arguments for containerDialer.
+func dialStdioArgs(container, endpoint string) []string {
+	var args []string
+	switch {
+	case strings.Contains(endpoint, "://"):
+		args = append(args, "--host", endpoint)
+	case endpoint != "":
+		args = append(args, "--context", endpoint)
+	}
+	return append(args, "exec", "-i", container, "buildctl", "dial-stdio")
 }
 
 // selectedBuildxBuilder is the builder `docker buildx use` selected for the

@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -55,5 +56,24 @@ func TestRefusesWithoutCert(t *testing.T) {
 	}
 	if refusesWithoutCert(t.Context(), "unix:///nonexistent.sock", TLS{CACert: ca}) {
 		t.Error("a unix socket taken for a TLS refusal")
+	}
+}
+
+// A docker-container node is dialled on the engine buildx created it on:
+// the address of a docker host, or a docker context's name.
+func TestDialStdioArgs(t *testing.T) {
+	for _, tc := range []struct {
+		endpoint string
+		want     []string
+	}{
+		{"unix:///run/other/docker.sock", []string{"--host", "unix:///run/other/docker.sock"}},
+		{"ssh://builder@example.test", []string{"--host", "ssh://builder@example.test"}},
+		{"other-context", []string{"--context", "other-context"}},
+		{"", nil},
+	} {
+		want := append(tc.want, "exec", "-i", "buildx_buildkit_n0", "buildctl", "dial-stdio")
+		if got := dialStdioArgs("buildx_buildkit_n0", tc.endpoint); !slices.Equal(got, want) {
+			t.Errorf("endpoint %q: %q, want %q", tc.endpoint, got, want)
+		}
 	}
 }

@@ -21,7 +21,7 @@ import (
 
 // nodeWork is the platforms one node of a builder builds.
 type nodeWork struct {
-	node      Node
+	node      *Node
 	platforms []ocispecs.Platform
 }
 
@@ -29,8 +29,9 @@ type nodeWork struct {
 // does: the node declared for exactly that platform; when some platform
 // has none, every platform goes to the first node among what the nodes are
 // declared for and what their workers say they run (arm/v6 on an
-// arm/v7 node), else to the first node. Nodes given nothing are left out;
-// no platforms (the builder's own) go to the first node.
+// arm/v7 node), else to the first node. Nodes given nothing are left out
+// (and not dialled unless their workers had to be asked); no platforms (the
+// builder's own) go to the first node.
 func (b *Builder) assign(ctx context.Context, ps []ocispecs.Platform) ([]nodeWork, error) {
 	if len(b.Nodes) == 1 {
 		return []nodeWork{{node: b.Nodes[0], platforms: ps}}, nil
@@ -41,6 +42,9 @@ func (b *Builder) assign(ctx context.Context, ps []ocispecs.Platform) ([]nodeWor
 	}
 	idx, perfect := nodeFor(declared, ps, platforms.OnlyStrict)
 	if !perfect {
+		if err := connect(ctx, b.Nodes...); err != nil {
+			return nil, err
+		}
 		workers := make([][]ocispecs.Platform, len(b.Nodes))
 		eg, egCtx := errgroup.WithContext(ctx)
 		for i, n := range b.Nodes {
@@ -96,12 +100,12 @@ func nodeFor(nodes [][]ocispecs.Platform, ps []ocispecs.Platform, matcher func(o
 }
 
 // on is b reached through its node n alone.
-func (b *Builder) on(n Node) *Builder {
+func (b *Builder) on(n *Node) *Builder {
 	name := b.Name
 	if len(b.Nodes) > 1 {
 		name += "/" + n.Name
 	}
-	return &Builder{Name: name, Driver: b.Driver, Kind: b.Kind, Client: n.Client, Nodes: []Node{n}}
+	return &Builder{Name: name, Driver: b.Driver, Kind: b.Kind, Client: n.Client, Nodes: []*Node{n}}
 }
 
 // buildOn builds in on b: on the one node that builds all its platforms,
@@ -113,6 +117,10 @@ func (in *Input) buildOn(ctx context.Context, b *Builder, out Output, statusCh c
 		return nil, fmt.Errorf("builder %q: the platforms its nodes run: %w", b.Name, err)
 	}
 	if len(work) == 1 {
+		if err := connect(ctx, work[0].node); err != nil {
+			close(statusCh)
+			return nil, err
+		}
 		return in.buildWith(ctx, b.on(work[0].node), out, statusCh)
 	}
 	res, err := in.buildOnNodes(ctx, b, work, out, statusCh)
@@ -127,6 +135,13 @@ func (in *Input) buildOn(ctx context.Context, b *Builder, out Output, statusCh c
 func (in *Input) buildOnNodes(ctx context.Context, b *Builder, work []nodeWork, out Output, statusCh chan<- *bkclient.SolveStatus) (*Result, error) {
 	if len(out.Exports) != 1 || out.Exports[0].Type != "image" || out.Exports[0].Attrs["push"] != "true" || out.Exports[0].PushIndex == nil {
 		return nil, fmt.Errorf("the builder %q builds these platforms on %d nodes (%s): only --push joins their images, into one index in the registry; to load or export them, build each node's platforms on their own (--platform)", b.Name, len(work), describe(work))
+	}
+	var nodes []*Node
+	for _, w := range work {
+		nodes = append(nodes, w.node)
+	}
+	if err := connect(ctx, nodes...); err != nil {
+		return nil, err
 	}
 	push := out.Exports[0]
 	names := strings.Split(push.Attrs["name"], ",")

@@ -40,7 +40,7 @@ func TestNodeFor(t *testing.T) {
 }
 
 func TestBuildOnNodesOnlyPushes(t *testing.T) {
-	work := []nodeWork{{node: Node{Name: "a"}, platforms: []ocispecs.Platform{platforms.MustParse("linux/amd64")}}, {node: Node{Name: "b"}, platforms: []ocispecs.Platform{platforms.MustParse("linux/arm/v7")}}}
+	work := []nodeWork{{node: &Node{Name: "a"}, platforms: []ocispecs.Platform{platforms.MustParse("linux/amd64")}}, {node: &Node{Name: "b"}, platforms: []ocispecs.Platform{platforms.MustParse("linux/arm/v7")}}}
 	in := &Input{}
 	_, err := in.buildOnNodes(t.Context(), &Builder{Name: "two"}, work, Output{Exports: []Export{{Type: "oci", Attrs: map[string]string{"dest": "x.tar"}}}}, nil)
 	want := `the builder "two" builds these platforms on 2 nodes (linux/amd64 on a; linux/arm/v7 on b): only --push joins their images`
