@@ -137,7 +137,7 @@ func (b *bench) groups() []group {
 	}
 	for _, p := range plugins {
 		groups = append(groups,
-			group{id: p.with("engine"), label: "docker storepack build (20.10, written on the host, loaded)" + p.label, warm: true, reset: pluginEngine, build: b.pluginEngine(p, "engine")},
+			group{id: p.with("engine"), label: "docker storepack build (20.10)" + p.label, warm: true, reset: pluginEngine, build: b.pluginEngine(p, "engine")},
 			group{id: p.with("load"), label: "docker load of docker storepack's image from docker save (20.10, image removed first)" + p.label,
 				coldOf: p.with("engine"), reset: b.loadReset(p), build: b.load(p)},
 			group{id: p.with("oci"), label: "docker storepack build → OCI tar (buildkitd, Merge)" + p.label, warm: true, reset: pluginBuildkitd, build: b.pluginOCI(p, "oci")},
