@@ -206,6 +206,7 @@ func runBuild(ctx context.Context, dockerCli command.Cli, flags *pflag.FlagSet, 
 	if err := checkPushes(ctx, dockerCli, out.Exports); err != nil {
 		return err
 	}
+	out.CheckPushes = func(ctx context.Context) error { return checkPushes(ctx, dockerCli, out.Exports) }
 	res, err := hostbuild.Build(ctx, b, input, out)
 	if err != nil {
 		return err
@@ -341,10 +342,10 @@ func exportsFor(ctx context.Context, dockerCli command.Cli, b *hostbuild.Builder
 }
 
 // checkPushes asks the registry of every image an export pushes whether it
-// answers, within manifest2llb.RegistryTimeout, before any work: the
-// builder's push waits without end for a registry that takes the
-// connection and never answers, and fails only after its retries on one
-// that refuses or fails.
+// answers, within manifest2llb.RegistryTimeout, before any work and while
+// the builder pushes: the builder's push waits without end for a registry
+// that takes the connection and never answers, and fails only after its
+// retries on one that refuses or fails.
 func checkPushes(ctx context.Context, dockerCli command.Cli, exports []hostbuild.Export) error {
 	for _, e := range exports {
 		if push, _ := strconv.ParseBool(e.Attrs["push"]); !push {

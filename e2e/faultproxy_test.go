@@ -25,6 +25,10 @@ const (
 	// Reads forwarded, uploads (POST, PUT, PATCH) never answered: a push
 	// stays in "pushing layers" until its client gives up.
 	stallUploads fault = "stall-uploads"
+	// Everything forwarded until the first upload starts (a POST), then
+	// nothing answered: a registry that dies in the middle of a push,
+	// after answering the checks before it.
+	stallMidPush fault = "stall-mid-push"
 )
 
 // faults are the modes in which a registry fails.
@@ -58,16 +62,31 @@ func newFaultProxy(t *testing.T, mode fault) *faultProxy {
 		// The port was free a moment ago and nothing listens on it now.
 		ln.Close()
 		return p
-	case serverError, stallUploads:
+	case serverError, stallUploads, stallMidPush:
 		var handler http.HandlerFunc = func(w http.ResponseWriter, r *http.Request) {
 			http.Error(w, "injected fault", http.StatusServiceUnavailable)
 		}
-		if mode == stallUploads {
-			registry := httputil.NewSingleHostReverseProxy(&url.URL{Scheme: "http", Host: bed.registry})
+		registry := httputil.NewSingleHostReverseProxy(&url.URL{Scheme: "http", Host: bed.registry})
+		switch mode {
+		case stallUploads:
 			handler = func(w http.ResponseWriter, r *http.Request) {
 				switch r.Method {
 				case http.MethodPost, http.MethodPut, http.MethodPatch:
 					<-r.Context().Done() // the client gone, or the proxy closed
+				default:
+					registry.ServeHTTP(w, r)
+				}
+			}
+		case stallMidPush:
+			var dead sync.Once
+			died := make(chan struct{})
+			handler = func(w http.ResponseWriter, r *http.Request) {
+				if r.Method == http.MethodPost {
+					dead.Do(func() { close(died) })
+				}
+				select {
+				case <-died:
+					<-r.Context().Done()
 				default:
 					registry.ServeHTTP(w, r)
 				}

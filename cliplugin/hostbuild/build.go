@@ -63,6 +63,10 @@ type Output struct {
 	// SBOMFiles lists each store path's files in the SBOM, asked for as
 	// `docker buildx build --sbom=files=true` asks.
 	SBOMFiles bool
+	// CheckPushes, if set, asks the registries the exports push to whether
+	// they answer, within a bound of its own: while the builder pushes it
+	// is asked every pushCheckInterval, and its error ends the build.
+	CheckPushes func(ctx context.Context) error
 }
 
 // Result is what a build made.
@@ -164,23 +168,30 @@ func (in *Input) buildWith(ctx context.Context, b *Builder, out Output, statusCh
 		// The conversion's own error, before the gateway wraps it.
 		convErr error
 	)
+	solveCtx, builderCh := ctx, statusCh
+	if out.CheckPushes != nil {
+		solveCtx, builderCh = watchPushes(ctx, statusCh, out.CheckPushes, pushCheckInterval)
+	}
 	if out.FrontendImage != "" {
 		if solveOpt, err = throughFrontendImage(solveOpt, in, out.FrontendImage, stageDir); err == nil {
-			resp, err = b.Client.Solve(ctx, nil, solveOpt, statusCh)
+			resp, err = b.Client.Solve(solveCtx, nil, solveOpt, builderCh)
 		} else {
-			close(statusCh)
+			close(builderCh)
 		}
 	} else {
 		solveOpt.Session = append(solveOpt.Session, filesync.NewFSSyncProvider(newLocalDirs(in.locals)))
 		solveOpt.OCIStores = map[string]content.Store{LayerStoreID: in.layers}
-		resp, err = b.Client.Build(ctx, solveOpt, "storepack", func(ctx context.Context, c gateway.Client) (*gateway.Result, error) {
+		resp, err = b.Client.Build(solveCtx, solveOpt, "storepack", func(ctx context.Context, c gateway.Client) (*gateway.Result, error) {
 			res, err := in.solve(ctx, c, conv)
 			convErr = err
 			return res, err
-		}, statusCh)
+		}, builderCh)
 	}
-	if convErr != nil && ctx.Err() == nil {
+	if convErr != nil && solveCtx.Err() == nil {
 		err = convErr
+	}
+	if cause := context.Cause(solveCtx); err != nil && ctx.Err() == nil && cause != nil {
+		err = cause // a registry stopped answering the builder's push
 	}
 	if err != nil {
 		err = withSourceLine(err) // a failed RUN, in the conversion or after
