@@ -12,6 +12,8 @@ import (
 	"slices"
 	"strings"
 
+	"golang.org/x/sync/errgroup"
+
 	"github.com/containerd/platforms"
 	"github.com/distribution/reference"
 	"github.com/moby/buildkit/client/llb"
@@ -99,10 +101,14 @@ func (g *gatewaySource) Store(ctx context.Context, paths []store.Path, graph *st
 // one the GRAPH describes. A discovered closure is in the builder already,
 // whole, from its discovery.
 //
-// One transfer, not one per layer as the CLI plugin makes: BuildKit
-// reports a transfer's progress under its source's name, and the sources
-// of `docker build` are named by its client; the plugin's transfers, when
-// they shared one name, hid most of each other's bytes from the progress.
+// The rest of the closure is transferred layer by layer (a layer of more
+// than maxTransferPaths in parts, by hash), each transfer holding its
+// layer's paths and nothing else, so that the layer copies the transfer
+// whole: a copy of each store path would name every path of the closure
+// in the image's definition, which BuildKit's limit on a message (16 MiB)
+// caps at some 70,000 paths. The transfers run maxParallelTransfers at a
+// time. The client names each transfer's progress after the context
+// ("transferring store"), so that transfers at once share a line there.
 func (g *gatewaySource) StoreState(ctx context.Context, c *inputs.PlatformClosure, plan layering.Plan, opt manifest2llb.StoreOptions) (manifest2llb.Store, error) {
 	held := c.Transfers
 	if c.Discovered {
@@ -116,17 +122,38 @@ func (g *gatewaySource) StoreState(ctx context.Context, c *inputs.PlatformClosur
 		return g.measure(ctx, c, src, held.Parts, held.Where, opt)
 	}
 	// Split the closure between the parts that hold some of it (the roots)
-	// and one transfer of the rest.
+	// and the transfers of the rest.
 	var parts []layerllb.Part
-	var rest []store.Path
 	holders := make([]layerllb.Part, len(held.Parts))
-	for _, p := range c.Graph.Paths() {
-		i := slices.IndexFunc(held.Parts, func(part layerllb.Part) bool { return slices.Contains(part.Paths, p) })
-		if i < 0 {
-			rest = append(rest, p)
-			continue
+	heldBy := func(p store.Path) int {
+		return slices.IndexFunc(held.Parts, func(part layerllb.Part) bool { return slices.Contains(part.Paths, p) })
+	}
+	type transfer struct {
+		name, step string
+		paths      []store.Path
+	}
+	var transfers []transfer
+	for i, layer := range plan.Layers {
+		var rest []store.Path
+		for _, p := range layer.Paths {
+			if h := heldBy(p); h >= 0 {
+				holders[h].Paths = append(holders[h].Paths, p)
+			} else {
+				rest = append(rest, p)
+			}
 		}
-		holders[i].Paths = append(holders[i].Paths, p)
+		for _, group := range transferGroups(rest, maxTransferPaths) {
+			t := transfer{
+				name:  transferClosure + " " + layer.Key,
+				step:  fmt.Sprintf("transfer %d store paths of layer %d/%d", len(group.paths), i+1, len(plan.Layers)),
+				paths: group.paths,
+			}
+			if group.prefix != "" {
+				t.name += " " + group.prefix
+				t.step += " (hashes " + group.prefix + "…)"
+			}
+			transfers = append(transfers, t)
+		}
 	}
 	for i, part := range held.Parts {
 		if len(holders[i].Paths) > 0 {
@@ -135,23 +162,64 @@ func (g *gatewaySource) StoreState(ctx context.Context, c *inputs.PlatformClosur
 		}
 	}
 	where := held.Where
-	for _, group := range transferGroups(rest, maxTransferPaths) {
-		transfer, step := transferClosure, fmt.Sprintf("transfer %d store paths", len(group.paths))
-		if group.prefix != "" {
-			transfer += " " + group.prefix
-			step += " (hashes " + group.prefix + "…)"
-		}
-		closure, _, closureWhere, err := g.storeSource(ctx, transfer, step, group.paths, c.Graph)
-		if err != nil {
-			return manifest2llb.Store{}, err
-		}
-		parts, where = append(parts, closure), closureWhere
+	sent := make([]layerllb.Part, len(transfers))
+	wheres := make([]string, len(transfers))
+	eg, egctx := errgroup.WithContext(ctx)
+	eg.SetLimit(maxParallelTransfers)
+	for i, t := range transfers {
+		eg.Go(func() error {
+			part, files, w, err := g.storeSource(egctx, t.name, t.step, t.paths, c.Graph)
+			if err != nil {
+				return err
+			}
+			if err := holdsOnly(egctx, files, t.paths, w); err != nil {
+				return err
+			}
+			part.Only = true
+			sent[i], wheres[i] = part, w
+			return nil
+		})
 	}
+	if err := eg.Wait(); err != nil {
+		return manifest2llb.Store{}, err
+	}
+	if len(wheres) > 0 {
+		where = wheres[0]
+	}
+	parts = append(parts, sent...)
 	src, err := layerllb.SplitSource(plan, parts)
 	if err != nil {
 		return manifest2llb.Store{}, err
 	}
 	return g.measure(ctx, c, src, parts, where, opt)
+}
+
+// maxParallelTransfers bounds the transfers of a closure under way at
+// once: each is a stream of the session, a walk of the store on the
+// client and a copy in the builder.
+const maxParallelTransfers = 4
+
+// holdsOnly checks that files holds the entries of paths, which a transfer
+// of them holds, and nothing else, which a layer copying the transfer
+// whole would take too.
+func holdsOnly(ctx context.Context, files inputs.Files, paths []store.Path, where string) error {
+	names, err := files.ReadNames(ctx, "")
+	if err != nil {
+		return fmt.Errorf("list the store paths transferred from %s: %w", where, err)
+	}
+	if len(names) == len(paths) {
+		return nil
+	}
+	want := make(map[string]bool, len(paths))
+	for _, p := range paths {
+		want[p.Base()] = true
+	}
+	for _, name := range names {
+		if !want[name] {
+			return fmt.Errorf("%s holds %s beside the closure's store path of the same hash", where, name)
+		}
+	}
+	return fmt.Errorf("%s: %d entries transferred for %d store paths", where, len(names), len(paths))
 }
 
 // measure walks the closure's paths, held by parts, in the builder with
@@ -336,8 +404,8 @@ func (g *gatewaySource) scan(ctx context.Context, helper inbuilder.Helper, comma
 }
 
 // maxTransferPaths bounds the store paths of one transfer: the session
-// sends a transfer's include patterns, one base name of some 46 bytes per
-// path, in the headers of a gRPC request, which are capped at 1 MiB.
+// sends a transfer's include patterns, 34 bytes a path (storePatterns), in
+// the headers of a gRPC request, which are capped at 1 MiB.
 const maxTransferPaths = 10000
 
 // transferGroup is the store paths of one transfer, those whose hash part
@@ -374,11 +442,7 @@ func transferGroups(paths []store.Path, max int) []transferGroup {
 // from for error messages; a path the store lacks is an
 // *inputs.MissingPathError. step names the transfer in progress output.
 func (g *gatewaySource) storeSource(ctx context.Context, transfer, step string, paths []store.Path, graph *store.Graph) (layerllb.Part, inputs.Files, string, error) {
-	bases := make([]string, len(paths))
-	for i, p := range paths {
-		bases[i] = p.Base()
-	}
-	part, files, where, err := g.storeEntries(ctx, transfer, step, paths[0].Dir, bases)
+	part, files, where, err := g.storeEntries(ctx, transfer, step, paths[0].Dir, storePatterns(paths))
 	if err != nil {
 		return layerllb.Part{}, nil, "", err
 	}
@@ -387,6 +451,19 @@ func (g *gatewaySource) storeSource(ctx context.Context, transfer, step string, 
 	}
 	part.Paths = paths
 	return part, files, where, nil
+}
+
+// storePatterns are the include patterns of a transfer of paths: each
+// path's hash part, which names one entry of a store (Nix's temporary
+// entries beside it are excluded), with none of the wildcards a name may
+// hold ('?'), and shorter than its base name: the patterns are in the
+// definition of every state that copies from the transfer.
+func storePatterns(paths []store.Path) []string {
+	patterns := make([]string, len(paths))
+	for i, p := range paths {
+		patterns[i] = p.Hash + "-*"
+	}
+	return patterns
 }
 
 // The transfers of store entries, each with its own copy in the builder
