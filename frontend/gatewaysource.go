@@ -85,7 +85,7 @@ func (g *gatewaySource) contextFiles(ctx context.Context, names []string, transf
 
 // Store implements inputs.Source.
 func (g *gatewaySource) Store(ctx context.Context, paths []store.Path, graph *store.Graph) (inputs.StoreFiles, error) {
-	part, files, where, err := g.storeSource(ctx, transferRoots, "transfer the roots", paths, graph)
+	part, files, where, err := g.storeSource(ctx, transferRoots, "transfer the roots", paths, graph, false)
 	if err != nil {
 		return inputs.StoreFiles{}, err
 	}
@@ -168,14 +168,10 @@ func (g *gatewaySource) StoreState(ctx context.Context, c *inputs.PlatformClosur
 	eg.SetLimit(maxParallelTransfers)
 	for i, t := range transfers {
 		eg.Go(func() error {
-			part, files, w, err := g.storeSource(egctx, t.name, t.step, t.paths, c.Graph)
+			part, _, w, err := g.storeSource(egctx, t.name, t.step, t.paths, c.Graph, true)
 			if err != nil {
 				return err
 			}
-			if err := holdsOnly(egctx, files, t.paths, w); err != nil {
-				return err
-			}
-			part.Only = true
 			sent[i], wheres[i] = part, w
 			return nil
 		})
@@ -198,29 +194,6 @@ func (g *gatewaySource) StoreState(ctx context.Context, c *inputs.PlatformClosur
 // once: each is a stream of the session, a walk of the store on the
 // client and a copy in the builder.
 const maxParallelTransfers = 4
-
-// holdsOnly checks that files holds the entries of paths, which a transfer
-// of them holds, and nothing else, which a layer copying the transfer
-// whole would take too.
-func holdsOnly(ctx context.Context, files inputs.Files, paths []store.Path, where string) error {
-	names, err := files.ReadNames(ctx, "")
-	if err != nil {
-		return fmt.Errorf("list the store paths transferred from %s: %w", where, err)
-	}
-	if len(names) == len(paths) {
-		return nil
-	}
-	want := make(map[string]bool, len(paths))
-	for _, p := range paths {
-		want[p.Base()] = true
-	}
-	for _, name := range names {
-		if !want[name] {
-			return fmt.Errorf("%s holds %s beside the closure's store path of the same hash", where, name)
-		}
-	}
-	return fmt.Errorf("%s: %d entries transferred for %d store paths", where, len(names), len(paths))
-}
 
 // measure walks the closure's paths, held by parts, in the builder with
 // the frontend binary: check-store, or hash-store when opt asks for NAR
@@ -292,7 +265,7 @@ func (g *gatewaySource) Discover(ctx context.Context, platform ocispecs.Platform
 		src = layerllb.Part{State: held.Parts[i].State, Dir: held.Parts[i].Dir}
 	} else {
 		var err error
-		if src, _, where, err = g.storeSource(ctx, scanTransfer(platform, 1), "transfer the roots to scan", roots, nil); err != nil {
+		if src, _, where, err = g.storeSource(ctx, scanTransfer(platform, 1), "transfer the roots to scan", roots, nil, false); err != nil {
 			return inputs.Discovery{}, err
 		}
 	}
@@ -441,15 +414,21 @@ func transferGroups(paths []store.Path, max int) []transferGroup {
 // named transfer, and returns the part holding them, and where they come
 // from for error messages; a path the store lacks is an
 // *inputs.MissingPathError. step names the transfer in progress output.
-func (g *gatewaySource) storeSource(ctx context.Context, transfer, step string, paths []store.Path, graph *store.Graph) (layerllb.Part, inputs.Files, string, error) {
+// only: the part holds paths and nothing else (layerllb.Part.Only), which is
+// checked.
+func (g *gatewaySource) storeSource(ctx context.Context, transfer, step string, paths []store.Path, graph *store.Graph, only bool) (layerllb.Part, inputs.Files, string, error) {
 	part, files, where, err := g.storeEntries(ctx, transfer, step, paths[0].Dir, storePatterns(paths))
 	if err != nil {
 		return layerllb.Part{}, nil, "", err
 	}
-	if err := inputs.CheckPresent(ctx, files, paths, graph, where); err != nil {
+	check := inputs.CheckPresent
+	if only {
+		check = inputs.CheckOnly
+	}
+	if err := check(ctx, files, paths, graph, where); err != nil {
 		return layerllb.Part{}, nil, "", err
 	}
-	part.Paths = paths
+	part.Paths, part.Only = paths, only
 	return part, files, where, nil
 }
 
