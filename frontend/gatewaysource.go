@@ -104,11 +104,12 @@ func (g *gatewaySource) Store(ctx context.Context, paths []store.Path, graph *st
 // The rest of the closure is transferred layer by layer (a layer of more
 // than maxTransferPaths in parts, by hash), each transfer holding its
 // layer's paths and nothing else, so that the layer copies the transfer
-// whole: a copy of each store path would name every path of the closure
-// in the image's definition, which BuildKit's limit on a message (16 MiB)
-// caps at some 70,000 paths. The transfers run maxParallelTransfers at a
-// time. The client names each transfer's progress after the context
-// ("transferring store"), so that transfers at once share a line there.
+// whole: a copy of each store path would name every path once more in the
+// image's definition, which BuildKit takes in one gRPC message of at most
+// 16 MiB (with the image config, in the frontend's Return). The transfers
+// run maxParallelTransfers at a time; BuildKit reports each under the name
+// the client gives the context ("transferring store"), so that transfers
+// at once hide some of each other's bytes in the progress.
 func (g *gatewaySource) StoreState(ctx context.Context, c *inputs.PlatformClosure, plan layering.Plan, opt manifest2llb.StoreOptions) (manifest2llb.Store, error) {
 	held := c.Transfers
 	if c.Discovered {
