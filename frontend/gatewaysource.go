@@ -12,8 +12,6 @@ import (
 	"slices"
 	"strings"
 
-	"golang.org/x/sync/errgroup"
-
 	"github.com/containerd/platforms"
 	"github.com/distribution/reference"
 	"github.com/moby/buildkit/client/llb"
@@ -23,6 +21,7 @@ import (
 	dockerspec "github.com/moby/docker-image-spec/specs-go/v1"
 	"github.com/opencontainers/go-digest"
 	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/storepack/storepack/frontend/inbuilder"
 	"github.com/storepack/storepack/frontend/inputs"
@@ -107,9 +106,7 @@ func (g *gatewaySource) Store(ctx context.Context, paths []store.Path, graph *st
 // whole: a copy of each store path would name every path once more in the
 // image's definition, which BuildKit takes in one gRPC message of at most
 // 16 MiB (with the image config, in the frontend's Return). The transfers
-// run maxParallelTransfers at a time; BuildKit reports each under the name
-// the client gives the context ("transferring store"), so that transfers
-// at once hide some of each other's bytes in the progress.
+// run maxParallelTransfers at a time.
 func (g *gatewaySource) StoreState(ctx context.Context, c *inputs.PlatformClosure, plan layering.Plan, opt manifest2llb.StoreOptions) (manifest2llb.Store, error) {
 	held := c.Transfers
 	if c.Discovered {
@@ -170,11 +167,8 @@ func (g *gatewaySource) StoreState(ctx context.Context, c *inputs.PlatformClosur
 	for i, t := range transfers {
 		eg.Go(func() error {
 			part, _, w, err := g.storeSource(egctx, t.name, t.step, t.paths, c.Graph, true)
-			if err != nil {
-				return err
-			}
 			sent[i], wheres[i] = part, w
-			return nil
+			return err
 		})
 	}
 	if err := eg.Wait(); err != nil {
@@ -190,11 +184,6 @@ func (g *gatewaySource) StoreState(ctx context.Context, c *inputs.PlatformClosur
 	}
 	return g.measure(ctx, c, src, parts, where, opt)
 }
-
-// maxParallelTransfers bounds the transfers of a closure under way at
-// once: each is a stream of the session, a walk of the store on the
-// client and a copy in the builder.
-const maxParallelTransfers = 4
 
 // measure walks the closure's paths, held by parts, in the builder with
 // the frontend binary: check-store, or hash-store when opt asks for NAR
@@ -377,9 +366,14 @@ func (g *gatewaySource) scan(ctx context.Context, helper inbuilder.Helper, comma
 	return found, nil
 }
 
+// maxParallelTransfers bounds the transfers of a closure under way at
+// once: each is a walk of the store on the client, a stream of the session
+// and a write in the builder.
+const maxParallelTransfers = 4
+
 // maxTransferPaths bounds the store paths of one transfer: the session
-// sends a transfer's include patterns, 34 bytes a path (storePatterns), in
-// the headers of a gRPC request, which are capped at 1 MiB.
+// sends a transfer's include patterns, a base name a path (storePatterns),
+// in the headers of a gRPC request, which are capped at 1 MiB.
 const maxTransferPaths = 10000
 
 // transferGroup is the store paths of one transfer, those whose hash part
@@ -433,15 +427,14 @@ func (g *gatewaySource) storeSource(ctx context.Context, transfer, step string, 
 	return part, files, where, nil
 }
 
-// storePatterns are the include patterns of a transfer of paths: each
-// path's hash part, which names one entry of a store (Nix's temporary
-// entries beside it are excluded), with none of the wildcards a name may
-// hold ('?'), and shorter than its base name: the patterns are in the
-// definition of every state that copies from the transfer.
+// storePatterns are the include patterns of a transfer of paths: their
+// base names. A pattern without wildcards is what lets the client's walk
+// (fsutil) compare names rather than run a regular expression, and skip
+// every other entry of the store without reading it.
 func storePatterns(paths []store.Path) []string {
 	patterns := make([]string, len(paths))
 	for i, p := range paths {
-		patterns[i] = p.Hash + "-*"
+		patterns[i] = p.Base()
 	}
 	return patterns
 }
