@@ -21,6 +21,7 @@ import (
 	dockerspec "github.com/moby/docker-image-spec/specs-go/v1"
 	"github.com/opencontainers/go-digest"
 	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/storepack/storepack/frontend/inbuilder"
 	"github.com/storepack/storepack/frontend/inputs"
@@ -83,7 +84,7 @@ func (g *gatewaySource) contextFiles(ctx context.Context, names []string, transf
 
 // Store implements inputs.Source.
 func (g *gatewaySource) Store(ctx context.Context, paths []store.Path, graph *store.Graph) (inputs.StoreFiles, error) {
-	part, files, where, err := g.storeSource(ctx, transferRoots, "transfer the roots", paths, graph)
+	part, files, where, err := g.storeSource(ctx, transferRoots, "transfer the roots", paths, graph, false)
 	if err != nil {
 		return inputs.StoreFiles{}, err
 	}
@@ -99,10 +100,13 @@ func (g *gatewaySource) Store(ctx context.Context, paths []store.Path, graph *st
 // one the GRAPH describes. A discovered closure is in the builder already,
 // whole, from its discovery.
 //
-// One transfer, not one per layer as the CLI plugin makes: BuildKit
-// reports a transfer's progress under its source's name, and the sources
-// of `docker build` are named by its client; the plugin's transfers, when
-// they shared one name, hid most of each other's bytes from the progress.
+// The rest of the closure is transferred layer by layer (a layer of more
+// than maxTransferPaths in parts, by hash), each transfer holding its
+// layer's paths and nothing else, so that the layer copies the transfer
+// whole: a copy of each store path would name every path once more in the
+// image's definition, which BuildKit takes in one gRPC message of at most
+// 16 MiB (with the image config, in the frontend's Return). The transfers
+// run maxParallelTransfers at a time.
 func (g *gatewaySource) StoreState(ctx context.Context, c *inputs.PlatformClosure, plan layering.Plan, opt manifest2llb.StoreOptions) (manifest2llb.Store, error) {
 	held := c.Transfers
 	if c.Discovered {
@@ -116,17 +120,38 @@ func (g *gatewaySource) StoreState(ctx context.Context, c *inputs.PlatformClosur
 		return g.measure(ctx, c, src, held.Parts, held.Where, opt)
 	}
 	// Split the closure between the parts that hold some of it (the roots)
-	// and one transfer of the rest.
+	// and the transfers of the rest.
 	var parts []layerllb.Part
-	var rest []store.Path
 	holders := make([]layerllb.Part, len(held.Parts))
-	for _, p := range c.Graph.Paths() {
-		i := slices.IndexFunc(held.Parts, func(part layerllb.Part) bool { return slices.Contains(part.Paths, p) })
-		if i < 0 {
-			rest = append(rest, p)
-			continue
+	heldBy := func(p store.Path) int {
+		return slices.IndexFunc(held.Parts, func(part layerllb.Part) bool { return slices.Contains(part.Paths, p) })
+	}
+	type transfer struct {
+		name, step string
+		paths      []store.Path
+	}
+	var transfers []transfer
+	for i, layer := range plan.Layers {
+		var rest []store.Path
+		for _, p := range layer.Paths {
+			if h := heldBy(p); h >= 0 {
+				holders[h].Paths = append(holders[h].Paths, p)
+			} else {
+				rest = append(rest, p)
+			}
 		}
-		holders[i].Paths = append(holders[i].Paths, p)
+		for _, group := range transferGroups(rest, maxTransferPaths) {
+			t := transfer{
+				name:  transferClosure + " " + layer.Key,
+				step:  fmt.Sprintf("transfer %d store paths of layer %d/%d", len(group.paths), i+1, len(plan.Layers)),
+				paths: group.paths,
+			}
+			if group.prefix != "" {
+				t.name += " " + group.prefix
+				t.step += " (hashes " + group.prefix + "…)"
+			}
+			transfers = append(transfers, t)
+		}
 	}
 	for i, part := range held.Parts {
 		if len(holders[i].Paths) > 0 {
@@ -135,18 +160,24 @@ func (g *gatewaySource) StoreState(ctx context.Context, c *inputs.PlatformClosur
 		}
 	}
 	where := held.Where
-	for _, group := range transferGroups(rest, maxTransferPaths) {
-		transfer, step := transferClosure, fmt.Sprintf("transfer %d store paths", len(group.paths))
-		if group.prefix != "" {
-			transfer += " " + group.prefix
-			step += " (hashes " + group.prefix + "…)"
-		}
-		closure, _, closureWhere, err := g.storeSource(ctx, transfer, step, group.paths, c.Graph)
-		if err != nil {
-			return manifest2llb.Store{}, err
-		}
-		parts, where = append(parts, closure), closureWhere
+	sent := make([]layerllb.Part, len(transfers))
+	wheres := make([]string, len(transfers))
+	eg, egctx := errgroup.WithContext(ctx)
+	eg.SetLimit(maxParallelTransfers)
+	for i, t := range transfers {
+		eg.Go(func() error {
+			part, _, w, err := g.storeSource(egctx, t.name, t.step, t.paths, c.Graph, true)
+			sent[i], wheres[i] = part, w
+			return err
+		})
 	}
+	if err := eg.Wait(); err != nil {
+		return manifest2llb.Store{}, err
+	}
+	if len(wheres) > 0 {
+		where = wheres[0]
+	}
+	parts = append(parts, sent...)
 	src, err := layerllb.SplitSource(plan, parts)
 	if err != nil {
 		return manifest2llb.Store{}, err
@@ -224,7 +255,7 @@ func (g *gatewaySource) Discover(ctx context.Context, platform ocispecs.Platform
 		src = layerllb.Part{State: held.Parts[i].State, Dir: held.Parts[i].Dir}
 	} else {
 		var err error
-		if src, _, where, err = g.storeSource(ctx, scanTransfer(platform, 1), "transfer the roots to scan", roots, nil); err != nil {
+		if src, _, where, err = g.storeSource(ctx, scanTransfer(platform, 1), "transfer the roots to scan", roots, nil, false); err != nil {
 			return inputs.Discovery{}, err
 		}
 	}
@@ -335,9 +366,14 @@ func (g *gatewaySource) scan(ctx context.Context, helper inbuilder.Helper, comma
 	return found, nil
 }
 
+// maxParallelTransfers bounds the transfers of a closure under way at
+// once: each is a walk of the store on the client, a stream of the session
+// and a write in the builder.
+const maxParallelTransfers = 4
+
 // maxTransferPaths bounds the store paths of one transfer: the session
-// sends a transfer's include patterns, one base name of some 46 bytes per
-// path, in the headers of a gRPC request, which are capped at 1 MiB.
+// sends a transfer's include patterns, a base name a path (storePatterns),
+// in the headers of a gRPC request, which are capped at 1 MiB.
 const maxTransferPaths = 10000
 
 // transferGroup is the store paths of one transfer, those whose hash part
@@ -373,20 +409,34 @@ func transferGroups(paths []store.Path, max int) []transferGroup {
 // named transfer, and returns the part holding them, and where they come
 // from for error messages; a path the store lacks is an
 // *inputs.MissingPathError. step names the transfer in progress output.
-func (g *gatewaySource) storeSource(ctx context.Context, transfer, step string, paths []store.Path, graph *store.Graph) (layerllb.Part, inputs.Files, string, error) {
-	bases := make([]string, len(paths))
-	for i, p := range paths {
-		bases[i] = p.Base()
-	}
-	part, files, where, err := g.storeEntries(ctx, transfer, step, paths[0].Dir, bases)
+// only: the part holds paths and nothing else (layerllb.Part.Only), which is
+// checked.
+func (g *gatewaySource) storeSource(ctx context.Context, transfer, step string, paths []store.Path, graph *store.Graph, only bool) (layerllb.Part, inputs.Files, string, error) {
+	part, files, where, err := g.storeEntries(ctx, transfer, step, paths[0].Dir, storePatterns(paths))
 	if err != nil {
 		return layerllb.Part{}, nil, "", err
 	}
-	if err := inputs.CheckPresent(ctx, files, paths, graph, where); err != nil {
+	check := inputs.CheckPresent
+	if only {
+		check = inputs.CheckOnly
+	}
+	if err := check(ctx, files, paths, graph, where); err != nil {
 		return layerllb.Part{}, nil, "", err
 	}
-	part.Paths = paths
+	part.Paths, part.Only = paths, only
 	return part, files, where, nil
+}
+
+// storePatterns are the include patterns of a transfer of paths: their
+// base names. A pattern without wildcards is what lets the client's walk
+// (fsutil) compare names rather than run a regular expression, and skip
+// every other entry of the store without reading it.
+func storePatterns(paths []store.Path) []string {
+	patterns := make([]string, len(paths))
+	for i, p := range paths {
+		patterns[i] = p.Base()
+	}
+	return patterns
 }
 
 // The transfers of store entries, each with its own copy in the builder

@@ -415,37 +415,63 @@ func (e *MissingPathError) Error() string {
 // CheckPresent returns a *MissingPathError for the first path the store
 // directory lacks.
 func CheckPresent(ctx context.Context, storeFiles Files, paths []store.Path, graph *store.Graph, where string) error {
-	present := func(p store.Path) (bool, error) {
-		e, err := storeFiles.Lookup(ctx, p.Base())
-		return e != nil, err
-	}
 	if len(paths) > maxLookups {
-		names, err := storeFiles.ReadNames(ctx, "")
-		if err != nil && !IsNotExist(err) {
-			return fmt.Errorf("list the store in %s: %w", where, err)
-		}
-		slices.Sort(names)
-		present = func(p store.Path) (bool, error) {
-			_, found := slices.BinarySearchFunc(names, p, compareBase)
-			return found, nil
-		}
+		_, err := checkListed(ctx, storeFiles, paths, graph, where)
+		return err
 	}
 	for _, p := range paths {
-		switch found, err := present(p); {
+		switch e, err := storeFiles.Lookup(ctx, p.Base()); {
 		case err != nil:
 			return fmt.Errorf("look for %s in %s: %w", p, where, err)
-		case found:
-			continue
+		case e == nil:
+			return missingPath(p, graph, where)
 		}
-		missing := &MissingPathError{Path: p, Where: where}
-		if graph != nil {
-			if refs := graph.Referrers(p); len(refs) > 0 {
-				missing.Referrer = &refs[0]
-			}
-		}
-		return missing
 	}
 	return nil
+}
+
+// CheckOnly is CheckPresent of a directory that must hold paths and
+// nothing else, such as a transfer of them that a layer copies whole; an
+// entry beside them is an error that names it.
+func CheckOnly(ctx context.Context, storeFiles Files, paths []store.Path, graph *store.Graph, where string) error {
+	names, err := checkListed(ctx, storeFiles, paths, graph, where)
+	if err != nil || len(names) == len(paths) {
+		return err
+	}
+	for _, name := range names {
+		if !slices.ContainsFunc(paths, func(p store.Path) bool { return compareBase(name, p) == 0 }) {
+			return fmt.Errorf("%s holds %s beside the store paths asked for", where, name)
+		}
+	}
+	return fmt.Errorf("%s holds %d entries for %d store paths", where, len(names), len(paths))
+}
+
+// checkListed lists the store directory, sorted, and returns a
+// *MissingPathError for the first path it lacks.
+func checkListed(ctx context.Context, storeFiles Files, paths []store.Path, graph *store.Graph, where string) ([]string, error) {
+	names, err := storeFiles.ReadNames(ctx, "")
+	if err != nil && !IsNotExist(err) {
+		return nil, fmt.Errorf("list the store in %s: %w", where, err)
+	}
+	slices.Sort(names)
+	for _, p := range paths {
+		if _, found := slices.BinarySearchFunc(names, p, compareBase); !found {
+			return nil, missingPath(p, graph, where)
+		}
+	}
+	return names, nil
+}
+
+// missingPath is the *MissingPathError of p, naming a path of graph that
+// references it.
+func missingPath(p store.Path, graph *store.Graph, where string) error {
+	missing := &MissingPathError{Path: p, Where: where}
+	if graph != nil {
+		if refs := graph.Referrers(p); len(refs) > 0 {
+			missing.Referrer = &refs[0]
+		}
+	}
+	return missing
 }
 
 // maxLookups is how many store paths CheckPresent looks up one by one

@@ -3,6 +3,7 @@ package inputs
 import (
 	"context"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io/fs"
 	"os"
@@ -240,6 +241,31 @@ func TestCheckPresent(t *testing.T) {
 	err = CheckPresent(ctx, FSFiles{os.DirFS(t.TempDir())}, []store.Path{lib}, graph, "the store")
 	if err == nil || err.Error() != "store path "+lib.String()+" is not in the store (it is referenced by "+app.String()+")" {
 		t.Errorf("missing reference: %v", err)
+	}
+}
+
+// TestCheckOnly: a directory of exactly the paths passes, one beside them
+// is named, a missing path is a *MissingPathError as CheckPresent's.
+func TestCheckOnly(t *testing.T) {
+	dir := t.TempDir()
+	path := func(hash, name string) store.Path {
+		return store.Path{Dir: "/nix/store", Hash: strings.Repeat(hash, 32), Name: name}
+	}
+	app, lib, lock := path("1", "app"), path("2", "lib"), path("1", "app.tmp")
+	for _, p := range []store.Path{app, lib} {
+		if err := os.Mkdir(filepath.Join(dir, p.Base()), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx, files := context.Background(), FSFiles{os.DirFS(dir)}
+	if err := CheckOnly(ctx, files, []store.Path{lib, app}, nil, "the store"); err != nil {
+		t.Errorf("exactly the paths: %v", err)
+	}
+	if err := CheckOnly(ctx, files, []store.Path{app}, nil, "the store"); err == nil || err.Error() != "the store holds "+lib.Base()+" beside the store paths asked for" {
+		t.Errorf("a path beside: %v", err)
+	}
+	if err := CheckOnly(ctx, files, []store.Path{app, lib, lock}, nil, "the store"); !errors.As(err, new(*MissingPathError)) {
+		t.Errorf("a missing path: %v", err)
 	}
 }
 

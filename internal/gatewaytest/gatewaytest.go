@@ -353,12 +353,18 @@ func (c *Client) Warn(context.Context, digest.Digest, string, client.WarnOpts) e
 type Ref struct {
 	Dir     string
 	Include []string
+
+	once     sync.Once
+	patterns map[string][][]string // Include's patterns, by literal prefix, in components
+	prefixes []string              // the literal prefixes, sorted
 }
 
 var _ client.Reference = (*Ref)(nil)
 
 // visible reports whether the relative path name was transferred: it
-// matches an include pattern, is inside a match, or leads to one.
+// matches an include pattern, is inside a match, or leads to one. Only the
+// patterns whose literal start is a prefix of name are matched, so that a
+// transfer of 100,000 store paths is listed in time.
 func (r *Ref) visible(name string) bool {
 	if r.Dir == "" {
 		return false
@@ -366,21 +372,49 @@ func (r *Ref) visible(name string) bool {
 	if len(r.Include) == 0 || name == "" {
 		return true
 	}
+	r.once.Do(r.index)
+	// A pattern whose literal start is below name leads to a match.
+	if i, _ := slices.BinarySearch(r.prefixes, name+"/"); i < len(r.prefixes) && strings.HasPrefix(r.prefixes[i], name+"/") {
+		return true
+	}
 	parts := strings.Split(name, "/")
-	for _, p := range r.Include {
-		pp := strings.Split(strings.Trim(p, "/"), "/")
-		ok := true
-		for i := 0; i < len(parts) && i < len(pp); i++ {
-			if m, _ := path.Match(pp[i], parts[i]); !m {
-				ok = false
-				break
+	for k := 0; k <= len(name); k++ {
+		for _, pp := range r.patterns[name[:k]] {
+			if componentsMatch(pp, parts) {
+				return true
 			}
-		}
-		if ok {
-			return true
 		}
 	}
 	return false
+}
+
+// index sorts Include's patterns by their literal start, the text before
+// the first wildcard.
+func (r *Ref) index() {
+	r.patterns = map[string][][]string{}
+	for _, p := range r.Include {
+		p = strings.Trim(p, "/")
+		literal := p
+		if i := strings.IndexAny(p, `*?[\`); i >= 0 {
+			literal = p[:i]
+		}
+		if _, ok := r.patterns[literal]; !ok {
+			r.prefixes = append(r.prefixes, literal)
+		}
+		r.patterns[literal] = append(r.patterns[literal], strings.Split(p, "/"))
+	}
+	slices.Sort(r.prefixes)
+}
+
+// componentsMatch reports whether the path parts and the pattern's
+// components pp match as far as both go.
+func componentsMatch(pp, parts []string) bool {
+	for i := 0; i < len(parts) && i < len(pp); i++ {
+		if m, _ := path.Match(pp[i], parts[i]); !m {
+			return false
+		}
+	}
+	return true
 }
 
 func (r *Ref) hostPath(name string) (string, error) {

@@ -55,6 +55,10 @@ func TestStoreLayers(t *testing.T) {
 	for i, l := range plan.Layers {
 		exact[i] = []Part{{State: llb.Local("store", llb.IncludePatterns([]string{"nix/store/" + l.Paths[0].Base()})), Dir: "/nix/store", Paths: l.Paths, Exact: true}}
 	}
+	only := make(Source, len(plan.Layers))
+	for i, l := range plan.Layers {
+		only[i] = []Part{{State: llb.Local("store", llb.IncludePatterns([]string{l.Paths[0].Hash + "-*"})), Dir: "/", Paths: l.Paths, Only: true}}
+	}
 	for _, tc := range []struct {
 		name   string
 		src    Source
@@ -64,6 +68,8 @@ func TestStoreLayers(t *testing.T) {
 		{"shared, chain", SharedSource(llb.Local("store"), "/", plan), Chain},
 		{"exact, merge", exact, Merge},
 		{"exact, chain", exact, Chain},
+		{"only, merge", only, Merge},
+		{"only, chain", only, Chain},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			st, err := StoreLayers(llb.Scratch(), plan, tc.src, Options{StoreDir: "/nix/store", Epoch: epoch, Method: tc.method})
@@ -71,7 +77,7 @@ func TestStoreLayers(t *testing.T) {
 				t.Fatal(err)
 			}
 			o := llbtest.Marshal(t, st, llbtest.AllCaps())
-			exact := tc.src[0][0].Exact
+			exact, whole := tc.src[0][0].Exact, tc.src[0][0].Only
 			// One FileOp per layer, plus the store skeleton's unless
 			// every part is exact.
 			wantFileOps, perLayer := len(plan.Layers)+1, 2
@@ -107,7 +113,9 @@ func TestStoreLayers(t *testing.T) {
 				switch {
 				case exact && (c.Src != "/" || c.Dest != "/" || !c.DirCopyContents):
 					t.Errorf("layer %d copies %+v, want its transfer's root's contents onto /", i, c)
-				case !exact && (c.Src != "/"+l.Paths[0].Base() || c.Dest != l.Paths[0].String()):
+				case whole && (c.Src != "/" || c.Dest != "/nix/store" || !c.DirCopyContents || !c.CreateDestPath):
+					t.Errorf("layer %d copies %+v, want its transfer's contents into /nix/store", i, c)
+				case !exact && !whole && (c.Src != "/"+l.Paths[0].Base() || c.Dest != l.Paths[0].String()):
 					t.Errorf("layer %d copies %s → %s", i, c.Src, c.Dest)
 				}
 				if exact {
@@ -166,6 +174,20 @@ func TestSplitSource(t *testing.T) {
 	}
 	if _, err := SplitSource(plan, []Part{{State: llb.Local("closure"), Dir: "/", Paths: rest}}); err == nil || !strings.Contains(err.Error(), first[0].String()) {
 		t.Errorf("a path no part holds: %v", err)
+	}
+	// A part of one layer's paths alone is still the layer's only; a
+	// part of two layers' is neither's.
+	src, err = SplitSource(plan, []Part{
+		{State: llb.Local("first"), Dir: "/", Paths: first, Only: true},
+		{State: llb.Local("rest"), Dir: "/", Paths: rest, Only: true},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, layer := range src {
+		if want := i == 0; len(layer) != 1 || layer[0].Only != want {
+			t.Errorf("layer %d: parts %+v, want one, Only %v", i, layer, want)
+		}
 	}
 }
 

@@ -64,6 +64,12 @@ type Part struct {
 	// layer's store paths as the image has them, written on the host,
 	// which the Merge method merges as it is, with no copy.
 	Whole bool
+	// Only says that State's Dir holds Paths' entries and nothing else:
+	// one copy of Dir's contents places them all, where a part without it
+	// names each store path in a copy of its own, and a definition that
+	// names every path of a large closure twice outgrows the largest
+	// message BuildKit takes.
+	Only bool
 }
 
 func (p Part) pathOf(sp store.Path) string { return path.Join("/", p.Dir, sp.Base()) }
@@ -107,7 +113,9 @@ func SplitSource(plan layering.Plan, parts []Part) (Source, error) {
 		}
 		for j, paths := range split {
 			if len(paths) > 0 {
-				src[i] = append(src[i], Part{State: parts[j].State, Dir: parts[j].Dir, Paths: paths})
+				// A part of other layers' paths too is no longer the layer's only.
+				only := parts[j].Only && len(paths) == len(parts[j].Paths)
+				src[i] = append(src[i], Part{State: parts[j].State, Dir: parts[j].Dir, Paths: paths, Only: only})
 			}
 		}
 	}
@@ -188,6 +196,15 @@ func copyLayer(parts []Part, skeleton llb.State, opt Options) *llb.FileAction {
 			continue
 		}
 		exact = false
+		if part.Only {
+			add(part.State, path.Join("/", part.Dir), opt.StoreDir, &llb.CopyInfo{
+				CopyDirContentsOnly: true,
+				CreateDestPath:      true,
+				ChownOpt:            root,
+				CreatedTime:         &opt.Epoch,
+			})
+			continue
+		}
 		for _, p := range part.Paths {
 			add(part.State, part.pathOf(p), path.Join(opt.StoreDir, p.Base()), &llb.CopyInfo{
 				CreateDestPath: true,
