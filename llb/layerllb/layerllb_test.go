@@ -3,6 +3,7 @@ package layerllb
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"reflect"
 	"slices"
 	"strings"
@@ -308,5 +309,27 @@ func TestImage(t *testing.T) {
 	}
 	if len(back.Layers) != 3 || back.Layers[2].Paths[0] != plan.Layers[2].Paths[0] {
 		t.Errorf("plan label round trip: %+v", back)
+	}
+}
+
+// TestLayerComment: a layer's history comment names its store paths, all
+// of them while they fit, else as many as fit and how many more the plan
+// label names, within maxCommentBytes.
+func TestLayerComment(t *testing.T) {
+	a, b := mustPath(t, "/nix/store/"+strings.Repeat("a", 32)+"-a"), mustPath(t, "/nix/store/"+strings.Repeat("b", 32)+"-b")
+	if got, want := layerComment(layering.Layer{Paths: []store.Path{a, b}}), "store paths: "+a.String()+" "+b.String(); got != want {
+		t.Errorf("comment %q, want %q", got, want)
+	}
+	var many []store.Path
+	for i := range 1000 {
+		many = append(many, mustPath(t, fmt.Sprintf("/nix/store/%s-pkg%04d", strings.Repeat("c", 32), i)))
+	}
+	got := layerComment(layering.Layer{Paths: many})
+	if len(got) > maxCommentBytes || !strings.HasPrefix(got, "store paths: "+many[0].String()+" ") {
+		t.Fatalf("comment of %d bytes %q..., want at most %d naming the first path", len(got), got[:min(len(got), 80)], maxCommentBytes)
+	}
+	named := strings.Count(got, "/nix/store/")
+	if want := fmt.Sprintf(" (+%d more in the %s label)", len(many)-named, PlanLabel); !strings.HasSuffix(got, want) {
+		t.Errorf("comment %q does not end %q", got, want)
 	}
 }

@@ -243,11 +243,28 @@ func describe(l layering.Layer) string {
 	return fmt.Sprintf("%s (+%d paths)", l.Key, len(l.Paths)-1)
 }
 
-// layerComment is the history comment of a store layer: its store paths.
+// maxCommentBytes bounds a store layer's history comment, which `docker
+// history` shows: the plan label lists every path already, and the config,
+// carried whole in one gRPC message of the frontend's result, would grow
+// with each path twice.
+const maxCommentBytes = 1024
+
+// layerComment is the history comment of a store layer: its store paths,
+// as many as fit maxCommentBytes, and how many more the plan label names.
 func layerComment(l layering.Layer) string {
-	names := make([]string, len(l.Paths))
+	var b strings.Builder
+	b.WriteString("store paths:")
+	more := func(n int) string { return fmt.Sprintf(" (+%d more in the %s label)", n, PlanLabel) }
 	for i, p := range l.Paths {
-		names[i] = p.String()
+		need := 1 + len(p.String())
+		if rest := len(l.Paths) - i - 1; rest > 0 {
+			need += len(more(rest))
+		}
+		if i > 0 && b.Len()+need > maxCommentBytes {
+			b.WriteString(more(len(l.Paths) - i))
+			break
+		}
+		b.WriteString(" " + p.String())
 	}
-	return "store paths: " + strings.Join(names, " ")
+	return b.String()
 }
