@@ -18,15 +18,15 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	runtimedebug "runtime/debug"
+
+	"path/filepath"
+	"strings"
 
 	"github.com/docker/cli/cli"
 	"github.com/docker/cli/cli-plugins/metadata"
 	"github.com/docker/cli/cli-plugins/plugin"
 	"github.com/docker/cli/cli/command"
 	"github.com/docker/cli/cli/debug"
-	"path/filepath"
-	"strings"
 
 	"github.com/spf13/cobra"
 	"go.opentelemetry.io/otel"
@@ -34,21 +34,12 @@ import (
 	"github.com/storepack/storepack/cliplugin"
 	"github.com/storepack/storepack/cliplugin/rundir"
 	"github.com/storepack/storepack/frontend/inbuilder"
+	"github.com/storepack/storepack/internal/memlimit"
 	"github.com/storepack/storepack/internal/version"
 )
 
-// memoryLimit is the Go runtime's soft memory limit unless GOMEMLIMIT sets
-// one: a build of 100,000 store paths keeps about 90 MB live while it
-// writes its largest layer, and the collector's default (GOGC=100) lets
-// the heap grow to twice the live set before it collects, 260 MiB of RSS
-// in all; the limit makes it collect sooner. A live set beyond the limit
-// still works, the collector then capped at half the CPU.
-const memoryLimit = 150 << 20
-
 func main() {
-	if os.Getenv("GOMEMLIMIT") == "" {
-		runtimedebug.SetMemoryLimit(memoryLimit)
-	}
+	memlimit.Apply()
 	// In the builder, this binary does what FileOps cannot for RUN (see
 	// hostbuild: it is sent there only when a manifest has RUN).
 	if ok, err := inbuilder.Main(context.Background(), os.Args[1:]); ok {

@@ -13,9 +13,11 @@ import (
 	"github.com/moby/buildkit/util/appcontext"
 	"github.com/storepack/storepack/frontend"
 	"github.com/storepack/storepack/frontend/inbuilder"
+	"github.com/storepack/storepack/internal/memlimit"
 )
 
 func main() {
+	memlimit.Apply()
 	ctx := appcontext.Context()
 	ok, err := inbuilder.Main(ctx, os.Args[1:])
 	if !ok {
