@@ -140,58 +140,55 @@ func registryHas(t *testing.T, repo, tag string) bool {
 	return resp.StatusCode == http.StatusOK
 }
 
-// TestBuilderPushStalled: a registry that stops answering in the middle
-// of the builder's push (an image with an SBOM, which the builder writes),
-// after answering the plugin's check before the build, ends the build
-// within the bound with an error naming the image and the registry:
-// buildkitd's push has no bound of its own. Nothing is tagged there.
-func TestBuilderPushStalled(t *testing.T) {
-	installPlugin(t)
-	c := nixClosure(t)
-	df := writeFile(t, c.dir, "app.storepack", manifest("./result", "path-info.json"))
-	proxy := newFaultProxy(t, stallMidPush)
-	ref := proxy.addr + "/storepack-e2e/builder-stalled:1"
-	r := cmdWithin(faultBound, buildkitEnv, "docker", "storepack", "build", "--progress=plain", "--previous", "", "--sbom", "-t", ref, "--push", "-f", df, c.dir)
-	switch {
-	case strings.Contains(r.out, "still running after"), r.err != nil && strings.Contains(r.err.Error(), "still running after"):
-		t.Fatalf("the push hung:\n%s", r)
-	case r.err == nil:
-		t.Fatalf("the push to a stalled registry succeeded:\n%s", r)
-	case !strings.Contains(r.out, "pushing layers"):
-		t.Fatalf("the builder did not push (the test tells nothing):\n%s", r)
-	}
-	for _, want := range []string{"the builder's push stopped: push " + ref + ": ", "the registry " + proxy.addr + " did not answer within "} {
-		if !strings.Contains(r.out, want) {
-			t.Errorf("the error does not say %q:\n%s", want, r)
-		}
-	}
-	if registryHas(t, "storepack-e2e/builder-stalled", "1") {
-		t.Errorf("the stalled push left its tag")
-	}
-}
-
-// TestPushStalled: a registry that stops answering in the middle of a push
-// (it takes no upload) ends the plugin's push of an image written on the
-// host with an error naming the image and the registry, within the bound
-// (containerd's wait for an answer, within imagelookup.RegistryIdleTimeout);
-// nothing is tagged there.
+// TestPushStalled: a registry that stops answering in the middle of a
+// push ends the build within the bound with an error naming the image and
+// the registry, and nothing is tagged there. The plugin's push of an image
+// written on the host, to a registry that takes no upload, is bounded by
+// containerd's wait for an answer within imagelookup.RegistryIdleTimeout;
+// the builder's push (an image with an SBOM, which the builder writes), to
+// a registry that dies once the first upload starts, after answering the
+// plugin's check before the build, by that check asked again while the
+// builder pushes: buildkitd's push has no bound of its own.
 func TestPushStalled(t *testing.T) {
 	installPlugin(t)
 	c := nixClosure(t)
 	df := writeFile(t, c.dir, "app.storepack", manifest("./result", "path-info.json"))
-	proxy := newFaultProxy(t, stallUploads)
-	ref := proxy.addr + "/storepack-e2e/stalled:1"
-	r := cmdWithin(faultBound, buildkitEnv, "docker", "storepack", "build", "--progress=plain", "--previous", "", "-t", ref, "--push", "-f", df, c.dir)
-	want := "push " + ref + " to the registry " + proxy.addr + ": "
-	switch {
-	case strings.Contains(r.out, "still running after"), r.err != nil && strings.Contains(r.err.Error(), "still running after"):
-		t.Fatalf("the push hung:\n%s", r)
-	case r.err == nil:
-		t.Fatalf("the push to a stalled registry succeeded:\n%s", r)
-	case !strings.Contains(r.out, want):
-		t.Errorf("the error does not say %q:\n%s", want, r)
-	}
-	if registryHas(t, "storepack-e2e/stalled", "1") {
-		t.Errorf("the stalled push left its tag")
+	for _, tc := range []struct {
+		name, repo string
+		mode       fault
+		args       []string
+		// wants are what the error says, given the image and the proxy.
+		wants func(ref, proxy string) []string
+	}{{
+		name: "on the host", repo: "storepack-e2e/stalled", mode: stallUploads,
+		wants: func(ref, proxy string) []string { return []string{"push " + ref + " to the registry " + proxy + ": "} },
+	}, {
+		name: "by the builder", repo: "storepack-e2e/builder-stalled", mode: stallMidPush, args: []string{"--sbom"},
+		wants: func(ref, proxy string) []string {
+			return []string{"the builder's push stopped: push " + ref + ": ", "the registry " + proxy + " did not answer within "}
+		},
+	}} {
+		t.Run(tc.name, func(t *testing.T) {
+			proxy := newFaultProxy(t, tc.mode)
+			ref := proxy.addr + "/" + tc.repo + ":1"
+			args := append([]string{"storepack", "build", "--progress=plain", "--previous", "", "-t", ref, "--push", "-f", df}, tc.args...)
+			r := cmdWithin(faultBound, buildkitEnv, "docker", append(args, c.dir)...)
+			switch {
+			case strings.Contains(r.out, "still running after"), r.err != nil && strings.Contains(r.err.Error(), "still running after"):
+				t.Fatalf("the push hung:\n%s", r)
+			case r.err == nil:
+				t.Fatalf("the push to a stalled registry succeeded:\n%s", r)
+			case tc.mode == stallMidPush && !strings.Contains(r.out, "pushing layers"):
+				t.Fatalf("the builder did not push (the test tells nothing):\n%s", r)
+			}
+			for _, want := range tc.wants(ref, proxy.addr) {
+				if !strings.Contains(r.out, want) {
+					t.Errorf("the error does not say %q:\n%s", want, r)
+				}
+			}
+			if registryHas(t, tc.repo, "1") {
+				t.Errorf("the stalled push left its tag")
+			}
+		})
 	}
 }
