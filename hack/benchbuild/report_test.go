@@ -159,9 +159,8 @@ func TestReadyAfter(t *testing.T) {
 		`{"vertexes":[{"digest":"sha256:02","name":"exporting to oci image format","started":"` + at(2.25) + `","completed":"` + at(9) + `"}]}`,
 		`{"vertexes":[{"digest":"sha256:03","name":"exporting layers","started":"` + at(3) + `"}]}`,
 	}, "\n")
-	ready, digests, err := readyAfter(progress, start)
-	if err != nil || ready != 2.25 || digests != -1 {
-		t.Errorf("readyAfter: %v, %v, %v; want 2.25, no digest pass", ready, digests, err)
+	if got, err := readyAfter(progress, start); err != nil || got.ready != 2.25 || got.digests != -1 || got.steps != 1.75 {
+		t.Errorf("readyAfter: %+v, %v; want ready 2.25, no digest pass, a step of 1.75", got, err)
 	}
 	// The plugin's digest passes (two platforms) before its write: planning
 	// and conversion end where the first starts.
@@ -172,13 +171,26 @@ func TestReadyAfter(t *testing.T) {
 		`{"vertexes":[{"digest":"sha256:06","name":"[storepack] digests of 100 store layers for linux/arm64","started":"` + at(1.75) + `","completed":"` + at(5) + `"}]}`,
 		`{"vertexes":[{"digest":"sha256:04","name":"[storepack] write the image on the host to oci archive - (no builder needed)","started":"` + at(5.5) + `"}]}`,
 	}, "\n")
-	if ready, digests, err := readyAfter(host, start); err != nil || ready != 1.5 || digests != 5.75 {
-		t.Errorf("readyAfter of a host write: %v, %v, %v; want 1.5, digest passes of 5.75", ready, digests, err)
+	if got, err := readyAfter(host, start); err != nil || got.ready != 1.5 || got.digests != 5.75 {
+		t.Errorf("readyAfter of a host write: %+v, %v; want ready 1.5, digest passes of 5.75", got, err)
 	}
-	if _, _, err := readyAfter(`{"vertexes":[{"digest":"sha256:01","name":"[storepack] plan","started":"`+at(1)+`"}]}`, start); err == nil {
+	// The frontend's steps before the export: two transfers that overlap
+	// (1–3, 2–4), a gap of the frontend's own (4–6), a check (6–7), and a
+	// step still running when the export starts (7.5–): 4.5 s of steps.
+	frontend := strings.Join([]string{
+		`{"vertexes":[{"digest":"sha256:11","name":"transfer layer 1","started":"` + at(1) + `","completed":"` + at(3) + `"}]}`,
+		`{"vertexes":[{"digest":"sha256:12","name":"transfer layer 2","started":"` + at(2) + `","completed":"` + at(4) + `"}]}`,
+		`{"vertexes":[{"digest":"sha256:13","name":"check 2 store paths","started":"` + at(6) + `","completed":"` + at(7) + `"}]}`,
+		`{"vertexes":[{"digest":"sha256:14","name":"layer 2/2","started":"` + at(7.5) + `"}]}`,
+		`{"vertexes":[{"digest":"sha256:15","name":"exporting to oci image format","started":"` + at(8) + `","completed":"` + at(9) + `"}]}`,
+	}, "\n")
+	if got, err := readyAfter(frontend, start); err != nil || got.ready != 8 || got.steps != 4.5 {
+		t.Errorf("readyAfter of the frontend: %+v, %v; want ready 8, steps of 4.5", got, err)
+	}
+	if _, err := readyAfter(`{"vertexes":[{"digest":"sha256:01","name":"[storepack] plan","started":"`+at(1)+`"}]}`, start); err == nil {
 		t.Error("readyAfter without an export step: no error")
 	}
-	if _, _, err := readyAfter(`{"vertexes":[{"digest":"sha256:05","name":"[storepack] digests of 1 store layers for linux/amd64","started":"`+at(1)+`"}]}`, start); err == nil {
+	if _, err := readyAfter(`{"vertexes":[{"digest":"sha256:05","name":"[storepack] digests of 1 store layers for linux/amd64","started":"`+at(1)+`"}]}`, start); err == nil {
 		t.Error("readyAfter of a digest pass that never completed: no error")
 	}
 }

@@ -37,9 +37,13 @@ type scaleBench struct {
 type scaleMeasurement struct {
 	total float64 // seconds, the whole command
 	// ready is the seconds until the first step that writes started, the
-	// plugin's digest pass or the image's write (planning plus
-	// conversion), from the progress; -1: not measured.
+	// plugin's digest pass or the image's write, less the builder's steps
+	// before it (planning plus conversion), from the progress; -1: not
+	// measured.
 	ready float64
+	// steps is the seconds of the builder's steps before the first write
+	// (the frontend's transfers and check); -1: the command has none.
+	steps float64
 	// digests is the seconds of the plugin's digest pass, which writes
 	// the layers it knows no digest of (cold), before the image's write;
 	// -1: none.
@@ -124,8 +128,8 @@ func scaleCases(ctx context.Context, opt options, bd *bed, tmp, self string, log
 			if m.failed != "" {
 				continue
 			}
-			fmt.Fprintf(log, "benchbuild: run %d/%d %-16s %-5s %7.2fs  ready %s  digests %s  RSS %s / frontend %s\n", run, opt.runs, c.id, c.kind,
-				m.total, secondsText(m.ready), secondsText(m.digests), kibText(m.own), kibText(m.frontend))
+			fmt.Fprintf(log, "benchbuild: run %d/%d %-16s %-5s %7.2fs  ready %s  builder steps %s  digests %s  RSS %s / frontend %s\n", run, opt.runs, c.id, c.kind,
+				m.total, secondsText(m.ready), secondsText(m.steps), secondsText(m.digests), kibText(m.own), kibText(m.frontend))
 		}
 	}
 	scaleReport(os.Stdout, opt, b, cases, results, loadStart, loadAverage())
@@ -148,7 +152,7 @@ func (b *scaleBench) floor(ctx context.Context, log string) (scaleMeasurement, e
 	if err != nil {
 		return scaleMeasurement{}, err
 	}
-	return scaleMeasurement{total: r.elapsed.Seconds(), ready: -1, digests: -1, own: peakRSS(rss), written: -1}, nil
+	return scaleMeasurement{total: r.elapsed.Seconds(), ready: -1, steps: -1, digests: -1, own: peakRSS(rss), written: -1}, nil
 }
 
 // plan runs docker storepack plan of the manifest: planning alone.
@@ -177,12 +181,15 @@ func (b *scaleBench) plugin(ctx context.Context, log string, progress bool, args
 	if err != nil {
 		return scaleMeasurement{}, err
 	}
-	m := scaleMeasurement{total: r.elapsed.Seconds(), ready: -1, digests: -1, own: peakRSS(rss), written: -1}
+	m := scaleMeasurement{total: r.elapsed.Seconds(), ready: -1, steps: -1, digests: -1, own: peakRSS(rss), written: -1}
 	if progress {
 		m.written = out.n
-		if m.ready, m.digests, err = readyAfter(r.out, start); err != nil {
+		t, err := readyAfter(r.out, start)
+		if err != nil {
 			return m, err
 		}
+		// The plugin writes on the host: its steps are its own work.
+		m.ready, m.digests = t.ready, t.digests
 	}
 	return m, nil
 }
@@ -202,21 +209,34 @@ func (b *scaleBench) frontendOCI(ctx context.Context, log string) (scaleMeasurem
 	if err != nil {
 		return scaleMeasurement{}, err
 	}
-	m := scaleMeasurement{total: r.elapsed.Seconds(), frontend: gateway, helper: helper, written: out.n}
-	m.ready, m.digests, err = readyAfter(r.out, start)
-	return m, err
+	t, err := readyAfter(r.out, start)
+	return scaleMeasurement{total: r.elapsed.Seconds(), ready: t.ready - t.steps, steps: t.steps, digests: t.digests,
+		frontend: gateway, helper: helper, written: out.n}, err
+}
+
+// progressTimes are the times a command's rawjson progress gives, in
+// seconds.
+type progressTimes struct {
+	// ready is from the command's start to the first step that writes: the
+	// plugin's digest pass or the image's export or write (planning and
+	// conversion, before a byte of the image is written).
+	ready float64
+	// digests is the plugin's digest passes, -1 if there is none.
+	digests float64
+	// steps is how much of ready some step covers: for a build through
+	// the frontend, the builder's work (the frontend's transfers of the
+	// store, its in-builder check); the rest is the frontend's own.
+	steps float64
 }
 
 // readyAfter reads BuildKit's rawjson progress (one SolveStatus a line;
-// other lines, such as buildx's own, are skipped) and gives the seconds
-// from start to the first step that writes: the plugin's digest pass or
-// the image's export or write (planning and conversion, before a byte of
-// the image is written); and the seconds of the digest pass, -1 if there
-// is none.
-func readyAfter(progress string, start time.Time) (ready, digests float64, err error) {
+// other lines, such as buildx's own, are skipped) of a command started at
+// start.
+func readyAfter(progress string, start time.Time) (progressTimes, error) {
 	var first time.Time
 	type span struct{ started, completed time.Time }
-	passes := map[string]*span{} // the digest passes, one per platform, by vertex
+	vertices := map[string]*span{}
+	passes := map[string]bool{} // the digest passes, one per platform
 	sc := bufio.NewScanner(strings.NewReader(progress))
 	sc.Buffer(nil, 16<<20)
 	for sc.Scan() {
@@ -229,36 +249,64 @@ func readyAfter(progress string, start time.Time) (ready, digests float64, err e
 			if v.Started != nil && (digest || exportStep(v.Name)) && (first.IsZero() || v.Started.Before(first)) {
 				first = *v.Started
 			}
-			if !digest {
-				continue
-			}
-			pass := passes[v.Digest.String()]
-			if pass == nil {
-				pass = &span{}
-				passes[v.Digest.String()] = pass
+			passes[v.Digest.String()] = passes[v.Digest.String()] || digest
+			vx := vertices[v.Digest.String()]
+			if vx == nil {
+				vx = &span{}
+				vertices[v.Digest.String()] = vx
 			}
 			if v.Started != nil {
-				pass.started = *v.Started
+				vx.started = *v.Started
 			}
 			if v.Completed != nil {
-				pass.completed = *v.Completed
+				vx.completed = *v.Completed
 			}
 		}
 	}
 	if err := sc.Err(); err != nil {
-		return 0, 0, err
+		return progressTimes{}, err
 	}
 	if first.IsZero() {
-		return 0, 0, fmt.Errorf("no export step in the progress:\n%s", tail(progress, 20))
+		return progressTimes{}, fmt.Errorf("no export step in the progress:\n%s", tail(progress, 20))
 	}
-	digests = -1
-	for _, pass := range passes {
-		if pass.started.IsZero() || pass.completed.IsZero() {
-			return 0, 0, fmt.Errorf("a digest pass without its start or end in the progress:\n%s", tail(progress, 20))
+	t := progressTimes{ready: first.Sub(start).Seconds(), digests: -1}
+	var before []span // the steps' spans up to the first write
+	for dgst, vx := range vertices {
+		if passes[dgst] {
+			if vx.started.IsZero() || vx.completed.IsZero() {
+				return progressTimes{}, fmt.Errorf("a digest pass without its start or end in the progress:\n%s", tail(progress, 20))
+			}
+			t.digests = max(t.digests, 0) + vx.completed.Sub(vx.started).Seconds()
 		}
-		digests = max(digests, 0) + pass.completed.Sub(pass.started).Seconds()
+		if vx.started.IsZero() || !vx.started.Before(first) {
+			continue
+		}
+		end := first
+		if !vx.completed.IsZero() && vx.completed.Before(first) {
+			end = vx.completed
+		}
+		from := vx.started
+		if from.Before(start) {
+			from = start
+		}
+		before = append(before, span{from, end})
 	}
-	return first.Sub(start).Seconds(), digests, nil
+	slices.SortFunc(before, func(a, b span) int { return a.started.Compare(b.started) })
+	var covered time.Duration
+	var reach time.Time // the end of the steps merged so far
+	for _, sp := range before {
+		if !sp.completed.After(reach) {
+			continue
+		}
+		from := sp.started
+		if from.Before(reach) {
+			from = reach
+		}
+		covered += sp.completed.Sub(from)
+		reach = sp.completed
+	}
+	t.steps = covered.Seconds()
+	return t, nil
 }
 
 // digestStep starts the name of the plugin's step that writes every layer
@@ -307,7 +355,7 @@ func scaleReport(w io.Writer, opt options, b *scaleBench, cases []scaleCase, res
 			b.frontend.graph.Len(), float64(b.frontend.narBytes)/(1<<30), b.frontend.root)
 	}
 	fmt.Fprintf(w, "runs: %d of each, interleaved; load average %s at the start, %s at the end; %d CPUs\n\n", opt.runs, loadStart, loadEnd, runtime.NumCPU())
-	rows := [][]string{{"case", "", "median s", "min–max s", "× floor", "plan+conversion s", "× floor", "digest pass s", "written", "own RSS", "frontend RSS", "helper RSS"}}
+	rows := [][]string{{"case", "", "median s", "min–max s", "× floor", "plan+conversion s", "× floor", "builder steps s", "digest pass s", "written", "own RSS", "frontend RSS", "helper RSS"}}
 	var failures []string
 	for i, c := range cases {
 		var ms []scaleMeasurement
@@ -319,7 +367,7 @@ func scaleReport(w io.Writer, opt options, b *scaleBench, cases []scaleCase, res
 			ms = append(ms, m)
 		}
 		if len(ms) == 0 {
-			rows = append(rows, []string{c.label, c.kind, "failed", "–", "–", "–", "–", "–", "–", "–", "–", "–"})
+			rows = append(rows, []string{c.label, c.kind, "failed", "–", "–", "–", "–", "–", "–", "–", "–", "–", "–"})
 			continue
 		}
 		total := make([]measurement, len(ms))
@@ -328,10 +376,13 @@ func scaleReport(w io.Writer, opt options, b *scaleBench, cases []scaleCase, res
 			total[k].seconds, ready[k].seconds = m.total, m.ready
 		}
 		lo, hi := slices.MinFunc(total, bySeconds).seconds, slices.MaxFunc(total, bySeconds).seconds
-		readyText, readyRatio, digestsText := "–", "–", "–"
+		readyText, readyRatio, stepsText, digestsText := "–", "–", "–", "–"
 		if ms[0].ready >= 0 {
 			readyText = spread(ms, func(m scaleMeasurement) int64 { return int64(math.Round(m.ready * 1000)) }, millisText)
 			readyRatio = pairedRatio(ready, floor)
+		}
+		if ms[0].steps >= 0 {
+			stepsText = spread(ms, func(m scaleMeasurement) int64 { return int64(math.Round(m.steps * 1000)) }, millisText)
 		}
 		if ms[0].digests >= 0 {
 			digestsText = spread(ms, func(m scaleMeasurement) int64 { return int64(math.Round(m.digests * 1000)) }, millisText)
@@ -341,7 +392,7 @@ func scaleReport(w io.Writer, opt options, b *scaleBench, cases []scaleCase, res
 			spread(ms, func(m scaleMeasurement) int64 { return int64(math.Round(m.total * 1000)) }, millisText),
 			fmt.Sprintf("%.2f–%.2f", lo, hi),
 			pairedRatio(total, floor),
-			readyText, readyRatio, digestsText,
+			readyText, readyRatio, stepsText, digestsText,
 			spread(ms, func(m scaleMeasurement) int64 { return m.written }, bytesText),
 			spread(ms, func(m scaleMeasurement) int64 { return m.own }, kibText),
 			spread(ms, func(m scaleMeasurement) int64 { return m.frontend }, kibText),
@@ -355,7 +406,9 @@ floor: this binary walks the store (an lstat of every entry) and reads the GRAPH
   same run, the median ratio (and the range).
 plan+conversion: from the command's start to the start of the first step that writes (BuildKit's "exporting ...",
   the plugin's "[storepack] digests of ..." or "[storepack] write the image on the host ..."), from the rawjson
-  progress; for the frontend it includes transferring the store into buildkitd through the session, by design.
+  progress, less the builder's steps before it. builder steps: the time before that write that the builder's steps
+  cover, merged (for the frontend: its transfers of the store through the session, its in-builder check, its image's
+  pull); "–": the plugin writes on the host, its steps its own.
 digest pass: the plugin's "[storepack] digests of ..." step, which writes each layer whose digest its host cache
   does not know, to learn it, before the image's write (cold); "–": the command has none.
 written: the bytes of the OCI archive on standard output, discarded. own RSS: peak (ru_maxrss) of the floor's or the
