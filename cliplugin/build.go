@@ -191,13 +191,11 @@ func runBuild(ctx context.Context, dockerCli command.Cli, flags *pflag.FlagSet, 
 	}
 	out := hostbuild.Output{Auth: dockerCli.ConfigFile(), Out: dockerCli.Err(), Progress: progress, FrontendImage: opts.frontendImage}
 	if b != nil && b.Kind == hostbuild.Engine {
-		// Written on the host and loaded, the image is for the engine's
-		// platform, which may be a remote engine's, as its builder's is.
-		p, err := enginePlatform(ctx, dockerCli.Client(), "")
-		if err != nil {
-			return err
+		// Written on the host, the image is for the engine's platform,
+		// which may be a remote engine's, as its builder's is.
+		out.Platform = func(ctx context.Context) (ocispecs.Platform, error) {
+			return enginePlatform(ctx, dockerCli.Client(), "")
 		}
-		out.Platform = &p
 	}
 	opts.attest.apply(&out)
 	if out.Exports, err = buildExports(ctx, dockerCli, b, podmanLoad, opts, len(req.Platforms)); err != nil {
@@ -289,9 +287,10 @@ func exportsFor(ctx context.Context, dockerCli command.Cli, b *hostbuild.Builder
 	api := dockerCli.Client()
 	loadAsked := opts.load || len(exports) == 0 && !opts.push
 	// The engine's own builder stores every platform in one image on the
-	// containerd image store; the classic store holds one platform per image.
+	// containerd image store; the classic store holds one platform per
+	// image. A load from another builder is written for the store too.
 	containerd := false
-	if engine && loadAsked {
+	if engine && loadAsked || opts.load {
 		var err error
 		if containerd, err = engineContainerdStore(ctx, api); err != nil {
 			return nil, err
@@ -310,10 +309,6 @@ func exportsFor(ctx context.Context, dockerCli command.Cli, b *hostbuild.Builder
 			// ("blobs/json: no such file or directory").
 			if opts.attest.sbomAsked() {
 				return nil, errors.New("--sbom with --load: the engine does not load an image with attestations from this builder; use --push, or -o type=oci,dest=FILE")
-			}
-			var err error
-			if containerd, err = engineContainerdStore(ctx, api); err != nil {
-				return nil, err
 			}
 			exports = append(exports, loadExport(api, names, containerd))
 		}

@@ -52,10 +52,11 @@ type Output struct {
 	// in this process: for comparisons. It needs named contexts.
 	FrontendImage string
 
-	// Platform, when not nil, is the platform of an image written on the
-	// host when the build names none: the engine's that the builder is,
-	// as its builder would build; nil: this host's.
-	Platform *ocispecs.Platform
+	// Platform, when not nil, gives the platform of an image written on
+	// the host when the build names none: the engine's that the builder
+	// is, as its builder would build; nil: this host's. It is asked only
+	// when the host writes the image.
+	Platform func(context.Context) (ocispecs.Platform, error)
 
 	// SBOM attaches each platform's SPDX document of its closure as an
 	// attestation, asked for as `docker buildx build --sbom=true` asks.

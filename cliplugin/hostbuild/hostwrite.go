@@ -96,7 +96,11 @@ func (in *Input) writeOnHost(ctx context.Context, out Output) (*Result, error) {
 	switch {
 	case len(conv.TargetPlatforms) > 0:
 	case out.Platform != nil:
-		conv.BuildPlatform = *out.Platform
+		p, err := out.Platform(ctx)
+		if err != nil {
+			return nil, err
+		}
+		conv.BuildPlatform = p
 	default:
 		// The platform a builder on this host would build for.
 		p := platforms.DefaultSpec()

@@ -438,8 +438,12 @@ func CheckOnly(ctx context.Context, storeFiles Files, paths []store.Path, graph 
 	if err != nil || len(names) == len(paths) {
 		return err
 	}
+	asked := make(map[string]bool, len(paths))
+	for _, p := range paths {
+		asked[p.Base()] = true
+	}
 	for _, name := range names {
-		if !slices.ContainsFunc(paths, func(p store.Path) bool { return compareBase(name, p) == 0 }) {
+		if !asked[name] {
 			return fmt.Errorf("%s holds %s beside the store paths asked for", where, name)
 		}
 	}
