@@ -26,6 +26,7 @@ import (
 	"regexp"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -63,6 +64,17 @@ func main() {
 	if len(os.Args) > 3 && os.Args[1] == "-report-rss" {
 		os.Exit(reportRSS(os.Args[2], os.Args[3:]))
 	}
+	if len(os.Args) == 5 && os.Args[1] == "-scale-client-walk" {
+		n, err := strconv.Atoi(os.Args[3])
+		if err == nil {
+			err = clientWalk(os.Args[2], n, os.Args[4] == "indexed")
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "scale-client-walk:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if len(os.Args) == 3 && os.Args[1] == "-scale-floor" {
 		if err := syntheticFloor(os.Args[2]); err != nil {
 			fmt.Fprintln(os.Stderr, "scale-floor:", err)
@@ -80,7 +92,7 @@ func main() {
 	flag.StringVar(&opt.baseline, "baseline", "", "also measure this docker-storepack binary (e.g. an earlier commit's bin/docker-storepack) in the plugin's cases, interleaved, as rows ending -baseline")
 	flag.IntVar(&opt.storepackLayers, "storepack-max-layers", 100, "the storepack builds' layer budget (LAYERS --max), the other tools keeping 100: what another budget costs or saves beside them")
 	layout := flag.String("layout", "", "only lay out the closure in this new directory (release 1 as DIR/result and DIR/graph.json), for inspection; no test bed")
-	flag.BoolVar(&opt.useSynthetic, "synthetic", false, "the scale cases instead (scale-floor, scale-plan, scale-plugin, scale-frontend): a generated closure of -synthetic-paths store paths and -synthetic-gib GiB in sparse files")
+	flag.BoolVar(&opt.useSynthetic, "synthetic", false, "the scale cases instead (scale-floor, scale-plan, scale-plugin, scale-frontend, scale-client-walk, -set, -closure): a generated closure of -synthetic-paths store paths and -synthetic-gib GiB in sparse files")
 	flag.IntVar(&opt.synthetic.paths, "synthetic-paths", 100000, "store paths of the generated closure")
 	syntheticGiB := flag.Float64("synthetic-gib", 10, "NAR size of the generated closure in GiB, nearly all of it sparse")
 	frontendGiB := flag.Float64("synthetic-frontend-gib", 1, "NAR size in GiB of the closure the frontend builds, with the same store paths and references: the frontend transfers every byte into buildkitd, dense (10: the plugin's whole closure)")

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -78,6 +79,28 @@ func (b *scaleBench) cases() []scaleCase {
 		{id: "scale-plugin", label: "docker storepack build → OCI tar on stdout (no builder)", kind: "cold", reset: cold, measure: b.pluginOCI},
 		{id: "scale-plugin", label: "docker storepack build → OCI tar on stdout (no builder)", kind: "warm", reset: none, measure: b.pluginOCI},
 		{id: "scale-frontend", label: "storepack: buildx → OCI tar on stdout (buildkitd; the frontend's closure)", kind: "cold", reset: buildkitd, measure: b.frontendOCI},
+		{id: "scale-client-walk", label: fmt.Sprintf("client's walk for one transfer of %d paths (fsutil's filter)", clientWalkPaths), reset: none, measure: b.clientWalk(clientWalkPaths, false)},
+		{id: "scale-client-walk-set", label: fmt.Sprintf("client's walk for one transfer of %d paths (a set of names)", clientWalkPaths), reset: none, measure: b.clientWalk(clientWalkPaths, true)},
+		{id: "scale-client-walk-closure", label: "client's walk for one transfer of the closure (a set of names)", reset: none, measure: b.clientWalk(b.s.graph.Len(), true)},
+	}
+}
+
+// clientWalkPaths are the paths of a transfer the client's walk is
+// measured for: the closure's in 100 layers, as the manifest cuts it.
+const clientWalkPaths = 1000
+
+// clientWalk runs clientWalk as its own process: the client's side of one
+// of the frontend's transfers of n paths, which buildx or buildctl walks
+// with the include patterns as given (indexed: with a set of names).
+func (b *scaleBench) clientWalk(n int, indexed bool) func(context.Context, string) (scaleMeasurement, error) {
+	return func(ctx context.Context, log string) (scaleMeasurement, error) {
+		how := "filter"
+		if indexed {
+			how = "indexed"
+		}
+		r, err := b.bed.run(ctx, nil, b.self, "-scale-client-walk", b.s.root, strconv.Itoa(min(n, b.s.graph.Len())), how)
+		b.keepLog(log, r.out)
+		return scaleMeasurement{total: r.elapsed.Seconds(), ready: -1, steps: -1, digests: -1, written: -1}, err
 	}
 }
 
@@ -413,7 +436,11 @@ digest pass: the plugin's "[storepack] digests of ..." step, which writes each l
   does not know, to learn it, before the image's write (cold); "–": the command has none.
 written: the bytes of the OCI archive on standard output, discarded. own RSS: peak (ru_maxrss) of the floor's or the
   plugin's process; frontend RSS: of the gateway frontend in buildkitd; helper RSS: of its in-builder commands.
-cold: the plugin's host cache of layer digests empty (the frontend: buildkitd's cache pruned); warm: right after cold.`)
+cold: the plugin's host cache of layer digests empty (the frontend: buildkitd's cache pruned); warm: right after cold.
+client's walk: this binary, as its own process, walks the store as buildx's session does for one of the frontend's
+  transfers (every 100th path of the closure as include patterns, through the fsutil buildx is built with), and the
+  same with the names in a set instead, and the whole closure so: each include pattern is matched against every
+  entry of the store (and of the paths sent), so a transfer's walk grows with the store times its patterns.`)
 	if len(failures) > 0 {
 		fmt.Fprintln(w, "\nfailed builds (not in the figures above):")
 		for _, f := range failures {

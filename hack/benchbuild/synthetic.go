@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/storepack/storepack/store"
+	"github.com/tonistiigi/fsutil"
 )
 
 // syntheticOptions say how large a generated closure to lay out.
@@ -259,5 +260,63 @@ func syntheticFloor(root string) error {
 		return err
 	}
 	fmt.Printf("%d entries, %d store paths\n", entries, g.Len())
+	return nil
+}
+
+// clientWalk walks the generated store as a client's session does to send
+// one transfer of n of the closure's paths (every len/n-th, so spread over
+// the store as a layer's are), the paths as include patterns through
+// fsutil's filter; indexed, with the paths in a set instead: what a filter
+// that indexed literal patterns would cost. It prints the entries sent.
+func clientWalk(root string, n int, indexed bool) error {
+	f, err := os.Open(filepath.Join(root, "graph.json"))
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	g, err := store.Load(f.Name(), f)
+	if err != nil {
+		return err
+	}
+	paths := g.Paths()
+	if n <= 0 || n > len(paths) {
+		return fmt.Errorf("%d paths of a closure of %d", n, len(paths))
+	}
+	names := make([]string, 0, n)
+	for i := 0; len(names) < n; i += len(paths) / n {
+		names = append(names, paths[i].Base())
+	}
+	storeFS, err := fsutil.NewFS(filepath.Join(root, "nix", "store"))
+	if err != nil {
+		return err
+	}
+	sent := 0
+	count := func(_ string, _ fs.DirEntry, err error) error {
+		sent++
+		return err
+	}
+	walker := storeFS
+	if indexed {
+		set := make(map[string]bool, n)
+		for _, name := range names {
+			set[name] = true
+		}
+		count = func(p string, d fs.DirEntry, err error) error {
+			if top, _, _ := strings.Cut(p, "/"); !set[top] {
+				if d != nil && d.IsDir() {
+					return filepath.SkipDir
+				}
+				return nil
+			}
+			sent++
+			return err
+		}
+	} else if walker, err = fsutil.NewFilterFS(storeFS, &fsutil.FilterOpt{IncludePatterns: names}); err != nil {
+		return err
+	}
+	if err := walker.Walk(context.Background(), "/", count); err != nil {
+		return err
+	}
+	fmt.Printf("%d entries sent for %d store paths\n", sent, n)
 	return nil
 }
