@@ -438,7 +438,7 @@ written: the bytes of the OCI archive on standard output, discarded. own RSS: pe
   plugin's process; frontend RSS: of the gateway frontend in buildkitd; helper RSS: of its in-builder commands.
 cold: the plugin's host cache of layer digests empty (the frontend: buildkitd's cache pruned); warm: right after cold.
 client's walk: this binary, as its own process, walks the store as buildx's session does for one of the frontend's
-  transfers (every 100th path of the closure as include patterns, through the fsutil buildx is built with), and the
+  transfers (1,000 of the closure's paths, spread over it, as include patterns, through the fsutil buildx is built with), and the
   same with the names in a set instead, and the whole closure so: each include pattern is matched against every
   entry of the store (and of the paths sent), so a transfer's walk grows with the store times its patterns.`)
 	if len(failures) > 0 {
