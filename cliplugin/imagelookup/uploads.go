@@ -32,12 +32,11 @@ func CheckUploads(ctx context.Context, ref string, src Sources) error {
 		return fmt.Errorf("%s: not an image reference: %w", ref, err)
 	}
 	domain := reference.Domain(named)
-	spec, err := creference.Parse(named.String())
-	if err != nil {
-		return fmt.Errorf("%s: not an image reference: %w", ref, err)
-	}
 	// The token an upload needs is one to push, as containerd's pusher asks.
-	ctx, err = docker.ContextWithRepositoryScope(quietResolver(ctx), spec, true)
+	spec, err := creference.Parse(named.String())
+	if err == nil {
+		ctx, err = docker.ContextWithRepositoryScope(quietResolver(ctx), spec, true)
+	}
 	if err != nil {
 		return fmt.Errorf("%s: %w", ref, err)
 	}
