@@ -201,10 +201,10 @@ func runBuild(ctx context.Context, dockerCli command.Cli, flags *pflag.FlagSet, 
 	if out.Exports, err = buildExports(ctx, dockerCli, b, podmanLoad, opts, len(req.Platforms)); err != nil {
 		return err
 	}
-	if err := checkPushes(ctx, dockerCli, out.Exports); err != nil {
+	if err := checkPushes(ctx, dockerCli, out.Exports, false); err != nil {
 		return err
 	}
-	out.CheckPushes = func(ctx context.Context) error { return checkPushes(ctx, dockerCli, out.Exports) }
+	out.CheckPushes = func(ctx context.Context) error { return checkPushes(ctx, dockerCli, out.Exports, true) }
 	res, err := hostbuild.Build(ctx, b, input, out)
 	if err != nil {
 		return err
@@ -340,20 +340,35 @@ func exportsFor(ctx context.Context, dockerCli command.Cli, b *hostbuild.Builder
 // answers, within manifest2llb.RegistryTimeout, before any work and while
 // the builder pushes: the builder's push waits without end for a registry
 // that takes the connection and never answers, and fails only after its
-// retries on one that refuses or fails.
-func checkPushes(ctx context.Context, dockerCli command.Cli, exports []hostbuild.Export) error {
+// retries on one that refuses or fails. With uploads (while the builder
+// pushes) it also starts and cancels an upload there, within a bound of
+// its own: a registry may keep answering reads and never answer an upload.
+func checkPushes(ctx context.Context, dockerCli command.Cli, exports []hostbuild.Export, uploads bool) error {
+	src := dockerSources(dockerCli)
 	for _, e := range exports {
 		if push, _ := strconv.ParseBool(e.Attrs["push"]); !push {
 			continue
 		}
 		for _, name := range strings.Split(e.Attrs["name"], ",") {
-			bounded, cancel := manifest2llb.WithRegistryTimeout(ctx)
-			err := manifest2llb.RegistryError(bounded, name, imagelookup.CheckRegistry(bounded, name, dockerSources(dockerCli)))
-			cancel()
+			err := boundedCheck(ctx, name, src, imagelookup.CheckRegistry, manifest2llb.RegistryError)
+			if err == nil && uploads {
+				err = boundedCheck(ctx, name, src, imagelookup.CheckUploads, manifest2llb.UploadError)
+			}
 			if err != nil {
 				return fmt.Errorf("push %s: %w", name, err)
 			}
 		}
 	}
 	return nil
+}
+
+// boundedCheck runs check of image name's registry within
+// manifest2llb.RegistryTimeout; timedOut words its error when the bound
+// cut it short.
+func boundedCheck(ctx context.Context, name string, src imagelookup.Sources,
+	check func(context.Context, string, imagelookup.Sources) error, timedOut func(context.Context, string, error) error,
+) error {
+	bounded, cancel := manifest2llb.WithRegistryTimeout(ctx)
+	defer cancel()
+	return timedOut(bounded, name, check(bounded, name, src))
 }

@@ -148,7 +148,8 @@ func registryHas(t *testing.T, repo, tag string) bool {
 // the builder's push (an image with an SBOM, which the builder writes), to
 // a registry that dies once the first upload starts, after answering the
 // plugin's check before the build, by that check asked again while the
-// builder pushes: buildkitd's push has no bound of its own.
+// builder pushes (buildkitd's push has no bound of its own); to a registry
+// that answers reads and takes no upload, by the upload that check starts.
 func TestPushStalled(t *testing.T) {
 	installPlugin(t)
 	c := nixClosure(t)
@@ -157,15 +158,23 @@ func TestPushStalled(t *testing.T) {
 		name, repo string
 		mode       fault
 		args       []string
+		byBuilder  bool // the builder pushes (--sbom), not the plugin
 		// wants are what the error says, given the image and the proxy.
 		wants func(ref, proxy string) []string
 	}{{
 		name: "on the host", repo: "storepack-e2e/stalled", mode: stallUploads,
 		wants: func(ref, proxy string) []string { return []string{"push " + ref + " to the registry " + proxy + ": "} },
 	}, {
-		name: "by the builder", repo: "storepack-e2e/builder-stalled", mode: stallMidPush, args: []string{"--sbom"},
+		name: "by the builder", repo: "storepack-e2e/builder-stalled", mode: stallMidPush, args: []string{"--sbom"}, byBuilder: true,
 		wants: func(ref, proxy string) []string {
 			return []string{"the builder's push stopped: push " + ref + ": ", "the registry " + proxy + " did not answer within "}
+		},
+	}, {
+		// Reads answered all along: the read check passes, the upload
+		// probe does not.
+		name: "by the builder, uploads stalled", repo: "storepack-e2e/builder-uploads-stalled", mode: stallUploads, args: []string{"--sbom"}, byBuilder: true,
+		wants: func(ref, proxy string) []string {
+			return []string{"the builder's push stopped: push " + ref + ": ", "the registry " + proxy + " did not take an upload within "}
 		},
 	}} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -178,7 +187,7 @@ func TestPushStalled(t *testing.T) {
 				t.Fatalf("the push hung:\n%s", r)
 			case r.err == nil:
 				t.Fatalf("the push to a stalled registry succeeded:\n%s", r)
-			case tc.mode == stallMidPush && !strings.Contains(r.out, "pushing layers"):
+			case tc.byBuilder && !strings.Contains(r.out, "pushing layers"):
 				t.Fatalf("the builder did not push (the test tells nothing):\n%s", r)
 			}
 			for _, want := range tc.wants(ref, proxy.addr) {

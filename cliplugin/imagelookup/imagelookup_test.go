@@ -63,7 +63,8 @@ func (f *fakeEngine) Info(context.Context, client.InfoOptions) (client.SystemInf
 }
 
 // fakeRegistry serves the read side of the distribution API from memory:
-// /v2/, manifests by tag or digest, blobs. It records the paths asked for.
+// /v2/, manifests by tag or digest, blobs; and uploads started, sent a
+// chunk and cancelled, never finished. It records the paths asked for.
 type fakeRegistry struct {
 	srv   *httptest.Server
 	host  string                   // host:port
@@ -74,6 +75,9 @@ type fakeRegistry struct {
 
 	mu       sync.Mutex
 	requests []string
+	uploads  map[string]bool // uploads started and not cancelled, by id
+	started  int             // uploads ever started
+	chunks   int             // chunks taken
 }
 
 func newFakeRegistry(t *testing.T, tls bool) *fakeRegistry {
@@ -109,6 +113,10 @@ func (r *fakeRegistry) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		http.NotFound(w, req)
 		return
 	}
+	if repo, id, ok := strings.Cut(rest, "/blobs/uploads/"); ok {
+		r.upload(w, req, repo, id)
+		return
+	}
 	var dgst digest.Digest
 	if repo, ref, ok := strings.Cut(rest, "/manifests/"); ok {
 		if d, err := digest.Parse(ref); err == nil {
@@ -132,6 +140,45 @@ func (r *fakeRegistry) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	if req.Method != http.MethodHead {
 		_, _ = w.Write(data)
 	}
+}
+
+// upload answers a request of upload id in repo ("": a new upload). Its
+// locations are a path after a POST, a full URL after a PATCH: the API
+// allows both.
+func (r *fakeRegistry) upload(w http.ResponseWriter, req *http.Request, repo, id string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	path := "/v2/" + repo + "/blobs/uploads/"
+	switch {
+	case req.Method == http.MethodPost && id == "":
+		r.started++
+		id = strconv.Itoa(r.started)
+		if r.uploads == nil {
+			r.uploads = map[string]bool{}
+		}
+		r.uploads[id] = true
+		w.Header().Set("Location", path+id)
+		w.WriteHeader(http.StatusAccepted)
+	case !r.uploads[id]:
+		http.Error(w, `{"errors":[{"code":"BLOB_UPLOAD_UNKNOWN"}]}`, http.StatusNotFound)
+	case req.Method == http.MethodPatch && req.Header.Get("Content-Type") == "application/octet-stream":
+		r.chunks++
+		w.Header().Set("Location", r.srv.URL+path+id)
+		w.WriteHeader(http.StatusAccepted)
+	case req.Method == http.MethodDelete:
+		delete(r.uploads, id)
+		w.WriteHeader(http.StatusNoContent)
+	default:
+		http.Error(w, `{"errors":[{"code":"UNSUPPORTED"}]}`, http.StatusBadRequest)
+	}
+}
+
+// uploadCounts returns how many uploads were started, how many chunks
+// taken, and how many uploads are open (not cancelled).
+func (r *fakeRegistry) uploadCounts() (started, chunks, open int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.started, r.chunks, len(r.uploads)
 }
 
 // add stores v as JSON (or as is, for []byte) and returns its descriptor.

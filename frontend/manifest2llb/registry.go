@@ -31,6 +31,18 @@ func WithRegistryTimeout(ctx context.Context) (context.Context, context.CancelFu
 // the builder's own end of the deadline may answer first, as a gRPC
 // DeadlineExceeded, a moment before ctx ends.
 func RegistryError(ctx context.Context, ref string, err error) error {
+	return timedOut(ctx, ref, "answer", err)
+}
+
+// UploadError is RegistryError for an upload started to see whether ref's
+// registry takes one (a registry may answer reads and never an upload).
+func UploadError(ctx context.Context, ref string, err error) error {
+	return timedOut(ctx, ref, "take an upload", err)
+}
+
+// timedOut is err, or, when the bound cut it short, an error saying that
+// ref's registry did not do what within the bound.
+func timedOut(ctx context.Context, ref, what string, err error) error {
 	if err == nil || !errors.Is(ctx.Err(), context.DeadlineExceeded) && status.Code(err) != codes.DeadlineExceeded {
 		return err
 	}
@@ -38,5 +50,5 @@ func RegistryError(ctx context.Context, ref string, err error) error {
 	if named, perr := reference.ParseNormalizedNamed(ref); perr == nil {
 		registry = reference.Domain(named)
 	}
-	return fmt.Errorf("the registry %s did not answer within %s", registry, RegistryTimeout)
+	return fmt.Errorf("the registry %s did not %s within %s", registry, what, RegistryTimeout)
 }
