@@ -250,12 +250,7 @@ func syntheticFloor(root string) error {
 	if err != nil {
 		return err
 	}
-	f, err := os.Open(filepath.Join(root, "graph.json"))
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	g, err := store.Load(f.Name(), f)
+	g, err := readGraph(root)
 	if err != nil {
 		return err
 	}
@@ -269,12 +264,7 @@ func syntheticFloor(root string) error {
 // fsutil's filter; indexed, with the paths in a set instead: what a filter
 // that indexed literal patterns would cost. It prints the entries sent.
 func clientWalk(root string, n int, indexed bool) error {
-	f, err := os.Open(filepath.Join(root, "graph.json"))
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	g, err := store.Load(f.Name(), f)
+	g, err := readGraph(root)
 	if err != nil {
 		return err
 	}
@@ -319,4 +309,14 @@ func clientWalk(root string, n int, indexed bool) error {
 	}
 	fmt.Printf("%d entries sent for %d store paths\n", sent, n)
 	return nil
+}
+
+// readGraph reads the generated store's graph.json.
+func readGraph(root string) (*store.Graph, error) {
+	f, err := os.Open(filepath.Join(root, "graph.json"))
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return store.Load(f.Name(), f)
 }
