@@ -194,3 +194,23 @@ func TestReadyAfter(t *testing.T) {
 		t.Error("readyAfter of a digest pass that never completed: no error")
 	}
 }
+
+// TestProcStat: /proc/PID/stat's fields are read past the command's name.
+func TestProcStat(t *testing.T) {
+	if got := parentPID(os.Getpid()); got != os.Getppid() {
+		t.Errorf("parentPID: %d, want %d", got, os.Getppid())
+	}
+	before, ok := cpuTicks(os.Getpid())
+	if !ok {
+		t.Fatal("cpuTicks: no CPU time read")
+	}
+	// Reading /proc costs CPU: within a million reads the kernel counts a
+	// tick more (a tick is 10 ms).
+	after := before
+	for i := 0; i < 1e6 && after == before; i++ {
+		after, _ = cpuTicks(os.Getpid())
+	}
+	if after <= before {
+		t.Errorf("cpuTicks: %d after spinning, %d before", after, before)
+	}
+}

@@ -69,6 +69,9 @@ type rssSampler struct {
 	descendant map[int]bool
 	gateway    int64 // KiB
 	helper     int64 // KiB
+	// cpu is each gateway frontend's CPU time at its last sample, in
+	// clock ticks: its own work, none of the builder's steps.
+	cpu map[int]int64
 }
 
 const (
@@ -82,7 +85,7 @@ const (
 const sampleInterval = 20 * time.Millisecond
 
 func startRSSSampler(daemons []int) *rssSampler {
-	s := &rssSampler{daemons: map[int]bool{}, stop: make(chan struct{}), descendant: map[int]bool{}}
+	s := &rssSampler{daemons: map[int]bool{}, stop: make(chan struct{}), descendant: map[int]bool{}, cpu: map[int]int64{}}
 	for _, pid := range daemons {
 		s.daemons[pid] = true
 	}
@@ -137,6 +140,9 @@ func (s *rssSampler) sample() {
 		hwm := vmHWM(pid)
 		if kind == gatewayProcess {
 			s.gateway = max(s.gateway, hwm)
+			if ticks, ok := cpuTicks(pid); ok {
+				s.cpu[pid] = ticks
+			}
 		} else {
 			s.helper = max(s.helper, hwm)
 		}
@@ -174,22 +180,51 @@ func (s *rssSampler) descends(pid int) bool {
 	return false
 }
 
+// gatewayCPU is the CPU seconds (user and system) of the gateway
+// frontends seen, up to their last sample; to call after finish.
+func (s *rssSampler) gatewayCPU() float64 {
+	var ticks int64
+	for _, t := range s.cpu {
+		ticks += t
+	}
+	return float64(ticks) / clockTicks
+}
+
+// clockTicks are Linux's USER_HZ, the unit of /proc/PID/stat's times.
+const clockTicks = 100
+
 func parentPID(pid int) int {
-	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return 0
-	}
-	// The command name, in parentheses, may hold spaces: fields follow the last ")".
-	i := bytes.LastIndexByte(data, ')')
-	if i < 0 {
-		return 0
-	}
-	fields := strings.Fields(string(data[i+1:]))
+	fields := statFields(pid)
 	if len(fields) < 2 {
 		return 0
 	}
 	ppid, _ := strconv.Atoi(fields[1])
 	return ppid
+}
+
+// cpuTicks is a process's utime plus stime, in clock ticks.
+func cpuTicks(pid int) (int64, bool) {
+	fields := statFields(pid)
+	if len(fields) < 13 {
+		return 0, false
+	}
+	utime, uerr := strconv.ParseInt(fields[11], 10, 64)
+	stime, serr := strconv.ParseInt(fields[12], 10, 64)
+	return utime + stime, uerr == nil && serr == nil
+}
+
+// statFields are the fields of /proc/PID/stat after the command's name
+// (the state first): the name, in parentheses, may hold spaces.
+func statFields(pid int) []string {
+	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return nil
+	}
+	i := bytes.LastIndexByte(data, ')')
+	if i < 0 {
+		return nil
+	}
+	return strings.Fields(string(data[i+1:]))
 }
 
 // vmHWM is a process's peak resident set size in KiB.

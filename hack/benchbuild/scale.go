@@ -48,7 +48,10 @@ type scaleMeasurement struct {
 	// digests is the seconds of the plugin's digest pass, which writes
 	// the layers it knows no digest of (cold), before the image's write;
 	// -1: none.
-	digests  float64
+	digests float64
+	// cpu is the gateway frontend's CPU seconds (its planning, conversion
+	// and messages; it waits on the builder otherwise); -1: no frontend.
+	cpu      float64
 	own      int64 // peak RSS of the command measured, KiB (floor, plugin)
 	frontend int64 // peak RSS of the gateway frontend, KiB
 	helper   int64 // peak RSS of the frontend's in-builder commands, KiB
@@ -100,7 +103,7 @@ func (b *scaleBench) clientWalk(n int, indexed bool) func(context.Context, strin
 		}
 		r, err := b.bed.run(ctx, nil, b.self, "-scale-client-walk", b.s.root, strconv.Itoa(min(n, b.s.graph.Len())), how)
 		b.keepLog(log, r.out)
-		return scaleMeasurement{total: r.elapsed.Seconds(), ready: -1, steps: -1, digests: -1, written: -1}, err
+		return scaleMeasurement{total: r.elapsed.Seconds(), ready: -1, steps: -1, digests: -1, cpu: -1, written: -1}, err
 	}
 }
 
@@ -151,8 +154,8 @@ func scaleCases(ctx context.Context, opt options, bd *bed, tmp, self string, log
 			if m.failed != "" {
 				continue
 			}
-			fmt.Fprintf(log, "benchbuild: run %d/%d %-16s %-5s %7.2fs  ready %s  builder steps %s  digests %s  RSS %s / frontend %s\n", run, opt.runs, c.id, c.kind,
-				m.total, secondsText(m.ready), secondsText(m.steps), secondsText(m.digests), kibText(m.own), kibText(m.frontend))
+			fmt.Fprintf(log, "benchbuild: run %d/%d %-16s %-5s %7.2fs  ready %s  builder steps %s  frontend CPU %s  digests %s  RSS %s / frontend %s\n", run, opt.runs, c.id, c.kind,
+				m.total, secondsText(m.ready), secondsText(m.steps), secondsText(m.cpu), secondsText(m.digests), kibText(m.own), kibText(m.frontend))
 		}
 	}
 	scaleReport(os.Stdout, opt, b, cases, results, loadStart, loadAverage())
@@ -175,7 +178,7 @@ func (b *scaleBench) floor(ctx context.Context, log string) (scaleMeasurement, e
 	if err != nil {
 		return scaleMeasurement{}, err
 	}
-	return scaleMeasurement{total: r.elapsed.Seconds(), ready: -1, steps: -1, digests: -1, own: peakRSS(rss), written: -1}, nil
+	return scaleMeasurement{total: r.elapsed.Seconds(), ready: -1, steps: -1, digests: -1, cpu: -1, own: peakRSS(rss), written: -1}, nil
 }
 
 // plan runs docker storepack plan of the manifest: planning alone.
@@ -204,7 +207,7 @@ func (b *scaleBench) plugin(ctx context.Context, log string, progress bool, args
 	if err != nil {
 		return scaleMeasurement{}, err
 	}
-	m := scaleMeasurement{total: r.elapsed.Seconds(), ready: -1, steps: -1, digests: -1, own: peakRSS(rss), written: -1}
+	m := scaleMeasurement{total: r.elapsed.Seconds(), ready: -1, steps: -1, digests: -1, cpu: -1, own: peakRSS(rss), written: -1}
 	if progress {
 		m.written = out.n
 		t, err := readyAfter(r.out, start)
@@ -233,7 +236,7 @@ func (b *scaleBench) frontendOCI(ctx context.Context, log string) (scaleMeasurem
 		return scaleMeasurement{}, err
 	}
 	t, err := readyAfter(r.out, start)
-	return scaleMeasurement{total: r.elapsed.Seconds(), ready: t.ready - t.steps, steps: t.steps, digests: t.digests,
+	return scaleMeasurement{total: r.elapsed.Seconds(), ready: t.ready - t.steps, steps: t.steps, digests: t.digests, cpu: s.gatewayCPU(),
 		frontend: gateway, helper: helper, written: out.n}, err
 }
 
@@ -378,7 +381,7 @@ func scaleReport(w io.Writer, opt options, b *scaleBench, cases []scaleCase, res
 			b.frontend.graph.Len(), float64(b.frontend.narBytes)/(1<<30), b.frontend.root)
 	}
 	fmt.Fprintf(w, "runs: %d of each, interleaved; load average %s at the start, %s at the end; %d CPUs\n\n", opt.runs, loadStart, loadEnd, runtime.NumCPU())
-	rows := [][]string{{"case", "", "median s", "min–max s", "× floor", "plan+conversion s", "× floor", "builder steps s", "digest pass s", "written", "own RSS", "frontend RSS", "helper RSS"}}
+	rows := [][]string{{"case", "", "median s", "min–max s", "× floor", "plan+conversion s", "× floor", "builder steps s", "frontend CPU s", "digest pass s", "written", "own RSS", "frontend RSS", "helper RSS"}}
 	var failures []string
 	for i, c := range cases {
 		var ms []scaleMeasurement
@@ -390,7 +393,7 @@ func scaleReport(w io.Writer, opt options, b *scaleBench, cases []scaleCase, res
 			ms = append(ms, m)
 		}
 		if len(ms) == 0 {
-			rows = append(rows, []string{c.label, c.kind, "failed", "–", "–", "–", "–", "–", "–", "–", "–", "–", "–"})
+			rows = append(rows, []string{c.label, c.kind, "failed", "–", "–", "–", "–", "–", "–", "–", "–", "–", "–", "–"})
 			continue
 		}
 		total := make([]measurement, len(ms))
@@ -399,13 +402,16 @@ func scaleReport(w io.Writer, opt options, b *scaleBench, cases []scaleCase, res
 			total[k].seconds, ready[k].seconds = m.total, m.ready
 		}
 		lo, hi := slices.MinFunc(total, bySeconds).seconds, slices.MaxFunc(total, bySeconds).seconds
-		readyText, readyRatio, stepsText, digestsText := "–", "–", "–", "–"
+		readyText, readyRatio, stepsText, cpuText, digestsText := "–", "–", "–", "–", "–"
 		if ms[0].ready >= 0 {
 			readyText = spread(ms, func(m scaleMeasurement) int64 { return int64(math.Round(m.ready * 1000)) }, millisText)
 			readyRatio = pairedRatio(ready, floor)
 		}
 		if ms[0].steps >= 0 {
 			stepsText = spread(ms, func(m scaleMeasurement) int64 { return int64(math.Round(m.steps * 1000)) }, millisText)
+		}
+		if ms[0].cpu >= 0 {
+			cpuText = spread(ms, func(m scaleMeasurement) int64 { return int64(math.Round(m.cpu * 1000)) }, millisText)
 		}
 		if ms[0].digests >= 0 {
 			digestsText = spread(ms, func(m scaleMeasurement) int64 { return int64(math.Round(m.digests * 1000)) }, millisText)
@@ -415,7 +421,7 @@ func scaleReport(w io.Writer, opt options, b *scaleBench, cases []scaleCase, res
 			spread(ms, func(m scaleMeasurement) int64 { return int64(math.Round(m.total * 1000)) }, millisText),
 			fmt.Sprintf("%.2f–%.2f", lo, hi),
 			pairedRatio(total, floor),
-			readyText, readyRatio, stepsText, digestsText,
+			readyText, readyRatio, stepsText, cpuText, digestsText,
 			spread(ms, func(m scaleMeasurement) int64 { return m.written }, bytesText),
 			spread(ms, func(m scaleMeasurement) int64 { return m.own }, kibText),
 			spread(ms, func(m scaleMeasurement) int64 { return m.frontend }, kibText),
@@ -431,7 +437,8 @@ plan+conversion: from the command's start to the start of the first step that wr
   the plugin's "[storepack] digests of ..." or "[storepack] write the image on the host ..."), from the rawjson
   progress, less the builder's steps before it. builder steps: the time before that write that the builder's steps
   cover, merged (for the frontend: its transfers of the store through the session, its in-builder check, its image's
-  pull); "–": the plugin writes on the host, its steps its own.
+  pull); "–": the plugin writes on the host, its steps its own. frontend CPU: the gateway frontend's CPU time, user and
+  system, from /proc at its last sample (its own planning, conversion and messages; it waits on the builder otherwise).
 digest pass: the plugin's "[storepack] digests of ..." step, which writes each layer whose digest its host cache
   does not know, to learn it, before the image's write (cold); "–": the command has none.
 written: the bytes of the OCI archive on standard output, discarded. own RSS: peak (ru_maxrss) of the floor's or the
