@@ -201,10 +201,12 @@ func runBuild(ctx context.Context, dockerCli command.Cli, flags *pflag.FlagSet, 
 	if out.Exports, err = buildExports(ctx, dockerCli, b, podmanLoad, opts, len(req.Platforms)); err != nil {
 		return err
 	}
-	if err := checkPushes(ctx, dockerCli, out.Exports, false); err != nil {
+	if err := checkPushes(ctx, dockerCli, out.Exports, registryAnswers); err != nil {
 		return err
 	}
-	out.CheckPushes = func(ctx context.Context) error { return checkPushes(ctx, dockerCli, out.Exports, true) }
+	out.CheckPushes = func(ctx context.Context) error {
+		return checkPushes(ctx, dockerCli, out.Exports, registryAnswers, registryTakesUploads)
+	}
 	res, err := hostbuild.Build(ctx, b, input, out)
 	if err != nil {
 		return err
@@ -336,39 +338,44 @@ func exportsFor(ctx context.Context, dockerCli command.Cli, b *hostbuild.Builder
 	return exports, nil
 }
 
-// checkPushes asks the registry of every image an export pushes whether it
-// answers, within manifest2llb.RegistryTimeout, before any work and while
-// the builder pushes: the builder's push waits without end for a registry
-// that takes the connection and never answers, and fails only after its
-// retries on one that refuses or fails. With uploads (while the builder
-// pushes) it also starts and cancels an upload there, within a bound of
-// its own: a registry may keep answering reads and never answer an upload.
-func checkPushes(ctx context.Context, dockerCli command.Cli, exports []hostbuild.Export, uploads bool) error {
+// checkPushes asks the registry of every image an export pushes each of
+// checks, one after the other, each within manifest2llb.RegistryTimeout:
+// before any work whether it answers, and while the builder pushes whether
+// it answers and takes an upload. The builder's push waits without end
+// for a registry that takes the connection and never answers (or answers
+// reads and never an upload), and fails only after its retries on one
+// that refuses or fails.
+func checkPushes(ctx context.Context, dockerCli command.Cli, exports []hostbuild.Export, checks ...registryCheck) error {
 	src := dockerSources(dockerCli)
 	for _, e := range exports {
 		if push, _ := strconv.ParseBool(e.Attrs["push"]); !push {
 			continue
 		}
 		for _, name := range strings.Split(e.Attrs["name"], ",") {
-			err := boundedCheck(ctx, name, src, imagelookup.CheckRegistry, manifest2llb.RegistryError)
-			if err == nil && uploads {
-				err = boundedCheck(ctx, name, src, imagelookup.CheckUploads, manifest2llb.UploadError)
-			}
-			if err != nil {
-				return fmt.Errorf("push %s: %w", name, err)
+			for _, c := range checks {
+				if err := c.run(ctx, name, src); err != nil {
+					return fmt.Errorf("push %s: %w", name, err)
+				}
 			}
 		}
 	}
 	return nil
 }
 
-// boundedCheck runs check of image name's registry within
-// manifest2llb.RegistryTimeout; timedOut words its error when the bound
-// cut it short.
-func boundedCheck(ctx context.Context, name string, src imagelookup.Sources,
-	check func(context.Context, string, imagelookup.Sources) error, timedOut func(context.Context, string, error) error,
-) error {
+// registryCheck is one question to the registry of an image: ask, and
+// timedOut, which words its error when the bound cut it short.
+type registryCheck struct {
+	ask      func(ctx context.Context, ref string, src imagelookup.Sources) error
+	timedOut func(ctx context.Context, ref string, err error) error
+}
+
+var (
+	registryAnswers      = registryCheck{imagelookup.CheckRegistry, manifest2llb.RegistryError}
+	registryTakesUploads = registryCheck{imagelookup.CheckUploads, manifest2llb.UploadError}
+)
+
+func (c registryCheck) run(ctx context.Context, ref string, src imagelookup.Sources) error {
 	bounded, cancel := manifest2llb.WithRegistryTimeout(ctx)
 	defer cancel()
-	return timedOut(bounded, name, check(bounded, name, src))
+	return c.timedOut(bounded, ref, c.ask(bounded, ref, src))
 }
