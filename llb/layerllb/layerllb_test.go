@@ -320,6 +320,10 @@ func TestLayerComment(t *testing.T) {
 	if got, want := layerComment(layering.Layer{Paths: []store.Path{a, b}}), "store paths: "+a.String()+" "+b.String(); got != want {
 		t.Errorf("comment %q, want %q", got, want)
 	}
+	guix := mustPath(t, "/gnu/store/"+strings.Repeat("g", 32)+"-hello-2.12")
+	if got, want := layerComment(layering.Layer{Paths: []store.Path{guix}}), "store paths: "+guix.String(); got != want {
+		t.Errorf("comment of a Guix layer %q, want %q", got, want)
+	}
 	var many []store.Path
 	for i := range 1000 {
 		many = append(many, mustPath(t, fmt.Sprintf("/nix/store/%s-pkg%04d", strings.Repeat("c", 32), i)))
